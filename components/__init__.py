@@ -1,0 +1,1 @@
+"""Reusable ComponentResources. Nothing here reads `pulumi.Config` or imports `stacks`."""

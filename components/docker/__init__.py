@@ -1,0 +1,1 @@
+"""Docker building blocks: a prepared host with its provider, and a generic service."""

@@ -1,0 +1,231 @@
+"""Turns one `ServiceSpec` into Docker resources on its host.
+
+This is the only place that knows how a spec becomes containers, volumes and generated
+secrets, so every service (built-in or declared in config) gets the same treatment:
+pinned image pulled once per host, stack labels, restart policy, health check, the
+stack network with the container's name as DNS alias, secrets only as Pulumi secrets,
+and stateful volumes that survive `pulumi destroy` unless the user opts out.
+"""
+
+from __future__ import annotations
+
+import string
+from dataclasses import dataclass, field
+
+import pulumi
+import pulumi_docker as docker
+import pulumi_random as random
+
+from components.docker.host import DockerHost
+from components.docker.spec import ContainerSpec, SecretRef, ServiceSpec, Volume
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+
+
+@dataclass(frozen=True)
+class DataSafety:
+    """How stateful volumes are guarded. The defaults keep data through destroy."""
+
+    retain_on_delete: bool = True
+    protect: bool = False
+
+
+@dataclass(frozen=True)
+class ServiceArgs:
+    spec: ServiceSpec
+    prefix: str = "homelab"
+    labels: dict[str, str] = field(default_factory=dict)
+    shared_secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    data_safety: DataSafety = DataSafety()
+
+
+def secret_names(ref: SecretRef) -> list[str]:
+    """The `{placeholders}` of a secret template, in order, without repeats."""
+    names: list[str] = []
+    for _, field_name, _, _ in string.Formatter().parse(ref.template):
+        if field_name is not None and field_name not in names:
+            names.append(field_name)
+    return names
+
+
+def resolve_secret(ref: SecretRef, secrets: dict[str, pulumi.Output[str]]) -> pulumi.Output[str]:
+    """Fill a secret template from generated secrets; the result is always secret."""
+    missing = [n for n in secret_names(ref) if n not in secrets]
+    if missing:
+        raise ValueError(f"secret template {ref.template!r} names unknown secrets: {missing}")
+    parts = {n: secrets[n] for n in secret_names(ref)}
+    rendered = pulumi.Output.all(**parts).apply(lambda values: ref.template.format(**values))
+    return pulumi.Output.secret(rendered)
+
+
+def volume_name(prefix: str, spec: ServiceSpec, volume: Volume) -> str:
+    """The Docker volume name: `<prefix>_<service>_<volume>`, without saying the service twice."""
+    own = volume.name == spec.name or volume.name.startswith(f"{spec.name}-")
+    name = f"{prefix}_{volume.name}" if own else f"{prefix}_{spec.name}_{volume.name}"
+    return name.replace("-", "_")
+
+
+class Service(pulumi.ComponentResource):
+    """A service of the homelab: its secrets, volumes and containers on one host."""
+
+    containers: dict[str, docker.Container]
+    volumes: dict[str, docker.Volume]
+    secrets: dict[str, pulumi.Output[str]]
+
+    def __init__(
+        self,
+        name: str,
+        args: ServiceArgs,
+        host: DockerHost,
+        opts: pulumi.ResourceOptions | None = None,
+        after: list[pulumi.Resource] | None = None,
+    ):
+        """`after`: resources every container of this service is created after."""
+        spec = args.spec
+        super().__init__(f"homelab:services:{spec.kind}", name, None, opts)
+        self.spec = spec
+        self.secrets = {}
+        for secret in spec.secrets:
+            password = random.RandomPassword(
+                f"{name}-{secret.name}",
+                length=secret.length,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.secrets[secret.name] = pulumi.Output.secret(password.result)
+        available = {**args.shared_secrets, **self.secrets}
+
+        self.volumes = {}
+        for container in spec.containers:
+            for volume in container.volumes:
+                self.volumes[volume.name] = docker.Volume(
+                    f"{name}-{volume.name}",
+                    name=volume_name(args.prefix, spec, volume),
+                    labels=_labels(args.labels, spec, docker.VolumeLabelArgs),
+                    opts=host.opts(
+                        parent=self,
+                        retain_on_delete=volume.stateful and args.data_safety.retain_on_delete,
+                        protect=volume.stateful and args.data_safety.protect,
+                    ),
+                )
+
+        self.containers = {}
+        for container in spec.containers:
+            needs: list[pulumi.Resource] = [self.containers[d] for d in container.depends_on]
+            needs += after or []
+            self.containers[container.name] = self._container(
+                name, args, host, container, available, needs
+            )
+
+        self.register_outputs(
+            {
+                "containers": {k: c.name for k, c in self.containers.items()},
+                "volumes": {k: v.name for k, v in self.volumes.items()},
+            }
+        )
+
+    def _container(
+        self,
+        name: str,
+        args: ServiceArgs,
+        host: DockerHost,
+        c: ContainerSpec,
+        secrets: dict[str, pulumi.Output[str]],
+        after: list[pulumi.Resource],
+    ) -> docker.Container:
+        spec = args.spec
+        envs: list[pulumi.Input[str]] = []
+        for key, value in sorted(c.env.items()):
+            if isinstance(value, SecretRef):
+                envs.append(resolve_secret(SecretRef(f"{key}={value.template}"), secrets))
+            else:
+                envs.append(f"{key}={value}")
+
+        uploads = []
+        for upload in c.uploads:
+            content: pulumi.Input[str] = (
+                resolve_secret(upload.content, secrets)
+                if isinstance(upload.content, SecretRef)
+                else upload.content
+            )
+            uploads.append(
+                docker.ContainerUploadArgs(
+                    file=upload.path, content=content, executable=upload.executable
+                )
+            )
+
+        mounts = [
+            docker.ContainerVolumeArgs(
+                volume_name=self.volumes[v.name].name,
+                container_path=v.path,
+                read_only=v.read_only,
+            )
+            for v in c.volumes
+        ]
+        mounts += [
+            docker.ContainerVolumeArgs(
+                volume_name=v.docker_name, container_path=v.path, read_only=v.read_only
+            )
+            for v in c.external_volumes
+        ]
+        mounts += [
+            docker.ContainerVolumeArgs(
+                host_path=b.source, container_path=b.target, read_only=b.read_only
+            )
+            for b in c.binds
+        ]
+        if c.docker_socket != "none":
+            mounts.append(
+                docker.ContainerVolumeArgs(
+                    host_path=DOCKER_SOCKET,
+                    container_path=DOCKER_SOCKET,
+                    read_only=c.docker_socket == "ro",
+                )
+            )
+
+        healthcheck = None
+        if c.healthcheck is not None:
+            hc = c.healthcheck
+            healthcheck = docker.ContainerHealthcheckArgs(
+                tests=list(hc.test),
+                interval=hc.interval,
+                timeout=hc.timeout,
+                retries=hc.retries,
+                start_period=hc.start_period,
+            )
+
+        return docker.Container(
+            f"{name}-{c.name}" if c.name != name else name,
+            name=f"{args.prefix}-{c.name}",
+            hostname=c.name,
+            image=host.image(c.image).image_id,
+            envs=envs or None,
+            command=list(c.command) or None,
+            user=c.user,
+            uploads=uploads or None,
+            volumes=mounts or None,
+            ports=[
+                docker.ContainerPortArgs(
+                    internal=p.container_port, external=p.host_port, protocol=p.protocol
+                )
+                for p in c.ports
+            ]
+            or None,
+            networks_advanced=[
+                docker.ContainerNetworksAdvancedArgs(name=host.network.name, aliases=[c.name])
+            ],
+            healthcheck=healthcheck,
+            memory=c.memory_mb,
+            sysctls=c.sysctls or None,
+            restart=spec.restart,
+            must_run=True,
+            labels=_labels(args.labels, spec, docker.ContainerLabelArgs, container=c.name),
+            opts=host.opts(parent=self, depends_on=after or None),
+        )
+
+
+def _labels(base: dict[str, str], spec: ServiceSpec, cls, container: str | None = None) -> list:  # type: ignore[no-untyped-def]
+    labels = {**base, "homelab.service": spec.name, "homelab.host": spec.host}
+    if container is not None:
+        labels["homelab.container"] = container
+    return [cls(label=k, value=v) for k, v in sorted(labels.items())]

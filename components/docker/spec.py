@@ -1,0 +1,187 @@
+"""The service model: one declaration per service, from which the stack derives the rest.
+
+A `ServiceSpec` says what a service runs (containers), how it is reached (routes), what
+Prometheus scrapes (metrics), what must survive (stateful volumes) and which secrets it
+needs. The proxy, TLS, monitoring, backup and landing-page code read only these fields,
+so a new service is one new spec and nothing else.
+
+Everything here is plain, immutable data: no Pulumi resources are created in this module.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Literal
+
+RouteMode = Literal["http", "tcp"]
+
+
+@dataclass(frozen=True)
+class Route:
+    """A public entry point: `fqdn` reaches `container:port` through the host's proxy."""
+
+    fqdn: str
+    container: str
+    port: int
+    mode: RouteMode = "http"
+    # TCP routes only: the port the proxy listens on, published on the host.
+    exposed_port: int | None = None
+
+
+@dataclass(frozen=True)
+class MetricsEndpoint:
+    """A Prometheus target: `container:port/path`, published on `host_port` for remote scrapes."""
+
+    job: str
+    container: str
+    port: int
+    path: str = "/metrics"
+    host_port: int | None = None
+
+
+@dataclass(frozen=True)
+class Volume:
+    """A named Docker volume mounted at `path`. Stateful volumes are backed up and retained."""
+
+    name: str
+    path: str
+    stateful: bool = True
+    read_only: bool = False
+
+
+@dataclass(frozen=True)
+class ExternalVolume:
+    """A volume owned by another service, mounted by its Docker name (the backup run)."""
+
+    docker_name: str
+    path: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class BindMount:
+    """A host path mounted into a container (read-only unless said otherwise)."""
+
+    source: str
+    target: str
+    read_only: bool = True
+
+
+@dataclass(frozen=True)
+class SecretSpec:
+    """A secret the service needs, generated with pulumi-random (letters and digits only)."""
+
+    name: str
+    length: int = 32
+
+
+@dataclass(frozen=True)
+class SecretRef:
+    """A value built from secrets: `template` with `{secret-name}` placeholders.
+
+    Names resolve first against the service's own `secrets`, then against the stack's
+    shared secrets (for example `admin-password`). The result is always a Pulumi secret.
+    """
+
+    template: str
+
+
+@dataclass(frozen=True)
+class FileUpload:
+    """A file written into the container at creation: plain text or a `SecretRef`."""
+
+    path: str
+    content: str | SecretRef
+    executable: bool = False
+
+
+@dataclass(frozen=True)
+class HealthCheck:
+    """Docker health check; `test` is the exec form (`["CMD", ...]` or `["CMD-SHELL", "..."]`)."""
+
+    test: tuple[str, ...]
+    interval: str = "30s"
+    timeout: str = "5s"
+    retries: int = 3
+    start_period: str = "30s"
+
+
+@dataclass(frozen=True)
+class PublishedPort:
+    """A container port published on the host (`host_port`, optionally on one address)."""
+
+    container_port: int
+    host_port: int
+    protocol: Literal["tcp", "udp"] = "tcp"
+
+
+DockerSocket = Literal["none", "ro", "rw"]
+
+
+@dataclass(frozen=True)
+class ContainerSpec:
+    """One container of a service. `name` is its DNS alias on the stack network."""
+
+    name: str
+    image: str
+    env: dict[str, str | SecretRef] = field(default_factory=dict)
+    command: tuple[str, ...] = ()
+    volumes: tuple[Volume, ...] = ()
+    external_volumes: tuple[ExternalVolume, ...] = ()
+    binds: tuple[BindMount, ...] = ()
+    uploads: tuple[FileUpload, ...] = ()
+    ports: tuple[PublishedPort, ...] = ()
+    healthcheck: HealthCheck | None = None
+    memory_mb: int | None = None
+    docker_socket: DockerSocket = "none"
+    user: str | None = None
+    sysctls: dict[str, str] = field(default_factory=dict)
+    # Containers this one needs to be created after (same service only).
+    depends_on: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ServiceSpec:
+    """Everything the stack needs to know about one service on one host."""
+
+    name: str
+    kind: str  # the component type, e.g. "Grafana"; fixed per kind of service
+    host: str
+    containers: tuple[ContainerSpec, ...]
+    routes: tuple[Route, ...] = ()
+    metrics: tuple[MetricsEndpoint, ...] = ()
+    secrets: tuple[SecretSpec, ...] = ()
+    restart: str = "unless-stopped"
+    title: str = ""  # human name for the landing page
+
+    @property
+    def stateful_volumes(self) -> tuple[tuple[ContainerSpec, Volume], ...]:
+        return tuple((c, v) for c in self.containers for v in c.volumes if v.stateful)
+
+    def url_routes(self) -> tuple[Route, ...]:
+        return tuple(r for r in self.routes if r.mode == "http")
+
+
+@dataclass(frozen=True)
+class Basics:
+    """The settings every built-in service takes: where it runs and with what image.
+
+    `fqdn` is the public host name of a routed service (None when it is not routed).
+    """
+
+    host: str
+    image: str
+    fqdn: str | None = None
+    memory_mb: int | None = None
+    restart: str = "unless-stopped"
+    name: str = ""
+
+    def memory(self, default: int) -> int:
+        return self.memory_mb if self.memory_mb is not None else default
+
+
+def http_check(url: str, tool: Literal["wget", "curl"] = "wget") -> HealthCheck:
+    """A health check that fetches `url` inside the container with the tool the image has."""
+    if tool == "wget":
+        return HealthCheck(test=("CMD", "wget", "-q", "--spider", url))
+    return HealthCheck(test=("CMD", "curl", "-fsS", "-o", "/dev/null", url))

@@ -1,0 +1,286 @@
+"""Monitoring: Prometheus (scrape config derived from every service's metrics endpoints),
+Grafana (provisioned data source and dashboards, no anonymous access), and the per-host
+exporters cAdvisor and node-exporter.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from dataclasses import dataclass
+from functools import cache
+from pathlib import Path
+
+import yaml
+
+from components.docker.spec import (
+    Basics,
+    BindMount,
+    ContainerSpec,
+    FileUpload,
+    MetricsEndpoint,
+    Route,
+    SecretRef,
+    ServiceSpec,
+    Volume,
+    http_check,
+)
+from components.templating import render
+
+PROMETHEUS_PORT = 9090
+PROMETHEUS_CONFIG = "/etc/prometheus/prometheus.yml"
+
+
+@dataclass(frozen=True)
+class ScrapeTarget:
+    job: str
+    path: str
+    address: str  # host:port as Prometheus dials it
+    host: str  # the homelab host the target runs on (a label)
+
+
+def scrape_targets(
+    specs: list[ServiceSpec], prometheus_host: str, addresses: dict[str, str | None]
+) -> list[ScrapeTarget]:
+    """Every metrics endpoint of every service, as Prometheus on `prometheus_host` reaches it.
+
+    Same host: the container's name on the stack network. Another host: that host's
+    address and the endpoint's published port. Raises `ValueError` when a remote target
+    has no address or port (the config checks report that first, with its key path).
+    """
+    targets = []
+    for spec in specs:
+        for m in spec.metrics:
+            if spec.host == prometheus_host:
+                address = f"{m.container}:{m.port}"
+            else:
+                remote = addresses.get(spec.host)
+                if remote is None or m.host_port is None:
+                    raise ValueError(f"{spec.name}: cannot reach {m.job} on host {spec.host}")
+                address = f"{remote}:{m.host_port}"
+            targets.append(ScrapeTarget(m.job, m.path, address, spec.host))
+    return targets
+
+
+def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: str) -> str:
+    by_job: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
+    paths: dict[str, str] = {}
+    for t in targets:
+        if paths.setdefault(t.job, t.path) != t.path:
+            raise ValueError(f"job {t.job!r} has two metrics paths: {paths[t.job]}, {t.path}")
+        by_job[t.job][t.host].append(t.address)
+    jobs = [
+        {
+            "name": job,
+            "path": paths[job],
+            "groups": [{"host": h, "targets": sorted(a)} for h, a in sorted(hosts.items())],
+        }
+        for job, hosts in sorted(by_job.items())
+    ]
+    return render(__file__, "prometheus.yml.j2", jobs=jobs, scrape_interval=scrape_interval, stack=stack)
+
+
+@dataclass(frozen=True)
+class PrometheusArgs:
+    basics: Basics
+    targets: tuple[ScrapeTarget, ...]
+    scrape_interval: str = "15s"
+    retention: str = "15d"
+    stack: str = "homelab"
+
+
+def prometheus_self(host: str) -> ScrapeTarget:
+    return ScrapeTarget("prometheus", "/metrics", f"localhost:{PROMETHEUS_PORT}", host)
+
+
+def prometheus(a: PrometheusArgs) -> ServiceSpec:
+    b = a.basics
+    config = prometheus_config(list(a.targets), a.scrape_interval, a.stack)
+    container = ContainerSpec(
+        name="prometheus",
+        image=b.image,
+        command=(
+            f"--config.file={PROMETHEUS_CONFIG}",
+            "--storage.tsdb.path=/prometheus",
+            f"--storage.tsdb.retention.time={a.retention}",
+            "--web.enable-lifecycle",
+            *((f"--web.external-url=https://{b.fqdn}/",) if b.fqdn else ()),
+        ),
+        volumes=(Volume("prometheus-data", "/prometheus"),),
+        uploads=(FileUpload(PROMETHEUS_CONFIG, config),),
+        healthcheck=http_check(f"http://localhost:{PROMETHEUS_PORT}/-/healthy"),
+        memory_mb=b.memory(1024),
+    )
+    return ServiceSpec(
+        name=b.name or "prometheus",
+        kind="Prometheus",
+        host=b.host,
+        containers=(container,),
+        routes=(Route(b.fqdn, "prometheus", PROMETHEUS_PORT),) if b.fqdn else (),
+        # Prometheus scrapes itself on localhost; this endpoint is what says so.
+        metrics=(MetricsEndpoint("prometheus", "prometheus", PROMETHEUS_PORT),),
+        restart=b.restart,
+        title="Prometheus",
+    )
+
+
+# ---- Grafana ------------------------------------------------------------------------
+
+GRAFANA_PORT = 3000
+DASHBOARD_DIR = "/etc/grafana/dashboards"
+ADMIN_PASSWORD_FILE = "/run/homelab/admin-password"
+
+
+@cache
+def dashboard_definitions() -> dict[str, dict]:  # type: ignore[type-arg]
+    return yaml.safe_load((Path(__file__).parent / "dashboards.yaml").read_text())  # type: ignore[no-any-return]
+
+
+def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
+    """A Grafana dashboard (schema 39) with one time-series panel per expression."""
+    panels = []
+    for i, panel in enumerate(definition["panels"]):
+        panels.append(
+            {
+                "id": i + 1,
+                "type": "timeseries",
+                "title": panel["title"],
+                "datasource": {"type": "prometheus", "uid": "prometheus"},
+                "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
+                "fieldConfig": {"defaults": {"unit": panel["unit"]}, "overrides": []},
+                "targets": [
+                    {
+                        "refId": "A",
+                        "datasource": {"type": "prometheus", "uid": "prometheus"},
+                        "expr": panel["expr"],
+                    }
+                ],
+            }
+        )
+    dashboard = {
+        "uid": f"homelab-{uid}",
+        "title": definition["title"],
+        "tags": ["homelab"],
+        "schemaVersion": 39,
+        "version": 1,
+        "editable": False,
+        "time": {"from": "now-6h", "to": "now"},
+        "refresh": "30s",
+        "panels": panels,
+    }
+    return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
+
+
+@dataclass(frozen=True)
+class GrafanaArgs:
+    basics: Basics
+    admin_user: str
+    prometheus_url: str
+    scrape_interval: str = "15s"
+
+
+def grafana(a: GrafanaArgs) -> ServiceSpec:
+    b = a.basics
+    provisioning = "/etc/grafana/provisioning"
+    uploads = [
+        FileUpload(ADMIN_PASSWORD_FILE, SecretRef("{admin-password}")),
+        FileUpload(
+            f"{provisioning}/datasources/homelab.yaml",
+            render(__file__, "grafana-datasource.yaml.j2", url=a.prometheus_url, scrape_interval=a.scrape_interval),
+        ),
+        FileUpload(
+            f"{provisioning}/dashboards/homelab.yaml",
+            render(__file__, "grafana-dashboards.yaml.j2", path=DASHBOARD_DIR),
+        ),
+    ]
+    uploads += [
+        FileUpload(f"{DASHBOARD_DIR}/{uid}.json", dashboard_json(uid, definition))
+        for uid, definition in sorted(dashboard_definitions().items())
+    ]
+    env = {
+        "GF_SECURITY_ADMIN_USER": a.admin_user,
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": ADMIN_PASSWORD_FILE,
+        "GF_AUTH_ANONYMOUS_ENABLED": "false",
+        "GF_USERS_ALLOW_SIGN_UP": "false",
+        "GF_ANALYTICS_REPORTING_ENABLED": "false",
+        "GF_SECURITY_COOKIE_SECURE": "true",
+    }
+    if b.fqdn:
+        env["GF_SERVER_ROOT_URL"] = f"https://{b.fqdn}/"
+    container = ContainerSpec(
+        name="grafana",
+        image=b.image,
+        env=env,
+        volumes=(Volume("grafana-data", "/var/lib/grafana"),),
+        uploads=tuple(uploads),
+        healthcheck=http_check(f"http://localhost:{GRAFANA_PORT}/api/health"),
+        memory_mb=b.memory(512),
+    )
+    return ServiceSpec(
+        name=b.name or "grafana",
+        kind="Grafana",
+        host=b.host,
+        containers=(container,),
+        routes=(Route(b.fqdn, "grafana", GRAFANA_PORT),) if b.fqdn else (),
+        metrics=(MetricsEndpoint("grafana", "grafana", GRAFANA_PORT, host_port=None),),
+        restart=b.restart,
+        title="Grafana",
+    )
+
+
+# ---- exporters ----------------------------------------------------------------------
+
+
+def cadvisor(b: Basics) -> ServiceSpec:
+    container = ContainerSpec(
+        name="cadvisor",
+        image=b.image,
+        command=("--docker_only=true", "--housekeeping_interval=30s", "--store_container_labels=false"),
+        binds=(
+            BindMount("/", "/rootfs"),
+            BindMount("/sys", "/sys"),
+            BindMount("/var/lib/docker", "/var/lib/docker"),
+            BindMount("/dev/disk", "/dev/disk"),
+        ),
+        docker_socket="ro",
+        healthcheck=http_check("http://localhost:8080/healthz"),
+        memory_mb=b.memory(256),
+    )
+    return ServiceSpec(
+        name=b.name or f"cadvisor-{b.host}",
+        kind="CAdvisor",
+        host=b.host,
+        containers=(container,),
+        metrics=(MetricsEndpoint("cadvisor", "cadvisor", 8080, host_port=9338),),
+        restart=b.restart,
+        title="cAdvisor",
+    )
+
+
+def node_exporter(b: Basics) -> ServiceSpec:
+    container = ContainerSpec(
+        name="node-exporter",
+        image=b.image,
+        command=(
+            "--path.procfs=/host/proc",
+            "--path.sysfs=/host/sys",
+            "--path.rootfs=/rootfs",
+            "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev|host|etc|rootfs/var/lib/docker)($|/)",
+        ),
+        binds=(
+            BindMount("/proc", "/host/proc"),
+            BindMount("/sys", "/host/sys"),
+            BindMount("/", "/rootfs"),
+        ),
+        healthcheck=http_check("http://localhost:9100/metrics"),
+        memory_mb=b.memory(128),
+    )
+    return ServiceSpec(
+        name=b.name or f"node-exporter-{b.host}",
+        kind="NodeExporter",
+        host=b.host,
+        containers=(container,),
+        metrics=(MetricsEndpoint("node-exporter", "node-exporter", 9100, host_port=9100),),
+        restart=b.restart,
+        title="node-exporter",
+    )

@@ -1,0 +1,127 @@
+"""HAProxy: the reverse proxy of a host, its configuration derived from the routes alone.
+
+HTTP routes are chosen by Host header (HTTP->HTTPS redirect when TLS is on), every TCP
+route gets its own frontend on its exposed port, backends resolve containers through
+Docker's DNS and are health-checked, and the `stats` frontend serves HAProxy's built-in
+Prometheus exporter on `/metrics`.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+from components.docker.spec import (
+    Basics,
+    ContainerSpec,
+    FileUpload,
+    MetricsEndpoint,
+    PublishedPort,
+    Route,
+    SecretRef,
+    ServiceSpec,
+    http_check,
+)
+from components.templating import render
+
+CONFIG_DIR = "/usr/local/etc/haproxy"
+CERT_DIR = f"{CONFIG_DIR}/certs"
+
+
+def cert_secret_name(fqdn: str) -> str:
+    """The shared-secret name under which the combined PEM of `fqdn` is handed to the proxy."""
+    return "tls-" + fqdn.replace(".", "_")
+
+
+def _backend_name(route: Route) -> str:
+    return re.sub(r"[^a-z0-9_]", "_", f"be_{route.container}_{route.port}")
+
+
+@dataclass(frozen=True)
+class Backend:
+    name: str
+    mode: str
+    container: str
+    port: int
+    fqdn: str
+    exposed_port: int | None
+
+
+def backends(routes: tuple[Route, ...]) -> tuple[list[Backend], list[Backend]]:
+    http: list[Backend] = []
+    tcp: list[Backend] = []
+    for r in sorted(routes, key=lambda r: (r.mode, r.fqdn, r.exposed_port or 0)):
+        b = Backend(_backend_name(r), r.mode, r.container, r.port, r.fqdn, r.exposed_port)
+        (http if r.mode == "http" else tcp).append(b)
+    return http, tcp
+
+
+def haproxy_config(routes: tuple[Route, ...], tls: bool, stats_port: int, config_dir: str = CONFIG_DIR) -> str:
+    """Render haproxy.cfg; `config_dir` is where crt-list.txt and certs/ are found."""
+    http, tcp = backends(routes)
+    return render(
+        __file__,
+        "haproxy.cfg.j2",
+        tls=tls,
+        stats_port=stats_port,
+        crt_list=f"{config_dir}/crt-list.txt",
+        http_backends=http,
+        tcp_backends=tcp,
+    )
+
+
+def crt_list(fqdns: list[str], cert_dir: str = CERT_DIR) -> str:
+    """One line per host: its combined PEM and the SNI name it answers."""
+    return "".join(f"{cert_dir}/{fqdn}.pem {fqdn}\n" for fqdn in sorted(fqdns))
+
+
+@dataclass(frozen=True)
+class ProxyArgs:
+    basics: Basics
+    routes: tuple[Route, ...]
+    tls: bool
+    http_port: int = 80
+    https_port: int = 443
+    stats_port: int = 8404
+
+
+def tls_hosts(routes: tuple[Route, ...]) -> list[str]:
+    return sorted({r.fqdn for r in routes if r.mode == "http"})
+
+
+def haproxy(a: ProxyArgs) -> ServiceSpec:
+    b = a.basics
+    hosts = tls_hosts(a.routes)
+    uploads = [FileUpload(f"{CONFIG_DIR}/haproxy.cfg", haproxy_config(a.routes, a.tls, a.stats_port))]
+    ports = [PublishedPort(80, a.http_port)]
+    if a.tls:
+        uploads.append(FileUpload(f"{CONFIG_DIR}/crt-list.txt", crt_list(hosts)))
+        uploads += [
+            FileUpload(f"{CERT_DIR}/{fqdn}.pem", SecretRef("{" + cert_secret_name(fqdn) + "}"))
+            for fqdn in hosts
+        ]
+        ports.append(PublishedPort(443, a.https_port))
+    ports += [
+        PublishedPort(r.exposed_port, r.exposed_port)
+        for r in sorted(a.routes, key=lambda r: r.exposed_port or 0)
+        if r.mode == "tcp" and r.exposed_port
+    ]
+    container = ContainerSpec(
+        name="haproxy",
+        image=b.image,
+        uploads=tuple(uploads),
+        ports=tuple(ports),
+        healthcheck=http_check(f"http://localhost:{a.stats_port}/healthz"),
+        memory_mb=b.memory(256),
+        # The image runs as the unprivileged haproxy user; let it bind 80 and 443.
+        sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+    )
+    return ServiceSpec(
+        name=b.name or f"haproxy-{b.host}",
+        kind="ReverseProxy",
+        host=b.host,
+        containers=(container,),
+        metrics=(MetricsEndpoint("haproxy", "haproxy", a.stats_port, "/metrics", a.stats_port),),
+        restart=b.restart,
+        title="HAProxy",
+    )

@@ -1,0 +1,1 @@
+"""Layer builders: validated config in, components composed and wired together."""

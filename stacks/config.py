@@ -1,0 +1,592 @@
+"""The stack configuration: pydantic models, validated once before any resource exists.
+
+Keys are kebab-case in `Pulumi.<stack>.yaml` (`homelab:custom-services`), snake_case in
+Python. Unknown keys are errors. Secrets are never part of these models: a model holds the
+*name* of a top-level config key that must be set with `pulumi config set --secret`, and
+the stack layer reads it with `require_secret`, so the value stays a Pulumi secret.
+
+`load_config()` reads every `homelab:*` key, validates, runs the cross-checks (hosts that
+exist, host names claimed once, ports free, certificates present) and raises one
+`ConfigError` listing every problem with its key path.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterable, Mapping
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    ValidationError,
+    model_validator,
+)
+
+NAMESPACE = "homelab"
+
+_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
+_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
+_LABEL_RE = re.compile(rf"^{_LABEL}$")
+_SSH_RE = re.compile(
+    r"^(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+))?$"
+)
+_IMAGE_RE = re.compile(
+    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
+)
+_DURATION_RE = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
+_SECRET_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
+
+
+class ConfigError(Exception):
+    """The stack config is invalid. `problems` is a list of (key path, message)."""
+
+    def __init__(self, problems: list[tuple[str, str]]):
+        self.problems = problems
+        lines = "\n".join(f"  {path}: {message}" for path, message in problems)
+        super().__init__(f"invalid stack config ({len(problems)} problem(s)):\n{lines}")
+
+
+def _kebab(name: str) -> str:
+    return name.replace("_", "-")
+
+
+class Model(BaseModel):
+    model_config = ConfigDict(
+        extra="forbid",
+        alias_generator=_kebab,
+        populate_by_name=True,
+        frozen=True,
+        validate_default=True,
+    )
+
+
+# ---- scalar types -------------------------------------------------------------------
+
+
+def _domain(value: str) -> str:
+    value = value.lower().rstrip(".")
+    if len(value) > 253 or not _DOMAIN_RE.match(value):
+        raise ValueError(f"{value!r} is not a valid DNS domain name")
+    return value
+
+
+def _label(value: str) -> str:
+    if not _LABEL_RE.match(value):
+        raise ValueError(
+            f"{value!r} is not a DNS label (lowercase letters, digits and '-', 1-63 chars)"
+        )
+    return value
+
+
+def _subdomain(value: str) -> str:
+    if value == "@":
+        return value
+    try:
+        return _domain(value)
+    except ValueError:
+        raise ValueError(f"{value!r} is not a host name ('@' means the root domain)") from None
+
+
+def _image(value: str) -> str:
+    match = _IMAGE_RE.match(value)
+    if not match:
+        raise ValueError(f"{value!r} is not an image reference")
+    if "@sha256:" not in value and match.group("tag") in (None, "latest"):
+        raise ValueError(f"image {value!r} must be pinned to a tag or digest (not 'latest')")
+    return value
+
+
+def _duration(value: str) -> str:
+    if not _DURATION_RE.match(value):
+        raise ValueError(f"{value!r} is not a duration like '15s', '5m' or '30d'")
+    return value
+
+
+def _secret_key(value: str) -> str:
+    if not _SECRET_KEY_RE.match(value):
+        raise ValueError(f"{value!r} is not a config key name")
+    return value
+
+
+def _cron6(value: str) -> str:
+    fields = value.split()
+    if len(fields) != 6:
+        raise ValueError(
+            f"{value!r} must have 6 fields (seconds minutes hours day month weekday),"
+            " e.g. '0 0 4 * * *'"
+        )
+    return value
+
+
+Domain = Annotated[str, AfterValidator(_domain)]
+Label = Annotated[str, AfterValidator(_label)]
+Subdomain = Annotated[str, AfterValidator(_subdomain)]
+Image = Annotated[str, AfterValidator(_image)]
+Duration = Annotated[str, AfterValidator(_duration)]
+SecretKey = Annotated[str, AfterValidator(_secret_key)]
+Port = Annotated[int, Field(ge=1, le=65535)]
+MemoryMb = Annotated[int, Field(ge=16, le=1_048_576)]
+Restart = Literal["no", "on-failure", "always", "unless-stopped"]
+
+
+# ---- hosts --------------------------------------------------------------------------
+
+
+class HostConfig(Model):
+    """A Docker host: `local` (this machine's socket) or `user@host[:port]` over SSH."""
+
+    name: Label
+    address: str = "local"
+    private_key_secret: SecretKey | None = Field(
+        default=None,
+        description="Config key holding the SSH private key (set with --secret); "
+        "without it the SSH agent is used.",
+    )
+    root: str = "/opt/homelab"
+    install_docker: bool = True
+    scrape_address: str | None = Field(
+        default=None,
+        description="Address other hosts' Prometheus uses to reach this host's exporters "
+        "(defaults to the SSH host name).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> HostConfig:
+        if self.address != "local":
+            match = _SSH_RE.match(self.address)
+            if not match:
+                raise ValueError(f"address {self.address!r} must be 'local' or 'user@host[:port]'")
+            port = match.group("port")
+            if port is not None and not 1 <= int(port) <= 65535:
+                raise ValueError(f"address {self.address!r}: port {port} is out of range 1-65535")
+        elif self.private_key_secret:
+            raise ValueError("private-key-secret is only for SSH hosts")
+        if not self.root.startswith("/"):
+            raise ValueError(f"root {self.root!r} must be an absolute path")
+        return self
+
+    @property
+    def is_local(self) -> bool:
+        return self.address == "local"
+
+    @property
+    def ssh(self) -> tuple[str, str, int] | None:
+        match = _SSH_RE.match(self.address)
+        if match is None:
+            return None
+        return match.group("user"), match.group("host").strip("[]"), int(match.group("port") or 22)
+
+    @property
+    def reachable_address(self) -> str | None:
+        if self.scrape_address:
+            return self.scrape_address
+        ssh = self.ssh
+        return ssh[1] if ssh else None
+
+
+# ---- services -----------------------------------------------------------------------
+
+
+class ServiceConfig(Model):
+    """Settings every built-in service has."""
+
+    enabled: bool = True
+    host: Label | None = Field(default=None, description="Host to run on (default: the first).")
+    image: Image | None = Field(default=None, description="Override the pinned image.")
+    memory_mb: MemoryMb | None = None
+    restart: Restart = "unless-stopped"
+
+
+class RoutedServiceConfig(ServiceConfig):
+    hostname: Subdomain = Field(description="Name under the domain; '@' is the domain itself.")
+
+
+class TcpServiceConfig(RoutedServiceConfig):
+    """A service the proxy exposes over TCP on `exposed-port` of its host."""
+
+    exposed_port: Port
+
+
+class AgentConfig(Model):
+    """A per-host agent (exporter): runs on every host unless `hosts` narrows it."""
+
+    enabled: bool = True
+    hosts: list[Label] | None = None
+    image: Image | None = None
+    memory_mb: MemoryMb | None = None
+    restart: Restart = "unless-stopped"
+
+
+class ProxyConfig(Model):
+    """HAProxy on every host that has routes."""
+
+    image: Image | None = None
+    http_port: Port = 80
+    https_port: Port = 443
+    stats_port: Port = 8404
+    memory_mb: MemoryMb | None = 256
+    restart: Restart = "unless-stopped"
+
+
+class PortainerConfig(RoutedServiceConfig):
+    hostname: Subdomain = "infra"
+
+
+class PrometheusConfig(RoutedServiceConfig):
+    hostname: Subdomain = "metrics"
+
+
+class GrafanaConfig(RoutedServiceConfig):
+    hostname: Subdomain = "monitoring"
+
+
+class MattermostConfig(RoutedServiceConfig):
+    enabled: bool = False
+    hostname: Subdomain = "mattermost"
+
+
+class PostgresConfig(TcpServiceConfig):
+    enabled: bool = False
+    hostname: Subdomain = "postgres"
+    exposed_port: Port = 5432
+
+
+class MysqlConfig(TcpServiceConfig):
+    hostname: Subdomain = "kodidb"
+    exposed_port: Port = 3307
+
+
+class DrupalConfig(RoutedServiceConfig):
+    enabled: bool = False
+    hostname: Subdomain = "intranet"
+
+
+class WebConfig(RoutedServiceConfig):
+    enabled: bool = False
+    hostname: Subdomain = "@"
+
+
+class LandingConfig(RoutedServiceConfig):
+    hostname: Subdomain = "home"
+
+
+class ServicesConfig(Model):
+    """The built-in services; each key takes the settings of `ServiceConfig` and its kind."""
+
+    portainer: PortainerConfig = Field(default_factory=PortainerConfig)
+    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
+    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
+    cadvisor: AgentConfig = Field(default_factory=AgentConfig)
+    node_exporter: AgentConfig = Field(default_factory=AgentConfig)
+    mattermost: MattermostConfig = Field(default_factory=MattermostConfig)
+    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
+    mysql: MysqlConfig = Field(default_factory=MysqlConfig)
+    drupal: DrupalConfig = Field(default_factory=DrupalConfig)
+    web: WebConfig = Field(default_factory=WebConfig)
+    landing: LandingConfig = Field(default_factory=LandingConfig)
+
+
+# ---- custom services ----------------------------------------------------------------
+
+
+class CustomRoute(Model):
+    hostname: Subdomain
+    port: Port
+    mode: Literal["http", "tcp"] = "http"
+    exposed_port: Port | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> CustomRoute:
+        if self.mode == "tcp" and self.exposed_port is None:
+            raise ValueError("a tcp route needs exposed-port")
+        if self.mode == "http" and self.exposed_port is not None:
+            raise ValueError("exposed-port is only for tcp routes")
+        return self
+
+
+class CustomMetrics(Model):
+    port: Port
+    path: str = "/metrics"
+    host_port: Port | None = Field(
+        default=None, description="Published port, for a Prometheus on another host."
+    )
+
+
+class CustomVolume(Model):
+    name: Label
+    path: str
+    stateful: bool = True
+
+
+class CustomSecret(Model):
+    name: Label
+    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
+    length: Annotated[int, Field(ge=16, le=128)] = 32
+
+
+class CustomHealthCheck(Model):
+    test: list[str] = Field(min_length=1)
+    interval: Duration = "30s"
+    timeout: Duration = "5s"
+    retries: Annotated[int, Field(ge=1, le=100)] = 3
+
+
+class CustomService(Model):
+    """A service declared in config alone: routed, scraped and backed up like the built-ins."""
+
+    name: Label
+    image: Image
+    enabled: bool = True
+    host: Label | None = None
+    routes: list[CustomRoute] = Field(default_factory=list)
+    metrics: list[CustomMetrics] = Field(default_factory=list)
+    volumes: list[CustomVolume] = Field(default_factory=list)
+    env: dict[str, str] = Field(default_factory=dict)
+    secrets: list[CustomSecret] = Field(default_factory=list)
+    command: list[str] = Field(default_factory=list)
+    health_check: CustomHealthCheck | None = None
+    memory_mb: MemoryMb | None = None
+    restart: Restart = "unless-stopped"
+    title: str | None = None
+
+
+# ---- cross-cutting sections ---------------------------------------------------------
+
+
+class TlsConfig(Model):
+    enabled: bool = True
+    self_signed: bool = True
+    ca_common_name: str = "Homelab CA"
+    validity_days: Annotated[int, Field(ge=1, le=3650)] = 825
+    certificates: dict[Domain, SecretKey] = Field(
+        default_factory=dict,
+        description="Your own certificates: host name -> config key (secret) holding the "
+        "PEM with private key and certificate chain. Yours wins over the generated one.",
+    )
+
+
+class BackupConfig(Model):
+    enabled: bool = True
+    schedule: Annotated[str, AfterValidator(_cron6)] = "0 0 4 * * *"
+    target: str | None = Field(
+        default=None,
+        description="Absolute directory on each host, or an s3:// URL "
+        "(default: <host root>/backups).",
+    )
+    s3_access_key_id_secret: SecretKey | None = None
+    s3_secret_access_key_secret: SecretKey | None = None
+    image: Image | None = None
+
+    @model_validator(mode="after")
+    def _check(self) -> BackupConfig:
+        target = self.target
+        if target is not None and not (target.startswith("/") or target.startswith("s3://")):
+            raise ValueError(f"target {target!r} must be an absolute path or an s3:// URL")
+        is_s3 = target is not None and target.startswith("s3://")
+        keys = (self.s3_access_key_id_secret, self.s3_secret_access_key_secret)
+        if is_s3 and None in keys:
+            raise ValueError(
+                "an s3:// target needs s3-access-key-id-secret and s3-secret-access-key-secret"
+            )
+        if not is_s3 and any(keys):
+            raise ValueError("s3 credentials are only for an s3:// target")
+        return self
+
+    @property
+    def is_s3(self) -> bool:
+        return bool(self.target and self.target.startswith("s3://"))
+
+
+class MonitoringConfig(Model):
+    scrape_interval: Duration = "15s"
+    retention: Duration = "15d"
+
+
+class DataConfig(Model):
+    """What happens to stateful volumes when a service or the stack goes away."""
+
+    protect: bool = Field(default=False, description="Refuse to delete volumes at all.")
+    delete_on_destroy: bool = Field(
+        default=False, description="Opt in to deleting volumes with the stack."
+    )
+
+
+class StackConfig(Model):
+    """The whole `homelab:` namespace of a stack config."""
+
+    name: Label = "homelab"
+    domain: Domain = "localhost"
+    admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")] = "admin"
+    hosts: list[HostConfig] = Field(
+        default_factory=lambda: [HostConfig(name="local")], min_length=1
+    )
+    tls: TlsConfig = Field(default_factory=TlsConfig)
+    proxy: ProxyConfig = Field(default_factory=ProxyConfig)
+    backup: BackupConfig = Field(default_factory=BackupConfig)
+    monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
+    data: DataConfig = Field(default_factory=DataConfig)
+    services: ServicesConfig = Field(default_factory=ServicesConfig)
+    custom_services: list[CustomService] = Field(default_factory=list)
+
+    @property
+    def default_host(self) -> str:
+        return self.hosts[0].name
+
+    def host(self, name: str) -> HostConfig:
+        return next(h for h in self.hosts if h.name == name)
+
+    def fqdn(self, hostname: str) -> str:
+        return self.domain if hostname == "@" else f"{hostname}.{self.domain}"
+
+    def secret_keys(self) -> list[tuple[str, str]]:
+        """(key path, config key) of every secret this config references."""
+        refs = [
+            (f"hosts[{i}].private-key-secret", h.private_key_secret)
+            for i, h in enumerate(self.hosts)
+            if h.private_key_secret
+        ]
+        refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
+        for field_name in ("s3_access_key_id_secret", "s3_secret_access_key_secret"):
+            key = getattr(self.backup, field_name)
+            if key:
+                refs.append((f"backup.{_kebab(field_name)}", key))
+        return refs
+
+
+# ---- cross-checks -------------------------------------------------------------------
+
+BUILTIN_NAMES = frozenset(
+    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "volumerize", "proxy"}
+)
+
+
+def check(config: StackConfig) -> list[tuple[str, str]]:
+    """Consistency rules pydantic cannot express field by field."""
+    from stacks.plan import plan_problems  # the plan knows routes, ports and hosts
+
+    problems: list[tuple[str, str]] = []
+    seen_hosts: set[str] = set()
+    for i, host in enumerate(config.hosts):
+        if host.name in seen_hosts:
+            problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
+        seen_hosts.add(host.name)
+    local = [i for i, h in enumerate(config.hosts) if h.is_local]
+    if len(local) > 1:
+        problems.append((f"hosts[{local[1]}].address", "only one host can be 'local'"))
+
+    seen_custom: set[str] = set()
+    for i, svc in enumerate(config.custom_services):
+        path = f"custom-services[{i}].name"
+        if svc.name in BUILTIN_NAMES:
+            problems.append((path, f"{svc.name!r} is the name of a built-in service"))
+        elif svc.name in seen_custom:
+            problems.append((path, f"custom service {svc.name!r} is declared twice"))
+        seen_custom.add(svc.name)
+        names = [v.name for v in svc.volumes]
+        for j, v in enumerate(svc.volumes):
+            if names.index(v.name) != j:
+                problems.append(
+                    (f"custom-services[{i}].volumes[{j}].name", f"volume {v.name!r} declared twice")
+                )
+    if problems:
+        return problems
+    return plan_problems(config)
+
+
+def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
+    problems = []
+    for item in error.errors():
+        path = ""
+        for part in item["loc"]:
+            if isinstance(part, int):
+                path += f"[{part}]"
+            else:
+                path += ("." if path else "") + str(part)
+        message = item["msg"].removeprefix("Value error, ")
+        if item["type"] == "extra_forbidden":
+            message = "unknown key"
+        problems.append((path or "(top level)", message))
+    return problems
+
+
+def validate(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate a plain dict (kebab-case keys) into a `StackConfig`, or raise `ConfigError`."""
+    try:
+        config = StackConfig.model_validate(dict(raw))
+    except ValidationError as error:
+        raise ConfigError(_problems_from(error)) from None
+    problems = check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def _decode(value: Any) -> Any:
+    if isinstance(value, str) and value[:1] in ("{", "["):
+        try:
+            return json.loads(value)
+        except json.JSONDecodeError:
+            return value
+    return value
+
+
+def raw_from_pulumi_config(
+    items: Iterable[tuple[str, Any]], secret_keys: Iterable[str]
+) -> tuple[dict[str, Any], set[str], set[str]]:
+    """Split `homelab:*` config into (model keys, present secret keys, all keys)."""
+    raw: dict[str, Any] = {}
+    present: set[str] = set()
+    for full_key, value in items:
+        namespace, _, key = full_key.partition(":")
+        if namespace != NAMESPACE:
+            continue
+        present.add(key)
+        raw[key] = _decode(value)
+    secrets = {k.partition(":")[2] for k in secret_keys if k.startswith(f"{NAMESPACE}:")}
+    return raw, secrets, present
+
+
+def validate_pulumi_config(
+    items: Iterable[tuple[str, Any]], secret_keys: Iterable[str]
+) -> StackConfig:
+    """Validate the `homelab:` namespace of a Pulumi config, secrets references included."""
+    raw, secrets, present = raw_from_pulumi_config(items, secret_keys)
+    model_keys = {StackConfig.model_fields[n].alias or n for n in StackConfig.model_fields}
+    model_raw = {k: v for k, v in raw.items() if k in model_keys}
+    problems: list[tuple[str, str]] = [
+        (key, "holds a secret; keep secrets in their own keys and reference them by name")
+        for key in sorted(model_raw)
+        if key in secrets
+    ]
+    try:
+        config = validate(model_raw)
+    except ConfigError as error:
+        raise ConfigError(problems + error.problems) from None
+    referenced = set()
+    for path, key in config.secret_keys():
+        referenced.add(key)
+        if key not in present:
+            problems.append((path, f"config key {key!r} is not set (pulumi config set --secret {key})"))
+        elif key not in secrets:
+            problems.append((path, f"config key {key!r} must be set with --secret"))
+    for key in sorted(present - model_keys - referenced):
+        problems.append((key, "unknown key"))
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config() -> StackConfig:
+    """Read and validate this stack's `homelab:` config from the Pulumi runtime."""
+    from pulumi.runtime import config as runtime_config
+
+    items = dict(runtime_config.get_config_env())
+    items.update(runtime_config.CONFIG.get())
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys |= {k for k in items if runtime_config.is_config_secret(k)}
+    return validate_pulumi_config(items.items(), secret_keys)

@@ -1,0 +1,355 @@
+"""The homelab plan: the validated config turned into service declarations, before any resource.
+
+`build_plan` maps each enabled service of the config to its `ServiceSpec`, then derives the
+services that depend on all the others (one reverse proxy per host with routes, Prometheus
+with every metrics endpoint, the landing page with every URL, one backup run per host with
+every stateful volume). Being pure data, the plan is also what the config checks inspect
+(`plan_problems`) and what `automation validate` prints.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections import defaultdict
+from dataclasses import dataclass, field
+
+from components.docker.spec import (
+    Basics,
+    ContainerSpec,
+    HealthCheck,
+    MetricsEndpoint,
+    PublishedPort,
+    Route,
+    SecretRef,
+    SecretSpec,
+    ServiceSpec,
+    Volume,
+)
+from components.homelab import backup, databases, drupal, landing, mattermost, monitoring, proxy
+from components.homelab.images import IMAGES
+from components.homelab.portainer import portainer
+from components.homelab.web import web
+from stacks.config import CustomService, StackConfig
+
+
+@dataclass
+class Plan:
+    config: StackConfig
+    services: list[ServiceSpec] = field(default_factory=list)
+    # spec name -> config path it came from, for error messages
+    origins: dict[str, str] = field(default_factory=dict)
+    # (spec name, route index) -> config path of the route's host name
+    route_paths: dict[tuple[str, int], str] = field(default_factory=dict)
+    prometheus_host: str | None = None
+
+    def add(self, spec: ServiceSpec, origin: str, route_paths: list[str] | None = None) -> None:
+        self.services.append(spec)
+        self.origins[spec.name] = origin
+        for i, _ in enumerate(spec.routes):
+            self.route_paths[(spec.name, i)] = (route_paths or [])[i] if route_paths else f"{origin}.hostname"
+
+    def on_host(self, host: str) -> list[ServiceSpec]:
+        return [s for s in self.services if s.host == host]
+
+    @property
+    def routes(self) -> list[tuple[ServiceSpec, Route]]:
+        return [(s, r) for s in self.services for r in s.routes]
+
+    def urls(self) -> dict[str, str]:
+        scheme = "https" if self.config.tls.enabled else "http"
+        return {
+            s.name: f"{scheme}://{r.fqdn}/"
+            for s in self.services
+            for r in s.url_routes()[:1]
+        }
+
+    def tls_hosts(self) -> list[str]:
+        """Routed HTTP host names that need a certificate."""
+        if not self.config.tls.enabled:
+            return []
+        return sorted({r.fqdn for _, r in self.routes if r.mode == "http"})
+
+
+def _basics(config: StackConfig, key: str, svc, name: str = "") -> Basics:  # type: ignore[no-untyped-def]
+    hostname = getattr(svc, "hostname", None)
+    return Basics(
+        host=getattr(svc, "host", None) or config.default_host,
+        image=svc.image or IMAGES[key],
+        fqdn=config.fqdn(hostname) if hostname is not None else None,
+        memory_mb=svc.memory_mb,
+        restart=svc.restart,
+        name=name,
+    )
+
+
+def custom_spec(config: StackConfig, svc: CustomService) -> ServiceSpec:
+    """A service declared in config: the same model as the built-ins, nothing special-cased."""
+    routes = tuple(
+        Route(config.fqdn(r.hostname), svc.name, r.port, r.mode, r.exposed_port) for r in svc.routes
+    )
+    metrics = tuple(
+        MetricsEndpoint(
+            svc.name if len(svc.metrics) == 1 else f"{svc.name}-{i + 1}",
+            svc.name,
+            m.port,
+            m.path,
+            m.host_port or m.port,
+        )
+        for i, m in enumerate(svc.metrics)
+    )
+    env: dict[str, str | SecretRef] = dict(svc.env)
+    for secret in svc.secrets:
+        env[secret.env] = SecretRef("{" + secret.name + "}")
+    healthcheck = None
+    if svc.health_check is not None:
+        hc = svc.health_check
+        test = tuple(hc.test) if hc.test[0] in ("CMD", "CMD-SHELL", "NONE") else ("CMD", *hc.test)
+        healthcheck = HealthCheck(test, hc.interval, hc.timeout, hc.retries)
+    container = ContainerSpec(
+        name=svc.name,
+        image=svc.image,
+        env=env,
+        command=tuple(svc.command),
+        volumes=tuple(Volume(v.name, v.path, v.stateful) for v in svc.volumes),
+        healthcheck=healthcheck,
+        memory_mb=svc.memory_mb,
+    )
+    return ServiceSpec(
+        name=svc.name,
+        kind="CustomService",
+        host=svc.host or config.default_host,
+        containers=(container,),
+        routes=routes,
+        metrics=metrics,
+        secrets=tuple(SecretSpec(s.name, s.length) for s in svc.secrets),
+        restart=svc.restart,
+        title=svc.title or svc.name,
+    )
+
+
+def _publish_remote_metrics(spec: ServiceSpec, prometheus_host: str | None) -> ServiceSpec:
+    """Publish the metrics ports of a service that a Prometheus on another host scrapes."""
+    if prometheus_host is None or spec.host == prometheus_host or not spec.metrics:
+        return spec
+    containers = []
+    for c in spec.containers:
+        extra = tuple(
+            PublishedPort(m.port, m.host_port)
+            for m in spec.metrics
+            if m.container == c.name and m.host_port is not None
+            and all(p.host_port != m.host_port for p in c.ports)
+        )
+        containers.append(dataclasses.replace(c, ports=c.ports + extra) if extra else c)
+    return dataclasses.replace(spec, containers=tuple(containers))
+
+
+def build_plan(config: StackConfig) -> Plan:
+    plan = Plan(config)
+    s = config.services
+    all_hosts = [h.name for h in config.hosts]
+
+    # Per-host agents.
+    for key, agent, build in (
+        ("cadvisor", s.cadvisor, monitoring.cadvisor),
+        ("node-exporter", s.node_exporter, monitoring.node_exporter),
+    ):
+        if agent.enabled:
+            for host in agent.hosts or all_hosts:
+                basics = Basics(host, agent.image or IMAGES[key], None, agent.memory_mb, agent.restart)
+                plan.add(build(basics), f"services.{key}")
+
+    # Application services.
+    if s.portainer.enabled:
+        plan.add(portainer(_basics(config, "portainer", s.portainer)), "services.portainer")
+    if s.postgres.enabled:
+        tcp = databases.TcpBasics(_basics(config, "postgres", s.postgres), s.postgres.exposed_port)
+        plan.add(databases.postgres(tcp), "services.postgres")
+    if s.mysql.enabled:
+        tcp = databases.TcpBasics(_basics(config, "mysql", s.mysql), s.mysql.exposed_port)
+        plan.add(databases.mysql(tcp), "services.mysql")
+    if s.mattermost.enabled:
+        b = _basics(config, "mattermost", s.mattermost)
+        scheme = "https" if config.tls.enabled else "http"
+        args = mattermost.MattermostArgs(b, IMAGES["postgres"], f"{scheme}://{b.fqdn}")
+        plan.add(mattermost.mattermost(args), "services.mattermost")
+    if s.drupal.enabled:
+        args_d = drupal.DrupalArgs(_basics(config, "drupal", s.drupal), IMAGES["postgres"])
+        plan.add(drupal.drupal(args_d), "services.drupal")
+    if s.web.enabled:
+        plan.add(web(_basics(config, "web", s.web)), "services.web")
+    for i, custom in enumerate(config.custom_services):
+        if custom.enabled:
+            paths = [f"custom-services[{i}].routes[{j}].hostname" for j in range(len(custom.routes))]
+            plan.add(custom_spec(config, custom), f"custom-services[{i}]", paths)
+
+    # Monitoring: Grafana reads Prometheus on the same host's network.
+    prometheus_basics = _basics(config, "prometheus", s.prometheus)
+    if s.prometheus.enabled:
+        plan.prometheus_host = prometheus_basics.host
+    if s.grafana.enabled:
+        args_g = monitoring.GrafanaArgs(
+            _basics(config, "grafana", s.grafana),
+            config.admin_user,
+            f"http://prometheus:{monitoring.PROMETHEUS_PORT}",
+            config.monitoring.scrape_interval,
+        )
+        plan.add(monitoring.grafana(args_g), "services.grafana")
+
+    def prometheus_spec(targets: tuple[monitoring.ScrapeTarget, ...]) -> ServiceSpec:
+        return monitoring.prometheus(
+            monitoring.PrometheusArgs(
+                prometheus_basics,
+                targets,
+                config.monitoring.scrape_interval,
+                config.monitoring.retention,
+                config.name,
+            )
+        )
+
+    if s.prometheus.enabled:
+        # Its route is known now; its scrape targets once every other service is planned.
+        plan.add(prometheus_spec(()), "services.prometheus")
+
+    if s.landing.enabled:
+        b = _basics(config, "landing", s.landing)
+        scheme = "https" if config.tls.enabled else "http"
+        own = landing.Link("Home", f"{scheme}://{b.fqdn}/", b.host)
+        links = tuple(sorted([*landing.service_links(plan.services, scheme), own], key=lambda x: x.title.lower()))
+        plan.add(landing.landing(landing.LandingArgs(b, links, title=config.name.capitalize())), "services.landing")
+
+    # One reverse proxy per host that has routes.
+    routes_by_host: dict[str, list[Route]] = defaultdict(list)
+    for spec, route in plan.routes:
+        routes_by_host[spec.host].append(route)
+    for host in all_hosts:
+        if routes_by_host.get(host):
+            p = config.proxy
+            b = Basics(host, p.image or IMAGES["haproxy"], None, p.memory_mb, p.restart)
+            args_p = proxy.ProxyArgs(
+                b, tuple(routes_by_host[host]), config.tls.enabled, p.http_port, p.https_port, p.stats_port
+            )
+            plan.add(proxy.haproxy(args_p), "proxy")
+
+    # Remote exporters publish their ports; then Prometheus gets every endpoint.
+    plan.services = [_publish_remote_metrics(spec, plan.prometheus_host) for spec in plan.services]
+    if plan.prometheus_host is not None:
+        addresses = {h.name: h.reachable_address for h in config.hosts}
+        scrape_from = [x for x in plan.services if x.name != "prometheus"]
+        try:
+            targets = monitoring.scrape_targets(scrape_from, plan.prometheus_host, addresses)
+        except ValueError:
+            targets = []  # reported with its key path by plan_problems
+        targets.append(monitoring.prometheus_self(plan.prometheus_host))
+        final = prometheus_spec(tuple(targets))
+        plan.services = [final if x.name == "prometheus" else x for x in plan.services]
+
+    # One backup run per host with stateful volumes.
+    if config.backup.enabled:
+        bk = config.backup
+        for host_cfg in config.hosts:
+            entries = backup.backup_set(plan.on_host(host_cfg.name), config.name)
+            if not entries:
+                continue
+            target = bk.target or f"{host_cfg.root}/backups"
+            b = Basics(host_cfg.name, bk.image or IMAGES["volumerize"])
+            args_b = backup.BackupArgs(b, tuple(entries), bk.schedule, target, config.name)
+            plan.add(backup.volumerize(args_b), "backup")
+    return plan
+
+
+def plan_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """Everything wrong with a config that only shows once its services are planned."""
+    problems: list[tuple[str, str]] = []
+    host_names = [h.name for h in config.hosts]
+    s = config.services
+    for key in type(s).model_fields:
+        svc = getattr(s, key)
+        path = f"services.{key.replace('_', '-')}"
+        if not svc.enabled:
+            continue
+        if getattr(svc, "host", None) and svc.host not in host_names:
+            problems.append((f"{path}.host", f"unknown host {svc.host!r} (hosts: {', '.join(host_names)})"))
+        for i, h in enumerate(getattr(svc, "hosts", None) or []):
+            if h not in host_names:
+                problems.append((f"{path}.hosts[{i}]", f"unknown host {h!r} (hosts: {', '.join(host_names)})"))
+    for i, custom in enumerate(config.custom_services):
+        if custom.enabled and custom.host and custom.host not in host_names:
+            problems.append(
+                (f"custom-services[{i}].host", f"unknown host {custom.host!r} (hosts: {', '.join(host_names)})")
+            )
+    if problems:
+        return problems
+
+    if s.grafana.enabled and s.prometheus.enabled:
+        g = s.grafana.host or config.default_host
+        p = s.prometheus.host or config.default_host
+        if g != p:
+            problems.append(("services.grafana.host", f"Grafana must run beside Prometheus (host {p!r})"))
+
+    plan = build_plan(config)
+
+    # Host names: each HTTP host name is claimed by one service.
+    claimed: dict[str, str] = {}
+    for spec, route in plan.routes:
+        if route.mode != "http":
+            continue
+        path = plan.route_paths[(spec.name, spec.routes.index(route))]
+        if route.fqdn in claimed:
+            problems.append((path, f"host name {route.fqdn!r} is already claimed by {claimed[route.fqdn]}"))
+        claimed.setdefault(route.fqdn, plan.origins[spec.name])
+
+    # Ports: each published once per host (proxy listeners, TCP routes, remote exporters).
+    for host in host_names:
+        used: dict[int, str] = {}
+        for spec in plan.on_host(host):
+            for index, route in enumerate(spec.routes):
+                if route.mode != "tcp":
+                    continue
+                path = plan.route_paths[(spec.name, index)].replace("hostname", "exposed-port")
+                reserved = {config.proxy.http_port: "proxy.http-port", config.proxy.stats_port: "proxy.stats-port"}
+                if config.tls.enabled:
+                    reserved[config.proxy.https_port] = "proxy.https-port"
+                port = route.exposed_port or 0
+                if port in reserved:
+                    problems.append((path, f"port {port} is taken by {reserved[port]}"))
+                elif port in used:
+                    problems.append((path, f"port {port} on host {host!r} is already used by {used[port]}"))
+                used[port] = plan.origins[spec.name]
+        published: dict[int, str] = {}
+        for spec in plan.on_host(host):
+            for c in spec.containers:
+                for p in c.ports:
+                    owner = published.get(p.host_port)
+                    if owner is not None and owner != spec.name:
+                        problems.append(
+                            (plan.origins[spec.name], f"host port {p.host_port} on host {host!r} is also published by {owner}")
+                        )
+                    published[p.host_port] = spec.name
+
+        aliases: dict[str, str] = {}
+        for spec in plan.on_host(host):
+            for c in spec.containers:
+                if c.name in aliases and aliases[c.name] != spec.name:
+                    problems.append(
+                        (plan.origins[spec.name], f"container name {c.name!r} on host {host!r} is also used by {aliases[c.name]}")
+                    )
+                aliases[c.name] = spec.name
+
+    # Prometheus on one host must reach the exporters of the others.
+    if plan.prometheus_host is not None:
+        for i, h in enumerate(config.hosts):
+            remote = [x for x in plan.on_host(h.name) if x.metrics]
+            if h.name != plan.prometheus_host and remote and h.reachable_address is None:
+                problems.append(
+                    (f"hosts[{i}].scrape-address", f"Prometheus on {plan.prometheus_host!r} needs an address to scrape host {h.name!r}")
+                )
+
+    # Certificates: self-signed off means every routed host needs the user's own.
+    tls = config.tls
+    if tls.enabled and not tls.self_signed:
+        for fqdn in plan.tls_hosts():
+            if fqdn not in tls.certificates:
+                problems.append(
+                    ("tls.certificates", f"no certificate for {fqdn!r} and tls.self-signed is off")
+                )
+    return problems

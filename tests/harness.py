@@ -1,0 +1,234 @@
+"""The one mocks harness every test uses: run the real program under Pulumi mocks and record
+every resource it registers.
+
+For each resource it keeps the type, name, inputs (secret markers unwrapped, with the paths
+that were secret remembered), provider reference, parent URN and the resource options that
+matter here (retain_on_delete, protect, dependencies). It fills in the output-only
+properties the program reads (generated passwords, key and certificate PEMs, image ids) with
+recognisable values, so a test can look for them anywhere they should not be.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pulumi
+import yaml
+from pulumi.runtime import mocks as pulumi_mocks
+from pulumi.runtime import rpc
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+SECRET_MARK = "MOCKSECRET"
+
+
+def unwrap(value: Any, path: str = "", secret_paths: set[str] | None = None) -> Any:
+    """Strip the secret markers the engine wraps secret inputs in; note where they were."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            if secret_paths is not None:
+                secret_paths.add(path)
+            return unwrap(value.get("value"), path, secret_paths)
+        return {k: unwrap(v, f"{path}.{k}" if path else k, secret_paths) for k, v in value.items()}
+    if isinstance(value, list):
+        return [unwrap(v, f"{path}[{i}]", secret_paths) for i, v in enumerate(value)]
+    return value
+
+
+def plain_strings(value: Any, path: str = "") -> Iterator[tuple[str, str]]:
+    """Every string in `value` that is not inside a secret marker, with its path."""
+    if isinstance(value, dict):
+        if value.get(rpc._special_sig_key) == rpc._special_secret_sig:
+            return
+        for k, v in value.items():
+            yield from plain_strings(v, f"{path}.{k}" if path else k)
+    elif isinstance(value, list):
+        for i, v in enumerate(value):
+            yield from plain_strings(v, f"{path}[{i}]")
+    elif isinstance(value, str):
+        yield path, value
+
+
+@dataclass
+class Resource:
+    type: str
+    name: str
+    inputs: dict[str, Any]
+    raw_inputs: dict[str, Any]
+    secret_paths: set[str]
+    provider: str | None
+    parent: str = ""
+    retain_on_delete: bool = False
+    protect: bool = False
+    dependencies: list[str] = field(default_factory=list)
+    urn: str = ""
+
+    def input(self, path: str, default: Any = None) -> Any:
+        value: Any = self.inputs
+        for part in path.split("."):
+            if not isinstance(value, dict) or part not in value:
+                return default
+            value = value[part]
+        return value
+
+
+def _fake(kind: str, name: str) -> str:
+    digest = hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()[:16]
+    return f"{SECRET_MARK}-{kind}-{digest}"
+
+
+def _pem(label: str, name: str) -> str:
+    return f"-----BEGIN {label}-----\n{_fake(label.replace(' ', '_'), name)}\n-----END {label}-----\n"
+
+
+class RecordingMocks(pulumi.runtime.Mocks):
+    def __init__(self) -> None:
+        self.resources: list[Resource] = []
+        self.generated_secrets: set[str] = set()
+        self._options: dict[tuple[str, str], dict[str, Any]] = {}
+
+    def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
+        secret_paths: set[str] = set()
+        inputs = unwrap(args.inputs, "", secret_paths)
+        options = self._options.get((args.typ, args.name), {})
+        urn = options.get("urn", "")
+        self.resources.append(
+            Resource(
+                args.typ,
+                args.name,
+                inputs,
+                args.inputs,
+                secret_paths,
+                args.provider,
+                options.get("parent", ""),
+                options.get("retain_on_delete", False),
+                options.get("protect", False),
+                options.get("dependencies", []),
+                urn,
+            )
+        )
+        outputs = dict(inputs)
+        t, n = args.typ, args.name
+        if t == "random:index/randomPassword:RandomPassword":
+            outputs["result"] = _fake("password", n)
+            outputs["bcryptHash"] = "$2a$10$" + hashlib.sha256(n.encode()).hexdigest()[:53]
+            self.generated_secrets.add(outputs["result"])
+        elif t == "tls:index/privateKey:PrivateKey":
+            outputs["privateKeyPem"] = _pem("PRIVATE KEY", n)
+            outputs["privateKeyOpenssh"] = _pem("OPENSSH PRIVATE KEY", n)
+            outputs["publicKeyPem"] = f"-----BEGIN PUBLIC KEY-----\npublic-{n}\n-----END PUBLIC KEY-----\n"
+            outputs["publicKeyOpenssh"] = f"ssh-ed25519 AAAA{hashlib.sha256(n.encode()).hexdigest()} {n}\n"
+            self.generated_secrets.add(_fake("PRIVATE_KEY", n))
+            self.generated_secrets.add(_fake("OPENSSH_PRIVATE_KEY", n))
+        elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+            outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\ncert-{n}\n-----END CERTIFICATE-----\n"
+        elif t == "tls:index/certRequest:CertRequest":
+            outputs["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\ncsr-{n}\n-----END CERTIFICATE REQUEST-----\n"
+        elif t == "docker:index/remoteImage:RemoteImage":
+            digest = hashlib.sha256(str(inputs.get("name")).encode()).hexdigest()
+            outputs["imageId"] = f"sha256:{digest}"
+            outputs["repoDigest"] = f"{inputs.get('name')}@sha256:{digest}"
+        return f"{n}-id", outputs
+
+    def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        return {}
+
+    # ---- queries -------------------------------------------------------------------
+
+    def of_type(self, type_: str) -> list[Resource]:
+        return [r for r in self.resources if r.type == type_]
+
+    def named(self, name: str, type_: str | None = None) -> Resource:
+        found = [r for r in self.resources if r.name == name and (type_ is None or r.type == type_)]
+        assert len(found) == 1, f"{len(found)} resources named {name!r} ({type_})"
+        return found[0]
+
+    def containers(self) -> dict[str, Resource]:
+        """Docker containers by container name (e.g. 'homelab-grafana')."""
+        return {r.inputs["name"]: r for r in self.of_type("docker:index/container:Container")}
+
+    def providers(self) -> dict[str, Resource]:
+        return {r.name: r for r in self.of_type("pulumi:providers:docker")}
+
+
+class RecordingMonitor(pulumi_mocks.MockMonitor):
+    """The mock monitor, also keeping the resource options `MockResourceArgs` leaves out."""
+
+    def __init__(self, mocks: RecordingMocks):
+        super().__init__(mocks)
+        self.recording = mocks
+
+    def RegisterResource(self, request):  # type: ignore[no-untyped-def]  # noqa: N802
+        urn = self.make_urn(request.parent, request.type, request.name)
+        self.recording._options[(request.type, request.name)] = {
+            "urn": urn,
+            "parent": request.parent,
+            "retain_on_delete": bool(request.retainOnDelete),
+            "protect": bool(request.protect),
+            "dependencies": list(request.dependencies),
+        }
+        return super().RegisterResource(request)
+
+
+def _config_value(value: Any) -> str:
+    return value if isinstance(value, str) else json.dumps(value)
+
+
+def run_program(
+    config: dict[str, Any] | None = None,
+    secrets: dict[str, str] | None = None,
+    stack: str = "dev",
+    key_dir: str | None = None,
+) -> RecordingMocks:
+    """Run `__main__`'s program with `homelab:` config (kebab-case keys, no namespace).
+
+    Config errors propagate as `pulumi.RunError`; the returned mocks then hold nothing.
+    """
+    mocks = RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="homelab", stack=stack, preview=False, monitor=RecordingMonitor(mocks))
+    values = {f"homelab:{k}": _config_value(v) for k, v in (config or {}).items()}
+    values.update({f"homelab:{k}": v for k, v in (secrets or {}).items()})
+    pulumi.runtime.set_all_config(values, [f"homelab:{k}" for k in (secrets or {})])
+    if key_dir is not None:
+        os.environ["HOMELAB_SSH_KEY_DIR"] = key_dir
+    from stacks.program import main
+
+    try:
+        main()
+    finally:
+        drain()
+    return mocks
+
+
+@pulumi.runtime.test
+def drain() -> None:
+    """Wait for every outstanding registration and apply."""
+
+
+def load_stack_file(path: Path) -> dict[str, Any]:
+    """The `homelab:` keys of a `Pulumi.<stack>.yaml` file, without the namespace."""
+    document = yaml.safe_load(path.read_text()) or {}
+    out = {}
+    for key, value in (document.get("config") or {}).items():
+        namespace, _, name = key.partition(":")
+        assert namespace == "homelab", f"{path}: unexpected namespace in {key}"
+        out[name] = value
+    return out
+
+
+def example_secrets(config: dict[str, Any]) -> dict[str, str]:
+    """Stand-in values for every secret an example references by name."""
+    from stacks.config import validate
+
+    model = validate(config)
+    return {key: f"{SECRET_MARK}-config-{key}" for _, key in model.secret_keys()}
+
+
+def example_files() -> list[Path]:
+    return sorted(EXAMPLES.glob("*.yaml")) + [ROOT / "Pulumi.dev.yaml"]
