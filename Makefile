@@ -1,0 +1,47 @@
+# One command per job. `make up` brings the dev stack up; `make test` runs every test.
+PYTHON ?= python3
+VENV ?= venv
+BIN := $(VENV)/bin
+STACK ?= dev
+
+.PHONY: up preview destroy test tools lint typecheck schema bench clean
+
+$(BIN)/.installed: requirements.txt requirements-dev.txt
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -r requirements-dev.txt
+	touch $@
+
+## up: set everything up and run `pulumi up` on the dev stack (local file backend)
+up: $(BIN)/.installed
+	STACK=$(STACK) scripts/pulumi-local.sh up
+
+preview: $(BIN)/.installed
+	STACK=$(STACK) scripts/pulumi-local.sh preview
+
+destroy: $(BIN)/.installed
+	STACK=$(STACK) scripts/pulumi-local.sh destroy
+
+## test: set up and run the whole test suite (installs haproxy/promtool if missing)
+test: $(BIN)/.installed tools
+	$(BIN)/python -m pytest -q
+
+tools:
+	scripts/install-tools.sh
+
+lint: $(BIN)/.installed
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: $(BIN)/.installed
+	$(BIN)/mypy components stacks
+
+## schema: write the JSON schema of the stack config for editors
+schema: $(BIN)/.installed
+	$(BIN)/python scripts/export_schema.py schema/homelab.schema.json
+
+bench: $(BIN)/.installed
+	$(BIN)/python bench/bench_homelab.py
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
