@@ -35,7 +35,7 @@ _SSH_RE = re.compile(
     r"^(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+))?$"
 )
 _IMAGE_RE = re.compile(
-    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:\d+)?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:\d+(?=/))?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
     r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
 )
 _DURATION_RE = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
@@ -97,7 +97,9 @@ def _image(value: str) -> str:
     if not match:
         raise ValueError(f"{value!r} is not an image reference")
     if "@sha256:" not in value and match.group("tag") in (None, "latest"):
-        raise ValueError(f"image {value!r} must be pinned to a tag or digest (not 'latest')")
+        raise ValueError(
+            f"image {value!r} is not pinned: give a tag other than 'latest', or an @sha256 digest"
+        )
     return value
 
 
@@ -140,15 +142,19 @@ Restart = Literal["no", "on-failure", "always", "unless-stopped"]
 class HostConfig(Model):
     """A Docker host: `local` (this machine's socket) or `user@host[:port]` over SSH."""
 
-    name: Label
-    address: str = "local"
+    name: Label = Field(description="Short name services refer to in `host:`.")
+    address: str = Field(default="local", description="`local`, or `user@host[:port]` for SSH.")
     private_key_secret: SecretKey | None = Field(
         default=None,
         description="Config key holding the SSH private key (set with --secret); "
         "without it the SSH agent is used.",
     )
-    root: str = "/opt/homelab"
-    install_docker: bool = True
+    root: str = Field(
+        default="/opt/homelab", description="Root directory with config/, data/, data/secrets/."
+    )
+    install_docker: bool = Field(
+        default=True, description="Install Docker from the distribution's packages if missing."
+    )
     scrape_address: str | None = Field(
         default=None,
         description="Address other hosts' Prometheus uses to reach this host's exporters "
@@ -195,11 +201,11 @@ class HostConfig(Model):
 class ServiceConfig(Model):
     """Settings every built-in service has."""
 
-    enabled: bool = True
+    enabled: bool = Field(default=True, description="Run this service.")
     host: Label | None = Field(default=None, description="Host to run on (default: the first).")
     image: Image | None = Field(default=None, description="Override the pinned image.")
-    memory_mb: MemoryMb | None = None
-    restart: Restart = "unless-stopped"
+    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
+    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
 class RoutedServiceConfig(ServiceConfig):
@@ -215,22 +221,24 @@ class TcpServiceConfig(RoutedServiceConfig):
 class AgentConfig(Model):
     """A per-host agent (exporter): runs on every host unless `hosts` narrows it."""
 
-    enabled: bool = True
-    hosts: list[Label] | None = None
-    image: Image | None = None
-    memory_mb: MemoryMb | None = None
-    restart: Restart = "unless-stopped"
+    enabled: bool = Field(default=True, description="Run this exporter.")
+    hosts: list[Label] | None = Field(default=None, description="Hosts to run on (default: all).")
+    image: Image | None = Field(default=None, description="Override the pinned image.")
+    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
+    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
 class ProxyConfig(Model):
     """HAProxy on every host that has routes."""
 
-    image: Image | None = None
-    http_port: Port = 80
-    https_port: Port = 443
-    stats_port: Port = 8404
-    memory_mb: MemoryMb | None = 256
-    restart: Restart = "unless-stopped"
+    image: Image | None = Field(default=None, description="Override the pinned HAProxy image.")
+    http_port: Port = Field(default=80, description="Host port for HTTP.")
+    https_port: Port = Field(default=443, description="Host port for HTTPS.")
+    stats_port: Port = Field(
+        default=8404, description="Stats, /healthz and Prometheus /metrics (published for remote scrapes)."
+    )
+    memory_mb: MemoryMb | None = Field(default=256, description="Memory limit (MB).")
+    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
 class PortainerConfig(RoutedServiceConfig):
@@ -359,10 +367,14 @@ class CustomService(Model):
 
 
 class TlsConfig(Model):
-    enabled: bool = True
-    self_signed: bool = True
-    ca_common_name: str = "Homelab CA"
-    validity_days: Annotated[int, Field(ge=1, le=3650)] = 825
+    enabled: bool = Field(default=True, description="HTTPS with HTTP->HTTPS redirect.")
+    self_signed: bool = Field(
+        default=True, description="Generate a CA and a certificate per routed host name."
+    )
+    ca_common_name: str = Field(default="Homelab CA", description="Common name of the generated CA.")
+    validity_days: Annotated[int, Field(ge=1, le=3650)] = Field(
+        default=825, description="Validity of generated certificates."
+    )
     certificates: dict[Domain, SecretKey] = Field(
         default_factory=dict,
         description="Your own certificates: host name -> config key (secret) holding the "
@@ -371,16 +383,22 @@ class TlsConfig(Model):
 
 
 class BackupConfig(Model):
-    enabled: bool = True
-    schedule: Annotated[str, AfterValidator(_cron6)] = "0 0 4 * * *"
+    enabled: bool = Field(default=True, description="Back up every stateful volume.")
+    schedule: Annotated[str, AfterValidator(_cron6)] = Field(
+        default="0 0 4 * * *", description="6-field cron (seconds first), per host."
+    )
     target: str | None = Field(
         default=None,
         description="Absolute directory on each host, or an s3:// URL "
         "(default: <host root>/backups).",
     )
-    s3_access_key_id_secret: SecretKey | None = None
-    s3_secret_access_key_secret: SecretKey | None = None
-    image: Image | None = None
+    s3_access_key_id_secret: SecretKey | None = Field(
+        default=None, description="Config key (secret) with the S3 access key id."
+    )
+    s3_secret_access_key_secret: SecretKey | None = Field(
+        default=None, description="Config key (secret) with the S3 secret access key."
+    )
+    image: Image | None = Field(default=None, description="Override the pinned Volumerize image.")
 
     @model_validator(mode="after")
     def _check(self) -> BackupConfig:
@@ -403,8 +421,8 @@ class BackupConfig(Model):
 
 
 class MonitoringConfig(Model):
-    scrape_interval: Duration = "15s"
-    retention: Duration = "15d"
+    scrape_interval: Duration = Field(default="15s", description="Prometheus scrape interval.")
+    retention: Duration = Field(default="15d", description="Prometheus data retention.")
 
 
 class DataConfig(Model):
@@ -419,11 +437,17 @@ class DataConfig(Model):
 class StackConfig(Model):
     """The whole `homelab:` namespace of a stack config."""
 
-    name: Label = "homelab"
-    domain: Domain = "localhost"
-    admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")] = "admin"
+    name: Label = Field(
+        default="homelab", description="Prefix of containers and volumes; the stack network's name."
+    )
+    domain: Domain = Field(default="localhost", description="Root domain: services get <name>.<domain>.")
+    admin_user: Annotated[str, Field(pattern=r"^[a-z_][a-z0-9_.-]{0,31}$")] = Field(
+        default="admin", description="Grafana admin user (the password is generated)."
+    )
     hosts: list[HostConfig] = Field(
-        default_factory=lambda: [HostConfig(name="local")], min_length=1
+        default_factory=lambda: [HostConfig(name="local")],
+        min_length=1,
+        description="Docker hosts; services run on the first unless they say otherwise.",
     )
     tls: TlsConfig = Field(default_factory=TlsConfig)
     proxy: ProxyConfig = Field(default_factory=ProxyConfig)
@@ -431,7 +455,9 @@ class StackConfig(Model):
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     data: DataConfig = Field(default_factory=DataConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
-    custom_services: list[CustomService] = Field(default_factory=list)
+    custom_services: list[CustomService] = Field(
+        default_factory=list, description="Your own services, routed, scraped and backed up."
+    )
 
     @property
     def default_host(self) -> str:

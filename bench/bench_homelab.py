@@ -1,0 +1,152 @@
+"""Benchmark: how long the program takes to evaluate under Pulumi mocks, and how much memory.
+
+Each scenario runs in its own Python process (so peak RSS is its own) and prints:
+evaluation time, resources registered, peak RSS, and the ratio of the time to registering
+the same number of plain resources directly (the cost of the Pulumi SDK itself).
+
+    python bench/bench_homelab.py            # all scenarios, a table
+    python bench/bench_homelab.py --json     # the same, as JSON lines
+
+Scenarios:
+- single-host: examples/single-host.yaml (every built-in service plus one custom service);
+- synthetic: 10 SSH hosts, every built-in service enabled, exporters on all 10 hosts,
+  and 200 custom services (route, metrics, stateful volume, a secret) spread over the hosts.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import subprocess
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "tests"))
+
+
+def synthetic_config(hosts: int = 10, customs: int = 200) -> tuple[dict[str, Any], dict[str, str]]:
+    names = [f"node{i:02d}" for i in range(hosts)]
+    config: dict[str, Any] = {
+        "domain": "bench.example.com",
+        "hosts": [
+            {"name": n, "address": f"deploy@{n}.bench.example.com", "private-key-secret": f"{n}-key"}
+            for n in names
+        ],
+        "services": {
+            "mattermost": {"enabled": True, "host": names[1]},
+            "postgres": {"enabled": True, "host": names[2]},
+            "mysql": {"enabled": True, "host": names[3]},
+            "drupal": {"enabled": True, "host": names[4]},
+            "web": {"enabled": True, "host": names[5]},
+        },
+        "custom-services": [
+            {
+                "name": f"app{i:03d}",
+                "image": "traefik/whoami:v1.11.0",
+                "host": names[i % hosts],
+                "routes": [{"hostname": f"app{i:03d}", "port": 80}],
+                "metrics": [{"port": 80, "host-port": 20000 + i}],
+                "volumes": [{"name": "data", "path": "/data"}],
+                "secrets": [{"name": "token", "env": "APP_TOKEN"}],
+            }
+            for i in range(customs)
+        ],
+    }
+    secrets = {f"{n}-key": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{n}\n-----END OPENSSH PRIVATE KEY-----\n" for n in names}
+    return config, secrets
+
+
+def _peak_rss_mb() -> float:
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+def run_scenario(name: str, key_dir: str) -> dict[str, Any]:
+    import harness  # the tests' mocks harness: the real program, recorded
+
+    if name == "single-host":
+        config = harness.load_stack_file(ROOT / "examples" / "single-host.yaml")
+        secrets = harness.example_secrets(config)
+    else:
+        config, secrets = synthetic_config()
+    rss_before = _peak_rss_mb()
+    start = time.perf_counter()
+    mocks = harness.run_program(config, secrets, key_dir=key_dir)
+    elapsed = time.perf_counter() - start
+    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pulumi_kubernetes", "pulumi_github"))
+    return {
+        "scenario": name,
+        "resources": len(mocks.resources),
+        "seconds": round(elapsed, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+        "rss_before_mb": round(rss_before, 1),
+        "heavy_sdks_imported": heavy,
+    }
+
+
+def run_baseline(count: int) -> dict[str, Any]:
+    """Register `count` plain resources directly, with the same mocks and no homelab code."""
+    import pulumi
+    import pulumi_random as random
+
+    import harness
+
+    mocks = harness.RecordingMocks()
+    pulumi.runtime.set_mocks(mocks, project="bench", stack="bench", preview=False)
+    start = time.perf_counter()
+    for i in range(count):
+        random.RandomId(f"r{i}", byte_length=8)
+    harness.drain()
+    elapsed = time.perf_counter() - start
+    return {"scenario": f"baseline-{count}", "resources": len(mocks.resources), "seconds": round(elapsed, 3), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+
+
+def _child(args: list[str]) -> dict[str, Any]:
+    out = subprocess.run(
+        [sys.executable, __file__, *args], check=True, capture_output=True, text=True, cwd=ROOT
+    )
+    return json.loads(out.stdout.strip().splitlines()[-1])
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--scenario")
+    parser.add_argument("--baseline", type=int)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    key_dir = os.environ.get("HOMELAB_SSH_KEY_DIR") or str(Path("/tmp") / f"homelab-bench-keys-{os.getpid()}")
+    if args.scenario:
+        print(json.dumps(run_scenario(args.scenario, key_dir)))
+        return
+    if args.baseline:
+        print(json.dumps(run_baseline(args.baseline)))
+        return
+
+    rows = []
+    for scenario in ("single-host", "synthetic"):
+        result = _child(["--scenario", scenario])
+        base = _child(["--baseline", str(result["resources"])])
+        result["baseline_seconds"] = base["seconds"]
+        result["ratio_to_direct"] = round(result["seconds"] / base["seconds"], 2) if base["seconds"] else None
+        rows.append(result)
+    if args.json:
+        for row in rows:
+            print(json.dumps(row))
+        return
+    header = f"{'scenario':<12} {'resources':>9} {'eval s':>8} {'direct s':>9} {'ratio':>6} {'peak RSS MB':>12}  heavy SDKs"
+    print(header)
+    print("-" * len(header))
+    for r in rows:
+        print(
+            f"{r['scenario']:<12} {r['resources']:>9} {r['seconds']:>8.2f} {r['baseline_seconds']:>9.2f} "
+            f"{r['ratio_to_direct']:>6} {r['peak_rss_mb']:>12.1f}  {', '.join(r['heavy_sdks_imported']) or 'none'}"
+        )
+
+
+if __name__ == "__main__":
+    main()
