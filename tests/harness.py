@@ -91,6 +91,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
         self.resources: list[Resource] = []
         self.generated_secrets: set[str] = set()
+        # Stack outputs: name -> resolved value, and the names whose Output is secret.
+        self.outputs: dict[str, Any] = {}
+        self.secret_outputs: set[str] = set()
         self._options: dict[tuple[str, str], dict[str, Any]] = {}
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
@@ -199,10 +202,26 @@ def run_program(
         os.environ["HOMELAB_SSH_KEY_DIR"] = key_dir
     from stacks.program import main
 
+    def record_export(name: str, value: Any) -> None:
+        output = pulumi.Output.from_input(value)
+
+        def keep(resolved: Any) -> None:
+            mocks.outputs[name] = resolved
+
+        def secret(is_secret: bool) -> None:
+            if is_secret:
+                mocks.secret_outputs.add(name)
+
+        output.apply(keep)
+        pulumi.Output.from_input(output.is_secret()).apply(secret)
+
+    original_export = pulumi.export
+    pulumi.export = record_export
     try:
         main()
     finally:
         drain()
+        pulumi.export = original_export
     return mocks
 
 

@@ -1,0 +1,87 @@
+"""The program as a whole: outputs, landing page, start-up cost, generated docs."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import pytest
+from harness import ROOT, example_secrets, load_stack_file, run_program
+
+
+@pytest.fixture(scope="module")
+def single(tmp_path_factory):
+    config = load_stack_file(ROOT / "examples" / "single-host.yaml")
+    return run_program(config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys")))
+
+
+def test_outputs_name_every_routed_service_and_keep_the_password_secret(single):
+    urls = single.outputs["urls"]
+    assert urls == {
+        "portainer": "https://infra.lab.example.com/",
+        "prometheus": "https://metrics.lab.example.com/",
+        "grafana": "https://monitoring.lab.example.com/",
+        "mattermost": "https://mattermost.lab.example.com/",
+        "drupal": "https://intranet.lab.example.com/",
+        "web": "https://lab.example.com/",
+        "landing": "https://home.lab.example.com/",
+        "whoami": "https://whoami.lab.example.com/",
+    }
+    assert single.outputs["admin-user"] == "admin"
+    assert single.outputs["admin-password"] in single.generated_secrets
+    assert "admin-password" in single.secret_outputs
+    assert "backup-passphrases" in single.secret_outputs
+    assert single.outputs["ca-certificate"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "ca-certificate" not in single.secret_outputs
+
+
+def test_landing_page_lists_every_enabled_service(single):
+    landing = single.containers()["homelab-landing"]
+    (page,) = [u["content"] for u in landing.inputs["uploads"] if u["file"].endswith("index.html")]
+    for url in single.outputs["urls"].values():
+        assert f'href="{url}"' in page
+    # A disabled service is not listed.
+    dev = run_program(load_stack_file(ROOT / "Pulumi.dev.yaml"))
+    (dev_page,) = [u["content"] for u in dev.containers()["homelab-landing"].inputs["uploads"]]
+    assert "mattermost" not in dev_page.lower()
+    assert 'href="https://monitoring.localhost/"' in dev_page
+
+
+def test_without_tls_urls_are_http():
+    mocks = run_program({"tls": {"enabled": False}})
+    assert mocks.outputs["urls"]["grafana"] == "http://monitoring.localhost/"
+    assert "ca-certificate" not in mocks.outputs
+    assert not mocks.of_type("tls:index/privateKey:PrivateKey")
+
+
+def test_homelab_only_stack_does_not_import_kubernetes_or_github_sdks():
+    code = (
+        "import sys; sys.path[:0] = ['tests', '.']\n"
+        "import harness\n"
+        "harness.run_program(harness.load_stack_file(harness.ROOT / 'Pulumi.dev.yaml'))\n"
+        "heavy = [m for m in sys.modules if m.split('.')[0] in ('pulumi_kubernetes', 'pulumi_github')]\n"
+        "print(len(sys.modules), heavy)\n"
+        "assert not heavy, heavy\n"
+    )
+    result = subprocess.run([sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True)
+    assert result.returncode == 0, result.stderr
+
+
+def test_config_error_is_a_run_error_without_traceback_noise():
+    import pulumi
+
+    with pytest.raises(pulumi.RunError) as error:
+        run_program({"domain": "not a domain"})
+    assert str(error.value).startswith("invalid stack config (1 problem(s)):\n  domain: ")
+
+
+def test_config_reference_is_current():
+    generated = subprocess.run(
+        [sys.executable, "scripts/config_reference.py"], cwd=ROOT, capture_output=True, text=True, check=True
+    ).stdout
+    assert (ROOT / "docs" / "reference.md").read_text() == generated, "run: python scripts/config_reference.py docs/reference.md"
+
+
+def test_main_is_a_few_lines():
+    lines = [l for l in (ROOT / "__main__.py").read_text().splitlines() if l.strip()]
+    assert len(lines) <= 6
