@@ -58,7 +58,10 @@ def synthetic_config(hosts: int = 10, customs: int = 200) -> tuple[dict[str, Any
             for i in range(customs)
         ],
     }
-    secrets = {f"{n}-key": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{n}\n-----END OPENSSH PRIVATE KEY-----\n" for n in names}
+    secrets = {
+        f"{n}-key": f"-----BEGIN OPENSSH PRIVATE KEY-----\n{n}\n-----END OPENSSH PRIVATE KEY-----\n"
+        for n in names
+    }
     return config, secrets
 
 
@@ -91,10 +94,9 @@ def run_scenario(name: str, key_dir: str) -> dict[str, Any]:
 
 def run_baseline(count: int) -> dict[str, Any]:
     """Register `count` plain resources directly, with the same mocks and no homelab code."""
+    import harness
     import pulumi
     import pulumi_random as random
-
-    import harness
 
     mocks = harness.RecordingMocks()
     pulumi.runtime.set_mocks(mocks, project="bench", stack="bench", preview=False)
@@ -103,7 +105,12 @@ def run_baseline(count: int) -> dict[str, Any]:
         random.RandomId(f"r{i}", byte_length=8)
     harness.drain()
     elapsed = time.perf_counter() - start
-    return {"scenario": f"baseline-{count}", "resources": len(mocks.resources), "seconds": round(elapsed, 3), "peak_rss_mb": round(_peak_rss_mb(), 1)}
+    return {
+        "scenario": f"baseline-{count}",
+        "resources": len(mocks.resources),
+        "seconds": round(elapsed, 3),
+        "peak_rss_mb": round(_peak_rss_mb(), 1),
+    }
 
 
 def _child(args: list[str]) -> dict[str, Any]:
@@ -138,13 +145,17 @@ def main() -> None:
         for row in rows:
             print(json.dumps(row))
         return
-    header = f"{'scenario':<12} {'resources':>9} {'eval s':>8} {'direct s':>9} {'ratio':>6} {'peak RSS MB':>12}  heavy SDKs"
+    header = (
+        f"{'scenario':<12} {'resources':>9} {'eval s':>8} {'direct s':>9} {'ratio':>6} "
+        f"{'peak RSS MB':>12}  heavy SDKs"
+    )
     print(header)
     print("-" * len(header))
     for r in rows:
+        heavy = ", ".join(r["heavy_sdks_imported"]) or "none"
         print(
             f"{r['scenario']:<12} {r['resources']:>9} {r['seconds']:>8.2f} {r['baseline_seconds']:>9.2f} "
-            f"{r['ratio_to_direct']:>6} {r['peak_rss_mb']:>12.1f}  {', '.join(r['heavy_sdks_imported']) or 'none'}"
+            f"{r['ratio_to_direct']:>6} {r['peak_rss_mb']:>12.1f}  {heavy}"
         )
 
 

@@ -2,11 +2,10 @@
 
 from __future__ import annotations
 
+import shlex
 from functools import cache
 from pathlib import Path
 from typing import Any
-
-import shlex
 
 import jinja2
 

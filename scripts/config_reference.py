@@ -49,7 +49,9 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
             if isinstance(value, BaseModel):
                 default = ""
             elif isinstance(value, list) and value and isinstance(value[0], BaseModel):
-                default = "`" + repr([v.model_dump(by_alias=True, exclude_defaults=True) for v in value]) + "`"
+                default = (
+                    "`" + repr([v.model_dump(by_alias=True, exclude_defaults=True) for v in value]) + "`"
+                )
             else:
                 default = f"`{value!r}`"
         else:

@@ -23,6 +23,7 @@ from pydantic import (
     ConfigDict,
     Field,
     ValidationError,
+    field_validator,
     model_validator,
 )
 
@@ -77,9 +78,7 @@ def _domain(value: str) -> str:
 
 def _label(value: str) -> str:
     if not _LABEL_RE.match(value):
-        raise ValueError(
-            f"{value!r} is not a DNS label (lowercase letters, digits and '-', 1-63 chars)"
-        )
+        raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', 1-63 chars)")
     return value
 
 
@@ -119,8 +118,7 @@ def _cron6(value: str) -> str:
     fields = value.split()
     if len(fields) != 6:
         raise ValueError(
-            f"{value!r} must have 6 fields (seconds minutes hours day month weekday),"
-            " e.g. '0 0 4 * * *'"
+            f"{value!r} must have 6 fields (seconds minutes hours day month weekday), e.g. '0 0 4 * * *'"
         )
     return value
 
@@ -161,16 +159,22 @@ class HostConfig(Model):
         "(defaults to the SSH host name).",
     )
 
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        if value == "local":
+            return value
+        match = _SSH_RE.match(value)
+        if not match:
+            raise ValueError(f"{value!r} must be 'local' or 'user@host[:port]'")
+        port = match.group("port")
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r}: port {port} is out of range 1-65535")
+        return value
+
     @model_validator(mode="after")
     def _check(self) -> HostConfig:
-        if self.address != "local":
-            match = _SSH_RE.match(self.address)
-            if not match:
-                raise ValueError(f"address {self.address!r} must be 'local' or 'user@host[:port]'")
-            port = match.group("port")
-            if port is not None and not 1 <= int(port) <= 65535:
-                raise ValueError(f"address {self.address!r}: port {port} is out of range 1-65535")
-        elif self.private_key_secret:
+        if self.is_local and self.private_key_secret:
             raise ValueError("private-key-secret is only for SSH hosts")
         if not self.root.startswith("/"):
             raise ValueError(f"root {self.root!r} must be an absolute path")
@@ -389,8 +393,7 @@ class BackupConfig(Model):
     )
     target: str | None = Field(
         default=None,
-        description="Absolute directory on each host, or an s3:// URL "
-        "(default: <host root>/backups).",
+        description="Absolute directory on each host, or an s3:// URL (default: <host root>/backups).",
     )
     s3_access_key_id_secret: SecretKey | None = Field(
         default=None, description="Config key (secret) with the S3 access key id."
@@ -400,20 +403,25 @@ class BackupConfig(Model):
     )
     image: Image | None = Field(default=None, description="Override the pinned Volumerize image.")
 
-    @model_validator(mode="after")
-    def _check(self) -> BackupConfig:
-        target = self.target
-        if target is not None and not (target.startswith("/") or target.startswith("s3://")):
-            raise ValueError(f"target {target!r} must be an absolute path or an s3:// URL")
-        is_s3 = target is not None and target.startswith("s3://")
+    @field_validator("target")
+    @classmethod
+    def _target(cls, value: str | None) -> str | None:
+        if value is not None and not (value.startswith("/") or value.startswith("s3://")):
+            raise ValueError(f"{value!r} must be an absolute path or an s3:// URL")
+        return value
+
+    def problems(self) -> list[tuple[str, str]]:
         keys = (self.s3_access_key_id_secret, self.s3_secret_access_key_secret)
-        if is_s3 and None in keys:
-            raise ValueError(
-                "an s3:// target needs s3-access-key-id-secret and s3-secret-access-key-secret"
-            )
-        if not is_s3 and any(keys):
-            raise ValueError("s3 credentials are only for an s3:// target")
-        return self
+        if self.is_s3 and None in keys:
+            return [
+                (
+                    "backup.target",
+                    "an s3:// target needs s3-access-key-id-secret and s3-secret-access-key-secret",
+                )
+            ]
+        if not self.is_s3 and any(keys):
+            return [("backup.target", "s3 credentials are only for an s3:// target")]
+        return []
 
     @property
     def is_s3(self) -> bool:
@@ -429,9 +437,7 @@ class DataConfig(Model):
     """What happens to stateful volumes when a service or the stack goes away."""
 
     protect: bool = Field(default=False, description="Refuse to delete volumes at all.")
-    delete_on_destroy: bool = Field(
-        default=False, description="Opt in to deleting volumes with the stack."
-    )
+    delete_on_destroy: bool = Field(default=False, description="Opt in to deleting volumes with the stack.")
 
 
 class StackConfig(Model):
@@ -501,6 +507,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
         if host.name in seen_hosts:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
+    problems += config.backup.problems()
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
     if len(local) > 1:
         problems.append((f"hosts[{local[1]}].address", "only one host can be 'local'"))
@@ -540,12 +547,21 @@ def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
     return problems
 
 
-def validate(raw: Mapping[str, Any]) -> StackConfig:
-    """Validate a plain dict (kebab-case keys) into a `StackConfig`, or raise `ConfigError`."""
+def parse(raw: Mapping[str, Any]) -> StackConfig:
+    """Field-level validation only (types, ranges, unknown keys), or raise `ConfigError`."""
     try:
-        config = StackConfig.model_validate(dict(raw))
+        # Keys are kebab-case in files: snake_case names are for Python callers only.
+        return StackConfig.model_validate(dict(raw), by_alias=True, by_name=False)
     except ValidationError as error:
         raise ConfigError(_problems_from(error)) from None
+
+
+def validate(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate a plain dict (kebab-case keys) into a `StackConfig`, or raise `ConfigError`.
+
+    Field problems are reported first; the cross-checks need a config whose fields are valid.
+    """
+    config = parse(raw)
     problems = check(config)
     if problems:
         raise ConfigError(problems)
@@ -577,9 +593,7 @@ def raw_from_pulumi_config(
     return raw, secrets, present
 
 
-def validate_pulumi_config(
-    items: Iterable[tuple[str, Any]], secret_keys: Iterable[str]
-) -> StackConfig:
+def validate_pulumi_config(items: Iterable[tuple[str, Any]], secret_keys: Iterable[str]) -> StackConfig:
     """Validate the `homelab:` namespace of a Pulumi config, secrets references included."""
     raw, secrets, present = raw_from_pulumi_config(items, secret_keys)
     model_keys = {StackConfig.model_fields[n].alias or n for n in StackConfig.model_fields}
@@ -590,7 +604,7 @@ def validate_pulumi_config(
         if key in secrets
     ]
     try:
-        config = validate(model_raw)
+        config = parse(model_raw)
     except ConfigError as error:
         raise ConfigError(problems + error.problems) from None
     referenced = set()
@@ -602,6 +616,7 @@ def validate_pulumi_config(
             problems.append((path, f"config key {key!r} must be set with --secret"))
     for key in sorted(present - model_keys - referenced):
         problems.append((key, "unknown key"))
+    problems += check(config)
     if problems:
         raise ConfigError(problems)
     return config

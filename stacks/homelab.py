@@ -79,9 +79,7 @@ def build_homelab(
             ),
         )
 
-    safety = DataSafety(
-        retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect
-    )
+    safety = DataSafety(retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect)
     services: dict[str, Service] = {}
     backups = [s for s in plan.services if s.kind == "BackupSchedule"]
     for spec in [s for s in plan.services if s.kind != "BackupSchedule"] + backups:
@@ -109,6 +107,4 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
     }
     if passphrases:
         pulumi.export("backup-passphrases", pulumi.Output.secret(passphrases))
-    pulumi.export(
-        "hosts", {name: host.args.docker_host for name, host in lab.hosts.items()}
-    )
+    pulumi.export("hosts", {name: host.args.docker_host for name, host in lab.hosts.items()})

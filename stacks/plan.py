@@ -57,11 +57,7 @@ class Plan:
 
     def urls(self) -> dict[str, str]:
         scheme = "https" if self.config.tls.enabled else "http"
-        return {
-            s.name: f"{scheme}://{r.fqdn}/"
-            for s in self.services
-            for r in s.url_routes()[:1]
-        }
+        return {s.name: f"{scheme}://{r.fqdn}/" for s in self.services for r in s.url_routes()[:1]}
 
     def tls_hosts(self) -> list[str]:
         """Routed HTTP host names that need a certificate."""
@@ -79,6 +75,7 @@ def _basics(config: StackConfig, key: str, svc, name: str = "") -> Basics:  # ty
         memory_mb=svc.memory_mb,
         restart=svc.restart,
         name=name,
+        scheme="https" if config.tls.enabled else "http",
     )
 
 
@@ -136,7 +133,8 @@ def _publish_remote_metrics(spec: ServiceSpec, prometheus_host: str | None) -> S
         extra = tuple(
             PublishedPort(m.port, m.host_port)
             for m in spec.metrics
-            if m.container == c.name and m.host_port is not None
+            if m.container == c.name
+            and m.host_port is not None
             and all(p.host_port != m.host_port for p in c.ports)
         )
         containers.append(dataclasses.replace(c, ports=c.ports + extra) if extra else c)
@@ -168,9 +166,7 @@ def build_plan(config: StackConfig) -> Plan:
         tcp = databases.TcpBasics(_basics(config, "mysql", s.mysql), s.mysql.exposed_port)
         plan.add(databases.mysql(tcp), "services.mysql")
     if s.mattermost.enabled:
-        b = _basics(config, "mattermost", s.mattermost)
-        scheme = "https" if config.tls.enabled else "http"
-        args = mattermost.MattermostArgs(b, IMAGES["postgres"], f"{scheme}://{b.fqdn}")
+        args = mattermost.MattermostArgs(_basics(config, "mattermost", s.mattermost), IMAGES["postgres"])
         plan.add(mattermost.mattermost(args), "services.mattermost")
     if s.drupal.enabled:
         args_d = drupal.DrupalArgs(_basics(config, "drupal", s.drupal), IMAGES["postgres"])
@@ -212,10 +208,13 @@ def build_plan(config: StackConfig) -> Plan:
 
     if s.landing.enabled:
         b = _basics(config, "landing", s.landing)
-        scheme = "https" if config.tls.enabled else "http"
-        own = landing.Link("Home", f"{scheme}://{b.fqdn}/", b.host)
-        links = tuple(sorted([*landing.service_links(plan.services, scheme), own], key=lambda x: x.title.lower()))
-        plan.add(landing.landing(landing.LandingArgs(b, links, title=config.name.capitalize())), "services.landing")
+        own = landing.Link("Home", b.url or "", b.host)
+        links = tuple(
+            sorted([*landing.service_links(plan.services, b.scheme), own], key=lambda x: x.title.lower())
+        )
+        plan.add(
+            landing.landing(landing.LandingArgs(b, links, title=config.name.capitalize())), "services.landing"
+        )
 
     # One reverse proxy per host that has routes.
     routes_by_host: dict[str, list[Route]] = defaultdict(list)
@@ -257,38 +256,35 @@ def build_plan(config: StackConfig) -> Plan:
     return plan
 
 
-def plan_problems(config: StackConfig) -> list[tuple[str, str]]:
-    """Everything wrong with a config that only shows once its services are planned."""
-    problems: list[tuple[str, str]] = []
-    host_names = [h.name for h in config.hosts]
-    s = config.services
-    for key in type(s).model_fields:
-        svc = getattr(s, key)
+Problems = list[tuple[str, str]]
+
+
+def _unknown_hosts(config: StackConfig) -> Problems:
+    names = [h.name for h in config.hosts]
+
+    def unknown(path: str, host: str) -> tuple[str, str]:
+        return path, f"unknown host {host!r} (hosts: {', '.join(names)})"
+
+    problems = []
+    for key in type(config.services).model_fields:
+        svc = getattr(config.services, key)
         path = f"services.{key.replace('_', '-')}"
         if not svc.enabled:
             continue
-        if getattr(svc, "host", None) and svc.host not in host_names:
-            problems.append((f"{path}.host", f"unknown host {svc.host!r} (hosts: {', '.join(host_names)})"))
+        if getattr(svc, "host", None) and svc.host not in names:
+            problems.append(unknown(f"{path}.host", svc.host))
         for i, h in enumerate(getattr(svc, "hosts", None) or []):
-            if h not in host_names:
-                problems.append((f"{path}.hosts[{i}]", f"unknown host {h!r} (hosts: {', '.join(host_names)})"))
+            if h not in names:
+                problems.append(unknown(f"{path}.hosts[{i}]", h))
     for i, custom in enumerate(config.custom_services):
-        if custom.enabled and custom.host and custom.host not in host_names:
-            problems.append(
-                (f"custom-services[{i}].host", f"unknown host {custom.host!r} (hosts: {', '.join(host_names)})")
-            )
-    if problems:
-        return problems
+        if custom.enabled and custom.host and custom.host not in names:
+            problems.append(unknown(f"custom-services[{i}].host", custom.host))
+    return problems
 
-    if s.grafana.enabled and s.prometheus.enabled:
-        g = s.grafana.host or config.default_host
-        p = s.prometheus.host or config.default_host
-        if g != p:
-            problems.append(("services.grafana.host", f"Grafana must run beside Prometheus (host {p!r})"))
 
-    plan = build_plan(config)
-
-    # Host names: each HTTP host name is claimed by one service.
+def _host_name_claims(plan: Plan) -> Problems:
+    """Each HTTP host name is claimed by one service."""
+    problems = []
     claimed: dict[str, str] = {}
     for spec, route in plan.routes:
         if route.mode != "http":
@@ -297,59 +293,88 @@ def plan_problems(config: StackConfig) -> list[tuple[str, str]]:
         if route.fqdn in claimed:
             problems.append((path, f"host name {route.fqdn!r} is already claimed by {claimed[route.fqdn]}"))
         claimed.setdefault(route.fqdn, plan.origins[spec.name])
-
-    # Ports: each published once per host (proxy listeners, TCP routes, remote exporters).
-    for host in host_names:
-        used: dict[int, str] = {}
-        for spec in plan.on_host(host):
-            for index, route in enumerate(spec.routes):
-                if route.mode != "tcp":
-                    continue
-                path = plan.route_paths[(spec.name, index)].replace("hostname", "exposed-port")
-                reserved = {config.proxy.http_port: "proxy.http-port", config.proxy.stats_port: "proxy.stats-port"}
-                if config.tls.enabled:
-                    reserved[config.proxy.https_port] = "proxy.https-port"
-                port = route.exposed_port or 0
-                if port in reserved:
-                    problems.append((path, f"port {port} is taken by {reserved[port]}"))
-                elif port in used:
-                    problems.append((path, f"port {port} on host {host!r} is already used by {used[port]}"))
-                used[port] = plan.origins[spec.name]
-        published: dict[int, str] = {}
-        for spec in plan.on_host(host):
-            for c in spec.containers:
-                for p in c.ports:
-                    owner = published.get(p.host_port)
-                    if owner is not None and owner != spec.name:
-                        problems.append(
-                            (plan.origins[spec.name], f"host port {p.host_port} on host {host!r} is also published by {owner}")
-                        )
-                    published[p.host_port] = spec.name
-
-        aliases: dict[str, str] = {}
-        for spec in plan.on_host(host):
-            for c in spec.containers:
-                if c.name in aliases and aliases[c.name] != spec.name:
-                    problems.append(
-                        (plan.origins[spec.name], f"container name {c.name!r} on host {host!r} is also used by {aliases[c.name]}")
-                    )
-                aliases[c.name] = spec.name
-
-    # Prometheus on one host must reach the exporters of the others.
-    if plan.prometheus_host is not None:
-        for i, h in enumerate(config.hosts):
-            remote = [x for x in plan.on_host(h.name) if x.metrics]
-            if h.name != plan.prometheus_host and remote and h.reachable_address is None:
-                problems.append(
-                    (f"hosts[{i}].scrape-address", f"Prometheus on {plan.prometheus_host!r} needs an address to scrape host {h.name!r}")
-                )
-
-    # Certificates: self-signed off means every routed host needs the user's own.
-    tls = config.tls
-    if tls.enabled and not tls.self_signed:
-        for fqdn in plan.tls_hosts():
-            if fqdn not in tls.certificates:
-                problems.append(
-                    ("tls.certificates", f"no certificate for {fqdn!r} and tls.self-signed is off")
-                )
     return problems
+
+
+def _port_claims(plan: Plan, host: str) -> Problems:
+    """TCP routes and published ports: each port once per host, none on the proxy's own."""
+    proxy, problems = plan.config.proxy, []
+    reserved = {proxy.http_port: "proxy.http-port", proxy.stats_port: "proxy.stats-port"}
+    if plan.config.tls.enabled:
+        reserved[proxy.https_port] = "proxy.https-port"
+    used: dict[int, str] = {}
+    for spec in plan.on_host(host):
+        for index, route in enumerate(spec.routes):
+            if route.mode != "tcp" or route.exposed_port is None:
+                continue
+            path = plan.route_paths[(spec.name, index)].replace("hostname", "exposed-port")
+            port = route.exposed_port
+            if port in reserved:
+                problems.append((path, f"port {port} is taken by {reserved[port]}"))
+            elif port in used:
+                problems.append((path, f"port {port} on host {host!r} is already used by {used[port]}"))
+            used[port] = plan.origins[spec.name]
+    published: dict[int, str] = {}
+    for spec in plan.on_host(host):
+        for port in (p.host_port for c in spec.containers for p in c.ports):
+            owner = published.setdefault(port, spec.name)
+            if owner != spec.name:
+                message = f"host port {port} on host {host!r} is also published by {owner}"
+                problems.append((plan.origins[spec.name], message))
+    return problems
+
+
+def _container_names(plan: Plan, host: str) -> Problems:
+    """Container names are DNS names on the host's stack network: one service each."""
+    problems = []
+    owners: dict[str, str] = {}
+    for spec in plan.on_host(host):
+        for c in spec.containers:
+            owner = owners.setdefault(c.name, spec.name)
+            if owner != spec.name:
+                message = f"container name {c.name!r} on host {host!r} is also used by {owner}"
+                problems.append((plan.origins[spec.name], message))
+    return problems
+
+
+def _scrape_addresses(plan: Plan) -> Problems:
+    """Prometheus on one host must reach the exporters of the others."""
+    if plan.prometheus_host is None:
+        return []
+    problems = []
+    for i, h in enumerate(plan.config.hosts):
+        scraped = any(x.metrics for x in plan.on_host(h.name))
+        if h.name != plan.prometheus_host and scraped and h.reachable_address is None:
+            message = f"Prometheus on {plan.prometheus_host!r} needs an address to scrape host {h.name!r}"
+            problems.append((f"hosts[{i}].scrape-address", message))
+    return problems
+
+
+def _certificates(plan: Plan) -> Problems:
+    """With self-signed off, every routed host name needs the user's own certificate."""
+    tls = plan.config.tls
+    if not tls.enabled or tls.self_signed:
+        return []
+    return [
+        ("tls.certificates", f"no certificate for {fqdn!r} and tls.self-signed is off")
+        for fqdn in plan.tls_hosts()
+        if fqdn not in tls.certificates
+    ]
+
+
+def plan_problems(config: StackConfig) -> Problems:
+    """Everything wrong with a config that only shows once its services are planned."""
+    problems = _unknown_hosts(config)
+    if problems:
+        return problems
+    s = config.services
+    if s.grafana.enabled and s.prometheus.enabled:
+        prometheus_host = s.prometheus.host or config.default_host
+        if (s.grafana.host or config.default_host) != prometheus_host:
+            message = f"Grafana must run beside Prometheus (host {prometheus_host!r})"
+            problems.append(("services.grafana.host", message))
+    plan = build_plan(config)
+    problems += _host_name_claims(plan)
+    for host in config.hosts:
+        problems += _port_claims(plan, host.name) + _container_names(plan, host.name)
+    return problems + _scrape_addresses(plan) + _certificates(plan)

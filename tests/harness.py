@@ -129,10 +129,15 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["publicKeyOpenssh"] = f"ssh-ed25519 AAAA{hashlib.sha256(n.encode()).hexdigest()} {n}\n"
             self.generated_secrets.add(_fake("PRIVATE_KEY", n))
             self.generated_secrets.add(_fake("OPENSSH_PRIVATE_KEY", n))
-        elif t in ("tls:index/selfSignedCert:SelfSignedCert", "tls:index/locallySignedCert:LocallySignedCert"):
+        elif t in (
+            "tls:index/selfSignedCert:SelfSignedCert",
+            "tls:index/locallySignedCert:LocallySignedCert",
+        ):
             outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\ncert-{n}\n-----END CERTIFICATE-----\n"
         elif t == "tls:index/certRequest:CertRequest":
-            outputs["certRequestPem"] = f"-----BEGIN CERTIFICATE REQUEST-----\ncsr-{n}\n-----END CERTIFICATE REQUEST-----\n"
+            outputs["certRequestPem"] = (
+                f"-----BEGIN CERTIFICATE REQUEST-----\ncsr-{n}\n-----END CERTIFICATE REQUEST-----\n"
+            )
         elif t == "docker:index/remoteImage:RemoteImage":
             digest = hashlib.sha256(str(inputs.get("name")).encode()).hexdigest()
             outputs["imageId"] = f"sha256:{digest}"
@@ -194,7 +199,9 @@ def run_program(
     Config errors propagate as `pulumi.RunError`; the returned mocks then hold nothing.
     """
     mocks = RecordingMocks()
-    pulumi.runtime.set_mocks(mocks, project="homelab", stack=stack, preview=False, monitor=RecordingMonitor(mocks))
+    pulumi.runtime.set_mocks(
+        mocks, project="homelab", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
+    )
     values = {f"homelab:{k}": _config_value(v) for k, v in (config or {}).items()}
     values.update({f"homelab:{k}": v for k, v in (secrets or {}).items()})
     pulumi.runtime.set_all_config(values, [f"homelab:{k}" for k in (secrets or {})])

@@ -79,9 +79,11 @@ def test_config_reference_is_current():
     generated = subprocess.run(
         [sys.executable, "scripts/config_reference.py"], cwd=ROOT, capture_output=True, text=True, check=True
     ).stdout
-    assert (ROOT / "docs" / "reference.md").read_text() == generated, "run: python scripts/config_reference.py docs/reference.md"
+    assert (ROOT / "docs" / "reference.md").read_text() == generated, (
+        "run: python scripts/config_reference.py docs/reference.md"
+    )
 
 
 def test_main_is_a_few_lines():
-    lines = [l for l in (ROOT / "__main__.py").read_text().splitlines() if l.strip()]
+    lines = [line for line in (ROOT / "__main__.py").read_text().splitlines() if line.strip()]
     assert len(lines) <= 6

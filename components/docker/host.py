@@ -81,6 +81,7 @@ def write_private_key(key_dir: str, name: str, pem: str) -> str:
     folder.mkdir(mode=0o700, parents=True, exist_ok=True)
     path = folder / f"{name}.key"
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    os.fchmod(fd, 0o600)  # an existing file keeps its mode through os.open
     with os.fdopen(fd, "w") as handle:
         handle.write(pem if pem.endswith("\n") else pem + "\n")
     return str(path)
@@ -129,9 +130,7 @@ class DockerHost(pulumi.ComponentResource):
             f"{name}-docker",
             host=args.docker_host,
             ssh_opts=ssh_opts,
-            opts=pulumi.ResourceOptions(
-                parent=self, depends_on=[self.bootstrap] if self.bootstrap else None
-            ),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.bootstrap] if self.bootstrap else None),
         )
         self.network = docker.Network(
             f"{name}-network",
@@ -145,7 +144,9 @@ class DockerHost(pulumi.ComponentResource):
     def opts(self, parent: pulumi.Resource | None = None, **kwargs: object) -> pulumi.ResourceOptions:
         """Resource options that put a resource on this host's Docker daemon."""
         return pulumi.ResourceOptions(
-            parent=parent or self, provider=self.provider, **kwargs  # type: ignore[arg-type]
+            parent=parent or self,
+            provider=self.provider,
+            **kwargs,  # type: ignore[arg-type]
         )
 
     def image(self, ref: str) -> docker.RemoteImage:

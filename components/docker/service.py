@@ -113,9 +113,7 @@ class Service(pulumi.ComponentResource):
         for container in spec.containers:
             needs: list[pulumi.Resource] = [self.containers[d] for d in container.depends_on]
             needs += after or []
-            self.containers[container.name] = self._container(
-                name, args, host, container, available, needs
-            )
+            self.containers[container.name] = self._container(name, args, host, container, available, needs)
 
         self.register_outputs(
             {
@@ -149,9 +147,7 @@ class Service(pulumi.ComponentResource):
                 else upload.content
             )
             uploads.append(
-                docker.ContainerUploadArgs(
-                    file=upload.path, content=content, executable=upload.executable
-                )
+                docker.ContainerUploadArgs(file=upload.path, content=content, executable=upload.executable)
             )
 
         mounts = [
@@ -169,9 +165,7 @@ class Service(pulumi.ComponentResource):
             for v in c.external_volumes
         ]
         mounts += [
-            docker.ContainerVolumeArgs(
-                host_path=b.source, container_path=b.target, read_only=b.read_only
-            )
+            docker.ContainerVolumeArgs(host_path=b.source, container_path=b.target, read_only=b.read_only)
             for b in c.binds
         ]
         if c.docker_socket != "none":
@@ -205,9 +199,7 @@ class Service(pulumi.ComponentResource):
             uploads=uploads or None,
             volumes=mounts or None,
             ports=[
-                docker.ContainerPortArgs(
-                    internal=p.container_port, external=p.host_port, protocol=p.protocol
-                )
+                docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, protocol=p.protocol)
                 for p in c.ports
             ]
             or None,

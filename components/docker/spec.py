@@ -10,6 +10,7 @@ Everything here is plain, immutable data: no Pulumi resources are created in thi
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -124,7 +125,7 @@ class ContainerSpec:
 
     name: str
     image: str
-    env: dict[str, str | SecretRef] = field(default_factory=dict)
+    env: Mapping[str, str | SecretRef] = field(default_factory=dict)
     command: tuple[str, ...] = ()
     volumes: tuple[Volume, ...] = ()
     external_volumes: tuple[ExternalVolume, ...] = ()
@@ -175,6 +176,11 @@ class Basics:
     memory_mb: int | None = None
     restart: str = "unless-stopped"
     name: str = ""
+    scheme: str = "https"  # "http" when the stack runs without TLS
+
+    @property
+    def url(self) -> str | None:
+        return f"{self.scheme}://{self.fqdn}/" if self.fqdn else None
 
     def memory(self, default: int) -> int:
         return self.memory_mb if self.memory_mb is not None else default

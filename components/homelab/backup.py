@@ -13,13 +13,13 @@ from dataclasses import dataclass
 from components.docker.service import volume_name
 from components.docker.spec import (
     Basics,
+    BindMount,
     ContainerSpec,
     ExternalVolume,
     SecretRef,
     SecretSpec,
     ServiceSpec,
     Volume,
-    BindMount,
 )
 
 SOURCE = "/source"

@@ -7,10 +7,10 @@ from dataclasses import dataclass
 from components.docker.spec import (
     Basics,
     ContainerSpec,
+    Route,
     SecretRef,
     SecretSpec,
     ServiceSpec,
-    Route,
     Volume,
     http_check,
 )
@@ -21,14 +21,12 @@ from components.homelab.databases import postgres_container
 class MattermostArgs:
     basics: Basics
     database_image: str
-    site_url: str
 
 
 def mattermost(a: MattermostArgs) -> ServiceSpec:
     b = a.basics
     db_url = (
-        "postgres://mattermost:{db-password}@mattermost-db:5432/mattermost"
-        "?sslmode=disable&connect_timeout=10"
+        "postgres://mattermost:{db-password}@mattermost-db:5432/mattermost?sslmode=disable&connect_timeout=10"
     )
     app = ContainerSpec(
         name="mattermost",
@@ -40,7 +38,7 @@ def mattermost(a: MattermostArgs) -> ServiceSpec:
             "MM_SQLSETTINGS_ATRESTENCRYPTKEY": SecretRef("{at-rest-encrypt-key}"),
             "MM_FILESETTINGS_PUBLICLINKSALT": SecretRef("{public-link-salt}"),
             "MM_EMAILSETTINGS_INVITESALT": SecretRef("{invite-salt}"),
-            "MM_SERVICESETTINGS_SITEURL": a.site_url,
+            "MM_SERVICESETTINGS_SITEURL": (b.url or "").rstrip("/"),
             "MM_BLEVESETTINGS_INDEXDIR": "/mattermost/bleve-indexes",
         },
         volumes=(
@@ -55,9 +53,7 @@ def mattermost(a: MattermostArgs) -> ServiceSpec:
         memory_mb=b.memory(2048),
         depends_on=("mattermost-db",),
     )
-    db = postgres_container(
-        "mattermost-db", a.database_image, "mattermost", "mattermost", "db-password", 512
-    )
+    db = postgres_container("mattermost-db", a.database_image, "mattermost", "mattermost", "db-password", 512)
     return ServiceSpec(
         name=b.name or "mattermost",
         kind="Mattermost",

@@ -104,7 +104,7 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
             "--storage.tsdb.path=/prometheus",
             f"--storage.tsdb.retention.time={a.retention}",
             "--web.enable-lifecycle",
-            *((f"--web.external-url=https://{b.fqdn}/",) if b.fqdn else ()),
+            *((f"--web.external-url={b.url}",) if b.url else ()),
         ),
         volumes=(Volume("prometheus-data", "/prometheus"),),
         uploads=(FileUpload(PROMETHEUS_CONFIG, config),),
@@ -186,7 +186,12 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
         FileUpload(ADMIN_PASSWORD_FILE, SecretRef("{admin-password}")),
         FileUpload(
             f"{provisioning}/datasources/homelab.yaml",
-            render(__file__, "grafana-datasource.yaml.j2", url=a.prometheus_url, scrape_interval=a.scrape_interval),
+            render(
+                __file__,
+                "grafana-datasource.yaml.j2",
+                url=a.prometheus_url,
+                scrape_interval=a.scrape_interval,
+            ),
         ),
         FileUpload(
             f"{provisioning}/dashboards/homelab.yaml",
@@ -203,10 +208,10 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
         "GF_AUTH_ANONYMOUS_ENABLED": "false",
         "GF_USERS_ALLOW_SIGN_UP": "false",
         "GF_ANALYTICS_REPORTING_ENABLED": "false",
-        "GF_SECURITY_COOKIE_SECURE": "true",
+        "GF_SECURITY_COOKIE_SECURE": "true" if b.scheme == "https" else "false",
     }
-    if b.fqdn:
-        env["GF_SERVER_ROOT_URL"] = f"https://{b.fqdn}/"
+    if b.url:
+        env["GF_SERVER_ROOT_URL"] = b.url
     container = ContainerSpec(
         name="grafana",
         image=b.image,

@@ -1,4 +1,4 @@
-"""Portainer CE: container management UI. The one service that needs the Docker socket read-write."""
+"""Portainer CE: the container management UI; it manages the host through the Docker socket."""
 
 from __future__ import annotations
 

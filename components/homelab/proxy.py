@@ -48,6 +48,7 @@ class Backend:
 
 
 def backends(routes: tuple[Route, ...]) -> tuple[list[Backend], list[Backend]]:
+    """HTTP and TCP routes as (frontend rule, backend) pairs, sorted for a stable file."""
     http: list[Backend] = []
     tcp: list[Backend] = []
     for r in sorted(routes, key=lambda r: (r.mode, r.fqdn, r.exposed_port or 0)):
@@ -56,13 +57,25 @@ def backends(routes: tuple[Route, ...]) -> tuple[list[Backend], list[Backend]]:
     return http, tcp
 
 
-def haproxy_config(routes: tuple[Route, ...], tls: bool, stats_port: int, config_dir: str = CONFIG_DIR) -> str:
+def unique_backends(routes: list[Backend]) -> list[Backend]:
+    """One backend section per name: several host names may share a container port."""
+    seen: dict[str, Backend] = {}
+    for b in routes:
+        seen.setdefault(b.name, b)
+    return list(seen.values())
+
+
+def haproxy_config(
+    routes: tuple[Route, ...], tls: bool, stats_port: int, config_dir: str = CONFIG_DIR
+) -> str:
     """Render haproxy.cfg; `config_dir` is where crt-list.txt and certs/ are found."""
     http, tcp = backends(routes)
     return render(
         __file__,
         "haproxy.cfg.j2",
-        tls=tls,
+        # Without an HTTP route there is no certificate, so no TLS listener either.
+        tls=tls and bool(http),
+        sections=unique_backends(http + tcp),
         stats_port=stats_port,
         crt_list=f"{config_dir}/crt-list.txt",
         http_backends=http,
@@ -94,7 +107,7 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
     hosts = tls_hosts(a.routes)
     uploads = [FileUpload(f"{CONFIG_DIR}/haproxy.cfg", haproxy_config(a.routes, a.tls, a.stats_port))]
     ports = [PublishedPort(80, a.http_port)]
-    if a.tls:
+    if a.tls and hosts:
         uploads.append(FileUpload(f"{CONFIG_DIR}/crt-list.txt", crt_list(hosts)))
         uploads += [
             FileUpload(f"{CERT_DIR}/{fqdn}.pem", SecretRef("{" + cert_secret_name(fqdn) + "}"))

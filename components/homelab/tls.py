@@ -26,9 +26,7 @@ class CertificateAuthority(pulumi.ComponentResource):
     ca_cert_pem: pulumi.Output[str]
     pems: dict[str, pulumi.Output[str]]
 
-    def __init__(
-        self, name: str, args: CertificateAuthorityArgs, opts: pulumi.ResourceOptions | None = None
-    ):
+    def __init__(self, name: str, args: CertificateAuthorityArgs, opts: pulumi.ResourceOptions | None = None):
         super().__init__("homelab:tls:CertificateAuthority", name, None, opts)
         child = pulumi.ResourceOptions(parent=self)
         hours = args.validity_days * 24

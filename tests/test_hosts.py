@@ -1,0 +1,330 @@
+"""Docker hosts: one provider per host (SSH or the local socket), the SSH key file it uses,
+the bootstrap command that prepares an SSH host, and every Docker resource landing on the
+provider of its own host.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import shlex
+import shutil
+import stat
+import subprocess
+from pathlib import Path
+
+import pytest
+from harness import EXAMPLES, ROOT, example_secrets, load_stack_file, plain_strings, run_program
+
+from stacks.config import validate
+from stacks.plan import build_plan
+
+COMMAND = "command:remote:Command"
+DOCKER_TYPES = {
+    "docker:index/container:Container",
+    "docker:index/volume:Volume",
+    "docker:index/network:Network",
+    "docker:index/remoteImage:RemoteImage",
+}
+MULTI_HOST = EXAMPLES / "multi-host.yaml"
+SSH_HOSTS = {
+    "ops": ("ssh://deploy@ops.lab.example.com:22", "ops.lab.example.com", 22, "/opt/homelab"),
+    "apps": ("ssh://deploy@apps.lab.example.com:2222", "apps.lab.example.com", 2222, "/srv/homelab"),
+}
+
+needs_shellcheck = pytest.mark.skipif(
+    shutil.which("shellcheck") is None, reason="shellcheck is not installed"
+)
+
+
+# ---- helpers --------------------------------------------------------------------------
+
+
+def run(config: dict, key_dir: Path):
+    return run_program(config, example_secrets(config), key_dir=str(key_dir))
+
+
+def multi_config(**overrides) -> dict:
+    return load_stack_file(MULTI_HOST) | overrides
+
+
+def with_host(config: dict, name: str, **changes) -> dict:
+    hosts = [h | changes if h["name"] == name else h for h in config["hosts"]]
+    return config | {"hosts": hosts}
+
+
+def labels(resource) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in resource.inputs.get("labels") or []}
+
+
+def is_secret(resource, path: str) -> bool:
+    return any(path == s or path.startswith((s + ".", s + "[")) for s in resource.secret_paths)
+
+
+def ssh_opts(provider) -> list[str]:
+    """The provider's sshOpts (provider inputs arrive JSON-encoded)."""
+    value = provider.inputs.get("sshOpts")
+    return json.loads(value) if isinstance(value, str) else list(value or [])
+
+
+def key_file(provider) -> Path:
+    opts = ssh_opts(provider)
+    assert opts.count("-i") == 1, opts
+    return Path(opts[opts.index("-i") + 1])
+
+
+def bootstraps(lab) -> dict[str, object]:
+    return {r.name.removesuffix("-bootstrap"): r for r in lab.of_type(COMMAND)}
+
+
+def triggers(lab) -> dict[str, list]:
+    return {host: r.inputs["triggers"] for host, r in bootstraps(lab).items()}
+
+
+def host_of(resource) -> str:
+    """The homelab host a Docker resource belongs to, from its labels or its name."""
+    if resource.type.endswith(":Network"):
+        return resource.name.removesuffix("-network")
+    if resource.type.endswith(":RemoteImage"):
+        return resource.name.split("-image-", 1)[0]
+    return labels(resource)["homelab.host"]
+
+
+def stub_commands(folder: Path, log: Path, groups: str) -> None:
+    """Stand-ins for the system commands the bootstrap calls; each logs its arguments."""
+    folder.mkdir(exist_ok=True)
+    stubs = {
+        "id": f'case "$1" in -u) echo 0 ;; -nG) echo {shlex.quote(groups)} ;; esac',
+        "getent": "exit 2",  # no docker group yet
+        "docker": "exit 0",  # installed and answering
+        "systemctl": "exit 0",
+        "groupadd": "exit 0",
+        "usermod": "exit 0",
+        "sleep": "exit 0",
+    }
+    for name, body in stubs.items():
+        path = folder / name
+        path.write_text(f'#!/bin/sh\necho "{name} $*" >> {shlex.quote(str(log))}\n{body}\n')
+        path.chmod(0o755)
+
+
+def run_bootstrap(
+    script: str, root: Path, tmp_path: Path, groups: str = "deploy"
+) -> tuple[subprocess.CompletedProcess, str]:
+    """Run the rendered script with its ROOT moved to `root` and the system commands stubbed."""
+    script, count = re.subn(r"^ROOT=.*$", f"ROOT={shlex.quote(str(root))}", script, flags=re.M)
+    assert count == 1
+    log = tmp_path / "calls.log"
+    log.touch()
+    stubs = tmp_path / "bin"
+    stub_commands(stubs, log, groups)
+    (tmp_path / "bootstrap.sh").write_text(script)
+    result = subprocess.run(
+        ["sh", str(tmp_path / "bootstrap.sh")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env={"PATH": f"{stubs}:{os.environ['PATH']}", "HOME": str(tmp_path)},
+    )
+    return result, log.read_text()
+
+
+# ---- fixtures -------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def key_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("keys")
+
+
+@pytest.fixture(scope="module")
+def multi(key_dir):
+    return run(multi_config(), key_dir)
+
+
+@pytest.fixture(scope="module")
+def dev(tmp_path_factory):
+    return run(load_stack_file(ROOT / "Pulumi.dev.yaml"), tmp_path_factory.mktemp("dev-keys"))
+
+
+# ---- providers and keys ---------------------------------------------------------------
+
+
+def test_one_docker_provider_per_host(multi):
+    providers = multi.providers()
+    assert {name: p.inputs["host"] for name, p in providers.items()} == {
+        f"{host}-docker": url for host, (url, *_) in SSH_HOSTS.items()
+    }
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_ssh_opts_use_the_host_port_and_key_file(multi, key_dir, host):
+    provider = multi.providers()[f"{host}-docker"]
+    opts = ssh_opts(provider)
+    port = SSH_HOSTS[host][2]
+    assert opts[opts.index("-p") + 1] == str(port)
+    assert "StrictHostKeyChecking=accept-new" in opts
+    assert key_file(provider) == key_dir / f"{host}.key"
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_key_file_holds_the_secret_with_mode_0600(multi, host):
+    path = key_file(multi.providers()[f"{host}-docker"])
+    assert stat.S_IMODE(path.stat().st_mode) == 0o600
+    assert path.read_text() == f"MOCKSECRET-config-{host}-ssh-key\n"
+
+
+def test_key_never_reaches_provider_inputs(multi):
+    for provider in multi.providers().values():
+        assert [p for p, text in plain_strings(provider.raw_inputs) if "MOCKSECRET-config" in text] == []
+
+
+def test_existing_key_file_is_made_0600(tmp_path):
+    (tmp_path / "ops.key").write_text("old\n")
+    (tmp_path / "ops.key").chmod(0o644)
+    run(multi_config(), tmp_path)
+    assert stat.S_IMODE((tmp_path / "ops.key").stat().st_mode) == 0o600
+
+
+def test_providers_wait_for_the_bootstrap(multi):
+    commands = bootstraps(multi)
+    for host in SSH_HOSTS:
+        assert commands[host].urn in multi.providers()[f"{host}-docker"].dependencies
+
+
+# ---- bootstrap ------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_bootstrap_connects_with_a_secret_key(multi, host):
+    command = bootstraps(multi)[host]
+    _, hostname, port, _ = SSH_HOSTS[host]
+    connection = command.inputs["connection"]
+    assert (connection["host"], connection["port"], connection["user"]) == (hostname, port, "deploy")
+    assert connection["privateKey"] == f"MOCKSECRET-config-{host}-ssh-key"
+    assert is_secret(command, "connection.privateKey")
+    assert [p for p, text in plain_strings(command.raw_inputs) if "MOCKSECRET" in text] == []
+
+
+def test_one_bootstrap_per_ssh_host(multi):
+    assert sorted(bootstraps(multi)) == sorted(SSH_HOSTS)
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_bootstrap_script_content(multi, host):
+    script = bootstraps(multi)[host].inputs["create"]
+    root = SSH_HOSTS[host][3]
+    assert f"ROOT={root}\n" in script and "DEPLOY_USER=deploy\n" in script
+    for installer in ("apt-get install", "dnf install", "yum install"):
+        assert installer in script, installer
+    assert 'mkdir -p "$ROOT/config" "$ROOT/data/secrets"' in script
+    assert 'chmod 0700 "$ROOT/data/secrets"' in script
+    assert 'usermod -aG docker "$DEPLOY_USER"' in script
+    assert "set -eu" in script
+
+
+@needs_shellcheck
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_bootstrap_passes_shellcheck_warnings(multi, host, tmp_path):
+    path = tmp_path / "bootstrap.sh"
+    path.write_text(bootstraps(multi)[host].inputs["create"])
+    result = subprocess.run(
+        ["shellcheck", "-s", "sh", "-S", "warning", str(path)], capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout
+
+
+@needs_shellcheck
+def test_bootstrap_passes_shellcheck(multi, tmp_path):
+    path = tmp_path / "bootstrap.sh"
+    path.write_text(bootstraps(multi)["ops"].inputs["create"])
+    result = subprocess.run(["shellcheck", "-s", "sh", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout
+
+
+def test_bootstrap_prepares_the_host(multi, tmp_path):
+    root = tmp_path / "lab root"
+    result, calls = run_bootstrap(bootstraps(multi)["apps"].inputs["create"], root, tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert stat.S_IMODE((root / "data" / "secrets").stat().st_mode) == 0o700
+    assert (root / "config").is_dir() and (root / "data").is_dir()
+    assert "groupadd docker" in calls.splitlines()
+    assert "usermod -aG docker deploy" in calls.splitlines()
+    assert "systemctl enable --now docker" in calls.splitlines()
+    assert "host ready" in result.stdout
+
+
+def test_bootstrap_runs_again_safely(multi, tmp_path):
+    script = bootstraps(multi)["ops"].inputs["create"]
+    root = tmp_path / "root"
+    first, _ = run_bootstrap(script, root, tmp_path, groups="deploy docker")
+    second, calls = run_bootstrap(script, root, tmp_path, groups="deploy docker")
+    assert first.returncode == 0 and second.returncode == 0, second.stderr
+    assert not any(line.startswith("usermod") for line in calls.splitlines())  # already a member
+    assert stat.S_IMODE((root / "data" / "secrets").stat().st_mode) == 0o700
+
+
+# ---- bootstrap triggers ---------------------------------------------------------------
+
+
+def test_triggers_are_stable_across_runs(multi, tmp_path):
+    assert triggers(run(multi_config(), tmp_path)) == triggers(multi)
+
+
+def test_triggers_change_with_the_host_root(multi, tmp_path):
+    changed = triggers(run(with_host(multi_config(), "apps", root="/srv/other"), tmp_path))
+    assert changed["apps"] != triggers(multi)["apps"]
+    assert changed["ops"] == triggers(multi)["ops"]
+
+
+def test_triggers_ignore_unrelated_services(multi, tmp_path):
+    config = multi_config()
+    config["services"] = config["services"] | {"web": {"enabled": False, "host": "apps"}}
+    assert triggers(run(config, tmp_path)) == triggers(multi)
+
+
+# ---- the local dev stack --------------------------------------------------------------
+
+
+def test_dev_stack_uses_the_local_socket(dev):
+    providers = dev.providers()
+    assert list(providers) == ["local-docker"]
+    assert providers["local-docker"].inputs["host"] == "unix:///var/run/docker.sock"
+    assert not ssh_opts(providers["local-docker"])
+
+
+def test_dev_stack_runs_no_remote_command(dev):
+    assert dev.of_type(COMMAND) == []
+
+
+# ---- every resource on its own host ---------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["multi", "dev"])
+def test_docker_resources_use_their_hosts_provider(request, stack):
+    lab = request.getfixturevalue(stack)
+    urns = {name.removesuffix("-docker"): p.urn for name, p in lab.providers().items()}
+    resources = [r for r in lab.resources if r.type in DOCKER_TYPES]
+    assert {r.type for r in resources} == DOCKER_TYPES
+    wrong = [
+        (r.name, host_of(r)) for r in resources if not (r.provider or "").startswith(urns[host_of(r)] + "::")
+    ]
+    assert wrong == []
+
+
+def test_containers_land_on_their_planned_host(multi):
+    plan = build_plan(validate(multi_config()))
+    planned = {(spec.host, f"homelab-{c.name}") for spec in plan.services for c in spec.containers}
+    actual = {(host_of(c), c.inputs["name"]) for c in multi.of_type("docker:index/container:Container")}
+    assert actual == planned
+    assert {host for host, _ in actual} == set(SSH_HOSTS)
+
+
+def test_each_host_has_its_own_network_and_images(multi):
+    networks = {host_of(r) for r in multi.of_type("docker:index/network:Network")}
+    assert networks == set(SSH_HOSTS)
+    plan = build_plan(validate(multi_config()))
+    planned = {(spec.host, c.image) for spec in plan.services for c in spec.containers}
+    pulled = {(host_of(r), r.inputs["name"]) for r in multi.of_type("docker:index/remoteImage:RemoteImage")}
+    assert pulled == planned
