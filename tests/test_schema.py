@@ -150,3 +150,8 @@ def test_unknown_key_under_services_does_not_validate(validator):
     (error,) = list(validator.iter_errors(document))
     assert list(error.absolute_path) == ["config", "homelab:services", "grafana"]
     assert "colour" in error.message
+
+
+def test_committed_schema_is_current(schema):
+    committed = json.loads((ROOT / "schema" / "homelab.schema.json").read_text())
+    assert committed == schema, "run: make schema"
