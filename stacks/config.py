@@ -13,126 +13,35 @@ exist, host names claimed once, ports free, certificates present) and raises one
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterable, Mapping
 from typing import Annotated, Any, Literal
 
 from pydantic import (
     AfterValidator,
-    BaseModel,
-    ConfigDict,
     Field,
     ValidationError,
     field_validator,
     model_validator,
 )
 
-NAMESPACE = "homelab"
-
-_LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-_LABEL_RE = re.compile(rf"^{_LABEL}$")
-_SSH_RE = re.compile(
-    r"^(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+))?$"
+from stacks.config_base import (
+    _SSH_RE,
+    NAMESPACE,
+    ConfigError,
+    Domain,
+    Duration,
+    Image,
+    Label,
+    MemoryMb,
+    Model,
+    Port,
+    Restart,
+    SecretKey,
+    Subdomain,
+    _cron6,
+    _kebab,
 )
-_IMAGE_RE = re.compile(
-    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:\d+(?=/))?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
-)
-_DURATION_RE = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
-_SECRET_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
-
-
-class ConfigError(Exception):
-    """The stack config is invalid. `problems` is a list of (key path, message)."""
-
-    def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        lines = "\n".join(f"  {path}: {message}" for path, message in problems)
-        super().__init__(f"invalid stack config ({len(problems)} problem(s)):\n{lines}")
-
-
-def _kebab(name: str) -> str:
-    return name.replace("_", "-")
-
-
-class Model(BaseModel):
-    model_config = ConfigDict(
-        extra="forbid",
-        alias_generator=_kebab,
-        populate_by_name=True,
-        frozen=True,
-        validate_default=True,
-    )
-
-
-# ---- scalar types -------------------------------------------------------------------
-
-
-def _domain(value: str) -> str:
-    value = value.lower().rstrip(".")
-    if len(value) > 253 or not _DOMAIN_RE.match(value):
-        raise ValueError(f"{value!r} is not a valid DNS domain name")
-    return value
-
-
-def _label(value: str) -> str:
-    if not _LABEL_RE.match(value):
-        raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', 1-63 chars)")
-    return value
-
-
-def _subdomain(value: str) -> str:
-    if value == "@":
-        return value
-    try:
-        return _domain(value)
-    except ValueError:
-        raise ValueError(f"{value!r} is not a host name ('@' means the root domain)") from None
-
-
-def _image(value: str) -> str:
-    match = _IMAGE_RE.match(value)
-    if not match:
-        raise ValueError(f"{value!r} is not an image reference")
-    if "@sha256:" not in value and match.group("tag") in (None, "latest"):
-        raise ValueError(
-            f"image {value!r} is not pinned: give a tag other than 'latest', or an @sha256 digest"
-        )
-    return value
-
-
-def _duration(value: str) -> str:
-    if not _DURATION_RE.match(value):
-        raise ValueError(f"{value!r} is not a duration like '15s', '5m' or '30d'")
-    return value
-
-
-def _secret_key(value: str) -> str:
-    if not _SECRET_KEY_RE.match(value):
-        raise ValueError(f"{value!r} is not a config key name")
-    return value
-
-
-def _cron6(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 6:
-        raise ValueError(
-            f"{value!r} must have 6 fields (seconds minutes hours day month weekday), e.g. '0 0 4 * * *'"
-        )
-    return value
-
-
-Domain = Annotated[str, AfterValidator(_domain)]
-Label = Annotated[str, AfterValidator(_label)]
-Subdomain = Annotated[str, AfterValidator(_subdomain)]
-Image = Annotated[str, AfterValidator(_image)]
-Duration = Annotated[str, AfterValidator(_duration)]
-SecretKey = Annotated[str, AfterValidator(_secret_key)]
-Port = Annotated[int, Field(ge=1, le=65535)]
-MemoryMb = Annotated[int, Field(ge=16, le=1_048_576)]
-Restart = Literal["no", "on-failure", "always", "unless-stopped"]
-
+from stacks.config_platform import PlatformConfig, platform_problems
 
 # ---- hosts --------------------------------------------------------------------------
 
@@ -440,9 +349,17 @@ class DataConfig(Model):
     delete_on_destroy: bool = Field(default=False, description="Opt in to deleting volumes with the stack.")
 
 
+class LayersConfig(Model):
+    """Which layers this stack builds."""
+
+    homelab: bool = Field(default=True, description="The Docker service stack on the hosts.")
+    platform: bool = Field(default=False, description="The Kubernetes platform (needs `platform:`).")
+
+
 class StackConfig(Model):
     """The whole `homelab:` namespace of a stack config."""
 
+    layers: LayersConfig = Field(default_factory=LayersConfig)
     name: Label = Field(
         default="homelab", description="Prefix of containers and volumes; the stack network's name."
     )
@@ -463,6 +380,9 @@ class StackConfig(Model):
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     custom_services: list[CustomService] = Field(
         default_factory=list, description="Your own services, routed, scraped and backed up."
+    )
+    platform: PlatformConfig | None = Field(
+        default=None, description="The Kubernetes platform; built when layers.platform is true."
     )
 
     @property
@@ -487,6 +407,14 @@ class StackConfig(Model):
             key = getattr(self.backup, field_name)
             if key:
                 refs.append((f"backup.{_kebab(field_name)}", key))
+        p = self.platform
+        if self.layers.platform and p is not None:
+            if p.kubeconfig_secret:
+                refs.append(("platform.kubeconfig-secret", p.kubeconfig_secret))
+            refs.append(("platform.github-token-secret", p.github_token_secret))
+            if p.components.argocd.sso is not None:
+                key = p.components.argocd.sso.client_secret_secret
+                refs.append(("platform.components.argocd.sso.client-secret-secret", key))
         return refs
 
 
@@ -508,6 +436,11 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
     problems += config.backup.problems()
+    if config.layers.platform:
+        if config.platform is None:
+            problems.append(("platform", "layers.platform is on but the platform section is missing"))
+        else:
+            problems += platform_problems(config.platform)
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
     if len(local) > 1:
         problems.append((f"hosts[{local[1]}].address", "only one host can be 'local'"))
@@ -536,6 +469,8 @@ def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
     for item in error.errors():
         path = ""
         for part in item["loc"]:
+            if part == "[key]":  # a dict key failed: the path already ends with that key
+                continue
             if isinstance(part, int):
                 path += f"[{part}]"
             else:
