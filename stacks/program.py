@@ -3,14 +3,15 @@
 from __future__ import annotations
 
 import os
+from typing import Any
 
 import pulumi
 
 from stacks.config import ConfigError, StackConfig, load_config
 
 
-def read_secrets(config: StackConfig):  # type: ignore[no-untyped-def]
-    """Read every secret the config names, with `require_secret` so they stay secret."""
+def read_homelab_secrets(config: StackConfig) -> Any:
+    """Every secret the homelab section names, read with `require_secret` so it stays secret."""
     from stacks.homelab import HomelabSecrets
 
     cfg = pulumi.Config("homelab")
@@ -26,6 +27,20 @@ def read_secrets(config: StackConfig):  # type: ignore[no-untyped-def]
     return secrets
 
 
+def read_platform_secrets(config: StackConfig) -> Any:
+    from stacks.platform import PlatformSecrets
+
+    cfg = pulumi.Config("homelab")
+    p = config.platform
+    assert p is not None
+    sso = p.components.argocd.sso
+    return PlatformSecrets(
+        github_token=cfg.require_secret(p.github_token_secret),
+        kubeconfig=cfg.require_secret(p.kubeconfig_secret) if p.kubeconfig_secret else None,
+        sso_client_secret=cfg.require_secret(sso.client_secret_secret) if sso else None,
+    )
+
+
 def main() -> None:
     try:
         config = load_config()
@@ -33,12 +48,19 @@ def main() -> None:
         # RunError: Pulumi prints the message without a Python traceback.
         raise pulumi.RunError(str(error)) from None
 
-    from stacks.homelab import build_homelab, export_homelab
+    if config.layers.homelab:
+        from stacks.homelab import build_homelab, export_homelab
 
-    lab = build_homelab(
-        config,
-        read_secrets(config),
-        stack=pulumi.get_stack(),
-        key_dir=os.environ.get("HOMELAB_SSH_KEY_DIR", "~/.ssh/homelab"),
-    )
-    export_homelab(config, lab)
+        lab = build_homelab(
+            config,
+            read_homelab_secrets(config),
+            stack=pulumi.get_stack(),
+            key_dir=os.environ.get("HOMELAB_SSH_KEY_DIR", "~/.ssh/homelab"),
+        )
+        export_homelab(config, lab)
+
+    if config.layers.platform:
+        # Imported here: the Kubernetes, GitHub and Harbor SDKs load only for this layer.
+        from stacks.platform import build_platform, export_platform
+
+        export_platform(build_platform(config, read_platform_secrets(config)))

@@ -209,6 +209,7 @@ EXPECTED_TARGETS = {
     "single-host.yaml": {"server": "/srv/backups/homelab"},  # backup.target
     "multi-host.yaml": {"ops": "/opt/homelab/backups", "apps": "/srv/homelab/backups"},  # <root>/backups
     "Pulumi.dev.yaml": {"local": "/opt/homelab/backups"},
+    "platform.yaml": {"local": "/opt/homelab/backups"},
 }
 
 

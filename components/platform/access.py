@@ -1,0 +1,305 @@
+"""Access control, done declaratively: one project model compiled to each system's own RBAC.
+
+A project becomes a Namespace with a ResourceQuota and a LimitRange; namespaced Roles and
+RoleBindings for its members (OIDC user names); an Argo CD AppProject limited to that
+namespace and the GitOps repository, with project roles for the members; a private Harbor
+project with member roles; and GitHub permissions on the GitOps repository. No ClusterRole
+is created, and no rule uses a wildcard.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_github as github
+import pulumi_kubernetes as k8s
+import pulumiverse_harbor as harbor
+
+from components.platform.cluster import KubernetesCluster
+
+IN_CLUSTER = "https://kubernetes.default.svc"
+READ = ["get", "list", "watch"]
+WRITE = [*READ, "create", "update", "patch", "delete"]
+
+# Kubernetes permissions per role, namespaced and explicit.
+K8S_RULES: dict[str, list[dict[str, Any]]] = {
+    "viewer": [
+        {
+            "apiGroups": [""],
+            "resources": [
+                "pods",
+                "pods/log",
+                "services",
+                "endpoints",
+                "configmaps",
+                "events",
+                "persistentvolumeclaims",
+            ],
+            "verbs": READ,
+        },
+        {
+            "apiGroups": ["apps"],
+            "resources": ["deployments", "replicasets", "statefulsets", "daemonsets"],
+            "verbs": READ,
+        },
+        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": READ},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": READ},
+    ],
+    "developer": [
+        {
+            "apiGroups": [""],
+            "resources": ["pods", "services", "endpoints", "configmaps", "persistentvolumeclaims"],
+            "verbs": WRITE,
+        },
+        {"apiGroups": [""], "resources": ["pods/log", "events"], "verbs": READ},
+        {"apiGroups": [""], "resources": ["pods/exec", "pods/portforward"], "verbs": ["create"]},
+        {"apiGroups": ["apps"], "resources": ["deployments", "replicasets", "statefulsets"], "verbs": WRITE},
+        {"apiGroups": ["batch"], "resources": ["jobs", "cronjobs"], "verbs": WRITE},
+        {"apiGroups": ["networking.k8s.io"], "resources": ["ingresses"], "verbs": WRITE},
+    ],
+}
+K8S_RULES["admin"] = [
+    *K8S_RULES["developer"],
+    {"apiGroups": [""], "resources": ["secrets", "serviceaccounts"], "verbs": WRITE},
+    {"apiGroups": ["rbac.authorization.k8s.io"], "resources": ["roles", "rolebindings"], "verbs": READ},
+    {"apiGroups": [""], "resources": ["resourcequotas", "limitranges"], "verbs": READ},
+]
+
+# Argo CD project policies per role (subject `proj:<project>:<role>`).
+ARGO_ACTIONS: dict[str, list[tuple[str, str]]] = {
+    "viewer": [("applications", "get"), ("logs", "get")],
+    "developer": [
+        ("applications", "get"),
+        ("applications", "sync"),
+        ("applications", "action/*"),
+        ("logs", "get"),
+    ],
+    "admin": [("applications", "*"), ("logs", "get"), ("exec", "create")],
+}
+HARBOR_ROLES = {"admin": "projectadmin", "developer": "developer", "viewer": "guest"}
+GITHUB_PERMISSIONS = {"admin": "maintain", "developer": "push", "viewer": "pull"}
+
+
+@dataclass(frozen=True)
+class Quota:
+    cpu: str = "4"
+    memory: str = "8Gi"
+    pods: int = 50
+    storage: str = "50Gi"
+
+
+@dataclass(frozen=True)
+class ProjectArgs:
+    name: str
+    members: Mapping[str, str]  # GitHub login -> role
+    argocd_namespace: str
+    # The GitOps repository (URL for Argo CD, name for GitHub); None without Argo CD.
+    gitops_repo_url: str | None = None
+    gitops_repository: pulumi.Input[str] | None = None
+    quota: Quota = field(default_factory=Quota)
+    oidc_prefix: str = "oidc:"
+
+
+def namespace_manifest(a: ProjectArgs) -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Namespace",
+        "metadata": {
+            "name": a.name,
+            "labels": {
+                "homelab.project": a.name,
+                "pod-security.kubernetes.io/enforce": "baseline",
+                "pod-security.kubernetes.io/warn": "restricted",
+            },
+        },
+    }
+
+
+def quota_manifest(a: ProjectArgs) -> dict[str, Any]:
+    q = a.quota
+    return {
+        "apiVersion": "v1",
+        "kind": "ResourceQuota",
+        "metadata": {"name": "project-quota", "namespace": a.name},
+        "spec": {
+            "hard": {
+                "requests.cpu": q.cpu,
+                "limits.cpu": q.cpu,
+                "requests.memory": q.memory,
+                "limits.memory": q.memory,
+                "pods": str(q.pods),
+                "requests.storage": q.storage,
+            }
+        },
+    }
+
+
+def limit_range_manifest(a: ProjectArgs) -> dict[str, Any]:
+    """Defaults so that pods without resources still fit the quota."""
+    return {
+        "apiVersion": "v1",
+        "kind": "LimitRange",
+        "metadata": {"name": "project-defaults", "namespace": a.name},
+        "spec": {
+            "limits": [
+                {
+                    "type": "Container",
+                    "default": {"cpu": "500m", "memory": "512Mi"},
+                    "defaultRequest": {"cpu": "100m", "memory": "128Mi"},
+                }
+            ]
+        },
+    }
+
+
+def role_manifests(a: ProjectArgs) -> list[dict[str, Any]]:
+    """A Role and a RoleBinding per role that has members."""
+    out: list[dict[str, Any]] = []
+    for role in ("admin", "developer", "viewer"):
+        logins = sorted(login for login, r in a.members.items() if r == role)
+        if not logins:
+            continue
+        name = f"project-{role}"
+        out.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "Role",
+                "metadata": {"name": name, "namespace": a.name},
+                "rules": K8S_RULES[role],
+            }
+        )
+        out.append(
+            {
+                "apiVersion": "rbac.authorization.k8s.io/v1",
+                "kind": "RoleBinding",
+                "metadata": {"name": name, "namespace": a.name},
+                "roleRef": {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name},
+                "subjects": [
+                    {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "User",
+                        "name": f"{a.oidc_prefix}{login}",
+                    }
+                    for login in logins
+                ],
+            }
+        )
+    return out
+
+
+def app_project_manifest(a: ProjectArgs) -> dict[str, Any]:
+    roles = []
+    for role in ("admin", "developer", "viewer"):
+        logins = sorted(login for login, r in a.members.items() if r == role)
+        if not logins:
+            continue
+        subject = f"proj:{a.name}:{role}"
+        roles.append(
+            {
+                "name": role,
+                "description": f"{role} of project {a.name}",
+                "policies": [
+                    f"p, {subject}, {res}, {act}, {a.name}/*, allow" for res, act in ARGO_ACTIONS[role]
+                ],
+                "groups": logins,
+            }
+        )
+    return {
+        "apiVersion": "argoproj.io/v1alpha1",
+        "kind": "AppProject",
+        "metadata": {"name": a.name, "namespace": a.argocd_namespace},
+        "spec": {
+            "description": f"Project {a.name} (managed by Pulumi)",
+            "sourceRepos": [a.gitops_repo_url or ""],
+            "destinations": [{"server": IN_CLUSTER, "namespace": a.name}],
+            # Nothing cluster-scoped; and the project cannot rewrite its own limits or access.
+            "clusterResourceWhitelist": [],
+            "namespaceResourceBlacklist": [
+                {"group": "", "kind": "ResourceQuota"},
+                {"group": "", "kind": "LimitRange"},
+                {"group": "rbac.authorization.k8s.io", "kind": "Role"},
+                {"group": "rbac.authorization.k8s.io", "kind": "RoleBinding"},
+            ],
+            "roles": roles,
+        },
+    }
+
+
+class ProjectAccess(pulumi.ComponentResource):
+    """Everything one project gets, on every system, from one declaration."""
+
+    def __init__(
+        self,
+        name: str,
+        args: ProjectArgs,
+        cluster: KubernetesCluster,
+        github_provider: github.Provider,
+        harbor_provider: harbor.Provider | None = None,
+        argocd: pulumi.Resource | None = None,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("homelab:platform:ProjectAccess", name, None, opts)
+        ns = namespace_manifest(args)
+        self.namespace = k8s.core.v1.Namespace(
+            f"{name}-namespace", metadata=ns["metadata"], opts=cluster.opts(parent=self)
+        )
+        in_ns = cluster.opts(parent=self, depends_on=[self.namespace])
+        quota = quota_manifest(args)
+        k8s.core.v1.ResourceQuota(f"{name}-quota", metadata=quota["metadata"], spec=quota["spec"], opts=in_ns)
+        limits = limit_range_manifest(args)
+        k8s.core.v1.LimitRange(f"{name}-limits", metadata=limits["metadata"], spec=limits["spec"], opts=in_ns)
+        for manifest in role_manifests(args):
+            role = manifest["metadata"]["name"].removeprefix("project-")
+            if manifest["kind"] == "Role":
+                k8s.rbac.v1.Role(
+                    f"{name}-role-{role}", metadata=manifest["metadata"], rules=manifest["rules"], opts=in_ns
+                )
+            else:
+                k8s.rbac.v1.RoleBinding(
+                    f"{name}-binding-{role}",
+                    metadata=manifest["metadata"],
+                    role_ref=manifest["roleRef"],
+                    subjects=manifest["subjects"],
+                    opts=in_ns,
+                )
+
+        if argocd is not None and args.gitops_repo_url:
+            app_project = app_project_manifest(args)
+            k8s.apiextensions.CustomResource(
+                f"{name}-appproject",
+                api_version=app_project["apiVersion"],
+                kind=app_project["kind"],
+                metadata=app_project["metadata"],
+                spec=app_project["spec"],
+                # The AppProject CRD comes with the Argo CD chart.
+                opts=cluster.opts(parent=self, depends_on=[argocd]),
+            )
+
+        self.harbor_project: harbor.Project | None = None
+        if harbor_provider is not None:
+            hb = pulumi.ResourceOptions(parent=self, provider=harbor_provider)
+            self.harbor_project = harbor.Project(
+                f"{name}-registry", name=args.name, public=False, vulnerability_scanning=True, opts=hb
+            )
+            for login, role in sorted(args.members.items()):
+                harbor.ProjectMemberUser(
+                    f"{name}-registry-{login.lower()}",
+                    project_id=self.harbor_project.id,  # the API path, e.g. /projects/4
+                    user_name=login,
+                    role=HARBOR_ROLES[role],
+                    opts=hb,
+                )
+
+        gh = pulumi.ResourceOptions(parent=self, provider=github_provider)
+        for login, role in sorted(args.members.items()) if args.gitops_repository is not None else []:
+            github.RepositoryCollaborator(
+                f"{name}-gitops-{login.lower()}",
+                repository=args.gitops_repository,
+                username=login,
+                permission=GITHUB_PERMISSIONS[role],
+                opts=gh,
+            )
+        self.register_outputs({"namespace": args.name})

@@ -1,0 +1,114 @@
+"""Argo CD: the GitOps controller, its admin password generated and given as a bcrypt hash,
+TLS on the server itself (no `server.insecure`), optional GitHub sign-in through Dex."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pulumi
+import pulumi_random as random
+import yaml
+
+from components.platform.charts import helm_release, ingress_annotations
+from components.platform.cluster import KubernetesCluster
+
+
+@dataclass(frozen=True)
+class GitHubSsoArgs:
+    client_id: str
+    client_secret: pulumi.Input[str]
+    orgs: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class ArgoCdArgs:
+    host: str
+    webhook_secret: pulumi.Input[str]
+    ingress_class: str = "nginx"
+    cluster_issuer: str = "homelab-ca"
+    sso: GitHubSsoArgs | None = None
+    ha: bool = False
+    depends_on: list[pulumi.Resource] = field(default_factory=list)
+
+
+def dex_config(sso: GitHubSsoArgs) -> str:
+    """Dex's GitHub connector; the client secret is read from argocd-secret, not inlined."""
+    connector: dict[str, Any] = {
+        "type": "github",
+        "id": "github",
+        "name": "GitHub",
+        "config": {"clientID": sso.client_id, "clientSecret": "$dex.github.clientSecret"},
+    }
+    if sso.orgs:
+        connector["config"]["orgs"] = [{"name": org} for org in sso.orgs]
+    return yaml.safe_dump({"connectors": [connector]}, sort_keys=False)
+
+
+def argocd_values(args: ArgoCdArgs, admin_hash: pulumi.Input[str]) -> dict[str, Any]:
+    secret: dict[str, Any] = {
+        "argocdServerAdminPassword": admin_hash,
+        "githubSecret": args.webhook_secret,
+    }
+    cm: dict[str, Any] = {"url": f"https://{args.host}", "admin.enabled": True}
+    if args.sso is not None:
+        cm["dex.config"] = dex_config(args.sso)
+        secret["extra"] = {"dex.github.clientSecret": args.sso.client_secret}
+    replicas = 2 if args.ha else 1
+    return {
+        "global": {"domain": args.host},
+        "configs": {
+            "cm": cm,
+            "secret": secret,
+            # Project roles name GitHub logins; Dex puts the login in preferred_username.
+            "rbac": {"policy.default": "", "scopes": "[groups, preferred_username]"},
+        },
+        "redis-ha": {"enabled": args.ha},
+        "controller": {"replicas": 1},
+        "repoServer": {"replicas": replicas},
+        "applicationSet": {"replicas": replicas},
+        "server": {
+            "replicas": replicas,
+            "ingress": {
+                "enabled": True,
+                "ingressClassName": args.ingress_class,
+                "hostname": args.host,
+                "tls": True,
+                # The server keeps its own TLS: the ingress talks HTTPS to it.
+                "annotations": ingress_annotations(
+                    args.cluster_issuer, **{"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
+                ),
+            },
+        },
+        "dex": {"enabled": args.sso is not None},
+    }
+
+
+class ArgoCd(pulumi.ComponentResource):
+    release: Any
+    admin_password: pulumi.Output[str]
+    url: str
+
+    def __init__(
+        self,
+        name: str,
+        args: ArgoCdArgs,
+        cluster: KubernetesCluster,
+        opts: pulumi.ResourceOptions | None = None,
+    ):
+        super().__init__("homelab:platform:ArgoCd", name, None, opts)
+        password = random.RandomPassword(
+            f"{name}-admin-password", length=24, special=False, opts=pulumi.ResourceOptions(parent=self)
+        )
+        self.admin_password = pulumi.Output.secret(password.result)
+        values = argocd_values(args, pulumi.Output.secret(password.bcrypt_hash))
+        self.release = helm_release(
+            name,
+            "argo-cd",
+            cluster.args.namespace,
+            values,
+            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+        )
+        self.namespace = cluster.args.namespace
+        self.url = f"https://{args.host}"
+        self.register_outputs({"url": self.url})

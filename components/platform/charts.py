@@ -1,0 +1,59 @@
+"""Every Helm chart of the platform: repository, chart name and pinned version, in one table."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+import pulumi
+import pulumi_kubernetes as k8s
+
+
+@dataclass(frozen=True)
+class Chart:
+    repo: str
+    name: str
+    version: str
+
+
+CHARTS: dict[str, Chart] = {
+    "argo-cd": Chart("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1"),
+    "harbor": Chart("https://helm.goharbor.io", "harbor", "1.19.1"),
+    "cloudnative-pg": Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.29.0"),
+    "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.4.1"),
+    "opentelemetry-collector": Chart(
+        "https://open-telemetry.github.io/opentelemetry-helm-charts", "opentelemetry-collector", "0.127.2"
+    ),
+    "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.13.3"),
+    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.18.2"),
+}
+
+
+def helm_release(
+    name: str,
+    chart: str,
+    namespace: pulumi.Input[str],
+    values: dict[str, Any],
+    opts: pulumi.ResourceOptions,
+) -> k8s.helm.v3.Release:
+    """A Helm release of a chart from the table, pinned, waiting for its resources."""
+    c = CHARTS[chart]
+    return k8s.helm.v3.Release(
+        name,
+        name=name,
+        chart=c.name,
+        version=c.version,
+        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=c.repo),
+        namespace=namespace,
+        values=values,
+        atomic=True,
+        cleanup_on_fail=True,
+        max_history=5,
+        timeout=900,
+        opts=opts,
+    )
+
+
+def ingress_annotations(cluster_issuer: str, **extra: str) -> dict[str, str]:
+    """cert-manager's ingress-shim issues the TLS secret named in the ingress."""
+    return {"cert-manager.io/cluster-issuer": cluster_issuer, **extra}
