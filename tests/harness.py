@@ -120,8 +120,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         t, n = args.typ, args.name
         if t == "random:index/randomPassword:RandomPassword":
             outputs["result"] = _fake("password", n)
-            outputs["bcryptHash"] = "$2a$10$" + hashlib.sha256(n.encode()).hexdigest()[:53]
-            self.generated_secrets.add(outputs["result"])
+            outputs["bcryptHash"] = "$2a$10$" + _fake("bcrypt", n)
+            self.generated_secrets.update((outputs["result"], outputs["bcryptHash"]))
         elif t == "tls:index/privateKey:PrivateKey":
             outputs["privateKeyPem"] = _pem("PRIVATE KEY", n)
             outputs["privateKeyOpenssh"] = _pem("OPENSSH PRIVATE KEY", n)
@@ -145,6 +145,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{n}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        if args.token == "github:index/getRepository:getRepository":
+            full_name = args.args.get("fullName", "")
+            return {"fullName": full_name, "name": full_name.split("/")[-1], "nodeId": f"R_{full_name}"}
         return {}
 
     # ---- queries -------------------------------------------------------------------
