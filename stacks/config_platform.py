@@ -62,6 +62,10 @@ class HarborConfig(RoutedComponent):
     hostname: Subdomain = "harbor"
     registry_size: Quantity = Field(default="50Gi", description="Registry storage (PVC size).")
     trivy: bool = Field(default=True, description="Vulnerability scanning with Trivy.")
+    verify_tls: bool = Field(
+        default=True,
+        description="Check Harbor's certificate when Pulumi calls its API (trust the CA, or turn off).",
+    )
 
 
 class PostgresClusterConfig(ComponentConfig):

@@ -111,6 +111,7 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
                 c.harbor.registry_size,
                 p.storage_class,
                 c.harbor.trivy,
+                c.harbor.verify_tls,
                 prerequisites,
             ),
             cluster,

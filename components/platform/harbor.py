@@ -27,6 +27,7 @@ class HarborArgs:
     registry_size: str = "50Gi"
     storage_class: str | None = None
     trivy: bool = True
+    verify_tls: bool = True
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
@@ -115,6 +116,8 @@ class Harbor(pulumi.ComponentResource):
             url=self.url,
             username="admin",
             password=self.admin_password,
+            # The SDK defaults to skipping the certificate check; we do not.
+            insecure=not args.verify_tls,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
         )
         self.register_outputs({"url": self.url})
