@@ -41,6 +41,7 @@ from stacks.config_base import (
     _cron6,
     _kebab,
 )
+from stacks.config_apps import AppConfig, NotificationsConfig
 from stacks.config_platform import PlatformConfig, platform_problems
 
 # ---- hosts --------------------------------------------------------------------------
@@ -354,6 +355,7 @@ class LayersConfig(Model):
 
     homelab: bool = Field(default=True, description="The Docker service stack on the hosts.")
     platform: bool = Field(default=False, description="The Kubernetes platform (needs `platform:`).")
+    apps: bool = Field(default=False, description="The app pipelines (needs the platform layer).")
 
 
 class StackConfig(Model):
@@ -384,6 +386,10 @@ class StackConfig(Model):
     platform: PlatformConfig | None = Field(
         default=None, description="The Kubernetes platform; built when layers.platform is true."
     )
+    apps: list[AppConfig] = Field(
+        default_factory=list, description="App pipelines; built when layers.apps is true."
+    )
+    notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
 
     @property
     def default_host(self) -> str:
@@ -415,6 +421,11 @@ class StackConfig(Model):
             if p.components.argocd.sso is not None:
                 key = p.components.argocd.sso.client_secret_secret
                 refs.append(("platform.components.argocd.sso.client-secret-secret", key))
+        if self.layers.apps:
+            for i, app in enumerate(self.apps):
+                refs += [(f"apps[{i}].secret-env.{env}", key) for env, key in app.secret_env.items()]
+            if self.notifications.webhook_url_secret:
+                refs.append(("notifications.webhook-url-secret", self.notifications.webhook_url_secret))
         return refs
 
 
@@ -441,6 +452,8 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))
         else:
             problems += platform_problems(config.platform)
+    if config.layers.apps:
+        problems += apps_problems(config)
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
     if len(local) > 1:
         problems.append((f"hosts[{local[1]}].address", "only one host can be 'local'"))
@@ -462,6 +475,56 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
     if problems:
         return problems
     return plan_problems(config)
+
+
+def app_fqdn(config: StackConfig, app: AppConfig) -> str:
+    assert config.platform is not None
+    domain = config.platform.domain or config.domain
+    hostname = app.hostname or app.name
+    return domain if hostname == "@" else f"{hostname}.{domain}"
+
+
+def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """The apps layer: needs the platform, known projects, unique names and host names."""
+    p = config.platform
+    if not config.layers.platform or p is None:
+        return [("layers.apps", "the apps layer needs the platform layer (layers.platform: true)")]
+    problems: list[tuple[str, str]] = []
+    for component in ("argocd", "harbor"):
+        if not getattr(p.components, component).enabled:
+            problems.append((f"platform.components.{component}.enabled", "the apps layer needs it on"))
+    projects = [project.name for project in p.projects]
+    domain = p.domain or config.domain
+    claimed: dict[str, str] = {
+        f"{getattr(p.components, c).hostname}.{domain}": f"platform.components.{c}"
+        for c in ("argocd", "harbor", "tracing")
+        if getattr(p.components, c).enabled
+    }
+    if config.layers.homelab:
+        from stacks.plan import build_plan
+
+        for spec, route in build_plan(config).routes:
+            claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
+    seen: set[tuple[str, str]] = set()
+    for i, app in enumerate(config.apps):
+        path = f"apps[{i}]"
+        if app.project not in projects:
+            problems.append(
+                (
+                    f"{path}.project",
+                    f"unknown project {app.project!r} (projects: {', '.join(projects) or 'none'})",
+                )
+            )
+        if (app.project, app.name) in seen:
+            problems.append(
+                (f"{path}.name", f"app {app.name!r} is declared twice in project {app.project!r}")
+            )
+        seen.add((app.project, app.name))
+        fqdn = app_fqdn(config, app)
+        if fqdn in claimed:
+            problems.append((f"{path}.hostname", f"host name {fqdn!r} is already claimed by {claimed[fqdn]}"))
+        claimed.setdefault(fqdn, path)
+    return problems
 
 
 def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
