@@ -24,6 +24,7 @@ from pydantic import (
     model_validator,
 )
 
+from stacks.config_apps import AppConfig, NotificationsConfig
 from stacks.config_base import (
     _SSH_RE,
     NAMESPACE,
@@ -41,7 +42,6 @@ from stacks.config_base import (
     _cron6,
     _kebab,
 )
-from stacks.config_apps import AppConfig, NotificationsConfig
 from stacks.config_platform import PlatformConfig, platform_problems
 
 # ---- hosts --------------------------------------------------------------------------

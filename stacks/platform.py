@@ -12,7 +12,7 @@ import pulumi
 import pulumi_github as github
 import pulumi_random as random
 
-from components.platform.access import ProjectAccess, ProjectArgs, Quota
+from components.platform.access import ProjectAccess, ProjectArgs, Quota, gitops_permissions
 from components.platform.argocd import ArgoCd, ArgoCdArgs, GitHubSsoArgs
 from components.platform.cluster import ClusterArgs, KubernetesCluster
 from components.platform.gitops import GitOpsArgs, GitOpsRepository
@@ -29,6 +29,7 @@ class PlatformSecrets:
     github_token: pulumi.Output[str]
     kubeconfig: pulumi.Output[str] | None = None
     sso_client_secret: pulumi.Output[str] | None = None
+    notifications_webhook: pulumi.Output[str] | None = None
 
 
 @dataclass
@@ -41,6 +42,7 @@ class Platform:
     postgres: PlatformPostgres | None = None
     gitops: GitOpsRepository | None = None
     projects: dict[str, ProjectAccess] = field(default_factory=dict)
+    github: github.Provider | None = None
 
 
 def platform_domain(config: StackConfig) -> str:
@@ -98,6 +100,7 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
                 sso,
                 c.argocd.ha,
                 prerequisites,
+                secrets.notifications_webhook,
             ),
             cluster,
         )
@@ -133,6 +136,7 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
         )
 
     github_provider = github.Provider("github", owner=p.github_owner, token=secrets.github_token)
+    platform.github = github_provider
     gitops_repo_url = None
     if platform.argocd is not None:
         platform.gitops = GitOpsRepository(
@@ -160,15 +164,15 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
                 members=dict(project.roles_of()),
                 argocd_namespace=p.namespace,
                 gitops_repo_url=gitops_repo_url,
-                gitops_repository=platform.gitops.repository_name if platform.gitops else None,
                 quota=Quota(q.cpu, q.memory, q.pods, q.storage),
                 oidc_prefix=p.oidc_prefix,
             ),
             cluster,
-            github_provider,
             harbor_provider=platform.harbor.provider if platform.harbor else None,
             argocd=platform.argocd.release if platform.argocd else None,
         )
+    if platform.gitops is not None:
+        platform.gitops.grant(gitops_permissions({x.name: x.roles_of() for x in p.projects}))
     return platform
 
 

@@ -34,10 +34,25 @@ def read_platform_secrets(config: StackConfig) -> Any:
     p = config.platform
     assert p is not None
     sso = p.components.argocd.sso
+    webhook = config.notifications.webhook_url_secret if config.layers.apps else None
     return PlatformSecrets(
         github_token=cfg.require_secret(p.github_token_secret),
         kubeconfig=cfg.require_secret(p.kubeconfig_secret) if p.kubeconfig_secret else None,
         sso_client_secret=cfg.require_secret(sso.client_secret_secret) if sso else None,
+        notifications_webhook=cfg.require_secret(webhook) if webhook else None,
+    )
+
+
+def read_apps_secrets(config: StackConfig) -> Any:
+    from stacks.apps import AppsSecrets
+
+    cfg = pulumi.Config("homelab")
+    return AppsSecrets(
+        secret_env={
+            i: {env: cfg.require_secret(key) for env, key in app.secret_env.items()}
+            for i, app in enumerate(config.apps)
+            if app.secret_env
+        }
     )
 
 
@@ -63,4 +78,9 @@ def main() -> None:
         # Imported here: the Kubernetes, GitHub and Harbor SDKs load only for this layer.
         from stacks.platform import build_platform, export_platform
 
-        export_platform(build_platform(config, read_platform_secrets(config)))
+        platform = build_platform(config, read_platform_secrets(config))
+        export_platform(platform)
+        if config.layers.apps:
+            from stacks.apps import build_apps, export_apps
+
+            export_apps(build_apps(config, platform, read_apps_secrets(config)))

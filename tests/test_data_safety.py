@@ -210,6 +210,7 @@ EXPECTED_TARGETS = {
     "multi-host.yaml": {"ops": "/opt/homelab/backups", "apps": "/srv/homelab/backups"},  # <root>/backups
     "Pulumi.dev.yaml": {"local": "/opt/homelab/backups"},
     "platform.yaml": {"local": "/opt/homelab/backups"},
+    "apps.yaml": {"local": "/opt/homelab/backups"},
 }
 
 

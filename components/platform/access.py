@@ -2,9 +2,10 @@
 
 A project becomes a Namespace with a ResourceQuota and a LimitRange; namespaced Roles and
 RoleBindings for its members (OIDC user names); an Argo CD AppProject limited to that
-namespace and the GitOps repository, with project roles for the members; a private Harbor
-project with member roles; and GitHub permissions on the GitOps repository. No ClusterRole
-is created, and no rule uses a wildcard.
+namespace and the GitOps repository, with project roles for the members; and a private
+Harbor project with member roles. GitHub permissions on the shared GitOps repository are
+granted once per login across projects (`gitops_permissions`). No ClusterRole is created,
+and no rule uses a wildcard.
 """
 
 from __future__ import annotations
@@ -14,7 +15,6 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import pulumi
-import pulumi_github as github
 import pulumi_kubernetes as k8s
 import pulumiverse_harbor as harbor
 
@@ -81,6 +81,19 @@ ARGO_ACTIONS: dict[str, list[tuple[str, str]]] = {
 }
 HARBOR_ROLES = {"admin": "projectadmin", "developer": "developer", "viewer": "guest"}
 GITHUB_PERMISSIONS = {"admin": "maintain", "developer": "push", "viewer": "pull"}
+_RANK = {"viewer": 0, "developer": 1, "admin": 2}
+
+
+def gitops_permissions(projects: Mapping[str, Mapping[str, str]]) -> dict[str, str]:
+    """GitHub permission per login on the one GitOps repository: the highest role they hold
+    in any project (one collaborator per login, so projects cannot overwrite each other)."""
+    best: dict[str, tuple[str, str]] = {}
+    for members in projects.values():
+        for login, role in members.items():
+            key = login.lower()
+            if key not in best or _RANK[role] > _RANK[best[key][1]]:
+                best[key] = (login, role)
+    return {login: GITHUB_PERMISSIONS[role] for login, role in sorted(best.values())}
 
 
 @dataclass(frozen=True)
@@ -96,9 +109,8 @@ class ProjectArgs:
     name: str
     members: Mapping[str, str]  # GitHub login -> role
     argocd_namespace: str
-    # The GitOps repository (URL for Argo CD, name for GitHub); None without Argo CD.
+    # The GitOps repository's URL for Argo CD; None without Argo CD.
     gitops_repo_url: str | None = None
-    gitops_repository: pulumi.Input[str] | None = None
     quota: Quota = field(default_factory=Quota)
     oidc_prefix: str = "oidc:"
 
@@ -236,7 +248,6 @@ class ProjectAccess(pulumi.ComponentResource):
         name: str,
         args: ProjectArgs,
         cluster: KubernetesCluster,
-        github_provider: github.Provider,
         harbor_provider: harbor.Provider | None = None,
         argocd: pulumi.Resource | None = None,
         opts: pulumi.ResourceOptions | None = None,
@@ -266,9 +277,10 @@ class ProjectAccess(pulumi.ComponentResource):
                     opts=in_ns,
                 )
 
+        self.app_project: pulumi.Resource | None = None
         if argocd is not None and args.gitops_repo_url:
             app_project = app_project_manifest(args)
-            k8s.apiextensions.CustomResource(
+            self.app_project = k8s.apiextensions.CustomResource(
                 f"{name}-appproject",
                 api_version=app_project["apiVersion"],
                 kind=app_project["kind"],
@@ -292,14 +304,4 @@ class ProjectAccess(pulumi.ComponentResource):
                     role=HARBOR_ROLES[role],
                     opts=hb,
                 )
-
-        gh = pulumi.ResourceOptions(parent=self, provider=github_provider)
-        for login, role in sorted(args.members.items()) if args.gitops_repository is not None else []:
-            github.RepositoryCollaborator(
-                f"{name}-gitops-{login.lower()}",
-                repository=args.gitops_repository,
-                username=login,
-                permission=GITHUB_PERMISSIONS[role],
-                opts=gh,
-            )
         self.register_outputs({"namespace": args.name})

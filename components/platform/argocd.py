@@ -30,6 +30,43 @@ class ArgoCdArgs:
     sso: GitHubSsoArgs | None = None
     ha: bool = False
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # Sync results are posted here (e.g. a Mattermost incoming webhook); a secret.
+    notifications_webhook: pulumi.Input[str] | None = None
+
+
+NOTIFIER = "homelab"
+_EVENTS = {
+    "on-sync-succeeded": ("app.status.operationState.phase in ['Succeeded']", "synced"),
+    "on-sync-failed": ("app.status.operationState.phase in ['Error', 'Failed']", "failed to sync"),
+    "on-health-degraded": ("app.status.health.status == 'Degraded'", "is degraded"),
+}
+
+
+def notifications_values(args: ArgoCdArgs) -> dict[str, Any]:
+    """Argo CD notifications: one webhook service, a template and a trigger per event."""
+    if args.notifications_webhook is None:
+        return {"enabled": False}
+    templates, triggers = {}, {}
+    for trigger, (condition, verb) in _EVENTS.items():
+        template = f"app-{trigger.removeprefix('on-')}"
+        text = f"Argo CD: application {{{{.app.metadata.name}}}} {verb} ({{{{.app.status.sync.revision}}}})"
+        body = {"webhook": {NOTIFIER: {"method": "POST", "body": '{"text": "' + text + '"}'}}}
+        templates[f"template.{template}"] = yaml.safe_dump(body, sort_keys=False)
+        triggers[f"trigger.{trigger}"] = yaml.safe_dump(
+            [{"when": condition, "send": [template]}], sort_keys=False
+        )
+    notifier = yaml.safe_dump(
+        {"url": "$webhook-url", "headers": [{"name": "Content-Type", "value": "application/json"}]},
+        sort_keys=False,
+    )
+    return {
+        "enabled": True,
+        "argocdUrl": f"https://{args.host}",
+        "secret": {"items": {"webhook-url": args.notifications_webhook}},
+        "notifiers": {f"service.webhook.{NOTIFIER}": notifier},
+        "templates": templates,
+        "triggers": triggers,
+    }
 
 
 def dex_config(sso: GitHubSsoArgs) -> str:
@@ -81,6 +118,7 @@ def argocd_values(args: ArgoCdArgs, admin_hash: pulumi.Input[str]) -> dict[str, 
             },
         },
         "dex": {"enabled": args.sso is not None},
+        "notifications": notifications_values(args),
     }
 
 

@@ -16,16 +16,17 @@ class Chart:
     version: str
 
 
+# jaeger stays on the 3.x line: 4.x (Jaeger v2) renames the all-in-one keys used here.
 CHARTS: dict[str, Chart] = {
     "argo-cd": Chart("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1"),
     "harbor": Chart("https://helm.goharbor.io", "harbor", "1.19.1"),
     "cloudnative-pg": Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.29.0"),
     "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.4.1"),
     "opentelemetry-collector": Chart(
-        "https://open-telemetry.github.io/opentelemetry-helm-charts", "opentelemetry-collector", "0.127.2"
+        "https://open-telemetry.github.io/opentelemetry-helm-charts", "opentelemetry-collector", "0.158.3"
     ),
-    "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.13.3"),
-    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.18.2"),
+    "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.14.1"),
+    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.19.4"),
 }
 
 

@@ -116,4 +116,16 @@ class GitOpsRepository(pulumi.ComponentResource):
             ),
             opts=gh,
         )
+        self._gh = gh
         self.register_outputs({"url": self.url})
+
+    def grant(self, permissions: dict[str, str]) -> None:
+        """Make each login a collaborator with its permission (pull, push, maintain)."""
+        for login, permission in sorted(permissions.items()):
+            github.RepositoryCollaborator(
+                f"gitops-collaborator-{login.lower()}",
+                repository=self.repository_name,
+                username=login,
+                permission=permission,
+                opts=self._gh,
+            )

@@ -48,7 +48,9 @@ def collector_values(namespace: str) -> dict[str, Any]:
     return {
         "fullnameOverride": COLLECTOR,
         "mode": "deployment",
+        # The chart requires an image; the k8s distribution's binary is otelcol-k8s.
         "image": {"repository": "otel/opentelemetry-collector-k8s"},
+        "command": {"name": "otelcol-k8s"},
         "config": {
             "exporters": {
                 "otlp": {"endpoint": f"{JAEGER}-collector.{namespace}.svc:4317", "tls": {"insecure": True}}

@@ -1,0 +1,1 @@
+"""App pipelines: source repository, registry robots, in-cluster build, GitOps deployment."""

@@ -1,0 +1,162 @@
+"""The `platform:` section: each invalid platform config stops the program with one
+`pulumi.RunError` naming the key path, before any resource exists; and a platform-only stack
+registers nothing of the Docker homelab."""
+
+from __future__ import annotations
+
+import copy
+import re
+from collections.abc import Callable
+from typing import Any
+
+import harness
+import pulumi
+import pytest
+from harness import ROOT, RecordingMocks, example_secrets, load_stack_file, run_program
+
+EXAMPLE = ROOT / "examples" / "platform.yaml"
+
+Change = Callable[[dict[str, Any], dict[str, str]], None]
+
+
+def example() -> tuple[dict[str, Any], dict[str, str]]:
+    config = load_stack_file(EXAMPLE)
+    return copy.deepcopy(config), dict(example_secrets(config))
+
+
+def at(*path: Any, value: Any) -> Change:
+    """Set `value` at `path` under the config."""
+
+    def change(config: dict[str, Any], secrets: dict[str, str]) -> None:
+        node = config
+        for part in path[:-1]:
+            node = node[part]
+        node[path[-1]] = value
+
+    return change
+
+
+def project(index: int, key: str, value: Any) -> Change:
+    return at("platform", "projects", index, key, value=value)
+
+
+def drop_kubeconfig(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    del config["platform"]["kubeconfig-secret"]
+    del secrets["kubeconfig"]
+
+
+def drop_platform(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    del config["platform"]
+    secrets.clear()  # nothing references them any more
+
+
+def drop_github_token(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    del secrets["github-token"]
+
+
+def kubeconfig_in_plain_config(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    config["kubeconfig"] = secrets.pop("kubeconfig")
+
+
+def both_kubeconfigs(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    config["platform"]["kubeconfig-path"] = "/etc/homelab/kubeconfig"
+
+
+# (id, change, key path, message fragment)
+INVALID: list[tuple[str, Change, str, str]] = [
+    (
+        "unknown-role",
+        project(0, "members", {"owner": ["x"]}),
+        "platform.projects[0].members.owner",
+        "'admin', 'developer' or 'viewer'",
+    ),
+    (
+        "member-in-two-roles",
+        project(0, "members", {"admin": ["alice"], "viewer": ["alice"]}),
+        "platform.projects[0].members.viewer[0]",
+        "already has role 'admin'",
+    ),
+    (
+        "member-in-two-roles-other-case",
+        project(0, "members", {"developer": ["bob", "carol"], "viewer": ["dave", "Carol"]}),
+        "platform.projects[0].members.viewer[1]",
+        "already has role 'developer'",
+    ),
+    ("name-not-a-dns-label", project(0, "name", "Team_A"), "platform.projects[0].name", "DNS label"),
+    ("kubeconfig-missing", drop_kubeconfig, "platform.kubeconfig-secret", "needs a cluster"),
+    ("platform-section-missing", drop_platform, "platform", "platform section is missing"),
+    ("github-token-not-set", drop_github_token, "platform.github-token-secret", "'github-token' is not set"),
+    ("duplicate-project", project(1, "name", "team-a"), "platform.projects[1].name", "declared twice"),
+    (
+        "project-named-like-the-platform-namespace",
+        project(0, "name", "idp-system"),
+        "platform.projects[0].name",
+        "reserved for the platform",
+    ),
+    ("project-named-kube", project(1, "name", "kube-system"), "platform.projects[1].name", "reserved"),
+    (
+        "bad-quota-quantity",
+        at("platform", "projects", 0, "quota", "cpu", value="lots"),
+        "platform.projects[0].quota.cpu",
+        "not a Kubernetes quantity",
+    ),
+    (
+        "acme-without-email",
+        at("platform", "components", "cert-manager", value={"enabled": True, "issuer": "acme"}),
+        "platform.components.cert-manager",
+        "acme-email",
+    ),
+    (
+        "kubeconfig-not-a-secret",
+        kubeconfig_in_plain_config,
+        "platform.kubeconfig-secret",
+        "must be set with --secret",
+    ),
+    ("kubeconfig-secret-and-path", both_kubeconfigs, "platform.kubeconfig-path", "not both"),
+]
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
+)
+def test_invalid_platform_config_stops_before_any_resource(monkeypatch, tmp_path, change, path, fragment):
+    config, secrets = example()
+    change(config, secrets)
+    created: list[RecordingMocks] = []
+
+    class Capturing(RecordingMocks):
+        def __init__(self) -> None:
+            super().__init__()
+            created.append(self)
+
+    monkeypatch.setattr(harness, "RecordingMocks", Capturing)
+    with pytest.raises(pulumi.RunError) as raised:
+        run_program(config, secrets, key_dir=str(tmp_path))
+    message = str(raised.value)
+    header, *lines = message.splitlines()
+    assert header == "invalid stack config (1 problem(s)):", message
+    assert len(lines) == 1, message
+    assert re.match(rf"  {re.escape(path)}: .*{re.escape(fragment)}", lines[0]), message
+    (mocks,) = created
+    assert mocks.resources == [], "an invalid config must not register any resource"
+    # Not even a registration started (the engine's own root Stack aside).
+    assert [t for t, _ in mocks._options if t != "pulumi:pulumi:Stack"] == []
+
+
+def test_the_unchanged_example_is_valid(tmp_path):
+    config, secrets = example()
+    assert run_program(config, secrets, key_dir=str(tmp_path)).resources
+
+
+def test_platform_only_stack_registers_no_docker_resource(tmp_path):
+    config, secrets = example()
+    config["layers"] = {"homelab": False, "platform": True}
+    mocks = run_program(config, secrets, key_dir=str(tmp_path))
+    types = {r.type for r in mocks.resources}
+    assert "pulumi:providers:kubernetes" in types, "the platform is built"
+    docker = sorted(
+        t for t in types if t.startswith(("docker:", "pulumi:providers:docker", "homelab:docker:"))
+    )
+    assert docker == []
+    assert not any(t.startswith("homelab:services:") for t in types), sorted(types)
+    assert "platform" in mocks.outputs
