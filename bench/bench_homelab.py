@@ -10,7 +10,9 @@ the same number of plain resources directly (the cost of the Pulumi SDK itself).
 Scenarios:
 - single-host: examples/single-host.yaml (every built-in service plus one custom service);
 - synthetic: 10 SSH hosts, every built-in service enabled, exporters on all 10 hosts,
-  and 200 custom services (route, metrics, stateful volume, a secret) spread over the hosts.
+  and 200 custom services (route, metrics, stateful volume, a secret) spread over the hosts;
+- apps: the platform layer with 5 projects and 100 apps (20 each; a third with an inline
+  Dockerfile, a third with secret env and files), homelab layer off.
 """
 
 from __future__ import annotations
@@ -65,6 +67,38 @@ def synthetic_config(hosts: int = 10, customs: int = 200) -> tuple[dict[str, Any
     return config, secrets
 
 
+def apps_config(projects: int = 5, apps: int = 100) -> tuple[dict[str, Any], dict[str, str]]:
+    names = [f"team-{i}" for i in range(projects)]
+    config: dict[str, Any] = {
+        "domain": "bench.example.com",
+        "layers": {"homelab": False, "platform": True, "apps": True},
+        "platform": {
+            "kubeconfig-secret": "kubeconfig",
+            "github-owner": "bench",
+            "github-token-secret": "github-token",
+            "gitops": {"repository": "bench/gitops"},
+            "projects": [
+                {"name": n, "members": {"admin": [f"lead-{n}"], "developer": [f"dev-{n}"]}} for n in names
+            ],
+        },
+        "apps": [],
+    }
+    secrets = {"kubeconfig": "apiVersion: v1\nkind: Config\n", "github-token": "ghp_bench"}
+    for i in range(apps):
+        app: dict[str, Any] = {"name": f"app{i:03d}", "project": names[i % projects], "port": 8080}
+        if i % 3 == 0:
+            app["source"] = {"create": True}
+            app["dockerfile-inline"] = f"FROM nginx:1.28.0-alpine\nLABEL app=app{i:03d}\n"
+        else:
+            app["source"] = {"repository": f"bench/app{i:03d}", "ref": "main"}
+        if i % 3 == 1:
+            app["secret-env"] = {"API_TOKEN": f"app{i:03d}-token"}
+            app["files"] = {"/etc/app/config.yaml": f"id: {i}\n"}
+            secrets[f"app{i:03d}-token"] = f"token-{i}"
+        config["apps"].append(app)
+    return config, secrets
+
+
 def _peak_rss_mb() -> float:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
 
@@ -75,13 +109,17 @@ def run_scenario(name: str, key_dir: str) -> dict[str, Any]:
     if name == "single-host":
         config = harness.load_stack_file(ROOT / "examples" / "single-host.yaml")
         secrets = harness.example_secrets(config)
+    elif name == "apps":
+        config, secrets = apps_config()
     else:
         config, secrets = synthetic_config()
     rss_before = _peak_rss_mb()
     start = time.perf_counter()
     mocks = harness.run_program(config, secrets, key_dir=key_dir)
     elapsed = time.perf_counter() - start
-    heavy = sorted(m for m in sys.modules if m.split(".")[0] in ("pulumi_kubernetes", "pulumi_github"))
+    heavy = sorted(
+        {m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("pulumi_kubernetes", "pulumi_github")}
+    )
     return {
         "scenario": name,
         "resources": len(mocks.resources),
@@ -135,7 +173,7 @@ def main() -> None:
         return
 
     rows = []
-    for scenario in ("single-host", "synthetic"):
+    for scenario in ("single-host", "synthetic", "apps"):
         result = _child(["--scenario", scenario])
         base = _child(["--baseline", str(result["resources"])])
         result["baseline_seconds"] = base["seconds"]
