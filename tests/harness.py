@@ -138,6 +138,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["certRequestPem"] = (
                 f"-----BEGIN CERTIFICATE REQUEST-----\ncsr-{n}\n-----END CERTIFICATE REQUEST-----\n"
             )
+        elif t == "github:index/repository:Repository":
+            outputs["nodeId"] = f"R_node_{inputs.get('name')}"  # GitHub's GraphQL id
+        elif t == "harbor:index/robotAccount:RobotAccount":
+            outputs["fullName"] = f"robot${inputs.get('name')}"
         elif t == "docker:index/remoteImage:RemoteImage":
             digest = hashlib.sha256(str(inputs.get("name")).encode()).hexdigest()
             outputs["imageId"] = f"sha256:{digest}"
