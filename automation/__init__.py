@@ -1,6 +1,5 @@
-"""Automation API entry points (placeholder).
+"""Automation API entry points: `python -m automation <command>`, each command also a function.
 
-`python -m automation validate|preview|up|destroy|...` arrives with the automation issue.
-Until then, `make up` / `make preview` / `make destroy` (scripts/pulumi-local.sh) drive the
-CLI with a local file backend.
+See `automation/cli.py` for the commands. Importing this package is cheap: the Automation
+API, Docker and bundle code load only when a command needs them.
 """

@@ -350,6 +350,17 @@ class DataConfig(Model):
     delete_on_destroy: bool = Field(default=False, description="Opt in to deleting volumes with the stack.")
 
 
+class DeploymentTracesConfig(Model):
+    """Export each `up`/`destroy` run by `python -m automation` as an OpenTelemetry trace."""
+
+    otlp_endpoint: str | None = Field(
+        default=None,
+        pattern=r"^https?://",
+        description="OTLP/HTTP endpoint, e.g. the platform's collector (http://host:4318).",
+    )
+    service_name: str = Field(default="homelab-deployments", description="service.name of the spans.")
+
+
 class LayersConfig(Model):
     """Which layers this stack builds."""
 
@@ -390,6 +401,7 @@ class StackConfig(Model):
         default_factory=list, description="App pipelines; built when layers.apps is true."
     )
     notifications: NotificationsConfig = Field(default_factory=NotificationsConfig)
+    deployment_traces: DeploymentTracesConfig = Field(default_factory=DeploymentTracesConfig)
 
     @property
     def default_host(self) -> str:
@@ -591,8 +603,14 @@ def raw_from_pulumi_config(
     return raw, secrets, present
 
 
-def validate_pulumi_config(items: Iterable[tuple[str, Any]], secret_keys: Iterable[str]) -> StackConfig:
-    """Validate the `homelab:` namespace of a Pulumi config, secrets references included."""
+def validate_pulumi_config(
+    items: Iterable[tuple[str, Any]], secret_keys: Iterable[str], require_secrets: bool = True
+) -> StackConfig:
+    """Validate the `homelab:` namespace of a Pulumi config, secrets references included.
+
+    `require_secrets=False` (offline checks of a template, like the examples) lets a
+    referenced secret be absent; one that is present must still be a secret.
+    """
     raw, secrets, present = raw_from_pulumi_config(items, secret_keys)
     model_keys = {StackConfig.model_fields[n].alias or n for n in StackConfig.model_fields}
     model_raw = {k: v for k, v in raw.items() if k in model_keys}
@@ -609,6 +627,8 @@ def validate_pulumi_config(items: Iterable[tuple[str, Any]], secret_keys: Iterab
     for path, key in config.secret_keys():
         referenced.add(key)
         if key not in present:
+            if not require_secrets:
+                continue
             problems.append((path, f"config key {key!r} is not set (pulumi config set --secret {key})"))
         elif key not in secrets:
             problems.append((path, f"config key {key!r} must be set with --secret"))

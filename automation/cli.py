@@ -1,0 +1,230 @@
+"""`python -m automation`: every operation of the project as a command, and as a function.
+
+    validate [--stack S | --file F] [--json]  config check and resolved plan, offline
+    preview | up | refresh [--stack S]     through the Automation API, live progress
+    destroy [--stack S] [--yes]            asks first; retained volumes stay
+    outputs [--stack S] [--show-secrets]
+    release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
+    setup bundle.tar.gz [--stack S]        verify, then load it onto the stack's hosts
+    backup --host H | restore --host H [--dry-run]
+
+Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Any, TextIO
+
+from automation import validate as offline
+from automation.progress import Progress
+from automation.workspace import (
+    PROJECT_DIR,
+    MissingCliError,
+    StackOptions,
+    open_stack,
+    passphrase_from_env_or_prompt,
+)
+from stacks.config import ConfigError
+
+OPERATIONS = ("preview", "up", "destroy", "refresh", "outputs")
+
+
+def validate(
+    stack: str = "dev",
+    project_dir: Path = PROJECT_DIR,
+    file: Path | None = None,
+    require_secrets: bool = True,
+) -> dict[str, Any]:
+    """The resolved plan of a stack (or of any stack file), or `ConfigError` / `FileNotFoundError`."""
+    return offline.describe(offline.load(project_dir, stack, file, require_secrets))
+
+
+def run_operation(
+    operation: str,
+    options: StackOptions,
+    out: TextIO = sys.stdout,
+    json_lines: bool = False,
+    yes: bool = False,
+    show_secrets: bool = False,
+    interactive: bool = False,
+) -> int:
+    """Run one Pulumi operation on a stack; returns the exit code."""
+    config = offline.load(options.project_dir, options.stack)  # fail fast, offline
+    if operation == "destroy" and not yes:
+        if not interactive:
+            out.write("destroy needs --yes when not run from a terminal\n")
+            return 1
+        answer = input(
+            f"Destroy every resource of stack {options.stack!r}? Stateful volumes are kept. [y/N] "
+        )
+        if answer.strip().lower() not in ("y", "yes"):
+            out.write("nothing destroyed\n")
+            return 1
+    stack = open_stack(options, passphrase_from_env_or_prompt(interactive))
+    if operation == "outputs":
+        values = {
+            k: (v.value if show_secrets or not v.secret else "[secret]") for k, v in stack.outputs().items()
+        }
+        out.write(json.dumps(values, indent=2, sort_keys=True, default=str) + "\n")
+        return 0
+
+    from pulumi.automation import errors as auto_errors
+
+    progress = Progress(out=out, json_lines=json_lines)
+    trace = None
+    endpoint = config.deployment_traces.otlp_endpoint
+    if endpoint and operation in ("up", "destroy"):
+        from automation.traces import DeploymentTrace
+
+        trace = DeploymentTrace(operation, options.stack, config.deployment_traces.service_name)
+    ok = True
+    try:
+        getattr(stack, operation)(on_event=progress)
+    except auto_errors.CommandError as error:
+        ok = False
+        out.write(
+            f"{operation} failed: {str(error).strip().splitlines()[-1] if str(error).strip() else error}\n"
+        )
+    finally:
+        if not json_lines:
+            out.write(progress.render_summary())
+        if operation == "destroy" and ok:
+            out.write(
+                "Stateful volumes were retained (data.delete-on-destroy is off): "
+                "remove them by hand if unwanted.\n"
+            )
+        if trace is not None and endpoint:
+            from automation.traces import export
+
+            try:
+                export(endpoint, trace.payload(progress, time.time(), ok))
+            except OSError as error:
+                out.write(f"could not send the deployment trace to {endpoint}: {error}\n")
+    return 0 if ok and not progress.failures else 1
+
+
+def release(
+    out: Path,
+    stack: str = "dev",
+    all_images: bool = False,
+    wheels: bool = True,
+    project_dir: Path = PROJECT_DIR,
+) -> Path:
+    from automation import bundle
+
+    config = offline.load(project_dir, stack)
+    plugins = Path.home() / ".pulumi" / "plugins"
+    return bundle.release(
+        out,
+        bundle.images_for(config, all_images),
+        project_dir / "requirements.txt" if wheels else None,
+        plugins if plugins.is_dir() else None,
+    )
+
+
+def setup(
+    bundle_path: Path, stack: str = "dev", wheels: bool = True, project_dir: Path = PROJECT_DIR
+) -> dict[str, Any]:
+    from automation import bundle
+    from components.docker.host import HostArgs, SshTarget
+
+    config = offline.load(project_dir, stack)
+    hosts = [HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host for h in config.hosts]
+    return bundle.setup(
+        bundle_path, hosts, install_wheels=wheels, plugins_target=Path.home() / ".pulumi" / "plugins"
+    )
+
+
+def backup(host: str, stack: str = "dev", mode: str = "backup", project_dir: Path = PROJECT_DIR) -> None:
+    from automation import backup as volumerize
+
+    spec = volumerize.run_spec(offline.load(project_dir, stack), host, mode)  # type: ignore[arg-type]
+    volumerize.execute(spec)
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(prog="python -m automation", description=__doc__.split("\n\n")[0])
+    sub = parser.add_subparsers(dest="command", required=True)
+
+    def with_stack(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
+        p.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml); default dev")
+        return p
+
+    p = with_stack(sub.add_parser("validate", help="check the config offline, print the plan"))
+    p.add_argument("--json", action="store_true")
+    p.add_argument("--file", type=Path, help="validate this stack file instead (e.g. examples/apps.yaml)")
+    p.add_argument(
+        "--allow-missing-secrets", action="store_true", help="a template: named secrets need not be set yet"
+    )
+    for operation in OPERATIONS:
+        p = with_stack(sub.add_parser(operation, help=f"pulumi {operation}"))
+        p.add_argument("--json", action="store_true", help="one JSON object per step (CI logs)")
+        p.add_argument("--backend", help="backend URL (default: file://<project>/.pulumi-state)")
+        p.add_argument(
+            "--config", action="append", default=[], metavar="KEY=VALUE", help="set a homelab: config value"
+        )
+        if operation == "destroy":
+            p.add_argument("--yes", action="store_true", help="do not ask")
+        if operation == "outputs":
+            p.add_argument("--show-secrets", action="store_true")
+    p = with_stack(sub.add_parser("release", help="build an offline bundle"))
+    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--all", action="store_true", help="every image, not just the enabled services'")
+    p.add_argument("--no-wheels", action="store_true")
+    p = with_stack(sub.add_parser("setup", help="verify a bundle and load it onto the stack's hosts"))
+    p.add_argument("bundle", type=Path)
+    p.add_argument("--no-wheels", action="store_true")
+    for name in ("backup", "restore"):
+        p = with_stack(sub.add_parser(name, help=f"{name} one host's volumes with Volumerize"))
+        p.add_argument("--host", required=True)
+        if name == "restore":
+            p.add_argument("--dry-run", action="store_true")
+    return parser
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+    args = _parser().parse_args(argv)
+    try:
+        if args.command == "validate":
+            plan = validate(args.stack, file=args.file, require_secrets=not args.allow_missing_secrets)
+            out.write(json.dumps(plan, indent=2) + "\n" if args.json else offline.render_text(plan))
+            return 0
+        if args.command in OPERATIONS:
+            config = dict(item.split("=", 1) for item in args.config)
+            options = StackOptions(args.stack, backend_url=args.backend, config=config)
+            return run_operation(
+                args.command,
+                options,
+                out,
+                json_lines=args.json,
+                yes=getattr(args, "yes", False),
+                show_secrets=getattr(args, "show_secrets", False),
+                interactive=sys.stdin.isatty(),
+            )
+        if args.command == "release":
+            out.write(f"{release(args.out, args.stack, args.all, not args.no_wheels)}\n")
+            return 0
+        if args.command == "setup":
+            out.write(json.dumps(setup(args.bundle, args.stack, not args.no_wheels), indent=2) + "\n")
+            return 0
+        mode = "backup" if args.command == "backup" else ("restore-dry-run" if args.dry_run else "restore")
+        backup(args.host, args.stack, mode)
+        out.write(f"{mode} of host {args.host} done\n")
+        return 0
+    except ConfigError as error:
+        out.write(f"{error}\n")
+        return 1
+    except FileNotFoundError as error:
+        out.write(f"{error}\n")
+        return 1
+    except MissingCliError as error:
+        out.write(f"{error}\n")
+        return 2
+    except RuntimeError as error:  # BundleError, BackupError: their messages say what to do
+        out.write(f"{error}\n")
+        return 1
