@@ -118,7 +118,7 @@ def release(
     from automation import bundle
 
     config = offline.load(project_dir, stack)
-    plugins = Path.home() / ".pulumi" / "plugins"
+    plugins = bundle.default_plugins_dir()
     return bundle.release(
         out,
         bundle.images_for(config, all_images),
@@ -136,7 +136,7 @@ def setup(
     config = offline.load(project_dir, stack)
     hosts = [HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host for h in config.hosts]
     return bundle.setup(
-        bundle_path, hosts, install_wheels=wheels, plugins_target=Path.home() / ".pulumi" / "plugins"
+        bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
     )
 
 
@@ -145,6 +145,13 @@ def backup(host: str, stack: str = "dev", mode: str = "backup", project_dir: Pat
 
     spec = volumerize.run_spec(offline.load(project_dir, stack), host, mode)  # type: ignore[arg-type]
     volumerize.execute(spec)
+
+
+def _key_value(text: str) -> tuple[str, str]:
+    key, sep, value = text.partition("=")
+    if not sep or not key:
+        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    return key, value
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -166,10 +173,14 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--json", action="store_true", help="one JSON object per step (CI logs)")
         p.add_argument("--backend", help="backend URL (default: file://<project>/.pulumi-state)")
         p.add_argument(
-            "--config", action="append", default=[], metavar="KEY=VALUE", help="set a homelab: config value"
+            "--config",
+            action="append",
+            default=[],
+            type=_key_value,
+            metavar="KEY=VALUE",
+            help="set a homelab: config value",
         )
-        if operation == "destroy":
-            p.add_argument("--yes", action="store_true", help="do not ask")
+        p.add_argument("--yes", action="store_true", help="do not ask (destroy asks otherwise)")
         if operation == "outputs":
             p.add_argument("--show-secrets", action="store_true")
     p = with_stack(sub.add_parser("release", help="build an offline bundle"))
@@ -195,7 +206,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             out.write(json.dumps(plan, indent=2) + "\n" if args.json else offline.render_text(plan))
             return 0
         if args.command in OPERATIONS:
-            config = dict(item.split("=", 1) for item in args.config)
+            config = dict(args.config)
             options = StackOptions(args.stack, backend_url=args.backend, config=config)
             return run_operation(
                 args.command,

@@ -104,6 +104,8 @@ class Progress:
 
     def _emit(self, step: Step, phase: str) -> None:
         if self.json_lines:
+            if phase == "start":
+                return  # one object per step, when it ends
             record = {
                 "phase": phase,
                 "op": step.op,

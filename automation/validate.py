@@ -55,7 +55,7 @@ def load(
     """
     path = path or stack_file_path(project_dir, stack)
     if not path.exists():
-        raise FileNotFoundError(f"no stack file {path.name} in {project_dir}")
+        raise FileNotFoundError(f"no stack file {path.name} in {path.parent}")
     stack_file = read_stack_file(path)
     return validate_pulumi_config(stack_file.items.items(), stack_file.secret_keys, require_secrets)
 
@@ -87,7 +87,7 @@ def describe(config: StackConfig) -> dict[str, Any]:
         out["platform"] = {
             "namespace": p.namespace,
             "domain": p.domain or config.domain,
-            "components": [n for n, c in p.components if c.enabled],
+            "components": [n.replace("_", "-") for n, c in p.components if c.enabled],
             "projects": {x.name: x.roles_of() for x in p.projects},
         }
     if config.layers.apps:

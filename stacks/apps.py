@@ -6,6 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 
 import pulumi
+import pulumi_github as github
 
 from components.pipeline.manifests import Resources
 from components.pipeline.pipeline import AppPipeline, AppPipelineArgs, GitOpsTarget, SourceArgs
@@ -17,6 +18,7 @@ from stacks.platform import Platform
 
 @dataclass
 class AppsSecrets:
+    github_token: pulumi.Output[str] | None = None
     # app index -> env name -> value (from the config secrets the app names)
     secret_env: dict[int, dict[str, pulumi.Output[str]]] = field(default_factory=dict)
 
@@ -51,6 +53,14 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
         argocd_namespace=p.namespace,
     )
     notifier = NOTIFIER if config.notifications.webhook_url_secret else None
+    # Repositories of other owners (adopted sources) get a provider of their own.
+    providers = {p.github_owner: platform.github}
+
+    def github_for(owner: str) -> github.Provider:
+        if owner not in providers:
+            providers[owner] = github.Provider(f"github-{owner}", owner=owner, token=secrets.github_token)
+        return providers[owner]
+
     for i, app in enumerate(config.apps):
         access = platform.projects[app.project]
         needs: list[pulumi.Resource] = [access.namespace, *out.registries[app.project].secrets.values()]
@@ -87,6 +97,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
             platform.cluster.provider,
             platform.github,
             needs,
+            source_github=github_for(owner),
         )
     return out
 

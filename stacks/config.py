@@ -518,8 +518,19 @@ def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
         for spec, route in build_plan(config).routes:
             claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
     seen: set[tuple[str, str]] = set()
+    applications: dict[str, str] = {}
     for i, app in enumerate(config.apps):
         path = f"apps[{i}]"
+        # Argo CD Applications share one namespace, named <project>-<app>.
+        application = f"{app.project}-{app.name}"
+        if application in applications and (app.project, app.name) not in seen:
+            problems.append(
+                (
+                    f"{path}.name",
+                    f"Argo CD application {application!r} would clash with {applications[application]}",
+                )
+            )
+        applications.setdefault(application, path)
         if app.project not in projects:
             problems.append(
                 (

@@ -47,12 +47,14 @@ def read_apps_secrets(config: StackConfig) -> Any:
     from stacks.apps import AppsSecrets
 
     cfg = pulumi.Config("homelab")
+    assert config.platform is not None
     return AppsSecrets(
+        github_token=cfg.require_secret(config.platform.github_token_secret),
         secret_env={
             i: {env: cfg.require_secret(key) for env, key in app.secret_env.items()}
             for i, app in enumerate(config.apps)
             if app.secret_env
-        }
+        },
     )
 
 

@@ -68,7 +68,9 @@ class BuildSpec:
 
     @property
     def job_name(self) -> str:
-        return f"build-{self.app}-{self.tag}"[:63].rstrip("-")
+        """`build-<app>-<tag>`, at most 63 characters: a long app name is cut, never the tag."""
+        room = 63 - len("build--") - len(self.tag)
+        return f"build-{self.app[:room].rstrip('-')}-{self.tag}"
 
 
 def image_ref(registry: str, b: BuildSpec) -> str:

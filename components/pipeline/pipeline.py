@@ -100,10 +100,13 @@ class AppPipeline(pulumi.ComponentResource):
         github_provider: github.Provider,
         needs: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
+        source_github: github.Provider | None = None,
     ):
-        """`needs`: what must exist first (project namespace, registry secrets, AppProject)."""
+        """`needs`: what must exist first (project namespace, registry secrets, AppProject).
+        `source_github`: the provider of the source repository's owner (default: the GitOps one)."""
         super().__init__("homelab:pipeline:AppPipeline", name, None, opts)
         gh = pulumi.ResourceOptions(parent=self, provider=github_provider)
+        src = pulumi.ResourceOptions(parent=self, provider=source_github or github_provider)
         kube = pulumi.ResourceOptions(parent=self, provider=k8s_provider, depends_on=needs)
         build = args.build_spec()
         self.image = image_ref(args.registry_host, build)
@@ -119,7 +122,7 @@ class AppPipeline(pulumi.ComponentResource):
                 visibility="private",
                 auto_init=True,
                 archive_on_destroy=True,
-                opts=gh,
+                opts=src,
             )
             source_name = repo.name
             if args.dockerfile_inline is not None:
@@ -130,7 +133,7 @@ class AppPipeline(pulumi.ComponentResource):
                     content=args.dockerfile_inline,
                     commit_message=f"Add the Dockerfile of {args.name}",
                     overwrite_on_create=False,
-                    opts=gh,
+                    opts=src,
                 )
         key = tls.PrivateKey(
             f"{name}-deploy-key", algorithm="ED25519", opts=pulumi.ResourceOptions(parent=self)
@@ -141,7 +144,7 @@ class AppPipeline(pulumi.ComponentResource):
             title=f"build of {args.project}/{args.name} (read-only, managed by Pulumi)",
             key=key.public_key_openssh,
             read_only=True,
-            opts=gh,
+            opts=src,
         )
         git_secret = k8s.core.v1.Secret(
             f"{name}-git",

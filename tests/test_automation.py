@@ -1,0 +1,1144 @@
+"""The `automation/` package: offline validation, the Automation API wiring up to the CLI
+boundary, live progress from engine events, deployment traces and backup/restore runs.
+
+The Pulumi CLI is not needed: the stack is faked at `open_stack`, and the engine events are
+a recorded sequence built with `pulumi.automation.events`.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+import subprocess
+import sys
+import threading
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from pulumi.automation import CommandResult, events
+from pulumi.automation import errors as auto_errors
+
+import automation.workspace as workspace
+from automation import cli
+from automation import validate as offline
+from automation.backup import BackupError, execute, run_spec
+from automation.progress import Progress
+from automation.traces import DeploymentTrace, export
+from automation.workspace import INSTALL_HELP, MissingCliError, StackOptions, open_stack
+from components.docker.service import volume_name
+from stacks.plan import build_plan
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ROOT / "examples"
+EXAMPLE_FILES = sorted(p.name for p in EXAMPLES.glob("*.yaml"))
+
+# The secrets each example names (key path in the error, config key).
+EXAMPLE_SECRETS = {
+    "apps.yaml": [
+        ("platform.kubeconfig-secret", "kubeconfig"),
+        ("platform.github-token-secret", "github-token"),
+        ("apps[2].secret-env.STRIPE_KEY", "shop-stripe-key"),
+        ("notifications.webhook-url-secret", "mattermost-webhook"),
+    ],
+    "multi-host.yaml": [
+        ("hosts[0].private-key-secret", "ops-ssh-key"),
+        ("hosts[1].private-key-secret", "apps-ssh-key"),
+    ],
+    "platform.yaml": [
+        ("platform.kubeconfig-secret", "kubeconfig"),
+        ("platform.github-token-secret", "github-token"),
+        ("platform.components.argocd.sso.client-secret-secret", "github-oauth-secret"),
+    ],
+    "single-host.yaml": [("hosts[0].private-key-secret", "server-ssh-key")],
+}
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m automation ...` from the repository root, stdin not a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "automation", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def write_stack(directory: Path, config: dict[str, Any], name: str = "Pulumi.test.yaml") -> Path:
+    path = directory / name
+    path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
+    return path
+
+
+# ---- 1. validate ------------------------------------------------------------------------
+
+
+def test_validate_dev_prints_the_plan() -> None:
+    result = run_cli("validate", "--stack", "dev")
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert "layers: homelab" in out
+    assert "hosts:\n  local: local\n" in out
+    assert "services:" in out
+    assert "  portainer (Portainer) on local: routes infra.localhost; volumes portainer-data" in out
+    assert "  grafana (Grafana) on local: routes monitoring.localhost; volumes grafana-data" in out
+    assert "  mysql (MySQL) on local: routes tcp://kodidb.localhost:3307; volumes mysql-data" in out
+    assert "  landing (LandingPage) on local: routes home.localhost\n" in out
+    assert "volumerize-local (BackupSchedule) on local" in out
+    assert "Traceback" not in result.stderr
+
+
+def test_validate_dev_json() -> None:
+    result = run_cli("validate", "--stack", "dev", "--json")
+    assert result.returncode == 0, result.stdout + result.stderr
+    plan = json.loads(result.stdout)
+    assert plan["layers"] == {"homelab": True, "platform": False, "apps": False}
+    assert plan["hosts"] == {"local": "local"}
+    services = {s["name"]: s for s in plan["services"]}
+    assert services["grafana"]["routes"] == ["monitoring.localhost"]
+    assert services["grafana"]["volumes"] == ["grafana-data"]
+    assert services["grafana"]["host"] == "local"
+    assert services["mysql"]["routes"] == ["tcp://kodidb.localhost:3307"]
+    assert all(s["images"] for s in plan["services"])
+    assert plan["urls"] == {
+        "portainer": "https://infra.localhost/",
+        "grafana": "https://monitoring.localhost/",
+        "prometheus": "https://metrics.localhost/",
+        "landing": "https://home.localhost/",
+    }
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
+def test_every_example_validates_as_a_template(example: str) -> None:
+    result = run_cli("validate", "--file", f"examples/{example}", "--allow-missing-secrets")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert result.stdout.startswith("layers: homelab")
+    as_json = run_cli("validate", "--file", f"examples/{example}", "--allow-missing-secrets", "--json")
+    assert as_json.returncode == 0
+    assert json.loads(as_json.stdout)["services"]
+
+
+@pytest.mark.parametrize("example", EXAMPLE_FILES)
+def test_every_example_without_its_secrets_fails_naming_them(example: str) -> None:
+    result = run_cli("validate", "--file", f"examples/{example}")
+    assert result.returncode == 1
+    assert "invalid stack config" in result.stdout
+    assert f"({len(EXAMPLE_SECRETS[example])} problem(s))" in result.stdout
+    for path, key in EXAMPLE_SECRETS[example]:
+        assert f"  {path}: config key {key!r} is not set" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_example_secrets_table_covers_every_example() -> None:
+    assert sorted(EXAMPLE_SECRETS) == EXAMPLE_FILES
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ({"homelab:whatever": 1}, "  whatever: unknown key"),
+        ({"homelab:proxy": {"bogus": 1}}, "  proxy.bogus: unknown key"),
+        ({"homelab:services": {"grafana": {"colour": "red"}}}, "  services.grafana.colour: unknown key"),
+        ({"homelab:domain": "bad_domain!"}, "  domain: 'bad_domain!' is not a valid DNS domain name"),
+        ({"homelab:proxy": {"http-port": 70000}}, "  proxy.http-port: Input should be less than or equal"),
+        (
+            {"homelab:hosts": [{"name": "h", "address": "me@h.example.com:99999"}]},
+            "  hosts[0].address: 'me@h.example.com:99999': port 99999 is out of range",
+        ),
+        (
+            {
+                "homelab:custom-services": [
+                    {"name": "x", "image": "nginx:1", "routes": [{"hostname": "x", "port": 0}]}
+                ]
+            },
+            "  custom-services[0].routes[0].port: Input should be greater than or equal to 1",
+        ),
+    ],
+    ids=["unknown-top-level", "unknown-nested", "unknown-service-key", "domain", "port", "ssh-port", "route"],
+)
+def test_bad_config_names_the_key_path(tmp_path: Path, config: dict[str, Any], expected: str) -> None:
+    path = write_stack(tmp_path, config)
+    result = run_cli("validate", "--file", str(path))
+    assert result.returncode == 1
+    assert "invalid stack config" in result.stdout
+    assert expected in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_stack_is_a_clear_error() -> None:
+    result = run_cli("validate", "--stack", "no-such-stack")
+    assert result.returncode == 1
+    assert result.stdout.strip() == f"no stack file Pulumi.no-such-stack.yaml in {ROOT}"
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_stack_file_given_with_file_is_an_error(tmp_path: Path) -> None:
+    result = run_cli("validate", "--file", str(tmp_path / "absent.yaml"))
+    assert result.returncode == 1
+    assert "no stack file absent.yaml" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+def test_missing_stack_file_message_names_where_it_looked(tmp_path: Path) -> None:
+    result = run_cli("validate", "--file", str(tmp_path / "absent.yaml"))
+    assert str(tmp_path) in result.stdout
+
+
+PLATFORM = {
+    "homelab:layers": {"homelab": True, "platform": True},
+    "homelab:platform": {
+        "kubeconfig-secret": "kubeconfig",
+        "github-owner": "acme",
+        "github-token-secret": "github-token",
+        "gitops": {"repository": "acme/gitops"},
+    },
+}
+
+
+def test_secure_values_count_as_secrets(tmp_path: Path) -> None:
+    path = write_stack(
+        tmp_path,
+        {
+            **PLATFORM,
+            "homelab:kubeconfig": {"secure": "v1:abc"},
+            "homelab:github-token": {"secure": "v1:def"},
+        },
+    )
+    stack = offline.read_stack_file(path)
+    assert {"homelab:kubeconfig", "homelab:github-token"} <= stack.secret_keys
+    result = run_cli("validate", "--file", str(path))
+    assert result.returncode == 0, result.stdout
+    assert "platform:" in result.stdout
+    config = offline.load(tmp_path, "test", path)
+    assert config.platform is not None and config.platform.kubeconfig_secret == "kubeconfig"
+
+
+def test_a_plain_value_does_not_satisfy_a_secret_reference(tmp_path: Path) -> None:
+    path = write_stack(
+        tmp_path,
+        {**PLATFORM, "homelab:kubeconfig": "apiVersion: v1", "homelab:github-token": {"secure": "v1:x"}},
+    )
+    result = run_cli("validate", "--file", str(path))
+    assert result.returncode == 1
+    assert "  platform.kubeconfig-secret: config key 'kubeconfig' must be set with --secret" in result.stdout
+    # Present but plain is wrong even for a template.
+    result = run_cli("validate", "--file", str(path), "--allow-missing-secrets")
+    assert result.returncode == 1
+    assert "must be set with --secret" in result.stdout
+
+
+def test_a_model_key_given_as_secure_is_rejected(tmp_path: Path) -> None:
+    path = write_stack(tmp_path, {"homelab:domain": {"secure": "v1:abc"}})
+    result = run_cli("validate", "--file", str(path), "--allow-missing-secrets")
+    assert result.returncode == 1
+    assert "  domain: holds a secret; keep secrets in their own keys" in result.stdout
+    nested = write_stack(tmp_path, {"homelab:tls": {"ca-common-name": {"secure": "v1:abc"}}}, "n.yaml")
+    result = run_cli("validate", "--file", str(nested), "--allow-missing-secrets")
+    assert result.returncode == 1
+    assert "  tls: holds a secret" in result.stdout
+
+
+def test_platform_components_are_listed_by_their_config_keys() -> None:
+    plan = cli.validate(file=EXAMPLES / "platform.yaml", require_secrets=False)
+    assert "cert-manager" in plan["platform"]["components"]
+
+
+# ---- 2. Automation API wiring -----------------------------------------------------------
+
+
+def test_stack_options_default_to_the_local_file_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    assert StackOptions("dev").backend == f"file://{ROOT / '.pulumi-state'}"
+    options = StackOptions("dev", project_dir=tmp_path)
+    assert options.backend == f"file://{tmp_path / '.pulumi-state'}"
+    assert options.secrets_provider == "passphrase"
+    env = options.env_vars("s3cret")
+    assert env["PULUMI_BACKEND_URL"] == f"file://{tmp_path / '.pulumi-state'}"
+    assert env["PULUMI_CONFIG_PASSPHRASE"] == "s3cret"
+    assert "PULUMI_CONFIG_PASSPHRASE" not in options.env_vars(None)
+    assert options.env_vars("")["PULUMI_CONFIG_PASSPHRASE"] == ""  # an empty passphrase is one
+
+
+def test_stack_options_honour_the_environment_and_an_explicit_backend(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("PULUMI_BACKEND_URL", "s3://state-bucket/homelab")
+    options = StackOptions("dev", project_dir=tmp_path)
+    assert options.backend == "s3://state-bucket/homelab"
+    assert options.env_vars(None)["PULUMI_BACKEND_URL"] == "s3://state-bucket/homelab"
+    explicit = StackOptions("dev", project_dir=tmp_path, backend_url="file:///srv/state")
+    assert explicit.backend == "file:///srv/state"
+    assert explicit.env_vars("p")["PULUMI_BACKEND_URL"] == "file:///srv/state"
+
+
+def test_passphrase_comes_from_the_environment(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "from-env")
+    assert workspace.passphrase_from_env_or_prompt(False) == "from-env"
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE_FILE", "/run/secrets/pass")
+    assert workspace.passphrase_from_env_or_prompt(True) is None  # the CLI reads the file itself
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE")
+    assert workspace.passphrase_from_env_or_prompt(False) is None
+    monkeypatch.setattr(workspace.getpass, "getpass", lambda prompt: "typed")
+    assert workspace.passphrase_from_env_or_prompt(True) == "typed"
+
+
+@dataclass
+class RecordingStack:
+    config: list[tuple[str, Any]] = field(default_factory=list)
+
+    def set_config(self, key: str, value: Any) -> None:
+        self.config.append((key, value))
+
+
+def test_open_stack_wires_the_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import automation as auto
+
+    monkeypatch.delenv("PULUMI_BACKEND_URL", raising=False)
+    calls: list[dict[str, Any]] = []
+    stack = RecordingStack()
+    command = object()
+
+    def fake_create_or_select_stack(**kwargs: Any) -> RecordingStack:
+        calls.append(kwargs)
+        return stack
+
+    monkeypatch.setattr(auto, "create_or_select_stack", fake_create_or_select_stack)
+    monkeypatch.setattr(workspace, "pulumi_command", lambda install=True: command)
+    options = StackOptions(
+        "staging", project_dir=tmp_path, config={"domain": "lab.example.com", "other:key": "v"}
+    )
+    assert open_stack(options, "pw") is stack
+
+    assert len(calls) == 1
+    call = calls[0]
+    assert call["stack_name"] == "staging"
+    assert call["work_dir"] == str(tmp_path)
+    opts = call["opts"]
+    assert isinstance(opts, auto.LocalWorkspaceOptions)
+    assert opts.work_dir == str(tmp_path)
+    assert opts.secrets_provider == "passphrase"
+    assert opts.pulumi_command is command
+    assert opts.env_vars == {
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / '.pulumi-state'}",
+        "PULUMI_SKIP_UPDATE_CHECK": "true",
+        "PULUMI_CONFIG_PASSPHRASE": "pw",
+    }
+    assert (tmp_path / ".pulumi-state").is_dir()  # the file backend exists before the CLI runs
+    keys = {key: value for key, value in stack.config}
+    assert set(keys) == {"homelab:domain", "other:key"}
+    assert isinstance(keys["homelab:domain"], auto.ConfigValue)
+    assert keys["homelab:domain"].value == "lab.example.com"
+    assert keys["homelab:domain"].secret is False
+
+
+def test_cli_config_values_reach_set_config(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import automation as auto
+
+    seen: dict[str, Any] = {}
+
+    class Stack(RecordingStack):
+        def preview(self, on_event: Any) -> None:
+            seen["config"] = list(self.config)
+
+    monkeypatch.setattr(auto, "create_or_select_stack", lambda **kwargs: Stack())
+    monkeypatch.setattr(workspace, "pulumi_command", lambda install=True: None)
+    monkeypatch.setenv("PULUMI_BACKEND_URL", f"file://{tmp_path / 'state'}")
+    out = io.StringIO()
+    code = cli.main(["preview", "--stack", "dev", "--config", "domain=lab.example.com"], out=out)
+    assert code == 0, out.getvalue()
+    [(key, value)] = seen["config"]
+    assert key == "homelab:domain" and value.value == "lab.example.com"
+
+
+def test_config_without_a_value_is_a_usage_error() -> None:
+    try:
+        code = cli.main(["preview", "--stack", "dev", "--config", "domain"], out=io.StringIO())
+    except SystemExit as stop:
+        code = stop.code
+    assert code in (1, 2)
+
+
+def test_no_cli_on_path_and_no_install_is_missing_cli_error(monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import automation as auto
+
+    monkeypatch.setenv("PATH", "/nonexistent")
+
+    def no_install(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no network")
+
+    monkeypatch.setattr(auto.PulumiCommand, "install", no_install)
+    with pytest.raises(MissingCliError) as error:
+        workspace.pulumi_command()
+    assert "Pulumi CLI is not installed" in str(error.value)
+    with pytest.raises(MissingCliError):
+        workspace.pulumi_command(install=False)
+
+
+def test_cli_vanishing_mid_call_is_missing_cli_error(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi import automation as auto
+
+    def vanished(**kwargs: Any) -> None:
+        raise FileNotFoundError("pulumi")
+
+    monkeypatch.setattr(auto, "create_or_select_stack", vanished)
+    monkeypatch.setattr(workspace, "pulumi_command", lambda install=True: None)
+    with pytest.raises(MissingCliError, match="Pulumi CLI is not installed"):
+        open_stack(StackOptions("dev", project_dir=tmp_path, backend_url="file://" + str(tmp_path)), None)
+
+
+def no_cli_env(tmp_path: Path) -> dict[str, str]:
+    env = {
+        "PATH": "/nonexistent",
+        "HOME": str(tmp_path),
+        "PULUMI_BACKEND_URL": f"file://{tmp_path / 'state'}",
+        "PULUMI_CONFIG_PASSPHRASE": "test",
+    }
+    for name in ("PYTHONPATH", "LANG", "LC_ALL", "SYSTEMROOT"):
+        if name in os.environ:
+            env[name] = os.environ[name]
+    return env
+
+
+@pytest.mark.parametrize("command", [["up"], ["preview"], ["refresh"], ["outputs"], ["destroy", "--yes"]])
+def test_missing_cli_gives_the_install_message_and_exit_2(tmp_path: Path, command: list[str]) -> None:
+    result = run_cli(*command, "--stack", "dev", env=no_cli_env(tmp_path))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "Pulumi CLI is not installed" in result.stdout
+    assert result.stdout.strip() == INSTALL_HELP.strip()
+    assert "Traceback" not in result.stdout + result.stderr
+    assert result.stderr == ""
+
+
+def test_up_with_yes_gives_the_install_message(tmp_path: Path) -> None:
+    result = run_cli("up", "--stack", "dev", "--yes", env=no_cli_env(tmp_path))
+    assert result.returncode == 2
+    assert "Pulumi CLI is not installed" in result.stdout
+
+
+def test_destroy_without_yes_and_without_a_terminal_refuses(tmp_path: Path) -> None:
+    # No CLI on PATH: touching Pulumi would exit 2 with the install message instead.
+    result = run_cli("destroy", "--stack", "dev", env=no_cli_env(tmp_path))
+    assert result.returncode == 1
+    assert result.stdout == "destroy needs --yes when not run from a terminal\n"
+    assert not (tmp_path / "state").exists()
+
+
+def test_destroy_refusal_happens_before_opening_the_stack(monkeypatch: pytest.MonkeyPatch) -> None:
+    def must_not_open(*args: Any, **kwargs: Any) -> None:
+        raise AssertionError("open_stack called")
+
+    monkeypatch.setattr(cli, "open_stack", must_not_open)
+    out = io.StringIO()
+    assert cli.run_operation("destroy", StackOptions("dev"), out, yes=False, interactive=False) == 1
+    assert "destroy needs --yes" in out.getvalue()
+    monkeypatch.setattr("builtins.input", lambda prompt: "n")
+    out = io.StringIO()
+    assert cli.run_operation("destroy", StackOptions("dev"), out, yes=False, interactive=True) == 1
+    assert "nothing destroyed" in out.getvalue()
+
+
+# ---- 3. progress --------------------------------------------------------------------------
+
+PREFIX = "urn:pulumi:dev::homelab::homelab:index:Host$"
+CONTAINER = "docker:index/container:Container"
+VOLUME = "docker:index/volume:Volume"
+NETWORK = "docker:index/network:Network"
+
+
+def urn(type_: str, name: str) -> str:
+    return f"{PREFIX}{type_}::{name}"
+
+
+def meta(op: str, type_: str, name: str) -> events.StepEventMetadata:
+    return events.StepEventMetadata(op=events.OpType(op), urn=urn(type_, name), type=type_, provider="docker")
+
+
+def pre(op: str, type_: str, name: str) -> events.EngineEvent:
+    return events.EngineEvent(0, 0, resource_pre_event=events.ResourcePreEvent(meta(op, type_, name)))
+
+
+def outputs(op: str, type_: str, name: str) -> events.EngineEvent:
+    return events.EngineEvent(0, 0, res_outputs_event=events.ResOutputsEvent(meta(op, type_, name)))
+
+
+FAILURE = "docker: Error response from daemon: port 5432 is already allocated"
+
+# (clock time, event): a create, an update, a same step, a failing create, the summary.
+RECORDED: list[tuple[float, events.EngineEvent]] = [
+    (100.0, pre("create", CONTAINER, "grafana")),
+    (100.5, pre("update", VOLUME, "grafana-data")),
+    (101.0, outputs("update", VOLUME, "grafana-data")),
+    (102.0, outputs("create", CONTAINER, "grafana")),
+    (102.0, pre("same", NETWORK, "homelab")),
+    (102.0, outputs("same", NETWORK, "homelab")),
+    (103.0, pre("create", CONTAINER, "postgres")),
+    (
+        103.25,
+        events.EngineEvent.from_json(
+            {
+                "sequence": 9,
+                "timestamp": 0,
+                "diagnosticEvent": {
+                    "urn": urn(CONTAINER, "postgres"),
+                    "message": f"  {FAILURE}\n",
+                    "color": "never",
+                    "severity": "error",
+                },
+            }
+        ),
+    ),
+    (
+        103.5,
+        events.EngineEvent.from_json(
+            {
+                "sequence": 10,
+                "timestamp": 0,
+                "resOpFailedEvent": {
+                    "metadata": {
+                        "op": "create",
+                        "urn": urn(CONTAINER, "postgres"),
+                        "type": CONTAINER,
+                        "provider": "docker",
+                    },
+                    "status": 0,
+                    "steps": 2,
+                },
+            }
+        ),
+    ),
+    (
+        104.0,
+        events.EngineEvent(
+            0,
+            0,
+            summary_event=events.SummaryEvent(
+                maybe_corrupt=False,
+                duration_seconds=7,
+                resource_changes={events.OpType.CREATE: 1, events.OpType.UPDATE: 1, events.OpType.SAME: 1},
+                policy_packs={},
+            ),
+        ),
+    ),
+]
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+def replay(progress: Progress, clock: Clock, upto: int | None = None) -> None:
+    for now, event in RECORDED[:upto]:
+        clock.now = now
+        progress(event)
+
+
+def test_progress_counts_and_running_list_mid_way() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(out=out, clock=clock)
+    replay(progress, clock, upto=2)
+    assert (progress.done, progress.total) == (0, 2)
+    assert [s.name for s in progress.running] == ["grafana", "grafana-data"]
+    assert [s.op for s in progress.running] == ["create", "update"]
+    replay_rest = RECORDED[2:3]
+    for now, event in replay_rest:
+        clock.now = now
+        progress(event)
+    assert (progress.done, progress.total) == (1, 2)
+    assert [s.name for s in progress.running] == ["grafana"]
+    assert progress.failures == []
+
+
+def test_progress_lines_and_failures() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(out=out, clock=clock)
+    replay(progress, clock)
+    assert (progress.done, progress.total) == (4, 4)
+    assert progress.running == []
+    assert out.getvalue().splitlines() == [
+        f"[0/1] create   {CONTAINER} grafana ...",
+        f"[0/2] update   {VOLUME} grafana-data ...",
+        f"[1/2] update   {VOLUME} grafana-data done (0.5s)",
+        f"[2/2] create   {CONTAINER} grafana done (2.0s)",
+        f"[3/4] create   {CONTAINER} postgres ...",
+        f"[4/4] create   {CONTAINER} postgres FAILED (0.5s): {FAILURE}",
+    ]
+    [failed] = progress.failures
+    assert (failed.name, failed.result, failed.message) == ("postgres", "failed", FAILURE)
+    assert progress.summary == {"create": 1, "update": 1, "same": 1}
+    assert progress.duration == 7
+
+
+def test_progress_summary_table() -> None:
+    clock = Clock()
+    progress = Progress(out=io.StringIO(), clock=clock)
+    replay(progress, clock)
+    lines = progress.render_summary().splitlines()
+    assert lines[0].split() == ["operation", "resource", "type", "result", "seconds"]
+    rows = [line.split() for line in lines[1:4]]
+    assert rows == [
+        ["create", "grafana", CONTAINER, "ok", "2.0"],
+        ["update", "grafana-data", VOLUME, "ok", "0.5"],
+        ["create", "postgres", CONTAINER, "failed", "0.5"],
+    ]
+    assert not any("homelab" in line.split()[1:2] for line in lines[1:4])  # `same` is not a change
+    assert lines[4] == "4/4 resources; create 1, same 1, update 1; 7s"
+    assert lines[5] == f"FAILED postgres: {FAILURE}"
+    assert len(lines) == 6
+
+
+def test_progress_summary_without_changes() -> None:
+    progress = Progress(out=io.StringIO(), clock=Clock())
+    assert progress.render_summary().splitlines()[-1] == "0/0 resources; no changes"
+
+
+def test_failure_without_diagnostic_still_says_failed() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(out=out, clock=clock)
+    progress(RECORDED[8][1])  # resOpFailed with no pre event and no diagnostic
+    [failed] = progress.failures
+    assert failed.message == "failed"
+    assert "postgres FAILED (0.0s): failed" in out.getvalue()
+
+
+def json_records(out: str) -> list[dict[str, Any]]:
+    return [json.loads(line) for line in out.splitlines()]
+
+
+def test_progress_json_lines() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(out=out, json_lines=True, clock=clock)
+    replay(progress, clock)
+    records = json_records(out.getvalue())
+    assert all(r["op"] != "same" for r in records)
+    done = [r for r in records if r["phase"] == "done"]
+    assert done == [
+        {
+            "phase": "done",
+            "op": "update",
+            "type": VOLUME,
+            "name": "grafana-data",
+            "result": "ok",
+            "seconds": 0.5,
+            "done": 1,
+            "total": 2,
+        },
+        {
+            "phase": "done",
+            "op": "create",
+            "type": CONTAINER,
+            "name": "grafana",
+            "result": "ok",
+            "seconds": 2.0,
+            "done": 2,
+            "total": 2,
+        },
+        {
+            "phase": "done",
+            "op": "create",
+            "type": CONTAINER,
+            "name": "postgres",
+            "result": "failed",
+            "seconds": 0.5,
+            "done": 4,
+            "total": 4,
+            "message": FAILURE,
+        },
+    ]
+    assert all("message" not in r for r in records if r["result"] != "failed")
+
+
+def test_progress_json_lines_one_object_per_step() -> None:
+    clock, out = Clock(), io.StringIO()
+    progress = Progress(out=out, json_lines=True, clock=clock)
+    replay(progress, clock)
+    assert [r["name"] for r in json_records(out.getvalue())] == ["grafana-data", "grafana", "postgres"]
+
+
+# ---- 4. deployment traces -----------------------------------------------------------------
+
+
+def attributes(span: dict[str, Any]) -> dict[str, Any]:
+    return {a["key"]: next(iter(a["value"].values())) for a in span["attributes"]}
+
+
+def recorded_progress() -> Progress:
+    clock = Clock()
+    progress = Progress(out=io.StringIO(), clock=clock)
+    replay(progress, clock)
+    return progress
+
+
+def test_trace_payload() -> None:
+    progress = recorded_progress()
+    trace = DeploymentTrace("up", "dev", "homelab-test", started=1_700_000_000.0)
+    payload = trace.payload(progress, 1_700_000_010.0, ok=False)
+    [resource_spans] = payload["resourceSpans"]
+    assert attributes(resource_spans["resource"]) == {"service.name": "homelab-test"}
+    [scope] = resource_spans["scopeSpans"]
+    spans = scope["spans"]
+    assert len(spans) == 1 + len(progress.steps) == 5
+    roots = [s for s in spans if "parentSpanId" not in s]
+    [root] = roots
+    assert root["name"] == "pulumi up dev"
+    assert root["status"]["code"] == 2
+    assert attributes(root)["pulumi.resources"] == "4"
+    assert attributes(root)["pulumi.failures"] == "1"
+    assert {s["traceId"] for s in spans} == {trace.trace_id}
+    assert len(trace.trace_id) == 32
+    assert len({s["spanId"] for s in spans}) == 5
+    children = [s for s in spans if s is not root]
+    assert all(s["parentSpanId"] == root["spanId"] for s in children)
+    by_name = {attributes(s)["pulumi.resource.name"]: s for s in children}
+    assert set(by_name) == {"grafana", "grafana-data", "homelab", "postgres"}
+    grafana = attributes(by_name["grafana"])
+    assert grafana["pulumi.resource.type"] == CONTAINER
+    assert grafana["pulumi.operation"] == "create"
+    assert grafana["pulumi.result"] == "ok"
+    assert grafana["pulumi.duration_ms"] == "2000"
+    assert grafana["pulumi.resource.urn"] == urn(CONTAINER, "grafana")
+    assert attributes(by_name["homelab"])["pulumi.operation"] == "same"
+    assert by_name["grafana"]["status"] == {"code": 1}
+    failed = by_name["postgres"]
+    assert failed["status"] == {"code": 2, "message": FAILURE}
+    assert attributes(failed)["pulumi.result"] == "failed"
+    assert attributes(failed)["pulumi.duration_ms"] == "500"
+    # Step times are anchored to the trace start and lie within the root span.
+    starts = {n: int(s["startTimeUnixNano"]) for n, s in by_name.items()}
+    assert starts["grafana"] == int(root["startTimeUnixNano"])
+    for span in children:
+        assert int(root["startTimeUnixNano"]) <= int(span["startTimeUnixNano"])
+        assert int(span["startTimeUnixNano"]) <= int(span["endTimeUnixNano"])
+        assert int(span["endTimeUnixNano"]) <= int(root["endTimeUnixNano"])
+    assert int(by_name["grafana"]["endTimeUnixNano"]) - starts["grafana"] == pytest.approx(2e9, abs=1e3)
+
+
+def test_trace_payload_ok_root() -> None:
+    payload = DeploymentTrace("destroy", "prod").payload(Progress(out=io.StringIO()), 0.0, ok=True)
+    [root] = payload["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    assert root["status"] == {"code": 1}
+    assert root["name"] == "pulumi destroy prod"
+    assert attributes(payload["resourceSpans"][0]["resource"]) == {"service.name": "homelab-deployments"}
+
+
+@dataclass
+class Received:
+    path: str
+    content_type: str
+    body: Any
+
+
+@pytest.fixture
+def otlp_server() -> Iterator[tuple[str, list[Received]]]:
+    """A real OTLP/HTTP-ish receiver on 127.0.0.1, random port."""
+    received: list[Received] = []
+
+    class Handler(BaseHTTPRequestHandler):
+        def do_POST(self) -> None:  # noqa: N802 (http.server's name)
+            length = int(self.headers.get("Content-Length", 0))
+            body = self.rfile.read(length)
+            received.append(Received(self.path, self.headers.get("Content-Type", ""), json.loads(body)))
+            reply = b"{}"
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(reply)))
+            self.end_headers()
+            self.wfile.write(reply)
+
+        def log_message(self, format: str, *args: Any) -> None:  # noqa: A002
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}", received
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(timeout=5)
+
+
+def test_export_posts_json_to_v1_traces(otlp_server: tuple[str, list[Received]]) -> None:
+    endpoint, received = otlp_server
+    payload = DeploymentTrace("up", "dev").payload(recorded_progress(), 0.0, ok=True)
+    export(endpoint + "/", payload)
+    [request] = received
+    assert request.path == "/v1/traces"
+    assert request.content_type == "application/json"
+    assert request.body == payload
+
+
+class FakeStack:
+    """What `open_stack` returns: its operations feed the recorded events to `on_event`."""
+
+    def __init__(self, recorded: list[tuple[float, events.EngineEvent]], fail: bool = False) -> None:
+        self.recorded = recorded
+        self.fail = fail
+        self.calls: list[str] = []
+
+    def _run(self, operation: str, on_event: Any) -> None:
+        self.calls.append(operation)
+        for _, event in self.recorded:
+            on_event(event)
+        if self.fail:
+            raise auto_errors.CommandError(
+                CommandResult(stdout="", stderr="error: update failed\n", code=255)
+            )
+
+    def up(self, on_event: Any) -> None:
+        self._run("up", on_event)
+
+    def preview(self, on_event: Any) -> None:
+        self._run("preview", on_event)
+
+    def destroy(self, on_event: Any) -> None:
+        self._run("destroy", on_event)
+
+
+def traced_project(tmp_path: Path, endpoint: str, stack: str = "traced") -> StackOptions:
+    write_stack(
+        tmp_path,
+        {
+            "homelab:deployment-traces": {"otlp-endpoint": endpoint, "service-name": "homelab-test"},
+        },
+        f"Pulumi.{stack}.yaml",
+    )
+    return StackOptions(stack, project_dir=tmp_path)
+
+
+# The same run without the failing resource: its first six events and the summary.
+SUCCESS = [*RECORDED[:6], RECORDED[-1]]
+
+
+def open_fake(monkeypatch: pytest.MonkeyPatch, stack: FakeStack) -> list[tuple[StackOptions, Any]]:
+    opened: list[tuple[StackOptions, Any]] = []
+
+    def fake_open_stack(options: StackOptions, passphrase: Any) -> FakeStack:
+        opened.append((options, passphrase))
+        return stack
+
+    monkeypatch.setattr(cli, "open_stack", fake_open_stack)
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "pw")
+    return opened
+
+
+def test_run_operation_exports_a_trace_and_prints_the_summary(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otlp_server: tuple[str, list[Received]]
+) -> None:
+    endpoint, received = otlp_server
+    stack = FakeStack(SUCCESS)
+    opened = open_fake(monkeypatch, stack)
+    options = traced_project(tmp_path, endpoint)
+    out = io.StringIO()
+    assert cli.run_operation("up", options, out) == 0, out.getvalue()
+    assert stack.calls == ["up"]
+    assert opened == [(options, "pw")]
+    text = out.getvalue()
+    assert "operation resource" in text
+    assert "3/3 resources; create 1, same 1, update 1; 7s" in text
+    assert "FAILED" not in text
+    [request] = received
+    assert request.path == "/v1/traces"
+    assert request.content_type == "application/json"
+    [resource_spans] = request.body["resourceSpans"]
+    assert attributes(resource_spans["resource"]) == {"service.name": "homelab-test"}
+    spans = resource_spans["scopeSpans"][0]["spans"]
+    assert len(spans) == 4
+    [root] = [s for s in spans if "parentSpanId" not in s]
+    assert root["name"] == "pulumi up traced"
+    assert root["status"] == {"code": 1}
+
+
+def test_run_operation_with_a_failing_step_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otlp_server: tuple[str, list[Received]]
+) -> None:
+    endpoint, received = otlp_server
+    open_fake(monkeypatch, FakeStack(RECORDED, fail=True))
+    out = io.StringIO()
+    assert cli.run_operation("up", traced_project(tmp_path, endpoint), out) == 1
+    text = out.getvalue()
+    assert "up failed: " in text and "error: update failed" in text
+    assert f"FAILED postgres: {FAILURE}" in text
+    assert "4/4 resources; create 1, same 1, update 1; 7s" in text
+    [request] = received
+    spans = request.body["resourceSpans"][0]["scopeSpans"][0]["spans"]
+    [root] = [s for s in spans if "parentSpanId" not in s]
+    assert root["status"]["code"] == 2
+    failed = [s for s in spans if s["status"]["code"] == 2 and s is not root]
+    assert [attributes(s)["pulumi.resource.name"] for s in failed] == ["postgres"]
+
+
+def test_failed_step_without_command_error_still_exits_1(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otlp_server: tuple[str, list[Received]]
+) -> None:
+    endpoint, _ = otlp_server
+    open_fake(monkeypatch, FakeStack(RECORDED, fail=False))
+    out = io.StringIO()
+    assert cli.run_operation("up", traced_project(tmp_path, endpoint), out) == 1
+    assert f"FAILED postgres: {FAILURE}" in out.getvalue()
+
+
+def test_preview_sends_no_trace_and_json_lines_skip_the_table(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, otlp_server: tuple[str, list[Received]]
+) -> None:
+    endpoint, received = otlp_server
+    open_fake(monkeypatch, FakeStack(SUCCESS))
+    out = io.StringIO()
+    assert cli.run_operation("preview", traced_project(tmp_path, endpoint), out, json_lines=True) == 0
+    assert received == []
+    records = json_records(out.getvalue())  # every line is JSON: no summary table
+    assert {r["name"] for r in records} == {"grafana", "grafana-data"}
+
+
+def test_unreachable_trace_endpoint_is_reported_not_raised(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    open_fake(monkeypatch, FakeStack(SUCCESS))
+    out = io.StringIO()
+    endpoint = f"http://127.0.0.1:{port}"
+    assert cli.run_operation("destroy", traced_project(tmp_path, endpoint), out, yes=True) == 0
+    text = out.getvalue()
+    assert f"could not send the deployment trace to {endpoint}" in text
+    assert "Stateful volumes were retained" in text
+
+
+def test_outputs_hide_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from pulumi.automation import OutputValue
+
+    class Stack:
+        def outputs(self) -> dict[str, Any]:
+            return {"url": OutputValue("https://home.localhost/", False), "pw": OutputValue("x", True)}
+
+    monkeypatch.setattr(cli, "open_stack", lambda options, passphrase: Stack())
+    write_stack(tmp_path, {}, "Pulumi.o.yaml")
+    out = io.StringIO()
+    assert cli.run_operation("outputs", StackOptions("o", project_dir=tmp_path), out) == 0
+    assert json.loads(out.getvalue()) == {"pw": "[secret]", "url": "https://home.localhost/"}
+    out = io.StringIO()
+    cli.run_operation("outputs", StackOptions("o", project_dir=tmp_path), out, show_secrets=True)
+    assert json.loads(out.getvalue())["pw"] == "x"
+
+
+# ---- 5. backup / restore ------------------------------------------------------------------
+
+
+def example(name: str) -> Any:
+    return offline.load(ROOT, "unused", path=EXAMPLES / name, require_secrets=False)
+
+
+def expected_entries(config: Any, host: str) -> tuple[set[str], set[str]]:
+    """(volume names, owning containers) of every stateful volume on `host`, from the plan."""
+    volumes, owners = set(), set()
+    for spec in build_plan(config).on_host(host):
+        for container, volume in spec.stateful_volumes:
+            volumes.add(volume_name(config.name, spec, volume))
+            owners.add(f"{config.name}-{container.name}")
+    return volumes, owners
+
+
+CASES = [
+    ("single-host.yaml", "server", "ssh://deploy@server.lab.example.com:22", "/srv/backups/homelab"),
+    ("multi-host.yaml", "ops", "ssh://deploy@ops.lab.example.com:22", "/opt/homelab/backups"),
+    ("multi-host.yaml", "apps", "ssh://deploy@apps.lab.example.com:2222", "/srv/homelab/backups"),
+]
+
+
+@pytest.mark.parametrize(("file", "host", "docker_host", "target"), CASES)
+def test_backup_spec(file: str, host: str, docker_host: str, target: str) -> None:
+    config = example(file)
+    volumes, owners = expected_entries(config, host)
+    assert volumes and owners
+    spec = run_spec(config, host, "backup")
+    assert spec.docker_host == docker_host
+    assert spec.mode == "backup"
+    assert spec.command == ("backup",)
+    assert {v for v, _, _ in spec.volumes} == volumes
+    assert len(spec.volumes) == len(volumes)
+    assert all(path == f"/source/{v}" and ro for v, path, ro in spec.volumes)
+    assert set(spec.stop) == owners and len(spec.stop) == len(owners)
+    assert spec.binds == ((target, "/backup"),)
+    assert spec.env == {"VOLUMERIZE_SOURCE": "/source", "VOLUMERIZE_TARGET": "file:///backup"}
+    assert spec.pass_env == ("PASSPHRASE",)
+    args = spec.docker_args()
+    assert args[:4] == ["run", "--rm", "--name", spec.name]
+    assert args[-2:] == [spec.image, "backup"]
+    for volume in volumes:
+        assert f"{volume}:/source/{volume}:ro" in args
+    assert f"{target}:/backup" in args
+    assert args[args.index("PASSPHRASE") - 1] == "-e"
+
+
+def test_backup_spec_knows_the_services_of_each_host() -> None:
+    config = example("multi-host.yaml")
+    ops = run_spec(config, "ops", "backup")
+    apps = run_spec(config, "apps", "backup")
+    assert set(ops.stop) == {"homelab-grafana", "homelab-portainer", "homelab-prometheus"}
+    assert "homelab_mysql_data" in {v for v, _, _ in apps.volumes}
+    assert "homelab_metrics_demo_html" in {v for v, _, _ in apps.volumes}  # custom service volume
+    assert "homelab-mysql" in apps.stop and "homelab-mysql" not in ops.stop
+    assert not {v for v, _, _ in ops.volumes} & {v for v, _, _ in apps.volumes}
+
+
+@pytest.mark.parametrize(("file", "host", "docker_host", "target"), CASES)
+def test_restore_specs(file: str, host: str, docker_host: str, target: str) -> None:
+    config = example(file)
+    backup = run_spec(config, host, "backup")
+    restore = run_spec(config, host, "restore")
+    dry_run = run_spec(config, host, "restore-dry-run")
+    assert restore.command == ("restore",)
+    assert dry_run.command == ("restore", "--dry-run")
+    assert all(not ro for _, _, ro in restore.volumes)
+    assert all(ro for _, _, ro in dry_run.volumes)
+    for spec in (restore, dry_run):
+        assert [(v, p) for v, p, _ in spec.volumes] == [(v, p) for v, p, _ in backup.volumes]
+        assert spec.stop == backup.stop
+        assert spec.binds == ((target, "/backup"),)
+        assert spec.docker_host == docker_host
+    args = restore.docker_args()
+    assert args[-1] == "restore"
+    assert not any(a.endswith(":ro") for a in args)
+    assert dry_run.docker_args()[-2:] == ["restore", "--dry-run"]
+
+
+def test_s3_target_passes_credentials_by_name_only(tmp_path: Path) -> None:
+    document = yaml.safe_load((EXAMPLES / "single-host.yaml").read_text())
+    document["config"]["homelab:backup"] = {
+        "target": "s3://s3.eu-west-1.amazonaws.com/lab-backups/homelab",
+        "s3-access-key-id-secret": "s3-key-id",
+        "s3-secret-access-key-secret": "s3-secret-key",
+    }
+    document["config"]["homelab:s3-key-id"] = {"secure": "v1:AKIAEXAMPLEVALUE"}
+    document["config"]["homelab:s3-secret-key"] = {"secure": "v1:wJalrEXAMPLESECRET"}
+    path = tmp_path / "Pulumi.s3.yaml"
+    path.write_text(yaml.safe_dump(document))
+    config = offline.load(tmp_path, "s3", require_secrets=False)
+    spec = run_spec(config, "server", "backup")
+    assert spec.env["VOLUMERIZE_TARGET"] == "s3://s3.eu-west-1.amazonaws.com/lab-backups/homelab"
+    assert spec.binds == ()
+    assert set(spec.pass_env) == {"PASSPHRASE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
+    args = spec.docker_args()
+    for name in spec.pass_env:
+        assert args[args.index(name) - 1] == "-e"
+    assert not any(a.startswith(("PASSPHRASE=", "AWS_")) and "=" in a for a in args)
+    assert not any("EXAMPLE" in a for a in args)
+    assert "/backup" not in " ".join(args)
+
+
+def test_local_host_uses_the_docker_socket() -> None:
+    config = offline.load(ROOT, "dev")
+    spec = run_spec(config, "local", "backup")
+    assert spec.docker_host == "unix:///var/run/docker.sock"
+    assert spec.binds == (("/opt/homelab/backups", "/backup"),)
+
+
+def test_unknown_host_is_a_backup_error() -> None:
+    with pytest.raises(BackupError, match="unknown host 'nas'.*server"):
+        run_spec(example("single-host.yaml"), "nas", "backup")
+
+
+def test_unknown_host_through_the_cli_is_exit_1() -> None:
+    result = run_cli("backup", "--host", "nas", "--stack", "dev")
+    assert result.returncode == 1
+    assert "unknown host 'nas' (hosts: local)" in result.stdout
+    assert "Traceback" not in result.stderr
+
+
+class FakeDocker:
+    """Records `docker` calls; `stop` of a container in `unstoppable` fails."""
+
+    def __init__(self, unstoppable: tuple[str, ...] = (), run_fails: bool = False) -> None:
+        self.calls: list[list[str]] = []
+        self.unstoppable = unstoppable
+        self.run_fails = run_fails
+
+    def __call__(self, args: Any) -> subprocess.CompletedProcess[str]:
+        args = list(args)
+        self.calls.append(args)
+        code = 0
+        if args[3] == "stop" and args[4] in self.unstoppable:
+            code = 1
+        if args[3] == "run" and self.run_fails:
+            code = 125
+        return subprocess.CompletedProcess(args, code, stdout="", stderr="boom" if code else "")
+
+    def verbs(self) -> list[tuple[str, str]]:
+        return [(c[3], c[4] if c[3] in ("stop", "start") else c[-1]) for c in self.calls]
+
+
+def test_execute_stops_runs_and_starts_in_order() -> None:
+    spec = run_spec(example("multi-host.yaml"), "ops", "backup")
+    docker = FakeDocker()
+    execute(spec, docker="docker", runner=docker)
+    assert all(c[:3] == ["docker", "-H", "ssh://deploy@ops.lab.example.com:22"] for c in docker.calls)
+    assert docker.verbs() == [
+        ("stop", "homelab-grafana"),
+        ("stop", "homelab-portainer"),
+        ("stop", "homelab-prometheus"),
+        ("run", "backup"),
+        ("start", "homelab-grafana"),
+        ("start", "homelab-portainer"),
+        ("start", "homelab-prometheus"),
+    ]
+    assert docker.calls[3][3:] == spec.docker_args()
+
+
+def test_restore_refuses_when_a_container_does_not_stop() -> None:
+    spec = run_spec(example("multi-host.yaml"), "ops", "restore")
+    docker = FakeDocker(unstoppable=("homelab-portainer",))
+    with pytest.raises(BackupError, match="refusing to restore: could not stop homelab-portainer"):
+        execute(spec, runner=docker)
+    verbs = docker.verbs()
+    assert not any(verb == "run" for verb, _ in verbs)
+    assert verbs == [
+        ("stop", "homelab-grafana"),
+        ("stop", "homelab-portainer"),
+        ("stop", "homelab-prometheus"),
+        ("start", "homelab-grafana"),
+        ("start", "homelab-prometheus"),
+    ]
+
+
+def test_backup_runs_even_when_a_container_does_not_stop() -> None:
+    spec = run_spec(example("multi-host.yaml"), "ops", "backup")
+    docker = FakeDocker(unstoppable=("homelab-portainer",))
+    execute(spec, runner=docker)
+    verbs = docker.verbs()
+    assert ("run", "backup") in verbs
+    assert ("start", "homelab-portainer") not in verbs
+    assert verbs[-2:] == [("start", "homelab-grafana"), ("start", "homelab-prometheus")]
+
+
+def test_restore_dry_run_also_runs_when_a_container_does_not_stop() -> None:
+    spec = run_spec(example("multi-host.yaml"), "ops", "restore-dry-run")
+    docker = FakeDocker(unstoppable=("homelab-portainer",))
+    execute(spec, runner=docker)
+    assert ("run", "--dry-run") in docker.verbs()
+
+
+def test_a_failed_run_restarts_the_containers_and_raises() -> None:
+    spec = run_spec(example("multi-host.yaml"), "ops", "backup")
+    docker = FakeDocker(run_fails=True)
+    with pytest.raises(BackupError, match="volumerize backup failed: boom"):
+        execute(spec, runner=docker)
+    assert [v for v, _ in docker.verbs()][-3:] == ["start", "start", "start"]

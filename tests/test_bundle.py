@@ -1,0 +1,456 @@
+"""The offline release bundle: which images go in, release -> setup round trip on a real Docker
+engine, and refusal of altered, truncated or unsafe bundles before anything is loaded.
+
+The Docker tests create a tiny local image with `docker import` (nothing is pulled) and skip
+when `docker info` fails (`scripts/start-dockerd.sh` starts an engine where one is installed).
+"""
+
+from __future__ import annotations
+
+import base64
+import csv
+import hashlib
+import io
+import json
+import os
+import shutil
+import subprocess
+import tarfile
+import uuid
+import zipfile
+from collections.abc import Callable, Iterator
+from pathlib import Path
+
+import pytest
+from harness import EXAMPLES, load_stack_file
+
+from automation import bundle
+from automation.bundle import BundleError, images_for, release, setup, verify
+from components.homelab.images import IMAGES
+from stacks.config import validate
+
+WHOAMI = "traefik/whoami:v1.11.0"  # the single-host example's custom service
+DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")
+PLUGIN = "resource-fake-v1.0.0"
+PLUGIN_BINARY = f"{PLUGIN}/pulumi-resource-fake"
+
+
+def example(name: str):
+    return validate(load_stack_file(EXAMPLES / name))
+
+
+# --- images_for -----------------------------------------------------------------------------
+
+
+def test_images_single_host_is_every_enabled_service_image() -> None:
+    config = example("single-host.yaml")
+    from stacks.plan import build_plan
+
+    expected = {c.image for s in build_plan(config).services for c in s.containers}
+    images = images_for(config, all_images=False)
+    assert images == sorted(expected)
+    # Every built-in is enabled in this example, plus the custom whoami.
+    assert images == sorted(set(IMAGES.values()) | {WHOAMI})
+    assert images_for(config, all_images=True) == images
+
+
+def test_images_all_adds_every_pinned_image() -> None:
+    config = example("multi-host.yaml")  # no Drupal in this one
+    enabled = images_for(config, all_images=False)
+    assert IMAGES["drupal"] not in enabled
+    assert IMAGES["postgres"] in enabled and IMAGES["haproxy"] in enabled
+    assert images_for(config, all_images=True) == sorted(set(IMAGES.values()) | set(enabled))
+
+
+def test_images_without_homelab_layer() -> None:
+    config = example("single-host.yaml")
+    config = config.model_copy(update={"layers": config.layers.model_copy(update={"homelab": False})})
+    assert images_for(config, all_images=False) == []
+    assert images_for(config, all_images=True) == sorted(set(IMAGES.values()))
+
+
+# --- helpers --------------------------------------------------------------------------------
+
+
+@pytest.fixture
+def plugins_dir(tmp_path: Path) -> Path:
+    plugins = tmp_path / "pulumi-plugins"
+    binary = plugins / PLUGIN_BINARY
+    binary.parent.mkdir(parents=True)
+    binary.write_text("#!/bin/sh\necho fake plugin\n")
+    binary.chmod(0o755)
+    (plugins / f"{PLUGIN}.lock").write_text("")  # Pulumi's lock file: left out of the bundle
+    return plugins
+
+
+def members(path: Path) -> dict[str, bytes | None]:
+    """name -> content of a regular member (None for directories)."""
+    with tarfile.open(path, "r:gz") as archive:
+        out: dict[str, bytes | None] = {}
+        for m in archive.getmembers():
+            f = archive.extractfile(m) if m.isreg() else None
+            out[m.name] = f.read() if f else None
+        return out
+
+
+def write_tar_gz(path: Path, entries: dict[str, bytes | None]) -> Path:
+    with tarfile.open(path, "w:gz") as archive:
+        for name, data in entries.items():
+            info = tarfile.TarInfo(name)
+            if data is None:
+                info.type, info.mode = tarfile.DIRTYPE, 0o755
+                archive.addfile(info)
+            else:
+                info.size, info.mode = len(data), 0o644
+                archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def manifest_of(path: Path) -> dict:
+    content = members(path)["manifest.json"]
+    assert content is not None
+    return json.loads(content)
+
+
+def assert_refused(path: Path, work: Path, *needles: str) -> None:
+    work.mkdir(exist_ok=True)
+    with pytest.raises(BundleError) as caught:
+        verify(path, workdir=work)
+    for needle in needles:
+        assert needle in str(caught.value)
+    assert list(work.iterdir()) == [], "a refused bundle leaves nothing extracted behind"
+
+
+@pytest.fixture
+def plain_bundle(tmp_path: Path, plugins_dir: Path) -> Path:
+    """A bundle without images (no Docker needed): the plugin tree and its manifest."""
+    return release(tmp_path / "out" / "plain.tar.gz", [], None, plugins_dir)
+
+
+# --- manifest, compression, verification (no Docker) ----------------------------------------
+
+
+def test_manifest_lists_every_file_with_its_sha256(plain_bundle: Path) -> None:
+    content = members(plain_bundle)
+    manifest = manifest_of(plain_bundle)
+    files = {n: hashlib.sha256(d).hexdigest() for n, d in content.items() if d is not None}
+    del files["manifest.json"]
+    assert manifest == {"version": 1, "images": {}, "files": files}
+    assert list(files) == [f"plugins/{PLUGIN_BINARY}"]  # the .lock file is left out
+    assert next(iter(content)) == "manifest.json"  # first, ahead of the images
+
+
+def test_verify_extracts_and_keeps_exec_bit(plain_bundle: Path) -> None:
+    root, manifest = verify(plain_bundle)
+    try:
+        binary = root / "plugins" / PLUGIN_BINARY
+        assert binary.read_text().startswith("#!/bin/sh")
+        assert os.access(binary, os.X_OK)
+        assert manifest["version"] == 1
+    finally:
+        shutil.rmtree(root)
+
+
+def _popen_spy(monkeypatch: pytest.MonkeyPatch) -> list[list[str]]:
+    calls: list[list[str]] = []
+    real = subprocess.Popen
+
+    def spy(args, *a, **kw):
+        calls.append([str(x) for x in args])
+        return real(args, *a, **kw)
+
+    monkeypatch.setattr(bundle.subprocess, "Popen", spy)
+    return calls
+
+
+@pytest.mark.skipif(shutil.which("pigz") is None, reason="pigz is not installed")
+def test_pigz_compresses_when_present(tmp_path: Path, plugins_dir: Path, monkeypatch) -> None:
+    calls = _popen_spy(monkeypatch)
+    out = release(tmp_path / "b.tar.gz", [], None, plugins_dir, jobs=3)
+    pigz = [c for c in calls if Path(c[0]).name == "pigz"]
+    assert pigz and pigz[0][1:3] == ["-p", "3"]
+    assert any(Path(c[0]).name == "tar" for c in calls)
+    shutil.rmtree(verify(out)[0])
+
+
+def test_tarfile_compresses_without_pigz(tmp_path: Path, plugins_dir: Path, monkeypatch) -> None:
+    calls = _popen_spy(monkeypatch)
+    monkeypatch.setattr(bundle.shutil, "which", lambda *a, **kw: None)
+    out = release(tmp_path / "b.tar.gz", [], None, plugins_dir)
+    assert calls == []
+    root, manifest = verify(out)
+    shutil.rmtree(root)
+    assert list(manifest["files"]) == [f"plugins/{PLUGIN_BINARY}"]
+    assert [p.name for p in tmp_path.iterdir() if p.name.startswith(".")] == [], "staging removed"
+
+
+def test_release_into_directory_and_missing_plugins_dir(tmp_path: Path) -> None:
+    out = release(tmp_path, [], None, tmp_path / "no-such-plugins")
+    assert out == tmp_path / "homelab-bundle.tar.gz"
+    assert manifest_of(out) == {"version": 1, "images": {}, "files": {}}
+
+
+@pytest.mark.parametrize(
+    ("name", "kind", "reason"),
+    [
+        ("../evil", tarfile.REGTYPE, "leaves the bundle"),
+        ("plugins/../../evil", tarfile.REGTYPE, "leaves the bundle"),
+        ("/tmp/evil-absolute", tarfile.REGTYPE, "absolute path"),
+        ("evil-link", tarfile.SYMTYPE, "link"),
+        ("evil-hardlink", tarfile.LNKTYPE, "link"),
+        ("evil-device", tarfile.CHRTYPE, "device"),
+        ("evil-fifo", tarfile.FIFOTYPE, "special file"),
+    ],
+)
+def test_unsafe_members_are_refused(tmp_path: Path, name: str, kind: bytes, reason: str) -> None:
+    path = tmp_path / "evil.tar.gz"
+    with tarfile.open(path, "w:gz") as archive:
+        data = json.dumps({"version": 1, "images": {}, "files": {}}).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+        info = tarfile.TarInfo(name)
+        info.type = kind
+        if kind in (tarfile.SYMTYPE, tarfile.LNKTYPE):
+            info.linkname = "/etc/passwd"
+        payload = b"" if kind != tarfile.REGTYPE else b"pwned"
+        info.size = len(payload)
+        archive.addfile(info, io.BytesIO(payload))
+    work = tmp_path / "work"
+    assert_refused(path, work, "unsafe member", repr(name), reason)
+    assert not (tmp_path / "evil").exists()
+    assert not Path("/tmp/evil-absolute").exists()
+
+
+def test_missing_and_extra_files_are_refused(plain_bundle: Path, tmp_path: Path) -> None:
+    content = members(plain_bundle)
+    missing = {n: d for n, d in content.items() if n != f"plugins/{PLUGIN_BINARY}"}
+    path = write_tar_gz(tmp_path / "missing.tar.gz", missing)
+    assert_refused(path, tmp_path / "w1", f"plugins/{PLUGIN_BINARY}: listed in manifest.json but missing")
+
+    path = write_tar_gz(tmp_path / "extra.tar.gz", content | {"plugins/extra.sh": b"echo surprise\n"})
+    assert_refused(path, tmp_path / "w2", "plugins/extra.sh: in the bundle but not listed")
+
+    changed = content | {f"plugins/{PLUGIN_BINARY}": b"#!/bin/sh\necho tampered\n"}
+    path = write_tar_gz(tmp_path / "changed.tar.gz", changed)
+    assert_refused(path, tmp_path / "w3", f"plugins/{PLUGIN_BINARY}: sha256 mismatch")
+
+    twice = tmp_path / "twice.tar.gz"
+    with tarfile.open(twice, "w:gz") as archive:
+        for name in ("manifest.json", "manifest.json"):
+            data = content["manifest.json"] or b""
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    assert_refused(twice, tmp_path / "w4", "manifest.json: appears more than once")
+
+
+def test_bad_manifest_is_refused(plain_bundle: Path, tmp_path: Path) -> None:
+    content = members(plain_bundle)
+    without = {n: d for n, d in content.items() if n != "manifest.json"}
+    assert_refused(write_tar_gz(tmp_path / "a.tar.gz", without), tmp_path / "w1", "has no manifest.json")
+    bad = content | {"manifest.json": b"{not json"}
+    assert_refused(write_tar_gz(tmp_path / "b.tar.gz", bad), tmp_path / "w2", "not valid JSON")
+    v2 = content | {"manifest.json": json.dumps({"version": 2, "images": {}, "files": {}}).encode()}
+    assert_refused(
+        write_tar_gz(tmp_path / "c.tar.gz", v2), tmp_path / "w3", "unsupported manifest.json version 2"
+    )
+    dangling = {"version": 1, "images": {"x:1": "images/x_1.tar"}, "files": {}}
+    path = write_tar_gz(tmp_path / "d.tar.gz", {"manifest.json": json.dumps(dangling).encode()})
+    assert_refused(path, tmp_path / "w4", "image x:1: its archive images/x_1.tar is not listed")
+
+
+def test_truncated_and_garbage_bundles_are_refused(plain_bundle: Path, tmp_path: Path) -> None:
+    data = plain_bundle.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    assert_refused(cut, tmp_path / "w1", "truncated or corrupt")
+    garbage = tmp_path / "garbage.tar.gz"
+    garbage.write_bytes(b"this is not a gzip file at all")
+    assert_refused(garbage, tmp_path / "w2", "truncated or corrupt")
+    with pytest.raises(BundleError, match="no bundle at"):
+        verify(tmp_path / "nope.tar.gz")
+
+
+# --- wheels (offline: a local wheel, pip pointed at it through its environment) -------------
+
+
+def make_wheel(directory: Path) -> Path:
+    """A minimal pure-Python wheel, built by hand (no build backend, no network)."""
+    dist, version = "homelab_bundle_probe", "0.1"
+    files = {
+        "homelab_bundle_probe/__init__.py": b"VALUE = 42\n",
+        f"{dist}-{version}.dist-info/METADATA": (
+            f"Metadata-Version: 2.1\nName: homelab-bundle-probe\nVersion: {version}\n".encode()
+        ),
+        f"{dist}-{version}.dist-info/WHEEL": (
+            b"Wheel-Version: 1.0\nGenerator: test\nRoot-Is-Purelib: true\nTag: py3-none-any\n"
+        ),
+    }
+    record = io.StringIO()
+    writer = csv.writer(record, lineterminator="\n")
+    for name, data in files.items():
+        digest = base64.urlsafe_b64encode(hashlib.sha256(data).digest()).rstrip(b"=").decode()
+        writer.writerow([name, f"sha256={digest}", len(data)])
+    writer.writerow([f"{dist}-{version}.dist-info/RECORD", "", ""])
+    files[f"{dist}-{version}.dist-info/RECORD"] = record.getvalue().encode()
+    directory.mkdir(parents=True, exist_ok=True)
+    wheel = directory / f"{dist}-{version}-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as z:
+        for name, data in files.items():
+            z.writestr(name, data)
+    return wheel
+
+
+def test_wheels_are_bundled_and_installed_offline(tmp_path: Path, monkeypatch) -> None:
+    index = tmp_path / "index"
+    wheel = make_wheel(index)
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("homelab-bundle-probe==0.1\n")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(index))
+    out = release(tmp_path / "b.tar.gz", [], requirements, None)
+    files = manifest_of(out)["files"]
+    assert files["requirements.txt"] == hashlib.sha256(requirements.read_bytes()).hexdigest()
+    assert files[f"wheels/{wheel.name}"] == hashlib.sha256(wheel.read_bytes()).hexdigest()
+
+    monkeypatch.delenv("PIP_FIND_LINKS")  # setup must find it in the bundle alone
+    site = tmp_path / "site"
+    monkeypatch.setenv("PIP_TARGET", str(site))
+    summary = setup(out, [], install_wheels=True)
+    assert summary["wheels"] == [wheel.name] and summary["wheels_installed"]
+    assert (site / "homelab_bundle_probe" / "__init__.py").read_text() == "VALUE = 42\n"
+
+    summary = setup(out, [], install_wheels=False)
+    assert summary["wheels_installed"] is False
+
+
+def test_release_fails_clearly_when_pip_download_fails(tmp_path: Path, monkeypatch) -> None:
+    requirements = tmp_path / "requirements.txt"
+    requirements.write_text("homelab-bundle-probe==0.1\n")
+    monkeypatch.setenv("PIP_NO_INDEX", "1")
+    monkeypatch.setenv("PIP_FIND_LINKS", str(tmp_path / "empty"))
+    with pytest.raises(BundleError, match="pip download"):
+        release(tmp_path / "out" / "b.tar.gz", [], requirements, None)
+    assert list((tmp_path / "out").iterdir()) == [], "no partial bundle, no staging left behind"
+
+
+# --- Docker round trip ----------------------------------------------------------------------
+
+
+def docker(*args: str, check: bool = True) -> subprocess.CompletedProcess[str]:
+    return subprocess.run(["docker", *args], capture_output=True, text=True, check=check, timeout=120)
+
+
+def image_present(ref: str) -> bool:
+    return docker("image", "inspect", ref, check=False).returncode == 0
+
+
+@pytest.fixture(scope="module")
+def docker_engine() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on PATH")
+    try:
+        info = docker("info", check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip("`docker info` timed out: no Docker engine answers (scripts/start-dockerd.sh)")
+    if info.returncode != 0:
+        pytest.skip(
+            f"`docker info` failed, no Docker engine (scripts/start-dockerd.sh): {info.stderr.strip()}"
+        )
+
+
+@pytest.fixture
+def local_image(docker_engine: None, tmp_path: Path) -> Iterator[str]:
+    """A tiny image made here with `docker import` (one file, unique content): its reference."""
+    tag = uuid.uuid4().hex[:12]
+    ref = f"homelab-bundle-test:{tag}"
+    rootfs = tmp_path / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as archive:
+        data = f"homelab bundle test {tag}\n".encode()
+        info = tarfile.TarInfo("hello.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    docker("import", str(rootfs), ref)
+    try:
+        yield ref
+    finally:
+        docker("rmi", "-f", ref, check=False)
+
+
+def repack(src: Path, dst: Path, change: Callable[[str, bytes], bytes]) -> Path:
+    """The same members (and the old manifest), each file's content passed through `change`."""
+    content = members(src)
+    return write_tar_gz(dst, {n: (change(n, d) if d is not None else None) for n, d in content.items()})
+
+
+@pytest.fixture
+def image_bundle(local_image: str, tmp_path: Path, plugins_dir: Path) -> Path:
+    out = release(tmp_path / "out" / "bundle.tar.gz", [local_image], None, plugins_dir)
+    docker("rmi", local_image)
+    assert not image_present(local_image)
+    return out
+
+
+def test_release_then_setup_restores_image_and_plugins(
+    image_bundle: Path, local_image: str, tmp_path: Path
+) -> None:
+    manifest = manifest_of(image_bundle)
+    tar_path = manifest["images"][local_image]
+    assert tar_path.startswith("images/") and tar_path.endswith(".tar") and "/" not in tar_path[7:]
+    assert set(manifest["files"]) == {tar_path, f"plugins/{PLUGIN_BINARY}"}
+
+    target = tmp_path / "target-plugins"
+    summary = setup(image_bundle, [DOCKER_HOST], plugins_target=target)
+    assert image_present(local_image)
+    assert summary["images"] == {DOCKER_HOST: [local_image]}
+    assert summary["plugins"] == [PLUGIN]
+    assert summary["wheels"] == []
+    binary = target / PLUGIN_BINARY
+    assert binary.read_text() == "#!/bin/sh\necho fake plugin\n"
+    assert os.access(binary, os.X_OK)
+
+
+def test_modified_image_tar_is_refused_before_loading(
+    image_bundle: Path, local_image: str, tmp_path: Path
+) -> None:
+    tar_path = manifest_of(image_bundle)["images"][local_image]
+
+    def flip_one_byte(name: str, data: bytes) -> bytes:
+        if name != tar_path:
+            return data
+        middle = len(data) // 2
+        return data[:middle] + bytes([data[middle] ^ 0xFF]) + data[middle + 1 :]
+
+    altered = repack(image_bundle, tmp_path / "altered.tar.gz", flip_one_byte)
+    with pytest.raises(BundleError, match=f"{tar_path}: sha256 mismatch") as caught:
+        setup(altered, [DOCKER_HOST], plugins_target=tmp_path / "target")
+    assert "nothing was loaded" in str(caught.value)
+    assert not image_present(local_image)
+    assert not (tmp_path / "target").exists()
+
+
+def test_truncated_bundle_is_refused_before_loading(
+    image_bundle: Path, local_image: str, tmp_path: Path
+) -> None:
+    data = image_bundle.read_bytes()
+    cut = tmp_path / "cut.tar.gz"
+    cut.write_bytes(data[: len(data) // 2])
+    with pytest.raises(BundleError, match="truncated or corrupt"):
+        setup(cut, [DOCKER_HOST], plugins_target=tmp_path / "target")
+    assert not image_present(local_image)
+    assert not (tmp_path / "target").exists()
+
+
+def test_release_names_the_missing_image(docker_engine: None, tmp_path: Path) -> None:
+    ref = f"homelab-bundle-test:absent-{uuid.uuid4().hex[:12]}"
+    with pytest.raises(BundleError) as caught:
+        release(tmp_path / "out" / "b.tar.gz", [ref], None, None)
+    assert f"docker save {ref} failed" in str(caught.value)
+    assert f"pull it first: docker pull {ref}" in str(caught.value)
+    assert list((tmp_path / "out").iterdir()) == [], "no partial bundle, no staging left behind"
+
+
+def test_setup_reports_a_failing_host(image_bundle: Path, local_image: str) -> None:
+    with pytest.raises(BundleError, match=f"docker -H unix:///nonexistent.sock load of {local_image}"):
+        setup(image_bundle, ["unix:///nonexistent.sock"])
