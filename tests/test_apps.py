@@ -314,7 +314,7 @@ def test_deploy_key_is_read_only_and_the_generated_public_key(apps, app):
     assert key.urn in deploy.dependencies
     # The provider's owner plus the repository name is the repository the build clones.
     provider = one(apps.of_type(GITHUB_PROVIDER_T), "github providers")
-    assert deploy.provider and deploy.provider.startswith(provider.urn)
+    assert deploy.provider and deploy.provider.rsplit("::", 1)[0] == provider.urn
     assert f"{provider.inputs['owner']}/{deploy.inputs['repository']}" == app.repository
 
 

@@ -101,7 +101,11 @@ class Service(pulumi.ComponentResource):
                 self.volumes[volume.name] = docker.Volume(
                     f"{name}-{volume.name}",
                     name=volume_name(args.prefix, spec, volume),
-                    labels=_labels(args.labels, spec, docker.VolumeLabelArgs),
+                    labels=_labels(
+                        {**args.labels, **volume_labels(volume, args.data_safety)},
+                        spec,
+                        docker.VolumeLabelArgs,
+                    ),
                     opts=host.opts(
                         parent=self,
                         retain_on_delete=volume.stateful and args.data_safety.retain_on_delete,
@@ -211,9 +215,34 @@ class Service(pulumi.ComponentResource):
             sysctls=c.sysctls or None,
             restart=spec.restart,
             must_run=True,
-            labels=_labels(args.labels, spec, docker.ContainerLabelArgs, container=c.name),
+            labels=_labels(
+                {**args.labels, **container_labels(spec, c)},
+                spec,
+                docker.ContainerLabelArgs,
+                container=c.name,
+            ),
             opts=host.opts(parent=self, depends_on=after or None),
         )
+
+
+def volume_labels(volume: Volume, safety: DataSafety) -> dict[str, str]:
+    """What the policy pack reads: the engine does not show analyzers `retain_on_delete`,
+    so the volume says what the resource options say (a test keeps the two in step)."""
+    if not volume.stateful:
+        return {"homelab.stateful": "false"}
+    keep = "protect" if safety.protect else ("retain" if safety.retain_on_delete else "delete")
+    return {"homelab.stateful": "true", "homelab.data-safety": keep}
+
+
+def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
+    """Metrics jobs declared for this container and the backup role, for the policy pack."""
+    labels = {}
+    jobs = sorted({m.job for m in spec.metrics if m.container == c.name})
+    if jobs:
+        labels["homelab.metrics"] = ",".join(jobs)
+    if spec.kind == "BackupSchedule":
+        labels["homelab.role"] = "backup"
+    return labels
 
 
 def _labels(base: dict[str, str], spec: ServiceSpec, cls, container: str | None = None) -> list:  # type: ignore[no-untyped-def]
