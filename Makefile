@@ -34,7 +34,7 @@ lint: $(BIN)/.installed
 	$(BIN)/ruff format --check .
 
 typecheck: $(BIN)/.installed
-	$(BIN)/mypy components stacks automation
+	$(BIN)/mypy components stacks automation policies
 
 ## schema: write the JSON schema of the stack config for editors
 schema: $(BIN)/.installed

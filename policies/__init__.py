@@ -1,7 +1,5 @@
-"""CrossGuard policy pack (placeholder).
+"""CrossGuard policy pack of the homelab project.
 
-The rules that turn this project's promises into checks (pinned images, backed-up and
-retained volumes, certificates for every route, no stray Docker socket mounts, ...) arrive
-with the policy issue. Rules will live in importable modules here; `__main__.py` will only
-build the `PolicyPack`, so tests can import the rules without starting a policy server.
+`rules.py` holds the rules as plain functions (what the tests import); `adapter.py` turns
+CrossGuard's resources into their input; `__main__.py` only builds the `PolicyPack`.
 """

@@ -93,6 +93,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
                 cluster_issuer=p.cluster_issuer,
                 ingress_class=p.ingress_class,
                 notifier=notifier,
+                run_as_root=app.run_as_root,
             ),
             platform.cluster.provider,
             platform.github,

@@ -76,6 +76,9 @@ class AppConfig(Model):
     )
     resources: AppResources = Field(default_factory=AppResources)
     health_path: str = Field(default="/", pattern=r"^/", description="HTTP path of the probes.")
+    run_as_root: bool = Field(
+        default=False, description="Allow the image to run as root (the policy pack must allowlist it)."
+    )
     hostname: Subdomain | None = Field(
         default=None, description="Public name under the platform domain (default: the app name)."
     )

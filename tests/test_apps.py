@@ -107,9 +107,9 @@ DEFAULT_RESOURCES = {
     "limits": {"cpu": "500m", "memory": "256Mi"},
 }
 HELLO_DOCKERFILE = (
-    "FROM nginx:1.28.0-alpine\n"
+    "FROM nginxinc/nginx-unprivileged:1.28.0-alpine\n"
     "RUN echo 'hello from the homelab platform' > /usr/share/nginx/html/index.html\n"
-    "EXPOSE 80\n"
+    "EXPOSE 8080\n"
 )
 WEB = App(
     project="team-a",
@@ -129,7 +129,7 @@ HELLO = App(
     ref="main",
     dockerfile="/dockerfile/Dockerfile",  # the inline one, mounted from a ConfigMap
     created=True,
-    port=80,
+    port=8080,
     health_path="/",
     resources=DEFAULT_RESOURCES,
 )

@@ -147,7 +147,12 @@ def build_job(
                                 {"name": "workspace", "mountPath": "/workspace"},
                                 {"name": "git-secret", "mountPath": "/etc/git-secret", "readOnly": True},
                             ],
-                            "securityContext": {**no_escalation, "runAsUser": 65533, "runAsGroup": 65533},
+                            "securityContext": {
+                                **no_escalation,
+                                "runAsNonRoot": True,
+                                "runAsUser": 65533,
+                                "runAsGroup": 65533,
+                            },
                             "resources": Resources("50m", "64Mi", "500m", "256Mi").spec(),
                         }
                     ],
@@ -185,6 +190,7 @@ class AppSpec:
     health_path: str = "/"
     cluster_issuer: str = "homelab-ca"
     ingress_class: str = "nginx"
+    run_as_root: bool = False
 
     @property
     def labels(self) -> dict[str, str]:
@@ -223,6 +229,8 @@ def app_manifests(a: AppSpec) -> dict[str, dict[str, Any]]:
         "securityContext": {"allowPrivilegeEscalation": False},
     }
     pod: dict[str, Any] = {"imagePullSecrets": [{"name": REGISTRY_PULL_SECRET}], "containers": [container]}
+    if not a.run_as_root:
+        pod["securityContext"] = {"runAsNonRoot": True}
     out: dict[str, dict[str, Any]] = {}
     if a.files:
         out["configmap.yaml"] = {

@@ -73,6 +73,7 @@ class AppPipelineArgs:
     cluster_issuer: str = "homelab-ca"
     ingress_class: str = "nginx"
     notifier: str | None = None
+    run_as_root: bool = False
 
     def build_spec(self) -> BuildSpec:
         return BuildSpec(
@@ -214,6 +215,7 @@ class AppPipeline(pulumi.ComponentResource):
             health_path=args.health_path,
             cluster_issuer=args.cluster_issuer,
             ingress_class=args.ingress_class,
+            run_as_root=args.run_as_root,
         )
         self.files: dict[str, github.RepositoryFile] = {}
         for file_name, manifest in app_manifests(spec).items():

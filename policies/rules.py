@@ -1,0 +1,486 @@
+"""The policy rules, as plain functions: importable and testable without a policy server.
+
+Each resource rule takes a `Res` (type token, name, props as the engine passes them, with
+secret values wrapped in `SecretValue`) and the rule's config, and returns violation
+messages, each saying how to fix it. Stack rules take every resource at once.
+`policies/__main__.py` wraps them into a CrossGuard `PolicyPack`.
+
+The engine does not show analyzers a resource's `retain_on_delete`; our volumes carry it as
+the label `homelab.data-safety` (kept in step with the option by the tests).
+"""
+
+from __future__ import annotations
+
+import re
+from collections import defaultdict
+from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import yaml
+
+Config = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class SecretValue:
+    value: Any
+
+
+@dataclass(frozen=True)
+class Res:
+    type: str
+    name: str
+    props: dict[str, Any]
+    urn: str = ""
+    protect: bool = False
+    provider: str = ""
+    dependencies: tuple[str, ...] = ()
+
+
+def plain(value: Any) -> Any:
+    """The value with secret wrappers removed."""
+    if isinstance(value, SecretValue):
+        return plain(value.value)
+    if isinstance(value, dict):
+        return {k: plain(v) for k, v in value.items()}
+    if isinstance(value, list):
+        return [plain(v) for v in value]
+    return value
+
+
+def labels(res: Res) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in plain(res.props.get("labels") or [])}
+
+
+# ---- images -------------------------------------------------------------------------
+
+_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
+
+
+def image_problem(image: str) -> str | None:
+    if _DIGEST.search(image) or image.startswith("sha256:"):
+        return None
+    tail = image.rsplit("/", 1)[-1]
+    if ":" not in tail:
+        return f"image {image!r} has no tag: pin a version tag or an @sha256 digest"
+    if tail.endswith(":latest"):
+        return f"image {image!r} uses 'latest': pin a version tag or an @sha256 digest"
+    return None
+
+
+def pod_specs(res: Res) -> Iterator[tuple[str, dict[str, Any]]]:
+    """(where, pod spec) of a Kubernetes workload, or of manifests committed to Git."""
+    props = plain(res.props)
+    if res.type.startswith("kubernetes:"):
+        yield from _pod_specs_of(res.name, props)
+    elif res.type == "github:index/repositoryFile:RepositoryFile" and str(props.get("file", "")).endswith(
+        ".yaml"
+    ):
+        try:
+            docs = list(yaml.safe_load_all(props.get("content") or ""))
+        except yaml.YAMLError:
+            return
+        for doc in docs:
+            if isinstance(doc, dict):
+                yield from _pod_specs_of(f"{res.name} ({props.get('file')})", doc)
+
+
+def _pod_specs_of(where: str, obj: dict[str, Any]) -> Iterator[tuple[str, dict[str, Any]]]:
+    spec = obj.get("spec") or {}
+    if "containers" in spec:
+        yield where, spec
+    template = (spec.get("template") or {}).get("spec")
+    if isinstance(template, dict):
+        yield where, template
+    job = ((spec.get("jobTemplate") or {}).get("spec") or {}).get("template", {}).get("spec")
+    if isinstance(job, dict):
+        yield where, job
+
+
+def containers_of(pod: dict[str, Any]) -> list[dict[str, Any]]:
+    return [*(pod.get("initContainers") or []), *(pod.get("containers") or [])]
+
+
+def pinned_images(res: Res, config: Config) -> list[str]:
+    found: list[str] = []
+    props = plain(res.props)
+    if res.type == "docker:index/remoteImage:RemoteImage":
+        found.append(props.get("name", ""))
+    elif res.type == "docker:index/container:Container":
+        found.append(props.get("image", ""))
+    for _, pod in pod_specs(res):
+        found += [c.get("image", "") for c in containers_of(pod)]
+    return [f"{res.name}: {p}" for p in (image_problem(i) for i in found if i) if p]
+
+
+# ---- Docker containers ----------------------------------------------------------------
+
+DOCKER_SOCKET = "/var/run/docker.sock"
+DEFAULT_SOCKET_ALLOWLIST = {"portainer": "rw", "volumerize": "rw", "cadvisor": "ro"}
+
+
+def docker_privileges(res: Res, config: Config) -> list[str]:
+    if res.type != "docker:index/container:Container":
+        return []
+    props = plain(res.props)
+    out = []
+    if props.get("privileged"):
+        out.append(f"{res.name}: privileged container; grant the single capability it needs instead")
+    allow = {**DEFAULT_SOCKET_ALLOWLIST, **(config.get("docker-socket-allowlist") or {})}
+    who = labels(res).get("homelab.container", props.get("name", res.name))
+    for mount in props.get("volumes") or []:
+        if mount.get("hostPath") in (DOCKER_SOCKET, "/var/run", "/run"):
+            allowed = allow.get(who)
+            if allowed is None:
+                out.append(
+                    f"{res.name}: mounts the Docker socket; only {', '.join(sorted(allow))} may "
+                    "(add it to docker-socket-allowlist in the pack config if it must)"
+                )
+            elif allowed == "ro" and not mount.get("readOnly"):
+                out.append(f"{res.name}: may mount the Docker socket read-only only")
+    return out
+
+
+def secret_env(res: Res, config: Config) -> list[str]:
+    """Env vars named like credentials hold secret values (or point to a file)."""
+    pattern = re.compile(config.get("name-pattern") or r"(PASSWORD|TOKEN|SECRET|KEY|SALT)", re.I)
+    out = []
+    if res.type == "docker:index/container:Container":
+        envs = res.props.get("envs")
+        if envs is not None and not isinstance(envs, SecretValue):
+            for entry in envs:
+                if isinstance(entry, SecretValue):
+                    continue
+                name, _, value = str(entry).partition("=")
+                if pattern.search(name) and not name.endswith("_FILE") and value:
+                    out.append(f"{res.name}: env {name} is a plain value; pass it as a secret (or a *_FILE)")
+    for where, pod in pod_specs(res):
+        for c in containers_of(pod):
+            for env in c.get("env") or []:
+                if pattern.search(env.get("name", "")) and "value" in env and env.get("value"):
+                    out.append(f"{where}: env {env['name']} has a literal value; use valueFrom.secretKeyRef")
+    return out
+
+
+# ---- Kubernetes workloads -------------------------------------------------------------
+
+DEFAULT_ROOT_ALLOWLIST = ("kaniko",)
+
+
+def k8s_workloads(res: Res, config: Config) -> list[str]:
+    out = []
+    allow = set(config.get("run-as-root-allowlist") or DEFAULT_ROOT_ALLOWLIST)
+    for where, pod in pod_specs(res):
+        pod_non_root = (pod.get("securityContext") or {}).get("runAsNonRoot")
+        for volume in pod.get("volumes") or []:
+            if "hostPath" in volume:
+                out.append(f"{where}: volume {volume.get('name')} is a hostPath; use a PVC or emptyDir")
+        for c in containers_of(pod):
+            name = c.get("name", "?")
+            resources = c.get("resources") or {}
+            requests, limits = resources.get("requests") or {}, resources.get("limits") or {}
+            if not {"cpu", "memory"} <= set(requests):
+                out.append(f"{where}: container {name} needs cpu and memory requests")
+            if "memory" not in limits:
+                out.append(f"{where}: container {name} needs a memory limit")
+            sc = c.get("securityContext") or {}
+            if sc.get("privileged"):
+                out.append(f"{where}: container {name} is privileged")
+            non_root = sc.get("runAsNonRoot", pod_non_root)
+            if not non_root and name not in allow:
+                out.append(
+                    f"{where}: container {name} may run as root; set runAsNonRoot "
+                    "(or add it to run-as-root-allowlist)"
+                )
+    if res.type == "kubernetes:core/v1:Service" or res.type == "github:index/repositoryFile:RepositoryFile":
+        allowed = set(config.get("exposed-service-allowlist") or ())
+        for obj in _objects(res):
+            if obj.get("kind") == "Service" and (obj.get("spec") or {}).get("type") in (
+                "NodePort",
+                "LoadBalancer",
+            ):
+                name = (obj.get("metadata") or {}).get("name", res.name)
+                if name not in allowed:
+                    out.append(
+                        f"{res.name}: Service {name} is {obj['spec']['type']}; expose it through the ingress"
+                    )
+    return out
+
+
+def _objects(res: Res) -> list[dict[str, Any]]:
+    props = plain(res.props)
+    if res.type.startswith("kubernetes:"):
+        kind = res.type.rsplit(":", 1)[-1]
+        return [{**props, "kind": kind}]
+    try:
+        return [d for d in yaml.safe_load_all(props.get("content") or "") if isinstance(d, dict)]
+    except yaml.YAMLError:
+        return []
+
+
+# ---- GitHub, Harbor, Helm -------------------------------------------------------------
+
+_SEMVER = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+
+
+def github_settings(res: Res, config: Config) -> list[str]:
+    props = plain(res.props)
+    if res.type == "github:index/repository:Repository":
+        public = props.get("visibility") == "public" or props.get("private") is False
+        if public and props.get("name") not in set(config.get("public-repositories") or ()):
+            return [f"{res.name}: repository is public; make it private or add it to public-repositories"]
+    if res.type == "github:index/repositoryWebhook:RepositoryWebhook":
+        conf = res.props.get("configuration") or {}
+        conf_plain = plain(conf)
+        out = []
+        if not conf_plain.get("secret"):
+            out.append(f"{res.name}: webhook without a secret; set configuration.secret")
+        if conf_plain.get("insecureSsl") in (True, "1", "true"):
+            out.append(f"{res.name}: webhook skips TLS verification; set insecure_ssl false")
+        if str(conf_plain.get("url", "")).startswith("http://"):
+            out.append(f"{res.name}: webhook URL is plain http; use https")
+        return out
+    return []
+
+
+HARBOR_ROBOT_ACTIONS = {"pull", "push", "read", "list"}
+
+
+def harbor_settings(res: Res, config: Config) -> list[str]:
+    props = plain(res.props)
+    if res.type == "harbor:index/project:Project" and props.get("public"):
+        return [f"{res.name}: Harbor project is public; set public false"]
+    if res.type == "harbor:index/robotAccount:RobotAccount":
+        out = []
+        if props.get("level") == "system":
+            out.append(f"{res.name}: system-level robot; scope it to one project")
+        for perm in props.get("permissions") or []:
+            if perm.get("namespace") in ("*", "/"):
+                out.append(f"{res.name}: robot permission on every project; name one project")
+            for access in perm.get("accesses") or []:
+                if access.get("action") not in HARBOR_ROBOT_ACTIONS or access.get("resource") not in (
+                    "repository",
+                    "artifact",
+                ):
+                    out.append(
+                        f"{res.name}: robot may {access.get('action')} {access.get('resource')}; "
+                        "robots get pull/push on repositories only"
+                    )
+        return out
+    return []
+
+
+def helm_pinned(res: Res, config: Config) -> list[str]:
+    if res.type not in ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"):
+        return []
+    version = str(plain(res.props).get("version") or "")
+    if not _SEMVER.match(version):
+        return [f"{res.name}: chart version {version or '(none)'!r} is not pinned; give an exact version"]
+    return []
+
+
+# ---- stack rules ----------------------------------------------------------------------
+
+
+def by_type(resources: Iterable[Res], type_: str) -> list[Res]:
+    return [r for r in resources if r.type == type_]
+
+
+def uploads(res: Res) -> dict[str, Any]:
+    """file -> content (SecretValue kept) of a container's uploads."""
+    raw = res.props.get("uploads") or []
+    items = raw.value if isinstance(raw, SecretValue) else raw
+    out = {}
+    for item in items:
+        item = item.value if isinstance(item, SecretValue) else item
+        out[plain(item.get("file"))] = item.get("content")
+    return out
+
+
+def volumes_backed_up(resources: list[Res], config: Config) -> list[str]:
+    """Every stateful volume is retained (or protected) and mounted by a backup run."""
+    out = []
+    backed: dict[str, set[str]] = defaultdict(set)  # provider -> volume names
+    for c in by_type(resources, "docker:index/container:Container"):
+        if labels(c).get("homelab.role") == "backup":
+            for mount in plain(c.props).get("volumes") or []:
+                if mount.get("volumeName"):
+                    backed[c.provider].add(mount["volumeName"])
+    for v in by_type(resources, "docker:index/volume:Volume"):
+        lab = labels(v)
+        if lab.get("homelab.stateful") != "true":
+            continue
+        name = plain(v.props).get("name", v.name)
+        if not v.protect and lab.get("homelab.data-safety") not in ("retain", "protect"):
+            out.append(
+                f"{v.name}: stateful volume {name} is deleted with the stack; keep retain_on_delete on"
+            )
+        if name not in backed[v.provider]:
+            out.append(f"{v.name}: stateful volume {name} is in no backup set; enable backups on its host")
+    for pvc in by_type(resources, "kubernetes:core/v1:PersistentVolumeClaim"):
+        annotations = (plain(pvc.props).get("metadata") or {}).get("annotations") or {}
+        if not pvc.protect and annotations.get("helm.sh/resource-policy") != "keep":
+            out.append(f"{pvc.name}: PVC is deleted with the stack; protect it")
+    return out
+
+
+_HTTPS_RULE = re.compile(r"-m str (\S+) }")
+
+
+def tls_routes(resources: list[Res], config: Config) -> list[str]:
+    """With TLS on, every routed host has a certificate and port 80 redirects to HTTPS."""
+    out = []
+    for c in by_type(resources, "docker:index/container:Container"):
+        files = uploads(c)
+        cfg = files.get("/usr/local/etc/haproxy/haproxy.cfg")
+        cfg = plain(cfg) if cfg is not None else None
+        if not cfg or "frontend https" not in cfg:
+            continue
+        https = cfg.split("frontend https", 1)[1].split("\nfrontend ", 1)[0]
+        http = (
+            cfg.split("frontend http\n", 1)[1].split("\nfrontend ", 1)[0] if "frontend http\n" in cfg else ""
+        )
+        if "redirect scheme https" not in http:
+            out.append(f"{c.name}: HTTP does not redirect to HTTPS")
+        crt_list = plain(files.get("/usr/local/etc/haproxy/crt-list.txt") or "")
+        listed = {
+            line.split()[1]: line.split()[0] for line in crt_list.splitlines() if len(line.split()) >= 2
+        }
+        for fqdn in _HTTPS_RULE.findall(https):
+            if fqdn not in listed:
+                out.append(f"{c.name}: {fqdn} is routed over HTTPS without a certificate")
+            elif listed[fqdn] not in files:
+                out.append(f"{c.name}: the certificate of {fqdn} ({listed[fqdn]}) is not uploaded")
+    return out
+
+
+def host_ports(resources: list[Res], config: Config) -> list[str]:
+    """No two containers on one host publish the same host port."""
+    out = []
+    seen: dict[tuple[str, int, str], str] = {}
+    for c in by_type(resources, "docker:index/container:Container"):
+        for port in plain(c.props).get("ports") or []:
+            key = (c.provider, int(port.get("external") or 0), port.get("protocol") or "tcp")
+            if key[1] and key in seen and seen[key] != c.name:
+                out.append(f"{c.name}: host port {key[1]} is also published by {seen[key]}")
+            seen.setdefault(key, c.name)
+    return out
+
+
+def metrics_scraped(resources: list[Res], config: Config) -> list[str]:
+    """Every metrics job a container declares is scraped on that container's host."""
+    scraped: set[tuple[Any, Any]] = set()
+    for c in by_type(resources, "docker:index/container:Container"):
+        content = uploads(c).get("/etc/prometheus/prometheus.yml")
+        if content is None:
+            continue
+        document = yaml.safe_load(plain(content)) or {}
+        for job in document.get("scrape_configs") or []:
+            for group in job.get("static_configs") or []:
+                scraped.add((job.get("job_name"), (group.get("labels") or {}).get("host")))
+    if not scraped:
+        return []  # no Prometheus in this stack: nothing is expected to be scraped
+    out = []
+    for c in by_type(resources, "docker:index/container:Container"):
+        lab = labels(c)
+        for job in filter(None, lab.get("homelab.metrics", "").split(",")):
+            if (job, lab.get("homelab.host")) not in scraped:
+                out.append(f"{c.name}: metrics job {job} on host {lab.get('homelab.host')} is not scraped")
+    return out
+
+
+def gitops_branch_protected(resources: list[Res], config: Config) -> list[str]:
+    """The repository Argo CD syncs from has its default branch protected."""
+    hooks = [
+        h
+        for h in by_type(resources, "github:index/repositoryWebhook:RepositoryWebhook")
+        if str(plain(h.props).get("configuration", {}).get("url", "")).endswith("/api/webhook")
+    ]
+    if not hooks:
+        return []
+    protections = [
+        b
+        for b in by_type(resources, "github:index/branchProtection:BranchProtection")
+        if not plain(b.props).get("allowsForcePushes") and not plain(b.props).get("allowsDeletions")
+    ]
+    if not protections:
+        return ["the GitOps repository's default branch is not protected (no force pushes, no deletion)"]
+    return []
+
+
+ResourceRule = Callable[[Res, Config], list[str]]
+StackRule = Callable[[list[Res], Config], list[str]]
+
+
+@dataclass(frozen=True)
+class Rule:
+    name: str
+    description: str
+    check: Any
+    stack: bool = False
+    config_schema: dict[str, Any] = field(default_factory=dict)
+
+
+RULES: list[Rule] = [
+    Rule("pinned-images", "Container images are pinned to a tag or digest, never latest.", pinned_images),
+    Rule(
+        "docker-privileges",
+        "No privileged Docker container; the Docker socket only where allowed.",
+        docker_privileges,
+        config_schema={
+            "docker-socket-allowlist": {"type": "object", "additionalProperties": {"enum": ["ro", "rw"]}}
+        },
+    ),
+    Rule(
+        "secret-env",
+        "Env vars named like credentials hold secret values.",
+        secret_env,
+        config_schema={"name-pattern": {"type": "string"}},
+    ),
+    Rule(
+        "kubernetes-workloads",
+        "Workloads have requests and memory limits, run as non-root, no hostPath, no exposed Services.",
+        k8s_workloads,
+        config_schema={
+            "run-as-root-allowlist": {"type": "array", "items": {"type": "string"}},
+            "exposed-service-allowlist": {"type": "array", "items": {"type": "string"}},
+        },
+    ),
+    Rule(
+        "github-settings",
+        "Repositories are private; webhooks have a secret and verify TLS.",
+        github_settings,
+        config_schema={"public-repositories": {"type": "array", "items": {"type": "string"}}},
+    ),
+    Rule("harbor-settings", "Harbor projects are private; robots have least privilege.", harbor_settings),
+    Rule("helm-pinned", "Helm releases are pinned to an exact chart version.", helm_pinned),
+    Rule("volumes-backed-up", "Stateful volumes are retained and backed up.", volumes_backed_up, stack=True),
+    Rule(
+        "tls-routes",
+        "With TLS on, every routed host has a certificate and HTTP redirects.",
+        tls_routes,
+        stack=True,
+    ),
+    Rule("host-ports", "No two services on one host publish the same port.", host_ports, stack=True),
+    Rule("metrics-scraped", "Every declared metrics endpoint is scraped.", metrics_scraped, stack=True),
+    Rule(
+        "gitops-branch-protected",
+        "The GitOps repository's branch is protected.",
+        gitops_branch_protected,
+        stack=True,
+    ),
+]
+
+
+def evaluate(resources: list[Res], config: dict[str, Config] | None = None) -> dict[str, list[str]]:
+    """Every rule over every resource: rule name -> violations (what the tests run)."""
+    config = config or {}
+    out: dict[str, list[str]] = {}
+    for rule in RULES:
+        cfg = config.get(rule.name, {})
+        if rule.stack:
+            out[rule.name] = rule.check(resources, cfg)
+        else:
+            out[rule.name] = [m for r in resources for m in rule.check(r, cfg)]
+    return out
