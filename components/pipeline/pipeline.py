@@ -29,6 +29,7 @@ from components.pipeline.manifests import (
     image_ref,
     to_yaml,
 )
+from components.platform.cluster import custom_resource
 
 
 @dataclass(frozen=True)
@@ -241,13 +242,10 @@ class AppPipeline(pulumi.ComponentResource):
             args.notifier,
         )
         self.application_name = app["metadata"]["name"]
-        k8s.apiextensions.CustomResource(
+        custom_resource(
             f"{name}-application",
-            api_version=app["apiVersion"],
-            kind=app["kind"],
-            metadata=app["metadata"],
-            spec=app["spec"],
-            opts=pulumi.ResourceOptions(
+            app,
+            pulumi.ResourceOptions(
                 parent=self, provider=k8s_provider, depends_on=[*needs, *self.files.values()]
             ),
         )

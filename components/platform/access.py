@@ -18,7 +18,7 @@ import pulumi
 import pulumi_kubernetes as k8s
 import pulumiverse_harbor as harbor
 
-from components.platform.cluster import KubernetesCluster
+from components.platform.cluster import KubernetesCluster, custom_resource
 
 IN_CLUSTER = "https://kubernetes.default.svc"
 READ = ["get", "list", "watch"]
@@ -280,14 +280,9 @@ class ProjectAccess(pulumi.ComponentResource):
         self.app_project: pulumi.Resource | None = None
         if argocd is not None and args.gitops_repo_url:
             app_project = app_project_manifest(args)
-            self.app_project = k8s.apiextensions.CustomResource(
-                f"{name}-appproject",
-                api_version=app_project["apiVersion"],
-                kind=app_project["kind"],
-                metadata=app_project["metadata"],
-                spec=app_project["spec"],
-                # The AppProject CRD comes with the Argo CD chart.
-                opts=cluster.opts(parent=self, depends_on=[argocd]),
+            # The AppProject CRD comes with the Argo CD chart.
+            self.app_project = custom_resource(
+                f"{name}-appproject", app_project, cluster.opts(parent=self, depends_on=[argocd])
             )
 
         self.harbor_project: harbor.Project | None = None

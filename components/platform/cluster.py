@@ -4,6 +4,7 @@ the platform namespace. Every platform resource is created with `cluster.opts()`
 from __future__ import annotations
 
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_kubernetes as k8s
@@ -15,6 +16,20 @@ class ClusterArgs:
     kubeconfig: pulumi.Input[str] | None = None  # content (secret) or a path
     context: str | None = None
     labels: dict[str, str] = field(default_factory=dict)
+
+
+def custom_resource(
+    name: str, manifest: dict[str, Any], opts: pulumi.ResourceOptions
+) -> k8s.apiextensions.CustomResource:
+    """A custom resource (AppProject, Cluster, ClusterIssuer...) from its manifest as plain data."""
+    return k8s.apiextensions.CustomResource(
+        name,
+        api_version=manifest["apiVersion"],
+        kind=manifest["kind"],
+        metadata=manifest["metadata"],
+        spec=manifest["spec"],
+        opts=opts,
+    )
 
 
 class KubernetesCluster(pulumi.ComponentResource):

@@ -7,10 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
-import pulumi_kubernetes as k8s
 
 from components.platform.charts import helm_release
-from components.platform.cluster import KubernetesCluster
+from components.platform.cluster import KubernetesCluster, custom_resource
 
 CA_SECRET = "homelab-ca"
 
@@ -124,13 +123,10 @@ class CertManager(pulumi.ComponentResource):
         )
         previous: list[pulumi.Resource] = [self.release]
         for manifest in issuer_manifests(args, cluster.args.namespace):
-            resource = k8s.apiextensions.CustomResource(
+            resource = custom_resource(
                 f"{name}-{manifest['kind'].lower()}-{manifest['metadata']['name']}",
-                api_version=manifest["apiVersion"],
-                kind=manifest["kind"],
-                metadata=manifest["metadata"],
-                spec=manifest["spec"],
-                opts=cluster.opts(parent=self, depends_on=previous),
+                manifest,
+                cluster.opts(parent=self, depends_on=previous),
             )
             previous = [resource]
         self.issuer = previous[0]

@@ -11,7 +11,7 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 
 from components.platform.charts import helm_release
-from components.platform.cluster import KubernetesCluster
+from components.platform.cluster import KubernetesCluster, custom_resource
 
 
 @dataclass(frozen=True)
@@ -82,13 +82,10 @@ class PlatformPostgres(pulumi.ComponentResource):
         )
         manifest = cluster_manifest(args, namespace, secret_name)
         # The Cluster CRD comes with the operator chart: create the Cluster after it.
-        self.cluster = k8s.apiextensions.CustomResource(
+        self.cluster = custom_resource(
             f"{name}-cluster",
-            api_version=manifest["apiVersion"],
-            kind=manifest["kind"],
-            metadata=manifest["metadata"],
-            spec=manifest["spec"],
-            opts=cluster.opts(parent=self, depends_on=[operator, secret], retain_on_delete=True),
+            manifest,
+            cluster.opts(parent=self, depends_on=[operator, secret], retain_on_delete=True),
         )
         self.host = f"{args.name}-rw.{namespace}.svc"
         self.register_outputs({"host": self.host})
