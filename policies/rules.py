@@ -69,13 +69,16 @@ def image_problem(image: str) -> str | None:
     return None
 
 
+MANIFEST_SUFFIXES = (".yaml", ".yml", ".json")  # what Argo CD reads from a directory
+
+
 def pod_specs(res: Res) -> Iterator[tuple[str, dict[str, Any]]]:
     """(where, pod spec) of a Kubernetes workload, or of manifests committed to Git."""
     props = plain(res.props)
     if res.type.startswith("kubernetes:"):
         yield from _pod_specs_of(res.name, props)
     elif res.type == "github:index/repositoryFile:RepositoryFile" and str(props.get("file", "")).endswith(
-        ".yaml"
+        MANIFEST_SUFFIXES
     ):
         try:
             docs = list(yaml.safe_load_all(props.get("content") or ""))
@@ -130,7 +133,7 @@ def docker_privileges(res: Res, config: Config) -> list[str]:
     allow = {**DEFAULT_SOCKET_ALLOWLIST, **(config.get("docker-socket-allowlist") or {})}
     who = labels(res).get("homelab.container", props.get("name", res.name))
     for mount in props.get("volumes") or []:
-        if mount.get("hostPath") in (DOCKER_SOCKET, "/var/run", "/run"):
+        if mount.get("hostPath") in (DOCKER_SOCKET, "/run/docker.sock", "/var/run", "/run"):
             allowed = allow.get(who)
             if allowed is None:
                 out.append(
@@ -143,16 +146,24 @@ def docker_privileges(res: Res, config: Config) -> list[str]:
 
 
 def secret_env(res: Res, config: Config) -> list[str]:
-    """Env vars named like credentials hold secret values (or point to a file)."""
+    """Env vars named like credentials hold secret values (or point to a file).
+
+    CrossGuard strips secret markers before a policy sees props, so for Docker a container
+    also counts an env as secret when its `homelab.secret-env` label names it: the program
+    sets that label from the same declaration that makes the value a Pulumi secret.
+    """
     pattern = re.compile(config.get("name-pattern") or r"(PASSWORD|TOKEN|SECRET|KEY|SALT)", re.I)
     out = []
     if res.type == "docker:index/container:Container":
         envs = res.props.get("envs")
+        declared = set(filter(None, labels(res).get("homelab.secret-env", "").split(",")))
         if envs is not None and not isinstance(envs, SecretValue):
             for entry in envs:
-                if isinstance(entry, SecretValue):
+                if isinstance(entry, SecretValue) or entry is None:
                     continue
                 name, _, value = str(entry).partition("=")
+                if name in declared:
+                    continue
                 if pattern.search(name) and not name.endswith("_FILE") and value:
                     out.append(f"{res.name}: env {name} is a plain value; pass it as a secret (or a *_FILE)")
     for where, pod in pod_specs(res):
@@ -186,7 +197,9 @@ def k8s_workloads(res: Res, config: Config) -> list[str]:
                 out.append(f"{where}: container {name} needs a memory limit")
             sc = c.get("securityContext") or {}
             if sc.get("privileged"):
-                out.append(f"{where}: container {name} is privileged")
+                out.append(
+                    f"{where}: container {name} is privileged; drop it, add only the capability it needs"
+                )
             non_root = sc.get("runAsNonRoot", pod_non_root)
             if not non_root and name not in allow:
                 out.append(
@@ -363,7 +376,10 @@ def host_ports(resources: list[Res], config: Config) -> list[str]:
         for port in plain(c.props).get("ports") or []:
             key = (c.provider, int(port.get("external") or 0), port.get("protocol") or "tcp")
             if key[1] and key in seen and seen[key] != c.name:
-                out.append(f"{c.name}: host port {key[1]} is also published by {seen[key]}")
+                out.append(
+                    f"{c.name}: host port {key[1]} is also published by {seen[key]}; "
+                    "give one of them another port (or move it to another host)"
+                )
             seen.setdefault(key, c.name)
     return out
 
@@ -386,7 +402,10 @@ def metrics_scraped(resources: list[Res], config: Config) -> list[str]:
         lab = labels(c)
         for job in filter(None, lab.get("homelab.metrics", "").split(",")):
             if (job, lab.get("homelab.host")) not in scraped:
-                out.append(f"{c.name}: metrics job {job} on host {lab.get('homelab.host')} is not scraped")
+                out.append(
+                    f"{c.name}: metrics job {job} on host {lab.get('homelab.host')} is not scraped; "
+                    "enable Prometheus and give the host a scrape-address"
+                )
     return out
 
 
@@ -399,14 +418,23 @@ def gitops_branch_protected(resources: list[Res], config: Config) -> list[str]:
     ]
     if not hooks:
         return []
+    repositories = {r.urn for r in by_type(resources, "github:index/repository:Repository")}
     protections = [
         b
         for b in by_type(resources, "github:index/branchProtection:BranchProtection")
         if not plain(b.props).get("allowsForcePushes") and not plain(b.props).get("allowsDeletions")
     ]
-    if not protections:
-        return ["the GitOps repository's default branch is not protected (no force pushes, no deletion)"]
-    return []
+    out = []
+    for hook in hooks:
+        # A repository created here: its protection must depend on that same repository.
+        # An adopted one (no Repository resource): any protection of the stack counts.
+        repo = set(hook.dependencies) & repositories
+        if not any(not repo or repo & set(b.dependencies) for b in protections):
+            out.append(
+                f"{hook.name}: the GitOps repository's branch is not protected; "
+                "protect it: no force pushes, no deletion"
+            )
+    return out
 
 
 ResourceRule = Callable[[Res, Config], list[str]]

@@ -242,6 +242,9 @@ def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
         labels["homelab.metrics"] = ",".join(jobs)
     if spec.kind == "BackupSchedule":
         labels["homelab.role"] = "backup"
+    secret = sorted(k for k, v in c.env.items() if isinstance(v, SecretRef))
+    if secret:
+        labels["homelab.secret-env"] = ",".join(secret)
     return labels
 
 
