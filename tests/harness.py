@@ -200,12 +200,13 @@ def run_program(
     secrets: dict[str, str] | None = None,
     stack: str = "dev",
     key_dir: str | None = None,
+    mocks: RecordingMocks | None = None,
 ) -> RecordingMocks:
     """Run `__main__`'s program with `homelab:` config (kebab-case keys, no namespace).
 
-    Config errors propagate as `pulumi.RunError`; the returned mocks then hold nothing.
+    Config errors propagate as `pulumi.RunError` (see `run_invalid` to keep the mocks).
     """
-    mocks = RecordingMocks()
+    mocks = mocks if mocks is not None else RecordingMocks()
     pulumi.runtime.set_mocks(
         mocks, project="homelab", stack=stack, preview=False, monitor=RecordingMonitor(mocks)
     )
@@ -237,6 +238,18 @@ def run_program(
         drain()
         pulumi.export = original_export
     return mocks
+
+
+def run_invalid(
+    config: dict[str, Any], secrets: dict[str, str] | None = None, key_dir: str | None = None
+) -> tuple[pulumi.RunError, RecordingMocks]:
+    """Run the program on a config that must be rejected: its error, and what it registered."""
+    mocks = RecordingMocks()
+    try:
+        run_program(config, secrets, key_dir=key_dir, mocks=mocks)
+    except pulumi.RunError as error:
+        return error, mocks
+    raise AssertionError("the config was accepted")
 
 
 @pulumi.runtime.test

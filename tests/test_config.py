@@ -470,24 +470,6 @@ COMBINED = [
 ]
 
 
-def run_invalid(
-    monkeypatch, key_dir: str, config: dict, secrets: dict
-) -> tuple[pulumi.RunError, RecordingMocks]:
-    """Run the real program on an invalid config; return its error and the mocks it used."""
-    created: list[RecordingMocks] = []
-
-    class Capturing(RecordingMocks):
-        def __init__(self) -> None:
-            super().__init__()
-            created.append(self)
-
-    monkeypatch.setattr(harness, "RecordingMocks", Capturing)
-    with pytest.raises(pulumi.RunError) as raised:
-        run_program(config, secrets, key_dir=key_dir)
-    assert len(created) == 1
-    return raised.value, created[0]
-
-
 def problem_lines(message: str) -> list[str]:
     header, *lines = message.splitlines()
     match = re.fullmatch(r"invalid stack config \((\d+) problem\(s\)\):", header)
@@ -496,8 +478,8 @@ def problem_lines(message: str) -> list[str]:
     return lines
 
 
-def assert_invalid(monkeypatch, key_dir, config, secrets, expected, count) -> None:
-    error, mocks = run_invalid(monkeypatch, key_dir, config, secrets)
+def assert_invalid(key_dir, config, secrets, expected, count) -> None:
+    error, mocks = harness.run_invalid(config, secrets, key_dir)
     # One exception, raised without a chained traceback.
     assert error.__cause__ is None and error.__suppress_context__
     message = str(error)
@@ -514,13 +496,13 @@ def assert_invalid(monkeypatch, key_dir, config, secrets, expected, count) -> No
 @pytest.mark.parametrize(
     ("config", "secrets", "expected", "count"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
 )
-def test_invalid_config_stops_before_any_resource(monkeypatch, key_dir, config, secrets, expected, count):
-    assert_invalid(monkeypatch, key_dir, config, secrets, expected, count)
+def test_invalid_config_stops_before_any_resource(key_dir, config, secrets, expected, count):
+    assert_invalid(key_dir, config, secrets, expected, count)
 
 
 @pytest.mark.parametrize(("config", "secrets", "expected", "count"), COMBINED)
-def test_all_problems_in_one_message(monkeypatch, key_dir, config, secrets, expected, count):
-    assert_invalid(monkeypatch, key_dir, config, secrets, expected, count)
+def test_all_problems_in_one_message(key_dir, config, secrets, expected, count):
+    assert_invalid(key_dir, config, secrets, expected, count)
 
 
 def test_config_error_lists_problems_with_paths():

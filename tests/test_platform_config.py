@@ -10,9 +10,8 @@ from collections.abc import Callable
 from typing import Any
 
 import harness
-import pulumi
 import pytest
-from harness import ROOT, RecordingMocks, example_secrets, load_stack_file, run_program
+from harness import ROOT, example_secrets, load_stack_file, run_program
 
 EXAMPLE = ROOT / "examples" / "platform.yaml"
 
@@ -119,25 +118,15 @@ INVALID: list[tuple[str, Change, str, str]] = [
 @pytest.mark.parametrize(
     ("change", "path", "fragment"), [c[1:] for c in INVALID], ids=[c[0] for c in INVALID]
 )
-def test_invalid_platform_config_stops_before_any_resource(monkeypatch, tmp_path, change, path, fragment):
+def test_invalid_platform_config_stops_before_any_resource(tmp_path, change, path, fragment):
     config, secrets = example()
     change(config, secrets)
-    created: list[RecordingMocks] = []
-
-    class Capturing(RecordingMocks):
-        def __init__(self) -> None:
-            super().__init__()
-            created.append(self)
-
-    monkeypatch.setattr(harness, "RecordingMocks", Capturing)
-    with pytest.raises(pulumi.RunError) as raised:
-        run_program(config, secrets, key_dir=str(tmp_path))
-    message = str(raised.value)
+    error, mocks = harness.run_invalid(config, secrets, key_dir=str(tmp_path))
+    message = str(error)
     header, *lines = message.splitlines()
     assert header == "invalid stack config (1 problem(s)):", message
     assert len(lines) == 1, message
     assert re.match(rf"  {re.escape(path)}: .*{re.escape(fragment)}", lines[0]), message
-    (mocks,) = created
     assert mocks.resources == [], "an invalid config must not register any resource"
     # Not even a registration started (the engine's own root Stack aside).
     assert [t for t, _ in mocks._options if t != "pulumi:pulumi:Stack"] == []
