@@ -10,7 +10,7 @@ import pulumi_github as github
 
 from components.pipeline.manifests import Resources
 from components.pipeline.pipeline import AppPipeline, AppPipelineArgs, GitOpsTarget, SourceArgs
-from components.pipeline.registry import ProjectRegistry, RegistryArgs
+from components.pipeline.registry import REGISTRY_CA_CONFIGMAP, ProjectRegistry, RegistryArgs
 from components.platform.argocd import NOTIFIER
 from stacks.config import StackConfig, app_fqdn
 from stacks.platform import Platform
@@ -39,7 +39,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
         access = platform.projects[project]
         out.registries[project] = ProjectRegistry(
             f"registry-{project}",
-            RegistryArgs(project, platform.harbor.registry_host, access.namespace),
+            RegistryArgs(project, platform.harbor.registry_host, access.namespace, platform.ca_cert_pem),
             platform.harbor.provider,
             k8s_opts,
             opts=pulumi.ResourceOptions(
@@ -63,7 +63,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
 
     for i, app in enumerate(config.apps):
         access = platform.projects[app.project]
-        needs: list[pulumi.Resource] = [access.namespace, *out.registries[app.project].secrets.values()]
+        needs: list[pulumi.Resource] = [access.namespace, *out.registries[app.project].ready]
         if access.app_project is not None:
             needs.append(access.app_project)
         owner, repository = (
@@ -94,6 +94,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
                 ingress_class=p.ingress_class,
                 notifier=notifier,
                 run_as_root=app.run_as_root,
+                registry_ca_configmap=REGISTRY_CA_CONFIGMAP if platform.ca_cert_pem is not None else None,
             ),
             platform.cluster.provider,
             platform.github,

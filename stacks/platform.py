@@ -43,6 +43,8 @@ class Platform:
     gitops: GitOpsRepository | None = None
     projects: dict[str, ProjectAccess] = field(default_factory=dict)
     github: github.Provider | None = None
+    # The private CA behind the ingress certificates, when this stack made it.
+    ca_cert_pem: pulumi.Output[str] | None = None
 
 
 def platform_domain(config: StackConfig) -> str:
@@ -77,13 +79,13 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
         )
     if c.cert_manager.enabled:
         cm = c.cert_manager
-        prerequisites.append(
-            CertManager(
-                "cert-manager",
-                CertManagerArgs(p.cluster_issuer, cm.issuer, cm.acme_email, cm.acme_server, p.ingress_class),
-                cluster,
-            ).issuer
+        cert_manager = CertManager(
+            "cert-manager",
+            CertManagerArgs(p.cluster_issuer, cm.issuer, cm.acme_email, cm.acme_server, p.ingress_class),
+            cluster,
         )
+        prerequisites.append(cert_manager.issuer)
+        platform.ca_cert_pem = cert_manager.ca_cert_pem
 
     if c.argocd.enabled:
         webhook_secret = random.RandomPassword("argocd-webhook-secret", length=40, special=False)
@@ -195,3 +197,5 @@ def export_platform(platform: Platform) -> None:
         outputs["gitops-repository"] = platform.gitops.url
     outputs["projects"] = sorted(platform.projects)
     pulumi.export("platform", outputs)
+    if platform.ca_cert_pem is not None:
+        pulumi.export("platform-ca-certificate", platform.ca_cert_pem)

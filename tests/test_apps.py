@@ -462,6 +462,33 @@ def test_kaniko_builds_and_pushes_over_tls(apps, app):
         assert not any(a.startswith(flag) for a in kaniko["args"]), flag
 
 
+@pytest.mark.parametrize("app", APPS, ids=lambda a: f"{a.project}/{a.name}")
+def test_kaniko_trusts_the_platform_ca_for_harbor(apps, app):
+    """The example's cert-manager issuer is our own CA: builds verify Harbor against it."""
+    job = build_job(apps, app)
+    kaniko = container(job, "kaniko")
+    assert arg(kaniko, "registry-certificate") == [f"{REGISTRY}=/etc/registry-ca/ca.crt"]
+    volume = volume_at(job, kaniko, "/etc/registry-ca")
+    assert volume["configMap"]["name"] == "registry-ca"
+    (configmap,) = [
+        r
+        for r in apps.of_type("kubernetes:core/v1:ConfigMap")
+        if r.input("metadata.name") == "registry-ca" and r.input("metadata.namespace") == app.project
+    ]
+    assert configmap.inputs["data"]["ca.crt"] == apps.outputs["platform-ca-certificate"]
+    assert configmap.urn in job.dependencies
+
+
+def test_without_a_private_ca_builds_use_the_system_trust(tmp_path_factory):
+    mocks = run_variant(
+        tmp_path_factory,
+        lambda config, secrets: config["platform"]["components"].update({"cert-manager": {"enabled": False}}),
+    )
+    kaniko = container(build_job(mocks, WEB), "kaniko")
+    assert arg(kaniko, "registry-certificate") == []
+    assert "platform-ca-certificate" not in mocks.outputs
+
+
 def test_shop_passes_its_build_arg(apps):
     assert "--build-arg=NODE_ENV=production" in container(build_job(apps, SHOP), "kaniko")["args"]
 

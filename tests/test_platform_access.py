@@ -301,25 +301,22 @@ def check_cluster_issuer(r: Resource) -> None:
         assert acme["solvers"], "an ACME issuer needs a solver"
 
 
-def test_cert_manager_self_signed_chain(platform):
-    issuers = {r.input("metadata.name"): r for r in platform.of_type(CLUSTER_ISSUER_T)}
-    assert sorted(issuers) == ["homelab-ca", "homelab-ca-selfsigned"]
-    for r in issuers.values():
-        check_cluster_issuer(r)
-    assert issuers["homelab-ca-selfsigned"].inputs["spec"] == {"selfSigned": {}}
-
-    cert = one(platform.of_type(CERTIFICATE_T), "Certificates")
-    spec = cert.inputs["spec"]
-    assert cert.input("metadata.namespace") == PLATFORM_NS  # cert-manager's cluster resource namespace
-    assert spec["secretName"]
-    assert spec["commonName"] or spec.get("dnsNames")
-    assert spec["isCA"] is True
-    assert spec["issuerRef"]["kind"] == "ClusterIssuer"
-    assert spec["issuerRef"]["name"] == "homelab-ca-selfsigned"
-    assert spec["issuerRef"].get("group", "cert-manager.io") == "cert-manager.io"
-    assert re.fullmatch(r"([0-9]+h)?([0-9]+m)?([0-9]+s)?", spec.get("duration", "")), spec.get("duration")
-    # The CA issuer signs with the key of that certificate: the issuer the ingresses name.
-    assert issuers["homelab-ca"].inputs["spec"]["ca"]["secretName"] == spec["secretName"]
+def test_cert_manager_ca_issuer_uses_our_own_ca(platform):
+    """A private CA made with pulumi-tls: cert-manager signs with it, Pulumi knows its certificate."""
+    (issuer,) = platform.of_type(CLUSTER_ISSUER_T)
+    check_cluster_issuer(issuer)
+    assert issuer.input("metadata.name") == "homelab-ca"
+    secret_name = issuer.inputs["spec"]["ca"]["secretName"]
+    secret = platform.named("cert-manager-ca-secret", "kubernetes:core/v1:Secret")
+    assert secret.input("metadata.name") == secret_name
+    assert secret.input("metadata.namespace") == PLATFORM_NS  # cert-manager's cluster resource namespace
+    assert secret.inputs["type"] == "kubernetes.io/tls"
+    assert secret.inputs["stringData"]["tls.crt"].startswith("-----BEGIN CERTIFICATE-----")
+    assert "stringData" in secret.secret_paths, "the CA key is a secret"
+    assert platform.of_type(CERTIFICATE_T) == []
+    ca = platform.named("cert-manager-ca-ca-cert", "tls:index/selfSignedCert:SelfSignedCert")
+    assert ca.inputs["isCaCertificate"] is True
+    assert platform.outputs["platform-ca-certificate"] == secret.inputs["stringData"]["tls.crt"]
 
 
 @pytest.fixture(scope="module")

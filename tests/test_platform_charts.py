@@ -335,11 +335,12 @@ def test_cnpg_cluster_depends_on_the_operator_and_its_secret(platform):
 def test_cert_manager_issuer_chain_depends_on_the_cert_manager_release(platform):
     cert_manager = release(platform, "cert-manager")
     chain = [r for r in platform.resources if r.type.startswith("kubernetes:cert-manager.io/")]
-    assert sorted(r.inputs["kind"] for r in chain) == ["Certificate", "ClusterIssuer", "ClusterIssuer"]
-    for r in chain:
-        assert depends_on(platform, r, cert_manager), r.name
-    # The first link waits for the release itself (its CRDs come with the chart).
-    assert any(cert_manager.urn in r.dependencies for r in chain)
+    assert sorted(r.inputs["kind"] for r in chain) == ["ClusterIssuer"]
+    (issuer,) = chain
+    # The issuer waits for the release (its CRDs come with the chart) and for the CA's Secret.
+    assert cert_manager.urn in issuer.dependencies
+    ca_secret = platform.named("cert-manager-ca-secret", "kubernetes:core/v1:Secret")
+    assert ca_secret.urn in issuer.dependencies
 
 
 @pytest.mark.parametrize("name", ["argocd", "harbor", "tracing-jaeger"])

@@ -24,6 +24,7 @@ class CertificateAuthority(pulumi.ComponentResource):
     """A private CA and a server certificate for each host name it is given."""
 
     ca_cert_pem: pulumi.Output[str]
+    ca_key_pem: pulumi.Output[str]
     pems: dict[str, pulumi.Output[str]]
 
     def __init__(self, name: str, args: CertificateAuthorityArgs, opts: pulumi.ResourceOptions | None = None):
@@ -44,6 +45,7 @@ class CertificateAuthority(pulumi.ComponentResource):
             opts=child,
         )
         self.ca_cert_pem = ca_cert.cert_pem
+        self.ca_key_pem = pulumi.Output.secret(ca_key.private_key_pem)
         self.pems = {}
         for fqdn in args.hosts:
             key = tls.PrivateKey(f"{name}-{fqdn}-key", algorithm="RSA", rsa_bits=2048, opts=child)

@@ -78,7 +78,11 @@ def image_ref(registry: str, b: BuildSpec) -> str:
 
 
 def build_job(
-    b: BuildSpec, registry: str, git_secret: str, dockerfile_configmap: str | None
+    b: BuildSpec,
+    registry: str,
+    git_secret: str,
+    dockerfile_configmap: str | None,
+    registry_ca_configmap: str | None = None,
 ) -> dict[str, Any]:
     """git-sync fetches the source at the ref; kaniko builds and pushes over TLS with the push robot."""
     context = "/workspace/src" if b.context in (".", "") else f"/workspace/src/{b.context.strip('/')}"
@@ -110,6 +114,11 @@ def build_job(
     if dockerfile_configmap:
         volumes.append({"name": "dockerfile", "configMap": {"name": dockerfile_configmap}})
         mounts.append({"name": "dockerfile", "mountPath": "/dockerfile", "readOnly": True})
+    if registry_ca_configmap:
+        # TLS to Harbor, verified against the platform's private CA (never --skip-tls-verify).
+        volumes.append({"name": "registry-ca", "configMap": {"name": registry_ca_configmap}})
+        mounts.append({"name": "registry-ca", "mountPath": "/etc/registry-ca", "readOnly": True})
+        args.append(f"--registry-certificate={registry}=/etc/registry-ca/ca.crt")
     no_escalation = {"allowPrivilegeEscalation": False, "privileged": False}
     return {
         "apiVersion": "batch/v1",

@@ -75,6 +75,7 @@ class AppPipelineArgs:
     ingress_class: str = "nginx"
     notifier: str | None = None
     run_as_root: bool = False
+    registry_ca_configmap: str | None = None
 
     def build_spec(self) -> BuildSpec:
         return BuildSpec(
@@ -191,7 +192,9 @@ class AppPipeline(pulumi.ComponentResource):
                 )
             )
 
-        job = build_job(build, args.registry_host, f"{args.name}-git", dockerfile_configmap)
+        job = build_job(
+            build, args.registry_host, f"{args.name}-git", dockerfile_configmap, args.registry_ca_configmap
+        )
         # Pulumi waits for a Job to complete: what depends on it waits for the image.
         self.job = k8s.batch.v1.Job(
             f"{name}-build",

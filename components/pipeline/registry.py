@@ -23,11 +23,16 @@ def dockerconfigjson(registry: str, username: str, password: str) -> str:
     return json.dumps({"auths": {registry: {"username": username, "password": password, "auth": auth}}})
 
 
+REGISTRY_CA_CONFIGMAP = "registry-ca"
+
+
 @dataclass(frozen=True)
 class RegistryArgs:
     project: str
     registry_host: str
     namespace: pulumi.Resource  # the project's Namespace, created by the platform layer
+    # The private CA that signed Harbor's certificate (None: a publicly trusted one).
+    ca_cert_pem: pulumi.Input[str] | None = None
 
 
 class ProjectRegistry(pulumi.ComponentResource):
@@ -43,6 +48,8 @@ class ProjectRegistry(pulumi.ComponentResource):
     ):
         super().__init__("homelab:pipeline:ProjectRegistry", name, None, opts)
         self.secrets: dict[str, k8s.core.v1.Secret] = {}
+        # Everything a build in the namespace needs from the registry side.
+        self.ready: list[pulumi.Resource] = []
         for purpose, secret_name in (("push", REGISTRY_PUSH_SECRET), ("pull", REGISTRY_PULL_SECRET)):
             password = random.RandomPassword(
                 f"{name}-{purpose}-robot-secret",
@@ -83,4 +90,16 @@ class ProjectRegistry(pulumi.ComponentResource):
                     k8s_opts, pulumi.ResourceOptions(parent=self, depends_on=[args.namespace])
                 ),
             )
+        if args.ca_cert_pem is not None:
+            # Builds verify Harbor's certificate against this CA (kaniko --registry-certificate).
+            self.ca = k8s.core.v1.ConfigMap(
+                f"{name}-ca",
+                metadata={"name": REGISTRY_CA_CONFIGMAP, "namespace": args.project},
+                data={"ca.crt": args.ca_cert_pem},
+                opts=pulumi.ResourceOptions.merge(
+                    k8s_opts, pulumi.ResourceOptions(parent=self, depends_on=[args.namespace])
+                ),
+            )
+            self.ready.append(self.ca)
+        self.ready.extend(self.secrets.values())
         self.register_outputs({})

@@ -7,7 +7,9 @@ from dataclasses import dataclass
 from typing import Any, Literal
 
 import pulumi
+import pulumi_kubernetes as k8s
 
+from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from components.platform.charts import helm_release
 from components.platform.cluster import KubernetesCluster, custom_resource
 
@@ -55,52 +57,25 @@ class CertManagerArgs:
     ca_common_name: str = "Homelab Platform CA"
 
 
-def issuer_manifests(args: CertManagerArgs, namespace: str) -> list[dict[str, Any]]:
-    """The cert-manager objects behind the issuer the platform's ingresses name."""
+def issuer_manifest(args: CertManagerArgs) -> dict[str, Any]:
+    """The ClusterIssuer the platform's ingresses name: our own CA, or ACME."""
     if args.issuer == "acme":
-        return [
-            {
-                "apiVersion": "cert-manager.io/v1",
-                "kind": "ClusterIssuer",
-                "metadata": {"name": args.issuer_name},
-                "spec": {
-                    "acme": {
-                        "email": args.acme_email,
-                        "server": args.acme_server,
-                        "privateKeySecretRef": {"name": f"{args.issuer_name}-account"},
-                        "solvers": [{"http01": {"ingress": {"ingressClassName": args.ingress_class}}}],
-                    }
-                },
+        spec: dict[str, Any] = {
+            "acme": {
+                "email": args.acme_email,
+                "server": args.acme_server,
+                "privateKeySecretRef": {"name": f"{args.issuer_name}-account"},
+                "solvers": [{"http01": {"ingress": {"ingressClassName": args.ingress_class}}}],
             }
-        ]
-    bootstrap = f"{args.issuer_name}-selfsigned"
-    return [
-        {
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "ClusterIssuer",
-            "metadata": {"name": bootstrap},
-            "spec": {"selfSigned": {}},
-        },
-        {
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "Certificate",
-            "metadata": {"name": CA_SECRET, "namespace": namespace},
-            "spec": {
-                "isCA": True,
-                "commonName": args.ca_common_name,
-                "secretName": CA_SECRET,
-                "duration": "87600h",
-                "privateKey": {"algorithm": "ECDSA", "size": 256},
-                "issuerRef": {"name": bootstrap, "kind": "ClusterIssuer", "group": "cert-manager.io"},
-            },
-        },
-        {
-            "apiVersion": "cert-manager.io/v1",
-            "kind": "ClusterIssuer",
-            "metadata": {"name": args.issuer_name},
-            "spec": {"ca": {"secretName": CA_SECRET}},
-        },
-    ]
+        }
+    else:
+        spec = {"ca": {"secretName": CA_SECRET}}
+    return {
+        "apiVersion": "cert-manager.io/v1",
+        "kind": "ClusterIssuer",
+        "metadata": {"name": args.issuer_name},
+        "spec": spec,
+    }
 
 
 class CertManager(pulumi.ComponentResource):
@@ -121,13 +96,29 @@ class CertManager(pulumi.ComponentResource):
             values,
             cluster.opts(parent=self, depends_on=[cluster.namespace]),
         )
-        previous: list[pulumi.Resource] = [self.release]
-        for manifest in issuer_manifests(args, cluster.args.namespace):
-            resource = custom_resource(
-                f"{name}-{manifest['kind'].lower()}-{manifest['metadata']['name']}",
-                manifest,
-                cluster.opts(parent=self, depends_on=previous),
+        needs: list[pulumi.Resource] = [self.release]
+        self.ca_cert_pem: pulumi.Output[str] | None = None
+        if args.issuer == "self-signed":
+            # Our own CA (pulumi-tls), so Pulumi knows its certificate: builds trust it when
+            # they push to Harbor, and users can fetch it from the stack outputs.
+            ca = CertificateAuthority(
+                f"{name}-ca",
+                CertificateAuthorityArgs(args.ca_common_name, hosts=(), validity_days=3650),
+                opts=pulumi.ResourceOptions(parent=self),
             )
-            previous = [resource]
-        self.issuer = previous[0]
+            self.ca_cert_pem = ca.ca_cert_pem
+            needs.append(
+                k8s.core.v1.Secret(
+                    f"{name}-ca-secret",
+                    metadata={"name": CA_SECRET, "namespace": cluster.args.namespace},
+                    type="kubernetes.io/tls",
+                    string_data={"tls.crt": ca.ca_cert_pem, "tls.key": ca.ca_key_pem},
+                    opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),
+                )
+            )
+        self.issuer = custom_resource(
+            f"{name}-clusterissuer-{args.issuer_name}",
+            issuer_manifest(args),
+            cluster.opts(parent=self, depends_on=needs),
+        )
         self.register_outputs({})
