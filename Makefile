@@ -14,13 +14,13 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 
 ## up: set everything up and run `pulumi up` on the dev stack (local file backend)
 up: $(BIN)/.installed
-	STACK=$(STACK) scripts/pulumi-local.sh up
+	$(BIN)/python -m automation up --stack $(STACK)
 
 preview: $(BIN)/.installed
-	STACK=$(STACK) scripts/pulumi-local.sh preview
+	$(BIN)/python -m automation preview --stack $(STACK)
 
 destroy: $(BIN)/.installed
-	STACK=$(STACK) scripts/pulumi-local.sh destroy
+	$(BIN)/python -m automation destroy --stack $(STACK)
 
 ## test: set up and run the whole test suite (installs haproxy/promtool if missing)
 test: $(BIN)/.installed tools
