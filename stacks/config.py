@@ -41,6 +41,7 @@ from stacks.config_base import (
     Subdomain,
     _cron6,
     _kebab,
+    host_name,
 )
 from stacks.config_platform import PlatformConfig, platform_problems
 
@@ -411,7 +412,7 @@ class StackConfig(Model):
         return next(h for h in self.hosts if h.name == name)
 
     def fqdn(self, hostname: str) -> str:
-        return self.domain if hostname == "@" else f"{hostname}.{self.domain}"
+        return host_name(hostname, self.domain)
 
     def secret_keys(self) -> list[tuple[str, str]]:
         """(key path, config key) of every secret this config references."""
@@ -493,7 +494,7 @@ def app_fqdn(config: StackConfig, app: AppConfig) -> str:
     assert config.platform is not None
     domain = config.platform.domain or config.domain
     hostname = app.hostname or app.name
-    return domain if hostname == "@" else f"{hostname}.{domain}"
+    return host_name(hostname, domain)
 
 
 def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
@@ -508,7 +509,7 @@ def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
     projects = [project.name for project in p.projects]
     domain = p.domain or config.domain
     claimed: dict[str, str] = {
-        f"{getattr(p.components, c).hostname}.{domain}": f"platform.components.{c}"
+        host_name(getattr(p.components, c).hostname, domain): f"platform.components.{c}"
         for c in ("argocd", "harbor", "tracing")
         if getattr(p.components, c).enabled
     }

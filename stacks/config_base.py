@@ -65,6 +65,11 @@ def _label(value: str) -> str:
     return value
 
 
+def host_name(hostname: str, domain: str) -> str:
+    """The public name of `hostname` under `domain`; `@` is the domain itself."""
+    return domain if hostname == "@" else f"{hostname}.{domain}"
+
+
 def _subdomain(value: str) -> str:
     if value == "@":
         return value

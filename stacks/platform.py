@@ -21,6 +21,7 @@ from components.platform.ingress import CertManager, CertManagerArgs, IngressCon
 from components.platform.postgres import PlatformPostgres, PostgresArgs
 from components.platform.tracing import Tracing, TracingArgs
 from stacks.config import StackConfig
+from stacks.config_base import host_name
 from stacks.config_platform import PlatformConfig
 
 
@@ -58,9 +59,6 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
     domain = platform_domain(config)
     c = p.components
 
-    def host(hostname: str) -> str:
-        return domain if hostname == "@" else f"{hostname}.{domain}"
-
     cluster = KubernetesCluster(
         "platform",
         ClusterArgs(
@@ -95,7 +93,7 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
         platform.argocd = ArgoCd(
             "argocd",
             ArgoCdArgs(
-                host(c.argocd.hostname),
+                host_name(c.argocd.hostname, domain),
                 pulumi.Output.secret(webhook_secret.result),
                 p.ingress_class,
                 p.cluster_issuer,
@@ -110,7 +108,7 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
         platform.harbor = Harbor(
             "harbor",
             HarborArgs(
-                host(c.harbor.hostname),
+                host_name(c.harbor.hostname, domain),
                 p.ingress_class,
                 p.cluster_issuer,
                 c.harbor.registry_size,
@@ -124,7 +122,9 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
     if c.tracing.enabled:
         platform.tracing = Tracing(
             "tracing",
-            TracingArgs(host(c.tracing.hostname), p.ingress_class, p.cluster_issuer, prerequisites),
+            TracingArgs(
+                host_name(c.tracing.hostname, domain), p.ingress_class, p.cluster_issuer, prerequisites
+            ),
             cluster,
         )
     if c.postgres.enabled:
