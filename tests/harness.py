@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import re
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -250,6 +251,21 @@ def run_invalid(
     except pulumi.RunError as error:
         return error, mocks
     raise AssertionError("the config was accepted")
+
+
+def assert_one_problem(
+    config: dict[str, Any], secrets: dict[str, str], key_dir: str, path: str, fragment: str
+) -> None:
+    """The config is rejected with exactly one problem at `path`, before any registration."""
+    error, mocks = run_invalid(config, secrets, key_dir)
+    message = str(error)
+    header, *lines = message.splitlines()
+    assert header == "invalid stack config (1 problem(s)):", message
+    assert len(lines) == 1, message
+    assert re.match(rf"  {re.escape(path)}: .*{re.escape(fragment)}", lines[0]), message
+    assert mocks.resources == [], "an invalid config must not register any resource"
+    # Not even a registration started (the engine's own root Stack aside).
+    assert [t for t, _ in mocks._options if t != "pulumi:pulumi:Stack"] == []
 
 
 @pulumi.runtime.test

@@ -4,7 +4,6 @@ stops the program with one `pulumi.RunError` naming the key path, before any res
 from __future__ import annotations
 
 import copy
-import re
 from collections.abc import Callable
 from typing import Any
 
@@ -110,14 +109,7 @@ INVALID: list[tuple[str, Change, str, str]] = [
 def test_invalid_apps_config_stops_before_any_resource(tmp_path, example_config, change, path, fragment):
     config, secrets = copy.deepcopy(example_config), dict(example_secrets(example_config))
     change(config, secrets)
-    error, mocks = harness.run_invalid(config, secrets, key_dir=str(tmp_path))
-    message = str(error)
-    header, *lines = message.splitlines()
-    assert header == "invalid stack config (1 problem(s)):", message
-    assert len(lines) == 1, message
-    assert re.match(rf"  {re.escape(path)}: .*{re.escape(fragment)}", lines[0]), message
-    assert mocks.resources == [], "an invalid config must not register any resource"
-    assert [t for t, _ in mocks._options if t != "pulumi:pulumi:Stack"] == []
+    harness.assert_one_problem(config, secrets, str(tmp_path), path, fragment)
 
 
 def test_the_unchanged_example_builds_every_app(tmp_path, example_config):
