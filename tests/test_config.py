@@ -11,17 +11,15 @@ import pulumi
 import pytest
 from harness import SECRET_MARK, RecordingMocks, run_program
 
-from stacks.config import (
+from stacks.checks import check, validate
+from stacks.config import ConfigError, StackConfig
+from stacks.config_homelab import (
     AgentConfig,
-    ConfigError,
     CustomRoute,
     CustomService,
     HostConfig,
     ServicesConfig,
-    StackConfig,
     TlsConfig,
-    check,
-    validate,
 )
 from stacks.plan import build_plan
 

@@ -23,7 +23,7 @@ from harness import (
 )
 
 from components.docker.spec import SecretRef
-from stacks.config import validate
+from stacks.checks import validate
 from stacks.plan import build_plan
 
 CONTAINER = "docker:index/container:Container"
