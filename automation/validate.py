@@ -6,6 +6,7 @@ has to be there, and be a secret, which is all the config checks need.
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -13,7 +14,95 @@ from typing import Any
 import yaml
 
 from stacks.checks import validate_pulumi_config
-from stacks.config import NAMESPACE, ConfigError, StackConfig
+from stacks.config import NAMESPACE, ConfigError, StackConfig, pulumi_wire_value
+
+
+class StackFileError(ConfigError):
+    """A stack file that is not YAML, or not a stack file's shape: one problem, its place."""
+
+    def __init__(self, path: Path, message: str):
+        super().__init__([(path.name, message)])
+        self.args = (f"invalid stack file {path}: {message}",)
+
+    def __str__(self) -> str:
+        return str(self.args[0])
+
+
+class StackFileLoader(yaml.SafeLoader):
+    """YAML as the Pulumi CLI reads a stack file: gopkg.in/yaml.v3 (pulumi/pulumi
+    sdk/go/common/encoding/marshal.go), so the YAML 1.2 core schema (`yes`, `on`, `no` are
+    strings; no timestamps) and a key written twice is an error, not "the last one wins"."""
+
+    yaml_implicit_resolvers: dict[Any, Any] = {}
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        lines: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                continue
+            key = self.construct_object(key_node, deep=True)  # type: ignore[no-untyped-call]
+            if isinstance(key, (str, int, float, bool)) or key is None:
+                if key in lines:
+                    raise yaml.constructor.ConstructorError(
+                        None,
+                        None,
+                        f"key {key!r} appears twice (lines {lines[key]} and {key_node.start_mark.line + 1})",
+                        key_node.start_mark,
+                    )
+                lines[key] = key_node.start_mark.line + 1
+        return super().construct_mapping(node, deep)  # type: ignore[no-untyped-call,no-any-return]
+
+
+# The YAML 1.2 core schema's tags (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
+for _tag, _pattern, _first in (
+    ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
+    ("null", r"~|null|Null|NULL|", ["~", "n", "N", ""]),
+    ("int", r"[-+]?[0-9]+|0o[0-7]+|0x[0-9a-fA-F]+", "-+0123456789"),
+    (
+        "float",
+        r"[-+]?(\.[0-9]+|[0-9]+(\.[0-9]*)?)([eE][-+]?[0-9]+)?|[-+]?\.(inf|Inf|INF)|\.(nan|NaN|NAN)",
+        "-+.0123456789",
+    ),
+    ("merge", r"<<", "<"),
+):
+    StackFileLoader.add_implicit_resolver(
+        f"tag:yaml.org,2002:{_tag}", re.compile(f"^(?:{_pattern})$"), list(_first)
+    )
+
+
+def load_yaml(path: Path) -> Any:
+    """The document of a stack file, read strictly (see `StackFileLoader`), or `StackFileError`."""
+    try:
+        return yaml.load(path.read_text(), Loader=StackFileLoader)  # noqa: S506 - a SafeLoader
+    except yaml.MarkedYAMLError as error:
+        message = str(error.problem or error.context)
+        if error.problem_mark is not None:
+            message = f"line {error.problem_mark.line + 1}, column {error.problem_mark.column + 1}: {message}"
+        if error.problem and error.context and error.context_mark is not None:
+            message += f" ({error.context} from line {error.context_mark.line + 1})"
+        raise StackFileError(path, message) from None
+    except yaml.YAMLError as error:
+        raise StackFileError(path, str(error)) from None
+    except UnicodeDecodeError as error:
+        raise StackFileError(path, f"not UTF-8 text ({error.reason})") from None
+
+
+def read_config_section(path: Path) -> dict[str, Any]:
+    """The `config:` mapping of a stack file (empty when absent), or `StackFileError`."""
+    document = load_yaml(path)
+    if document is None:
+        return {}
+    if not isinstance(document, dict):
+        raise StackFileError(path, "the top level must be a mapping with a `config:` key")
+    config = document.get("config")
+    if config is None:
+        return {}
+    if not isinstance(config, dict):
+        raise StackFileError(path, "'config' must be a mapping of keys like `homelab:domain: ...`")
+    for key in config:
+        if not isinstance(key, str):
+            raise StackFileError(path, f"config key {key!r} is not a string")
+    return config
 
 
 @dataclass
@@ -32,12 +121,12 @@ def _has_secure(value: Any) -> bool:
 
 
 def read_stack_file(path: Path) -> StackFile:
-    """The config of a stack file as the runtime would see it (secret keys marked)."""
-    document = yaml.safe_load(path.read_text()) or {}
+    """The config of a stack file as the program would see it: every value the string the
+    Pulumi CLI passes (see `pulumi_wire_value`), secret keys marked."""
     stack = StackFile(path)
-    for key, value in (document.get("config") or {}).items():
+    for key, value in read_config_section(path).items():
         full = key if ":" in key else f"{NAMESPACE}:{key}"
-        stack.items[full] = value
+        stack.items[full] = pulumi_wire_value(value)
         if _has_secure(value):
             stack.secret_keys.add(full)
     return stack

@@ -55,7 +55,7 @@ def labels(res: Res) -> dict[str, str]:
 
 # ---- images -------------------------------------------------------------------------
 
-_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}$")
+_DIGEST = re.compile(r"@sha256:[a-f0-9]{64}\Z")  # \Z: `$` also matches before a final newline
 
 
 def image_problem(image: str) -> str | None:
@@ -234,7 +234,7 @@ def _objects(res: Res) -> list[dict[str, Any]]:
 
 # ---- GitHub, Harbor, Helm -------------------------------------------------------------
 
-_SEMVER = re.compile(r"^v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?$")
+_SEMVER = re.compile(r"v?\d+\.\d+\.\d+([-+][0-9A-Za-z.-]+)?")  # fullmatch
 
 
 def github_settings(res: Res, config: Config) -> list[str]:
@@ -288,7 +288,7 @@ def helm_pinned(res: Res, config: Config) -> list[str]:
     if res.type not in ("kubernetes:helm.sh/v3:Release", "kubernetes:helm.sh/v4:Chart"):
         return []
     version = str(plain(res.props).get("version") or "")
-    if not _SEMVER.match(version):
+    if not _SEMVER.fullmatch(version):
         return [f"{res.name}: chart version {version or '(none)'!r} is not pinned; give an exact version"]
     return []
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 from typing import Any, get_args, get_origin
@@ -78,8 +79,11 @@ def main() -> None:
         "",
     ]
     text = "\n".join(lines)
-    if len(sys.argv) > 1:
-        Path(sys.argv[1]).write_text(text)
+    parser = argparse.ArgumentParser(description="Write docs/reference.md (stdout without OUTPUT).")
+    parser.add_argument("output", nargs="?", type=Path, help="file to write, e.g. docs/reference.md")
+    output = parser.parse_args().output
+    if output is not None:
+        output.write_text(text)
     else:
         sys.stdout.write(text)
 

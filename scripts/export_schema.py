@@ -9,6 +9,7 @@ name (`{secure: ...}` once encrypted), so those are allowed as strings or object
 
 from __future__ import annotations
 
+import argparse
 import json
 import re
 import sys
@@ -61,9 +62,13 @@ def stack_file_schema() -> dict[str, Any]:
 
 
 def main(argv: list[str]) -> int:
+    parser = argparse.ArgumentParser(
+        description="Write the JSON schema of a stack file (stdout without OUTPUT)."
+    )
+    parser.add_argument("output", nargs="?", type=Path, help="file to write, e.g. schema/homelab.schema.json")
+    out = parser.parse_args(argv[1:]).output
     text = json.dumps(stack_file_schema(), indent=2, sort_keys=True) + "\n"
-    if len(argv) > 1:
-        out = Path(argv[1])
+    if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(text)
     else:

@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from stacks.config import StackConfig, app_fqdn, parse, read_pulumi_config
-from stacks.config_base import ConfigError, _kebab, host_name
+from stacks.config_base import ConfigError, _kebab, host_name, hostname_problem
 from stacks.config_homelab import ServicesConfig
 from stacks.config_platform import platform_problems
 from stacks.plan import build_plan, plan_problems
@@ -34,6 +34,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
     problems += config.backup.problems()
+    problems += config.proxy.problems() + config.data.problems() + hostname_problems(config)
     if config.layers.platform:
         if config.platform is None:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))
@@ -62,6 +63,35 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
     if problems:
         return problems
     return plan_problems(config)
+
+
+def hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """Host names are names under the domain: a full name would be spelled twice."""
+    names: list[tuple[str, str, str]] = []  # (key path, hostname, domain)
+    if config.layers.homelab:
+        for key in ServicesConfig.model_fields:
+            svc = getattr(config.services, key)
+            if svc.enabled and getattr(svc, "hostname", None) is not None:
+                names.append((f"services.{_kebab(key)}.hostname", svc.hostname, config.domain))
+        for i, custom in enumerate(config.custom_services):
+            for j, route in enumerate(custom.routes):
+                names.append((f"custom-services[{i}].routes[{j}].hostname", route.hostname, config.domain))
+    p = config.platform
+    if config.layers.platform and p is not None:
+        domain = p.domain or config.domain
+        for c in ("argocd", "harbor", "tracing"):
+            if getattr(p.components, c).enabled:
+                names.append((f"platform.components.{c}.hostname", getattr(p.components, c).hostname, domain))
+        if config.layers.apps:
+            names += [
+                (f"apps[{i}].hostname", a.hostname, domain) for i, a in enumerate(config.apps) if a.hostname
+            ]
+    problems = []
+    for path, hostname, domain in names:
+        message = hostname_problem(hostname, domain) if "." in hostname or "." in domain else None
+        if message is not None:
+            problems.append((path, message))
+    return problems
 
 
 def apps_problems(config: StackConfig) -> list[tuple[str, str]]:

@@ -48,7 +48,7 @@ class DeploymentTracesConfig(Model):
 
     otlp_endpoint: str | None = Field(
         default=None,
-        pattern=r"^https?://",
+        pattern=r"^https?://[^\s\x00-\x1f\x7f/]+(/[^\s\x00-\x1f\x7f]*)?$",
         description="OTLP/HTTP endpoint, e.g. the platform's collector (http://host:4318).",
     )
     service_name: str = Field(default="homelab-deployments", description="service.name of the spans.")
@@ -168,6 +168,15 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
         raise ConfigError(_problems_from(error)) from None
 
 
+def pulumi_wire_value(value: Any) -> str:
+    """A stack-file value as the Pulumi CLI hands it to the program: a string. Scalars are
+    their text (numbers and booleans as JSON, null as `null`), objects and lists are JSON
+    (pulumi/pulumi sdk/go/common/resource/config/object.go, `MarshalString`)."""
+    if isinstance(value, str):
+        return value
+    return json.dumps(value)
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
@@ -188,6 +197,8 @@ def raw_from_pulumi_config(
         if namespace != NAMESPACE:
             continue
         present.add(key)
+        if value is None or value == "null":  # `key: null` (the CLI passes "null"): not set
+            continue
         raw[key] = _decode(value)
     secrets = {k.partition(":")[2] for k in secret_keys if k.startswith(f"{NAMESPACE}:")}
     return raw, secrets, present
@@ -205,25 +216,36 @@ def read_pulumi_config(
     """
     raw, secrets, present = raw_from_pulumi_config(items, secret_keys)
     model_keys = {StackConfig.model_fields[n].alias or n for n in StackConfig.model_fields}
-    model_raw = {k: v for k, v in raw.items() if k in model_keys}
-    problems: list[tuple[str, str]] = [
-        (key, "holds a secret; keep secrets in their own keys and reference them by name")
-        for key in sorted(model_raw)
-        if key in secrets
-    ]
+    # A setting given as a secret is not parsed: offline it cannot be read, and the program
+    # would report its decrypted value. Either way the one problem is that it is a secret.
+    model_raw = {k: v for k, v in raw.items() if k in model_keys and k not in secrets}
+    secret_settings = sorted(k for k in raw if k in model_keys and k in secrets)
     try:
         config = parse(model_raw)
     except ConfigError as error:
-        raise ConfigError(problems + error.problems) from None
+        settings = [(key, _SECRET_SETTING) for key in secret_settings]
+        raise ConfigError(settings + error.problems) from None
+    problems: list[tuple[str, str]] = []
     referenced = set()
     for path, key in config.secret_keys():
         referenced.add(key)
-        if key not in present:
+        if key in model_keys:
+            message = f"{key!r} is a setting of this stack ({NAMESPACE}:{key}), not a secret: "
+            message += "give the secret a key of its own"
+            for i, host in enumerate(config.hosts):
+                if path == f"hosts[{i}].private-key-secret":
+                    message += f", e.g. '{host.name}-ssh-key'"
+            problems.append((path, message))
+        elif key not in present:
             if not require_secrets:
                 continue
             problems.append((path, f"config key {key!r} is not set (pulumi config set --secret {key})"))
         elif key not in secrets:
             problems.append((path, f"config key {key!r} must be set with --secret"))
+    problems = [(key, _SECRET_SETTING) for key in secret_settings if key not in referenced] + problems
     for key in sorted(present - model_keys - referenced):
         problems.append((key, "unknown key"))
     return config, problems
+
+
+_SECRET_SETTING = "holds a secret; keep secrets in their own keys and reference them by name"

@@ -11,11 +11,11 @@ from stacks.config_base import Label, Model, Port, SecretKey, Subdomain
 from stacks.config_platform import _REPO, Quantity
 
 _ENV_NAME = r"^[A-Za-z_][A-Za-z0-9_]*$"
-_REF = re.compile(r"^[A-Za-z0-9._/-]{1,255}$")
+_REF = re.compile(r"[A-Za-z0-9._/-]{1,255}")  # fullmatch
 
 
 def _ref(value: str) -> str:
-    if not _REF.match(value) or ".." in value or value.startswith("/"):
+    if not _REF.fullmatch(value) or ".." in value or value.startswith("/"):
         raise ValueError(f"{value!r} is not a git branch, tag or commit")
     return value
 
@@ -75,7 +75,9 @@ class AppConfig(Model):
         default_factory=dict, description="Files mounted into the container: path -> content."
     )
     resources: AppResources = Field(default_factory=AppResources)
-    health_path: str = Field(default="/", pattern=r"^/", description="HTTP path of the probes.")
+    health_path: str = Field(
+        default="/", pattern=r"^/[^\s\x00-\x1f\x7f]*$", description="HTTP path of the probes."
+    )
     run_as_root: bool = Field(
         default=False, description="Allow the image to run as root (the policy pack must allowlist it)."
     )

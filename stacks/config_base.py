@@ -5,6 +5,7 @@ Every section model derives from `Model`: kebab-case keys, unknown keys rejected
 
 from __future__ import annotations
 
+import ipaddress
 import re
 from typing import Annotated, Literal
 
@@ -13,17 +14,19 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 NAMESPACE = "homelab"
 
 _LABEL = r"[a-z0-9]([a-z0-9-]{0,61}[a-z0-9])?"
-_DOMAIN_RE = re.compile(rf"^{_LABEL}(\.{_LABEL})*$")
-_LABEL_RE = re.compile(rf"^{_LABEL}$")
+# Every pattern here is used with `fullmatch`: `re`'s `$` also matches before a final newline.
+_DOMAIN_RE = re.compile(rf"{_LABEL}(\.{_LABEL})*")
+_LABEL_RE = re.compile(_LABEL)
 _SSH_RE = re.compile(
-    r"^(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+))?$"
+    r"(?P<user>[a-z_][a-z0-9_.-]*)@(?P<host>[A-Za-z0-9.-]+|\[[0-9A-Fa-f:]+\])(?::(?P<port>\d+))?"
 )
 _IMAGE_RE = re.compile(
-    r"^(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:\d+(?=/))?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
-    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?$"
+    r"(?P<repo>[a-z0-9]+([._/-][a-z0-9]+)*(:\d+(?=/))?(/[a-z0-9]+([._-][a-z0-9]+)*)*)"
+    r"(:(?P<tag>[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}))?(@sha256:[a-f0-9]{64})?"
 )
-_DURATION_RE = re.compile(r"^([0-9]+(ms|s|m|h|d|w|y))+$")
-_SECRET_KEY_RE = re.compile(r"^[a-zA-Z][a-zA-Z0-9_-]*$")
+_SECRET_KEY_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_-]*")
+_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
+_ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 
 
 class ConfigError(Exception):
@@ -52,15 +55,23 @@ class Model(BaseModel):
 # ---- scalar types -------------------------------------------------------------------
 
 
-def _domain(value: str) -> str:
+def _dns_name(value: str) -> str:
     value = value.lower().rstrip(".")
-    if len(value) > 253 or not _DOMAIN_RE.match(value):
+    if len(value) > 253 or not _DOMAIN_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a valid DNS domain name")
     return value
 
 
+def _domain(value: str) -> str:
+    value = _dns_name(value)
+    # RFC 3696 section 2: a top-level domain is never all-numeric (and `123` reads as an IP).
+    if value.rsplit(".", 1)[-1].isdigit():
+        raise ValueError(f"{value!r} is not a valid DNS domain name (its last label is all digits)")
+    return value
+
+
 def _label(value: str) -> str:
-    if not _LABEL_RE.match(value):
+    if not _LABEL_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a DNS label (lowercase letters, digits and '-', 1-63 chars)")
     return value
 
@@ -70,17 +81,41 @@ def host_name(hostname: str, domain: str) -> str:
     return domain if hostname == "@" else f"{hostname}.{domain}"
 
 
+def hostname_problem(hostname: str, domain: str) -> str | None:
+    """Why `hostname` (a name under `domain`) is really the full name, with the fix; or None."""
+    if hostname == domain:
+        return f"{hostname!r} is the domain itself: write '@' for it"
+    if hostname.endswith("." + domain):
+        short = hostname.removesuffix("." + domain)
+        return f"{hostname!r} already ends with the domain {domain!r}: give the name under it: {short!r}"
+    return None
+
+
 def _subdomain(value: str) -> str:
     if value == "@":
         return value
     try:
-        return _domain(value)
+        return _dns_name(value)
     except ValueError:
         raise ValueError(f"{value!r} is not a host name ('@' means the root domain)") from None
 
 
+def _address(value: str) -> str:
+    """A host name or a bare IP address, as another machine dials it."""
+    try:
+        return str(ipaddress.ip_address(value))
+    except ValueError:
+        pass
+    try:
+        return _dns_name(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not a host name or IP address (no scheme, port or brackets)"
+        ) from None
+
+
 def _image(value: str) -> str:
-    match = _IMAGE_RE.match(value)
+    match = _IMAGE_RE.fullmatch(value)
     if not match:
         raise ValueError(f"{value!r} is not an image reference")
     if "@sha256:" not in value and match.group("tag") in (None, "latest"):
@@ -90,24 +125,93 @@ def _image(value: str) -> str:
     return value
 
 
+# Duration units in nanoseconds, largest first.
+_UNITS_NS = {
+    "y": 365 * 24 * 3600 * 10**9,
+    "w": 7 * 24 * 3600 * 10**9,
+    "d": 24 * 3600 * 10**9,
+    "h": 3600 * 10**9,
+    "m": 60 * 10**9,
+    "s": 10**9,
+    "ms": 10**6,
+}
+_DURATION_PART = re.compile(r"([0-9]+)(ms|[ywdhms])")
+_MAX_NS = 2**63 - 1  # Go's time.Duration
+
+
+def _parse_duration(value: str, units: tuple[str, ...], example: str) -> int:
+    """Nanoseconds of `value`, the way prometheus/common's model.ParseDuration (v0.65.0,
+    Prometheus 3.5) reads it: units from the largest to the smallest, each once, at most
+    2^63-1 ns ("duration out of range"). Only `units` are allowed."""
+    parts = list(_DURATION_PART.finditer(value))
+    if not parts or "".join(p.group(0) for p in parts) != value:
+        raise ValueError(f"{value!r} is not a duration like {example}")
+    order = list(_UNITS_NS)
+    total, last = 0, -1
+    for part in parts:
+        number, unit = int(part.group(1)), part.group(2)
+        if unit not in units:
+            raise ValueError(f"{value!r}: unit {unit!r} is not one of {', '.join(units)}")
+        if order.index(unit) <= last:
+            raise ValueError(f"{value!r}: give the units once each, from the largest unit to the smallest")
+        last = order.index(unit)
+        total += number * _UNITS_NS[unit]
+        if total > _MAX_NS:
+            raise ValueError(f"{value!r} is out of range (at most about 292 years)")
+    if total == 0:
+        raise ValueError(f"{value!r} must be longer than 0")
+    return total
+
+
 def _duration(value: str) -> str:
-    if not _DURATION_RE.match(value):
-        raise ValueError(f"{value!r} is not a duration like '15s', '5m' or '30d'")
+    _parse_duration(value, tuple(_UNITS_NS), "'15s', '5m' or '30d'")
+    return value
+
+
+def _docker_duration(value: str) -> str:
+    # Docker health checks: the provider parses them with Go's time.ParseDuration
+    # (kreuzwerker/terraform-provider-docker internal/provider/validators.go), which
+    # knows no d, w or y; Docker refuses a non-zero value under 1ms (moby MinimumDuration).
+    _parse_duration(value, ("h", "m", "s", "ms"), "'30s', '1m30s' or '500ms'")
     return value
 
 
 def _secret_key(value: str) -> str:
-    if not _SECRET_KEY_RE.match(value):
+    if not _SECRET_KEY_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a config key name")
     return value
 
 
 def _cron6(value: str) -> str:
-    fields = value.split()
-    if len(fields) != 6:
+    fields = value.split(" ")
+    if len(fields) != 6 or not all(f and not _CONTROL_RE.search(f) and f.strip() == f for f in fields):
         raise ValueError(
             f"{value!r} must have 6 fields (seconds minutes hours day month weekday), e.g. '0 0 4 * * *'"
         )
+    return value
+
+
+def _text(value: str) -> str:
+    if _CONTROL_RE.search(value):
+        raise ValueError(f"{value!r} contains a control character (a newline or a tab)")
+    return value
+
+
+def _absolute_path(value: str) -> str:
+    if not value.startswith("/") or _CONTROL_RE.search(value) or " " in value:
+        raise ValueError(f"{value!r} must be an absolute path (no spaces or control characters)")
+    return value
+
+
+def _url_path(value: str) -> str:
+    if not value.startswith("/") or _CONTROL_RE.search(value) or " " in value:
+        raise ValueError(f"{value!r} must be a URL path starting with '/' (no spaces)")
+    return value
+
+
+def _env_name(value: str) -> str:
+    if not _ENV_NAME_RE.fullmatch(value):
+        raise ValueError(f"{value!r} is not an environment variable name (letters, digits, '_')")
     return value
 
 
@@ -116,6 +220,12 @@ Label = Annotated[str, AfterValidator(_label)]
 Subdomain = Annotated[str, AfterValidator(_subdomain)]
 Image = Annotated[str, AfterValidator(_image)]
 Duration = Annotated[str, AfterValidator(_duration)]
+DockerDuration = Annotated[str, AfterValidator(_docker_duration)]
+Address = Annotated[str, AfterValidator(_address)]
+Text = Annotated[str, AfterValidator(_text)]
+AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
+UrlPath = Annotated[str, AfterValidator(_url_path)]
+EnvName = Annotated[str, AfterValidator(_env_name)]
 SecretKey = Annotated[str, AfterValidator(_secret_key)]
 Port = Annotated[int, Field(ge=1, le=65535)]
 MemoryMb = Annotated[int, Field(ge=16, le=1_048_576)]

@@ -11,9 +11,14 @@ from typing import Annotated, Literal
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
 from stacks.config_base import (
+    _CONTROL_RE,
     _SSH_RE,
+    AbsolutePath,
+    Address,
+    DockerDuration,
     Domain,
     Duration,
+    EnvName,
     Image,
     Label,
     MemoryMb,
@@ -22,6 +27,8 @@ from stacks.config_base import (
     Restart,
     SecretKey,
     Subdomain,
+    Text,
+    UrlPath,
     _cron6,
 )
 
@@ -38,13 +45,13 @@ class HostConfig(Model):
         description="Config key holding the SSH private key (set with --secret); "
         "without it the SSH agent is used.",
     )
-    root: str = Field(
+    root: AbsolutePath = Field(
         default="/opt/homelab", description="Root directory with config/, data/, data/secrets/."
     )
     install_docker: bool = Field(
         default=True, description="Install Docker from the distribution's packages if missing."
     )
-    scrape_address: str | None = Field(
+    scrape_address: Address | None = Field(
         default=None,
         description="Address other hosts' Prometheus uses to reach this host's exporters "
         "(defaults to the SSH host name).",
@@ -55,7 +62,7 @@ class HostConfig(Model):
     def _address(cls, value: str) -> str:
         if value == "local":
             return value
-        match = _SSH_RE.match(value)
+        match = _SSH_RE.fullmatch(value)
         if not match:
             raise ValueError(f"{value!r} must be 'local' or 'user@host[:port]'")
         port = match.group("port")
@@ -67,8 +74,6 @@ class HostConfig(Model):
     def _check(self) -> HostConfig:
         if self.is_local and self.private_key_secret:
             raise ValueError("private-key-secret is only for SSH hosts")
-        if not self.root.startswith("/"):
-            raise ValueError(f"root {self.root!r} must be an absolute path")
         return self
 
     @property
@@ -77,7 +82,7 @@ class HostConfig(Model):
 
     @property
     def ssh(self) -> tuple[str, str, int] | None:
-        match = _SSH_RE.match(self.address)
+        match = _SSH_RE.fullmatch(self.address)
         if match is None:
             return None
         return match.group("user"), match.group("host").strip("[]"), int(match.group("port") or 22)
@@ -134,6 +139,17 @@ class ProxyConfig(Model):
     )
     memory_mb: MemoryMb | None = Field(default=256, description="Memory limit (MB).")
     restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
+
+    def problems(self) -> list[tuple[str, str]]:
+        """The proxy's own ports are three different ports."""
+        problems = []
+        claimed: dict[int, str] = {}
+        for key in ("http_port", "https_port", "stats_port"):
+            port, path = getattr(self, key), f"proxy.{key.replace('_', '-')}"
+            if port in claimed:
+                problems.append((path, f"port {port} is also {claimed[port]}: give each its own port"))
+            claimed.setdefault(port, path)
+        return problems
 
 
 class PortainerConfig(RoutedServiceConfig):
@@ -214,7 +230,7 @@ class CustomRoute(Model):
 
 class CustomMetrics(Model):
     port: Port
-    path: str = "/metrics"
+    path: UrlPath = "/metrics"
     host_port: Port | None = Field(
         default=None, description="Published port, for a Prometheus on another host."
     )
@@ -222,7 +238,7 @@ class CustomMetrics(Model):
 
 class CustomVolume(Model):
     name: Label
-    path: str
+    path: AbsolutePath
     stateful: bool = True
 
 
@@ -234,8 +250,8 @@ class CustomSecret(Model):
 
 class CustomHealthCheck(Model):
     test: list[str] = Field(min_length=1)
-    interval: Duration = "30s"
-    timeout: Duration = "5s"
+    interval: DockerDuration = "30s"
+    timeout: DockerDuration = "5s"
     retries: Annotated[int, Field(ge=1, le=100)] = 3
 
 
@@ -249,13 +265,13 @@ class CustomService(Model):
     routes: list[CustomRoute] = Field(default_factory=list)
     metrics: list[CustomMetrics] = Field(default_factory=list)
     volumes: list[CustomVolume] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
+    env: dict[EnvName, str] = Field(default_factory=dict)
     secrets: list[CustomSecret] = Field(default_factory=list)
     command: list[str] = Field(default_factory=list)
     health_check: CustomHealthCheck | None = None
     memory_mb: MemoryMb | None = None
     restart: Restart = "unless-stopped"
-    title: str | None = None
+    title: Text | None = None
 
 
 # ---- cross-cutting sections ---------------------------------------------------------
@@ -266,7 +282,7 @@ class TlsConfig(Model):
     self_signed: bool = Field(
         default=True, description="Generate a CA and a certificate per routed host name."
     )
-    ca_common_name: str = Field(default="Homelab CA", description="Common name of the generated CA.")
+    ca_common_name: Text = Field(default="Homelab CA", description="Common name of the generated CA.")
     validity_days: Annotated[int, Field(ge=1, le=3650)] = Field(
         default=825, description="Validity of generated certificates."
     )
@@ -299,6 +315,8 @@ class BackupConfig(Model):
     def _target(cls, value: str | None) -> str | None:
         if value is not None and not (value.startswith("/") or value.startswith("s3://")):
             raise ValueError(f"{value!r} must be an absolute path or an s3:// URL")
+        if value is not None and (_CONTROL_RE.search(value) or " " in value):
+            raise ValueError(f"{value!r} must not contain spaces or control characters")
         return value
 
     def problems(self) -> list[tuple[str, str]]:
@@ -329,3 +347,9 @@ class DataConfig(Model):
 
     protect: bool = Field(default=False, description="Refuse to delete volumes at all.")
     delete_on_destroy: bool = Field(default=False, description="Opt in to deleting volumes with the stack.")
+
+    def problems(self) -> list[tuple[str, str]]:
+        if self.protect and self.delete_on_destroy:
+            message = "contradicts data.protect (protected volumes cannot be deleted): turn one of them off"
+            return [("data.delete-on-destroy", message)]
+        return []

@@ -9,24 +9,25 @@ from __future__ import annotations
 
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from stacks.config_base import Domain, Label, Model, SecretKey, Subdomain
+from stacks.config_base import _CONTROL_RE, _DOMAIN_RE, Domain, Label, Model, SecretKey, Subdomain
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "developer", "viewer")
 
 _GITHUB_LOGIN = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,37}[A-Za-z0-9])?$"
 _REPO = r"^[A-Za-z0-9](?:[A-Za-z0-9-]{0,38})/[A-Za-z0-9._-]{1,100}$"
-_QUANTITY = re.compile(r"^[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P|E|Ei)?$")
+_QUANTITY = re.compile(r"[0-9]+(\.[0-9]+)?(m|k|Ki|Mi|Gi|Ti|Pi|M|G|T|P|E|Ei)?")  # fullmatch
 _K8S_VERSION = r"^1\.[0-9]{2}$"
 
 GitHubLogin = Annotated[str, Field(pattern=_GITHUB_LOGIN)]
 
 
 def _quantity(value: str) -> str:
-    if not _QUANTITY.match(value):
+    if not _QUANTITY.fullmatch(value):
         raise ValueError(f"{value!r} is not a Kubernetes quantity like '500m', '4' or '8Gi'")
     return value
 
@@ -88,6 +89,23 @@ class CertManagerConfig(ComponentConfig):
     acme_server: str = Field(
         default="https://acme-v02.api.letsencrypt.org/directory", description="ACME directory URL."
     )
+
+    @field_validator("acme_email")
+    @classmethod
+    def _email(cls, value: str | None) -> str | None:
+        local, _, domain = (value or "").rpartition("@")
+        bad_local = not local or _CONTROL_RE.search(local) or " " in local
+        if value is not None and (bad_local or not _DOMAIN_RE.fullmatch(domain) or "." not in domain):
+            raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
+        return value
+
+    @field_validator("acme_server")
+    @classmethod
+    def _server(cls, value: str) -> str:
+        url = urlsplit(value)
+        if url.scheme != "https" or not url.hostname or _CONTROL_RE.search(value) or " " in value:
+            raise ValueError(f"{value!r} is not an https:// URL of an ACME directory")
+        return value
 
     @model_validator(mode="after")
     def _acme(self) -> CertManagerConfig:

@@ -13,6 +13,13 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from components.docker.host import image_resource_name
+from components.docker.service import (
+    container_resource_name,
+    secret_resource_name,
+    volume_name,
+    volume_resource_name,
+)
 from components.docker.spec import (
     Basics,
     ContainerSpec,
@@ -142,6 +149,11 @@ def _publish_remote_metrics(spec: ServiceSpec, prometheus_host: str | None) -> S
     return dataclasses.replace(spec, containers=tuple(containers))
 
 
+def _dial(address: str | None) -> str | None:
+    """An address as it goes before `:port` in a scrape target: IPv6 in brackets."""
+    return f"[{address}]" if address is not None and ":" in address else address
+
+
 def build_plan(config: StackConfig) -> Plan:
     plan = Plan(config)
     s = config.services
@@ -233,14 +245,17 @@ def build_plan(config: StackConfig) -> Plan:
     # Remote exporters publish their ports; then Prometheus gets every endpoint.
     plan.services = [_publish_remote_metrics(spec, plan.prometheus_host) for spec in plan.services]
     if plan.prometheus_host is not None:
-        addresses = {h.name: h.reachable_address for h in config.hosts}
+        addresses = {h.name: _dial(h.reachable_address) for h in config.hosts}
         scrape_from = [x for x in plan.services if x.name != "prometheus"]
         try:
             targets = monitoring.scrape_targets(scrape_from, plan.prometheus_host, addresses)
         except ValueError:
             targets = []  # reported with its key path by plan_problems
         targets.append(monitoring.prometheus_self(plan.prometheus_host))
-        final = prometheus_spec(tuple(targets))
+        try:
+            final = prometheus_spec(tuple(targets))
+        except ValueError:  # one job name, two metrics paths: reported by plan_problems
+            final = prometheus_spec((monitoring.prometheus_self(plan.prometheus_host),))
         plan.services = [final if x.name == "prometheus" else x for x in plan.services]
 
     # One backup run per host with stateful volumes.
@@ -274,9 +289,12 @@ def _unknown_hosts(config: StackConfig) -> Problems:
             continue
         if getattr(svc, "host", None) and svc.host not in names:
             problems.append(unknown(f"{path}.host", svc.host))
-        for i, h in enumerate(getattr(svc, "hosts", None) or []):
+        listed = getattr(svc, "hosts", None) or []
+        for i, h in enumerate(listed):
             if h not in names:
                 problems.append(unknown(f"{path}.hosts[{i}]", h))
+            elif h in listed[:i]:
+                problems.append((f"{path}.hosts[{i}]", f"host {h!r} is listed twice"))
     for i, custom in enumerate(config.custom_services):
         if custom.enabled and custom.host and custom.host not in names:
             problems.append(unknown(f"custom-services[{i}].host", custom.host))
@@ -352,15 +370,117 @@ def _scrape_addresses(plan: Plan) -> Problems:
 
 
 def _certificates(plan: Plan) -> Problems:
-    """With self-signed off, every routed host name needs the user's own certificate."""
+    """With self-signed off, every routed host name needs the user's own certificate; and
+    every certificate given is for a host name a service routes."""
     tls = plan.config.tls
-    if not tls.enabled or tls.self_signed:
-        return []
-    return [
+    if not tls.enabled:
+        return [
+            (f"tls.certificates.{fqdn}", "tls.enabled is off: this certificate would not be used")
+            for fqdn in tls.certificates
+        ]
+    routed = plan.tls_hosts()
+    problems = [
+        (f"tls.certificates.{fqdn}", f"no service routes {fqdn!r} (routed: {', '.join(routed) or 'none'})")
+        for fqdn in tls.certificates
+        if fqdn not in routed
+    ]
+    if tls.self_signed:
+        return problems
+    return problems + [
         ("tls.certificates", f"no certificate for {fqdn!r} and tls.self-signed is off")
-        for fqdn in plan.tls_hosts()
+        for fqdn in routed
         if fqdn not in tls.certificates
     ]
+
+
+def _custom(plan: Plan, spec: ServiceSpec) -> CustomService | None:
+    """The custom service a spec was declared by, or None for a built-in."""
+    origin = plan.origins[spec.name]
+    if not origin.startswith("custom-services["):
+        return None
+    return plan.config.custom_services[int(origin.removeprefix("custom-services[").split("]")[0])]
+
+
+def _builtins_first(plan: Plan, specs: list[ServiceSpec]) -> list[ServiceSpec]:
+    """Built-ins claim names first: a clash is reported where the user can rename."""
+    return sorted(specs, key=lambda spec: _custom(plan, spec) is not None)
+
+
+def _item_path(plan: Plan, spec: ServiceSpec, field: str, name: str) -> str:
+    """The key path of a custom service's volume/secret named `name`, else the service's."""
+    custom, origin = _custom(plan, spec), plan.origins[spec.name]
+    if custom is None:
+        return origin
+    items = [item.name for item in getattr(custom, field)]
+    return f"{origin}.{field}[{items.index(name)}].name" if name in items else origin
+
+
+def _metrics_jobs(plan: Plan) -> Problems:
+    """A Prometheus job belongs to one declaration (an agent's job to all its hosts)."""
+    problems = []
+    owners: dict[str, tuple[str, str]] = {}  # job -> (origin, key path)
+    for spec in _builtins_first(plan, plan.services):
+        origin = plan.origins[spec.name]
+        for j, m in enumerate(spec.metrics):
+            path = f"{origin}.metrics[{j}]" if _custom(plan, spec) is not None else origin
+            owner, owner_path = owners.setdefault(m.job, (origin, path))
+            if owner != origin:
+                problems.append((path, f"metrics job {m.job!r} is also {owner_path}'s: rename one service"))
+    return problems
+
+
+def _names(plan: Plan, host: str) -> Problems:
+    """Docker volume names on a host, and Pulumi names, are one per thing.
+
+    Names are joined with '-' (Pulumi) or '_' (Docker volumes), which names also contain, so
+    two declarations can spell one name. The names are kept as they are (a new Docker volume
+    name would leave the data behind in the old volume) and such configs are rejected."""
+    prefix, problems = plan.config.name, []
+    volumes: dict[str, str] = {}
+    for spec in _builtins_first(plan, plan.on_host(host)):
+        for c in spec.containers:
+            for v in c.volumes:
+                path, docker_name = _item_path(plan, spec, "volumes", v.name), volume_name(prefix, spec, v)
+                owner = volumes.setdefault(docker_name, path)
+                if owner != path:
+                    message = (
+                        f"Docker volume {docker_name!r} on host {host!r} is also {owner}'s: "
+                        "two services would share its data; rename one"
+                    )
+                    problems.append((path, message))
+    return problems
+
+
+def _resource_names(plan: Plan) -> Problems:
+    """Two resources of one type and parent type never get one Pulumi name (one URN)."""
+    problems = []
+    seen: dict[tuple[str, str, str], str] = {}
+
+    def claim(key: tuple[str, str, str], path: str, what: str) -> None:
+        owner = seen.setdefault(key, path)
+        if owner != path:
+            problems.append((path, f"{what} would get the Pulumi name {key[2]!r} of {owner}: rename one"))
+
+    images: dict[tuple[str, str], tuple[str, str]] = {}  # (host, name) -> (image, key path)
+    for spec in _builtins_first(plan, plan.services):
+        origin = plan.origins[spec.name]
+        for c in spec.containers:  # one image is pulled once per host: only other images clash
+            name = image_resource_name(spec.host, c.image)
+            image, owner = images.setdefault((spec.host, name), (c.image, f"{origin}.image"))
+            if image != c.image:
+                message = f"image {c.image!r} would get the Pulumi name {name!r} of {image!r} ({owner})"
+                problems.append((f"{origin}.image", message))
+        for secret in spec.secrets:
+            path = _item_path(plan, spec, "secrets", secret.name)
+            claim((spec.kind, "secret", secret_resource_name(spec.name, secret.name)), path, "the secret")
+        for c in spec.containers:
+            for v in c.volumes:
+                path = _item_path(plan, spec, "volumes", v.name)
+                claim((spec.kind, "volume", volume_resource_name(spec.name, v.name)), path, "the volume")
+            claim(
+                (spec.kind, "container", container_resource_name(spec.name, c.name)), origin, "its container"
+            )
+    return problems
 
 
 def plan_problems(config: StackConfig) -> Problems:
@@ -375,7 +495,12 @@ def plan_problems(config: StackConfig) -> Problems:
             message = f"Grafana must run beside Prometheus (host {prometheus_host!r})"
             problems.append(("services.grafana.host", message))
     plan = build_plan(config)
-    problems += _host_name_claims(plan)
+    problems += _host_name_claims(plan) + _metrics_jobs(plan)
     for host in config.hosts:
-        problems += _port_claims(plan, host.name) + _container_names(plan, host.name)
-    return problems + _scrape_addresses(plan) + _certificates(plan)
+        problems += (
+            _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)
+        )
+    problems += _scrape_addresses(plan) + _certificates(plan)
+    # A clash of Docker names is also one of Pulumi names: one problem per key path.
+    named = {path for path, _ in problems}
+    return problems + [p for p in _resource_names(plan) if p[0] not in named]

@@ -20,7 +20,6 @@ from pathlib import Path
 from typing import Any
 
 import pulumi
-import yaml
 from pulumi.runtime import mocks as pulumi_mocks
 from pulumi.runtime import rpc
 
@@ -274,10 +273,12 @@ def drain() -> None:
 
 
 def load_stack_file(path: Path) -> dict[str, Any]:
-    """The `homelab:` keys of a `Pulumi.<stack>.yaml` file, without the namespace."""
-    document = yaml.safe_load(path.read_text()) or {}
+    """The `homelab:` keys of a `Pulumi.<stack>.yaml` file, without the namespace, read as
+    strictly as the tool reads it (a key written twice is an error)."""
+    from automation.validate import read_config_section
+
     out = {}
-    for key, value in (document.get("config") or {}).items():
+    for key, value in read_config_section(path).items():
         namespace, _, name = key.partition(":")
         assert namespace == "homelab", f"{path}: unexpected namespace in {key}"
         out[name] = value

@@ -87,6 +87,12 @@ def write_private_key(key_dir: str, name: str, pem: str) -> str:
     return str(path)
 
 
+def image_resource_name(host: str, ref: str) -> str:
+    """The Pulumi name of image `ref` pulled on `host` (the config checks reject collisions)."""
+    safe = ref.replace("/", "-").replace(":", "-").replace("@", "-")
+    return f"{host}-image-{safe}"
+
+
 class DockerHost(pulumi.ComponentResource):
     """A host ready to run containers: bootstrap command, Docker provider, stack network."""
 
@@ -152,9 +158,8 @@ class DockerHost(pulumi.ComponentResource):
     def image(self, ref: str) -> docker.RemoteImage:
         """The pulled image `ref` on this host, created once and shared."""
         if ref not in self._images:
-            safe = ref.replace("/", "-").replace(":", "-").replace("@", "-")
             self._images[ref] = docker.RemoteImage(
-                f"{self.args.name}-image-{safe}",
+                image_resource_name(self.args.name, ref),
                 name=ref,
                 keep_locally=True,
                 opts=self.opts(),

@@ -65,6 +65,20 @@ def volume_name(prefix: str, spec: ServiceSpec, volume: Volume) -> str:
     return name.replace("-", "_")
 
 
+def secret_resource_name(service: str, secret: str) -> str:
+    """Pulumi names of a service's children. They are joined with '-', which names may
+    contain too: the config checks (stacks/plan.py) reject the configs where two collide."""
+    return f"{service}-{secret}"
+
+
+def volume_resource_name(service: str, volume: str) -> str:
+    return f"{service}-{volume}"
+
+
+def container_resource_name(service: str, container: str) -> str:
+    return f"{service}-{container}" if container != service else service
+
+
 class Service(pulumi.ComponentResource):
     """A service of the homelab: its secrets, volumes and containers on one host."""
 
@@ -87,7 +101,7 @@ class Service(pulumi.ComponentResource):
         self.secrets = {}
         for secret in spec.secrets:
             password = random.RandomPassword(
-                f"{name}-{secret.name}",
+                secret_resource_name(name, secret.name),
                 length=secret.length,
                 special=False,
                 opts=pulumi.ResourceOptions(parent=self),
@@ -99,7 +113,7 @@ class Service(pulumi.ComponentResource):
         for container in spec.containers:
             for volume in container.volumes:
                 self.volumes[volume.name] = docker.Volume(
-                    f"{name}-{volume.name}",
+                    volume_resource_name(name, volume.name),
                     name=volume_name(args.prefix, spec, volume),
                     labels=_labels(
                         {**args.labels, **volume_labels(volume, args.data_safety)},
@@ -193,7 +207,7 @@ class Service(pulumi.ComponentResource):
             )
 
         return docker.Container(
-            f"{name}-{c.name}" if c.name != name else name,
+            container_resource_name(name, c.name),
             name=f"{args.prefix}-{c.name}",
             hostname=c.name,
             image=host.image(c.image).image_id,
