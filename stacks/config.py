@@ -27,6 +27,7 @@ from stacks.config_base import (
     Model,
     _kebab,
     host_name,
+    join_key,
 )
 from stacks.config_homelab import (
     BackupConfig,
@@ -151,7 +152,7 @@ def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
             if isinstance(part, int):
                 path += f"[{part}]"
             else:
-                path += ("." if path else "") + str(part)
+                path = join_key(path, str(part))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
             message = "unknown key"
@@ -244,7 +245,7 @@ def read_pulumi_config(
             problems.append((path, f"config key {key!r} must be set with --secret"))
     problems = [(key, _SECRET_SETTING) for key in secret_settings if key not in referenced] + problems
     for key in sorted(present - model_keys - referenced):
-        problems.append((key, "unknown key"))
+        problems.append((join_key("", key), "unknown key"))
     return config, problems
 
 

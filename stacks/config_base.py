@@ -6,6 +6,7 @@ Every section model derives from `Model`: kebab-case keys, unknown keys rejected
 from __future__ import annotations
 
 import ipaddress
+import json
 import re
 from typing import Annotated, Literal
 
@@ -27,6 +28,17 @@ _IMAGE_RE = re.compile(
 _SECRET_KEY_RE = re.compile(r"[a-zA-Z][a-zA-Z0-9_-]*")
 _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 _ENV_NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+_PLAIN_KEY_RE = re.compile(r"[A-Za-z0-9_.@/:-]+")
+
+
+def join_key(path: str, key: str) -> str:
+    """`path.key`, or `path["key"]` when the key has spaces, quotes or control characters,
+    so a problem stays one line with a path that says where."""
+    if _PLAIN_KEY_RE.fullmatch(key):
+        return f"{path}.{key}" if path else key
+    return f"{path}[{json.dumps(key)}]"
 
 
 class ConfigError(Exception):

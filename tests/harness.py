@@ -95,6 +95,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
         self.outputs: dict[str, Any] = {}
         self.secret_outputs: set[str] = set()
         self._options: dict[tuple[str, str], dict[str, Any]] = {}
+        self.urns: list[str] = []  # every registration's URN, in order (duplicates kept)
 
     def new_resource(self, args: pulumi.runtime.MockResourceArgs) -> tuple[str, dict[str, Any]]:
         secret_paths: set[str] = set()
@@ -181,6 +182,7 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
 
     def RegisterResource(self, request):  # type: ignore[no-untyped-def]  # noqa: N802
         urn = self.make_urn(request.parent, request.type, request.name)
+        self.recording.urns.append(urn)
         self.recording._options[(request.type, request.name)] = {
             "urn": urn,
             "parent": request.parent,
