@@ -1,26 +1,31 @@
 """`python -m automation`: every operation of the project as a command, and as a function.
 
+    init --stack S [--from examples/F]     create a stack: local state, passphrase, its secrets
+    config set [--secret] KEY [VALUE]      set one value (--secret: encrypted)
     validate [--stack S | --file F] [--json]  config check and resolved plan, offline
     preview | up | refresh [--stack S]     through the Automation API, live progress
-    destroy [--stack S] [--yes]            asks first; retained volumes stay
+    destroy [--stack S] [--yes]            asks first; says what happens to the volumes
     outputs [--stack S] [--show-secrets]
     release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
     setup bundle.tar.gz [--stack S]        verify, then load it onto the stack's hosts
     backup --host H | restore --host H [--dry-run]
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
+Errors go to stderr; with --json, stdout also gets one JSON object {"error": {...}}.
 """
 
 from __future__ import annotations
 
 import argparse
 import json
+import os
 import sys
 import time
 from pathlib import Path
 from typing import Any, TextIO
 
 from automation import validate as offline
+from automation.lifecycle import LifecycleError, current_config, refuse_secrets_in_plain_text
 from automation.progress import Progress
 from automation.workspace import (
     PROJECT_DIR,
@@ -29,7 +34,7 @@ from automation.workspace import (
     open_stack,
     passphrase_from_env_or_prompt,
 )
-from stacks.config import ConfigError
+from stacks.config import ConfigError, StackConfig
 
 OPERATIONS = ("preview", "up", "destroy", "refresh", "outputs")
 
@@ -44,6 +49,27 @@ def validate(
     return offline.describe(offline.load(project_dir, stack, file, require_secrets))
 
 
+def volumes_on_destroy(config: StackConfig, done: bool = False) -> str:
+    """What `destroy` does (or did) to the stateful volumes, as the data settings say."""
+    if config.data.protect:
+        if done:
+            return "Stateful volumes were kept with their data: they are protected (data.protect is on)."
+        return (
+            "Stateful volumes are protected (data.protect is on): they stay with their data, "
+            "with what they need (their host's Docker provider); everything else is destroyed."
+        )
+    if config.data.delete_on_destroy:
+        if done:
+            return "Stateful volumes were deleted with their data (data.delete-on-destroy is on)."
+        return "Stateful volumes will be DELETED with their data (data.delete-on-destroy is on)."
+    if done:
+        return (
+            "Stateful volumes were retained with their data (data.delete-on-destroy is off): "
+            "remove them by hand if unwanted."
+        )
+    return "Stateful volumes are kept with their data (data.delete-on-destroy is off)."
+
+
 def run_operation(
     operation: str,
     options: StackOptions,
@@ -52,18 +78,31 @@ def run_operation(
     yes: bool = False,
     show_secrets: bool = False,
     interactive: bool = False,
+    err: TextIO | None = None,
 ) -> int:
     """Run one Pulumi operation on a stack; returns the exit code."""
-    config = offline.load(options.project_dir, options.stack)  # fail fast, offline
+    err = err if err is not None else sys.stderr
+    if options.config:  # plain text in the stack file: never a secret
+        current = current_config(options.project_dir, options.stack)
+        refuse_secrets_in_plain_text(list(options.config), options.stack, current)
+    # `--config` values are validated as they will be: in place, before anything runs.
+    config = offline.load(options.project_dir, options.stack, overrides=options.config)
+    if options.config:
+        err.write(
+            f"note: --config writes plain text into Pulumi.{options.stack}.yaml: "
+            f"{', '.join(sorted(options.config))}\n"
+        )
     if operation == "destroy" and not yes:
         if not interactive:
-            out.write("destroy needs --yes when not run from a terminal\n")
+            err.write("destroy needs --yes when not run from a terminal\n")
+            if json_lines:
+                out.write(error_object("refused", "destroy needs --yes when not run from a terminal"))
             return 1
         answer = input(
-            f"Destroy every resource of stack {options.stack!r}? Stateful volumes are kept. [y/N] "
+            f"Destroy every resource of stack {options.stack!r}? {volumes_on_destroy(config)} [y/N] "
         )
         if answer.strip().lower() not in ("y", "yes"):
-            out.write("nothing destroyed\n")
+            err.write("nothing destroyed\n")
             return 1
     stack = open_stack(options, passphrase_from_env_or_prompt(interactive))
     if operation == "outputs":
@@ -83,28 +122,31 @@ def run_operation(
 
         trace = DeploymentTrace(operation, options.stack, config.deployment_traces.service_name)
     ok = True
+    extra: dict[str, Any] = {}
+    if operation == "destroy" and config.data.protect:
+        extra["exclude_protected"] = True  # keep the protected volumes, destroy the rest
     try:
-        getattr(stack, operation)(on_event=progress)
+        getattr(stack, operation)(on_event=progress, **extra)
     except auto_errors.CommandError as error:
         ok = False
-        out.write(
-            f"{operation} failed: {str(error).strip().splitlines()[-1] if str(error).strip() else error}\n"
+        message = (
+            f"{operation} failed: {str(error).strip().splitlines()[-1] if str(error).strip() else error}"
         )
+        err.write(message + "\n")
+        if json_lines:
+            out.write(error_object("operation", message))
     finally:
         if not json_lines:
             out.write(progress.render_summary())
         if operation == "destroy" and ok:
-            out.write(
-                "Stateful volumes were retained (data.delete-on-destroy is off): "
-                "remove them by hand if unwanted.\n"
-            )
+            out.write(volumes_on_destroy(config, done=True) + "\n")
         if trace is not None and endpoint:
             from automation.traces import export
 
             try:
                 export(endpoint, trace.payload(progress, time.time(), ok))
             except OSError as error:
-                out.write(f"could not send the deployment trace to {endpoint}: {error}\n")
+                err.write(f"could not send the deployment trace to {endpoint}: {error}\n")
     return 0 if ok and not progress.failures else 1
 
 
@@ -162,8 +204,25 @@ def _parser() -> argparse.ArgumentParser:
         p.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml); default dev")
         return p
 
+    p = sub.add_parser("init", help="create a stack: local state, passphrase secrets, its secrets asked")
+    p.add_argument("--stack", required=True, help="name of the new stack (Pulumi.<stack>.yaml)")
+    p.add_argument(
+        "--from",
+        dest="source",
+        type=Path,
+        metavar="FILE",
+        help="copy this stack file first (e.g. examples/single-host.yaml); default: the existing one",
+    )
+    p = sub.add_parser("config", help="set one config value of a stack")
+    config_sub = p.add_subparsers(dest="config_command", required=True)
+    p = with_stack(config_sub.add_parser("set", help="set KEY (plain text, or encrypted with --secret)"))
+    p.add_argument("key", metavar="KEY", help="config key, e.g. domain or server-ssh-key (homelab: implied)")
+    p.add_argument(
+        "value", metavar="VALUE", nargs="?", help="the value; without it, read from stdin or asked for"
+    )
+    p.add_argument("--secret", action="store_true", help="encrypt it with the stack's passphrase")
     p = with_stack(sub.add_parser("validate", help="check the config offline, print the plan"))
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="the plan (or the error) as one JSON object")
     p.add_argument("--file", type=Path, help="validate this stack file instead (e.g. examples/apps.yaml)")
     p.add_argument(
         "--allow-missing-secrets", action="store_true", help="a template: named secrets need not be set yet"
@@ -178,36 +237,91 @@ def _parser() -> argparse.ArgumentParser:
             default=[],
             type=_key_value,
             metavar="KEY=VALUE",
-            help="set a homelab: config value",
+            help="set a homelab: config value first (written as plain text to the stack file; "
+            "secrets are refused: use `config set --secret`)",
         )
         p.add_argument("--yes", action="store_true", help="do not ask (destroy asks otherwise)")
         if operation == "outputs":
-            p.add_argument("--show-secrets", action="store_true")
+            p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
     p = with_stack(sub.add_parser("release", help="build an offline bundle"))
-    p.add_argument("--out", required=True, type=Path)
+    p.add_argument("--out", required=True, type=Path, help="the bundle file to write (.tar.gz)")
     p.add_argument("--all", action="store_true", help="every image, not just the enabled services'")
-    p.add_argument("--no-wheels", action="store_true")
+    p.add_argument("--no-wheels", action="store_true", help="leave the Python wheels out")
     p = with_stack(sub.add_parser("setup", help="verify a bundle and load it onto the stack's hosts"))
-    p.add_argument("bundle", type=Path)
-    p.add_argument("--no-wheels", action="store_true")
+    p.add_argument("bundle", type=Path, help="the bundle made by `release`")
+    p.add_argument("--no-wheels", action="store_true", help="do not install the bundled wheels")
     for name in ("backup", "restore"):
         p = with_stack(sub.add_parser(name, help=f"{name} one host's volumes with Volumerize"))
-        p.add_argument("--host", required=True)
+        p.add_argument("--host", required=True, help="the host (hosts[].name) whose volumes to use")
         if name == "restore":
-            p.add_argument("--dry-run", action="store_true")
+            p.add_argument("--dry-run", action="store_true", help="show what would be restored")
     return parser
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
+def error_object(kind: str, message: str, problems: list[tuple[str, str]] | None = None) -> str:
+    """One JSON object for an error, as `--json` prints it on stdout."""
+    body: dict[str, Any] = {"kind": kind, "message": message}
+    if problems:
+        body["problems"] = [{"path": path, "message": text} for path, text in problems]
+    return json.dumps({"error": body}) + "\n"
+
+
+def _ask_secret(prompt: str) -> str:
+    import getpass
+
+    return getpass.getpass(prompt)
+
+
+def _new_passphrase(interactive: bool) -> str | None:
+    """The passphrase of a new stack: from the environment, or typed twice."""
+    import getpass
+
+    typed = interactive and "PULUMI_CONFIG_PASSPHRASE" not in os.environ
+    passphrase = passphrase_from_env_or_prompt(interactive)
+    if typed and passphrase is not None and getpass.getpass("The same passphrase again: ") != passphrase:
+        raise LifecycleError("the two passphrases differ: nothing was created")
+    return passphrase
+
+
+def _config_value(args: argparse.Namespace, interactive: bool, err: TextIO) -> str:
+    if args.value is not None:
+        if args.secret:
+            err.write("note: a secret given on the command line stays in your shell history\n")
+        return str(args.value)
+    if interactive:
+        return _ask_secret(f"{args.key}: ") if args.secret else input(f"{args.key}: ")
+    text = sys.stdin.read()
+    return text[:-1] if text.endswith("\n") and text.count("\n") == 1 else text
+
+
+def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
+    err = err if err is not None else sys.stderr
     args = _parser().parse_args(argv)
+    as_json = getattr(args, "json", False)
+    interactive = sys.stdin.isatty()
     try:
+        if args.command == "init":
+            from automation.lifecycle import init_stack
+
+            ask = _ask_secret if interactive else None
+            result = init_stack(args.stack, args.source, _new_passphrase(interactive), ask, PROJECT_DIR)
+            out.write(result.render())
+            return 0
+        if args.command == "config":
+            from automation.lifecycle import set_value
+
+            value = _config_value(args, interactive, err)
+            passphrase = passphrase_from_env_or_prompt(interactive)
+            key = set_value(args.stack, args.key, value, args.secret, passphrase, PROJECT_DIR)
+            out.write(f"{key} set{' (encrypted)' if args.secret else ''} in Pulumi.{args.stack}.yaml\n")
+            return 0
         if args.command == "validate":
             plan = validate(args.stack, file=args.file, require_secrets=not args.allow_missing_secrets)
             out.write(json.dumps(plan, indent=2) + "\n" if args.json else offline.render_text(plan))
             return 0
         if args.command in OPERATIONS:
             config = dict(args.config)
-            options = StackOptions(args.stack, backend_url=args.backend, config=config)
+            options = StackOptions(args.stack, PROJECT_DIR, backend_url=args.backend, config=config)
             return run_operation(
                 args.command,
                 options,
@@ -215,7 +329,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 json_lines=args.json,
                 yes=getattr(args, "yes", False),
                 show_secrets=getattr(args, "show_secrets", False),
-                interactive=sys.stdin.isatty(),
+                interactive=interactive,
+                err=err,
             )
         if args.command == "release":
             out.write(f"{release(args.out, args.stack, args.all, not args.no_wheels)}\n")
@@ -228,14 +343,26 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         out.write(f"{mode} of host {args.host} done\n")
         return 0
     except ConfigError as error:
-        out.write(f"{error}\n")
-        return 1
+        return _fail(out, err, as_json, "config", str(error), 1, error.problems)
     except FileNotFoundError as error:
-        out.write(f"{error}\n")
-        return 1
+        return _fail(out, err, as_json, "not-found", str(error), 1)
     except MissingCliError as error:
-        out.write(f"{error}\n")
-        return 2
-    except RuntimeError as error:  # BundleError, BackupError: their messages say what to do
-        out.write(f"{error}\n")
-        return 1
+        return _fail(out, err, as_json, "missing-cli", str(error), 2)
+    except RuntimeError as error:  # BundleError, BackupError, LifecycleError: they say what to do
+        return _fail(out, err, as_json, "failed", str(error), 1)
+
+
+def _fail(
+    out: TextIO,
+    err: TextIO,
+    as_json: bool,
+    kind: str,
+    message: str,
+    code: int,
+    problems: list[tuple[str, str]] | None = None,
+) -> int:
+    """An error: its message on stderr, and with --json also one JSON object on stdout."""
+    err.write(f"{message}\n")
+    if as_json:
+        out.write(error_object(kind, message, problems))
+    return code

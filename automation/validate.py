@@ -137,9 +137,14 @@ def stack_file_path(project_dir: Path, stack: str) -> Path:
 
 
 def load(
-    project_dir: Path, stack: str, path: Path | None = None, require_secrets: bool = True
+    project_dir: Path,
+    stack: str,
+    path: Path | None = None,
+    require_secrets: bool = True,
+    overrides: dict[str, str] | None = None,
 ) -> StackConfig:
-    """Validate `Pulumi.<stack>.yaml` (or the stack file at `path`) offline.
+    """Validate `Pulumi.<stack>.yaml` (or the stack file at `path`) offline, with `overrides`
+    (`KEY` or `namespace:KEY` -> plain value, as `--config` sets them) applied first.
 
     Raises `ConfigError` or `FileNotFoundError`.
     """
@@ -147,6 +152,10 @@ def load(
     if not path.exists():
         raise FileNotFoundError(f"no stack file {path.name} in {path.parent}")
     stack_file = read_stack_file(path)
+    for key, value in (overrides or {}).items():
+        full = key if ":" in key else f"{NAMESPACE}:{key}"
+        stack_file.items[full] = value
+        stack_file.secret_keys.discard(full)  # set in plain text, as `--config` would
     return validate_pulumi_config(stack_file.items.items(), stack_file.secret_keys, require_secrets)
 
 

@@ -15,6 +15,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 INSTALL_HELP = """The Pulumi CLI is not installed (no `pulumi` on PATH) and could not be installed now.
@@ -39,17 +41,29 @@ class StackOptions:
 
     @property
     def backend(self) -> str:
-        return (
-            self.backend_url
-            or os.environ.get("PULUMI_BACKEND_URL")
-            or f"file://{self.project_dir / '.pulumi-state'}"
-        )
+        return self.backend_url or os.environ.get("PULUMI_BACKEND_URL") or project_backend(self.project_dir)
 
     def env_vars(self, passphrase: str | None) -> dict[str, str]:
         env = {"PULUMI_BACKEND_URL": self.backend, "PULUMI_SKIP_UPDATE_CHECK": "true"}
         if passphrase is not None:
             env["PULUMI_CONFIG_PASSPHRASE"] = passphrase
         return env
+
+
+def project_backend(project_dir: Path) -> str:
+    """The backend `Pulumi.yaml` pins (`backend.url`), a relative file:// path made absolute
+    against the project; `file://<project>/.pulumi-state` when it pins none."""
+    default = f"file://{project_dir / '.pulumi-state'}"
+    try:
+        project = yaml.safe_load((project_dir / "Pulumi.yaml").read_text()) or {}
+    except (OSError, yaml.YAMLError):
+        return default
+    url = str((project.get("backend") or {}).get("url") or "")
+    if not url:
+        return default
+    if url.startswith("file://") and not url.removeprefix("file://").startswith(("/", "~")):
+        return f"file://{(project_dir / url.removeprefix('file://')).resolve()}"
+    return url
 
 
 def passphrase_from_env_or_prompt(interactive: bool) -> str | None:
@@ -70,8 +84,9 @@ def pulumi_command(install: bool = True) -> Any:
     if install:
         try:
             return auto.PulumiCommand.install()
-        except Exception:  # offline, or the download failed: say what to do instead
-            pass
+        except Exception as error:  # offline, or the download failed: say why, and what to do
+            reason = str(error).strip() or type(error).__name__
+            raise MissingCliError(f"{INSTALL_HELP}\nThe automatic install failed: {reason}") from None
     raise MissingCliError(INSTALL_HELP)
 
 

@@ -17,9 +17,7 @@ _COMMON = {
     "print_blob": True,
 }
 settings.register_profile("ci", max_examples=60, derandomize=True, database=None, **_COMMON)
-settings.register_profile(
-    "long", max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "2000")), **_COMMON
-)
+settings.register_profile("long", max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "2000")), **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
 
 
