@@ -3,8 +3,9 @@ PYTHON ?= python3
 VENV ?= venv
 BIN := $(VENV)/bin
 STACK ?= dev
+SHARED ?= ../shared
 
-.PHONY: up preview destroy test fuzz tools lint typecheck schema bench clean
+.PHONY: up preview destroy test fuzz test-data tools lint typecheck schema bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -51,3 +52,7 @@ bench: $(BIN)/.installed
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
+
+## test-data: derive tests/data (chart value keys, CRD schemas) from the shared folder again
+test-data: $(BIN)/.installed
+	$(BIN)/python scripts/derive_test_data.py --shared $(SHARED)

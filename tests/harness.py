@@ -295,5 +295,25 @@ def example_secrets(config: dict[str, Any]) -> dict[str, str]:
     return {key: f"{SECRET_MARK}-config-{key}" for _, key in model.secret_keys()}
 
 
+DATA = ROOT / "tests" / "data"  # derived from the shared folder by scripts/derive_test_data.py
+
+
+def chart_keys(chart: str) -> dict[str, Any]:
+    """The key tree of a pinned chart's default values (maps are maps, other values their type
+    names), named by the version the CHARTS table pins: bumping a pin without them fails here."""
+    from components.platform.charts import CHARTS
+
+    path = DATA / "charts" / f"{chart}-{CHARTS[chart].version}.keys.json"
+    assert path.is_file(), f"no key tree for {chart} {CHARTS[chart].version}: run scripts/derive_test_data.py"
+    return json.loads(path.read_text())["keys"]  # type: ignore[no-any-return]
+
+
+def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
+    """The openAPIV3Schema of a served CRD version, as the pinned chart installs it."""
+    path = DATA / "crds" / f"{group}_{kind}_{version}.schema.json"
+    assert path.is_file(), f"no served CRD {kind} {group}/{version} in {path.parent}"
+    return json.loads(path.read_text())["schema"]  # type: ignore[no-any-return]
+
+
 def example_files() -> list[Path]:
     return sorted(EXAMPLES.glob("*.yaml")) + [ROOT / "Pulumi.dev.yaml"]

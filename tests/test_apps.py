@@ -26,6 +26,8 @@ from harness import (
     RecordingMocks,
     Resource,
     _fake,
+    chart_keys,
+    crd_schema,
     example_secrets,
     load_stack_file,
     plain_strings,
@@ -33,11 +35,9 @@ from harness import (
 )
 
 from components.pipeline import images
-from components.platform.charts import CHARTS
 from stacks.checks import validate
 
 EXAMPLE = ROOT / "examples" / "apps.yaml"
-SHARED = ROOT.parent / "shared"
 
 PIPELINE_T = "homelab:pipeline:AppPipeline"
 REGISTRY_T = "homelab:pipeline:ProjectRegistry"
@@ -721,12 +721,8 @@ def closed(schema: Any) -> Any:
 
 @cache
 def application_schema() -> dict[str, Any]:
-    path = SHARED / "crds" / "argocd-application.yaml"
-    if not path.is_file():
-        pytest.skip(f"no Argo CD Application CRD at {path}")
-    crd = yaml.safe_load(path.read_text())
-    version = one_item([v for v in crd["spec"]["versions"] if v["name"] == "v1alpha1"], "v1alpha1 versions")
-    return closed(version["schema"]["openAPIV3Schema"])
+    """The Application CRD of the pinned argo-cd chart (tests/data), closed."""
+    return closed(crd_schema("argoproj.io", "Application", "v1alpha1"))
 
 
 def crd_errors(obj: dict[str, Any]) -> list[str]:
@@ -851,10 +847,8 @@ def argocd_values(mocks: RecordingMocks) -> dict[str, Any]:
 
 @cache
 def argocd_chart_defaults() -> dict[str, Any]:
-    path = SHARED / "charts" / f"argo-cd-{CHARTS['argo-cd'].version}.values.yaml"
-    if not path.is_file():
-        pytest.skip(f"no argo-cd chart defaults at {path}")
-    return yaml.safe_load(path.read_text())
+    """The key tree of the pinned argo-cd chart's default values (tests/data)."""
+    return chart_keys("argo-cd")
 
 
 def test_notifications_post_to_the_secret_webhook(apps):

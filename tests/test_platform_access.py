@@ -18,7 +18,6 @@ from typing import Any
 import jsonschema
 import kubernetes_validate
 import pytest
-import yaml
 from harness import (
     ROOT,
     SECRET_MARK,
@@ -30,12 +29,11 @@ from harness import (
     plain_strings,
     run_program,
 )
+from harness import crd_schema as served_crd_schema
 
 from stacks.checks import validate
 
 EXAMPLE = ROOT / "examples" / "platform.yaml"
-SHARED = ROOT.parent / "shared"
-CRDS = SHARED / "crds"
 
 K8S_PROVIDER = "pulumi:providers:kubernetes"
 NAMESPACE_T = "kubernetes:core/v1:Namespace"
@@ -199,21 +197,9 @@ def closed(schema: Any) -> Any:
 
 @cache
 def crd_schema(kind: str, api_version: str) -> dict[str, Any]:
-    if not CRDS.is_dir():
-        pytest.skip(f"no shared CRDs at {CRDS}")
+    """The served CRD's schema as the pinned chart installs it (tests/data), closed."""
     group, version = api_version.split("/")
-    for path in sorted(CRDS.glob("*.yaml")):
-        for doc in yaml.safe_load_all(path.read_text()):
-            if not doc or doc.get("kind") != "CustomResourceDefinition":
-                continue
-            spec = doc["spec"]
-            if spec["group"] != group or spec["names"]["kind"] != kind:
-                continue
-            for v in spec["versions"]:
-                if v["name"] == version:
-                    assert v.get("served", True), f"{kind} {api_version} is not served"
-                    return closed(v["schema"]["openAPIV3Schema"])
-    raise AssertionError(f"no CRD for {kind} {api_version} in {CRDS}")
+    return closed(served_crd_schema(group, kind, version))
 
 
 def crd_errors(r: Resource) -> list[str]:

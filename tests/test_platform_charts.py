@@ -11,7 +11,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import ROOT, _fake, example_secrets, load_stack_file, plain_strings, run_program
+from harness import ROOT, _fake, chart_keys, example_secrets, load_stack_file, plain_strings, run_program
 
 from components.platform.charts import CHARTS
 
@@ -20,7 +20,6 @@ K8S_PROVIDER = "pulumi:providers:kubernetes"
 HARBOR_PROVIDER = "pulumi:providers:harbor"
 NAMESPACE = "idp-system"
 DOMAIN = "idp.lab.example.com"
-SHARED_CHARTS = ROOT.parent / "shared" / "charts"
 
 # Release name -> key of the CHARTS table.
 RELEASES = {
@@ -272,12 +271,8 @@ def unknown_keys(values: dict[str, Any], defaults: dict[str, Any], chart: str) -
 
 
 def chart_defaults(chart: str) -> dict[str, Any]:
-    if not SHARED_CHARTS.parent.is_dir():
-        pytest.skip(f"{SHARED_CHARTS.parent} (the shared reference folder) is missing")
-    # Named by the pinned version: bumping a version without its defaults fails here.
-    path = SHARED_CHARTS / f"{chart}-{CHARTS[chart].version}.values.yaml"
-    assert path.is_file(), f"no default values for {chart} {CHARTS[chart].version}: {path}"
-    return yaml.safe_load(path.read_text())
+    # The key tree of the pinned version's values (tests/data, scripts/derive_test_data.py).
+    return chart_keys(chart)
 
 
 @pytest.mark.parametrize(

@@ -50,7 +50,7 @@ PROBLEM_LINE = re.compile(rf"  ({KEY_PATH.pattern}): (\S.*)")
 
 needs_tools = pytest.mark.skipif(
     shutil.which("haproxy") is None or shutil.which("promtool") is None,
-    reason="haproxy and promtool check the generated configs (make tools installs them)",
+    reason="haproxy or promtool is not installed (make tools installs them)",
 )
 
 # ---- pools: small on purpose, so that names and ports collide ---------------------------------
