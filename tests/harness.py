@@ -14,6 +14,7 @@ import hashlib
 import json
 import os
 import re
+import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -285,6 +286,21 @@ def load_stack_file(path: Path) -> dict[str, Any]:
         assert namespace == "homelab", f"{path}: unexpected namespace in {key}"
         out[name] = value
     return out
+
+
+_EXAMPLE_RUNS: dict[Path, RecordingMocks] = {}
+_EXAMPLE_KEYS = tempfile.TemporaryDirectory(prefix="homelab-example-keys-")
+
+
+def example_run(path: Path) -> RecordingMocks:
+    """The program run on an unchanged stack file (an example, or Pulumi.dev.yaml) with stand-in
+    secrets: once per test session (per xdist worker), shared by every module. Read only."""
+    path = Path(path).resolve()
+    if path not in _EXAMPLE_RUNS:
+        config = load_stack_file(path)
+        key_dir = str(Path(_EXAMPLE_KEYS.name) / path.stem)
+        _EXAMPLE_RUNS[path] = run_program(config, example_secrets(config), key_dir=key_dir)
+    return _EXAMPLE_RUNS[path]
 
 
 def example_secrets(config: dict[str, Any]) -> dict[str, str]:

@@ -28,6 +28,7 @@ from harness import (
     _fake,
     chart_keys,
     crd_schema,
+    example_run,
     example_secrets,
     load_stack_file,
     plain_strings,
@@ -172,7 +173,7 @@ def run_variant(tmp_path_factory, change: Change | None = None) -> RecordingMock
 
 @pytest.fixture(scope="module")
 def apps(tmp_path_factory) -> RecordingMocks:
-    return run_variant(tmp_path_factory)
+    return example_run(EXAMPLE)
 
 
 def rejected_or_built(tmp_path_factory, change: Change, path: str) -> RecordingMocks | None:

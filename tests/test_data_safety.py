@@ -12,6 +12,7 @@ from harness import (
     RecordingMocks,
     Resource,
     example_files,
+    example_run,
     example_secrets,
     load_stack_file,
     plain_strings,
@@ -32,11 +33,11 @@ DEV = {"hosts": [{"name": "local"}]}
 class Run:
     path: Path | None = None
 
-    def __init__(self, config: dict, secrets: dict, key_dir: str):
+    def __init__(self, config: dict, secrets: dict, key_dir: str, mocks: RecordingMocks | None = None):
         self.config = config
         self.model = validate(config)
         self.plan: Plan = build_plan(self.model)
-        self.mocks: RecordingMocks = run_program(config, secrets, key_dir=key_dir)
+        self.mocks: RecordingMocks = mocks or run_program(config, secrets, key_dir=key_dir)
 
     def volumes(self) -> dict[str, Resource]:
         """Docker volumes by Docker volume name."""
@@ -92,7 +93,7 @@ def source_mounts(container: Resource) -> dict[str, dict]:
 def example(request, tmp_path_factory) -> Run:
     path: Path = request.param
     config = load_stack_file(path)
-    run = Run(config, example_secrets(config), str(tmp_path_factory.mktemp("keys")))
+    run = Run(config, example_secrets(config), "", example_run(path))
     run.path = path
     return run
 

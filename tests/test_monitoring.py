@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import EXAMPLES, example_files, example_secrets, load_stack_file, run_program
+from harness import EXAMPLES, example_files, example_run, example_secrets, load_stack_file, run_program
 
 from stacks.checks import validate
 from stacks.plan import build_plan
@@ -94,9 +94,7 @@ def run(tmp_path_factory):
 
     def run_once(path: Path):
         if path not in runs:
-            config = load_stack_file(path)
-            key_dir = str(tmp_path_factory.mktemp("keys"))
-            runs[path] = (config, run_program(config, example_secrets(config), key_dir=key_dir))
+            runs[path] = (load_stack_file(path), example_run(path))
         return runs[path]
 
     return run_once

@@ -24,6 +24,7 @@ from harness import (
     RecordingMocks,
     Resource,
     _fake,
+    example_run,
     example_secrets,
     load_stack_file,
     plain_strings,
@@ -112,8 +113,7 @@ def run_variant(tmp_path_factory, change) -> RecordingMocks:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory) -> RecordingMocks:
-    config = example_config()
-    return run(config, example_secrets(config), str(tmp_path_factory.mktemp("keys")))
+    return example_run(EXAMPLE)
 
 
 @pytest.fixture(scope="module")

@@ -11,7 +11,16 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import ROOT, _fake, chart_keys, example_secrets, load_stack_file, plain_strings, run_program
+from harness import (
+    ROOT,
+    _fake,
+    chart_keys,
+    example_run,
+    example_secrets,
+    load_stack_file,
+    plain_strings,
+    run_program,
+)
 
 from components.platform.charts import CHARTS
 
@@ -40,8 +49,7 @@ def platform_config() -> dict[str, Any]:
 
 @pytest.fixture(scope="module")
 def platform(tmp_path_factory):
-    config = platform_config()
-    return run_program(config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys")))
+    return example_run(ROOT / "examples" / "platform.yaml")
 
 
 def release(mocks, name: str):

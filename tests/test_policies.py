@@ -17,10 +17,11 @@ from pathlib import Path
 from types import SimpleNamespace
 from typing import Any
 
+import harness
 import jsonschema
 import pytest
 import yaml
-from harness import ROOT, Resource, example_files, example_secrets, load_stack_file, run_program
+from harness import ROOT, Resource, example_files, run_program
 from pulumi.runtime import rpc
 from pulumi_policy import (
     EnforcementLevel,
@@ -102,9 +103,7 @@ def example_run(tmp_path_factory) -> Callable[[Path], list[Resource]]:
 
     def get(path: Path) -> list[Resource]:
         if path not in cache:
-            config = load_stack_file(path)
-            mocks = run_program(config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys")))
-            cache[path] = list(mocks.resources)
+            cache[path] = list(harness.example_run(path).resources)
         return cache[path]
 
     return get

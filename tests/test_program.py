@@ -6,13 +6,12 @@ import subprocess
 import sys
 
 import pytest
-from harness import ROOT, example_secrets, load_stack_file, run_program
+from harness import ROOT, example_run, load_stack_file, run_program
 
 
 @pytest.fixture(scope="module")
 def single(tmp_path_factory):
-    config = load_stack_file(ROOT / "examples" / "single-host.yaml")
-    return run_program(config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys")))
+    return example_run(ROOT / "examples" / "single-host.yaml")
 
 
 def test_outputs_name_every_routed_service_and_keep_the_password_secret(single):

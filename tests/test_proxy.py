@@ -8,6 +8,7 @@ certificate is created for every host name the crt-list names.
 from __future__ import annotations
 
 import datetime
+import os
 import re
 import shutil
 import subprocess
@@ -18,7 +19,7 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness import EXAMPLES, example_secrets, load_stack_file, plain_strings, run_program
+from harness import EXAMPLES, example_run, example_secrets, load_stack_file, plain_strings, run_program
 
 from components.docker.spec import Route
 from components.homelab.proxy import CONFIG_DIR, crt_list, haproxy_config
@@ -182,8 +183,15 @@ def haproxy_check(tmp_path: Path, cfg: str, crt_list_text: str | None) -> subpro
         assert CRT_LIST_PATH in cfg
         cfg = cfg.replace(CRT_LIST_PATH, str(tmp_path / "crt-list.txt"))
     (tmp_path / "haproxy.cfg").write_text(cfg)
+    # The config resolves servers with `init-addr last,libc,none`: let libc give up on a lost
+    # DNS answer after a second (glibc's RES_OPTIONS) instead of five.
+    env = {**os.environ, "RES_OPTIONS": "timeout:1 attempts:1"}
     return subprocess.run(
-        ["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")], capture_output=True, text=True, timeout=60
+        ["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
     )
 
 
@@ -204,7 +212,7 @@ def run_example(name: str, tmp_path_factory, **overrides):
 
 @pytest.fixture(scope="module")
 def tls_on(tmp_path_factory):
-    return proxies(run_example("single-host.yaml", tmp_path_factory))["server"]
+    return proxies(example_run(EXAMPLES / "single-host.yaml"))["server"]
 
 
 @pytest.fixture(scope="module")
@@ -214,7 +222,7 @@ def tls_off(tmp_path_factory):
 
 @pytest.fixture(scope="module")
 def multi(tmp_path_factory):
-    return run_example("multi-host.yaml", tmp_path_factory)
+    return example_run(EXAMPLES / "multi-host.yaml")
 
 
 # ---- single host, TLS on --------------------------------------------------------------

@@ -11,7 +11,7 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from harness import EXAMPLES, example_secrets, load_stack_file, plain_strings, run_program
+from harness import EXAMPLES, example_run, plain_strings
 
 from components.homelab.images import IMAGES
 
@@ -154,8 +154,7 @@ def is_pinned(image: str) -> bool:
 
 @pytest.fixture(scope="module")
 def lab(tmp_path_factory):
-    config = load_stack_file(EXAMPLES / "single-host.yaml")
-    return run_program(config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys")))
+    return example_run(EXAMPLES / "single-host.yaml")
 
 
 @pytest.fixture(scope="module")
