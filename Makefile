@@ -5,7 +5,7 @@ BIN := $(VENV)/bin
 STACK ?= dev
 SHARED ?= ../shared
 
-.PHONY: up preview destroy test fuzz test-data tools lint typecheck schema bench clean
+.PHONY: up init preview destroy test fuzz test-data tools lint typecheck schema bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -16,6 +16,11 @@ $(BIN)/.installed: requirements.txt requirements-dev.txt
 ## up: set everything up and run `pulumi up` on the dev stack (local file backend)
 up: $(BIN)/.installed
 	$(BIN)/python -m automation up --stack $(STACK)
+
+## init: create a stack from an example: make init STACK=lab FROM=examples/single-host.yaml
+## (local state, passphrase-encrypted secrets; it asks for each secret the config names)
+init: $(BIN)/.installed
+	$(BIN)/python -m automation init --stack $(STACK) $(if $(FROM),--from $(FROM))
 
 preview: $(BIN)/.installed
 	$(BIN)/python -m automation preview --stack $(STACK)

@@ -383,3 +383,20 @@ def test_destroy_says_what_happens_to_the_volumes(
     assert before in prompts[0]
     assert after in out.getvalue()
     assert opened[0][2].calls == [("destroy", extra)]
+
+
+def test_the_readme_path_uses_commands_the_cli_has() -> None:
+    """Every `python -m automation ...` line of the README's path parses (no drift)."""
+    import shlex
+
+    readme = (ROOT / "README.md").read_text()
+    path = readme.split("## From a clone to your own running stack", 1)[1].split("\n## ", 1)[0]
+    commands = [
+        shlex.split(line.split("#")[0].split("<")[0])[3:]
+        for line in path.splitlines()
+        if line.startswith("venv/bin/python -m automation ")
+    ]
+    assert [c[0] for c in commands] == ["init", "config", "config", "validate", "up", "destroy"]
+    for command in commands:
+        cli._parser().parse_args(command)
+    assert "--from" in commands[0] and (ROOT / commands[0][commands[0].index("--from") + 1]).is_file()
