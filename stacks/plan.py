@@ -430,11 +430,11 @@ def _metrics_jobs(plan: Plan) -> Problems:
 
 
 def _names(plan: Plan, host: str) -> Problems:
-    """Docker volume names on a host, and Pulumi names, are one per thing.
+    """Docker volume names on a host are one per volume.
 
-    Names are joined with '-' (Pulumi) or '_' (Docker volumes), which names also contain, so
-    two declarations can spell one name. The names are kept as they are (a new Docker volume
-    name would leave the data behind in the old volume) and such configs are rejected."""
+    Names are joined with '_' (and Pulumi names with '-'), which names also contain, so two
+    declarations can spell one name. The names are kept as they are (a new Docker volume name
+    would leave the data behind in the old volume) and such configs are rejected instead."""
     prefix, problems = plan.config.name, []
     volumes: dict[str, str] = {}
     for spec in _builtins_first(plan, plan.on_host(host)):
