@@ -31,6 +31,7 @@ from automation.workspace import (
     PROJECT_DIR,
     MissingCliError,
     StackOptions,
+    cli_reason,
     open_stack,
     passphrase_from_env_or_prompt,
 )
@@ -129,9 +130,7 @@ def run_operation(
         getattr(stack, operation)(on_event=progress, **extra)
     except auto_errors.CommandError as error:
         ok = False
-        message = (
-            f"{operation} failed: {str(error).strip().splitlines()[-1] if str(error).strip() else error}"
-        )
+        message = f"{operation} failed: {cli_reason(error)}"
         err.write(message + "\n")
         if json_lines:
             out.write(error_object("operation", message))

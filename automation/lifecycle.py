@@ -9,6 +9,7 @@ a secret is refused unless it is set with `--secret`.
 
 from __future__ import annotations
 
+import os
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -16,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from automation import validate as offline
-from automation.workspace import PROJECT_DIR, StackOptions, open_stack
+from automation.workspace import PROJECT_DIR, StackOptions, open_stack, set_config
 from stacks.config import NAMESPACE, ConfigError, StackConfig
 
 # Key names that say "secret" even when no config references them (yet).
@@ -70,6 +71,15 @@ def current_config(project_dir: Path, stack: str) -> StackConfig | None:
         return None
 
 
+def need_passphrase(passphrase: str | None) -> None:
+    """Secrets are encrypted with the stack's passphrase: without one, say where it comes from."""
+    if passphrase is None and "PULUMI_CONFIG_PASSPHRASE_FILE" not in os.environ:
+        raise LifecycleError(
+            "secrets need the stack's passphrase: set PULUMI_CONFIG_PASSPHRASE (or "
+            "PULUMI_CONFIG_PASSPHRASE_FILE), or run this from a terminal to be asked"
+        )
+
+
 def read_value(text: str) -> str:
     """A value as typed: `@PATH` reads the file (an SSH key, a kubeconfig, a certificate)."""
     if text.startswith("@"):
@@ -103,8 +113,10 @@ def set_value(
         offline.load(project_dir, stack, require_secrets=False, overrides={key: value})
     from pulumi import automation as auto
 
+    if secret:
+        need_passphrase(passphrase)
     opened = open_stack(StackOptions(stack, project_dir=project_dir), passphrase)
-    opened.set_config(full_key(key), auto.ConfigValue(value=value, secret=secret))
+    set_config(opened, full_key(key), auto.ConfigValue(value=value, secret=secret))
     return full_key(key)
 
 
@@ -162,6 +174,7 @@ def init_stack(
             f"`init --stack {stack} --from examples/single-host.yaml`"
         )
     config = offline.load(project_dir, stack, require_secrets=False)
+    need_passphrase(passphrase)
     options = StackOptions(stack, project_dir=project_dir)
     opened: Any = open_stack(options, passphrase)
     result = InitResult(stack, target, source, options.backend)
@@ -175,7 +188,7 @@ def init_stack(
             result.secrets_missing.append((key, path))
             continue
         value = read_value(ask(f"{key} ({path} names it; @FILE reads a file): "))
-        opened.set_config(full_key(key), auto.ConfigValue(value=value, secret=True))
+        set_config(opened, full_key(key), auto.ConfigValue(value=value, secret=True))
         result.secrets_set.append(key)
     return result
 

@@ -31,6 +31,17 @@ class MissingCliError(RuntimeError):
     """The Pulumi CLI is needed and not there."""
 
 
+class StackError(RuntimeError):
+    """The Pulumi CLI refused to open a stack or set its config (its last line says why)."""
+
+
+def cli_reason(error: Exception) -> str:
+    """The last line the Pulumi CLI wrote for a failed command: what went wrong."""
+    lines = [line.strip() for line in str(error).strip().splitlines() if line.strip()]
+    # str(CommandResult) ends with " stderr: <what the CLI wrote>" (pulumi.automation._cmd).
+    return lines[-1].removeprefix("stderr: ") if lines else type(error).__name__
+
+
 @dataclass(frozen=True)
 class StackOptions:
     stack: str
@@ -111,6 +122,18 @@ def open_stack(options: StackOptions, passphrase: str | None, install_cli: bool 
         )
     except FileNotFoundError as error:  # the CLI vanished between the check and the call
         raise MissingCliError(INSTALL_HELP) from error
+    except auto.errors.CommandError as error:  # e.g. no passphrase, a wrong one, a broken backend
+        raise StackError(f"pulumi could not open stack {options.stack!r}: {cli_reason(error)}") from None
     for key, value in sorted(options.config.items()):
-        stack.set_config(key if ":" in key else f"homelab:{key}", auto.ConfigValue(value=value))
+        set_config(stack, key if ":" in key else f"homelab:{key}", auto.ConfigValue(value=value))
     return stack
+
+
+def set_config(stack: Any, key: str, value: Any) -> None:
+    """`stack.set_config`, with the CLI's reason when it refuses."""
+    from pulumi import automation as auto
+
+    try:
+        stack.set_config(key, value)
+    except auto.errors.CommandError as error:
+        raise StackError(f"pulumi could not set {key}: {cli_reason(error)}") from None

@@ -400,3 +400,30 @@ def test_the_readme_path_uses_commands_the_cli_has() -> None:
     for command in commands:
         cli._parser().parse_args(command)
     assert "--from" in commands[0] and (ROOT / commands[0][commands[0].index("--from") + 1]).is_file()
+
+
+def test_init_without_a_passphrase_says_where_it_comes_from(
+    project: Path, opened: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
+    monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
+    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    assert result.returncode == 1
+    assert "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
+    assert opened == []
+
+
+def test_a_stack_the_cli_cannot_open_is_one_line_not_a_traceback(
+    project: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from pulumi.automation import CommandResult
+
+    def refuse(**kwargs: Any) -> None:
+        result = CommandResult(stdout="", stderr="error: incorrect passphrase\n", code=255)
+        raise auto.errors.CommandError(result)
+
+    monkeypatch.setattr(auto, "create_or_select_stack", refuse)
+    monkeypatch.setattr(workspace, "pulumi_command", lambda install=True: None)
+    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    assert result.returncode == 1
+    assert result.stderr == "pulumi could not open stack 'lab': error: incorrect passphrase\n"
