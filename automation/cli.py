@@ -196,7 +196,13 @@ def _key_value(text: str) -> tuple[str, str]:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python -m automation", description=__doc__.split("\n\n")[0])
+    first, _, rest = (__doc__ or "").partition("\n\n")
+    parser = argparse.ArgumentParser(
+        prog="python -m automation",
+        description=first,
+        epilog=rest,  # the commands at a glance, the exit codes, where errors go
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_stack(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
