@@ -60,6 +60,15 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"custom-services[{i}].volumes[{j}].name", f"volume {v.name!r} declared twice")
                 )
+        secrets = [x.name for x in svc.secrets]
+        envs = {name: f"custom-services[{i}].env.{name}" for name in svc.env}
+        for j, x in enumerate(svc.secrets):
+            path = f"custom-services[{i}].secrets[{j}]"
+            if secrets.index(x.name) != j:
+                problems.append((f"{path}.name", f"secret {x.name!r} declared twice"))
+            elif x.env in envs:
+                problems.append((f"{path}.env", f"{x.env!r} is also {envs[x.env]}: one value per variable"))
+            envs.setdefault(x.env, f"{path}.env")
     if problems:
         return problems
     return plan_problems(config)

@@ -168,6 +168,19 @@ def test_unambiguous_volume_names_are_unchanged(key_dir):
     assert by_name["grafana-grafana-data"] == "homelab_grafana_data"
 
 
+def test_a_secret_declared_twice_is_rejected():
+    """Found by the property tests: two passwords with one Pulumi name (one URN)."""
+    config = {
+        "custom-services": [custom("a", secrets=[{"name": "c", "env": "A"}, {"name": "c", "env": "B"}])]
+    }
+    assert_rejected(config, "custom-services[0].secrets[1].name", "secret 'c' declared twice")
+
+
+def test_two_values_for_one_environment_variable_are_rejected():
+    config = {"custom-services": [custom("a", env={"A": "1"}, secrets=[{"name": "c", "env": "A"}])]}
+    assert_rejected(config, "custom-services[0].secrets[0].env", "'A' is also custom-services[0].env.A")
+
+
 # ---- durations ------------------------------------------------------------------------------
 
 
