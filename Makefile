@@ -31,7 +31,7 @@ destroy: $(BIN)/.installed
 ## test: set up and run the whole test suite (installs haproxy/promtool if missing), on two
 ## workers, then say how long it took (the target is 45 s on 2 cores)
 test: $(BIN)/.installed tools
-	@start=$$(date +%s); $(BIN)/python -m pytest -q -n 2; status=$$?; \
+	@start=$$(date +%s); $(BIN)/python -m pytest -q -n 2 --dist worksteal; status=$$?; \
 	echo "make test: the whole suite took $$(( $$(date +%s) - start )) s (2 workers)"; exit $$status
 
 ## fuzz: the property-based tests with many more cases and a new seed (HYPOTHESIS_EXAMPLES=2000)

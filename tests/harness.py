@@ -298,9 +298,14 @@ def example_run(path: Path) -> RecordingMocks:
     path = Path(path).resolve()
     if path not in _EXAMPLE_RUNS:
         config = load_stack_file(path)
-        key_dir = str(Path(_EXAMPLE_KEYS.name) / path.stem)
+        key_dir = str(example_key_dir(path))
         _EXAMPLE_RUNS[path] = run_program(config, example_secrets(config), key_dir=key_dir)
     return _EXAMPLE_RUNS[path]
+
+
+def example_key_dir(path: Path) -> Path:
+    """Where `example_run(path)` had the SSH private keys written."""
+    return Path(_EXAMPLE_KEYS.name) / Path(path).resolve().stem
 
 
 def example_secrets(config: dict[str, Any]) -> dict[str, str]:

@@ -426,18 +426,42 @@ def no_cli_env(tmp_path: Path) -> dict[str, str]:
     return env
 
 
-@pytest.mark.parametrize("command", [["up"], ["preview"], ["refresh"], ["outputs"], ["destroy", "--yes"]])
-def test_missing_cli_gives_the_install_message_and_exit_2(tmp_path: Path, command: list[str]) -> None:
-    result = run_cli(*command, "--stack", "dev", env=no_cli_env(tmp_path))
+def test_missing_cli_gives_the_install_message_and_exit_2(tmp_path: Path) -> None:
+    """End to end, in a fresh process: no CLI on PATH, and the automatic install fails too."""
+    result = run_cli("up", "--stack", "dev", env=no_cli_env(tmp_path))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith(INSTALL_HELP.strip() + "\nThe automatic install failed: "), result.stderr
     assert "Traceback" not in result.stderr
 
 
-def test_destroy_without_yes_and_without_a_terminal_refuses(tmp_path: Path) -> None:
-    # No CLI on PATH: touching Pulumi would exit 2 with the install message instead.
-    result = run_cli("destroy", "--stack", "dev", env=no_cli_env(tmp_path))
+@pytest.fixture
+def no_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """This process without a Pulumi CLI: none on PATH, and installing one fails."""
+    from pulumi import automation as auto
+
+    for name, value in no_cli_env(tmp_path).items():
+        monkeypatch.setenv(name, value)
+
+    def no_network(*args: Any, **kwargs: Any) -> None:
+        raise OSError("no network")
+
+    monkeypatch.setattr(auto.PulumiCommand, "install", no_network)
+    return tmp_path
+
+
+@pytest.mark.parametrize("command", [["preview"], ["refresh"], ["outputs"], ["destroy", "--yes"]])
+def test_every_operation_stops_at_the_missing_cli(no_cli: Path, command: list[str]) -> None:
+    result = cli_run(*command, "--stack", "dev")
+    assert result.returncode == 2, result.stderr
+    assert result.stdout == ""
+    assert result.stderr == INSTALL_HELP + "\nThe automatic install failed: no network\n"
+
+
+def test_destroy_without_yes_and_without_a_terminal_refuses(no_cli: Path) -> None:
+    # No CLI: touching Pulumi would exit 2 with the install message instead.
+    tmp_path = no_cli
+    result = cli_run("destroy", "--stack", "dev")
     assert result.returncode == 1
     assert result.stderr == "destroy needs --yes when not run from a terminal\n"
     assert result.stdout == ""
@@ -773,7 +797,7 @@ def otlp_server() -> Iterator[tuple[str, list[Received]]]:
             pass
 
     server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread = threading.Thread(target=server.serve_forever, kwargs={"poll_interval": 0.02}, daemon=True)
     thread.start()
     try:
         yield f"http://127.0.0.1:{server.server_address[1]}", received

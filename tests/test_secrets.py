@@ -16,6 +16,8 @@ from harness import (
     RecordingMocks,
     Resource,
     example_files,
+    example_key_dir,
+    example_run,
     example_secrets,
     load_stack_file,
     plain_strings,
@@ -59,15 +61,18 @@ EVERYTHING = {
     ],
 }
 
-CASES = [(p.name, load_stack_file(p)) for p in example_files()] + [("everything", EVERYTHING), ("empty", {})]
+CASES = [(p.name, p) for p in example_files()] + [("everything", EVERYTHING), ("empty", {})]
 
 
 @pytest.fixture(scope="module", params=CASES, ids=[name for name, _ in CASES])
 def case(request, tmp_path_factory) -> tuple[dict, dict, RecordingMocks, Path]:
-    _, config = request.param
-    secrets = example_secrets(config)
+    _, source = request.param
+    if isinstance(source, Path):  # an example: its one run of the session
+        config = load_stack_file(source)
+        return config, example_secrets(config), example_run(source), example_key_dir(source)
+    secrets = example_secrets(source)
     key_dir = tmp_path_factory.mktemp("keys")
-    return config, secrets, run_program(config, secrets, key_dir=str(key_dir)), key_dir
+    return source, secrets, run_program(source, secrets, key_dir=str(key_dir)), key_dir
 
 
 def env(container: Resource) -> dict[str, str]:
