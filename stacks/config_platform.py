@@ -95,7 +95,7 @@ class CertManagerConfig(ComponentConfig):
     def _email(cls, value: str | None) -> str | None:
         local, _, domain = (value or "").rpartition("@")
         bad_local = not local or _CONTROL_RE.search(local) or " " in local
-        if value is not None and (bad_local or not _DOMAIN_RE.fullmatch(domain) or "." not in domain):
+        if value is not None and (bad_local or not _DOMAIN_RE.fullmatch(domain.lower()) or "." not in domain):
             raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
         return value
 
