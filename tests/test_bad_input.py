@@ -55,11 +55,14 @@ def custom(name: str, **fields: Any) -> dict[str, Any]:
 # ---- tracebacks ---------------------------------------------------------------------------
 
 
-def test_two_metrics_jobs_of_one_name_are_a_key_path_problem():
-    """`x` with two endpoints makes jobs x-1 and x-2; a service named x-1 makes job x-1 too."""
+@pytest.mark.parametrize("path", ["/metrics", "/other"], ids=["same-path-merged", "two-paths-traceback"])
+def test_two_metrics_jobs_of_one_name_are_a_key_path_problem(path):
+    """`x` with two endpoints makes jobs x-1 and x-2; a service named x-1 makes job x-1 too.
+    With two metrics paths for one job the monitoring code raised ValueError; with one path,
+    the two services' targets were silently merged into one job."""
     config = {
         "custom-services": [
-            custom("x", metrics=[{"port": 80}, {"port": 81, "path": "/other"}]),
+            custom("x", metrics=[{"port": 80, "path": path}, {"port": 81}]),
             custom("x-1", metrics=[{"port": 80}]),
         ]
     }
