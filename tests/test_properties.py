@@ -295,9 +295,8 @@ def mutated_examples(draw: st.DrawFn) -> dict[str, Any]:
         parent, last = _parent(config, path), path[-1]
         action = draw(pick(["replace", "replace", "replace", "drop", "rename", "double"]))
         if action == "replace":
-            parent[last] = draw(
-                pick(NASTY + DURATIONS[0] + DURATIONS[1] + HOSTNAMES[0] + HOSTNAMES[1] + PORTS[0])
-            )
+            value = draw(pick(NASTY + DURATIONS[0] + DURATIONS[1] + HOSTNAMES[0] + HOSTNAMES[1] + PORTS[0]))
+            parent[last] = copy.deepcopy(value)  # never the pool's own list or dict
         elif action == "drop":
             del parent[last]
         elif action == "rename" and isinstance(last, str):
