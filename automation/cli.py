@@ -21,6 +21,13 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from automation import validate as offline
+from automation.preflight import (
+    GuardOptions,
+    add_guard_arguments,
+    check_before_up,
+    guard_options_from,
+    guarded_preview,
+)
 from automation.progress import Progress
 from automation.workspace import (
     PROJECT_DIR,
@@ -52,9 +59,11 @@ def run_operation(
     yes: bool = False,
     show_secrets: bool = False,
     interactive: bool = False,
+    guard_options: GuardOptions | None = None,
 ) -> int:
     """Run one Pulumi operation on a stack; returns the exit code."""
     config = offline.load(options.project_dir, options.stack)  # fail fast, offline
+    guard_options = guard_options or GuardOptions()
     if operation == "destroy" and not yes:
         if not interactive:
             out.write("destroy needs --yes when not run from a terminal\n")
@@ -75,6 +84,13 @@ def run_operation(
 
     from pulumi.automation import errors as auto_errors
 
+    if operation == "preview":
+        return guarded_preview(stack, config, guard_options, out, json_lines)
+    extra: dict[str, Any] = {}
+    if operation == "up":
+        allowed, extra = check_before_up(stack, config, guard_options, out, json_lines)
+        if not allowed:
+            return 1
     progress = Progress(out=out, json_lines=json_lines)
     trace = None
     endpoint = config.deployment_traces.otlp_endpoint
@@ -84,7 +100,7 @@ def run_operation(
         trace = DeploymentTrace(operation, options.stack, config.deployment_traces.service_name)
     ok = True
     try:
-        getattr(stack, operation)(on_event=progress)
+        getattr(stack, operation)(on_event=progress, **extra)
     except auto_errors.CommandError as error:
         ok = False
         out.write(
@@ -181,6 +197,8 @@ def _parser() -> argparse.ArgumentParser:
             help="set a homelab: config value",
         )
         p.add_argument("--yes", action="store_true", help="do not ask (destroy asks otherwise)")
+        if operation in ("preview", "up"):
+            add_guard_arguments(p, operation)
         if operation == "outputs":
             p.add_argument("--show-secrets", action="store_true")
     p = with_stack(sub.add_parser("release", help="build an offline bundle"))
@@ -216,6 +234,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
                 yes=getattr(args, "yes", False),
                 show_secrets=getattr(args, "show_secrets", False),
                 interactive=sys.stdin.isatty(),
+                guard_options=guard_options_from(args),
             )
         if args.command == "release":
             out.write(f"{release(args.out, args.stack, args.all, not args.no_wheels)}\n")

@@ -329,3 +329,8 @@ class DataConfig(Model):
 
     protect: bool = Field(default=False, description="Refuse to delete volumes at all.")
     delete_on_destroy: bool = Field(default=False, description="Opt in to deleting volumes with the stack.")
+    max_backup_age: Duration = Field(
+        default="24h",
+        description="`up` replaces or deletes a service's data only when its newest backup is "
+        "younger than this, or when named with --allow-replace SERVICE.",
+    )

@@ -796,15 +796,15 @@ class FakeStack:
         self.calls.append(operation)
         for _, event in self.recorded:
             on_event(event)
-        if self.fail:
+        if self.fail and operation != "preview":  # `up` previews first, for the guard
             raise auto_errors.CommandError(
                 CommandResult(stdout="", stderr="error: update failed\n", code=255)
             )
 
-    def up(self, on_event: Any) -> None:
+    def up(self, on_event: Any, **kwargs: Any) -> None:
         self._run("up", on_event)
 
-    def preview(self, on_event: Any) -> None:
+    def preview(self, on_event: Any, **kwargs: Any) -> None:
         self._run("preview", on_event)
 
     def destroy(self, on_event: Any) -> None:
@@ -847,7 +847,7 @@ def test_run_operation_exports_a_trace_and_prints_the_summary(
     options = traced_project(tmp_path, endpoint)
     out = io.StringIO()
     assert cli.run_operation("up", options, out) == 0, out.getvalue()
-    assert stack.calls == ["up"]
+    assert stack.calls == ["preview", "up"]  # the guard's preview first
     assert opened == [(options, "pw")]
     text = out.getvalue()
     assert "operation resource" in text
