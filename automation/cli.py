@@ -22,6 +22,7 @@ from typing import Any, TextIO
 
 from automation import validate as offline
 from automation.preflight import (
+    ArchiveAnnouncer,
     GuardOptions,
     add_guard_arguments,
     check_before_up,
@@ -100,7 +101,7 @@ def run_operation(
         trace = DeploymentTrace(operation, options.stack, config.deployment_traces.service_name)
     ok = True
     try:
-        getattr(stack, operation)(on_event=progress, **extra)
+        getattr(stack, operation)(on_event=ArchiveAnnouncer(progress, out, json_lines), **extra)
     except auto_errors.CommandError as error:
         ok = False
         out.write(

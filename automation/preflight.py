@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import io
+import json
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -163,3 +164,29 @@ def check_before_up(
         )
         return False, {}
     return True, {**extra, **plan}
+
+
+PRE_UPGRADE_SUFFIX = "-pre-upgrade-backup-run"  # components/homelab/preupgrade.py
+
+
+@dataclass
+class ArchiveAnnouncer:
+    """Passes every event on, and says which archive each pre-upgrade backup wrote."""
+
+    forward: Any
+    out: TextIO
+    json_lines: bool = False
+
+    def __call__(self, event: Any) -> None:
+        self.forward(event)
+        done = event.res_outputs_event
+        if done is None or not done.metadata.urn.endswith(PRE_UPGRADE_SUFFIX):
+            return
+        new = done.metadata.new
+        stdout = str((new.outputs or {}).get("stdout") or "").strip() if new is not None else ""
+        if not stdout:
+            return
+        if self.json_lines:
+            self.out.write(json.dumps({"pre-upgrade-backup": stdout}) + "\n")
+        else:
+            self.out.write(stdout + "\n")

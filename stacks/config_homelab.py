@@ -334,3 +334,8 @@ class DataConfig(Model):
         description="`up` replaces or deletes a service's data only when its newest backup is "
         "younger than this, or when named with --allow-replace SERVICE.",
     )
+    pre_upgrade_backup: bool = Field(
+        default=True,
+        description="Back up a stateful service's host before its container is replaced "
+        "(image bump, changed settings), in the same `up`.",
+    )

@@ -9,6 +9,7 @@ import pulumi_random as random
 
 from components.docker.host import DockerHost, HostArgs, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
+from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from stacks.config import StackConfig
@@ -32,6 +33,7 @@ class Homelab:
     services: dict[str, Service]
     admin_password: pulumi.Output[str]
     ca: CertificateAuthority | None
+    pre_upgrade: dict[str, PreUpgradeBackup] = field(default_factory=dict)
 
 
 def build_homelab(
@@ -82,8 +84,12 @@ def build_homelab(
     safety = DataSafety(retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect)
     services: dict[str, Service] = {}
     backups = [s for s in plan.services if s.kind == "BackupSchedule"]
+    pre_upgrade = pre_upgrade_backups(config, plan, hosts)
     for spec in [s for s in plan.services if s.kind != "BackupSchedule"] + backups:
         after: list[pulumi.Resource] = []
+        if spec.name in pre_upgrade:
+            # Its containers are replaced only after the backup their change triggered.
+            after = [pre_upgrade[spec.name]]
         if spec.kind == "BackupSchedule":
             # The backup run mounts the other services' volumes: create it after them.
             after = [svc for svc in services.values() if svc.spec.host == spec.host]
@@ -93,7 +99,30 @@ def build_homelab(
             hosts[spec.host],
             after=after,
         )
-    return Homelab(plan, hosts, services, shared["admin-password"], ca)
+    return Homelab(plan, hosts, services, shared["admin-password"], ca, pre_upgrade=pre_upgrade)
+
+
+def pre_upgrade_backups(
+    config: StackConfig, plan: Plan, hosts: dict[str, DockerHost]
+) -> dict[str, PreUpgradeBackup]:
+    """One pre-upgrade backup per stateful service on a host with a backup schedule."""
+    if not config.data.pre_upgrade_backup:
+        return {}
+    engines = {s.host: s for s in plan.services if s.kind == "BackupSchedule"}
+    found = {}
+    for spec in plan.services:
+        engine = engines.get(spec.host)
+        if spec.kind == "BackupSchedule" or engine is None or not spec.stateful_volumes:
+            continue
+        args = PreUpgradeBackupArgs(
+            spec,
+            config.name,
+            backup_container=f"{config.name}-{engine.containers[0].name}",
+            archive_prefix=f"{config.name}-{spec.host}-",
+            encrypted=getattr(config.backup, "encryption", "age") == "age",
+        )
+        found[spec.name] = PreUpgradeBackup(f"{spec.name}-pre-upgrade-backup", args, hosts[spec.host])
+    return found
 
 
 def export_homelab(config: StackConfig, lab: Homelab) -> None:
@@ -108,3 +137,6 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
     if passphrases:
         pulumi.export("backup-passphrases", pulumi.Output.secret(passphrases))
     pulumi.export("hosts", {name: host.args.docker_host for name, host in lab.hosts.items()})
+    if lab.pre_upgrade:
+        # The archive each service's last pre-upgrade backup wrote (or why it skipped).
+        pulumi.export("pre-upgrade-backups", {name: b.archive for name, b in lab.pre_upgrade.items()})

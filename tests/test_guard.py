@@ -511,3 +511,36 @@ def test_max_backup_age_is_validated(tmp_path: Path) -> None:
 def test_the_guard_module_reads_no_config() -> None:
     # The rule itself is plain: it works from the events and the ledger alone.
     assert "stacks" not in Path(guard.__file__).read_text()
+
+
+def test_up_shows_the_archive_of_each_pre_upgrade_backup(tmp_path: Path, opened: Any) -> None:
+    run = "command:local:Command"
+    line = (
+        "pre-upgrade backup of mysql: archive homelab-local-pre-upgrade-mysql-2026-11-25T22-00-00.tar.gz.age"
+    )
+    done = events.EngineEvent.from_json(
+        {
+            "sequence": 7,
+            "timestamp": 0,
+            "resOutputsEvent": {
+                "metadata": {
+                    "op": "create-replacement",
+                    "urn": f"{STACK}homelab:backup:PreUpgradeBackup${run}::mysql-pre-upgrade-backup-run",
+                    "type": run,
+                    "provider": "",
+                    "new": {
+                        "type": run,
+                        "urn": "x",
+                        "id": "y",
+                        "parent": "",
+                        "provider": "",
+                        "outputs": {"stdout": line + "\n", "stderr": "engine log"},
+                    },
+                }
+            },
+        }
+    )
+    stack = opened([*STATELESS_ONLY, done])
+    code, text = up(tmp_path, GuardOptions())
+    assert code == 0, text
+    assert f"\n{line}\n" in text
