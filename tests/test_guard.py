@@ -540,7 +540,7 @@ def test_up_shows_the_archive_of_each_pre_upgrade_backup(tmp_path: Path, opened:
             },
         }
     )
-    stack = opened([*STATELESS_ONLY, done])
+    opened([*STATELESS_ONLY, done])
     code, text = up(tmp_path, GuardOptions())
     assert code == 0, text
     assert f"\n{line}\n" in text
