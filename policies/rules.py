@@ -36,6 +36,7 @@ class Res:
     protect: bool = False
     provider: str = ""
     dependencies: tuple[str, ...] = ()
+    delete_before_replace: bool = False
 
 
 def plain(value: Any) -> Any:
@@ -437,6 +438,71 @@ def gitops_branch_protected(resources: list[Res], config: Config) -> list[str]:
     return out
 
 
+PRE_UPGRADE_RUN = "-pre-upgrade-backup-run"  # components/homelab/preupgrade.py
+COMMANDS = ("command:local:Command", "command:remote:Command")
+CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+
+
+def stateful_changes_guarded(resources: list[Res], config: Config) -> list[str]:
+    """The guard's rule, as far as the proposed state shows it (see docs/policies.md).
+
+    A stack policy sees every resource as the update would leave it, with its options and
+    dependencies, but not the step that gets it there (replace, delete), not the resources
+    the program no longer declares, and not `retain_on_delete`. So it cannot refuse a
+    replacement; it enforces what makes every replacement safe: each container that writes
+    a stateful volume is ordered after a pre-upgrade backup keyed on its image (a new image
+    re-runs the backup before the container is replaced), no data-holding resource is
+    deleted before its replacement exists, and the CloudNativePG Cluster outlives the stack.
+    """
+    skip = set(config.get("services-without-pre-upgrade-backup") or ())
+    by_urn = {r.urn: r for r in resources if r.urn}
+    stateful: set[tuple[str, str]] = set()
+    data: list[Res] = []
+    for v in by_type(resources, "docker:index/volume:Volume"):
+        if labels(v).get("homelab.stateful") == "true":
+            stateful.add((v.provider, plain(v.props).get("name", v.name)))
+            data.append(v)
+    out = []
+    for c in by_type(resources, "docker:index/container:Container"):
+        writes = sorted(
+            m["volumeName"]
+            for m in plain(c.props).get("volumes") or []
+            if m.get("volumeName") and not m.get("readOnly") and (c.provider, m["volumeName"]) in stateful
+        )
+        if not writes:
+            continue
+        data.append(c)
+        if labels(c).get("homelab.service") in skip:
+            continue
+        deps = [by_urn[u] for u in c.dependencies if u in by_urn]
+        images = {
+            plain(d.props).get("name") for d in deps if d.type == "docker:index/remoteImage:RemoteImage"
+        }
+        runs = [d for d in deps if d.type in COMMANDS and d.name.endswith(PRE_UPGRADE_RUN)]
+        if not runs:
+            out.append(
+                f"{c.name}: writes {', '.join(writes)} but is not ordered after a pre-upgrade backup; "
+                "keep data.pre-upgrade-backup and backups on for its host (or list the service in "
+                "services-without-pre-upgrade-backup)"
+            )
+        elif not any(images & set(plain(r.props).get("triggers") or []) for r in runs):
+            out.append(
+                f"{c.name}: its pre-upgrade backup is not keyed on its image, so an image bump "
+                "would replace it without a backup; put the image in the backup's triggers"
+            )
+    data += by_type(resources, "kubernetes:core/v1:PersistentVolumeClaim")
+    clusters = by_type(resources, CNPG_CLUSTER)
+    data += clusters
+    for r in data:
+        if r.delete_before_replace:
+            out.append(f"{r.name}: deleteBeforeReplace would remove its data before a replacement exists")
+    for cluster in clusters:
+        annotations = (plain(cluster.props).get("metadata") or {}).get("annotations") or {}
+        if not cluster.protect and annotations.get("homelab.data-safety") not in ("retain", "protect"):
+            out.append(f"{cluster.name}: the CloudNativePG Cluster is deleted with the stack; retain it")
+    return out
+
+
 ResourceRule = Callable[[Res, Config], list[str]]
 StackRule = Callable[[list[Res], Config], list[str]]
 
@@ -492,6 +558,15 @@ RULES: list[Rule] = [
     ),
     Rule("host-ports", "No two services on one host publish the same port.", host_ports, stack=True),
     Rule("metrics-scraped", "Every declared metrics endpoint is scraped.", metrics_scraped, stack=True),
+    Rule(
+        "stateful-changes-guarded",
+        "Data is backed up before its container is replaced and never deleted before its replacement.",
+        stateful_changes_guarded,
+        stack=True,
+        config_schema={
+            "services-without-pre-upgrade-backup": {"type": "array", "items": {"type": "string"}},
+        },
+    ),
     Rule(
         "gitops-branch-protected",
         "The GitOps repository's branch is protected.",

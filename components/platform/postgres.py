@@ -31,7 +31,12 @@ def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> di
     return {
         "apiVersion": "postgresql.cnpg.io/v1",
         "kind": "Cluster",
-        "metadata": {"name": args.name, "namespace": namespace},
+        # The policy pack cannot see retain_on_delete: this says what the option says.
+        "metadata": {
+            "name": args.name,
+            "namespace": namespace,
+            "annotations": {"homelab.data-safety": "retain"},
+        },
         "spec": {
             "instances": args.instances,
             "storage": storage,
