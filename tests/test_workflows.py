@@ -63,13 +63,21 @@ def test_pull_request_workflow_tests_and_previews_with_the_pack():
     assert "pull_request" in document["on"]
     runs = [str(s.get("run", "")) for _, s in steps(document)]
     assert any(re.search(r"(^|\s)\.ci/run(\s|$)", run) for run in runs), runs
-    previews = pulumi_steps(document)
+    # The preview is the project's own command: the guard on stateful data first, the pack's
+    # violations, then the steps, as one Markdown file.
+    previews = [(job, s) for job, s in steps(document) if "-m automation preview" in str(s.get("run", ""))]
     assert len(previews) == 1
     job, step = previews[0]
-    inputs = step["with"]
-    assert inputs["command"] == "preview"
-    assert inputs["policyPacks"] == "policies"
-    assert inputs["comment-on-pr"] is True
+    command = step["run"].split()
+    assert command[command.index("--policy-pack") + 1] == "policies"
+    comment_file = command[command.index("--comment") + 1]
+    # ...which the next step posts on the pull request, also when the preview failed.
+    job_steps = document["jobs"][job]["steps"]
+    poster = job_steps[job_steps.index(step) + 1]
+    assert poster["run"].startswith("gh pr comment ")
+    assert f"--body-file {comment_file}" in poster["run"]
+    assert "!cancelled()" in poster["if"]
+    assert poster["env"]["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
     # The preview only runs once the tests passed.
     needs = document["jobs"][job].get("needs")
     assert needs and ".ci/run" in " ".join(
@@ -80,6 +88,9 @@ def test_pull_request_workflow_tests_and_previews_with_the_pack():
     # Commenting needs write access to pull requests: the preview job has it, nothing else.
     assert document["jobs"][job]["permissions"].get("pull-requests") == "write"
     assert "pull-requests" not in document["permissions"]
+    # The policy pack's environment is installed before the preview runs.
+    earlier = [str(s.get("run", "")) for s in job_steps[: job_steps.index(step)]]
+    assert any("policies/requirements.txt" in run for run in earlier)
 
 
 def test_deploy_workflow_runs_up_on_main_behind_production():
