@@ -26,6 +26,7 @@ engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import shutil
 import subprocess
@@ -146,10 +147,8 @@ class DockerCli:
             except BrokenPipeError:  # it stopped reading: its exit code and stderr say why
                 pass
             finally:
-                try:
+                with contextlib.suppress(BrokenPipeError):
                     process.stdin.close()
-                except BrokenPipeError:
-                    pass
                 code = process.wait()
             stderr.seek(0)
             return code, stderr.read()
@@ -299,11 +298,17 @@ def read_archive(path: Path) -> dict[str, VolumeContent]:
                 if where is None:
                     continue
                 content = volumes.setdefault(where[0], VolumeContent())
+                if member.islnk():
+                    target = _volume_of(tarfile.TarInfo(member.linkname))
+                    if target is None or target[0] != where[0]:
+                        raise BackupError(f"hard link {member.name!r} points outside its volume")
                 if not where[1]:
                     content.root = member
                 elif member.isfile():
                     content.files += 1
                     content.size += member.size
+    except BackupError as error:
+        raise BackupError(f"{path.name}: {error}; nothing was changed") from None
     except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile) as error:
         raise BackupError(
             f"{path.name} is not a readable backup archive ({error}); nothing was changed"
@@ -328,11 +333,8 @@ def volume_stream(path: Path, volume: str, sink: IO[bytes]) -> None:
             copy = tarfile.TarInfo("/".join(where[1]))
             for attr in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "devmajor", "devminor"):
                 setattr(copy, attr, getattr(member, attr))
-            if member.islnk():
-                target = _volume_of(tarfile.TarInfo(member.linkname))
-                if target is None or target[0] != volume:
-                    raise BackupError(f"hard link {member.name!r} points outside its volume")
-                copy.linkname = "/".join(target[1])
+            if member.islnk():  # checked by read_archive: inside the same volume
+                copy.linkname = "/".join(_parts(member.linkname)[2:])
             out.addfile(copy, source.extractfile(member) if member.isfile() else None)
 
 
