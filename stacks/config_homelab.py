@@ -279,8 +279,8 @@ class TlsConfig(Model):
 
 # Cron as the backup engine reads it: robfig/cron/v3 with an optional seconds field and the
 # @-descriptors (offen/docker-volume-backup v2.48.2: cmd/backup/command.go, runInForeground).
-# We take the standard 5 fields; the 6-field form Volumerize took is refused with its 5-field
-# equivalent, so nobody's schedule shifts silently.
+# We take the standard 5 fields; the old 6-field form of earlier releases (seconds first) is
+# refused with its 5-field equivalent, so nobody's schedule shifts silently.
 _CRON_FIELDS = (
     ("minute", 0, 59, ()),
     ("hour", 0, 23, ()),
