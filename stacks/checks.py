@@ -21,7 +21,7 @@ from stacks.plan import build_plan, plan_problems
 # ---- cross-checks -------------------------------------------------------------------
 
 BUILTIN_NAMES = frozenset(
-    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "volumerize", "proxy"}
+    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "backup", "proxy"}
 )
 
 

@@ -139,6 +139,9 @@ class ContainerSpec:
     sysctls: dict[str, str] = field(default_factory=dict)
     # Containers this one needs to be created after (same service only).
     depends_on: tuple[str, ...] = ()
+    # Seconds `docker stop` (and the backup engine, which stops containers the same way)
+    # waits for a clean shutdown before SIGKILL; None keeps Docker's default of 10 s.
+    stop_timeout: int | None = None
 
 
 @dataclass(frozen=True)
@@ -154,6 +157,9 @@ class ServiceSpec:
     secrets: tuple[SecretSpec, ...] = ()
     restart: str = "unless-stopped"
     title: str = ""  # human name for the landing page
+    # Set by the plan, never by a service module: the backup schedule of the service's host.
+    # Each container with a stateful volume is stopped by that schedule (and only by it).
+    backup_group: str | None = None
 
     @property
     def stateful_volumes(self) -> tuple[tuple[ContainerSpec, Volume], ...]:

@@ -11,8 +11,10 @@ IMAGES: dict[str, str] = {
     "cadvisor": "gcr.io/cadvisor/cadvisor:v0.52.1",
     "node-exporter": "prom/node-exporter:v1.9.1",
     "haproxy": "haproxy:3.2.6-alpine",
-    # Volumerize is no longer maintained upstream; 1.7 is its last release line.
-    "volumerize": "blacklabelops/volumerize:1.7",
+    # The newest v2 release tag (github.com/offen/docker-volume-backup, tag v2.48.2; images are
+    # pushed as offen/docker-volume-backup:<tag> for amd64, arm64 and arm/v7 by
+    # .github/workflows/release.yml at that tag).
+    "backup": "offen/docker-volume-backup:v2.48.2",
     "mattermost": "mattermost/mattermost-team-edition:10.11.8",
     "postgres": "postgres:17.6-alpine",
     "mysql": "mysql:8.4.6",
