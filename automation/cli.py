@@ -9,6 +9,7 @@
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
     restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
+    drill --host H [--service S] [--archive A] [--identity KEY]   restore into scratch volumes, check, record
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
 """
@@ -185,6 +186,24 @@ def backup(
         )
 
 
+def run_drill_command(args: argparse.Namespace, out: TextIO, project_dir: Path = PROJECT_DIR) -> int:
+    """`drill`: 0 when every service's restore was verified, 1 when one was not."""
+    from automation.drill import drill
+
+    config = offline.load(project_dir, args.stack, args.file, require_secrets=False)
+    report = drill(
+        config,
+        args.host,
+        out,
+        service=args.service,
+        archive=args.archive,
+        identity=args.identity,
+        image=args.helper_image,
+        sample=args.sample,
+    )
+    return 0 if report.ok else 1
+
+
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
     if not sep or not key:
@@ -242,7 +261,17 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--service", help="only this service's volumes")
     p.add_argument("--identity", type=Path, help="age identity (the stack output backup-identity)")
     p.add_argument("--dry-run", action="store_true", help="check the archive and show the plan only")
-    for name in ("backup", "backups", "restore"):
+    p = with_stack(
+        sub.add_parser("drill", help="restore a host's newest archive into scratch volumes and check it")
+    )
+    p.add_argument("--host", required=True)
+    p.add_argument("--service", help="only this service")
+    p.add_argument(
+        "--archive", help="this archive instead of the newest (a file here, or a name on the host)"
+    )
+    p.add_argument("--identity", type=Path, help="age identity (the stack output backup-identity)")
+    p.add_argument("--sample", type=int, default=8, help="files checksummed per volume (default 8)")
+    for name in ("backup", "backups", "restore", "drill"):
         p = sub.choices[name]
         p.add_argument("--file", type=Path, help="use this stack file (e.g. a copy on a fresh machine)")
         if name != "backup":
@@ -276,6 +305,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.command == "setup":
             out.write(json.dumps(setup(args.bundle, args.stack, not args.no_wheels), indent=2) + "\n")
             return 0
+        if args.command == "drill":
+            return run_drill_command(args, out)
         options: dict[str, Any] = {}
         if args.command != "backup":
             options["image"] = args.helper_image
