@@ -226,10 +226,12 @@ def classify(steps: Iterable[events.StepEventMetadata]) -> list[StatefulChange]:
 
 
 class BackupLedger(Protocol):
-    """Where the guard learns about backups: the backup engine's archives of a host."""
+    """Where the guard learns about backups: the backup engine's archives of a host
+    (automation/ledger.py)."""
 
     def newest_backup(self, host: str, service: str) -> float | None:
-        """Unix time of the newest successful backup holding `service`'s data on `host`."""
+        """Unix time of the newest successful backup holding `service`'s data on `host`;
+        raises when the host cannot tell (the guard then refuses, saying why)."""
         ...
 
 
@@ -310,7 +312,11 @@ def judge(
             why = "no backup engine covers it" if c.host is None else "backups were not checked"
             report.verdicts.append(Verdict(c, False, f"{why}; {hint}"))
             continue
-        newest = ledger.newest_backup(c.host, c.service)
+        try:
+            newest = ledger.newest_backup(c.host, c.service)
+        except Exception as error:  # the host did not answer: say why, and refuse
+            report.verdicts.append(Verdict(c, False, f"backups could not be checked ({error}); {hint}"))
+            continue
         if newest is None:
             report.verdicts.append(Verdict(c, False, f"no backup of {c.service} found; back it up or {hint}"))
         elif now - newest <= max_age:

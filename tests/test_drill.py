@@ -145,7 +145,8 @@ def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
         "homelab:name": prefix,
         "homelab:hosts": [{"name": "local", "address": "local", "root": str(tmp_path)}],
         "homelab:tls": {"enabled": False},
-        "homelab:backup": {"directory": str(archives)},
+        # The engine image cannot be pulled here: the lab's image stands in as the helper.
+        "homelab:backup": {"directory": str(archives), "image": image},
         "homelab:services": {
             name: off
             for name in (
@@ -559,3 +560,43 @@ def test_a_query_that_does_not_answer_a_number_fails() -> None:
 )
 def test_database_kind(container: ContainerSpec, kind: str | None) -> None:
     assert drills.database_kind(container) == kind
+
+
+# ---- the guard's ledger: the newest archive of the host ---------------------------------------
+
+
+def test_the_guard_learns_the_last_backup_from_the_hosts_archives(lab: Lab) -> None:
+    from automation.guard import StatefulChange, judge
+    from automation.ledger import ArchiveLedger
+
+    old = engine_archive(lab, f"{lab.prefix}-local-2026-11-20T04-00-00")
+    new = engine_archive(lab, f"{lab.prefix}-local-pre-upgrade-notes-2026-11-25T04-00-00")
+    os.utime(old, (1_900_000_000, 1_900_000_000))
+    os.utime(new, (1_900_050_000, 1_900_050_000))
+    ledger = ArchiveLedger(lab.config())
+    assert ledger.newest_backup("local", "notes") == 1_900_050_000
+    assert ledger.newest_backup("local", "ledger") == 1_900_050_000
+    assert ledger.newest_backup("local", "frontend") is None  # holds no data here
+
+    change = StatefulChange(
+        "urn",
+        "docker:index/container:Container",
+        "notes",
+        "replace",
+        "container",
+        "notes",
+        "local",
+        ("image",),
+    )
+    fresh = judge([change], ledger=ledger, max_age=86400, now=1_900_060_000).verdicts[0]
+    assert fresh.allowed and fresh.reason == "backup 2h 46m old (limit 1d 0h)"
+    stale = judge([change], ledger=ledger, max_age=3600, now=1_900_060_000).verdicts[0]
+    assert not stale.allowed
+
+
+def test_the_ledger_says_why_it_cannot_answer(lab: Lab) -> None:
+    from automation.ledger import ArchiveLedger
+
+    shutil.rmtree(lab.archives)
+    with pytest.raises(BackupError, match=f"listing {lab.archives} on local failed"):
+        ArchiveLedger(lab.config()).newest_backup("local", "notes")

@@ -544,3 +544,17 @@ def test_up_shows_the_archive_of_each_pre_upgrade_backup(tmp_path: Path, opened:
     code, text = up(tmp_path, GuardOptions())
     assert code == 0, text
     assert f"\n{line}\n" in text
+
+
+def test_a_ledger_that_cannot_answer_refuses_saying_why() -> None:
+    class Unreachable:
+        def newest_backup(self, host: str, service: str) -> float | None:
+            raise RuntimeError("ssh: connect to host nas port 22: Connection refused")
+
+    [change] = classify(metas(DATABASE_REPLACED))
+    [verdict] = judge([change], ledger=Unreachable(), now=NOW).verdicts
+    assert not verdict.allowed
+    assert verdict.reason == (
+        "backups could not be checked (ssh: connect to host nas port 22: Connection refused); "
+        "pass --allow-replace mysql"
+    )
