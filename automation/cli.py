@@ -9,7 +9,7 @@
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
     restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
-    drill --host H [--service S] [--archive A] [--identity KEY]   restore into scratch volumes, check, record
+    drill --host H [--service S] | --due [--identity KEY]   restore into scratch volumes, check, record
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
 """
@@ -188,19 +188,18 @@ def backup(
 
 def run_drill_command(args: argparse.Namespace, out: TextIO, project_dir: Path = PROJECT_DIR) -> int:
     """`drill`: 0 when every service's restore was verified, 1 when one was not."""
-    from automation.drill import drill
+    from automation.drill import drill, drill_due
 
     config = offline.load(project_dir, args.stack, args.file, require_secrets=False)
-    report = drill(
-        config,
-        args.host,
-        out,
-        service=args.service,
-        archive=args.archive,
-        identity=args.identity,
-        image=args.helper_image,
-        sample=args.sample,
-    )
+    if args.due:
+        if args.service or args.archive:
+            out.write("--due drills every due host's newest archive: no --service or --archive\n")
+            return 1
+        return 0 if drill_due(config, out, args.identity, args.helper_image) else 1
+    options: dict[str, Any] = {"service": args.service, "archive": args.archive, "identity": args.identity}
+    if args.sample is not None:
+        options["sample"] = args.sample
+    report = drill(config, args.host, out, image=args.helper_image, **options)
     return 0 if report.ok else 1
 
 
@@ -270,7 +269,9 @@ def _parser() -> argparse.ArgumentParser:
         "--archive", help="this archive instead of the newest (a file here, or a name on the host)"
     )
     p.add_argument("--identity", type=Path, help="age identity (the stack output backup-identity)")
-    p.add_argument("--sample", type=int, default=8, help="files checksummed per volume (default 8)")
+    p.add_argument(
+        "--sample", type=int, help="files checksummed per volume (default: data.restore-drills.sample)"
+    )
     for name in ("backup", "backups", "restore", "drill"):
         p = sub.choices[name]
         p.add_argument("--file", type=Path, help="use this stack file (e.g. a copy on a fresh machine)")

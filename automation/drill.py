@@ -317,6 +317,20 @@ def check_database(
 # ---- metrics ---------------------------------------------------------------------------------
 
 
+_RUN = ("run", "--rm", "--network", "none", "--user", "0:0")
+_PATH = f"{TEXTFILE_MOUNT}/{metrics.TEXTFILE}"
+
+
+def read_states(target: DrillTarget, docker: DockerCli, image: str) -> dict[str, metrics.DrillState] | None:
+    """The host's drill records (None: the host has no textfile directory)."""
+    if target.textfile_volume is None:
+        return None
+    mount = f"type=volume,source={target.textfile_volume},target={TEXTFILE_MOUNT}"
+    script = f"cat {_PATH} 2>/dev/null || true"
+    args = [*_RUN, "--mount", mount, "--entrypoint", "sh", image, "-c", script]
+    return metrics.parse_textfile(docker.text(args, "reading the drill records"))
+
+
 def record(
     target: DrillTarget, docker: DockerCli, image: str, results: list[ServiceResult], now: float
 ) -> str:
@@ -325,10 +339,11 @@ def record(
     if volume is None:
         return f"metrics not recorded: no node-exporter with a textfile directory on host {target.hb.host}"
     mount = f"type=volume,source={volume},target={TEXTFILE_MOUNT}"
-    run = ["run", "--rm", "--network", "none", "--user", "0:0"]
-    path = f"{TEXTFILE_MOUNT}/{metrics.TEXTFILE}"
-    previous = docker.run([*run, "--mount", mount, "--entrypoint", "sh", image, "-c", f"cat {path} || true"])
-    states = metrics.parse_textfile(previous.stdout.decode(errors="replace"))
+    run, path = list(_RUN), _PATH
+    try:
+        states = read_states(target, docker, image) or {}
+    except BackupError as error:
+        return f"metrics NOT recorded in {volume}: {error}"
     for r in results:
         before = states.get(r.service)
         verified = now if r.ok else (before.last_verified if before else None)
@@ -468,4 +483,68 @@ def drill(
     **options: object,
 ) -> DrillReport:
     target = drill_target(config, host)
+    options.setdefault("sample", config.data.restore_drills.sample)
     return run_drill(target, docker or DockerCli(target.hb.docker_host), out, **options)  # type: ignore[arg-type]
+
+
+# ---- on a schedule: which hosts are due ------------------------------------------------------
+
+SLACK = 3600.0  # a daily timer at a fixed hour still finds a weekly drill due on the 7th day
+
+
+@dataclass(frozen=True)
+class Due:
+    host: str
+    due: bool
+    why: str
+
+
+def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str, now: float) -> Due:
+    """Whether the host's last drill is older than its interval (`data.restore-drills`)."""
+    from automation.guard import duration_seconds, human_age
+
+    drills = config.data.restore_drills
+    every = drills.hosts.get(target.hb.host, drills.every)
+    interval = duration_seconds(every)
+    host = target.hb.host
+    try:
+        states = read_states(target, docker, image)
+    except BackupError as error:
+        return Due(host, True, f"its drill records cannot be read ({error})")
+    if states is None:
+        return Due(host, True, "no textfile directory on the host to tell when it was last drilled")
+    runs = [states[s.name].last_run for s in target.specs if s.name in states]
+    if len(runs) < len(target.specs):
+        return Due(host, True, "a service there was never drilled")
+    age = now - min(runs)
+    if age >= interval - SLACK:
+        return Due(host, True, f"last drilled {human_age(age)} ago (every {every})")
+    return Due(host, False, f"last drilled {human_age(age)} ago; next in {human_age(interval - age)}")
+
+
+def drill_due(
+    config: StackConfig,
+    out: TextIO,
+    identity: Path | None = None,
+    image: str | None = None,
+    now: Callable[[], float] = time.time,
+) -> bool:
+    """Drill every host whose interval has passed; True when every drill that ran passed."""
+    ok = True
+    for h in config.hosts:
+        try:
+            target = drill_target(config, h.name)
+        except BackupError as error:
+            out.write(f"host {h.name}: skipped ({error})\n")
+            continue
+        docker = DockerCli(target.hb.docker_host)
+        helper = image or target.hb.image
+        verdict = due(config, target, docker, helper, now())
+        out.write(f"host {h.name}: {'due' if verdict.due else 'not due'}, {verdict.why}\n")
+        if verdict.due:
+            report = run_drill(
+                target, docker, out, identity=identity, image=image,
+                sample=config.data.restore_drills.sample, now=now,
+            )  # fmt: skip
+            ok = ok and report.ok
+    return ok

@@ -34,6 +34,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
     problems += config.backup.problems()
+    problems += config.data.restore_drills.problems([h.name for h in config.hosts])
     if config.layers.platform:
         if config.platform is None:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))

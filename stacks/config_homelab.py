@@ -488,6 +488,29 @@ class MonitoringConfig(Model):
     retention: Duration = Field(default="15d", description="Prometheus data retention.")
 
 
+class RestoreDrillConfig(Model):
+    """Restore drills: each host's newest archive restored into scratch volumes and checked
+    (`python -m automation drill --due`, run from where the backup identity is)."""
+
+    every: Duration = Field(default="7d", description="How often each host is drilled.")
+    hosts: dict[Label, Duration] = Field(
+        default_factory=dict, description="Per host: another interval than `every`."
+    )
+    max_age: Duration = Field(
+        default="8d", description="Alert when a service has no verified restore newer than this."
+    )
+    sample: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=8, description="Files per volume read back and compared with the archive's checksums."
+    )
+
+    def problems(self, hosts: list[str]) -> list[tuple[str, str]]:
+        return [
+            (f"data.restore-drills.hosts.{name}", f"unknown host {name!r} (hosts: {', '.join(hosts)})")
+            for name in self.hosts
+            if name not in hosts
+        ]
+
+
 class DataConfig(Model):
     """What happens to stateful volumes when a service or the stack goes away."""
 
@@ -503,3 +526,4 @@ class DataConfig(Model):
         description="Back up a stateful service's host before its container is replaced "
         "(image bump, changed settings), in the same `up`.",
     )
+    restore_drills: RestoreDrillConfig = Field(default_factory=RestoreDrillConfig)

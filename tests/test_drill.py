@@ -600,3 +600,71 @@ def test_the_ledger_says_why_it_cannot_answer(lab: Lab) -> None:
     shutil.rmtree(lab.archives)
     with pytest.raises(BackupError, match=f"listing {lab.archives} on local failed"):
         ArchiveLedger(lab.config()).newest_backup("local", "notes")
+
+
+# ---- on a schedule: --due -----------------------------------------------------------------------
+
+
+def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drills, "textfile_volume", lambda config, host: lab.textfile)
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    config = lab.config()
+    day = 86400.0
+    start = 1_900_000_000.0
+
+    out = io.StringIO()
+    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start)
+    assert "host local: due, a service there was never drilled\n" in out.getvalue()
+    assert "2/2 service(s) passed" in out.getvalue()
+
+    out = io.StringIO()
+    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + day)
+    assert out.getvalue() == "host local: not due, last drilled 1d 0h ago; next in 6d 0h\n"
+
+    # A daily timer at the same hour finds the weekly drill due on the 7th day.
+    out = io.StringIO()
+    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + 7 * day - 600)
+    assert "host local: due, last drilled 6d 23h ago (every 7d)\n" in out.getvalue()
+
+    # Per host: another interval.
+    daily = config.model_copy(
+        update={
+            "data": config.data.model_copy(
+                update={
+                    "restore_drills": config.data.restore_drills.model_copy(update={"hosts": {"local": "1d"}})
+                }
+            )
+        }
+    )
+    out = io.StringIO()
+    assert drills.drill_due(daily, out, lab.key, lab.image, now=lambda: start + 8 * day)
+    assert "host local: due, last drilled 1d 0h ago (every 1d)\n" in out.getvalue()
+
+
+def test_due_without_a_textfile_directory_always_drills(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    out = io.StringIO()
+    assert drills.drill_due(lab.config(), out, lab.key, lab.image)
+    assert out.getvalue().startswith(
+        "host local: due, no textfile directory on the host to tell when it was last drilled\n"
+    )
+
+
+def test_drill_needs_a_host_or_due() -> None:
+    from automation import cli as cli_module
+
+    with pytest.raises(SystemExit):
+        cli_module._parser().parse_args(["drill"])
+    with pytest.raises(SystemExit):
+        cli_module._parser().parse_args(["drill", "--host", "a", "--due"])
+
+
+def test_drill_intervals_name_known_hosts() -> None:
+    from stacks.checks import validate
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        validate({"data": {"restore-drills": {"hosts": {"nas": "1d"}}}})
+    assert ("data.restore-drills.hosts.nas", "unknown host 'nas' (hosts: local)") in error.value.problems
+    with pytest.raises(ConfigError, match=r"data.restore-drills.every: 'weekly' is not a duration"):
+        validate({"data": {"restore-drills": {"every": "weekly"}}})
