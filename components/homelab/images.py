@@ -148,9 +148,10 @@ CONTRACTS: dict[str, ImageContract] = {
     ),
     "cadvisor": ImageContract(
         # v0.54.0 is the first release with containerd-snapshotter support (commit 7eda1904,
-        # "fix(3643)"); images from v0.53.0 are published on ghcr.io (README.md).
+        # "fix(3643)"); images from v0.53.0 are on ghcr.io (README.md), and a pushed tag vX.Y.Z
+        # is published as both X.Y.Z and vX.Y.Z (the publish workflow's metadata tags).
         image="ghcr.io/google/cadvisor:v0.60.5",
-        tag=Seen("google/cadvisor", "README.md", "v0.60.5"),
+        tag=Seen("google/cadvisor", ".github/workflows/publish-container.yml", "v0.60.5"),
         user=Fact(User("root", 0), Seen("google/cadvisor", "deploy/Dockerfile", "v0.60.5")),
         shell=Fact(True, Seen("google/cadvisor", "deploy/Dockerfile", "v0.60.5")),
         # its own HEALTHCHECK runs deploy/healthcheck.sh, which runs BusyBox wget
