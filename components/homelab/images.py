@@ -190,11 +190,19 @@ CONTRACTS: dict[str, ImageContract] = {
                 MATTERMOST_DOCS_AT,
             ),
         ),
-        # distroless since 10.10/10.11: no shell, no curl (mattermost/mattermost#33839); the
-        # image's own check is `mmctl system status --local` (#31136, server/build/Dockerfile),
-        # which exits non-zero on failure since 10.11.4 (the changelog).
+        # Distroless since 10.10/10.11: no shell, no curl (mattermost/mattermost#33839). The
+        # image's own check became `mmctl system status --local` (#31136) and later tags ship
+        # none (NethServer/dev#7895: 10.11.12); mmctl itself is part of every distribution
+        # (bin/, per the mmctl docs) and exits non-zero on failure since 10.11.4 (changelog).
         shell=Fact(False, Seen("mattermost/mattermost", "#33839")),
-        probes=Fact(("/mattermost/bin/mmctl",), Seen("mattermost/mattermost", "#31136")),
+        probes=Fact(
+            ("/mattermost/bin/mmctl",),
+            Seen(
+                MATTERMOST_DOCS,
+                "source/administration-guide/manage/mmctl-command-line-tool.rst",
+                MATTERMOST_DOCS_AT,
+            ),
+        ),
         writes=(
             # PGPASSFILE: lib/pq (server/go.mod: v1.10.9) reads the password from it when the
             # data source has none, and only if the file is not readable by group or others.
