@@ -184,10 +184,6 @@ def test_every_service_secret_is_a_random_password(case):
             assert r.inputs["length"] == secret.length >= 16
 
 
-def uploads(c: Resource) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in c.inputs.get("uploads") or []}
-
-
 def test_database_passwords_and_salts_are_generated(tmp_path):
     mocks = run_program(EVERYTHING, example_secrets(EVERYTHING), key_dir=str(tmp_path))
     generated = mocks.generated_secrets
