@@ -160,6 +160,7 @@ class PostgresConfig(TcpServiceConfig):
 
 
 class MysqlConfig(TcpServiceConfig):
+    enabled: bool = False
     hostname: Subdomain = "kodidb"
     exposed_port: Port = 3307
 
