@@ -284,9 +284,11 @@ def test_remote_only(key_dir):
     [
         ("https://chat.lab.example.com/hooks/abc123", "mattermost://chat.lab.example.com/abc123"),
         ("http://chat.lan:8065/hooks/abc123/", "mattermost://chat.lan:8065/abc123?disabletls=yes"),
+        ("https://hooks.example.com/backup/failed", "generic+https://hooks.example.com/backup/failed"),
+        ("https://chat.example.com/mm/hooks/abc123", "generic+https://chat.example.com/mm/hooks/abc123"),
         (
-            "generic+https://hooks.example.com/backup?template=json",
-            "generic+https://hooks.example.com/backup?template=json",
+            "generic://hooks.example.com/backup?template=json",
+            "generic://hooks.example.com/backup?template=json",
         ),
         (
             "smtp://u:p@mail.example.com:587/?from=a@example.com&to=b@example.com\n",
