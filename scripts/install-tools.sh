@@ -1,12 +1,19 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus) and shellcheck. Debian/Ubuntu only; a no-op when
-# they are already there.
+# promtool (Debian package prometheus) and shellcheck; and what the real restore test runs
+# (tests/test_restore.py): age, which encrypts archives like the backup engine and decrypts
+# them like the restore, and busybox-static, from which it makes a tiny local image.
+# Debian/Ubuntu only; a no-op when they are already there.
 set -euo pipefail
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v age >/dev/null 2>&1 || missing+=(age)
+# The restore test needs a busybox that runs alone in an image: the static build.
+if ! command -v dpkg >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
+fi
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-tools: please install ${missing[*]} (needed by the config checks)" >&2

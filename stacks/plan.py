@@ -243,18 +243,53 @@ def build_plan(config: StackConfig) -> Plan:
         final = prometheus_spec(tuple(targets))
         plan.services = [final if x.name == "prometheus" else x for x in plan.services]
 
-    # One backup run per host with stateful volumes.
+    # One backup run per host with stateful volumes; it stops (only) their writers.
     if config.backup.enabled:
-        bk = config.backup
         for host_cfg in config.hosts:
             entries = backup.backup_set(plan.on_host(host_cfg.name), config.name)
             if not entries:
                 continue
-            target = bk.target or f"{host_cfg.root}/backups"
-            b = Basics(host_cfg.name, bk.image or IMAGES["volumerize"])
-            args_b = backup.BackupArgs(b, tuple(entries), bk.schedule, target, config.name)
-            plan.add(backup.volumerize(args_b), "backup")
+            group = backup.backup_group(config.name, host_cfg.name)
+            plan.services = [
+                dataclasses.replace(x, backup_group=group)
+                if x.host == host_cfg.name and x.stateful_volumes
+                else x
+                for x in plan.services
+            ]
+            plan.add(backup.backup_schedule(backup_args(config, host_cfg.name, tuple(entries))), "backup")
     return plan
+
+
+def backup_directory(config: StackConfig, host: str) -> str | None:
+    """Where `host` keeps its archives, or None when it keeps none (backup.local off)."""
+    bk = config.backup
+    if not bk.local:
+        return None
+    return bk.directory or f"{config.host(host).root}/backups"
+
+
+def backup_args(config: StackConfig, host: str, entries: tuple[backup.BackupEntry, ...]) -> backup.BackupArgs:
+    bk = config.backup
+    s3 = ssh = webdav = None
+    if bk.s3 is not None:
+        s3 = backup.S3Storage(bk.s3.endpoint, bk.s3.protocol, bk.s3.bucket, bk.s3.path)
+    if bk.ssh is not None:
+        ssh = backup.SshStorage(*bk.ssh.target, bk.ssh.path)
+    if bk.webdav is not None:
+        webdav = backup.WebdavStorage(bk.webdav.url, bk.webdav.path, bk.webdav.username)
+    return backup.BackupArgs(
+        Basics(host, bk.image or IMAGES["backup"]),
+        entries,
+        bk.schedule,
+        prefix=config.name,
+        retention_days=bk.retention_days,
+        encrypted=bk.encryption == "age",
+        directory=backup_directory(config, host),
+        s3=s3,
+        ssh=ssh,
+        webdav=webdav,
+        notify=bk.notify_url_secret is not None,
+    )
 
 
 Problems = list[tuple[str, str]]
