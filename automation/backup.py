@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import re
 import shutil
 import subprocess
 import tarfile
@@ -46,6 +47,7 @@ from stacks.config import StackConfig
 from stacks.plan import backup_directory, build_plan
 
 RESTORE_MOUNT = "/restore"
+ARCHIVE_NAME = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9._-]*$")  # as the engine names them (no shell)
 CHUNK = 1 << 20
 
 
@@ -400,8 +402,8 @@ class RestorePlan:
 
 def _fetch(hb: HostBackup, name: str, docker: DockerCli, image: str | None, workdir: Path) -> Path:
     """Copy an archive of the host's backup directory to `workdir`."""
-    if "/" in name or name.startswith("."):
-        raise BackupError(f"{name}: no such file here, and not an archive name")
+    if not ARCHIVE_NAME.match(name):
+        raise BackupError(f"{name}: no such file here, and not the name of an archive")
     local = workdir / name
     with local.open("wb") as sink:
         result = docker.run(_helper(hb, image, _archive_mount(hb), f'cat "/archive/{name}"'), stdout=sink)

@@ -308,14 +308,14 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
             return 0
         if args.command == "drill":
             return run_drill_command(args, out)
-        options: dict[str, Any] = {}
+        extra: dict[str, Any] = {}
         if args.command != "backup":
-            options["image"] = args.helper_image
+            extra["image"] = args.helper_image
         if args.command == "restore":
-            options.update(
+            extra.update(
                 archive=args.archive, service=args.service, identity=args.identity, dry_run=args.dry_run
             )
-        backup(args.command, args.host, args.stack, args.file, out, **options)
+        backup(args.command, args.host, args.stack, args.file, out, **extra)
         return 0
     except ConfigError as error:
         out.write(f"{error}\n")

@@ -160,6 +160,7 @@ class PostgresConfig(TcpServiceConfig):
 
 
 class MysqlConfig(TcpServiceConfig):
+    enabled: bool = False
     hostname: Subdomain = "kodidb"
     exposed_port: Port = 3307
 
@@ -442,7 +443,8 @@ class BackupConfig(Model):
     notify_url_secret: SecretKey | None = Field(
         default=None,
         description="Config key (secret) with where failed runs are reported: a Mattermost incoming "
-        "webhook URL (https://chat.example.com/hooks/...) or any shoutrrr URL the engine takes.",
+        "webhook URL (https://chat.example.com/hooks/...), another webhook URL (POSTed to), or any "
+        "shoutrrr URL the engine takes.",
     )
     image: Image | None = Field(default=None, description="Override the pinned backup engine image.")
 

@@ -148,6 +148,9 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
         # The one thing to keep off the servers: it decrypts every backup archive.
         pulumi.export("backup-identity", pulumi.Output.secret(lab.backup_key.private_key_openssh))
         pulumi.export("backup-recipient", lab.backup_key.public_key_openssh.apply(lambda key: key.strip()))
+    for name, svc in lab.services.items():
+        if svc.credentials is not None:
+            pulumi.export(f"{name}-credentials", svc.credentials)
     pulumi.export("hosts", {name: host.args.docker_host for name, host in lab.hosts.items()})
     if lab.pre_upgrade:
         # The archive each service's last pre-upgrade backup wrote (or why it skipped).

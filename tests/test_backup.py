@@ -143,7 +143,14 @@ def test_stateless_services_are_never_stopped(key_dir):
 
 def test_databases_shut_down_cleanly_before_the_archive(key_dir):
     """Databases are stopped (docs/concepts.md), with two minutes for a clean shutdown."""
-    config = {**DEV, "services": {"postgres": {"enabled": True}, "mattermost": {"enabled": True}}}
+    config = {
+        **DEV,
+        "services": {
+            "postgres": {"enabled": True},
+            "mysql": {"enabled": True},
+            "mattermost": {"enabled": True},
+        },
+    }
     containers = on_host(run_program(config, key_dir=key_dir), "local")
     for alias in ("postgres", "mysql", "mattermost-db"):
         assert containers[alias].inputs["stopTimeout"] == 120, alias
@@ -284,9 +291,11 @@ def test_remote_only(key_dir):
     [
         ("https://chat.lab.example.com/hooks/abc123", "mattermost://chat.lab.example.com/abc123"),
         ("http://chat.lan:8065/hooks/abc123/", "mattermost://chat.lan:8065/abc123?disabletls=yes"),
+        ("https://hooks.example.com/backup/failed", "generic+https://hooks.example.com/backup/failed"),
+        ("https://chat.example.com/mm/hooks/abc123", "generic+https://chat.example.com/mm/hooks/abc123"),
         (
-            "generic+https://hooks.example.com/backup?template=json",
-            "generic+https://hooks.example.com/backup?template=json",
+            "generic://hooks.example.com/backup?template=json",
+            "generic://hooks.example.com/backup?template=json",
         ),
         (
             "smtp://u:p@mail.example.com:587/?from=a@example.com&to=b@example.com\n",

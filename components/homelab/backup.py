@@ -81,17 +81,22 @@ def archive_prefix(prefix: str, host: str) -> str:
 
 
 def notification_url(url: str) -> str:
-    """The engine's (shoutrrr's) URL for a Mattermost incoming webhook; other URLs as given.
+    """The engine's (shoutrrr's) URL for where failed runs are reported.
 
-    shoutrrr v0.16.1 (the engine's go.mod), docs/services/chat/mattermost/index.md:
-    `https://host/hooks/<token>` is `mattermost://host/<token>`, `?disabletls=yes` for http.
+    shoutrrr v0.16.1 (the engine's go.mod): a Mattermost incoming webhook
+    `https://host/hooks/<token>` is `mattermost://host/<token>`, `?disabletls=yes` for http
+    (docs/services/chat/mattermost/index.md); any other http(s) URL is a plain webhook,
+    `generic+<url>` (docs/services/specialized/generic/index.md); shoutrrr URLs pass as given.
     """
-    parts = urlsplit(url.strip())
+    url = url.strip()
+    parts = urlsplit(url)
+    if parts.scheme not in ("http", "https"):
+        return url
     segments = parts.path.strip("/").split("/")
-    if parts.scheme in ("http", "https") and len(segments) == 2 and segments[0] == "hooks":
+    if len(segments) == 2 and segments[0] == "hooks" and not parts.query:
         tls = "" if parts.scheme == "https" else "?disabletls=yes"
         return f"mattermost://{parts.netloc}/{segments[1]}{tls}"
-    return url.strip()
+    return f"generic+{url}"
 
 
 @dataclass(frozen=True)
