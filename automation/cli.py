@@ -263,7 +263,11 @@ def _parser() -> argparse.ArgumentParser:
     p = with_stack(
         sub.add_parser("drill", help="restore a host's newest archive into scratch volumes and check it")
     )
-    p.add_argument("--host", required=True)
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--host")
+    which.add_argument(
+        "--due", action="store_true", help="every host whose data.restore-drills interval has passed"
+    )
     p.add_argument("--service", help="only this service")
     p.add_argument(
         "--archive", help="this archive instead of the newest (a file here, or a name on the host)"

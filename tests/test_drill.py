@@ -668,3 +668,12 @@ def test_drill_intervals_name_known_hosts() -> None:
     assert ("data.restore-drills.hosts.nas", "unknown host 'nas' (hosts: local)") in error.value.problems
     with pytest.raises(ConfigError, match=r"data.restore-drills.every: 'weekly' is not a duration"):
         validate({"data": {"restore-drills": {"every": "weekly"}}})
+
+
+def test_the_cli_parses_due() -> None:
+    from automation import cli as cli_module
+
+    args = cli_module._parser().parse_args(["drill", "--due", "--identity", "k"])
+    assert args.due and args.host is None and args.identity == Path("k")
+    args = cli_module._parser().parse_args(["drill", "--host", "nas", "--service", "mysql"])
+    assert not args.due and args.host == "nas" and args.service == "mysql"
