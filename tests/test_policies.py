@@ -1436,7 +1436,8 @@ def test_the_examples_hold_what_the_guard_rule_reads(example_run):
 
 
 def test_turning_the_pre_upgrade_backup_off_is_reported(tmp_path):
-    mocks = run_program({"data": {"pre-upgrade-backup": False}}, key_dir=str(tmp_path))
+    config = {"data": {"pre-upgrade-backup": False}, "services": {"mysql": {"enabled": True}}}
+    mocks = run_program(config, key_dir=str(tmp_path))
     messages = evaluate([as_res(r) for r in mocks.resources])["stateful-changes-guarded"]
     assert any(m.startswith("mysql: writes homelab_mysql_data but is not ordered after") for m in messages)
     assert not any(m.startswith("landing") for m in messages)

@@ -30,6 +30,9 @@ OLD, NEW = "mysql:8.4.5", "mysql:8.4.6"
 
 
 def run(tmp_path_factory: pytest.TempPathFactory, config: dict) -> RecordingMocks:
+    """The program with MySQL on (it is off by default) and `config` over it."""
+    services = {"mysql": {"enabled": True, **config.get("services", {}).get("mysql", {})}}
+    config = {**config, "services": {**config.get("services", {}), **services}}
     return run_program(config, key_dir=str(tmp_path_factory.mktemp("keys")))
 
 
@@ -102,6 +105,7 @@ def test_a_remote_host_runs_it_over_ssh_after_the_bootstrap(tmp_path_factory) ->
     config = {
         "hosts": [{"name": "nas", "address": "ops@nas.example.com:2222", "private-key-secret": "nas-key"}],
     }
+    config["services"] = {"mysql": {"enabled": True}}
     mocks = run_program(config, {"nas-key": "MOCKSECRET-key"}, key_dir=str(tmp_path_factory.mktemp("k")))
     command = backup_of(mocks, "mysql", REMOTE)
     assert command.inputs["connection"]["host"] == "nas.example.com"
@@ -191,3 +195,49 @@ def test_nothing_to_back_up_yet_is_not_an_error(tmp_path: Path, existing: set[st
     assert result.returncode == 0, result.stderr
     assert result.stdout.strip() == f"pre-upgrade backup of mysql: {said}"
     assert "exec" not in (tmp_path / "calls").read_text()
+
+
+# ---- against a real Docker engine: `docker exec -e` names the engine's archive ----------------
+
+from test_drill import image  # noqa: E402,F401  (the busybox image fixture)
+
+FAKE_ENGINE = (
+    '#!/bin/sh\n: > "/archive/$BACKUP_FILENAME"\necho "Created backup of /backup at /tmp/$BACKUP_FILENAME"\n'
+)
+
+
+def test_the_script_runs_the_engine_in_the_backup_container(image: str, tmp_path: Path) -> None:  # noqa: F811
+    import uuid
+
+    prefix = f"t16-{uuid.uuid4().hex[:8]}"
+    archive_dir = tmp_path / "archives"
+    archive_dir.mkdir()
+    engine = tmp_path / "backup"
+    engine.write_text(FAKE_ENGINE)
+    engine.chmod(0o755)
+    args = PreUpgradeBackupArgs(SPEC, prefix, f"{prefix}-backup", f"{prefix}-local-", encrypted=False)
+    names = [f"{prefix}-mysql", f"{prefix}-backup"]
+    try:
+        subprocess.run(
+            ["docker", "run", "-d", "--name", names[0], image, "sleep", "600"],
+            check=True,
+            capture_output=True,
+        )
+        subprocess.run(
+            [
+                "docker", "run", "-d", "--name", names[1],
+                "-v", f"{engine}:/bin/backup:ro", "-v", f"{archive_dir}:/archive",
+                "-e", "BACKUP_FILENAME=scheduled-%Y.tar.gz", image, "sleep", "600",
+            ],
+            check=True,
+            capture_output=True,
+        )  # fmt: skip
+        result = subprocess.run(["sh", "-c", args.script()], capture_output=True, text=True, timeout=120)
+        assert result.returncode == 0, result.stderr
+        name = result.stdout.strip().rsplit(" ", 1)[1]
+        assert name.startswith(f"{prefix}-local-pre-upgrade-mysql-") and name.endswith(".tar.gz")
+        # The run's own name reached the engine (over the schedule's BACKUP_FILENAME).
+        assert [p.name for p in archive_dir.iterdir()] == [name]
+        assert f"Created backup of /backup at /tmp/{name}" in result.stderr
+    finally:
+        subprocess.run(["docker", "rm", "-f", *names], capture_output=True)
