@@ -9,7 +9,7 @@
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
     restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
-    drill --host H [--service S] | --due [--identity KEY]   restore into scratch volumes, check, record
+    drill --host H [--service S] | --due | --rules  restore drills: scratch volumes, checks, metrics
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
 """
@@ -40,7 +40,7 @@ from automation.workspace import (
     open_stack,
     passphrase_from_env_or_prompt,
 )
-from stacks.config import ConfigError
+from stacks.config import ConfigError, StackConfig
 
 OPERATIONS = ("preview", "up", "destroy", "refresh", "outputs")
 
@@ -186,11 +186,24 @@ def backup(
         )
 
 
+def drill_rules_of(config: StackConfig) -> str:
+    """The drills' alert rules for this stack's hosts (components/homelab/drill.py)."""
+    from automation.guard import duration_seconds
+    from components.homelab.drill import drill_rules, drill_watches
+    from stacks.plan import build_plan
+
+    max_age = int(duration_seconds(config.data.restore_drills.max_age))
+    return drill_rules(drill_watches(build_plan(config).services, max_age))
+
+
 def run_drill_command(args: argparse.Namespace, out: TextIO, project_dir: Path = PROJECT_DIR) -> int:
     """`drill`: 0 when every service's restore was verified, 1 when one was not."""
     from automation.drill import drill, drill_due
 
     config = offline.load(project_dir, args.stack, args.file, require_secrets=False)
+    if args.rules:
+        out.write(drill_rules_of(config))
+        return 0
     if args.due:
         if args.service or args.archive:
             out.write("--due drills every due host's newest archive: no --service or --archive\n")
@@ -267,6 +280,9 @@ def _parser() -> argparse.ArgumentParser:
     which.add_argument("--host")
     which.add_argument(
         "--due", action="store_true", help="every host whose data.restore-drills interval has passed"
+    )
+    which.add_argument(
+        "--rules", action="store_true", help="print the Prometheus alert rules of the drills (a rules file)"
     )
     p.add_argument("--service", help="only this service")
     p.add_argument(

@@ -158,3 +158,50 @@ def test_a_host_that_never_reports_fires_after_the_age(promtool: str, tmp_path: 
         ],
     )
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_the_cli_prints_the_rules_of_the_stack(promtool: str, tmp_path: Path) -> None:
+    import io
+
+    from automation import cli
+
+    stack = tmp_path / "Pulumi.rules.yaml"
+    config = {
+        "homelab:hosts": [{"name": "server"}, {"name": "nas", "address": "ops@nas.lan"}],
+        "homelab:data": {"restore-drills": {"max-age": "10d"}},
+        "homelab:custom-services": [
+            {
+                "name": "files",
+                "image": "nginx:1.29.1",
+                "host": "nas",
+                "volumes": [{"name": "data", "path": "/d"}],
+            }
+        ],
+    }
+    stack.write_text(yaml.safe_dump({"config": config}))
+    out = io.StringIO()
+    assert cli.main(["drill", "--rules", "--file", str(stack)], out) == 0
+    rules = yaml.safe_load(out.getvalue())["groups"][0]["rules"]
+    too_old = [r for r in rules if r["labels"].get("reason") == "too-old"]
+    assert [r["labels"]["host"] for r in too_old] == ["nas", "server"]
+    assert all(r["expr"].endswith("> 864000") for r in too_old)
+    path = tmp_path / "restore-drills.yml"
+    path.write_text(out.getvalue())
+    result = subprocess.run([promtool, "check", "rules", str(path)], capture_output=True, text=True)
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_hosts_without_a_node_exporter_or_backups_are_not_watched() -> None:
+    from components.docker.spec import ContainerSpec, ServiceSpec
+    from components.homelab.drill import drill_watches
+
+    def spec(kind: str, host: str) -> ServiceSpec:
+        return ServiceSpec(f"{kind}-{host}", kind, host, (ContainerSpec("c", "x:1"),))
+
+    specs = [
+        spec("NodeExporter", "a"),
+        spec("BackupSchedule", "a"),
+        spec("BackupSchedule", "b"),
+        spec("NodeExporter", "c"),
+    ]
+    assert [w.host for w in drill_watches(specs, 60)] == ["a"]

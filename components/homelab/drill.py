@@ -23,6 +23,7 @@ import re
 from collections.abc import Iterable
 from dataclasses import dataclass
 
+from components.docker.spec import ServiceSpec
 from components.templating import render
 
 SUCCESS = "homelab_restore_drill_success"
@@ -110,3 +111,11 @@ def drill_rules(watches: Iterable[DrillWatch]) -> str:
         for w in sorted(watches, key=lambda w: w.host)
     ]
     return render(__file__, "restore-drill-rules.yml.j2", hosts=hosts, verified=VERIFIED, success=SUCCESS)
+
+
+def drill_watches(specs: Iterable[ServiceSpec], max_age_seconds: int) -> list[DrillWatch]:
+    """The hosts whose drills Prometheus can see: a backup run and a node-exporter there."""
+    specs = list(specs)
+    exporters = {s.host for s in specs if s.kind == "NodeExporter"}
+    backed = {s.host for s in specs if s.kind == "BackupSchedule"}
+    return [DrillWatch(host, max_age_seconds) for host in sorted(backed & exporters)]
