@@ -75,7 +75,10 @@ def key_file(provider) -> Path:
 
 
 def bootstraps(lab) -> dict[str, object]:
-    return {r.name.removesuffix("-bootstrap"): r for r in lab.of_type(COMMAND)}
+    # Remote commands ending otherwise are the services' pre-upgrade backups.
+    return {
+        r.name.removesuffix("-bootstrap"): r for r in lab.of_type(COMMAND) if r.name.endswith("-bootstrap")
+    }
 
 
 def triggers(lab) -> dict[str, list]:
