@@ -677,3 +677,33 @@ def test_the_cli_parses_due() -> None:
     assert args.due and args.host is None and args.identity == Path("k")
     args = cli_module._parser().parse_args(["drill", "--host", "nas", "--service", "mysql"])
     assert not args.due and args.host == "nas" and args.service == "mysql"
+
+
+def test_the_drill_finds_node_exporters_textfile_volume(monkeypatch: pytest.MonkeyPatch) -> None:
+    """With node-exporter reading a textfile directory (the alerting issue mounts one at
+    /var/lib/node-exporter/textfile), the drill writes into that volume; without, nowhere."""
+    import dataclasses
+
+    from stacks.plan import build_plan
+
+    config = parse({"hosts": [{"name": "nas"}]})
+    assert drills.textfile_volume(config, "nas") is None or drills.TEXTFILE_DIR in str(
+        [v.path for s in build_plan(config).services for c in s.containers for v in c.volumes]
+    )
+
+    def with_textfile(config: Any) -> Any:
+        plan = build_plan(config)
+        volume = Volume("node-exporter-textfile", drills.TEXTFILE_DIR, stateful=False, read_only=True)
+        plan.services = [
+            dataclasses.replace(
+                s,
+                containers=tuple(dataclasses.replace(c, volumes=(*c.volumes, volume)) for c in s.containers),
+            )
+            if s.kind == "NodeExporter"
+            else s
+            for s in plan.services
+        ]
+        return plan
+
+    monkeypatch.setattr(drills, "build_plan", with_textfile)
+    assert drills.textfile_volume(config, "nas") == "homelab_node_exporter_nas_node_exporter_textfile"
