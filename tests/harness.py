@@ -69,6 +69,8 @@ class Resource:
     protect: bool = False
     dependencies: list[str] = field(default_factory=list)
     urn: str = ""
+    # customTimeouts as registered: {"create": "70m", ...} (empty strings dropped).
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     def input(self, path: str, default: Any = None) -> Any:
         value: Any = self.inputs
@@ -115,6 +117,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 options.get("protect", False),
                 options.get("dependencies", []),
                 urn,
+                options.get("custom_timeouts", {}),
             )
         )
         outputs = dict(inputs)
@@ -143,6 +146,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["nodeId"] = f"R_node_{inputs.get('name')}"  # GitHub's GraphQL id
         elif t == "harbor:index/robotAccount:RobotAccount":
             outputs["fullName"] = f"robot${inputs.get('name')}"
+        elif t == "time:index/static:Static":
+            outputs["rfc3339"] = "2026-01-02T03:04:05Z"  # the creation time, fixed in state
         elif t == "docker:index/remoteImage:RemoteImage":
             digest = hashlib.sha256(str(inputs.get("name")).encode()).hexdigest()
             outputs["imageId"] = f"sha256:{digest}"
@@ -188,6 +193,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "retain_on_delete": bool(request.retainOnDelete),
             "protect": bool(request.protect),
             "dependencies": list(request.dependencies),
+            "custom_timeouts": {
+                key: value
+                for key in ("create", "update", "delete")
+                if (value := getattr(request.customTimeouts, key, ""))
+            },
         }
         return super().RegisterResource(request)
 

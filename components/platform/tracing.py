@@ -10,6 +10,7 @@ import pulumi
 
 from components.platform.charts import helm_release, ingress_annotations
 from components.platform.cluster import KubernetesCluster
+from components.platform.images import OTEL_COLLECTOR_CONTRACT
 
 JAEGER = "jaeger"
 COLLECTOR = "otel-collector"
@@ -45,12 +46,13 @@ def jaeger_values(args: TracingArgs) -> dict[str, Any]:
 
 
 def collector_values(namespace: str) -> dict[str, Any]:
+    image = OTEL_COLLECTOR_CONTRACT
     return {
         "fullnameOverride": COLLECTOR,
         "mode": "deployment",
         # The chart requires an image; the k8s distribution's binary is otelcol-k8s.
-        "image": {"repository": "otel/opentelemetry-collector-k8s"},
-        "command": {"name": "otelcol-k8s"},
+        "image": {"repository": image.repository, "tag": image.tag},
+        "command": {"name": image.binaries[0].lstrip("/")},
         "config": {
             "exporters": {
                 "otlp": {"endpoint": f"{JAEGER}-collector.{namespace}.svc:4317", "tls": {"insecure": True}}

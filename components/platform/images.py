@@ -1,0 +1,27 @@
+"""Images the platform layer names itself (the charts pin the rest), each with its contract."""
+
+from components.contracts import ImageContract
+
+# open-telemetry/opentelemetry-collector-releases: tag v0.153.0, the appVersion of chart
+# opentelemetry-collector-0.158.2 (its Chart.yaml); no v0.153.x patch release exists.
+OTEL_COLLECTOR_CONTRACT = ImageContract(
+    image="otel/opentelemetry-collector-k8s:0.153.0",
+    user="10001:10001",
+    shell=None,
+    binaries=("/otelcol-k8s",),
+    config_paths=(),  # the chart mounts its own config
+    verified={
+        "tag": "open-telemetry/opentelemetry-collector-releases tag v0.153.0; "
+        "distributions/otelcol-k8s/.goreleaser.yaml image_templates otel/opentelemetry-collector-k8s:{{ .Version }}",
+        "user": "open-telemetry/opentelemetry-collector-releases distributions/otelcol-k8s/Dockerfile @ v0.153.0: "
+        "USER ${USER_UID}:${USER_GID} (10001)",
+        "shell": "open-telemetry/opentelemetry-collector-releases distributions/otelcol-k8s/Dockerfile @ v0.153.0: "
+        "FROM scratch, only the binary and CA bundle",
+        "/otelcol-k8s": "open-telemetry/opentelemetry-collector-releases distributions/otelcol-k8s/Dockerfile "
+        "@ v0.153.0: ENTRYPOINT",
+        "components": "open-telemetry/opentelemetry-collector-releases distributions/otelcol-k8s/manifest.yaml "
+        "@ v0.153.0: otlpreceiver, otlpexporter, batchprocessor, memorylimiterprocessor, healthcheckextension",
+    },
+)
+
+CONTRACTS = {"otel-collector": OTEL_COLLECTOR_CONTRACT}
