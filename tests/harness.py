@@ -86,6 +86,18 @@ def _fake(kind: str, name: str) -> str:
     return f"{SECRET_MARK}-{kind}-{digest}"
 
 
+def cert_pem(name: str) -> str:
+    """The certificate PEM the mocks give a tls SelfSignedCert/LocallySignedCert named `name`."""
+    return f"-----BEGIN CERTIFICATE-----\ncert-{name}\n-----END CERTIFICATE-----\n"
+
+
+# A private CA a stack config names (platform.tls.ca.certificate), as a user would paste it.
+CONFIG_CA_PEM = "-----BEGIN CERTIFICATE-----\nY29uZmlnLWNh\n-----END CERTIFICATE-----\n"
+# The CAs this test machine trusts (tests/conftest.py puts them in SSL_CERT_FILE): the homelab
+# layer's CA and the config CA, as if the user had installed them.
+TRUSTED_CA_PEMS = (cert_pem("tls-ca-cert"), CONFIG_CA_PEM)
+
+
 def _pem(label: str, name: str) -> str:
     return f"-----BEGIN {label}-----\n{_fake(label.replace(' ', '_'), name)}\n-----END {label}-----\n"
 
@@ -137,7 +149,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "tls:index/selfSignedCert:SelfSignedCert",
             "tls:index/locallySignedCert:LocallySignedCert",
         ):
-            outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\ncert-{n}\n-----END CERTIFICATE-----\n"
+            outputs["certPem"] = cert_pem(n)
         elif t == "tls:index/certRequest:CertRequest":
             outputs["certRequestPem"] = (
                 f"-----BEGIN CERTIFICATE REQUEST-----\ncsr-{n}\n-----END CERTIFICATE REQUEST-----\n"
