@@ -306,7 +306,9 @@ class PlatformConfig(Model):
             return []
         refs: list[tuple[str, str]] = []
         if tls.acme is not None and tls.acme.cloudflare_api_token_secret:
-            refs.append(("platform.tls.acme.cloudflare-api-token-secret", tls.acme.cloudflare_api_token_secret))
+            refs.append(
+                ("platform.tls.acme.cloudflare-api-token-secret", tls.acme.cloudflare_api_token_secret)
+            )
         if tls.ca is not None and tls.ca.key_secret:
             refs.append(("platform.tls.ca.key-secret", tls.ca.key_secret))
         refs += [
@@ -401,8 +403,10 @@ CA_NAME = "homelab-platform-ca"  # components/platform/trust.py installs it unde
 
 def _node_instructions(registry: str, tls: PlatformTlsConfig) -> str:
     assert tls.ca is not None
-    where = "of platform.tls.ca.certificate" if tls.ca.source == "config" else (
-        "the homelab layer made (stack output ca-certificate)"
+    where = (
+        "of platform.tls.ca.certificate"
+        if tls.ca.source == "config"
+        else ("the homelab layer made (stack output ca-certificate)")
     )
     return node_instructions(registry, where)
 

@@ -78,7 +78,9 @@ def platform_domain(config: StackConfig) -> str:
     return config.platform.domain or config.domain
 
 
-def platform_ca(config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None) -> PlatformCa | None:
+def platform_ca(
+    config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None
+) -> PlatformCa | None:
     """The private CA of mode private-ca: from config, or the homelab layer's (`homelab_ca`, a
     components.homelab.tls.CertificateAuthority)."""
     p = config.platform
@@ -186,9 +188,7 @@ def build_platform(
         acme = None
         if p.tls.acme is not None:
             a = p.tls.acme
-            acme = AcmeIssuer(
-                a.email, a.server, a.solver, secrets.cloudflare_api_token, tuple(a.dns_zones)
-            )
+            acme = AcmeIssuer(a.email, a.server, a.solver, secrets.cloudflare_api_token, tuple(a.dns_zones))
         ca_issuer = None
         if ca is not None:
             assert ca.key_pem is not None, "validated: cert-manager's CA issuer needs the key"
@@ -249,7 +249,10 @@ def build_platform(
         if platform.postgres is not None:
             # Harbor's database on the platform's PostgreSQL, created declaratively.
             database = ExternalDatabase(
-                platform.postgres.host, HARBOR_DATABASE.name, HARBOR_DATABASE.name, HARBOR_DATABASE.secret_name
+                platform.postgres.host,
+                HARBOR_DATABASE.name,
+                HARBOR_DATABASE.name,
+                HARBOR_DATABASE.secret_name,
             )
             database_ready = platform.postgres.ready[HARBOR_DATABASE.name]
         api_url = None

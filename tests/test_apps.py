@@ -110,7 +110,8 @@ HELLO_DOCKERFILE = (
     "FROM nginxinc/nginx-unprivileged:1.28.3-alpine\n"
     "RUN mkdir -p /etc/nginx/html \\\n"
     " && echo 'hello from the homelab platform' > /etc/nginx/html/index.html \\\n"
-    " && printf 'server {\\n  listen 8080;\\n  root /etc/nginx/html;\\n}\\n' > /etc/nginx/conf.d/default.conf\n"
+    " && printf 'server {\\n  listen 8080;\\n  root /etc/nginx/html;\\n}\\n'"
+    " > /etc/nginx/conf.d/default.conf\n"
     "EXPOSE 8080\n"
 )
 WEB = App(
@@ -498,7 +499,9 @@ def test_with_acme_builds_use_the_system_trust(apps, app):
     """The example's certificates are publicly trusted (ACME): no CA is handed to the build."""
     kaniko = container(build_job(apps, app), "kaniko")
     assert arg(kaniko, "registry-certificate") == []
-    assert not [r for r in apps.of_type("kubernetes:core/v1:ConfigMap") if r.input("metadata.name") == "registry-ca"]
+    assert not [
+        r for r in apps.of_type("kubernetes:core/v1:ConfigMap") if r.input("metadata.name") == "registry-ca"
+    ]
     assert "platform-ca-certificate" not in apps.outputs
 
 

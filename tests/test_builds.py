@@ -93,7 +93,9 @@ def test_the_context_is_a_copy_of_the_checked_out_tree_made_before_kaniko_runs(a
 
 def test_old_context_was_the_link():
     """The defect, kept as a regression check: the context must differ from the link."""
-    job = build_job(BuildSpec("a", "p", "git@github.com:o/a.git", "main", "Dockerfile", None, "sub"), "r", "s", None)
+    job = build_job(
+        BuildSpec("a", "p", "git@github.com:o/a.git", "main", "Dockerfile", None, "sub"), "r", "s", None
+    )
     kaniko = job["spec"]["template"]["spec"]["containers"][0]
     context = flag(kaniko, "context")
     assert context == f"dir://{BUILD_CONTEXT}/sub"
@@ -204,6 +206,7 @@ class BaseImage:
 # FROM its -alpine-slim, stable/alpine/Dockerfile): ARG UID=101, `USER $UID`,
 # `chown -R $UID:0 /var/cache/nginx` and `chown -R $UID:0 /etc/nginx`; nothing else is chowned
 # (/usr/share/nginx/html stays root's). /tmp is world-writable in every image.
+NGINX_SLIM = "nginx/docker-nginx-unprivileged stable/alpine-slim/Dockerfile @ 1.28.3"
 BASE_IMAGES = {
     "nginxinc/nginx-unprivileged:1.28.3-alpine": BaseImage(
         ImageContract(
@@ -213,8 +216,8 @@ BASE_IMAGES = {
             verified={
                 "tag": "nginx/docker-nginx-unprivileged tag 1.28.3; .github/workflows/alpine-stable.yml "
                 "(tags <major>.<minor>.<patch>-alpine)",
-                "user": "nginx/docker-nginx-unprivileged stable/alpine-slim/Dockerfile @ 1.28.3: USER $UID (101)",
-                "shell": "nginx/docker-nginx-unprivileged stable/alpine-slim/Dockerfile @ 1.28.3: FROM alpine",
+                "user": f"{NGINX_SLIM}: USER $UID (101)",
+                "shell": f"{NGINX_SLIM}: FROM alpine",
             },
         ),
         writable=("/etc/nginx", "/var/cache/nginx", "/tmp"),
@@ -265,9 +268,7 @@ def written_paths(command: str) -> list[str]:
         verb, operands = words[0], [w for w in words[1:] if not w.startswith("-")]
         if verb in ("mkdir", "touch", "tee"):
             out += operands
-        elif verb in ("cp", "mv", "install", "ln") and operands:
-            out.append(operands[-1])
-        elif verb == "sed" and "-i" in words:
+        elif verb in ("cp", "mv", "install", "ln") and operands or verb == "sed" and "-i" in words:
             out.append(operands[-1])
         elif verb in ("chmod", "chown", "rm", "apk", "apt-get", "useradd", "adduser"):
             raise AssertionError(f"{verb} in a RUN: say in the test what it may touch")

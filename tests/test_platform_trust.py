@@ -262,7 +262,9 @@ def test_machine_trust_reads_what_go_reads(tmp_path):
     second.write_text(ca)
     empty = str(tmp_path / "none")
     # Only the first readable file of the list counts (root_unix.go: break after one).
-    assert go_system_roots({"SSL_CERT_DIR": empty}, [str(first), str(second)], []) == certificate_bodies(other)
+    assert go_system_roots({"SSL_CERT_DIR": empty}, [str(first), str(second)], []) == certificate_bodies(
+        other
+    )
     assert go_system_roots(
         {"SSL_CERT_DIR": empty}, [str(tmp_path / "missing"), str(second), str(first)], []
     ) == certificate_bodies(ca)
@@ -344,7 +346,9 @@ def test_harbor_users_can_be_created_on_the_first_up(platform):
         assert user.inputs["email"] == f"{user.inputs['username']}@users.noreply.github.com"
         assert len(user.inputs["comment"]) <= 30  # Harbor's limit (user.go @ v2.15.1)
         assert "password" in user.secret_paths
-        generator = platform.named(f"harbor-user-{user.inputs['username']}-password", "random:index/randomPassword:RandomPassword")
+        generator = platform.named(
+            f"harbor-user-{user.inputs['username']}-password", "random:index/randomPassword:RandomPassword"
+        )
         # Harbor's policy: 8-128 characters with an upper- and lower-case letter and a digit.
         assert 8 <= generator.inputs["length"] <= 128
         assert generator.inputs["minUpper"] >= 1 and generator.inputs["minLower"] >= 1
@@ -400,7 +404,12 @@ def test_harbor_uses_the_cloudnativepg_cluster(platform):
     assert "stringData" in credentials.secret_paths
     # The role is managed by the Cluster, its password from that Secret.
     (role,) = cluster.inputs["spec"]["managed"]["roles"]
-    assert role == {"name": "harbor", "ensure": "present", "login": True, "passwordSecret": {"name": "harbor-database"}}
+    assert role == {
+        "name": "harbor",
+        "ensure": "present",
+        "login": True,
+        "passwordSecret": {"name": "harbor-database"},
+    }
     assert database.input("spec.cluster.name") == cluster.input("metadata.name")
     assert database.input("spec.databaseReclaimPolicy") == "retain" and database.retain_on_delete
     # Harbor waits for its database; the database for the cluster.

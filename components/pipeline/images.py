@@ -17,10 +17,12 @@ GIT_SYNC_CONTRACT = ImageContract(
     config_paths=("/etc/git-secret/ssh", "/etc/git-secret/known_hosts"),
     file_envs=(),
     verified={
-        "tag": "kubernetes/git-sync tag v4.5.1; RELEASING.md (prod location registry.k8s.io/git-sync/git-sync)",
+        "tag": "kubernetes/git-sync tag v4.5.1; RELEASING.md "
+        "(prod location registry.k8s.io/git-sync/git-sync)",
         "user": "kubernetes/git-sync Dockerfile.in @ v4.5.1: `USER 65533:65533`",
         "shell": "kubernetes/git-sync Dockerfile.in @ v4.5.1: stages bash, `ln -s bash /bin/sh`",
-        "/git-sync": "kubernetes/git-sync Dockerfile.in @ v4.5.1: ENTRYPOINT /{ARG_BIN}, Makefile BIN := git-sync",
+        "/git-sync": "kubernetes/git-sync Dockerfile.in @ v4.5.1: ENTRYPOINT /{ARG_BIN}, "
+        "Makefile BIN := git-sync",
         "cp": "kubernetes/git-sync Dockerfile.in @ v4.5.1: stage_binaries.sh -p coreutils",
         "flags": "kubernetes/git-sync main.go @ v4.5.1: --repo --ref --root --link --one-time --depth "
         "--ssh-key-file --ssh-known-hosts --ssh-known-hosts-file",
@@ -45,7 +47,8 @@ KANIKO_CONTRACT = ImageContract(
         "shell": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: kaniko-executor is FROM scratch "
         "without busybox (only the -debug image has /busybox/sh)",
         "/kaniko/executor": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: ENTRYPOINT",
-        "DOCKER_CONFIG": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: ENV DOCKER_CONFIG=/kaniko/.docker/",
+        "DOCKER_CONFIG": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: "
+        "ENV DOCKER_CONFIG=/kaniko/.docker/",
         "flags": "osscontainertools/kaniko cmd/executor/cmd/root.go @ v1.28.3: --context --dockerfile "
         "--destination --cache --cache-repo --snapshot-mode --build-arg --registry-certificate",
     },

@@ -84,7 +84,9 @@ def issuer_manifest(args: CertManagerArgs) -> dict[str, Any]:
         solver: dict[str, Any]
         if acme.solver == "dns01-cloudflare":
             solver = {
-                "dns01": {"cloudflare": {"apiTokenSecretRef": {"name": CLOUDFLARE_SECRET, "key": "api-token"}}}
+                "dns01": {
+                    "cloudflare": {"apiTokenSecretRef": {"name": CLOUDFLARE_SECRET, "key": "api-token"}}
+                }
             }
         else:
             solver = {"http01": {"ingress": {"ingressClassName": args.ingress_class}}}
@@ -108,7 +110,9 @@ def issuer_manifest(args: CertManagerArgs) -> dict[str, Any]:
     }
 
 
-def certificate_manifest(name: str, namespace: str, host: str, secret_name: str, issuer: str) -> dict[str, Any]:
+def certificate_manifest(
+    name: str, namespace: str, host: str, secret_name: str, issuer: str
+) -> dict[str, Any]:
     """A cert-manager Certificate Pulumi waits for (Ready), so what calls the host over TLS
     (Pulumi's Harbor provider) starts only once the real certificate is served."""
     return {

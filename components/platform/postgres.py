@@ -134,13 +134,14 @@ class PlatformPostgres(pulumi.ComponentResource):
                 special=False,
                 opts=pulumi.ResourceOptions(parent=self),
             )
+            db_password: pulumi.Output[str] = pulumi.Output.secret(role_password.result)
             service_secrets[db.name] = k8s.core.v1.Secret(
                 f"{name}-{db.name}-credentials",
                 # basic-auth with username and password: the format `passwordSecret` asks for
                 # (cnpg-cluster CRD, managed.roles[].passwordSecret) and Harbor reads `password`.
                 metadata={"name": db.secret_name, "namespace": namespace},
                 type="kubernetes.io/basic-auth",
-                string_data={"username": db.name, "password": pulumi.Output.secret(role_password.result)},
+                string_data={"username": db.name, "password": db_password},
                 opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),
             )
         manifest = cluster_manifest(args, namespace, secret_name)

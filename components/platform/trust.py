@@ -81,7 +81,9 @@ def go_system_roots(
     return roots
 
 
-def machine_trusts(ca_pem: str, env: Mapping[str, str] | None = None, platform: str | None = None) -> bool | None:
+def machine_trusts(
+    ca_pem: str, env: Mapping[str, str] | None = None, platform: str | None = None
+) -> bool | None:
     """Whether Go programs on this machine (the Harbor provider) trust `ca_pem`; None where Go
     uses the operating system's verifier instead of files (macOS, Windows) and we cannot tell."""
     if (platform or sys.platform) not in ("linux",):
