@@ -471,6 +471,21 @@ def test_harbor_portal_offers_the_ca_only_with_a_private_ca(platform, acme):
     assert "caSecretName" not in harbor_values(acme)
 
 
+@pytest.mark.parametrize("variant", ["acme", "private"])
+def test_secrets_and_configmaps_of_both_modes_validate_strictly(request, variant):
+    import kubernetes_validate
+
+    mocks = request.getfixturevalue(variant)
+    objects = mocks.of_type(SECRET_T) + mocks.of_type(CONFIGMAP_T)
+    assert objects
+    for r in objects:
+        kind = "Secret" if r.type == SECRET_T else "ConfigMap"
+        obj = {"apiVersion": "v1", "kind": kind, **{k: v for k, v in r.inputs.items() if k != "apiVersion"}}
+        obj.pop("kind", None)
+        obj["kind"] = kind
+        kubernetes_validate.validate(obj, "1.33.0", strict=True)
+
+
 def test_no_secret_in_plain_inputs_of_the_private_variant(private):
     secrets = ["MOCKSECRET-node-key", *private.generated_secrets]
     for r in private.resources:

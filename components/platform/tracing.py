@@ -25,6 +25,9 @@ class TracingArgs:
 
 
 def jaeger_values(args: TracingArgs) -> dict[str, Any]:
+    # allInOne.ingress.{ingressClassName,hosts,tls} are read by the chart's template
+    # (jaegertracing/helm-charts charts/jaeger/templates/allinone-ing.yaml @ jaeger-3.4.1) though
+    # its values.yaml lists only enabled/annotations/labels/pathType under allInOne.ingress.
     return {
         "fullnameOverride": JAEGER,
         "provisionDataStore": {"cassandra": False},
