@@ -12,7 +12,8 @@ from typing import Any
 
 import yaml
 
-from stacks.config import NAMESPACE, ConfigError, StackConfig, validate_pulumi_config
+from stacks.checks import validate_pulumi_config
+from stacks.config import NAMESPACE, ConfigError, StackConfig
 
 
 @dataclass

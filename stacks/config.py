@@ -1,354 +1,46 @@
-"""The stack configuration: pydantic models, validated once before any resource exists.
+"""The stack configuration: the root model of the `homelab:` namespace and how it is read.
 
 Keys are kebab-case in `Pulumi.<stack>.yaml` (`homelab:custom-services`), snake_case in
 Python. Unknown keys are errors. Secrets are never part of these models: a model holds the
 *name* of a top-level config key that must be set with `pulumi config set --secret`, and
 the stack layer reads it with `require_secret`, so the value stays a Pulumi secret.
 
-`load_config()` reads every `homelab:*` key, validates, runs the cross-checks (hosts that
-exist, host names claimed once, ports free, certificates present) and raises one
-`ConfigError` listing every problem with its key path.
+This module is a leaf: it knows the sections of each layer (`config_homelab`,
+`config_platform`, `config_apps`) and field-level validation (`parse`). The cross-checks
+that need the planned services (`validate`, `load_config`) are in `stacks/checks.py`.
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Iterable, Mapping
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
-from pydantic import (
-    AfterValidator,
-    Field,
-    ValidationError,
-    field_validator,
-    model_validator,
-)
+from pydantic import Field, ValidationError
 
 from stacks.config_apps import AppConfig, NotificationsConfig
 from stacks.config_base import (
-    _SSH_RE,
     NAMESPACE,
     ConfigError,
     Domain,
-    Duration,
-    Image,
     Label,
-    MemoryMb,
     Model,
-    Port,
-    Restart,
-    SecretKey,
-    Subdomain,
-    _cron6,
     _kebab,
     host_name,
 )
-from stacks.config_platform import PlatformConfig, platform_problems
-
-# ---- hosts --------------------------------------------------------------------------
-
-
-class HostConfig(Model):
-    """A Docker host: `local` (this machine's socket) or `user@host[:port]` over SSH."""
-
-    name: Label = Field(description="Short name services refer to in `host:`.")
-    address: str = Field(default="local", description="`local`, or `user@host[:port]` for SSH.")
-    private_key_secret: SecretKey | None = Field(
-        default=None,
-        description="Config key holding the SSH private key (set with --secret); "
-        "without it the SSH agent is used.",
-    )
-    root: str = Field(
-        default="/opt/homelab", description="Root directory with config/, data/, data/secrets/."
-    )
-    install_docker: bool = Field(
-        default=True, description="Install Docker from the distribution's packages if missing."
-    )
-    scrape_address: str | None = Field(
-        default=None,
-        description="Address other hosts' Prometheus uses to reach this host's exporters "
-        "(defaults to the SSH host name).",
-    )
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        if value == "local":
-            return value
-        match = _SSH_RE.match(value)
-        if not match:
-            raise ValueError(f"{value!r} must be 'local' or 'user@host[:port]'")
-        port = match.group("port")
-        if port is not None and not 1 <= int(port) <= 65535:
-            raise ValueError(f"{value!r}: port {port} is out of range 1-65535")
-        return value
-
-    @model_validator(mode="after")
-    def _check(self) -> HostConfig:
-        if self.is_local and self.private_key_secret:
-            raise ValueError("private-key-secret is only for SSH hosts")
-        if not self.root.startswith("/"):
-            raise ValueError(f"root {self.root!r} must be an absolute path")
-        return self
-
-    @property
-    def is_local(self) -> bool:
-        return self.address == "local"
-
-    @property
-    def ssh(self) -> tuple[str, str, int] | None:
-        match = _SSH_RE.match(self.address)
-        if match is None:
-            return None
-        return match.group("user"), match.group("host").strip("[]"), int(match.group("port") or 22)
-
-    @property
-    def reachable_address(self) -> str | None:
-        if self.scrape_address:
-            return self.scrape_address
-        ssh = self.ssh
-        return ssh[1] if ssh else None
-
-
-# ---- services -----------------------------------------------------------------------
-
-
-class ServiceConfig(Model):
-    """Settings every built-in service has."""
-
-    enabled: bool = Field(default=True, description="Run this service.")
-    host: Label | None = Field(default=None, description="Host to run on (default: the first).")
-    image: Image | None = Field(default=None, description="Override the pinned image.")
-    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
-    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
-
-
-class RoutedServiceConfig(ServiceConfig):
-    hostname: Subdomain = Field(description="Name under the domain; '@' is the domain itself.")
-
-
-class TcpServiceConfig(RoutedServiceConfig):
-    """A service the proxy exposes over TCP on `exposed-port` of its host."""
-
-    exposed_port: Port
-
-
-class AgentConfig(Model):
-    """A per-host agent (exporter): runs on every host unless `hosts` narrows it."""
-
-    enabled: bool = Field(default=True, description="Run this exporter.")
-    hosts: list[Label] | None = Field(default=None, description="Hosts to run on (default: all).")
-    image: Image | None = Field(default=None, description="Override the pinned image.")
-    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
-    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
-
-
-class ProxyConfig(Model):
-    """HAProxy on every host that has routes."""
-
-    image: Image | None = Field(default=None, description="Override the pinned HAProxy image.")
-    http_port: Port = Field(default=80, description="Host port for HTTP.")
-    https_port: Port = Field(default=443, description="Host port for HTTPS.")
-    stats_port: Port = Field(
-        default=8404, description="Stats, /healthz and Prometheus /metrics (published for remote scrapes)."
-    )
-    memory_mb: MemoryMb | None = Field(default=256, description="Memory limit (MB).")
-    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
-
-
-class PortainerConfig(RoutedServiceConfig):
-    hostname: Subdomain = "infra"
-
-
-class PrometheusConfig(RoutedServiceConfig):
-    hostname: Subdomain = "metrics"
-
-
-class GrafanaConfig(RoutedServiceConfig):
-    hostname: Subdomain = "monitoring"
-
-
-class MattermostConfig(RoutedServiceConfig):
-    enabled: bool = False
-    hostname: Subdomain = "mattermost"
-
-
-class PostgresConfig(TcpServiceConfig):
-    enabled: bool = False
-    hostname: Subdomain = "postgres"
-    exposed_port: Port = 5432
-
-
-class MysqlConfig(TcpServiceConfig):
-    hostname: Subdomain = "kodidb"
-    exposed_port: Port = 3307
-
-
-class DrupalConfig(RoutedServiceConfig):
-    enabled: bool = False
-    hostname: Subdomain = "intranet"
-
-
-class WebConfig(RoutedServiceConfig):
-    enabled: bool = False
-    hostname: Subdomain = "@"
-
-
-class LandingConfig(RoutedServiceConfig):
-    hostname: Subdomain = "home"
-
-
-class ServicesConfig(Model):
-    """The built-in services; each key takes the settings of `ServiceConfig` and its kind."""
-
-    portainer: PortainerConfig = Field(default_factory=PortainerConfig)
-    prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
-    grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
-    cadvisor: AgentConfig = Field(default_factory=AgentConfig)
-    node_exporter: AgentConfig = Field(default_factory=AgentConfig)
-    mattermost: MattermostConfig = Field(default_factory=MattermostConfig)
-    postgres: PostgresConfig = Field(default_factory=PostgresConfig)
-    mysql: MysqlConfig = Field(default_factory=MysqlConfig)
-    drupal: DrupalConfig = Field(default_factory=DrupalConfig)
-    web: WebConfig = Field(default_factory=WebConfig)
-    landing: LandingConfig = Field(default_factory=LandingConfig)
-
-
-# ---- custom services ----------------------------------------------------------------
-
-
-class CustomRoute(Model):
-    hostname: Subdomain
-    port: Port
-    mode: Literal["http", "tcp"] = "http"
-    exposed_port: Port | None = None
-
-    @model_validator(mode="after")
-    def _check(self) -> CustomRoute:
-        if self.mode == "tcp" and self.exposed_port is None:
-            raise ValueError("a tcp route needs exposed-port")
-        if self.mode == "http" and self.exposed_port is not None:
-            raise ValueError("exposed-port is only for tcp routes")
-        return self
-
-
-class CustomMetrics(Model):
-    port: Port
-    path: str = "/metrics"
-    host_port: Port | None = Field(
-        default=None, description="Published port, for a Prometheus on another host."
-    )
-
-
-class CustomVolume(Model):
-    name: Label
-    path: str
-    stateful: bool = True
-
-
-class CustomSecret(Model):
-    name: Label
-    env: str = Field(pattern=r"^[A-Za-z_][A-Za-z0-9_]*$")
-    length: Annotated[int, Field(ge=16, le=128)] = 32
-
-
-class CustomHealthCheck(Model):
-    test: list[str] = Field(min_length=1)
-    interval: Duration = "30s"
-    timeout: Duration = "5s"
-    retries: Annotated[int, Field(ge=1, le=100)] = 3
-
-
-class CustomService(Model):
-    """A service declared in config alone: routed, scraped and backed up like the built-ins."""
-
-    name: Label
-    image: Image
-    enabled: bool = True
-    host: Label | None = None
-    routes: list[CustomRoute] = Field(default_factory=list)
-    metrics: list[CustomMetrics] = Field(default_factory=list)
-    volumes: list[CustomVolume] = Field(default_factory=list)
-    env: dict[str, str] = Field(default_factory=dict)
-    secrets: list[CustomSecret] = Field(default_factory=list)
-    command: list[str] = Field(default_factory=list)
-    health_check: CustomHealthCheck | None = None
-    memory_mb: MemoryMb | None = None
-    restart: Restart = "unless-stopped"
-    title: str | None = None
-
-
-# ---- cross-cutting sections ---------------------------------------------------------
-
-
-class TlsConfig(Model):
-    enabled: bool = Field(default=True, description="HTTPS with HTTP->HTTPS redirect.")
-    self_signed: bool = Field(
-        default=True, description="Generate a CA and a certificate per routed host name."
-    )
-    ca_common_name: str = Field(default="Homelab CA", description="Common name of the generated CA.")
-    validity_days: Annotated[int, Field(ge=1, le=3650)] = Field(
-        default=825, description="Validity of generated certificates."
-    )
-    certificates: dict[Domain, SecretKey] = Field(
-        default_factory=dict,
-        description="Your own certificates: host name -> config key (secret) holding the "
-        "PEM with private key and certificate chain. Yours wins over the generated one.",
-    )
-
-
-class BackupConfig(Model):
-    enabled: bool = Field(default=True, description="Back up every stateful volume.")
-    schedule: Annotated[str, AfterValidator(_cron6)] = Field(
-        default="0 0 4 * * *", description="6-field cron (seconds first), per host."
-    )
-    target: str | None = Field(
-        default=None,
-        description="Absolute directory on each host, or an s3:// URL (default: <host root>/backups).",
-    )
-    s3_access_key_id_secret: SecretKey | None = Field(
-        default=None, description="Config key (secret) with the S3 access key id."
-    )
-    s3_secret_access_key_secret: SecretKey | None = Field(
-        default=None, description="Config key (secret) with the S3 secret access key."
-    )
-    image: Image | None = Field(default=None, description="Override the pinned Volumerize image.")
-
-    @field_validator("target")
-    @classmethod
-    def _target(cls, value: str | None) -> str | None:
-        if value is not None and not (value.startswith("/") or value.startswith("s3://")):
-            raise ValueError(f"{value!r} must be an absolute path or an s3:// URL")
-        return value
-
-    def problems(self) -> list[tuple[str, str]]:
-        keys = (self.s3_access_key_id_secret, self.s3_secret_access_key_secret)
-        if self.is_s3 and None in keys:
-            return [
-                (
-                    "backup.target",
-                    "an s3:// target needs s3-access-key-id-secret and s3-secret-access-key-secret",
-                )
-            ]
-        if not self.is_s3 and any(keys):
-            return [("backup.target", "s3 credentials are only for an s3:// target")]
-        return []
-
-    @property
-    def is_s3(self) -> bool:
-        return bool(self.target and self.target.startswith("s3://"))
-
-
-class MonitoringConfig(Model):
-    scrape_interval: Duration = Field(default="15s", description="Prometheus scrape interval.")
-    retention: Duration = Field(default="15d", description="Prometheus data retention.")
-
-
-class DataConfig(Model):
-    """What happens to stateful volumes when a service or the stack goes away."""
-
-    protect: bool = Field(default=False, description="Refuse to delete volumes at all.")
-    delete_on_destroy: bool = Field(default=False, description="Opt in to deleting volumes with the stack.")
+from stacks.config_homelab import (
+    BackupConfig,
+    CustomService,
+    DataConfig,
+    HostConfig,
+    MonitoringConfig,
+    ProxyConfig,
+    ServicesConfig,
+    TlsConfig,
+)
+from stacks.config_platform import PlatformConfig
+
+__all__ = ["NAMESPACE", "ConfigError", "StackConfig", "app_fqdn", "parse", "raw_from_pulumi_config"]
 
 
 class DeploymentTracesConfig(Model):
@@ -443,113 +135,11 @@ class StackConfig(Model):
         return refs
 
 
-# ---- cross-checks -------------------------------------------------------------------
-
-BUILTIN_NAMES = frozenset(
-    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "volumerize", "proxy"}
-)
-
-
-def check(config: StackConfig) -> list[tuple[str, str]]:
-    """Consistency rules pydantic cannot express field by field."""
-    from stacks.plan import plan_problems  # the plan knows routes, ports and hosts
-
-    problems: list[tuple[str, str]] = []
-    seen_hosts: set[str] = set()
-    for i, host in enumerate(config.hosts):
-        if host.name in seen_hosts:
-            problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
-        seen_hosts.add(host.name)
-    problems += config.backup.problems()
-    if config.layers.platform:
-        if config.platform is None:
-            problems.append(("platform", "layers.platform is on but the platform section is missing"))
-        else:
-            problems += platform_problems(config.platform)
-    if config.layers.apps:
-        problems += apps_problems(config)
-    local = [i for i, h in enumerate(config.hosts) if h.is_local]
-    if len(local) > 1:
-        problems.append((f"hosts[{local[1]}].address", "only one host can be 'local'"))
-
-    seen_custom: set[str] = set()
-    for i, svc in enumerate(config.custom_services):
-        path = f"custom-services[{i}].name"
-        if svc.name in BUILTIN_NAMES:
-            problems.append((path, f"{svc.name!r} is the name of a built-in service"))
-        elif svc.name in seen_custom:
-            problems.append((path, f"custom service {svc.name!r} is declared twice"))
-        seen_custom.add(svc.name)
-        names = [v.name for v in svc.volumes]
-        for j, v in enumerate(svc.volumes):
-            if names.index(v.name) != j:
-                problems.append(
-                    (f"custom-services[{i}].volumes[{j}].name", f"volume {v.name!r} declared twice")
-                )
-    if problems:
-        return problems
-    return plan_problems(config)
-
-
 def app_fqdn(config: StackConfig, app: AppConfig) -> str:
     assert config.platform is not None
     domain = config.platform.domain or config.domain
     hostname = app.hostname or app.name
     return host_name(hostname, domain)
-
-
-def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
-    """The apps layer: needs the platform, known projects, unique names and host names."""
-    p = config.platform
-    if not config.layers.platform or p is None:
-        return [("layers.apps", "the apps layer needs the platform layer (layers.platform: true)")]
-    problems: list[tuple[str, str]] = []
-    for component in ("argocd", "harbor"):
-        if not getattr(p.components, component).enabled:
-            problems.append((f"platform.components.{component}.enabled", "the apps layer needs it on"))
-    projects = [project.name for project in p.projects]
-    domain = p.domain or config.domain
-    claimed: dict[str, str] = {
-        host_name(getattr(p.components, c).hostname, domain): f"platform.components.{c}"
-        for c in ("argocd", "harbor", "tracing")
-        if getattr(p.components, c).enabled
-    }
-    if config.layers.homelab:
-        from stacks.plan import build_plan
-
-        for spec, route in build_plan(config).routes:
-            claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
-    seen: set[tuple[str, str]] = set()
-    applications: dict[str, str] = {}
-    for i, app in enumerate(config.apps):
-        path = f"apps[{i}]"
-        # Argo CD Applications share one namespace, named <project>-<app>.
-        application = f"{app.project}-{app.name}"
-        if application in applications and (app.project, app.name) not in seen:
-            problems.append(
-                (
-                    f"{path}.name",
-                    f"Argo CD application {application!r} would clash with {applications[application]}",
-                )
-            )
-        applications.setdefault(application, path)
-        if app.project not in projects:
-            problems.append(
-                (
-                    f"{path}.project",
-                    f"unknown project {app.project!r} (projects: {', '.join(projects) or 'none'})",
-                )
-            )
-        if (app.project, app.name) in seen:
-            problems.append(
-                (f"{path}.name", f"app {app.name!r} is declared twice in project {app.project!r}")
-            )
-        seen.add((app.project, app.name))
-        fqdn = app_fqdn(config, app)
-        if fqdn in claimed:
-            problems.append((f"{path}.hostname", f"host name {fqdn!r} is already claimed by {claimed[fqdn]}"))
-        claimed.setdefault(fqdn, path)
-    return problems
 
 
 def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
@@ -579,18 +169,6 @@ def parse(raw: Mapping[str, Any]) -> StackConfig:
         raise ConfigError(_problems_from(error)) from None
 
 
-def validate(raw: Mapping[str, Any]) -> StackConfig:
-    """Validate a plain dict (kebab-case keys) into a `StackConfig`, or raise `ConfigError`.
-
-    Field problems are reported first; the cross-checks need a config whose fields are valid.
-    """
-    config = parse(raw)
-    problems = check(config)
-    if problems:
-        raise ConfigError(problems)
-    return config
-
-
 def _decode(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
@@ -616,11 +194,13 @@ def raw_from_pulumi_config(
     return raw, secrets, present
 
 
-def validate_pulumi_config(
+def read_pulumi_config(
     items: Iterable[tuple[str, Any]], secret_keys: Iterable[str], require_secrets: bool = True
-) -> StackConfig:
-    """Validate the `homelab:` namespace of a Pulumi config, secrets references included.
+) -> tuple[StackConfig, list[tuple[str, str]]]:
+    """Parse the `homelab:` namespace of a Pulumi config and check its secret references.
 
+    Returns the config and the problems with its keys (secrets set in plain text, referenced
+    secrets missing, unknown keys); raises `ConfigError` when a field is invalid.
     `require_secrets=False` (offline checks of a template, like the examples) lets a
     referenced secret be absent; one that is present must still be a secret.
     """
@@ -647,18 +227,4 @@ def validate_pulumi_config(
             problems.append((path, f"config key {key!r} must be set with --secret"))
     for key in sorted(present - model_keys - referenced):
         problems.append((key, "unknown key"))
-    problems += check(config)
-    if problems:
-        raise ConfigError(problems)
-    return config
-
-
-def load_config() -> StackConfig:
-    """Read and validate this stack's `homelab:` config from the Pulumi runtime."""
-    from pulumi.runtime import config as runtime_config
-
-    items = dict(runtime_config.get_config_env())
-    items.update(runtime_config.CONFIG.get())
-    secret_keys = set(runtime_config.get_config_secret_keys_env())
-    secret_keys |= {k for k in items if runtime_config.is_config_secret(k)}
-    return validate_pulumi_config(items.items(), secret_keys)
+    return config, problems

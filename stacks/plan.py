@@ -29,7 +29,8 @@ from components.homelab import backup, databases, drupal, landing, mattermost, m
 from components.homelab.images import IMAGES
 from components.homelab.portainer import portainer
 from components.homelab.web import web
-from stacks.config import CustomService, StackConfig
+from stacks.config import StackConfig
+from stacks.config_homelab import CustomService
 
 
 @dataclass

@@ -7,7 +7,8 @@ from typing import Any
 
 import pulumi
 
-from stacks.config import ConfigError, StackConfig, load_config
+from stacks.checks import load_config
+from stacks.config import ConfigError, StackConfig
 
 
 def read_homelab_secrets(config: StackConfig) -> Any:

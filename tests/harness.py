@@ -308,7 +308,7 @@ def load_stack_file(path: Path) -> dict[str, Any]:
 
 def example_secrets(config: dict[str, Any]) -> dict[str, str]:
     """Stand-in values for every secret an example references by name."""
-    from stacks.config import validate
+    from stacks.checks import validate
 
     model = validate(config)
     return {key: f"{SECRET_MARK}-config-{key}" for _, key in model.secret_keys()}

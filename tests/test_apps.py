@@ -34,7 +34,7 @@ from harness import (
 
 from components.pipeline import images
 from components.platform.charts import CHARTS
-from stacks.config import validate
+from stacks.checks import validate
 
 EXAMPLE = ROOT / "examples" / "apps.yaml"
 SHARED = ROOT.parent / "shared"

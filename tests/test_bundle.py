@@ -27,7 +27,7 @@ from harness import EXAMPLES, load_stack_file
 from automation import bundle
 from automation.bundle import BundleError, images_for, release, setup, verify
 from components.homelab.images import IMAGES
-from stacks.config import validate
+from stacks.checks import validate
 
 WHOAMI = "traefik/whoami:v1.11.0"  # the single-host example's custom service
 DOCKER_HOST = os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")

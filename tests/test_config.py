@@ -11,17 +11,15 @@ import pulumi
 import pytest
 from harness import SECRET_MARK, RecordingMocks, run_program
 
-from stacks.config import (
+from stacks.checks import check, validate
+from stacks.config import ConfigError, StackConfig
+from stacks.config_homelab import (
     AgentConfig,
-    ConfigError,
     CustomRoute,
     CustomService,
     HostConfig,
     ServicesConfig,
-    StackConfig,
     TlsConfig,
-    check,
-    validate,
 )
 from stacks.plan import build_plan
 
@@ -100,10 +98,9 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
 
 
 def test_default_stack_follows_the_original_feature_toggles(key_dir):
-    """Monitoring, Portainer and MySQL (kodidb) on; Mattermost, web and Drupal off."""
+    """Monitoring and Portainer on; MySQL, Mattermost, PostgreSQL, web and Drupal off."""
     mocks = run_program({}, key_dir=key_dir)
     assert set(containers_on(mocks, "local")) == {
-        "mysql",
         "portainer",
         "prometheus",
         "grafana",
@@ -264,7 +261,12 @@ INVALID = [
     ),
     (
         "two-tcp-routes-one-port",
-        {"services": {"postgres": {"enabled": True, "exposed-port": 3307}, "mysql": {"exposed-port": 3307}}},
+        {
+            "services": {
+                "postgres": {"enabled": True, "exposed-port": 3307},
+                "mysql": {"enabled": True, "exposed-port": 3307},
+            }
+        },
         {},
         [
             (
@@ -430,7 +432,13 @@ COMBINED = [
         id="two-pydantic-problems",
     ),
     pytest.param(
-        {"services": {"grafana": {"hostname": "infra"}, "postgres": {"enabled": True, "exposed-port": 3307}}},
+        {
+            "services": {
+                "grafana": {"hostname": "infra"},
+                "postgres": {"enabled": True, "exposed-port": 3307},
+                "mysql": {"enabled": True},
+            }
+        },
         {},
         [
             ("services.grafana.hostname", "already claimed by services.portainer"),

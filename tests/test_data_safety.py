@@ -20,7 +20,7 @@ from harness import (
 
 from components.docker.service import volume_name
 from components.docker.spec import SecretRef
-from stacks.config import validate
+from stacks.checks import validate
 from stacks.plan import Plan, build_plan
 
 VOLUME = "docker:index/volume:Volume"

@@ -17,7 +17,7 @@ from pathlib import Path
 import pytest
 from harness import EXAMPLES, ROOT, example_secrets, load_stack_file, plain_strings, run_program
 
-from stacks.config import validate
+from stacks.checks import validate
 from stacks.plan import build_plan
 
 COMMAND = "command:remote:Command"

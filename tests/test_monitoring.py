@@ -13,7 +13,7 @@ import pytest
 import yaml
 from harness import EXAMPLES, example_files, example_secrets, load_stack_file, run_program
 
-from stacks.config import validate
+from stacks.checks import validate
 from stacks.plan import build_plan
 
 CONTAINER = "docker:index/container:Container"

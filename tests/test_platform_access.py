@@ -32,7 +32,7 @@ from harness import (
     run_program,
 )
 
-from stacks.config import validate
+from stacks.checks import validate
 
 EXAMPLE = ROOT / "examples" / "platform.yaml"
 SHARED = ROOT.parent / "shared"

@@ -1,0 +1,151 @@
+"""The cross-checks of a stack config: rules that span sections or need the planned services
+(hosts that exist, names declared once, host names claimed once, ports free, certificates
+present, apps that fit the platform), and the entry points that run them after field-level
+validation: `validate` (a plain dict), `validate_pulumi_config` and `load_config`.
+
+They live beside the plan (`stacks/plan.py`) because most of them inspect it; the config
+modules stay leaves that know nothing of services.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+from stacks.config import StackConfig, app_fqdn, parse, read_pulumi_config
+from stacks.config_base import ConfigError, _kebab, host_name
+from stacks.config_homelab import ServicesConfig
+from stacks.config_platform import platform_problems
+from stacks.plan import build_plan, plan_problems
+
+# ---- cross-checks -------------------------------------------------------------------
+
+BUILTIN_NAMES = frozenset(
+    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "volumerize", "proxy"}
+)
+
+
+def check(config: StackConfig) -> list[tuple[str, str]]:
+    """Consistency rules pydantic cannot express field by field."""
+    problems: list[tuple[str, str]] = []
+    seen_hosts: set[str] = set()
+    for i, host in enumerate(config.hosts):
+        if host.name in seen_hosts:
+            problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
+        seen_hosts.add(host.name)
+    problems += config.backup.problems()
+    if config.layers.platform:
+        if config.platform is None:
+            problems.append(("platform", "layers.platform is on but the platform section is missing"))
+        else:
+            problems += platform_problems(config.platform)
+    if config.layers.apps:
+        problems += apps_problems(config)
+    local = [i for i, h in enumerate(config.hosts) if h.is_local]
+    if len(local) > 1:
+        problems.append((f"hosts[{local[1]}].address", "only one host can be 'local'"))
+
+    seen_custom: set[str] = set()
+    for i, svc in enumerate(config.custom_services):
+        path = f"custom-services[{i}].name"
+        if svc.name in BUILTIN_NAMES:
+            problems.append((path, f"{svc.name!r} is the name of a built-in service"))
+        elif svc.name in seen_custom:
+            problems.append((path, f"custom service {svc.name!r} is declared twice"))
+        seen_custom.add(svc.name)
+        names = [v.name for v in svc.volumes]
+        for j, v in enumerate(svc.volumes):
+            if names.index(v.name) != j:
+                problems.append(
+                    (f"custom-services[{i}].volumes[{j}].name", f"volume {v.name!r} declared twice")
+                )
+    if problems:
+        return problems
+    return plan_problems(config)
+
+
+def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """The apps layer: needs the platform, known projects, unique names and host names."""
+    p = config.platform
+    if not config.layers.platform or p is None:
+        return [("layers.apps", "the apps layer needs the platform layer (layers.platform: true)")]
+    problems: list[tuple[str, str]] = []
+    for component in ("argocd", "harbor"):
+        if not getattr(p.components, component).enabled:
+            problems.append((f"platform.components.{component}.enabled", "the apps layer needs it on"))
+    projects = [project.name for project in p.projects]
+    domain = p.domain or config.domain
+    claimed: dict[str, str] = {
+        host_name(getattr(p.components, c).hostname, domain): f"platform.components.{c}"
+        for c in ("argocd", "harbor", "tracing")
+        if getattr(p.components, c).enabled
+    }
+    if config.layers.homelab:
+        for spec, route in build_plan(config).routes:
+            claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
+    seen: set[tuple[str, str]] = set()
+    applications: dict[str, str] = {}
+    for i, app in enumerate(config.apps):
+        path = f"apps[{i}]"
+        # Argo CD Applications share one namespace, named <project>-<app>.
+        application = f"{app.project}-{app.name}"
+        if application in applications and (app.project, app.name) not in seen:
+            problems.append(
+                (
+                    f"{path}.name",
+                    f"Argo CD application {application!r} would clash with {applications[application]}",
+                )
+            )
+        applications.setdefault(application, path)
+        if app.project not in projects:
+            problems.append(
+                (
+                    f"{path}.project",
+                    f"unknown project {app.project!r} (projects: {', '.join(projects) or 'none'})",
+                )
+            )
+        if (app.project, app.name) in seen:
+            problems.append(
+                (f"{path}.name", f"app {app.name!r} is declared twice in project {app.project!r}")
+            )
+        seen.add((app.project, app.name))
+        fqdn = app_fqdn(config, app)
+        if fqdn in claimed:
+            problems.append((f"{path}.hostname", f"host name {fqdn!r} is already claimed by {claimed[fqdn]}"))
+        claimed.setdefault(fqdn, path)
+    return problems
+
+
+def validate(raw: Mapping[str, Any]) -> StackConfig:
+    """Validate a plain dict (kebab-case keys) into a `StackConfig`, or raise `ConfigError`.
+
+    Field problems are reported first; the cross-checks need a config whose fields are valid.
+    """
+    config = parse(raw)
+    problems = check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def validate_pulumi_config(
+    items: Iterable[tuple[str, Any]], secret_keys: Iterable[str], require_secrets: bool = True
+) -> StackConfig:
+    """Validate the `homelab:` namespace of a Pulumi config: fields, secret references
+    (see `read_pulumi_config`) and the cross-checks."""
+    config, problems = read_pulumi_config(items, secret_keys, require_secrets)
+    problems += check(config)
+    if problems:
+        raise ConfigError(problems)
+    return config
+
+
+def load_config() -> StackConfig:
+    """Read and validate this stack's `homelab:` config from the Pulumi runtime."""
+    from pulumi.runtime import config as runtime_config
+
+    items = dict(runtime_config.get_config_env())
+    items.update(runtime_config.CONFIG.get())
+    secret_keys = set(runtime_config.get_config_secret_keys_env())
+    secret_keys |= {k for k in items if runtime_config.is_config_secret(k)}
+    return validate_pulumi_config(items.items(), secret_keys)
