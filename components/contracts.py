@@ -1,37 +1,71 @@
-"""Image contracts: what the program relies on in each image it runs, with where it was seen.
+"""Contracts of the images the platform and the app pipelines run in Kubernetes.
 
-A contract sits beside the pin it describes, so a pin change is reviewed together with the
-facts it may break: the user the image runs as, whether it has a shell, the binaries the
-program calls, the paths it reads configuration from, and the `*_FILE` variables it honours.
-Every fact names the upstream file (repository, path and tag) it was verified in; tests use
-the contracts to check that the program asks of an image only what its contract lists.
+The same idea as the homelab's (components/homelab/images.py, whose `Seen`, `Fact` and `User`
+are used here): beside each pin, the facts the program relies on, each with the upstream
+file (repository, path, tag or commit) it was read in: the tag, the user the image runs as,
+whether it has a shell, the programs the program runs in it (a container `command`, or the
+entrypoint it passes flags to), and the paths it mounts files at. The Kubernetes objects
+carry no health-check commands for these images, so there are no probe tools to list.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from dataclasses import dataclass, field
+from dataclasses import dataclass
+
+from components.homelab.images import Fact, Seen, User
+
+__all__ = ["ClusterImageContract", "Fact", "Seen", "User"]
 
 
 @dataclass(frozen=True)
-class ImageContract:
-    image: str  # repository:tag, exactly as the program pins it
-    user: str  # uid[:gid] the image runs as by default ("0" is root)
-    shell: str | None  # path of a POSIX shell in the image, or None
-    binaries: tuple[str, ...] = ()  # absolute paths of the programs the program runs in it
-    config_paths: tuple[str, ...] = ()  # where it reads files the program mounts or writes
-    file_envs: tuple[str, ...] = ()  # `*_FILE` variables it reads secrets from
-    env: Mapping[str, str] = field(default_factory=dict)  # image ENV the program relies on
-    # Fact -> the upstream file it was verified in ("owner/repo path @ tag").
-    verified: Mapping[str, str] = field(default_factory=dict)
+class ClusterImageContract:
+    image: str
+    tag: Seen  # where this exact tag was seen to exist
+    user: Fact[User]
+    shell: Fact[bool]
+    runs: tuple[Fact[str], ...]  # executables the program runs (absolute, or looked up on PATH)
+    reads: tuple[Fact[str], ...] = ()  # paths the program mounts files at; "/" suffix: a directory
+    env: tuple[Fact[str], ...] = ()  # "NAME=value" the image sets and the program relies on
 
     @property
     def repository(self) -> str:
         return self.image.rsplit(":", 1)[0]
 
     @property
-    def tag(self) -> str:
+    def tag_name(self) -> str:
         return self.image.rsplit(":", 1)[1]
 
-    def runs(self, binary: str) -> bool:
-        return binary in self.binaries
+    @property
+    def uid(self) -> int:
+        if self.user.value.uid is None:
+            raise ValueError(f"{self.image}: its uid is not part of the contract")
+        return self.user.value.uid
+
+    def runs_program(self, executable: str) -> bool:
+        return any(f.value == executable for f in self.runs)
+
+    def allows_read(self, path: str) -> bool:
+        return any(path.startswith(r.value) if r.value.endswith("/") else path == r.value for r in self.reads)
+
+    def env_value(self, name: str) -> str | None:
+        for fact in self.env:
+            key, _, value = fact.value.partition("=")
+            if key == name:
+                return value
+        return None
+
+    def facts(self) -> list[tuple[str, Seen]]:
+        """(what, where) of every fact, for the reference docs."""
+        user = self.user.value
+        out = [
+            (f"tag `{self.tag_name}` exists", self.tag),
+            (
+                f"runs as: {user.name}" + (f" (uid {user.uid})" if user.uid is not None else ""),
+                self.user.seen,
+            ),
+            (f"shell: {'yes' if self.shell.value else 'no'}", self.shell.seen),
+        ]
+        out += [(f"runs `{f.value}`", f.seen) for f in self.runs]
+        out += [(f"reads `{f.value}`", f.seen) for f in self.reads]
+        out += [(f"sets `{f.value}`", f.seen) for f in self.env]
+        return out

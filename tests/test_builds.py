@@ -21,7 +21,7 @@ import pytest
 import yaml
 from harness import ROOT, RecordingMocks, example_secrets, load_stack_file, run_program
 
-from components.contracts import ImageContract
+from components.contracts import ClusterImageContract, Fact, Seen, User
 from components.pipeline import images as pipeline_images
 from components.pipeline.manifests import BUILD_CONTEXT, GIT_LINK, BuildSpec, build_job, build_timeout
 from components.platform import images as platform_images
@@ -124,7 +124,7 @@ def test_timeout_helper_and_pulumi_default():
 
 # ---- image contracts -----------------------------------------------------------------------
 
-CONTRACTS: dict[str, ImageContract] = {**pipeline_images.CONTRACTS, **platform_images.CONTRACTS}
+CONTRACTS: dict[str, ClusterImageContract] = {**pipeline_images.CONTRACTS, **platform_images.CONTRACTS}
 # Pins as verified upstream (the tag in the image's repository): see each contract's sources.
 VERIFIED_TAGS = {
     "git-sync": "v4.5.1",  # kubernetes/git-sync tags: v4.5.0, v4.5.1, then v4.6.0
@@ -136,15 +136,15 @@ VERIFIED_TAGS = {
 @pytest.mark.parametrize("name", sorted(CONTRACTS))
 def test_contract_is_complete_and_sourced(name):
     c = CONTRACTS[name]
-    assert c.tag == VERIFIED_TAGS[name]
-    assert c.tag != "latest" and re.match(r"^v?\d+\.\d+\.\d+$", c.tag), c.image
-    for fact in ("tag", "user", "shell"):
-        assert c.verified.get(fact), f"{name}: no upstream source for {fact}"
-    for binary in c.binaries:
-        assert c.verified.get(binary), f"{name}: no upstream source for {binary}"
-    for source in c.verified.values():
-        # "owner/repo path @ tag" or "owner/repo tag ...": a repository is always named.
-        assert re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+ ", source), source
+    assert c.tag_name == VERIFIED_TAGS[name]
+    assert re.match(r"^v?\d+\.\d+\.\d+$", c.tag_name), c.image
+    assert c.runs, f"{name}: the program runs something in every image"
+    for what, seen in c.facts():
+        # A repository, a file in it, and the tag it was read at: never from memory.
+        assert re.match(r"^[A-Za-z0-9-]+/[A-Za-z0-9._-]+$", seen.repo), (name, what, seen)
+        assert seen.path and seen.ref, (name, what, seen)
+    # The tag was read at the very tag that is pinned (or the release it belongs to).
+    assert c.tag.ref.lstrip("v") == c.tag_name.lstrip("v"), (name, c.tag)
 
 
 def test_the_job_uses_the_contracted_images_as_their_users(apps):
@@ -156,13 +156,15 @@ def test_the_job_uses_the_contracted_images_as_their_users(apps):
             assert contract is not None, f"{job.name}/{c['name']}: {c['image']} has no contract"
             run_as = c.get("securityContext", {}).get("runAsUser")
             if run_as is not None:
-                assert str(int(run_as)) == contract.user.split(":")[0], (c["name"], run_as)
+                assert int(run_as) == contract.uid, (c["name"], run_as)
             command = c.get("command")
             if command:
                 # The program runs only what the contract lists; no shell where there is none.
-                assert command[0] in contract.binaries, (c["name"], command)
+                assert contract.runs_program(command[0]), (c["name"], command)
                 if command[0] in ("sh", "/bin/sh", "bash"):
-                    assert contract.shell is not None, c["name"]
+                    assert contract.shell.value, c["name"]
+            else:
+                assert contract.runs_program(contract.runs[0].value)  # the entrypoint
 
 
 def test_kaniko_reads_its_docker_config_where_the_contract_says(apps):
@@ -172,23 +174,23 @@ def test_kaniko_reads_its_docker_config_where_the_contract_says(apps):
         mount = next(m for m in kaniko["volumeMounts"] if m["name"] == "registry")
         volume = next(v for v in pod(job)["volumes"] if v["name"] == "registry")
         (item,) = volume["secret"]["items"]
-        assert f"{mount['mountPath']}/{item['path']}" in contract.config_paths
-        assert contract.env["DOCKER_CONFIG"].rstrip("/") == mount["mountPath"]
+        assert contract.allows_read(f"{mount['mountPath']}/{item['path']}")
+        assert (contract.env_value("DOCKER_CONFIG") or "").rstrip("/") == mount["mountPath"]
 
 
 def test_git_sync_reads_its_ssh_files_where_the_contract_says(apps):
     contract = pipeline_images.GIT_SYNC_CONTRACT
     for job in jobs(apps):
         git_sync = by_name(job)["git-sync"]
-        assert flag(git_sync, "ssh-key-file") in contract.config_paths
-        assert flag(git_sync, "ssh-known-hosts-file") in contract.config_paths
+        assert contract.allows_read(flag(git_sync, "ssh-key-file"))
+        assert contract.allows_read(flag(git_sync, "ssh-known-hosts-file"))
 
 
 def test_collector_image_is_the_contracted_one(apps):
     values = apps.named("tracing-collector", RELEASE_T).inputs["values"]
     contract = platform_images.OTEL_COLLECTOR_CONTRACT
     assert f"{values['image']['repository']}:{values['image']['tag']}" == contract.image
-    assert "/" + values["command"]["name"] in contract.binaries
+    assert contract.runs_program("/" + values["command"]["name"])
 
 
 # ---- example Dockerfiles build as their image's user ---------------------------------------
@@ -198,7 +200,7 @@ def test_collector_image_is_the_contracted_one(apps):
 class BaseImage:
     """What a Dockerfile's RUN may touch in a base image: its user and where that user writes."""
 
-    contract: ImageContract
+    contract: ClusterImageContract
     writable: tuple[str, ...]  # directories the image's user owns (recursively)
 
 
@@ -206,19 +208,15 @@ class BaseImage:
 # FROM its -alpine-slim, stable/alpine/Dockerfile): ARG UID=101, `USER $UID`,
 # `chown -R $UID:0 /var/cache/nginx` and `chown -R $UID:0 /etc/nginx`; nothing else is chowned
 # (/usr/share/nginx/html stays root's). /tmp is world-writable in every image.
-NGINX_SLIM = "nginx/docker-nginx-unprivileged stable/alpine-slim/Dockerfile @ 1.28.3"
+NGINX_SLIM = Seen("nginx/docker-nginx-unprivileged", "stable/alpine-slim/Dockerfile", "1.28.3")
 BASE_IMAGES = {
     "nginxinc/nginx-unprivileged:1.28.3-alpine": BaseImage(
-        ImageContract(
+        ClusterImageContract(
             image="nginxinc/nginx-unprivileged:1.28.3-alpine",
-            user="101",
-            shell="/bin/sh",
-            verified={
-                "tag": "nginx/docker-nginx-unprivileged tag 1.28.3; .github/workflows/alpine-stable.yml "
-                "(tags <major>.<minor>.<patch>-alpine)",
-                "user": f"{NGINX_SLIM}: USER $UID (101)",
-                "shell": f"{NGINX_SLIM}: FROM alpine",
-            },
+            tag=Seen("nginx/docker-nginx-unprivileged", ".github/workflows/alpine-stable.yml", "1.28.3"),
+            user=Fact(User("nginx", 101), NGINX_SLIM),
+            shell=Fact(True, NGINX_SLIM),  # FROM alpine
+            runs=(Fact("nginx", NGINX_SLIM),),
         ),
         writable=("/etc/nginx", "/var/cache/nginx", "/tmp"),
     )
@@ -286,15 +284,15 @@ def build_problems(dockerfile: str) -> list[str]:
             base = BASE_IMAGES.get(rest.split()[0])
             if base is None:
                 return [f"{rest}: no contract for this base image"]
-            user = base.contract.user
+            user = str(base.contract.uid)
         elif instruction == "USER":
             user = rest
         elif instruction == "RUN":
             assert base is not None
             if user in ("0", "root"):
                 continue
-            if user != base.contract.user:
-                problems.append(f"RUN as {user}: the contract knows only {base.contract.user}")
+            if user != str(base.contract.uid):
+                problems.append(f"RUN as {user}: the contract knows only uid {base.contract.uid}")
                 continue
             problems += [
                 f"RUN writes {p} as uid {user}, which does not own it"

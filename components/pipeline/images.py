@@ -5,53 +5,52 @@ community fork osscontainertools/kaniko, which continues its releases on ghcr.io
 same executor flags.
 """
 
-from components.contracts import ImageContract
+from components.contracts import ClusterImageContract, Fact, Seen, User
 
-# kubernetes/git-sync: newest patch of the v4.5 line is tag v4.5.1 (tags v4.5.0, v4.5.1, then
-# v4.6.0); releases are promoted to registry.k8s.io/git-sync/git-sync (RELEASING.md @ v4.5.1).
-GIT_SYNC_CONTRACT = ImageContract(
+_GIT_SYNC = "kubernetes/git-sync"
+_GIT_SYNC_DOCKERFILE = Seen(_GIT_SYNC, "Dockerfile.in", "v4.5.1")
+_KANIKO = "osscontainertools/kaniko"
+_KANIKO_DOCKERFILE = Seen(_KANIKO, "deploy/Dockerfile", "v1.28.3")
+
+# Newest patch of the v4.5 line: tags v4.5.0, v4.5.1, then v4.6.0. Releases are promoted to
+# registry.k8s.io/git-sync/git-sync (RELEASING.md).
+GIT_SYNC_CONTRACT = ClusterImageContract(
     image="registry.k8s.io/git-sync/git-sync:v4.5.1",
-    user="65533:65533",
-    shell="/bin/sh",
-    binaries=("/git-sync", "cp"),  # cp: from PATH
-    config_paths=("/etc/git-secret/ssh", "/etc/git-secret/known_hosts"),
-    file_envs=(),
-    verified={
-        "tag": "kubernetes/git-sync tag v4.5.1; RELEASING.md "
-        "(prod location registry.k8s.io/git-sync/git-sync)",
-        "user": "kubernetes/git-sync Dockerfile.in @ v4.5.1: `USER 65533:65533`",
-        "shell": "kubernetes/git-sync Dockerfile.in @ v4.5.1: stages bash, `ln -s bash /bin/sh`",
-        "/git-sync": "kubernetes/git-sync Dockerfile.in @ v4.5.1: ENTRYPOINT /{ARG_BIN}, "
-        "Makefile BIN := git-sync",
-        "cp": "kubernetes/git-sync Dockerfile.in @ v4.5.1: stage_binaries.sh -p coreutils",
-        "flags": "kubernetes/git-sync main.go @ v4.5.1: --repo --ref --root --link --one-time --depth "
-        "--ssh-key-file --ssh-known-hosts --ssh-known-hosts-file",
-        "link is a symlink": "kubernetes/git-sync README.md @ v4.5.1: 'git-sync does not currently have a "
-        "no-symlink mode'",
-    },
+    tag=Seen(_GIT_SYNC, "RELEASING.md", "v4.5.1"),
+    # RUN echo "git-sync:x:65533:65533::/tmp:/sbin/nologin" >> /etc/passwd ... USER 65533:65533
+    user=Fact(User("git-sync", 65533), _GIT_SYNC_DOCKERFILE),
+    # stage_binaries.sh -p bash ...; RUN ln -s bash {ARG_STAGING}/bin/sh
+    shell=Fact(True, _GIT_SYNC_DOCKERFILE),
+    runs=(
+        # ENTRYPOINT ["/{ARG_BIN}"], BIN := git-sync (Makefile); the flags the build passes:
+        # --repo --ref --root --link --one-time --depth --ssh-key-file --ssh-known-hosts(-file)
+        Fact("/git-sync", Seen(_GIT_SYNC, "main.go", "v4.5.1")),
+        # stage_binaries.sh -p coreutils
+        Fact("cp", _GIT_SYNC_DOCKERFILE),
+    ),
+    # the defaults of --ssh-key-file and --ssh-known-hosts-file
+    reads=(
+        Fact("/etc/git-secret/ssh", Seen(_GIT_SYNC, "main.go", "v4.5.1")),
+        Fact("/etc/git-secret/known_hosts", Seen(_GIT_SYNC, "main.go", "v4.5.1")),
+    ),
 )
 
-# osscontainertools/kaniko: newest tag v1.28.3 (no v1.28.4 exists); the release workflow tags the
-# executor image ghcr.io/osscontainertools/kaniko:<tag> (.github/workflows/images.yaml @ v1.28.3).
-KANIKO_CONTRACT = ImageContract(
+# Newest tag v1.28.3 (no v1.28.4 exists); the release workflow tags the executor image
+# ghcr.io/osscontainertools/kaniko:<tag> (.github/workflows/images.yaml).
+KANIKO_CONTRACT = ClusterImageContract(
     image="ghcr.io/osscontainertools/kaniko:v1.28.3",
-    user="0",
-    shell=None,
-    binaries=("/kaniko/executor",),
-    config_paths=("/kaniko/.docker/config.json",),
-    file_envs=(),
-    env={"DOCKER_CONFIG": "/kaniko/.docker/", "SSL_CERT_DIR": "/kaniko/ssl/certs"},
-    verified={
-        "tag": "osscontainertools/kaniko tag v1.28.3; .github/workflows/images.yaml (executor -> :<tag>)",
-        "user": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: no USER, `ENV USER=root`",
-        "shell": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: kaniko-executor is FROM scratch "
-        "without busybox (only the -debug image has /busybox/sh)",
-        "/kaniko/executor": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: ENTRYPOINT",
-        "DOCKER_CONFIG": "osscontainertools/kaniko deploy/Dockerfile @ v1.28.3: "
-        "ENV DOCKER_CONFIG=/kaniko/.docker/",
-        "flags": "osscontainertools/kaniko cmd/executor/cmd/root.go @ v1.28.3: --context --dockerfile "
-        "--destination --cache --cache-repo --snapshot-mode --build-arg --registry-certificate",
-    },
+    tag=Seen(_KANIKO, ".github/workflows/images.yaml", "v1.28.3"),
+    # no USER; ENV USER=root
+    user=Fact(User("root", 0), _KANIKO_DOCKERFILE),
+    # kaniko-executor: FROM scratch without busybox (only the -debug image has /busybox/sh)
+    shell=Fact(False, _KANIKO_DOCKERFILE),
+    runs=(
+        # ENTRYPOINT ["/kaniko/executor"]; flags --context --dockerfile --destination --cache
+        # --cache-repo --snapshot-mode --build-arg --registry-certificate (cmd/executor/cmd/root.go)
+        Fact("/kaniko/executor", _KANIKO_DOCKERFILE),
+    ),
+    reads=(Fact("/kaniko/.docker/config.json", _KANIKO_DOCKERFILE),),
+    env=(Fact("DOCKER_CONFIG=/kaniko/.docker/", _KANIKO_DOCKERFILE),),
 )
 
 GIT_SYNC = GIT_SYNC_CONTRACT.image

@@ -1,27 +1,22 @@
 """Images the platform layer names itself (the charts pin the rest), each with its contract."""
 
-from components.contracts import ImageContract
+from components.contracts import ClusterImageContract, Fact, Seen, User
 
 _RELEASES = "open-telemetry/opentelemetry-collector-releases"
-_K8S_DIST = f"{_RELEASES} distributions/otelcol-k8s"
+_K8S_DOCKERFILE = Seen(_RELEASES, "distributions/otelcol-k8s/Dockerfile", "v0.153.0")
 
-# open-telemetry/opentelemetry-collector-releases: tag v0.153.0, the appVersion of chart
-# opentelemetry-collector-0.158.2 (its Chart.yaml); no v0.153.x patch release exists.
-OTEL_COLLECTOR_CONTRACT = ImageContract(
+# Tag v0.153.0: the appVersion of chart opentelemetry-collector-0.158.2 (its Chart.yaml); no
+# v0.153.x patch release exists. goreleaser publishes otel/opentelemetry-collector-k8s:<version>.
+OTEL_COLLECTOR_CONTRACT = ClusterImageContract(
     image="otel/opentelemetry-collector-k8s:0.153.0",
-    user="10001:10001",
-    shell=None,
-    binaries=("/otelcol-k8s",),
-    config_paths=(),  # the chart mounts its own config
-    verified={
-        "tag": f"{_RELEASES} tag v0.153.0; distributions/otelcol-k8s/.goreleaser.yaml image_templates "
-        "otel/opentelemetry-collector-k8s:{{ .Version }}",
-        "user": f"{_K8S_DIST}/Dockerfile @ v0.153.0: USER ${{USER_UID}}:${{USER_GID}} (10001)",
-        "shell": f"{_K8S_DIST}/Dockerfile @ v0.153.0: FROM scratch, only the binary and CA bundle",
-        "/otelcol-k8s": f"{_K8S_DIST}/Dockerfile @ v0.153.0: ENTRYPOINT",
-        "components": f"{_K8S_DIST}/manifest.yaml @ v0.153.0: otlpreceiver, otlpexporter, "
-        "batchprocessor, memorylimiterprocessor, healthcheckextension",
-    },
+    tag=Seen(_RELEASES, "distributions/otelcol-k8s/.goreleaser.yaml", "v0.153.0"),
+    # ARG USER_UID=10001 ... USER ${USER_UID}:${USER_GID}
+    user=Fact(User("10001", 10001), _K8S_DOCKERFILE),
+    # FROM scratch: the binary and a CA bundle only
+    shell=Fact(False, _K8S_DOCKERFILE),
+    # ENTRYPOINT ["/otelcol-k8s"]; its components (manifest.yaml): otlpreceiver, otlpexporter,
+    # batchprocessor, memorylimiterprocessor, healthcheckextension
+    runs=(Fact("/otelcol-k8s", _K8S_DOCKERFILE),),
 )
 
 CONTRACTS = {"otel-collector": OTEL_COLLECTOR_CONTRACT}

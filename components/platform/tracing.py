@@ -54,8 +54,8 @@ def collector_values(namespace: str) -> dict[str, Any]:
         "fullnameOverride": COLLECTOR,
         "mode": "deployment",
         # The chart requires an image; the k8s distribution's binary is otelcol-k8s.
-        "image": {"repository": image.repository, "tag": image.tag},
-        "command": {"name": image.binaries[0].lstrip("/")},
+        "image": {"repository": image.repository, "tag": image.tag_name},
+        "command": {"name": image.runs[0].value.lstrip("/")},
         "config": {
             "exporters": {
                 "otlp": {"endpoint": f"{JAEGER}-collector.{namespace}.svc:4317", "tls": {"insecure": True}}
