@@ -1,12 +1,14 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus) and shellcheck. Debian/Ubuntu only; a no-op when
+# promtool (Debian package prometheus), shellcheck, and a static BusyBox (busybox-static; the
+# shell of the stand-in base image the example Dockerfiles are built on). Debian/Ubuntu only; a no-op when
 # they are already there.
 set -euo pipefail
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+[ -x /bin/busybox ] || missing+=(busybox-static)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then
   echo "install-tools: please install ${missing[*]} (needed by the config checks)" >&2

@@ -12,9 +12,14 @@
 
 from __future__ import annotations
 
+import os
 import re
 import shlex
+import shutil
+import subprocess
+from collections.abc import Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -326,3 +331,87 @@ def test_the_old_hello_dockerfile_is_caught():
     assert build_problems(old.replace("1.28.3", "1.28.0")) == [
         "nginxinc/nginx-unprivileged:1.28.0-alpine: no contract for this base image"
     ]
+
+
+# ---- ... and really build, with Docker, on a stand-in of the base image --------------------
+#
+# The base image cannot be pulled here, so the test builds a stand-in from the facts of its
+# contract: a static BusyBox for the shell and tools, the image's user (uid 101) as the last
+# USER, /etc/nginx owned by that user and /usr/share/nginx/html by root (the upstream
+# Dockerfile's `chown -R $UID:0 /etc/nginx`). Docker then runs each RUN as that user, so a
+# write the user may not make fails the build, as it would in kaniko.
+
+BUSYBOX = "/bin/busybox"
+
+
+def docker(*args: str, cwd: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DOCKER_BUILDKIT": "0"}  # the classic builder: nothing to pull for FROM scratch
+    return subprocess.run(["docker", *args], capture_output=True, text=True, cwd=cwd, env=env, timeout=300)
+
+
+@pytest.fixture(scope="module")
+def stand_in(tmp_path_factory) -> Iterator[str]:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on PATH")
+    try:
+        info = docker("info")
+    except subprocess.TimeoutExpired:
+        pytest.skip("`docker info` timed out: no Docker engine (scripts/start-dockerd.sh)")
+    if info.returncode != 0:
+        pytest.skip(f"no Docker engine (scripts/start-dockerd.sh): {info.stderr.strip()}")
+    if not Path(BUSYBOX).is_file():
+        pytest.skip(f"no static BusyBox at {BUSYBOX} (scripts/install-tools.sh installs busybox-static)")
+    base = BASE_IMAGES["nginxinc/nginx-unprivileged:1.28.3-alpine"]
+    uid = base.contract.uid
+    folder = tmp_path_factory.mktemp("stand-in")
+    root = folder / "rootfs"
+    (root / "bin").mkdir(parents=True)
+    shutil.copy(BUSYBOX, root / "bin" / "busybox")
+    applets = subprocess.run([BUSYBOX, "--list"], capture_output=True, text=True, check=True).stdout.split()
+    for applet in applets:
+        if applet != "busybox":
+            os.symlink("busybox", root / "bin" / applet)
+    (root / "etc").mkdir()
+    (root / "etc" / "passwd").write_text(
+        f"root:x:0:0::/root:/bin/sh\nnginx:x:{uid}:{uid}::/nonexistent:/bin/false\n"
+    )
+    (root / "usr" / "share" / "nginx" / "html").mkdir(parents=True)
+    (root / "usr" / "share" / "nginx" / "html" / "index.html").write_text("upstream page\n")
+    owned = folder / "etc-nginx"
+    (owned / "conf.d").mkdir(parents=True)
+    (owned / "conf.d" / "default.conf").write_text("server {\n  listen 8080;\n}\n")
+    (folder / "Dockerfile").write_text(
+        f"FROM scratch\nCOPY rootfs/ /\nCOPY --chown={uid}:0 etc-nginx/ /etc/nginx/\nUSER {uid}\n"
+    )
+    tag = f"homelab-test-nginx-stand-in:{os.getpid()}"
+    built = docker("build", "-q", "-t", tag, ".", cwd=str(folder))
+    assert built.returncode == 0, built.stderr
+    yield tag
+    docker("rmi", "-f", tag)
+
+
+def build_on(stand_in: str, dockerfile: str, folder: Path) -> subprocess.CompletedProcess[str]:
+    lines = dockerfile.splitlines()
+    assert lines[0].startswith("FROM ")
+    (folder / "Dockerfile").write_text("\n".join([f"FROM {stand_in}", *lines[1:]]) + "\n")
+    tag = f"homelab-test-example-build:{os.getpid()}-{folder.name}"
+    result = docker("build", "--no-cache", "-t", tag, ".", cwd=str(folder))
+    docker("rmi", "-f", tag)
+    return result
+
+
+@pytest.mark.parametrize(("name", "dockerfile"), example_dockerfiles())
+def test_example_dockerfile_builds_with_docker_as_the_images_user(stand_in, tmp_path, name, dockerfile):
+    result = build_on(stand_in, dockerfile, tmp_path)
+    assert result.returncode == 0, f"{name}:\n{result.stdout}\n{result.stderr}"
+
+
+def test_the_old_hello_dockerfile_fails_with_docker(stand_in, tmp_path):
+    old = (
+        "FROM nginxinc/nginx-unprivileged:1.28.0-alpine\n"
+        "RUN echo 'hello from the homelab platform' > /usr/share/nginx/html/index.html\n"
+        "EXPOSE 8080\n"
+    )
+    result = build_on(stand_in, old, tmp_path)
+    assert result.returncode != 0
+    assert "Permission denied" in result.stdout + result.stderr
