@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus), shellcheck, and a static BusyBox (busybox-static; the
-# shell of the stand-in base image the example Dockerfiles are built on). Debian/Ubuntu only; a no-op when
-# they are already there.
+# promtool (Debian package prometheus), shellcheck, and a static BusyBox (busybox-static: the
+# shell of the stand-in base image the example Dockerfiles are built on). Debian/Ubuntu only;
+# a no-op when they are already there.
 set -euo pipefail
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
