@@ -12,7 +12,7 @@ from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from stacks.config_base import _SSH_RE, Domain, Label, Model, SecretKey, Subdomain, host_name
+from stacks.config_base import _SSH_RE, Domain, Label, Model, SecretKey, Subdomain
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "developer", "viewer")
@@ -383,12 +383,6 @@ def _tls_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
             )
         if not cert_manager and tls.ca.key_secret is not None:
             problems.append((f"{base}.tls.ca.key-secret", "only used when cert-manager is enabled"))
-    harbor = platform.components.harbor
-    if tls.mode == "private-ca" and harbor.enabled and not tls.nodes and not tls.nodes_trust_ca:
-        registry = (
-            host_name(harbor.hostname, platform.domain) if platform.domain else f"{harbor.hostname}.<domain>"
-        )
-        problems.append((f"{base}.tls.nodes", _node_instructions(registry, tls)))
     seen: dict[str, int] = {}
     for i, node in enumerate(tls.nodes):
         host = node.ssh[1]
@@ -401,17 +395,16 @@ def _tls_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
 CA_NAME = "homelab-platform-ca"  # components/platform/trust.py installs it under this name
 
 
-def _node_instructions(registry: str, tls: PlatformTlsConfig) -> str:
+def ca_origin(tls: PlatformTlsConfig) -> str:
+    """Where the private CA comes from, for messages."""
     assert tls.ca is not None
-    where = (
-        "of platform.tls.ca.certificate"
-        if tls.ca.source == "config"
-        else ("the homelab layer made (stack output ca-certificate)")
-    )
-    return node_instructions(registry, where)
+    if tls.ca.source == "config":
+        return "of platform.tls.ca.certificate"
+    return "the homelab layer made (stack output ca-certificate)"
 
 
 def node_instructions(registry_host: str, where: str) -> str:
+    """What to install where, when the program cannot reach the nodes."""
     return (
         f"every node of the cluster pulls app images from {registry_host}, whose certificate is "
         f"signed by the private CA {where}; the program cannot reach the nodes. On each node install "

@@ -101,29 +101,19 @@ def platform_ca(
 
 
 def preflight_problems(config: StackConfig) -> list[tuple[str, str]]:
-    """What stops the platform before any resource exists: a CA source that cannot work, and a
-    private CA this machine does not trust (Pulumi's Harbor provider would fail on it)."""
+    """What stops the platform before any resource exists, beyond the config checks: a private
+    CA this machine does not trust (Pulumi's Harbor provider would fail on every call)."""
     p = config.platform
-    if p is None or p.tls is None or p.tls.mode != "private-ca" or p.tls.ca is None:
+    if p is None or p.tls is None or p.tls.ca is None or p.tls.ca.source != "config":
+        return []  # a homelab CA is checked once it exists (`harbor_api_url`)
+    harbor = p.components.harbor
+    if not (p.tls.mode == "private-ca" and harbor.enabled and harbor.verify_tls):
         return []
-    problems: list[tuple[str, str]] = []
-    harbor_url = f"https://{host_name(p.components.harbor.hostname, platform_domain(config))}"
-    if p.tls.ca.source == "homelab":
-        if not (config.layers.homelab and config.tls.enabled and config.tls.self_signed):
-            problems.append(
-                (
-                    "platform.tls.ca.source",
-                    "'homelab' uses the CA the homelab layer generates: it needs layers.homelab, "
-                    "tls.enabled and tls.self-signed",
-                )
-            )
-    elif p.components.harbor.enabled and p.components.harbor.verify_tls:
-        assert p.tls.ca.certificate is not None
-        if machine_trusts(p.tls.ca.certificate) is False:
-            problems.append(
-                ("platform.tls.ca.certificate", untrusted_ca_message(harbor_url, "of this setting"))
-            )
-    return problems
+    assert p.tls.ca.certificate is not None, "validated"
+    if machine_trusts(p.tls.ca.certificate) is not False:
+        return []
+    harbor_url = f"https://{host_name(harbor.hostname, platform_domain(config))}"
+    return [("platform.tls.ca.certificate", untrusted_ca_message(harbor_url, "of this setting"))]
 
 
 def harbor_api_url(url: str, ca: PlatformCa) -> pulumi.Output[str]:
