@@ -8,7 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_random as random
-import pulumiverse_time as time
+import pulumiverse_time
 import yaml
 
 from components.platform.charts import helm_release, ingress_annotations
@@ -159,7 +159,7 @@ class ArgoCd(pulumi.ComponentResource):
         )
         self.admin_password = pulumi.Output.secret(password.result)
         # Set once, and again only when the password is replaced.
-        mtime = time.Static(
+        mtime = pulumiverse_time.Static(
             f"{name}-admin-password-mtime",
             triggers={"password": self.admin_password},
             opts=pulumi.ResourceOptions(parent=self),
