@@ -77,6 +77,7 @@ def apps_config(projects: int = 5, apps: int = 100) -> tuple[dict[str, Any], dic
             "github-owner": "bench",
             "github-token-secret": "github-token",
             "gitops": {"repository": "bench/gitops"},
+            "tls": {"mode": "acme", "acme": {"email": "ops@bench.example.com", "solver": "http01"}},
             "projects": [
                 {"name": n, "members": {"admin": [f"lead-{n}"], "developer": [f"dev-{n}"]}} for n in names
             ],

@@ -124,6 +124,7 @@ class StackConfig(Model):
             if p.components.argocd.sso is not None:
                 key = p.components.argocd.sso.client_secret_secret
                 refs.append(("platform.components.argocd.sso.client-secret-secret", key))
+            refs += p.tls_secret_keys() if p.tls is not None else []
         if self.layers.apps:
             for i, app in enumerate(self.apps):
                 refs += [(f"apps[{i}].secret-env.{env}", key) for env, key in app.secret_env.items()]
