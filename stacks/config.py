@@ -113,6 +113,11 @@ class StackConfig(Model):
             for i, h in enumerate(self.hosts)
             if h.private_key_secret
         ]
+        refs += [
+            (f"hosts[{i}].proxy.private-key-secret", h.proxy.private_key_secret)
+            for i, h in enumerate(self.hosts)
+            if h.proxy is not None and h.proxy.private_key_secret
+        ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         for field_name in ("s3_access_key_id_secret", "s3_secret_access_key_secret"):
             key = getattr(self.backup, field_name)
