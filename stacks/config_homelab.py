@@ -8,9 +8,9 @@ from __future__ import annotations
 
 import base64
 import binascii
-import fnmatch
 import hashlib
 import hmac
+import re
 from typing import Annotated, Literal
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
@@ -94,7 +94,9 @@ def _pattern_matches(pattern: str, name: str) -> bool:
             return hmac.compare_digest(mac, base64.b64decode(digest))
         except (ValueError, binascii.Error):
             return False
-    return fnmatch.fnmatchcase(name.lower(), pattern.lower())
+    # ssh patterns know only `*` and `?` (ssh_config(5) PATTERNS); `[` is literal.
+    regex = "".join(".*" if c == "*" else "." if c == "?" else re.escape(c) for c in pattern.lower())
+    return re.fullmatch(regex, name.lower()) is not None
 
 
 def known_hosts_line_matches(patterns: str, name: str) -> bool:
@@ -126,14 +128,14 @@ def _ssh_parts(address: str) -> tuple[str, str, int] | None:
 
 
 HOST_KEY_HELP = (
-    "The host's SSH public key, `ssh-ed25519 AAAA...` (its /etc/ssh/ssh_host_ed25519_key.pub), "
-    "or its known_hosts line as `ssh-keyscan` prints it. Both the bootstrap command and the "
-    "Docker provider refuse a host that presents another key."
+    "Required for SSH unless trust-on-first-use: the host's SSH public key, `ssh-ed25519 AAAA...` "
+    "(its /etc/ssh/ssh_host_ed25519_key.pub), or its line of `ssh-keyscan -p PORT HOST` output. "
+    "The bootstrap command and the Docker provider refuse a host presenting another key."
 )
 TOFU_HELP = (
-    "Without `host-key`: accept whatever key the host presents. The Docker provider records "
-    "it in ~/.ssh/known_hosts on first use; the bootstrap command (pulumi-command) checks no "
-    "key at all. Off unless you opt in."
+    "Opt in to trusting whatever key the host presents instead of a host-key: the Docker "
+    "provider records it in ~/.ssh/known_hosts on first use; the bootstrap command "
+    "(pulumi-command) checks no key at all."
 )
 
 
@@ -180,7 +182,9 @@ class SshProxyConfig(Model):
         description="Config key holding the jump host's SSH private key (set with --secret); "
         "without it the SSH agent is used.",
     )
-    host_key: SshHostKey | None = Field(default=None, description="The jump host's key. " + HOST_KEY_HELP)
+    host_key: SshHostKey | None = Field(
+        default=None, description="The jump host's key, in the same forms as the host's host-key."
+    )
     trust_on_first_use: bool = Field(default=False, description=TOFU_HELP)
 
     @property
