@@ -187,7 +187,10 @@ def docker_ssh_files(args: HostArgs, identity: str | None, jump_identity: str | 
     if args.multiplex:
         folder = _private_folder(args.key_dir) / "cm"
         folder.mkdir(mode=0o700, exist_ok=True)
-        control = control_path(folder, args.stack, args.ssh, args.proxy.ssh if args.proxy else None)
+        connection = [repr(args.ssh), str(args.host_key)]
+        if args.proxy is not None:
+            connection += [repr(args.proxy.ssh), str(args.proxy.host_key)]
+        control = control_path(folder, args.stack, *connection)
     return DockerSshFiles(
         known_hosts=known_hosts if args.host_key is not None else None,
         identity=Path(identity) if identity else None,

@@ -66,13 +66,12 @@ def safe_path(path: Path | str, what: str) -> str:
     return text
 
 
-def control_path(folder: Path, scope: str, target: SshTarget, jump: SshTarget | None) -> Path:
-    """Where the shared connection to `target` listens: one socket per stack (`scope`), host,
-    user, port and jump host, with a short name because socket paths are short."""
-    identity = [scope, target.user, target.hostname, str(target.port)]
-    if jump is not None:
-        identity += [jump.user, jump.hostname, str(jump.port)]
-    digest = hashlib.sha256("\0".join(identity).encode()).hexdigest()[:16]
+def control_path(folder: Path, scope: str, *identity: str) -> Path:
+    """Where the shared connection listens: one socket per stack (`scope`) and everything
+    that identifies the connection (user, host, port, pinned key, jump host), so a changed
+    setting never reuses a connection made under the old one. The name is a short digest:
+    socket paths are short."""
+    digest = hashlib.sha256("\0".join([scope, *identity]).encode()).hexdigest()[:16]
     path = folder / digest
     if len(str(path)) > SOCKET_PATH_MAX:
         raise ValueError(
