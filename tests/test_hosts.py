@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from harness import EXAMPLES, ROOT, example_secrets, load_stack_file, plain_strings, run_program
 
+from components.docker.ssh import dial_stdio_command
 from stacks.checks import validate
 from stacks.plan import build_plan
 
@@ -230,6 +231,33 @@ def test_control_paths_differ_per_host_and_per_stack(multi, key_dir):
     other = run_program(multi_config(), example_secrets(multi_config()), stack="prod", key_dir=str(key_dir))
     assert set(control_paths(other).values()).isdisjoint(paths.values())
     assert control_paths(run(multi_config(), key_dir)) == paths  # stable across runs
+
+
+def test_a_new_pin_never_reuses_a_connection_made_under_the_old_one(multi, key_dir):
+    changed = run(with_host(multi_config(), "ops", **{"host-key": HOST_KEYS["bastion"]}), key_dir)
+    assert control_paths(changed)["ops-docker"] != control_paths(multi)["ops-docker"]
+    assert control_paths(changed)["apps-docker"] == control_paths(multi)["apps-docker"]
+
+
+def test_dial_stdio_command_is_the_one_docker_cli_runs():
+    """docker/cli v28.5.2 cli/connhelper: `-l`/`-p` from the URL, the provider's options,
+    `-o ConnectTimeout=30` and `-T` appended, then `--`, the host and the remote command."""
+    assert dial_stdio_command("ssh://deploy@apps.example.com:2222", ["-o", "BatchMode=yes"]) == [
+        "ssh",
+        "-l",
+        "deploy",
+        "-p",
+        "2222",
+        "-o",
+        "BatchMode=yes",
+        "-o ConnectTimeout=30",
+        "-T",
+        "--",
+        "apps.example.com",
+        "docker system dial-stdio",
+    ]
+    command = dial_stdio_command("ssh://root@[fd00::1]:22", ["-o", "ConnectTimeout=5", "-T"])
+    assert command[-6:] == ["-o", "ConnectTimeout=5", "-T", "--", "fd00::1", "docker system dial-stdio"]
 
 
 def test_key_dir_too_long_for_a_socket_is_refused(tmp_path):

@@ -7,6 +7,7 @@ per host and shared by the services on it.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -162,9 +163,26 @@ def remote_connection(args: HostArgs) -> command.remote.ConnectionArgs:
     )
 
 
-def docker_ssh_files(args: HostArgs, identity: str | None, jump_identity: str | None) -> DockerSshFiles:
-    """Write the known_hosts and jump host files of `args` and say where everything is."""
+def write_keys(args: HostArgs) -> list[pulumi.Output[str]]:
+    """Write the host's and its jump host's private keys (once known); their paths."""
+    keys = [(args.name, args.private_key)]
+    if args.proxy is not None:
+        keys.append((f"{args.name}.proxy", args.proxy.private_key))
+    return [
+        pulumi.Output.from_input(pem).apply(functools.partial(write_private_key, args.key_dir, stem))
+        for stem, pem in keys
+        if pem is not None
+    ]
+
+
+def docker_ssh_files(args: HostArgs) -> DockerSshFiles:
+    """Write the known_hosts and jump host files of `args` and say where everything is
+    (the key files are written by `write_keys`, once the secrets are known)."""
     assert args.ssh is not None
+    identity = key_file(args.key_dir, args.name) if args.private_key is not None else None
+    jump_identity = None
+    if args.proxy is not None and args.proxy.private_key is not None:
+        jump_identity = key_file(args.key_dir, f"{args.name}.proxy")
     args.check_host_keys()
     pinned = []
     if args.host_key is not None:
@@ -224,25 +242,11 @@ class DockerHost(pulumi.ComponentResource):
                 triggers=[args.settings_hash()],
                 opts=child,
             )
-            keys = {"": args.private_key, ".proxy": args.proxy.private_key if args.proxy else None}
-            written = [
-                pulumi.Output.from_input(pem).apply(
-                    lambda pem, suffix=suffix: write_private_key(args.key_dir, f"{name}{suffix}", pem)
-                )
-                for suffix, pem in keys.items()
-                if pem is not None
-            ]
-            files = docker_ssh_files(
-                args,
-                identity=key_file(args.key_dir, name) if args.private_key is not None else None,
-                jump_identity=key_file(args.key_dir, f"{name}.proxy")
-                if args.proxy is not None and args.proxy.private_key is not None
-                else None,
-            )
-            opts_list = docker_ssh_opts(files)
             # The key paths are not secret: unwrap so they show in the provider inputs as paths,
             # available once the key files are written.
-            ssh_opts = pulumi.Output.unsecret(pulumi.Output.all(*written)).apply(lambda _: opts_list)
+            written = pulumi.Output.unsecret(pulumi.Output.all(*write_keys(args)))
+            opts_list = docker_ssh_opts(docker_ssh_files(args))
+            ssh_opts = written.apply(lambda _: opts_list)
             for who, tofu in (
                 (name, args.trust_on_first_use),
                 (f"{name}'s jump host", bool(args.proxy and args.proxy.trust_on_first_use)),
