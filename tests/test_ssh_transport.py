@@ -191,11 +191,15 @@ def test_calls_share_one_connection(servers):
     assert check.returncode == 0 and "Master running" in check.stderr
 
 
-def test_parallel_calls_beyond_max_sessions_all_succeed(servers):
-    """The target allows 2 sessions per connection: the others fall back to their own
-    connection (openssh mux.c: a refused session returns to a direct connection)."""
-    registered = register(servers, "parallel", servers.target.host_key)
-    assert sshd.docker_ping(registered.dial_stdio).ok  # the shared connection is up
+@pytest.mark.parametrize("start", ["cold", "warm"])
+def test_parallel_calls_all_succeed(servers, start):
+    """cold: 8 calls race to open the shared connection; one wins, the others use their own
+    (openssh mux.c muxserver_listen: "already exists, disabling multiplexing"). warm: the
+    target allows 2 sessions per connection, and a refused session falls back to a
+    connection of its own (mux.c muxclient)."""
+    registered = register(servers, f"parallel-{start}", servers.target.host_key)
+    if start == "warm":
+        assert sshd.docker_ping(registered.dial_stdio).ok
     with concurrent.futures.ThreadPoolExecutor(8) as pool:
         calls = list(pool.map(lambda _: sshd.docker_ping(registered.dial_stdio), range(8)))
     assert [c.ok for c in calls] == [True] * 8, [c for c in calls if not c.ok]
