@@ -17,6 +17,7 @@ from pathlib import Path
 import pytest
 from harness import EXAMPLES, ROOT, example_secrets, load_stack_file, plain_strings, run_program
 
+from components.docker.host import HostArgs, JumpHost, SshTarget
 from components.docker.ssh import dial_stdio_command
 from stacks.checks import validate
 from stacks.plan import build_plan
@@ -258,6 +259,23 @@ def test_dial_stdio_command_is_the_one_docker_cli_runs():
     ]
     command = dial_stdio_command("ssh://root@[fd00::1]:22", ["-o", "ConnectTimeout=5", "-T"])
     assert command[-6:] == ["-o", "ConnectTimeout=5", "-T", "--", "fd00::1", "docker system dial-stdio"]
+
+
+def test_component_refuses_an_unpinned_host_without_the_opt_in():
+    """Config validation stops this first; the component does not rely on it."""
+    target = SshTarget("deploy", "ops.lab.example.com")
+    with pytest.raises(ValueError, match="host ops: no host key, and trust on first use is off"):
+        HostArgs("ops", target).check_host_keys()
+    jump = JumpHost(SshTarget("jump", "bastion.example.com"))
+    with pytest.raises(ValueError, match=r"host ops \(jump host\): no host key"):
+        HostArgs("ops", target, host_key=HOST_KEYS["ops"], proxy=jump).check_host_keys()
+    HostArgs("ops", target, trust_on_first_use=True).check_host_keys()
+
+
+def test_ipv6_host_url_has_brackets():
+    args = HostArgs("v6", SshTarget("deploy", "fd00::1", 2222))
+    assert args.docker_host == "ssh://deploy@[fd00::1]:2222"
+    assert args.ssh is not None and args.ssh.known_hosts_name == "[fd00::1]:2222"
 
 
 def test_key_dir_too_long_for_a_socket_is_refused(tmp_path):

@@ -42,6 +42,8 @@ REASON = sshd.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
 
 REFUSED = "Host key verification failed"
+# What sshd logs when a client hangs up before logging in (written a moment after it exits).
+PREAUTH_CLOSE = r"Connection closed by 127\.0\.0\.1 port \d+ \[preauth\]"
 
 
 @dataclass
@@ -159,15 +161,12 @@ def test_through_the_jump_host_a_wrong_host_key_is_refused(servers):
 def test_a_wrong_jump_host_key_is_refused(servers):
     registered = register(servers, "wrong-jump", servers.target.host_key, servers.wrong_key)
     accepted = servers.bastion.log.count("Accepted publickey")
-    closed = len(re.findall(r"Connection closed by 127\.0\.0\.1 port \d+ \[preauth\]", servers.bastion.log))
+    closed = len(re.findall(PREAUTH_CLOSE, servers.bastion.log))
     reached = servers.target.connections()
     call = sshd.docker_ping(registered.dial_stdio)
     assert call.returncode == 255 and call.response == b"", call
     # The jump ssh hung up after the key exchange, before logging in; the target saw nothing.
-    assert (
-        len(re.findall(r"Connection closed by 127\.0\.0\.1 port \d+ \[preauth\]", servers.bastion.log))
-        > closed
-    )
+    assert sshd.wait_for(lambda: len(re.findall(PREAUTH_CLOSE, servers.bastion.log)) > closed)
     assert servers.bastion.log.count("Accepted publickey") == accepted
     assert servers.target.connections() == reached
     # With ControlPersist, ssh sends the jump ssh's stderr to /dev/null (openssh-portable

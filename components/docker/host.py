@@ -62,7 +62,6 @@ class HostArgs:
     key_dir: str = "~/.ssh/homelab"
     # Shared SSH connections are per stack: nothing is reused across stacks.
     stack: str = ""
-    multiplex: bool = True
     network_name: str = "homelab"
     labels: dict[str, str] = field(default_factory=dict)
     extra_dirs: tuple[str, ...] = ()
@@ -201,20 +200,17 @@ def docker_ssh_files(args: HostArgs) -> DockerSshFiles:
             f"Written by homelab for host {args.name!r}: its jump host (components/docker/ssh.py).",
         )
         jump_config_path = write_file(args.key_dir, f"{args.name}.ssh_config", text)
-    control = None
-    if args.multiplex:
-        folder = _private_folder(args.key_dir) / "cm"
-        folder.mkdir(mode=0o700, exist_ok=True)
-        connection = [repr(args.ssh), str(args.host_key)]
-        if args.proxy is not None:
-            connection += [repr(args.proxy.ssh), str(args.proxy.host_key)]
-        control = control_path(folder, args.stack, *connection)
+    folder = _private_folder(args.key_dir) / "cm"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    connection = [repr(args.ssh), str(args.host_key)]
+    if args.proxy is not None:
+        connection += [repr(args.proxy.ssh), str(args.proxy.host_key)]
     return DockerSshFiles(
         known_hosts=known_hosts if args.host_key is not None else None,
         identity=Path(identity) if identity else None,
         jump_config=jump_config_path,
         jump_alias=alias,
-        control_path=control,
+        control_path=control_path(folder, args.stack, *connection),
     )
 
 
