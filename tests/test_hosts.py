@@ -398,6 +398,23 @@ def test_host_key_given_as_a_known_hosts_line_is_sent_as_the_key(tmp_path):
     assert f"[apps.lab.example.com]:2222 {HOST_KEYS['apps']}\n" in (tmp_path / "apps.known_hosts").read_text()
 
 
+SCHEMAS = ROOT.parent / "shared" / "provider-schemas"
+
+
+@pytest.mark.skipif(not SCHEMAS.is_dir(), reason="../shared/provider-schemas is not beside the checkout")
+def test_ssh_inputs_are_in_the_provider_schemas(multi):
+    """hostKey and proxy are pulumi-command v1.2.1 connection fields; sshOpts a list of strings."""
+    command_types = json.loads((SCHEMAS / "command.json").read_text())["types"]
+    connection = set(command_types["command:remote:Connection"]["properties"])
+    proxy = set(command_types["command:remote:ProxyConnection"]["properties"])
+    for command in bootstraps(multi).values():
+        inputs = command.inputs["connection"]
+        assert {"hostKey"} <= set(inputs) <= connection
+        assert set(inputs.get("proxy", {})) <= proxy
+    docker_provider = json.loads((SCHEMAS / "docker.json").read_text())["provider"]["inputProperties"]
+    assert docker_provider["sshOpts"] == {"items": {"type": "string"}, "type": "array"}
+
+
 def test_one_bootstrap_per_ssh_host(multi):
     assert sorted(bootstraps(multi)) == sorted(SSH_HOSTS)
 
