@@ -12,11 +12,13 @@ import shlex
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
 from harness import EXAMPLES, ROOT, example_secrets, load_stack_file, plain_strings, run_program
 
+import components.docker.host as host_module
 from components.docker.host import HostArgs, JumpHost, SshTarget
 from components.docker.ssh import dial_stdio_command
 from stacks.checks import validate
@@ -278,10 +280,31 @@ def test_ipv6_host_url_has_brackets():
     assert args.ssh is not None and args.ssh.known_hosts_name == "[fd00::1]:2222"
 
 
-def test_key_dir_too_long_for_a_socket_is_refused(tmp_path):
+@pytest.fixture
+def short_base(monkeypatch):
+    """A stand-in for /tmp as the base of the short socket folder (short, and our own)."""
+    base = Path(tempfile.mkdtemp(prefix="hl", dir="/tmp"))
+    monkeypatch.setattr(host_module, "SHORT_SOCKET_BASE", base)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_sockets_move_to_a_short_private_folder_when_the_key_dir_is_long(tmp_path, short_base):
     deep = tmp_path / ("k" * 80)
-    with pytest.raises(ValueError, match="HOMELAB_SSH_KEY_DIR to a shorter directory"):
-        run(multi_config(), deep)
+    paths = control_paths(run(multi_config(), deep))
+    folder = short_base / f"homelab-ssh-{os.getuid()}"
+    assert {Path(p).parent for p in paths.values()} == {folder}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # The keys and known_hosts stay in the key directory.
+    assert (deep / "ops.known_hosts").is_file()
+
+
+def test_a_short_socket_folder_others_can_open_is_refused(tmp_path, short_base):
+    folder = short_base / f"homelab-ssh-{os.getuid()}"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    with pytest.raises(ValueError, match="only you can open"):
+        run(multi_config(), tmp_path / ("k" * 80))
 
 
 def test_key_dir_ssh_would_split_is_refused(tmp_path):

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import json
 import os
+import stat
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -19,6 +20,8 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.docker.ssh import (
+    CONTROL_NAME_LENGTH,
+    SOCKET_PATH_MAX,
     DockerSshFiles,
     SshTarget,
     control_path,
@@ -174,6 +177,27 @@ def write_keys(args: HostArgs) -> list[pulumi.Output[str]]:
     ]
 
 
+# Short enough for a socket path anywhere; /tmp exists on Linux and macOS alike.
+SHORT_SOCKET_BASE = Path("/tmp")
+
+
+def control_folder(key_dir: str) -> Path:
+    """Where the shared connections' sockets go: `<key_dir>/cm`, or, when a socket path there
+    would be too long, a private directory under /tmp (checked to be ours and closed to
+    others, since whoever can reach a socket can use the connection)."""
+    folder = _private_folder(key_dir) / "cm"
+    if len(str(folder)) + 1 + CONTROL_NAME_LENGTH > SOCKET_PATH_MAX:
+        folder = SHORT_SOCKET_BASE / f"homelab-ssh-{os.getuid()}"
+    folder.mkdir(mode=0o700, exist_ok=True)
+    info = folder.lstat()
+    if not stat.S_ISDIR(info.st_mode) or info.st_uid != os.getuid() or info.st_mode & 0o077:
+        raise ValueError(
+            f"{folder} must be a directory of yours that only you can open (mode 0700) for "
+            "the SSH control sockets"
+        )
+    return folder
+
+
 def docker_ssh_files(args: HostArgs) -> DockerSshFiles:
     """Write the known_hosts and jump host files of `args` and say where everything is
     (the key files are written by `write_keys`, once the secrets are known)."""
@@ -200,8 +224,7 @@ def docker_ssh_files(args: HostArgs) -> DockerSshFiles:
             f"Written by homelab for host {args.name!r}: its jump host (components/docker/ssh.py).",
         )
         jump_config_path = write_file(args.key_dir, f"{args.name}.ssh_config", text)
-    folder = _private_folder(args.key_dir) / "cm"
-    folder.mkdir(mode=0o700, exist_ok=True)
+    folder = control_folder(args.key_dir)
     connection = [repr(args.ssh), str(args.host_key)]
     if args.proxy is not None:
         connection += [repr(args.proxy.ssh), str(args.proxy.host_key)]

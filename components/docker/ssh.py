@@ -28,6 +28,7 @@ from pathlib import Path
 # A UNIX socket path has room for 104 bytes on macOS/BSD (108 on Linux), and ssh first binds
 # "<ControlPath>.<16 random characters>" (openssh-portable V_9_2_P1 mux.c, muxserver_listen).
 SOCKET_PATH_MAX = 104 - 1 - 17
+CONTROL_NAME_LENGTH = 16
 # How long an idle shared connection stays up after the last client left (ssh_config(5)).
 CONTROL_PERSIST = "60s"
 # ssh reads these paths as tokens of one -o option or config line (whitespace splits them,
@@ -71,12 +72,12 @@ def control_path(folder: Path, scope: str, *identity: str) -> Path:
     that identifies the connection (user, host, port, pinned key, jump host), so a changed
     setting never reuses a connection made under the old one. The name is a short digest:
     socket paths are short."""
-    digest = hashlib.sha256("\0".join([scope, *identity]).encode()).hexdigest()[:16]
+    digest = hashlib.sha256("\0".join([scope, *identity]).encode()).hexdigest()[:CONTROL_NAME_LENGTH]
     path = folder / digest
     if len(str(path)) > SOCKET_PATH_MAX:
         raise ValueError(
             f"SSH control socket path {str(path)!r} is longer than {SOCKET_PATH_MAX} characters "
-            "(UNIX socket paths are short): set HOMELAB_SSH_KEY_DIR to a shorter directory"
+            "(UNIX socket paths are short)"
         )
     return path
 
