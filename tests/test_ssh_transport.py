@@ -28,7 +28,7 @@ import concurrent.futures
 import json
 import re
 import subprocess
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -54,6 +54,7 @@ class Servers:
     user_key: Path  # lets root into target
     jump_key: Path  # lets root into bastion
     wrong_key: str  # a host key neither server has
+    control_paths: list[str] = field(default_factory=list)  # shared connections to end
 
 
 @pytest.fixture(scope="module")
@@ -66,9 +67,10 @@ def servers(tmp_path_factory):
     target = sshd.Sshd(folder / "target", [user_pub], extra={"MaxSessions": "2"}).start()
     # DEBUG1 logs each forwarded connection (serverloop.c server_request_direct_tcpip).
     bastion = sshd.Sshd(folder / "bastion", [jump_pub], log_level="DEBUG1").start()
-    yield Servers(folder, target, bastion, user_key, jump_key, wrong)
-    for path in (folder / "keys").rglob("cm/*"):
-        sshd.close_master(str(path))
+    servers = Servers(folder, target, bastion, user_key, jump_key, wrong)
+    yield servers
+    for path in servers.control_paths:
+        sshd.close_master(path)
     target.stop()
     bastion.stop()
 
@@ -109,11 +111,13 @@ def register(servers: Servers, name: str, host_key: str, proxy_key: str | None =
     provider = lab.providers()[f"{name}-docker"]
     opts = provider.inputs["sshOpts"]
     (bootstrap,) = lab.of_type("command:remote:Command")
-    return Registered(
+    registered = Registered(
         provider.inputs["host"],
         json.loads(opts) if isinstance(opts, str) else list(opts),
         bootstrap.inputs["connection"],
     )
+    servers.control_paths.append(registered.control_path)
+    return registered
 
 
 def assert_refused(call: sshd.Call) -> None:
