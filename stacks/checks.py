@@ -31,6 +31,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
         if host.name in seen_hosts:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
+        problems += host.problems(f"hosts[{i}]")
     problems += config.backup.problems()
     if config.layers.platform:
         if config.platform is None:

@@ -113,6 +113,11 @@ class StackConfig(Model):
             for i, h in enumerate(self.hosts)
             if h.private_key_secret
         ]
+        refs += [
+            (f"hosts[{i}].proxy.private-key-secret", h.proxy.private_key_secret)
+            for i, h in enumerate(self.hosts)
+            if h.proxy is not None and h.proxy.private_key_secret
+        ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         if self.backup.enabled:
             refs += self.backup.secret_refs()

@@ -20,6 +20,8 @@ def read_homelab_secrets(config: StackConfig) -> Any:
     for h in config.hosts:
         if h.private_key_secret:
             secrets.host_keys[h.name] = cfg.require_secret(h.private_key_secret)
+        if h.proxy is not None and h.proxy.private_key_secret:
+            secrets.proxy_keys[h.name] = cfg.require_secret(h.proxy.private_key_secret)
     for fqdn, key in config.tls.certificates.items():
         secrets.certificates[fqdn] = cfg.require_secret(key)
     if config.backup.enabled:

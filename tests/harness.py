@@ -27,6 +27,8 @@ from pulumi.runtime import rpc
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SECRET_MARK = "MOCKSECRET"
+# A real-format host public key (ssh-keygen -t ed25519) for SSH hosts in test configs.
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpj6Tcv6KAlrYrgS4aiVp0R4PQZz6gbhBdmR60xRixk"
 
 
 def unwrap(value: Any, path: str = "", secret_paths: set[str] | None = None) -> Any:

@@ -51,6 +51,7 @@ EXAMPLE_SECRETS = {
     "multi-host.yaml": [
         ("hosts[0].private-key-secret", "ops-ssh-key"),
         ("hosts[1].private-key-secret", "apps-ssh-key"),
+        ("hosts[1].proxy.private-key-secret", "bastion-ssh-key"),
     ],
     "platform.yaml": [
         ("platform.kubeconfig-secret", "kubeconfig"),
