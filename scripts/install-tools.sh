@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus) and shellcheck; and what the real restore test runs
+# promtool (Debian package prometheus) and shellcheck; what the real restore test runs
 # (tests/test_restore.py): age, which encrypts archives like the backup engine and decrypts
-# them like the restore, and busybox-static, from which it makes a tiny local image.
+# them like the restore; and busybox-static, a BusyBox that runs alone in an image (the tiny
+# local image of the restore test, the stand-in base image the example Dockerfiles are built on).
 # Debian/Ubuntu only; a no-op when they are already there.
 set -euo pipefail
 missing=()
