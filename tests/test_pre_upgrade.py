@@ -103,7 +103,15 @@ def test_no_backup_schedule_no_pre_upgrade_backup(tmp_path_factory) -> None:
 
 def test_a_remote_host_runs_it_over_ssh_after_the_bootstrap(tmp_path_factory) -> None:
     config = {
-        "hosts": [{"name": "nas", "address": "ops@nas.example.com:2222", "private-key-secret": "nas-key"}],
+        "hosts": [
+            {
+                "name": "nas",
+                "address": "ops@nas.example.com:2222",
+                "private-key-secret": "nas-key",
+                # examples/multi-host.yaml's key: SSH hosts are pinned (or trusted on first use).
+                "host-key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP6hHlu5IdVLl4IW6LjetCmGc8zPr9AvbCq3iH33KyjN",
+            }
+        ],
     }
     config["services"] = {"mysql": {"enabled": True}}
     mocks = run_program(config, {"nas-key": "MOCKSECRET-key"}, key_dir=str(tmp_path_factory.mktemp("k")))
@@ -114,6 +122,8 @@ def test_a_remote_host_runs_it_over_ssh_after_the_bootstrap(tmp_path_factory) ->
     assert any(p.startswith("connection") for p in command.secret_paths)  # the key stays secret
     bootstrap = mocks.named("nas-bootstrap", REMOTE)
     assert bootstrap.urn in command.dependencies
+    # The bootstrap's connection, pinned host key and jump host included.
+    assert command.inputs["connection"] == bootstrap.inputs["connection"]
 
 
 # ---- the script itself ----------------------------------------------------------------------

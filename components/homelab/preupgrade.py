@@ -27,7 +27,7 @@ from dataclasses import asdict, dataclass
 import pulumi
 import pulumi_command as command
 
-from components.docker.host import DockerHost
+from components.docker.host import DockerHost, remote_connection
 from components.docker.spec import ServiceSpec
 from components.templating import render
 
@@ -83,15 +83,10 @@ class PreUpgradeBackup(pulumi.ComponentResource):
         ssh = host.args.ssh
         child = pulumi.ResourceOptions(parent=self)
         if ssh is not None:
-            key = host.args.private_key
+            # The bootstrap's connection: pinned host key, jump host, keys as secrets.
             self.run = command.remote.Command(
                 f"{name}-run",
-                connection=command.remote.ConnectionArgs(
-                    host=ssh.hostname,
-                    port=ssh.port,
-                    user=ssh.user,
-                    private_key=pulumi.Output.secret(key) if key is not None else None,
-                ),
+                connection=remote_connection(host.args),
                 create=args.script(),
                 triggers=args.triggers,
                 opts=pulumi.ResourceOptions(
