@@ -109,7 +109,8 @@ def test_a_remote_host_runs_it_over_ssh_after_the_bootstrap(tmp_path_factory) ->
                 "address": "ops@nas.example.com:2222",
                 "private-key-secret": "nas-key",
                 # examples/multi-host.yaml's key: SSH hosts are pinned (or trusted on first use).
-                "host-key": "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIP6hHlu5IdVLl4IW6LjetCmGc8zPr9AvbCq3iH33KyjN",
+                "host-key": "ssh-ed25519 "
+                "AAAAC3NzaC1lZDI1NTE5AAAAIP6hHlu5IdVLl4IW6LjetCmGc8zPr9AvbCq3iH33KyjN",
             }
         ],
     }
