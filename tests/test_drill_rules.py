@@ -167,7 +167,10 @@ def test_the_cli_prints_the_rules_of_the_stack(promtool: str, tmp_path: Path) ->
 
     stack = tmp_path / "Pulumi.rules.yaml"
     config = {
-        "homelab:hosts": [{"name": "server"}, {"name": "nas", "address": "ops@nas.lan"}],
+        "homelab:hosts": [
+            {"name": "server"},
+            {"name": "nas", "address": "ops@nas.lan", "trust-on-first-use": True},
+        ],
         "homelab:data": {"restore-drills": {"max-age": "10d"}},
         "homelab:custom-services": [
             {

@@ -110,7 +110,7 @@ def register(servers: Servers, name: str, host_key: str, proxy_key: str | None =
     lab = run_program({"hosts": [host]}, secrets, stack=name, key_dir=str(servers.folder / "keys"))
     provider = lab.providers()[f"{name}-docker"]
     opts = provider.inputs["sshOpts"]
-    (bootstrap,) = lab.of_type("command:remote:Command")
+    bootstrap = lab.named(f"{name}-bootstrap", "command:remote:Command")  # not a pre-upgrade backup
     registered = Registered(
         provider.inputs["host"],
         json.loads(opts) if isinstance(opts, str) else list(opts),
