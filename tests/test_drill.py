@@ -707,3 +707,24 @@ def test_the_drill_finds_node_exporters_textfile_volume(monkeypatch: pytest.Monk
 
     monkeypatch.setattr(drills, "build_plan", with_textfile)
     assert drills.textfile_volume(config, "nas") == "homelab_node_exporter_nas_node_exporter_textfile"
+
+
+@pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "missing"])
+def test_each_failure_is_in_the_metric(lab: Lab, damage: str) -> None:
+    good = engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    report, _ = drill_with_metrics(lab, 1_900_000_000)
+    assert report.ok
+    if damage == "missing":
+        good.unlink()
+    else:
+        (flip_byte if damage == "flipped-byte" else truncate)(good)
+    report, out = drill_with_metrics(lab, 1_900_003_600)
+    assert not report.ok
+    # age encryption is authenticated: a flipped or missing byte does not decrypt.
+    reason = {"flipped-byte": "could not be decrypted", "truncated": "could not be decrypted"}
+    assert reason.get(damage, f"no archive in {lab.archives} on host local") in out
+    after = values(textfile(lab))
+    for service in ("notes", "ledger"):
+        assert after[f'{metrics.SUCCESS}{{service="{service}"}}'] == 0
+        assert after[f'{metrics.LAST_RUN}{{service="{service}"}}'] == 1_900_003_600
+        assert after[f'{metrics.VERIFIED}{{service="{service}"}}'] == 1_900_000_000
