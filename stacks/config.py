@@ -118,6 +118,9 @@ class StackConfig(Model):
             key = getattr(self.backup, field_name)
             if key:
                 refs.append((f"backup.{_kebab(field_name)}", key))
+        receiver = self.monitoring.alerting.receiver
+        if self.layers.homelab and receiver is not None:
+            refs.append(("monitoring.alerting.receiver.url-secret", receiver.url_secret))
         p = self.platform
         if self.layers.platform and p is not None:
             if p.kubeconfig_secret:

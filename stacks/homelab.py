@@ -9,6 +9,7 @@ import pulumi_random as random
 
 from components.docker.host import DockerHost, HostArgs, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
+from components.homelab import alerting
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from stacks.config import StackConfig
@@ -23,6 +24,7 @@ class HomelabSecrets:
     certificates: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     s3_access_key_id: pulumi.Output[str] | None = None
     s3_secret_access_key: pulumi.Output[str] | None = None
+    alert_webhook_url: pulumi.Output[str] | None = None
 
 
 @dataclass
@@ -48,6 +50,9 @@ def build_homelab(
     if secrets.s3_access_key_id is not None and secrets.s3_secret_access_key is not None:
         shared["s3-access-key-id"] = secrets.s3_access_key_id
         shared["s3-secret-access-key"] = secrets.s3_secret_access_key
+    if secrets.alert_webhook_url is not None:
+        # Uploaded to Alertmanager as a file its config names; never in env or plain state.
+        shared[alerting.WEBHOOK_SECRET] = secrets.alert_webhook_url
 
     ca = None
     if config.tls.enabled:

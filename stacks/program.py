@@ -25,6 +25,9 @@ def read_homelab_secrets(config: StackConfig) -> Any:
     if config.backup.s3_access_key_id_secret and config.backup.s3_secret_access_key_secret:
         secrets.s3_access_key_id = cfg.require_secret(config.backup.s3_access_key_id_secret)
         secrets.s3_secret_access_key = cfg.require_secret(config.backup.s3_secret_access_key_secret)
+    receiver = config.monitoring.alerting.receiver
+    if receiver is not None:
+        secrets.alert_webhook_url = cfg.require_secret(receiver.url_secret)
     return secrets
 
 

@@ -98,12 +98,15 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
 
 
 def test_default_stack_follows_the_original_feature_toggles(key_dir):
-    """Monitoring, Portainer and MySQL (kodidb) on; Mattermost, web and Drupal off."""
+    """Monitoring (with alerting), Portainer and MySQL (kodidb) on; Mattermost, web and
+    Drupal off."""
     mocks = run_program({}, key_dir=key_dir)
     assert set(containers_on(mocks, "local")) == {
         "mysql",
         "portainer",
         "prometheus",
+        "alertmanager",
+        "blackbox-exporter",
         "grafana",
         "cadvisor",
         "node-exporter",

@@ -7,6 +7,11 @@ exist upstream; `tests/test_images.py` rejects `latest` and untagged references.
 IMAGES: dict[str, str] = {
     "portainer": "portainer/portainer-ce:2.33.6",
     "prometheus": "prom/prometheus:v3.5.0",
+    # prometheus/alertmanager tag v0.34.0 (CHANGELOG "0.34.0 / 2026-08-16"), published to
+    # Docker Hub as prom/alertmanager by its release workflow (promci publish_release).
+    "alertmanager": "prom/alertmanager:v0.34.0",
+    # prometheus/blackbox_exporter tag v0.28.0 (Makefile: DOCKER_IMAGE_NAME blackbox-exporter).
+    "blackbox-exporter": "prom/blackbox-exporter:v0.28.0",
     "grafana": "grafana/grafana:12.3.1",
     "cadvisor": "gcr.io/cadvisor/cadvisor:v0.52.1",
     "node-exporter": "prom/node-exporter:v1.9.1",

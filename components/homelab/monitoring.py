@@ -25,6 +25,7 @@ from components.docker.spec import (
     Volume,
     http_check,
 )
+from components.homelab.alerting import RULES_FILE, RULES_FILE_REF, ProbeJob
 from components.templating import render
 
 PROMETHEUS_PORT = 9090
@@ -62,7 +63,14 @@ def scrape_targets(
     return targets
 
 
-def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: str) -> str:
+def prometheus_config(
+    targets: list[ScrapeTarget],
+    scrape_interval: str,
+    stack: str,
+    rule_files: tuple[str, ...] = (),
+    alertmanagers: tuple[str, ...] = (),
+    probe_jobs: tuple[ProbeJob, ...] = (),
+) -> str:
     by_job: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     paths: dict[str, str] = {}
     for t in targets:
@@ -77,7 +85,16 @@ def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: 
         }
         for job, hosts in sorted(by_job.items())
     ]
-    return render(__file__, "prometheus.yml.j2", jobs=jobs, scrape_interval=scrape_interval, stack=stack)
+    return render(
+        __file__,
+        "prometheus.yml.j2",
+        jobs=jobs,
+        scrape_interval=scrape_interval,
+        stack=stack,
+        rule_files=rule_files,
+        alertmanagers=alertmanagers,
+        probe_jobs=probe_jobs,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +104,10 @@ class PrometheusArgs:
     scrape_interval: str = "15s"
     retention: str = "15d"
     stack: str = "homelab"
+    # Alerting (components/homelab/alerting.py): the rules file, where alerts go, probes.
+    rules: str = ""
+    alertmanagers: tuple[str, ...] = ()
+    probe_jobs: tuple[ProbeJob, ...] = ()
 
 
 def prometheus_self(host: str) -> ScrapeTarget:
@@ -95,7 +116,12 @@ def prometheus_self(host: str) -> ScrapeTarget:
 
 def prometheus(a: PrometheusArgs) -> ServiceSpec:
     b = a.basics
-    config = prometheus_config(list(a.targets), a.scrape_interval, a.stack)
+    rule_files = (RULES_FILE_REF,) if a.rules else ()
+    config = prometheus_config(
+        list(a.targets), a.scrape_interval, a.stack, rule_files, a.alertmanagers, a.probe_jobs
+    )
+    uploads = [FileUpload(PROMETHEUS_CONFIG, config)]
+    uploads += [FileUpload(RULES_FILE, a.rules)] if a.rules else []
     container = ContainerSpec(
         name="prometheus",
         image=b.image,
@@ -107,7 +133,7 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
             *((f"--web.external-url={b.url}",) if b.url else ()),
         ),
         volumes=(Volume("prometheus-data", "/prometheus"),),
-        uploads=(FileUpload(PROMETHEUS_CONFIG, config),),
+        uploads=tuple(uploads),
         healthcheck=http_check(f"http://localhost:{PROMETHEUS_PORT}/-/healthy"),
         memory_mb=b.memory(1024),
     )
