@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus) and shellcheck. Debian/Ubuntu only; a no-op when
-# they are already there.
+# promtool (Debian package prometheus), amtool (Debian package prometheus-alertmanager)
+# and the shell linter shellcheck. Debian/Ubuntu only; a no-op when they are already there.
 set -euo pipefail
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 [ ${#missing[@]} -eq 0 ] && exit 0
 if ! command -v apt-get >/dev/null 2>&1; then

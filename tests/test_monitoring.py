@@ -20,7 +20,7 @@ CONTAINER = "docker:index/container:Container"
 PROMETHEUS_YML = "/etc/prometheus/prometheus.yml"
 DATASOURCE = "/etc/grafana/provisioning/datasources/homelab.yaml"
 DASHBOARD_PROVIDER = "/etc/grafana/provisioning/dashboards/homelab.yaml"
-DASHBOARDS = {"cadvisor", "node-exporter", "haproxy", "prometheus"}
+DASHBOARDS = {"cadvisor", "node-exporter", "haproxy", "prometheus", "alerts"}
 MULTI_HOST = EXAMPLES / "multi-host.yaml"
 
 needs_promtool = pytest.mark.skipif(shutil.which("promtool") is None, reason="promtool is not installed")
@@ -206,7 +206,7 @@ def test_grafana_datasource_is_prometheus_on_the_stack_network(example):
     assert "prometheus" in prometheus.inputs["networksAdvanced"][0]["aliases"]
 
 
-def test_grafana_has_four_dashboards_with_promql_panels(example):
+def test_grafana_has_its_dashboards_with_promql_panels(example):
     _, lab = example
     files = uploads(container(lab, "grafana"))
     folder = yaml.safe_load(files[DASHBOARD_PROVIDER])["providers"][0]["options"]["path"]

@@ -163,13 +163,16 @@ def dashboard_definitions() -> dict[str, dict]:  # type: ignore[type-arg]
 
 
 def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
-    """A Grafana dashboard (schema 39) with one time-series panel per expression."""
+    """A Grafana dashboard (schema 39) with one panel per expression: a time series, or a
+    table of the expression's current result (`type: table`)."""
     panels = []
     for i, panel in enumerate(definition["panels"]):
+        kind = panel.get("type", "timeseries")
+        instant = {"instant": True, "range": False, "format": "table"} if kind == "table" else {}
         panels.append(
             {
                 "id": i + 1,
-                "type": "timeseries",
+                "type": kind,
                 "title": panel["title"],
                 "datasource": {"type": "prometheus", "uid": "prometheus"},
                 "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
@@ -179,6 +182,7 @@ def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
                         "refId": "A",
                         "datasource": {"type": "prometheus", "uid": "prometheus"},
                         "expr": panel["expr"],
+                        **instant,
                     }
                 ],
             }
