@@ -32,8 +32,9 @@ SOCKET = "/var/run/docker.sock"
 CREDENTIAL = re.compile(r"PASSWORD|SECRET|KEY|SALT")
 
 # Every feature that handles a secret at once: all services, S3 backups, a user certificate,
-# an SSH key, a custom service with a generated secret.
+# an SSH key, a custom service with a generated secret, the alerts' chat webhook.
 EVERYTHING = {
+    "monitoring": {"alerting": {"receiver": {"url-secret": "chat-webhook"}}},
     "domain": "lab.example.com",
     "hosts": [{"name": "server", "address": "deploy@server.example.com", "private-key-secret": "ssh-key"}],
     "tls": {"certificates": {"monitoring.lab.example.com": "my-cert"}},
