@@ -4,7 +4,7 @@ VENV ?= venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: up preview destroy test tools lint typecheck schema bench clean
+.PHONY: up preview destroy test tools lint typecheck ci-lint schema bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -35,6 +35,12 @@ lint: $(BIN)/.installed
 
 typecheck: $(BIN)/.installed
 	$(BIN)/mypy components stacks automation policies
+
+## ci-lint: audit the GitHub workflows: zizmor (offline, fails on medium severity and up) and
+## actionlint (with shellcheck on the run: scripts)
+ci-lint: $(BIN)/.installed tools
+	$(BIN)/zizmor --offline --no-progress --min-severity medium .github/workflows
+	$(BIN)/actionlint .github/workflows/*.yml
 
 ## schema: write the JSON schema of the stack config for editors
 schema: $(BIN)/.installed
