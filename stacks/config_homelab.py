@@ -169,6 +169,7 @@ class PostgresConfig(TcpServiceConfig):
 
 
 class MysqlConfig(TcpServiceConfig):
+    enabled: bool = False
     hostname: Subdomain = "kodidb"
     exposed_port: Port = 3307
 

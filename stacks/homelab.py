@@ -112,4 +112,7 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
     }
     if passphrases:
         pulumi.export("backup-passphrases", pulumi.Output.secret(passphrases))
+    for name, svc in lab.services.items():
+        if svc.credentials is not None:
+            pulumi.export(f"{name}-credentials", svc.credentials)
     pulumi.export("hosts", {name: host.args.docker_host for name, host in lab.hosts.items()})

@@ -91,7 +91,7 @@ def test_validate_dev_prints_the_plan() -> None:
     assert "services:" in out
     assert "  portainer (Portainer) on local: routes infra.localhost; volumes portainer-data" in out
     assert "  grafana (Grafana) on local: routes monitoring.localhost; volumes grafana-data" in out
-    assert "  mysql (MySQL) on local: routes tcp://kodidb.localhost:3307; volumes mysql-data" in out
+    assert "mysql" not in out  # off unless enabled
     assert "  landing (LandingPage) on local: routes home.localhost\n" in out
     assert "volumerize-local (BackupSchedule) on local" in out
     assert "Traceback" not in result.stderr
@@ -107,7 +107,7 @@ def test_validate_dev_json() -> None:
     assert services["grafana"]["routes"] == ["monitoring.localhost"]
     assert services["grafana"]["volumes"] == ["grafana-data"]
     assert services["grafana"]["host"] == "local"
-    assert services["mysql"]["routes"] == ["tcp://kodidb.localhost:3307"]
+    assert "mysql" not in services
     assert all(s["images"] for s in plan["services"])
     assert plan["urls"] == {
         "portainer": "https://infra.localhost/",

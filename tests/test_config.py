@@ -98,11 +98,10 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
 
 
 def test_default_stack_follows_the_original_feature_toggles(key_dir):
-    """Monitoring (with alerting), Portainer and MySQL (kodidb) on; Mattermost, web and
+    """Monitoring (with alerting) and Portainer on; MySQL, Mattermost, PostgreSQL, web and
     Drupal off."""
     mocks = run_program({}, key_dir=key_dir)
     assert set(containers_on(mocks, "local")) == {
-        "mysql",
         "portainer",
         "prometheus",
         "alertmanager",
@@ -265,7 +264,12 @@ INVALID = [
     ),
     (
         "two-tcp-routes-one-port",
-        {"services": {"postgres": {"enabled": True, "exposed-port": 3307}, "mysql": {"exposed-port": 3307}}},
+        {
+            "services": {
+                "postgres": {"enabled": True, "exposed-port": 3307},
+                "mysql": {"enabled": True, "exposed-port": 3307},
+            }
+        },
         {},
         [
             (
@@ -431,7 +435,13 @@ COMBINED = [
         id="two-pydantic-problems",
     ),
     pytest.param(
-        {"services": {"grafana": {"hostname": "infra"}, "postgres": {"enabled": True, "exposed-port": 3307}}},
+        {
+            "services": {
+                "grafana": {"hostname": "infra"},
+                "postgres": {"enabled": True, "exposed-port": 3307},
+                "mysql": {"enabled": True},
+            }
+        },
         {},
         [
             ("services.grafana.hostname", "already claimed by services.portainer"),

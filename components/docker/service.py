@@ -119,6 +119,15 @@ class Service(pulumi.ComponentResource):
             needs += after or []
             self.containers[container.name] = self._container(name, args, host, container, available, needs)
 
+        # Values the user needs to finish the set-up by hand, as one secret.
+        self.credentials: pulumi.Output[dict[str, str]] | None = None
+        if spec.credentials:
+            values = {
+                key: resolve_secret(value, available) if isinstance(value, SecretRef) else value
+                for key, value in spec.credentials.items()
+            }
+            self.credentials = pulumi.Output.secret(pulumi.Output.all(**values))
+
         self.register_outputs(
             {
                 "containers": {k: c.name for k, c in self.containers.items()},
@@ -151,7 +160,13 @@ class Service(pulumi.ComponentResource):
                 else upload.content
             )
             uploads.append(
-                docker.ContainerUploadArgs(file=upload.path, content=content, executable=upload.executable)
+                docker.ContainerUploadArgs(
+                    file=upload.path,
+                    content=content,
+                    executable=upload.executable,
+                    owner=str(upload.owner) if upload.owner is not None else None,
+                    permissions=upload.mode,
+                )
             )
 
         mounts = [
@@ -171,6 +186,19 @@ class Service(pulumi.ComponentResource):
         mounts += [
             docker.ContainerVolumeArgs(host_path=b.source, container_path=b.target, read_only=b.read_only)
             for b in c.binds
+            if b.propagation is None
+        ]
+        # A bind with mount propagation needs the provider's `mounts` (its `volumes` have none).
+        propagated = [
+            docker.ContainerMountArgs(
+                type="bind",
+                source=b.source,
+                target=b.target,
+                read_only=b.read_only,
+                bind_options=docker.ContainerMountBindOptionsArgs(propagation=b.propagation),
+            )
+            for b in c.binds
+            if b.propagation is not None
         ]
         if c.docker_socket != "none":
             mounts.append(
@@ -202,6 +230,15 @@ class Service(pulumi.ComponentResource):
             user=c.user,
             uploads=uploads or None,
             volumes=mounts or None,
+            mounts=propagated or None,
+            pid_mode=c.pid_mode,
+            devices=[
+                docker.ContainerDeviceArgs(
+                    host_path=d.host_path, container_path=d.container_path, permissions=d.permissions
+                )
+                for d in c.devices
+            ]
+            or None,
             ports=[
                 docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, protocol=p.protocol)
                 for p in c.ports

@@ -21,6 +21,7 @@ from dataclasses import dataclass, field
 from typing import Literal
 
 from components.docker.spec import (
+    SECRETS_DIR,
     Basics,
     ContainerSpec,
     FileUpload,
@@ -40,7 +41,10 @@ ALERTMANAGER_PORT = 9093
 # data directory (prometheus/alertmanager Dockerfile, v0.34.0).
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 ALERTMANAGER_DATA = "/alertmanager"
-WEBHOOK_URL_FILE = "/etc/alertmanager/secrets/webhook-url"
+# Where the stack puts secret files (components/docker/spec.py). Left root-owned and 0644,
+# unlike the 0400 files of the images whose uid is in their contract: this image's `nobody`
+# uid is not (components/homelab/images.py), and the container runs no other user.
+WEBHOOK_URL_FILE = f"{SECRETS_DIR}/alert-webhook-url"
 # The shared-secret name the stack hands the webhook URL over with.
 WEBHOOK_SECRET = "alert-webhook-url"
 

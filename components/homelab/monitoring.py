@@ -1,6 +1,12 @@
 """Monitoring: Prometheus (scrape config derived from every service's metrics endpoints),
 Grafana (provisioned data source and dashboards, no anonymous access), and the per-host
-exporters cAdvisor and node-exporter.
+exporters cAdvisor and node-exporter, run as their upstream READMEs say.
+
+Prometheus runs without `--web.enable-lifecycle`: its `/-/reload` and `/-/quit` would be
+reachable without login through the public route. Nothing needs them: prometheus.yml is
+uploaded at container creation, and the Docker provider replaces the container whenever an
+upload changes (its `upload` block is ForceNew), so a changed config takes effect by
+replacement while the data volume stays.
 """
 
 from __future__ import annotations
@@ -17,15 +23,17 @@ from components.docker.spec import (
     Basics,
     BindMount,
     ContainerSpec,
+    Device,
     FileUpload,
     MetricsEndpoint,
     Route,
-    SecretRef,
     ServiceSpec,
     Volume,
     http_check,
+    secret_file,
 )
 from components.homelab.alerting import RULES_FILE, RULES_FILE_REF, ProbeJob
+from components.homelab.images import CONTRACTS
 from components.templating import render
 
 PROMETHEUS_PORT = 9090
@@ -129,12 +137,11 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
             f"--config.file={PROMETHEUS_CONFIG}",
             "--storage.tsdb.path=/prometheus",
             f"--storage.tsdb.retention.time={a.retention}",
-            "--web.enable-lifecycle",
             *((f"--web.external-url={b.url}",) if b.url else ()),
         ),
         volumes=(Volume("prometheus-data", "/prometheus"),),
         uploads=tuple(uploads),
-        healthcheck=http_check(f"http://localhost:{PROMETHEUS_PORT}/-/healthy"),
+        healthcheck=http_check(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/healthy"),
         memory_mb=b.memory(1024),
     )
     return ServiceSpec(
@@ -154,7 +161,6 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
 
 GRAFANA_PORT = 3000
 DASHBOARD_DIR = "/etc/grafana/dashboards"
-ADMIN_PASSWORD_FILE = "/run/homelab/admin-password"
 
 
 @cache
@@ -212,8 +218,10 @@ class GrafanaArgs:
 def grafana(a: GrafanaArgs) -> ServiceSpec:
     b = a.basics
     provisioning = "/etc/grafana/provisioning"
+    # run.sh reads GF_*__FILE as the grafana user: the file is that user's alone.
+    password = secret_file("admin-password", "admin-password", owner=CONTRACTS["grafana"].uid)
     uploads = [
-        FileUpload(ADMIN_PASSWORD_FILE, SecretRef("{admin-password}")),
+        password,
         FileUpload(
             f"{provisioning}/datasources/homelab.yaml",
             render(
@@ -234,7 +242,7 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
     ]
     env = {
         "GF_SECURITY_ADMIN_USER": a.admin_user,
-        "GF_SECURITY_ADMIN_PASSWORD__FILE": ADMIN_PASSWORD_FILE,
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": password.path,
         "GF_AUTH_ANONYMOUS_ENABLED": "false",
         "GF_USERS_ALLOW_SIGN_UP": "false",
         "GF_ANALYTICS_REPORTING_ENABLED": "false",
@@ -248,7 +256,7 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
         env=env,
         volumes=(Volume("grafana-data", "/var/lib/grafana"),),
         uploads=tuple(uploads),
-        healthcheck=http_check(f"http://localhost:{GRAFANA_PORT}/api/health"),
+        healthcheck=http_check(f"http://127.0.0.1:{GRAFANA_PORT}/api/health"),
         memory_mb=b.memory(512),
     )
     return ServiceSpec(
@@ -265,20 +273,31 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
 
 # ---- exporters ----------------------------------------------------------------------
 
+CADVISOR_PORT = 8080
+NODE_EXPORTER_PORT = 9100
+NODE_EXPORTER_ROOTFS = "/host"
+
 
 def cadvisor(b: Basics) -> ServiceSpec:
+    """cAdvisor with the mounts and the /dev/kmsg device of its README's `docker run`.
+
+    Not `--privileged` (the README's quick start has it; the policy pack forbids it, and
+    docs/running.md describes running with `--device` instead). /var/run carries the Docker
+    and containerd sockets, both read-only.
+    """
     container = ContainerSpec(
         name="cadvisor",
         image=b.image,
         command=("--docker_only=true", "--housekeeping_interval=30s", "--store_container_labels=false"),
         binds=(
             BindMount("/", "/rootfs"),
+            BindMount("/var/run", "/var/run"),
             BindMount("/sys", "/sys"),
             BindMount("/var/lib/docker", "/var/lib/docker"),
             BindMount("/dev/disk", "/dev/disk"),
         ),
-        docker_socket="ro",
-        healthcheck=http_check("http://localhost:8080/healthz"),
+        devices=(Device("/dev/kmsg"),),
+        healthcheck=http_check(f"http://127.0.0.1:{CADVISOR_PORT}/healthz"),
         memory_mb=b.memory(256),
     )
     return ServiceSpec(
@@ -286,28 +305,29 @@ def cadvisor(b: Basics) -> ServiceSpec:
         kind="CAdvisor",
         host=b.host,
         containers=(container,),
-        metrics=(MetricsEndpoint("cadvisor", "cadvisor", 8080, host_port=9338),),
+        metrics=(MetricsEndpoint("cadvisor", "cadvisor", CADVISOR_PORT, host_port=9338),),
         restart=b.restart,
         title="cAdvisor",
     )
 
 
 def node_exporter(b: Basics) -> ServiceSpec:
+    """node-exporter as its README's `docker run`: the host's PID namespace and `/` mounted
+    read-only with `rslave` propagation at `--path.rootfs`.
+
+    The default mount-point exclusions stay: with `--path.rootfs` mount points are reported
+    as host paths, and the default already leaves out /var/lib/docker/... . The README also
+    uses the host's network; here the exporter stays on the stack network, where Prometheus
+    finds every exporter by name and only declared ports are published, so network-device
+    metrics describe the exporter's own interface.
+    """
     container = ContainerSpec(
         name="node-exporter",
         image=b.image,
-        command=(
-            "--path.procfs=/host/proc",
-            "--path.sysfs=/host/sys",
-            "--path.rootfs=/rootfs",
-            "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev|host|etc|rootfs/var/lib/docker)($|/)",
-        ),
-        binds=(
-            BindMount("/proc", "/host/proc"),
-            BindMount("/sys", "/host/sys"),
-            BindMount("/", "/rootfs"),
-        ),
-        healthcheck=http_check("http://localhost:9100/metrics"),
+        command=(f"--path.rootfs={NODE_EXPORTER_ROOTFS}",),
+        binds=(BindMount("/", NODE_EXPORTER_ROOTFS, read_only=True, propagation="rslave"),),
+        pid_mode="host",
+        healthcheck=http_check(f"http://127.0.0.1:{NODE_EXPORTER_PORT}/metrics"),
         memory_mb=b.memory(128),
     )
     return ServiceSpec(
@@ -315,7 +335,7 @@ def node_exporter(b: Basics) -> ServiceSpec:
         kind="NodeExporter",
         host=b.host,
         containers=(container,),
-        metrics=(MetricsEndpoint("node-exporter", "node-exporter", 9100, host_port=9100),),
+        metrics=(MetricsEndpoint("node-exporter", "node-exporter", NODE_EXPORTER_PORT, host_port=9100),),
         restart=b.restart,
         title="node-exporter",
     )
