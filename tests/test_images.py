@@ -103,6 +103,7 @@ def is_secret(resource, path: str) -> bool:
 def facts(contract: ImageContract) -> list[Seen]:
     seen = [contract.tag, contract.user.seen, contract.shell.seen, contract.probes.seen]
     seen += [w.seen for w in contract.writes]
+    seen += [contract.digest] if contract.digest else []
     return seen + ([contract.file_env.seen] if contract.file_env else [])
 
 
@@ -161,7 +162,33 @@ def test_every_pin_has_a_contract():
 
 
 def test_pins_are_the_verified_releases():
-    assert {key: c.image for key, c in CONTRACTS.items()} == VERIFIED_PINS
+    assert {key: c.image.split("@")[0] for key, c in CONTRACTS.items()} == VERIFIED_PINS
+
+
+# The image index digests recorded by docker-library/repo-info for these tags (issue 15).
+VERIFIED_DIGESTS = {
+    "haproxy": "sha256:79799e8b2977e60802774fa53d29e6b54e045402cdd8a8b9fe43923e7095a047",
+    "postgres": "sha256:b0f9560a2de083e2cc7382e75f808c7381a32852a7ec49117deedb300e552b24",
+    "mysql": "sha256:85b9bf2e29cf836ecb8c2a15a935d4ba0c606631dff1dd79531a11983c638f2a",
+    "drupal": "sha256:33fc62144ec9c4bbde0f1d59e2cc41ed7c8097ece531b44c1922b4289733a3e2",
+    "web": "sha256:a62ab16a276f8819db63ec3a4fc86b8a3a0d2da1cb201f174b7a4a84fc2776e9",
+}
+
+
+def test_digests_are_pinned_where_upstream_records_them():
+    """Tag and digest where docker-library/repo-info records the tag's index digest; the
+    others are pinned by tag and get their digest from Renovate (pinDigests, renovate.json)."""
+    pinned = {key: c.image.split("@", 1)[1] for key, c in CONTRACTS.items() if "@" in c.image}
+    assert pinned == VERIFIED_DIGESTS
+    for key, contract in CONTRACTS.items():
+        if key not in pinned:
+            assert contract.digest is None, key
+            continue
+        name, tag = contract.image.split("@")[0].rsplit(":", 1)
+        assert contract.digest is not None, key
+        assert contract.digest.repo == "docker-library/repo-info"
+        assert contract.digest.path == f"repos/{name}/remote/{tag}.md", key
+        assert re.fullmatch(r"[0-9a-f]{12}", contract.digest.ref), key
 
 
 @pytest.mark.parametrize("key", sorted(CONTRACTS))
@@ -185,7 +212,9 @@ def test_every_fact_names_its_upstream_file(key):
 
 
 def test_contract_lookup_is_by_exact_reference():
-    assert contract_of("postgres:17.11-alpine") is CONTRACTS["postgres"]
+    assert contract_of(CONTRACTS["postgres"].image) is CONTRACTS["postgres"]
+    # The tag alone is another reference: an override the user vouches for.
+    assert contract_of("postgres:17.11-alpine") is None
     assert contract_of("postgres:17-alpine") is None
 
 
