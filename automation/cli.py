@@ -6,7 +6,9 @@
     outputs [--stack S] [--show-secrets]
     release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
     setup bundle.tar.gz [--stack S]        verify, then load it onto the stack's hosts
-    backup --host H | restore --host H [--dry-run]
+    backup --host H                        run the host's backup now
+    backups --host H                       the host's archives, newest first, age and size
+    restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
 """
@@ -140,11 +142,30 @@ def setup(
     )
 
 
-def backup(host: str, stack: str = "dev", mode: str = "backup", project_dir: Path = PROJECT_DIR) -> None:
-    from automation import backup as volumerize
+def backup(
+    command: str,
+    host: str,
+    stack: str = "dev",
+    file: Path | None = None,
+    out: TextIO = sys.stdout,
+    project_dir: Path = PROJECT_DIR,
+    **options: Any,
+) -> None:
+    """`backup`, `backups` or `restore` on one host (see automation/backup.py)."""
+    from automation import backup as backups
 
-    spec = volumerize.run_spec(offline.load(project_dir, stack), host, mode)  # type: ignore[arg-type]
-    volumerize.execute(spec)
+    config = offline.load(project_dir, stack, file, require_secrets=False)
+    hb = backups.host_backup(config, host)
+    docker = backups.DockerCli(hb.docker_host)
+    if command == "backup":
+        backups.run_backup(hb, docker, out)
+        out.write(f"backup of host {host} done\n")
+    elif command == "backups":
+        out.write(backups.render_archives(hb, backups.list_archives(hb, docker, options.get("image"))))
+    else:
+        backups.restore(
+            hb, options["archive"], docker, out, **{k: v for k, v in options.items() if k != "archive"}
+        )
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -190,11 +211,23 @@ def _parser() -> argparse.ArgumentParser:
     p = with_stack(sub.add_parser("setup", help="verify a bundle and load it onto the stack's hosts"))
     p.add_argument("bundle", type=Path)
     p.add_argument("--no-wheels", action="store_true")
-    for name in ("backup", "restore"):
-        p = with_stack(sub.add_parser(name, help=f"{name} one host's volumes with Volumerize"))
-        p.add_argument("--host", required=True)
-        if name == "restore":
-            p.add_argument("--dry-run", action="store_true")
+    p = with_stack(sub.add_parser("backup", help="run a host's backup now"))
+    p.add_argument("--host", required=True)
+    p = with_stack(sub.add_parser("backups", help="list a host's archives with age and size"))
+    p.add_argument("--host", required=True)
+    p = with_stack(sub.add_parser("restore", help="restore a host's volumes from an archive"))
+    p.add_argument("--host", required=True)
+    p.add_argument(
+        "--archive", required=True, help="a file here, or the name of an archive in the host's directory"
+    )
+    p.add_argument("--service", help="only this service's volumes")
+    p.add_argument("--identity", type=Path, help="age identity (the stack output backup-identity)")
+    p.add_argument("--dry-run", action="store_true", help="check the archive and show the plan only")
+    for name in ("backup", "backups", "restore"):
+        p = sub.choices[name]
+        p.add_argument("--file", type=Path, help="use this stack file (e.g. a copy on a fresh machine)")
+        if name != "backup":
+            p.add_argument("--helper-image", help="image of the throwaway container (default: the engine's)")
     return parser
 
 
@@ -223,9 +256,14 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout) -> int:
         if args.command == "setup":
             out.write(json.dumps(setup(args.bundle, args.stack, not args.no_wheels), indent=2) + "\n")
             return 0
-        mode = "backup" if args.command == "backup" else ("restore-dry-run" if args.dry_run else "restore")
-        backup(args.host, args.stack, mode)
-        out.write(f"{mode} of host {args.host} done\n")
+        extra: dict[str, Any] = {}
+        if args.command != "backup":
+            extra["image"] = args.helper_image
+        if args.command == "restore":
+            extra.update(
+                archive=args.archive, service=args.service, identity=args.identity, dry_run=args.dry_run
+            )
+        backup(args.command, args.host, args.stack, args.file, out, **extra)
         return 0
     except ConfigError as error:
         out.write(f"{error}\n")

@@ -120,7 +120,7 @@ def pinned_images(res: Res, config: Config) -> list[str]:
 # ---- Docker containers ----------------------------------------------------------------
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-DEFAULT_SOCKET_ALLOWLIST = {"portainer": "rw", "volumerize": "rw", "cadvisor": "ro"}
+DEFAULT_SOCKET_ALLOWLIST = {"portainer": "rw", "backup": "rw", "cadvisor": "ro"}
 
 
 def docker_privileges(res: Res, config: Config) -> list[str]:
@@ -311,15 +311,48 @@ def uploads(res: Res) -> dict[str, Any]:
     return out
 
 
+# offen/docker-volume-backup stops the containers whose label has the value its
+# BACKUP_STOP_DURING_BACKUP_LABEL names (v2.48.2: cmd/backup/stop_restart.go).
+STOP_LABEL = "docker-volume-backup.stop-during-backup"
+STOP_LABEL_ENV = "BACKUP_STOP_DURING_BACKUP_LABEL"
+
+
+def env_of(res: Res) -> dict[str, str]:
+    items = [plain(e) for e in plain(res.props).get("envs") or []]
+    return dict(e.split("=", 1) for e in items if isinstance(e, str) and "=" in e)
+
+
 def volumes_backed_up(resources: list[Res], config: Config) -> list[str]:
-    """Every stateful volume is retained (or protected) and mounted by a backup run."""
+    """Every stateful volume is retained (or protected) and mounted by a backup run, and the
+    containers that write it are stopped while that run archives it."""
     out = []
     backed: dict[str, set[str]] = defaultdict(set)  # provider -> volume names
-    for c in by_type(resources, "docker:index/container:Container"):
+    stop_value: dict[str, str] = {}  # provider -> its backup run's stop label value
+    containers = by_type(resources, "docker:index/container:Container")
+    for c in containers:
         if labels(c).get("homelab.role") == "backup":
+            stop_value[c.provider] = env_of(c).get(STOP_LABEL_ENV, "true")  # the engine's default
             for mount in plain(c.props).get("volumes") or []:
                 if mount.get("volumeName"):
                     backed[c.provider].add(mount["volumeName"])
+    stateful = {
+        (v.provider, plain(v.props).get("name", v.name))
+        for v in by_type(resources, "docker:index/volume:Volume")
+        if labels(v).get("homelab.stateful") == "true"
+    }
+    for c in containers:
+        if labels(c).get("homelab.role") == "backup" or c.provider not in stop_value:
+            continue
+        written = [
+            m["volumeName"]
+            for m in plain(c.props).get("volumes") or []
+            if m.get("volumeName") and not m.get("readOnly") and (c.provider, m["volumeName"]) in stateful
+        ]
+        if written and labels(c).get(STOP_LABEL) != stop_value[c.provider]:
+            out.append(
+                f"{c.name}: writes stateful volume {written[0]} but is not stopped during its host's backup; "
+                f"label it {STOP_LABEL}={stop_value[c.provider]} so the archive is not of live data"
+            )
     for v in by_type(resources, "docker:index/volume:Volume"):
         lab = labels(v)
         if lab.get("homelab.stateful") != "true":

@@ -1,8 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus), amtool (Debian package prometheus-alertmanager)
-# and the shell linter shellcheck (Debian/Ubuntu), and Renovate's config validator (npm,
-# the release and lockfile in .ci/renovate). A no-op for what is already there.
+# promtool (Debian package prometheus), amtool (Debian package prometheus-alertmanager) and
+# the shell linter shellcheck; what the real restore test runs (tests/test_restore.py): age,
+# which encrypts archives like the backup engine and decrypts them like the restore, and
+# busybox-static, from which it makes a tiny local image (Debian/Ubuntu); and Renovate's
+# config validator (npm, the release and lockfile in .ci/renovate). A no-op for what is
+# already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -24,6 +27,11 @@ command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
+command -v age >/dev/null 2>&1 || missing+=(age)
+# The restore test needs a busybox that runs alone in an image: the static build.
+if ! command -v dpkg >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
+fi
 if [ ${#missing[@]} -gt 0 ]; then
   if ! command -v apt-get >/dev/null 2>&1; then
     echo "install-tools: please install ${missing[*]} (needed by the config checks)" >&2

@@ -20,9 +20,7 @@ from stacks.plan import build_plan, plan_problems
 
 # ---- cross-checks -------------------------------------------------------------------
 
-BUILTIN_NAMES = frozenset(
-    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "volumerize", "proxy"}
-)
+BUILTIN_NAMES = frozenset({_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "backup", "proxy"})
 
 
 def check(config: StackConfig) -> list[tuple[str, str]]:

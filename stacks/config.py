@@ -25,10 +25,10 @@ from stacks.config_base import (
     Domain,
     Label,
     Model,
-    _kebab,
     host_name,
 )
 from stacks.config_homelab import (
+    REMOVED_KEYS,
     BackupConfig,
     CustomService,
     DataConfig,
@@ -114,10 +114,8 @@ class StackConfig(Model):
             if h.private_key_secret
         ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
-        for field_name in ("s3_access_key_id_secret", "s3_secret_access_key_secret"):
-            key = getattr(self.backup, field_name)
-            if key:
-                refs.append((f"backup.{_kebab(field_name)}", key))
+        if self.backup.enabled:
+            refs += self.backup.secret_refs()
         receiver = self.monitoring.alerting.receiver
         if self.layers.homelab and receiver is not None:
             refs.append(("monitoring.alerting.receiver.url-secret", receiver.url_secret))
@@ -157,7 +155,7 @@ def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
                 path += ("." if path else "") + str(part)
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = REMOVED_KEYS.get(path, "unknown key")
         problems.append((path or "(top level)", message))
     return problems
 

@@ -6,10 +6,11 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_random as random
+import pulumi_tls as tls
 
 from components.docker.host import DockerHost, HostArgs, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
-from components.homelab import alerting
+from components.homelab import alerting, backup
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from stacks.config import StackConfig
@@ -22,8 +23,8 @@ class HomelabSecrets:
 
     host_keys: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     certificates: dict[str, pulumi.Output[str]] = field(default_factory=dict)
-    s3_access_key_id: pulumi.Output[str] | None = None
-    s3_secret_access_key: pulumi.Output[str] | None = None
+    # The backup section's secrets by the names the backup run reads (components/homelab/backup.py).
+    backup: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     alert_webhook_url: pulumi.Output[str] | None = None
 
 
@@ -34,6 +35,7 @@ class Homelab:
     services: dict[str, Service]
     admin_password: pulumi.Output[str]
     ca: CertificateAuthority | None
+    backup_key: tls.PrivateKey | None = None
 
 
 def build_homelab(
@@ -47,9 +49,19 @@ def build_homelab(
 
     admin = random.RandomPassword("admin-password", length=26, special=False)
     shared: dict[str, pulumi.Output[str]] = {"admin-password": pulumi.Output.secret(admin.result)}
-    if secrets.s3_access_key_id is not None and secrets.s3_secret_access_key is not None:
-        shared["s3-access-key-id"] = secrets.s3_access_key_id
-        shared["s3-secret-access-key"] = secrets.s3_secret_access_key
+    shared.update(secrets.backup)
+    if backup.NOTIFY_URL in secrets.backup:
+        shared[backup.NOTIFY_URL] = secrets.backup[backup.NOTIFY_URL].apply(backup.notification_url)
+    backup_key = None
+    if config.backup.encryption == "age" and any(s.kind == "BackupSchedule" for s in plan.services):
+        if config.backup.age_recipients:
+            shared[backup.RECIPIENTS] = pulumi.Output.from_input(",".join(config.backup.age_recipients))
+        else:
+            # An ssh-ed25519 key pair, which age takes as recipient and identity
+            # (offen/docker-volume-backup v2.48.2: cmd/backup/encrypt_archive.go): the hosts get
+            # only the public key; the private key is the stack output `backup-identity`.
+            backup_key = tls.PrivateKey("backup-key", algorithm="ED25519")
+            shared[backup.RECIPIENTS] = backup_key.public_key_openssh.apply(lambda key: key.strip())
     if secrets.alert_webhook_url is not None:
         # Uploaded to Alertmanager as a file its config names; never in env or plain state.
         shared[alerting.WEBHOOK_SECRET] = secrets.alert_webhook_url
@@ -98,7 +110,7 @@ def build_homelab(
             hosts[spec.host],
             after=after,
         )
-    return Homelab(plan, hosts, services, shared["admin-password"], ca)
+    return Homelab(plan, hosts, services, shared["admin-password"], ca, backup_key)
 
 
 def export_homelab(config: StackConfig, lab: Homelab) -> None:
@@ -107,11 +119,10 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
     pulumi.export("admin-password", lab.admin_password)
     if lab.ca is not None:
         pulumi.export("ca-certificate", lab.ca.ca_cert_pem)
-    passphrases = {
-        name: svc.secrets["passphrase"] for name, svc in lab.services.items() if "passphrase" in svc.secrets
-    }
-    if passphrases:
-        pulumi.export("backup-passphrases", pulumi.Output.secret(passphrases))
+    if lab.backup_key is not None:
+        # The one thing to keep off the servers: it decrypts every backup archive.
+        pulumi.export("backup-identity", pulumi.Output.secret(lab.backup_key.private_key_openssh))
+        pulumi.export("backup-recipient", lab.backup_key.public_key_openssh.apply(lambda key: key.strip()))
     for name, svc in lab.services.items():
         if svc.credentials is not None:
             pulumi.export(f"{name}-credentials", svc.credentials)

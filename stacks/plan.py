@@ -13,6 +13,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from components.docker.service import volume_name
 from components.docker.spec import (
     Basics,
     ContainerSpec,
@@ -259,17 +260,20 @@ def build_plan(config: StackConfig) -> Plan:
     # Remote exporters publish their ports.
     plan.services = [_publish_remote_metrics(spec, plan.prometheus_host) for spec in plan.services]
 
-    # One backup run per host with stateful volumes.
+    # One backup run per host with stateful volumes; it stops (only) their writers.
     if config.backup.enabled:
-        bk = config.backup
         for host_cfg in config.hosts:
             entries = backup.backup_set(plan.on_host(host_cfg.name), config.name)
             if not entries:
                 continue
-            target = bk.target or f"{host_cfg.root}/backups"
-            b = Basics(host_cfg.name, bk.image or IMAGES["volumerize"])
-            args_b = backup.BackupArgs(b, tuple(entries), bk.schedule, target, config.name)
-            plan.add(backup.volumerize(args_b), "backup")
+            group = backup.backup_group(config.name, host_cfg.name)
+            plan.services = [
+                dataclasses.replace(x, backup_group=group)
+                if x.host == host_cfg.name and x.stateful_volumes
+                else x
+                for x in plan.services
+            ]
+            plan.add(backup.backup_schedule(backup_args(config, host_cfg.name, tuple(entries))), "backup")
 
     # Then Prometheus gets every endpoint, and the alert rules derived from the whole plan.
     if plan.prometheus_host is not None:
@@ -281,12 +285,7 @@ def build_plan(config: StackConfig) -> Plan:
         targets.append(monitoring.prometheus_self(plan.prometheus_host))
         probe_jobs = (alerting.tls_probe_job(probes),) if probes else ()
         watches = _backup_watches(plan)
-        plan.services = [
-            alerting.with_textfile_collector(x)
-            if x.kind == "NodeExporter" and x.host in {w.host for w in watches}
-            else x
-            for x in plan.services
-        ]
+        _record_backup_successes(plan, {w.host for w in watches})
         rules = alerting.alert_rules(
             alerting.rule_set(
                 plan.services,
@@ -297,8 +296,43 @@ def build_plan(config: StackConfig) -> Plan:
             _thresholds(config),
         )
         final = prometheus_spec(tuple(targets), rules, probe_jobs)
+        # The backup run of its host already stops it: keep the placeholder's stop label.
+        placeholder = next(x for x in plan.services if x.name == "prometheus")
+        final = dataclasses.replace(final, backup_group=placeholder.backup_group)
         plan.services = [final if x.name == "prometheus" else x for x in plan.services]
     return plan
+
+
+def backup_directory(config: StackConfig, host: str) -> str | None:
+    """Where `host` keeps its archives, or None when it keeps none (backup.local off)."""
+    bk = config.backup
+    if not bk.local:
+        return None
+    return bk.directory or f"{config.host(host).root}/backups"
+
+
+def backup_args(config: StackConfig, host: str, entries: tuple[backup.BackupEntry, ...]) -> backup.BackupArgs:
+    bk = config.backup
+    s3 = ssh = webdav = None
+    if bk.s3 is not None:
+        s3 = backup.S3Storage(bk.s3.endpoint, bk.s3.protocol, bk.s3.bucket, bk.s3.path)
+    if bk.ssh is not None:
+        ssh = backup.SshStorage(*bk.ssh.target, bk.ssh.path)
+    if bk.webdav is not None:
+        webdav = backup.WebdavStorage(bk.webdav.url, bk.webdav.path, bk.webdav.username)
+    return backup.BackupArgs(
+        Basics(host, bk.image or IMAGES["backup"]),
+        entries,
+        bk.schedule,
+        prefix=config.name,
+        retention_days=bk.retention_days,
+        encrypted=bk.encryption == "age",
+        directory=backup_directory(config, host),
+        s3=s3,
+        ssh=ssh,
+        webdav=webdav,
+        notify=bk.notify_url_secret is not None,
+    )
 
 
 def _alertmanager_args(config: StackConfig, host: str) -> alerting.AlertmanagerArgs:
@@ -314,6 +348,24 @@ def _alertmanager_args(config: StackConfig, host: str) -> alerting.AlertmanagerA
 def _thresholds(config: StackConfig) -> alerting.Thresholds:
     t = config.monitoring.alerting.thresholds
     return alerting.Thresholds(**t.model_dump())
+
+
+def _record_backup_successes(plan: Plan, hosts: set[str]) -> None:
+    """On `hosts`, node-exporter reads a textfile directory and the backup run records each
+    success there: what the BackupOverdue rule reads (the engine exposes no metrics)."""
+    volumes: dict[str, str] = {}
+    services = []
+    for x in plan.services:
+        if x.kind == "NodeExporter" and x.host in hosts:
+            x = alerting.with_textfile_collector(x)
+            volumes[x.host] = volume_name(plan.config.name, x, alerting.textfile_volume(x))
+        services.append(x)
+    plan.services = [
+        alerting.with_backup_success_hook(x, volumes[x.host])
+        if x.kind == "BackupSchedule" and x.host in volumes
+        else x
+        for x in services
+    ]
 
 
 def _backup_watches(plan: Plan) -> list[alerting.BackupWatch]:

@@ -22,9 +22,19 @@ def read_homelab_secrets(config: StackConfig) -> Any:
             secrets.host_keys[h.name] = cfg.require_secret(h.private_key_secret)
     for fqdn, key in config.tls.certificates.items():
         secrets.certificates[fqdn] = cfg.require_secret(key)
-    if config.backup.s3_access_key_id_secret and config.backup.s3_secret_access_key_secret:
-        secrets.s3_access_key_id = cfg.require_secret(config.backup.s3_access_key_id_secret)
-        secrets.s3_secret_access_key = cfg.require_secret(config.backup.s3_secret_access_key_secret)
+    if config.backup.enabled:
+        from components.homelab import backup
+
+        bk = config.backup
+        keys = {backup.NOTIFY_URL: bk.notify_url_secret}
+        if bk.s3 is not None:
+            keys[backup.S3_ACCESS_KEY_ID] = bk.s3.access_key_id_secret
+            keys[backup.S3_SECRET_ACCESS_KEY] = bk.s3.secret_access_key_secret
+        if bk.ssh is not None:
+            keys[backup.SSH_PRIVATE_KEY] = bk.ssh.private_key_secret
+        if bk.webdav is not None:
+            keys[backup.WEBDAV_PASSWORD] = bk.webdav.password_secret
+        secrets.backup = {name: cfg.require_secret(key) for name, key in keys.items() if key}
     receiver = config.monitoring.alerting.receiver
     if receiver is not None:
         secrets.alert_webhook_url = cfg.require_secret(receiver.url_secret)

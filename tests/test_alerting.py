@@ -468,7 +468,7 @@ CASES = [
     ),
     Case(
         "BackupOverdue",
-        # Daily backups (multi-host.yaml: 0 0 3 * * *): the last one 40 h ago, or never.
+        # Daily backups (multi-host.yaml: 0 4 * * *): the last one 40 h ago, or never.
         firing=[
             (series(alerting.BACKUP_METRIC, **APPS), "0x40"),
             (series("up", **APPS), "1x40"),
@@ -749,7 +749,7 @@ def test_rule_groups_follow_the_services_in_the_plan(run):
 
 def test_backup_age_follows_the_schedule(run):
     config = load_stack_file(SINGLE_HOST)
-    config["backup"] = {**config["backup"], "schedule": "0 0 3 * * 0"}  # weekly, Sundays
+    config["backup"] = {**config["backup"], "schedule": "0 3 * * 0"}  # weekly, Sundays
     document = rules_of(run(config))
     overdue = [r for r in rules(document) if r["alert"] == "BackupOverdue"]
     assert {r["labels"]["reason"] for r in overdue} == {"too-old", "never"}
@@ -783,14 +783,31 @@ def test_schedules_without_an_interval_are_refused(schedule):
 
 
 def test_node_exporter_reads_the_textfile_the_backup_run_writes(multi_host):
+    """On each host the backup run records a success in the volume node-exporter reads, from
+    the engine's `prune-pre` hook (run only after the archive reached every storage), in its
+    own container (exec-label = its EXEC_LABEL)."""
     for host in ("ops", "apps"):
         c = [x for x in multi_host.of_type(CONTAINER) if labels(x)["homelab.host"] == host]
         exporter = next(x for x in c if labels(x)["homelab.container"] == "node-exporter")
         assert f"--collector.textfile.directory={alerting.TEXTFILE_DIR}" in exporter.inputs["command"]
-        mount = next(v for v in exporter.inputs["volumes"] if v.get("containerPath") == alerting.TEXTFILE_DIR)
-        assert mount["readOnly"] is True
-    command = alerting.backup_success_command("/tmp/textfile")
-    assert alerting.BACKUP_METRIC in command and "mv " in command
+        read = next(v for v in exporter.inputs["volumes"] if v.get("containerPath") == alerting.TEXTFILE_DIR)
+        assert read["readOnly"] is True
+        runner = next(x for x in c if labels(x).get("homelab.role") == "backup")
+        write = next(v for v in runner.inputs["volumes"] if v.get("containerPath") == alerting.TEXTFILE_DIR)
+        assert write["readOnly"] is False
+        assert write["volumeName"] == read["volumeName"] == f"homelab_node_exporter_{host}_textfile"
+        hook = labels(runner)
+        env = dict(e.split("=", 1) for e in runner.inputs["envs"])
+        assert hook[alerting.EXEC_LABEL] == env["EXEC_LABEL"]
+        assert hook[alerting.SUCCESS_HOOK_LABEL] == f"/bin/sh -c '{alerting.backup_success_command()}'"
+        assert "'" not in alerting.backup_success_command()  # it sits inside single quotes
+
+
+def test_no_backup_hook_without_node_exporter(run):
+    config = {"services": {"node-exporter": {"enabled": False}}}
+    runner = next(c for c in run(config).of_type(CONTAINER) if labels(c).get("homelab.role") == "backup")
+    assert alerting.SUCCESS_HOOK_LABEL not in labels(runner)
+    assert all(v.get("containerPath") != alerting.TEXTFILE_DIR for v in runner.inputs.get("volumes") or [])
 
 
 def test_backup_success_command_writes_what_node_exporter_reads(tmp_path):
@@ -905,7 +922,7 @@ def test_threshold_out_of_range_names_its_key(tmp_path):
 
 def test_backup_schedule_without_interval_names_its_key(tmp_path):
     assert_one_problem(
-        {"backup": {"schedule": "0 0 0 31 2 *"}}, {}, str(tmp_path), "backup.schedule", "twice"
+        {"backup": {"schedule": "0 0 31 2 *"}}, {}, str(tmp_path), "backup.schedule", "twice"
     )
 
 

@@ -515,7 +515,10 @@ def test_one_github_collaborator_per_login_on_the_shared_repository(platform):
 
 
 def deploy_key(mocks: RecordingMocks) -> Resource:
-    return one([k for k in mocks.of_type(TLS_KEY_T) if k.inputs["algorithm"] == "ED25519"], "ED25519 keys")
+    keys = [
+        k for k in mocks.of_type(TLS_KEY_T) if k.inputs["algorithm"] == "ED25519" and k.name != "backup-key"
+    ]
+    return one(keys, "ED25519 keys besides the homelab's backup key")
 
 
 def test_gitops_repository_is_private_and_kept(platform):

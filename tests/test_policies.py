@@ -334,13 +334,21 @@ def volume(
 
 
 def backup(host: str = "a", *volumes: str) -> Res:
-    mounts = [{"volumeName": v, "containerPath": f"/source/{v}", "readOnly": True} for v in volumes]
+    mounts = [{"volumeName": v, "containerPath": f"/backup/{v}", "readOnly": True} for v in volumes]
     return container(
-        "volumerize",
+        "backup",
         host=host,
         extra_labels={"homelab.role": "backup"},
         volumes=[*mounts, socket(read_only=False)],
+        envs=[f"BACKUP_STOP_DURING_BACKUP_LABEL=homelab-{host}", "BACKUP_SOURCES=/backup"],
     )
+
+
+def writer(volume_name: str, host: str = "a", stop: str | None = "homelab-a", read_only: bool = False) -> Res:
+    """A service container that mounts `volume_name` (stopped during backups with `stop`)."""
+    extra = {"docker-volume-backup.stop-during-backup": stop} if stop is not None else {}
+    mount = {"volumeName": volume_name, "containerPath": "/data", "readOnly": read_only}
+    return container("db", host=host, extra_labels=extra, volumes=[mount])
 
 
 def haproxy(
@@ -662,6 +670,20 @@ BAD: list[Case] = [
         fix="enable backups",
     ),
     Case(
+        "writer-not-stopped-during-backup",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db", stop=None)],
+        what="not stopped during its host's backup",
+        fix="docker-volume-backup.stop-during-backup=homelab-a",
+    ),
+    Case(
+        "writer-stopped-by-another-hosts-schedule",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db", stop="homelab-b")],
+        what="not stopped during its host's backup",
+        fix="docker-volume-backup.stop-during-backup=homelab-a",
+    ),
+    Case(
         "pvc-not-kept",
         "volumes-backed-up",
         [Res(PVC, "data", {"metadata": {"name": "data"}, "spec": {}})],
@@ -847,6 +869,16 @@ GOOD: list[Case] = [
     Case("helm-exact-v", "helm-pinned", [release("v1.19.4")]),
     # volumes-backed-up
     Case("volume-retained-backed-up", "volumes-backed-up", [volume("homelab_db"), backup("a", "homelab_db")]),
+    Case(
+        "writer-stopped-during-backup",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db")],
+    ),
+    Case(
+        "reader-need-not-stop",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db", stop=None, read_only=True)],
+    ),
     Case(
         "volume-protect-label",
         "volumes-backed-up",

@@ -31,17 +31,27 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 SOCKET = "/var/run/docker.sock"
 CREDENTIAL = re.compile(r"PASSWORD|SECRET|KEY|SALT")
 
-# Every feature that handles a secret at once: all services, S3 backups, a user certificate,
-# an SSH key, a custom service with a generated secret, the alerts' chat webhook.
+# Every feature that handles a secret at once: all services, backups to S3, SFTP and WebDAV
+# with failure notifications, a user certificate, an SSH key, a custom service with a
+# generated secret, the alerts' chat webhook.
 EVERYTHING = {
     "monitoring": {"alerting": {"receiver": {"url-secret": "chat-webhook"}}},
     "domain": "lab.example.com",
     "hosts": [{"name": "server", "address": "deploy@server.example.com", "private-key-secret": "ssh-key"}],
     "tls": {"certificates": {"monitoring.lab.example.com": "my-cert"}},
     "backup": {
-        "target": "s3://bucket/homelab",
-        "s3-access-key-id-secret": "s3-id",
-        "s3-secret-access-key-secret": "s3-key",
+        "s3": {
+            "bucket": "lab-backups",
+            "access-key-id-secret": "s3-id",
+            "secret-access-key-secret": "s3-key",
+        },
+        "ssh": {
+            "address": "backup@nas.example.com:2222",
+            "path": "/srv/backups",
+            "private-key-secret": "nas-key",
+        },
+        "webdav": {"url": "https://dav.example.com", "username": "lab", "password-secret": "dav-password"},
+        "notify-url-secret": "backup-webhook",
     },
     "services": {
         "mattermost": {"enabled": True},
@@ -130,9 +140,13 @@ def test_outputs_hide_secrets(case):
     assert mocks.outputs["admin-password"] == harness._fake("password", "admin-password")
     assert "admin-password" in mocks.secret_outputs
     assert mocks.outputs["admin-user"] == validate(config).admin_user
-    if "backup-passphrases" in mocks.outputs:
-        assert "backup-passphrases" in mocks.secret_outputs
-        assert set(mocks.outputs["backup-passphrases"].values()) <= mocks.generated_secrets
+    if "backup-identity" in mocks.outputs:
+        assert "backup-identity" in mocks.secret_outputs
+        assert mocks.outputs["backup-identity"] in {
+            harness._pem("OPENSSH PRIVATE KEY", r.name)
+            for r in mocks.of_type("tls:index/privateKey:PrivateKey")
+            if r.name == "backup-key"
+        }
     for name, value in mocks.outputs.items():
         if name not in mocks.secret_outputs:
             assert SECRET_MARK not in json.dumps(value), f"output {name} shows a secret"
@@ -259,6 +273,6 @@ def test_docker_socket_only_where_needed(case):
                 expected = "/var/run" if alias(c) == "cadvisor" else SOCKET
                 assert m["hostPath"] == expected and m["containerPath"] == expected, c.name
                 holders.setdefault(alias(c), []).append(m["readOnly"])
-    assert set(holders) <= {"portainer", "volumerize", "cadvisor"}
-    assert {"cadvisor", "portainer", "volumerize"} & {alias(c) for c in containers(mocks)} <= set(holders)
+    assert set(holders) <= {"portainer", "backup", "cadvisor"}
+    assert {"cadvisor", "portainer", "backup"} & {alias(c) for c in containers(mocks)} <= set(holders)
     assert all(ro is True for ro in holders.get("cadvisor", [])), "cAdvisor reads the socket read-only"

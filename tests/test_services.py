@@ -32,7 +32,7 @@ EXPECTED_IMAGES = {
     "cadvisor": IMAGES["cadvisor"],
     "node-exporter": IMAGES["node-exporter"],
     "haproxy": IMAGES["haproxy"],
-    "volumerize": IMAGES["volumerize"],
+    "backup": IMAGES["backup"],
     "mattermost": IMAGES["mattermost"],
     "mattermost-db": IMAGES["postgres"],
     "postgres": IMAGES["postgres"],
@@ -46,8 +46,9 @@ EXPECTED_IMAGES = {
 ALIASES = sorted(EXPECTED_IMAGES)
 
 # Images without a shell or HTTP client (portainer, whoami: FROM scratch) or without a
-# long-running server to probe (volumerize) get no health check.
-WITHOUT_HEALTHCHECK = {"portainer", "volumerize", "whoami"}
+# long-running server to probe (backup: a cron loop, alpine without an HTTP client) get no
+# health check.
+WITHOUT_HEALTHCHECK = {"portainer", "backup", "whoami"}
 
 # The built-ins' default memory limits (MB). `whoami` sets none in the example.
 MEMORY_MB = {
@@ -57,7 +58,7 @@ MEMORY_MB = {
     "cadvisor": 256,
     "node-exporter": 128,
     "haproxy": 256,
-    "volumerize": 512,
+    "backup": 256,
     "mattermost": 2048,
     "mattermost-db": 512,
     "postgres": 512,
@@ -92,14 +93,12 @@ OWN_VOLUMES = {
         "homelab_drupal_themes": "/var/www/html/themes",
     },
     "web": {"homelab_web_html": "/var/www/html", "homelab_web_logs": "/var/log/apache2"},
-    "volumerize": {"homelab_volumerize_server_volumerize_cache": "/volumerize-cache"},
 }
 # Scratch volumes: not backed up, not retained on destroy.
 SCRATCH_VOLUMES = {
     "homelab_mattermost_logs",
     "homelab_mattermost_bleve",
     "homelab_web_logs",
-    "homelab_volumerize_server_volumerize_cache",
 }
 
 
@@ -244,17 +243,13 @@ def test_stateful_volumes_are_retained_and_scratch_volumes_are_not(lab):
     assert retained == declared - SCRATCH_VOLUMES
 
 
-def test_volumerize_backs_up_every_stateful_volume_read_only(lab, containers):
-    sources = {
-        m["volumeName"]: m["containerPath"]
-        for m in named_mounts(containers["volumerize"])
-        if m["containerPath"].startswith("/source/")
-    }
+def test_backup_mounts_every_stateful_volume_read_only(lab, containers):
+    sources = {m["volumeName"]: m["containerPath"] for m in named_mounts(containers["backup"])}
     retained = {r.inputs["name"] for r in lab.of_type(VOLUME) if r.retain_on_delete}
-    assert sources == {name: f"/source/{name}" for name in retained}
-    assert all(m["readOnly"] for m in named_mounts(containers["volumerize"]) if m["volumeName"] in sources)
-    target = [m for m in bind_mounts(containers["volumerize"]) if m["containerPath"] == "/backup"]
-    assert target == [{"hostPath": "/srv/backups/homelab", "containerPath": "/backup", "readOnly": False}]
+    assert sources == {name: f"/backup/{name}" for name in retained}
+    assert all(m["readOnly"] for m in named_mounts(containers["backup"]))
+    target = [m for m in bind_mounts(containers["backup"]) if m["containerPath"] == "/archive"]
+    assert target == [{"hostPath": "/srv/backups/homelab", "containerPath": "/archive", "readOnly": False}]
 
 
 def host_mounts(container) -> dict[str, tuple[str, bool, str | None]]:
@@ -293,7 +288,7 @@ def test_exporters_mount_host_paths_as_upstream_says(containers, alias, expected
 
 def test_docker_socket_only_where_needed(containers):
     modes = {alias: socket_mode(c) for alias, c in containers.items() if socket_mode(c)}
-    assert modes == {"portainer": "rw", "volumerize": "rw"}
+    assert modes == {"portainer": "rw", "backup": "rw"}
     # cAdvisor reaches the Docker (and containerd) socket through its read-only /var/run.
     with_run = {alias for alias, c in containers.items() if "/var/run" in host_mounts(c)}
     assert with_run == {"cadvisor"}

@@ -20,6 +20,10 @@ from components.docker.host import DockerHost
 from components.docker.spec import ContainerSpec, SecretRef, ServiceSpec, Volume
 
 DOCKER_SOCKET = "/var/run/docker.sock"
+# The backup engine stops, for the length of an archive run, every running container whose
+# label has the value its BACKUP_STOP_DURING_BACKUP_LABEL names, and starts it again after
+# (offen/docker-volume-backup v2.48.2: cmd/backup/stop_restart.go, checkStopLabels).
+STOP_DURING_BACKUP_LABEL = "docker-volume-backup.stop-during-backup"
 
 
 @dataclass(frozen=True)
@@ -249,6 +253,7 @@ class Service(pulumi.ComponentResource):
             ],
             healthcheck=healthcheck,
             memory=c.memory_mb,
+            stop_timeout=c.stop_timeout,
             sysctls=c.sysctls or None,
             restart=spec.restart,
             must_run=True,
@@ -272,8 +277,12 @@ def volume_labels(volume: Volume, safety: DataSafety) -> dict[str, str]:
 
 
 def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
-    """Metrics jobs declared for this container and the backup role, for the policy pack."""
-    labels = {}
+    """Metrics jobs declared for this container and the backup role, for the policy pack;
+    the stop-during-backup label when the container writes a stateful volume of a host with
+    backups (its value names that host's schedule, so no other schedule stops it)."""
+    labels = dict(c.labels)
+    if spec.backup_group is not None and any(v.stateful for v in c.volumes):
+        labels[STOP_DURING_BACKUP_LABEL] = spec.backup_group
     jobs = sorted({m.job for m in spec.metrics if m.container == c.name})
     if jobs:
         labels["homelab.metrics"] = ",".join(jobs)

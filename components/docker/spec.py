@@ -179,6 +179,11 @@ class ContainerSpec:
     devices: tuple[Device, ...] = ()
     # Containers this one needs to be created after (same service only).
     depends_on: tuple[str, ...] = ()
+    # Seconds `docker stop` (and the backup engine, which stops containers the same way)
+    # waits for a clean shutdown before SIGKILL; None keeps Docker's default of 10 s.
+    stop_timeout: int | None = None
+    # Extra container labels another program reads (e.g. the backup engine's command hooks).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -197,6 +202,9 @@ class ServiceSpec:
     # What the user needs to finish setting the service up by hand (e.g. the database a web
     # installer asks for); exported as one secret stack output, `<name>-credentials`.
     credentials: Mapping[str, str | SecretRef] = field(default_factory=dict)
+    # Set by the plan, never by a service module: the backup schedule of the service's host.
+    # Each container with a stateful volume is stopped by that schedule (and only by it).
+    backup_group: str | None = None
 
     @property
     def stateful_volumes(self) -> tuple[tuple[ContainerSpec, Volume], ...]:

@@ -24,6 +24,7 @@ from components.docker.spec import (
     SECRETS_DIR,
     Basics,
     ContainerSpec,
+    ExternalVolume,
     FileUpload,
     MetricsEndpoint,
     Route,
@@ -206,7 +207,6 @@ def tls_probe_job(probes: Iterable[TlsProbe]) -> ProbeJob:
 # exports every *.prom file of this directory. The backup run of a host writes BACKUP_METRIC
 # there after each successful run (see `backup_success_command`).
 TEXTFILE_DIR = "/var/lib/node-exporter/textfile"
-TEXTFILE_VOLUME = "node-exporter-textfile"
 BACKUP_METRIC = "homelab_backup_last_success_timestamp_seconds"
 BACKUP_TEXTFILE = "homelab-backup.prom"
 
@@ -224,19 +224,51 @@ def backup_success_command(directory: str = TEXTFILE_DIR) -> str:
     )
 
 
+def textfile_volume(spec: ServiceSpec) -> Volume:
+    """The textfile directory of a node-exporter service: a volume of its own, not backed up."""
+    return Volume(f"{spec.name}-textfile", TEXTFILE_DIR, stateful=False, read_only=True)
+
+
 def with_textfile_collector(spec: ServiceSpec) -> ServiceSpec:
-    """node-exporter reading the textfile directory (a volume of its own, not backed up)."""
+    """node-exporter reading its textfile directory (collector/textfile.go)."""
     containers = tuple(
         dataclasses.replace(
             c,
             command=(*c.command, f"--collector.textfile.directory={TEXTFILE_DIR}"),
-            volumes=(*c.volumes, Volume(TEXTFILE_VOLUME, TEXTFILE_DIR, stateful=False, read_only=True)),
+            volumes=(*c.volumes, textfile_volume(spec)),
         )
         if c.name == "node-exporter"
         else c
         for c in spec.containers
     )
     return dataclasses.replace(spec, containers=containers)
+
+
+# offen/docker-volume-backup v2.48.2 runs the command of a `docker-volume-backup.<step>-pre`
+# label in the labelled container (docs/how-tos/run-custom-commands.md; with EXEC_LABEL set,
+# only in containers whose `docker-volume-backup.exec-label` matches it: cmd/backup/exec.go).
+# cmd/backup/run_script.go reaches the `prune` step only after the archive was made and copied
+# to every storage, and a `-post` command would also run after a failed step (a deferred call),
+# so `prune-pre` is the hook that means "this run succeeded".
+SUCCESS_HOOK_LABEL = "docker-volume-backup.prune-pre"
+EXEC_LABEL = "docker-volume-backup.exec-label"
+
+
+def with_backup_success_hook(spec: ServiceSpec, textfile_volume_name: str) -> ServiceSpec:
+    """The backup run of a host, recording each success in its node-exporter's textfile
+    directory (the Docker volume `textfile_volume_name`)."""
+    containers = []
+    for c in spec.containers:
+        group = c.env.get("EXEC_LABEL")
+        if not isinstance(group, str):
+            containers.append(c)
+            continue
+        hook = {SUCCESS_HOOK_LABEL: f"/bin/sh -c '{backup_success_command()}'", EXEC_LABEL: group}
+        mount = ExternalVolume(textfile_volume_name, TEXTFILE_DIR, read_only=False)
+        containers.append(
+            dataclasses.replace(c, labels={**c.labels, **hook}, external_volumes=(*c.external_volumes, mount))
+        )
+    return dataclasses.replace(spec, containers=tuple(containers))
 
 
 # ---- the rules ------------------------------------------------------------------------

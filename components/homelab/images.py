@@ -96,6 +96,7 @@ HAPROXY_REPO, HAPROXY_AT = "docker-library/haproxy", "ec437dd2a365"
 PHP_REPO, PHP_AT = "docker-library/php", "445bf414f1d5"
 DOCS_REPO, DOCS_AT = "docker-library/docs", "c4a9ba414434"
 MATTERMOST_DOCS, MATTERMOST_DOCS_AT = "mattermost/docs", "9dd1c713ed5e"
+OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
 # docker-library/repo-info repos/<image>/remote/<tag>.md: "docker pull <image>@sha256:..." of
 # the tag's image index (all platforms), at the commit named beside each pin.
 REPO_INFO = "docker-library/repo-info"
@@ -221,8 +222,29 @@ CONTRACTS: dict[str, ImageContract] = {
             Fact("/usr/local/etc/haproxy/", Seen(HAPROXY_REPO, "3.2/alpine/Dockerfile", HAPROXY_AT)),
         ),
     ),
-    # Volumerize: the backup image is being replaced (offen/docker-volume-backup); its contract
-    # comes with that change.
+    "backup": ImageContract(
+        # The newest v2 release tag; .github/workflows/release.yml at that tag pushes
+        # offen/docker-volume-backup:<tag> for amd64, arm64 and arm/v7.
+        image="offen/docker-volume-backup:v2.48.2",
+        tag=Seen(OFFEN_REPO, ".github/workflows/release.yml", OFFEN_AT),
+        # FROM alpine:3.24, no USER: root, which stopping containers through the socket needs
+        user=Fact(User("root", 0), Seen(OFFEN_REPO, "Dockerfile", OFFEN_AT)),
+        shell=Fact(True, Seen(OFFEN_REPO, "Dockerfile", OFFEN_AT)),
+        # the program adds no health check: the engine is a cron daemon with no endpoint
+        probes=Fact((), Seen(OFFEN_REPO, "Dockerfile", OFFEN_AT)),
+        writes=(Fact(SECRETS, Seen(OFFEN_REPO, "cmd/backup/config_provider.go", OFFEN_AT)),),
+        # loadConfig: every setting may be given as <NAME>_FILE (the file is read as is)
+        file_env=Fact(
+            (
+                "AGE_PUBLIC_KEYS",
+                "NOTIFICATION_URLS",
+                "AWS_ACCESS_KEY_ID",
+                "AWS_SECRET_ACCESS_KEY",
+                "WEBDAV_PASSWORD",
+            ),
+            Seen(OFFEN_REPO, "cmd/backup/config_provider.go", OFFEN_AT),
+        ),
+    ),
     "mattermost": ImageContract(
         image="mattermost/mattermost-team-edition:10.11.23",  # "10.11.23, released 2026-08-13"
         tag=Seen(MATTERMOST_DOCS, "source/product-overview/mattermost-v10-changelog.md", MATTERMOST_DOCS_AT),
@@ -323,8 +345,6 @@ CONTRACTS: dict[str, ImageContract] = {
 
 IMAGES: dict[str, str] = {
     **{key: contract.image for key, contract in CONTRACTS.items()},
-    # Volumerize is no longer maintained upstream; 1.7 is its last release line.
-    "volumerize": "blacklabelops/volumerize:1.7",
 }
 
 

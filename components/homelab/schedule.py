@@ -1,9 +1,8 @@
 """How long a cron schedule can leave between two runs: what "a backup is overdue" means.
 
-`longest_gap` reads the schedule formats the backup engines take: 5 fields (minute hour
-day-of-month month day-of-week, robfig/cron as used by offen/docker-volume-backup), the
-6-field form with seconds first (jobber, used by Volumerize; the seconds are ignored, which
-can only lengthen the gap), and robfig's descriptors (`@daily`, `@every 6h`, ...).
+`longest_gap` reads 5-field schedules (minute hour day-of-month month day-of-week, the form
+offen/docker-volume-backup takes), a 6-field form with seconds first (the seconds are ignored,
+which can only lengthen the gap), and the descriptors `@daily`, `@every 6h`, ...
 Day-of-month and day-of-week follow cron's rule: when both are restricted, either matches.
 """
 
