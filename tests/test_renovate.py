@@ -158,6 +158,7 @@ def test_the_pattern_check_can_fail(tmp_path):
     assert pattern.search('"haproxy:3.2.6-alpine@sha256:' + "a" * 64 + '"').group("currentDigest")
     assert not pattern.search("'haproxy' + ':3.2.6-alpine'")
     assert not pattern.search('"https://helm.goharbor.io"')
+    assert not pattern.search('user="65533:65533"')  # a uid:gid in an image contract
 
 
 def test_digest_replacement_rebuilds_the_matched_string():
