@@ -921,9 +921,7 @@ def test_threshold_out_of_range_names_its_key(tmp_path):
 
 
 def test_backup_schedule_without_interval_names_its_key(tmp_path):
-    assert_one_problem(
-        {"backup": {"schedule": "0 0 31 2 *"}}, {}, str(tmp_path), "backup.schedule", "twice"
-    )
+    assert_one_problem({"backup": {"schedule": "0 0 31 2 *"}}, {}, str(tmp_path), "backup.schedule", "twice")
 
 
 @pytest.mark.parametrize("kind", ["slack", "webhook"])
