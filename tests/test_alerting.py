@@ -931,6 +931,8 @@ def test_webhook_url_reaches_alertmanager_only_as_a_secret_file(run, kind):
     am = container(mocks, "alertmanager")
     files = uploads(am)
     assert files[alerting.WEBHOOK_URL_FILE] == WEBHOOK
+    [upload] = [u for u in am.inputs["uploads"] if u["file"] == alerting.WEBHOOK_URL_FILE]
+    assert (upload["owner"], upload["permissions"]) == ("65534", "0400")  # nobody, alone
     assert "uploads" in am.secret_paths or any(p.startswith("uploads") for p in am.secret_paths)
     assert WEBHOOK not in files[ALERTMANAGER_YML]
     assert WEBHOOK not in json.dumps(am.inputs.get("envs") or [])

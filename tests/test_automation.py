@@ -56,7 +56,10 @@ EXAMPLE_SECRETS = {
         ("platform.github-token-secret", "github-token"),
         ("platform.components.argocd.sso.client-secret-secret", "github-oauth-secret"),
     ],
-    "single-host.yaml": [("hosts[0].private-key-secret", "server-ssh-key")],
+    "single-host.yaml": [
+        ("hosts[0].private-key-secret", "server-ssh-key"),
+        ("monitoring.alerting.receiver.url-secret", "alerts-webhook"),
+    ],
 }
 
 

@@ -28,11 +28,12 @@ from components.docker.spec import (
     FileUpload,
     MetricsEndpoint,
     Route,
-    SecretRef,
     ServiceSpec,
     Volume,
     http_check,
+    secret_file,
 )
+from components.homelab.images import CONTRACTS
 from components.templating import render
 
 # ---- Alertmanager (prometheus/alertmanager v0.34.0) -----------------------------------
@@ -42,9 +43,7 @@ ALERTMANAGER_PORT = 9093
 # data directory (prometheus/alertmanager Dockerfile, v0.34.0).
 ALERTMANAGER_CONFIG = "/etc/alertmanager/alertmanager.yml"
 ALERTMANAGER_DATA = "/alertmanager"
-# Where the stack puts secret files (components/docker/spec.py). Left root-owned and 0644,
-# unlike the 0400 files of the images whose uid is in their contract: this image's `nobody`
-# uid is not (components/homelab/images.py), and the container runs no other user.
+# A secret file (components/docker/spec.py): 0400, owned by the image's user (its contract).
 WEBHOOK_URL_FILE = f"{SECRETS_DIR}/alert-webhook-url"
 # The shared-secret name the stack hands the webhook URL over with.
 WEBHOOK_SECRET = "alert-webhook-url"
@@ -91,7 +90,7 @@ def alertmanager(a: AlertmanagerArgs) -> ServiceSpec:
     b = a.basics
     uploads = [FileUpload(ALERTMANAGER_CONFIG, alertmanager_config(a.receiver, a.routing))]
     if a.receiver is not None:
-        uploads.append(FileUpload(WEBHOOK_URL_FILE, SecretRef("{" + WEBHOOK_SECRET + "}")))
+        uploads.append(secret_file("alert-webhook-url", WEBHOOK_SECRET, owner=CONTRACTS["alertmanager"].uid))
     container = ContainerSpec(
         name="alertmanager",
         image=b.image,

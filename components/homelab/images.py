@@ -182,8 +182,12 @@ CONTRACTS: dict[str, ImageContract] = {
         # (promci publish_release, Makefile DOCKER_IMAGE_NAME alertmanager).
         image="prom/alertmanager:v0.34.0",
         tag=Seen("prometheus/alertmanager", "VERSION", "v0.34.0"),
-        # USER nobody; mkdir /alertmanager, chown -R nobody:nobody /etc/alertmanager /alertmanager
-        user=Fact(User("nobody", None), Seen("prometheus/alertmanager", "Dockerfile", "v0.34.0")),
+        # USER nobody (Dockerfile @ v0.34.0), FROM quay.io/prometheus/busybox, built FROM the
+        # busybox image, whose /etc/passwd is buildroot's skeleton (docker-library/busybox
+        # latest/*/Dockerfile.builder): nobody:x:65534:65534.
+        user=Fact(
+            User("nobody", 65534), Seen("buildroot/buildroot", "system/skeleton/etc/passwd", "2026.05.1")
+        ),
         # FROM quay.io/prometheus/busybox: BusyBox sh and wget
         shell=Fact(True, Seen("prometheus/alertmanager", "Dockerfile", "v0.34.0")),
         probes=Fact(("wget",), Seen("prometheus/alertmanager", "Dockerfile", "v0.34.0")),
