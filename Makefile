@@ -51,8 +51,10 @@ renovate-check: tools
 schema: $(BIN)/.installed
 	$(BIN)/python scripts/export_schema.py schema/homelab.schema.json
 
+## bench: program evaluation time/memory, and Docker API calls over SSH with and without multiplexing
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_homelab.py
+	$(BIN)/python bench/bench_ssh.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache

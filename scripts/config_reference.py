@@ -14,6 +14,8 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from components.homelab.images import CONTRACTS, IMAGES, Seen  # noqa: E402
+from components.pipeline.images import CONTRACTS as PIPELINE_CONTRACTS  # noqa: E402
+from components.platform.images import CONTRACTS as PLATFORM_CONTRACTS  # noqa: E402
 from stacks.config import StackConfig  # noqa: E402
 
 
@@ -105,6 +107,22 @@ def image_rows() -> list[str]:
     return out
 
 
+def cluster_image_rows() -> list[str]:
+    out = [
+        "## Cluster images",
+        "",
+        "Images the platform and the app pipelines name themselves (the charts pin the rest),",
+        "pinned in `components/pipeline/images.py` and `components/platform/images.py` with the",
+        "facts the program relies on and the upstream file each was read in.",
+        "",
+    ]
+    for key, contract in {**PIPELINE_CONTRACTS, **PLATFORM_CONTRACTS}.items():
+        out += [f"### `{key}`: `{contract.image}`", ""]
+        out += [f"- {what}; {_seen(seen)}" for what, seen in contract.facts()]
+        out.append("")
+    return out
+
+
 def main() -> None:
     lines = [
         "# Configuration reference",
@@ -119,6 +137,7 @@ def main() -> None:
         *rows(StackConfig, ""),
         "",
         *image_rows(),
+        *cluster_image_rows(),
     ]
     text = "\n".join(lines)
     if len(sys.argv) > 1:

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
 # promtool (Debian package prometheus), amtool (Debian package prometheus-alertmanager) and
-# the shell linter shellcheck; what the real restore test runs (tests/test_restore.py): age,
-# which encrypts archives like the backup engine and decrypts them like the restore, and
-# busybox-static, from which it makes a tiny local image (Debian/Ubuntu); and Renovate's
-# config validator (npm, the release and lockfile in .ci/renovate). A no-op for what is
-# already there.
+# the shell linter shellcheck; what the real restore test runs (tests/test_restore.py): age, which encrypts
+# archives like the backup engine and decrypts them like the restore; busybox-static, a
+# BusyBox that runs alone in an image (the tiny local image of the restore test, the stand-in
+# base image the example Dockerfiles are built on) (Debian/Ubuntu); and Renovate's config
+# validator (npm, the release and lockfile in .ci/renovate). A no-op for what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 

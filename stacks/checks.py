@@ -15,7 +15,7 @@ from typing import Any
 from stacks.config import StackConfig, app_fqdn, parse, read_pulumi_config
 from stacks.config_base import ConfigError, _kebab, host_name
 from stacks.config_homelab import ServicesConfig
-from stacks.config_platform import platform_problems
+from stacks.config_platform import ca_origin, node_instructions, platform_problems
 from stacks.plan import build_plan, plan_problems
 
 # ---- cross-checks -------------------------------------------------------------------
@@ -31,12 +31,14 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
         if host.name in seen_hosts:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
+        problems += host.problems(f"hosts[{i}]")
     problems += config.backup.problems()
     if config.layers.platform:
         if config.platform is None:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))
         else:
             problems += platform_problems(config.platform)
+            problems += platform_tls_problems(config)
     if config.layers.apps:
         problems += apps_problems(config)
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
@@ -60,6 +62,29 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
     if problems:
         return problems
     return plan_problems(config)
+
+
+def platform_tls_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """A private CA must come from somewhere that exists, and the nodes must trust it."""
+    p = config.platform
+    if p is None or p.tls is None or p.tls.mode != "private-ca" or p.tls.ca is None:
+        return []
+    problems: list[tuple[str, str]] = []
+    if p.tls.ca.source == "homelab" and not (
+        config.layers.homelab and config.tls.enabled and config.tls.self_signed
+    ):
+        problems.append(
+            (
+                "platform.tls.ca.source",
+                "'homelab' uses the CA the homelab layer generates: it needs layers.homelab, "
+                "tls.enabled and tls.self-signed",
+            )
+        )
+    harbor = p.components.harbor
+    if harbor.enabled and not p.tls.nodes and not p.tls.nodes_trust_ca:
+        registry = host_name(harbor.hostname, p.domain or config.domain)
+        problems.append(("platform.tls.nodes", node_instructions(registry, ca_origin(p.tls))))
+    return problems
 
 
 def apps_problems(config: StackConfig) -> list[tuple[str, str]]:

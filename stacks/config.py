@@ -113,6 +113,11 @@ class StackConfig(Model):
             for i, h in enumerate(self.hosts)
             if h.private_key_secret
         ]
+        refs += [
+            (f"hosts[{i}].proxy.private-key-secret", h.proxy.private_key_secret)
+            for i, h in enumerate(self.hosts)
+            if h.proxy is not None and h.proxy.private_key_secret
+        ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         if self.backup.enabled:
             refs += self.backup.secret_refs()
@@ -127,6 +132,7 @@ class StackConfig(Model):
             if p.components.argocd.sso is not None:
                 key = p.components.argocd.sso.client_secret_secret
                 refs.append(("platform.components.argocd.sso.client-secret-secret", key))
+            refs += p.tls_secret_keys() if p.tls is not None else []
         if self.layers.apps:
             for i, app in enumerate(self.apps):
                 refs += [(f"apps[{i}].secret-env.{env}", key) for env, key in app.secret_env.items()]

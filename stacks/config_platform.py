@@ -10,9 +10,9 @@ from __future__ import annotations
 import re
 from typing import Annotated, Literal
 
-from pydantic import AfterValidator, Field, model_validator
+from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from stacks.config_base import Domain, Label, Model, SecretKey, Subdomain
+from stacks.config_base import _SSH_RE, Domain, Label, Model, SecretKey, Subdomain
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "developer", "viewer")
@@ -64,7 +64,13 @@ class HarborConfig(RoutedComponent):
     trivy: bool = Field(default=True, description="Vulnerability scanning with Trivy.")
     verify_tls: bool = Field(
         default=True,
-        description="Check Harbor's certificate when Pulumi calls its API (trust the CA, or turn off).",
+        description="Check Harbor's certificate when Pulumi calls its API (on: the machine running "
+        "Pulumi must trust the signer; off only if you accept an unverified admin connection).",
+    )
+    user_emails: dict[GitHubLogin, Annotated[str, Field(pattern=r"^[^@\s]+@[^@\s]+\.[^@\s]+$")]] = Field(
+        default_factory=dict,
+        description="E-mail of a project member's Harbor user, by GitHub login "
+        "(default: <login>@users.noreply.github.com; Harbor requires one).",
     )
 
 
@@ -80,19 +86,139 @@ class TracingConfig(RoutedComponent):
 
 
 class CertManagerConfig(ComponentConfig):
-    enabled: bool = Field(default=False, description="Install cert-manager (for clusters without it).")
-    issuer: Literal["self-signed", "acme"] = Field(
-        default="self-signed", description="The ClusterIssuer to create: a private CA, or ACME."
+    enabled: bool = Field(
+        default=False,
+        description="Install cert-manager and the ClusterIssuer `platform.tls` describes "
+        "(for clusters without them).",
     )
-    acme_email: str | None = Field(default=None, description="ACME account e-mail (issuer: acme).")
-    acme_server: str = Field(
-        default="https://acme-v02.api.letsencrypt.org/directory", description="ACME directory URL."
+
+
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class AcmeConfig(Model):
+    """Publicly trusted certificates from an ACME CA (Let's Encrypt by default)."""
+
+    email: str = Field(pattern=r"^[^@\s]+@[^@\s]+$", description="ACME account e-mail.")
+    server: str = Field(
+        default=LETS_ENCRYPT,
+        pattern=r"^https://",
+        description="ACME directory URL (a staging directory issues untrusted certificates).",
+    )
+    solver: Literal["dns01-cloudflare", "http01"] = Field(
+        default="dns01-cloudflare",
+        description="How the CA checks the names: a DNS-01 TXT record through Cloudflare's API "
+        "(works for hosts not reachable from the internet), or HTTP-01 through the ingress.",
+    )
+    cloudflare_api_token_secret: SecretKey | None = Field(
+        default=None,
+        description="Config key (secret) with a Cloudflare API token (Zone:DNS:Edit, Zone:Zone:Read) "
+        "for solver dns01-cloudflare.",
+    )
+    dns_zones: list[Domain] = Field(
+        default_factory=list,
+        description="Only solve for names in these DNS zones (default: every name).",
     )
 
     @model_validator(mode="after")
-    def _acme(self) -> CertManagerConfig:
-        if self.issuer == "acme" and not self.acme_email:
-            raise ValueError("issuer 'acme' needs acme-email")
+    def _solver(self) -> AcmeConfig:
+        if self.solver == "dns01-cloudflare" and self.cloudflare_api_token_secret is None:
+            raise ValueError("solver dns01-cloudflare needs cloudflare-api-token-secret")
+        if self.solver != "dns01-cloudflare" and self.cloudflare_api_token_secret is not None:
+            raise ValueError("cloudflare-api-token-secret is only for solver dns01-cloudflare")
+        return self
+
+
+class PrivateCaConfig(Model):
+    """A private CA that exists before the platform needs it."""
+
+    source: Literal["config", "homelab"] = Field(
+        default="config",
+        description="`config`: the certificate below (and its key in a secret); `homelab`: the CA "
+        "the homelab layer of this stack made (tls.self-signed), from a run before the platform's.",
+    )
+    certificate: str | None = Field(
+        default=None, description="The CA certificate (PEM; public) for source `config`."
+    )
+    key_secret: SecretKey | None = Field(
+        default=None,
+        description="Config key (secret) with the CA's private key (PEM), for source `config` when "
+        "cert-manager is installed by this stack (its CA issuer signs with it).",
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> PrivateCaConfig:
+        if self.source == "config":
+            if not self.certificate or "-----BEGIN CERTIFICATE-----" not in self.certificate:
+                raise ValueError("source 'config' needs certificate: the CA certificate in PEM")
+        elif self.certificate is not None or self.key_secret is not None:
+            raise ValueError("certificate and key-secret are only for source 'config'")
+        return self
+
+
+class NodeConfig(Model):
+    """A node of the cluster this program reaches over SSH to install the private CA."""
+
+    address: str = Field(description="`user@host[:port]`; the user needs root or password-less sudo.")
+    private_key_secret: SecretKey | None = Field(
+        default=None, description="Config key (secret) with the SSH private key (default: the SSH agent)."
+    )
+    runtime: Literal["containerd", "docker"] = Field(
+        default="containerd", description="The container runtime that pulls the node's images."
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        match = _SSH_RE.match(value)
+        if not match:
+            raise ValueError(f"{value!r} must be 'user@host[:port]'")
+        port = match.group("port")
+        if port is not None and not 1 <= int(port) <= 65535:
+            raise ValueError(f"{value!r}: port {port} is out of range 1-65535")
+        return value
+
+    @property
+    def ssh(self) -> tuple[str, str, int]:
+        match = _SSH_RE.match(self.address)
+        assert match is not None, "validated"
+        return match.group("user"), match.group("host").strip("[]"), int(match.group("port") or 22)
+
+
+class PlatformTlsConfig(Model):
+    """Who signs the platform's certificates, and who must trust that signer."""
+
+    mode: Literal["acme", "private-ca"] = Field(
+        default="private-ca",
+        description="`acme`: publicly trusted certificates; `private-ca`: your own CA, which every "
+        "client of Harbor (Pulumi's Harbor provider, builds, the nodes) must trust.",
+    )
+    acme: AcmeConfig | None = Field(default=None, description="The ACME account and solver (mode acme).")
+    ca: PrivateCaConfig | None = Field(default=None, description="The private CA (mode private-ca).")
+    nodes: list[NodeConfig] = Field(
+        default_factory=list,
+        description="The cluster's nodes, reached over SSH: the private CA is installed in their "
+        "system trust and their container runtime's registry CA directory.",
+    )
+    nodes_trust_ca: bool = Field(
+        default=False,
+        description="Every node already trusts the private CA (you installed it): nothing to install.",
+    )
+
+    @model_validator(mode="after")
+    def _mode(self) -> PlatformTlsConfig:
+        if self.mode == "acme":
+            if self.acme is None:
+                raise ValueError("mode 'acme' needs the acme section (email, solver)")
+            if self.ca is not None or self.nodes or self.nodes_trust_ca:
+                raise ValueError("ca, nodes and nodes-trust-ca are only for mode 'private-ca'")
+        else:
+            if self.acme is not None:
+                raise ValueError("the acme section is only for mode 'acme'")
+            if self.ca is None:
+                raise ValueError("mode 'private-ca' needs the ca section (source: config or homelab)")
+            if self.nodes and self.nodes_trust_ca:
+                raise ValueError("give nodes (installed by this program) or nodes-trust-ca, not both")
         return self
 
 
@@ -165,8 +291,32 @@ class PlatformConfig(Model):
         description="Config key (secret) with a GitHub token (repo, admin:repo_hook)."
     )
     gitops: GitOpsConfig
+    tls: PlatformTlsConfig | None = Field(
+        default=None,
+        description="Who signs the platform's certificates (mode acme or private-ca), and who must "
+        "trust the signer. Required.",
+    )
     components: ComponentsConfig = Field(default_factory=ComponentsConfig)
     projects: list[ProjectConfig] = Field(default_factory=list)
+
+    def tls_secret_keys(self) -> list[tuple[str, str]]:
+        """(key path, config key) of the secrets `tls` references."""
+        tls = self.tls
+        if tls is None:
+            return []
+        refs: list[tuple[str, str]] = []
+        if tls.acme is not None and tls.acme.cloudflare_api_token_secret:
+            refs.append(
+                ("platform.tls.acme.cloudflare-api-token-secret", tls.acme.cloudflare_api_token_secret)
+            )
+        if tls.ca is not None and tls.ca.key_secret:
+            refs.append(("platform.tls.ca.key-secret", tls.ca.key_secret))
+        refs += [
+            (f"platform.tls.nodes[{i}].private-key-secret", node.private_key_secret)
+            for i, node in enumerate(tls.nodes)
+            if node.private_key_secret
+        ]
+        return refs
 
     @property
     def has_connection(self) -> bool:
@@ -185,6 +335,7 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
         )
     if platform.kubeconfig_secret and platform.kubeconfig_path:
         problems.append((f"{base}.kubeconfig-path", "give kubeconfig-secret or kubeconfig-path, not both"))
+    problems += _tls_problems(platform, base)
     seen: set[str] = set()
     for i, project in enumerate(platform.projects):
         path = f"{base}.projects[{i}]"
@@ -206,3 +357,61 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
                     )
                 first_role.setdefault(key, role)
     return problems
+
+
+def _tls_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
+    tls = platform.tls
+    if tls is None:
+        return [
+            (
+                f"{base}.tls",
+                "say who signs the platform's certificates: mode 'acme' (publicly trusted, e.g. "
+                "Let's Encrypt through Cloudflare DNS-01) or mode 'private-ca' (your CA, which Pulumi's "
+                "machine and the cluster's nodes must trust)",
+            )
+        ]
+    problems: list[tuple[str, str]] = []
+    cert_manager = platform.components.cert_manager.enabled
+    if tls.mode == "private-ca" and tls.ca is not None and tls.ca.source == "config":
+        if cert_manager and tls.ca.key_secret is None:
+            problems.append(
+                (
+                    f"{base}.tls.ca.key-secret",
+                    "cert-manager's CA issuer signs with the CA's private key: set key-secret "
+                    "(or turn cert-manager off and bring your own issuer)",
+                )
+            )
+        if not cert_manager and tls.ca.key_secret is not None:
+            problems.append((f"{base}.tls.ca.key-secret", "only used when cert-manager is enabled"))
+    seen: dict[str, int] = {}
+    for i, node in enumerate(tls.nodes):
+        host = node.ssh[1]
+        if host in seen:
+            problems.append((f"{base}.tls.nodes[{i}].address", f"node {host!r} is listed twice"))
+        seen.setdefault(host, i)
+    return problems
+
+
+CA_NAME = "homelab-platform-ca"  # components/platform/trust.py installs it under this name
+
+
+def ca_origin(tls: PlatformTlsConfig) -> str:
+    """Where the private CA comes from, for messages."""
+    assert tls.ca is not None
+    if tls.ca.source == "config":
+        return "of platform.tls.ca.certificate"
+    return "the homelab layer made (stack output ca-certificate)"
+
+
+def node_instructions(registry_host: str, where: str) -> str:
+    """What to install where, when the program cannot reach the nodes."""
+    return (
+        f"every node of the cluster pulls app images from {registry_host}, whose certificate is "
+        f"signed by the private CA {where}; the program cannot reach the nodes. On each node install "
+        f"it in the system trust (/usr/local/share/ca-certificates/{CA_NAME}.crt, then "
+        "`update-ca-certificates`; Fedora/RHEL: /etc/pki/ca-trust/source/anchors/ and `update-ca-trust`) "
+        f"and as /etc/containerd/certs.d/{registry_host}/ca.crt (containerd) or "
+        f"/etc/docker/certs.d/{registry_host}/ca.crt (Docker), restart containerd, then set "
+        "platform.tls.nodes-trust-ca: true. Or list the nodes under platform.tls.nodes "
+        "(user@host) so this program installs it over SSH"
+    )

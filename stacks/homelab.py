@@ -8,12 +8,13 @@ import pulumi
 import pulumi_random as random
 import pulumi_tls as tls
 
-from components.docker.host import DockerHost, HostArgs, SshTarget
+from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
 from components.homelab import alerting, backup
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from stacks.config import StackConfig
+from stacks.config_homelab import HostConfig, public_host_key
 from stacks.plan import Plan, build_plan
 
 
@@ -22,6 +23,8 @@ class HomelabSecrets:
     """Secrets read from the stack config (always Pulumi secrets), by purpose."""
 
     host_keys: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # The private keys of the hosts' jump hosts, by host name.
+    proxy_keys: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     certificates: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     # The backup section's secrets by the names the backup run reads (components/homelab/backup.py).
     backup: dict[str, pulumi.Output[str]] = field(default_factory=dict)
@@ -90,7 +93,11 @@ def build_homelab(
                 root_dir=h.root,
                 install_docker=h.install_docker,
                 private_key=secrets.host_keys.get(h.name),
+                host_key=public_host_key(h.host_key),
+                trust_on_first_use=h.trust_on_first_use,
+                proxy=jump_host(h, secrets),
                 key_dir=key_dir,
+                stack=stack,
                 network_name=config.name,
                 labels=labels,
             ),
@@ -111,6 +118,18 @@ def build_homelab(
             after=after,
         )
     return Homelab(plan, hosts, services, shared["admin-password"], ca, backup_key)
+
+
+def jump_host(host: HostConfig, secrets: HomelabSecrets) -> JumpHost | None:
+    proxy = host.proxy
+    if proxy is None or proxy.ssh is None:
+        return None
+    return JumpHost(
+        SshTarget(*proxy.ssh),
+        host_key=public_host_key(proxy.host_key),
+        trust_on_first_use=proxy.trust_on_first_use,
+        private_key=secrets.proxy_keys.get(host.name),
+    )
 
 
 def export_homelab(config: StackConfig, lab: Homelab) -> None:

@@ -44,17 +44,21 @@ EXAMPLE_SECRETS = {
     "apps.yaml": [
         ("platform.kubeconfig-secret", "kubeconfig"),
         ("platform.github-token-secret", "github-token"),
+        ("platform.tls.acme.cloudflare-api-token-secret", "cloudflare-token"),
         ("apps[2].secret-env.STRIPE_KEY", "shop-stripe-key"),
         ("notifications.webhook-url-secret", "mattermost-webhook"),
     ],
     "multi-host.yaml": [
         ("hosts[0].private-key-secret", "ops-ssh-key"),
         ("hosts[1].private-key-secret", "apps-ssh-key"),
+        ("hosts[1].proxy.private-key-secret", "bastion-ssh-key"),
     ],
     "platform.yaml": [
         ("platform.kubeconfig-secret", "kubeconfig"),
         ("platform.github-token-secret", "github-token"),
         ("platform.components.argocd.sso.client-secret-secret", "github-oauth-secret"),
+        ("platform.tls.nodes[0].private-key-secret", "node-ssh-key"),
+        ("platform.tls.nodes[1].private-key-secret", "node-ssh-key"),
     ],
     "single-host.yaml": [
         ("hosts[0].private-key-secret", "server-ssh-key"),
@@ -204,6 +208,7 @@ PLATFORM = {
         "github-owner": "acme",
         "github-token-secret": "github-token",
         "gitops": {"repository": "acme/gitops"},
+        "tls": {"mode": "acme", "acme": {"email": "ops@acme.example", "solver": "http01"}},
     },
 }
 

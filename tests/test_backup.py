@@ -19,6 +19,7 @@ from harness import (
     RecordingMocks,
     Resource,
     _pem,
+    example_secrets,
     load_stack_file,
     plain_strings,
     run_program,
@@ -103,8 +104,7 @@ def test_a_custom_service_with_a_volume_is_backed_up_and_labelled(key_dir):
 
 def test_two_hosts_get_different_label_values(key_dir):
     config = load_stack_file(EXAMPLES / "multi-host.yaml")
-    secrets = {"ops-ssh-key": f"{SECRET_MARK}-a", "apps-ssh-key": f"{SECRET_MARK}-b"}
-    mocks = run_program(config, secrets, key_dir=key_dir)
+    mocks = run_program(config, example_secrets(config), key_dir=key_dir)
     seen = {}
     for host in ("ops", "apps"):
         containers = on_host(mocks, host)

@@ -9,7 +9,7 @@ from typing import Any
 import harness
 import pulumi
 import pytest
-from harness import SECRET_MARK, RecordingMocks, run_program
+from harness import HOST_KEY, SECRET_MARK, RecordingMocks, run_program
 
 from stacks.checks import check, validate
 from stacks.config import ConfigError, StackConfig
@@ -170,7 +170,11 @@ def test_snake_case_top_level_key_is_unknown_in_a_stack(key_dir):
 def test_python_names_construct_a_config():
     config = StackConfig(
         admin_user="ops",
-        hosts=[HostConfig(name="box", address="deploy@box.example.com:2222", install_docker=False)],
+        hosts=[
+            HostConfig(
+                name="box", address="deploy@box.example.com:2222", host_key=HOST_KEY, install_docker=False
+            )
+        ],
         tls=TlsConfig(self_signed=True, ca_common_name="Python CA"),
         services=ServicesConfig(node_exporter=AgentConfig(enabled=False)),
         custom_services=[
@@ -196,8 +200,13 @@ def test_python_names_construct_a_config():
 # ---- (b) invalid configs ----------------------------------------------------------------
 
 WHOAMI = "traefik/whoami:v1.11.0"
-SSH_HOST = {"name": "server", "address": "deploy@server.example.com", "private-key-secret": "server-key"}
-TWO_HOSTS = [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com"}]
+SSH_HOST = {
+    "name": "server",
+    "address": "deploy@server.example.com",
+    "private-key-secret": "server-key",
+    "host-key": HOST_KEY,
+}
+TWO_HOSTS = [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com", "host-key": HOST_KEY}]
 
 
 def custom(**fields: Any) -> list[dict[str, Any]]:
@@ -485,7 +494,7 @@ INVALID = [
     ),
     (
         "duplicate-host-names",
-        {"hosts": [{"name": "a"}, {"name": "a", "address": "u@b.example.com"}]},
+        {"hosts": [{"name": "a"}, {"name": "a", "address": "u@b.example.com", "host-key": HOST_KEY}]},
         {},
         [("hosts[1].name", "host 'a' is declared twice")],
         1,
@@ -617,7 +626,7 @@ def test_a_valid_config_is_not_rejected_by_the_same_checks(key_dir):
     """The counterpart of the cases above: each problem fixed, the program runs."""
     config = {
         "domain": "lab.example.com",
-        "hosts": [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com:2222"}],
+        "hosts": [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com:2222", "host-key": HOST_KEY}],
         "services": {
             "grafana": {"hostname": "grafana", "host": "a", "image": "grafana/grafana:12.3.1"},
             "postgres": {"enabled": True, "exposed-port": 5432},

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from harness import RecordingMocks, Resource, plain_strings, run_program
+from harness import HOST_KEY, RecordingMocks, Resource, plain_strings, run_program
 
 CONTAINER = "docker:index/container:Container"
 DOMAIN = "lab.example.com"
@@ -173,7 +173,10 @@ EDGE_APP = {
 def two_hosts(tmp_path_factory) -> RecordingMocks:
     config = {
         "domain": DOMAIN,
-        "hosts": [{"name": "main"}, {"name": "edge", "address": "deploy@edge.example.com:2200"}],
+        "hosts": [
+            {"name": "main"},
+            {"name": "edge", "address": "deploy@edge.example.com:2200", "host-key": HOST_KEY},
+        ],
         "services": {"node-exporter": {"hosts": ["main"]}},
         "custom-services": [WHOAMI, EXPORTER, EDGE_APP],
     }
@@ -213,7 +216,12 @@ def test_scrape_address_overrides_the_ssh_name(tmp_path):
         "domain": DOMAIN,
         "hosts": [
             {"name": "main"},
-            {"name": "edge", "address": "deploy@edge.example.com", "scrape-address": "10.0.0.7"},
+            {
+                "name": "edge",
+                "address": "deploy@edge.example.com",
+                "scrape-address": "10.0.0.7",
+                "host-key": HOST_KEY,
+            },
         ],
         "custom-services": [EXPORTER],
     }

@@ -12,6 +12,7 @@ from pathlib import Path
 import harness
 import pytest
 from harness import (
+    HOST_KEY,
     SECRET_MARK,
     RecordingMocks,
     Resource,
@@ -37,7 +38,14 @@ CREDENTIAL = re.compile(r"PASSWORD|SECRET|KEY|SALT")
 EVERYTHING = {
     "monitoring": {"alerting": {"receiver": {"url-secret": "chat-webhook"}}},
     "domain": "lab.example.com",
-    "hosts": [{"name": "server", "address": "deploy@server.example.com", "private-key-secret": "ssh-key"}],
+    "hosts": [
+        {
+            "name": "server",
+            "address": "deploy@server.example.com",
+            "private-key-secret": "ssh-key",
+            "host-key": HOST_KEY,
+        }
+    ],
     "tls": {"certificates": {"monitoring.lab.example.com": "my-cert"}},
     "backup": {
         "s3": {
