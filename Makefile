@@ -4,7 +4,7 @@ VENV ?= venv
 BIN := $(VENV)/bin
 STACK ?= dev
 
-.PHONY: up preview destroy test tools lint typecheck ci-lint schema bench clean
+.PHONY: up preview destroy test tools lint typecheck ci-lint renovate-check schema bench clean
 
 $(BIN)/.installed: requirements.txt requirements-dev.txt
 	$(PYTHON) -m venv $(VENV)
@@ -41,6 +41,11 @@ typecheck: $(BIN)/.installed
 ci-lint: $(BIN)/.installed tools
 	$(BIN)/zizmor --offline --no-progress --min-severity medium .github/workflows
 	$(BIN)/actionlint .github/workflows/*.yml
+
+## renovate-check: renovate.json through Renovate's own validator (the release pinned, with its
+## lockfile, in .ci/renovate; scripts/install-tools.sh installs it with npm)
+renovate-check: tools
+	.ci/renovate/node_modules/.bin/renovate-config-validator --strict --no-global renovate.json
 
 ## schema: write the JSON schema of the stack config for editors
 schema: $(BIN)/.installed

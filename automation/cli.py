@@ -188,8 +188,8 @@ def backup(
 
 def drill_rules_of(config: StackConfig) -> str:
     """The drills' alert rules for this stack's hosts (components/homelab/drill.py)."""
-    from automation.guard import duration_seconds
     from components.homelab.drill import drill_rules, drill_watches
+    from stacks.config_base import duration_seconds
     from stacks.plan import build_plan
 
     max_age = int(duration_seconds(config.data.restore_drills.max_age))

@@ -59,13 +59,14 @@ from automation.backup import (
     volume_stream,
 )
 from components.docker.spec import ContainerSpec, ServiceSpec
+from components.homelab import alerting
 from components.homelab import drill as metrics
 from stacks.config import StackConfig
 from stacks.plan import build_plan
 
 SCRATCH = "/drill"
 TEXTFILE_MOUNT = "/textfile"
-TEXTFILE_DIR = "/var/lib/node-exporter/textfile"  # where node-exporter reads *.prom files
+TEXTFILE_DIR = alerting.TEXTFILE_DIR  # where node-exporter reads *.prom files
 
 
 class DrillError(RuntimeError):
@@ -501,7 +502,8 @@ class Due:
 
 def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str, now: float) -> Due:
     """Whether the host's last drill is older than its interval (`data.restore-drills`)."""
-    from automation.guard import duration_seconds, human_age
+    from automation.guard import human_age
+    from stacks.config_base import duration_seconds
 
     drills = config.data.restore_drills
     every = drills.hosts.get(target.hb.host, drills.every)

@@ -25,7 +25,6 @@ backups are is the backup engine's business: the guard asks a `BackupLedger`.
 from __future__ import annotations
 
 import json
-import re
 import time
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -41,17 +40,6 @@ CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
 REPLACE_OPS = {"replace", "create-replacement", "delete-replaced"}
 DELETE_OPS = {"delete"}
 REMOVED = "no longer declared by the program"
-
-_DURATION = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
-_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
-
-
-def duration_seconds(text: str) -> float:
-    """'24h', '7d', '1d12h' (the config's Duration) in seconds."""
-    parts = _DURATION.findall(text)
-    if not parts or "".join(n + u for n, u in parts) != text:
-        raise ValueError(f"{text!r} is not a duration like '24h' or '7d'")
-    return sum(int(n) * _UNITS[u] for n, u in parts)
 
 
 def human_age(seconds: float) -> str:

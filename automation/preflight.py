@@ -27,12 +27,12 @@ from automation.guard import (
     GuardReport,
     Recorder,
     changes_markdown,
-    duration_seconds,
     judge,
     policy_markdown,
 )
 from automation.progress import Progress
 from stacks.config import StackConfig
+from stacks.config_base import duration_seconds
 
 
 @dataclass(frozen=True)

@@ -90,6 +90,9 @@ def image_rows() -> list[str]:
             f"### `{key}`: `{contract.image}`",
             "",
             f"- tag: {_seen(contract.tag)}",
+            f"- digest: {_seen(contract.digest)}"
+            if contract.digest
+            else "- digest: none recorded upstream; Renovate adds it (pinDigests)",
             f"- runs as: {runs_as}; {_seen(contract.user.seen)}",
             f"- shell: {'yes' if contract.shell.value else 'no'}; {_seen(contract.shell.seen)}",
             f"- health-check tools: {probes}; {_seen(contract.probes.seen)}",

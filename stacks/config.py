@@ -121,6 +121,9 @@ class StackConfig(Model):
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         if self.backup.enabled:
             refs += self.backup.secret_refs()
+        receiver = self.monitoring.alerting.receiver
+        if self.layers.homelab and receiver is not None:
+            refs.append(("monitoring.alerting.receiver.url-secret", receiver.url_secret))
         p = self.platform
         if self.layers.platform and p is not None:
             if p.kubeconfig_secret:

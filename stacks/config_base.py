@@ -96,6 +96,18 @@ def _duration(value: str) -> str:
     return value
 
 
+_DURATION_PART = re.compile(r"(\d+)(ms|s|m|h|d|w|y)")
+_UNITS = {"ms": 0.001, "s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800, "y": 31536000}
+
+
+def duration_seconds(text: str) -> float:
+    """A `Duration` ('24h', '7d', '1d12h') in seconds."""
+    parts = _DURATION_PART.findall(text)
+    if not parts or "".join(n + u for n, u in parts) != text:
+        raise ValueError(f"{text!r} is not a duration like '24h' or '7d'")
+    return float(sum(int(n) * _UNITS[u] for n, u in parts))
+
+
 def _secret_key(value: str) -> str:
     if not _SECRET_KEY_RE.match(value):
         raise ValueError(f"{value!r} is not a config key name")

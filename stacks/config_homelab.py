@@ -312,6 +312,15 @@ class AgentConfig(Model):
     restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
+class SidecarConfig(Model):
+    """A monitoring service that runs beside Prometheus (same host, same network)."""
+
+    enabled: bool = Field(default=True, description="Run it (only where Prometheus runs).")
+    image: Image | None = Field(default=None, description="Override the pinned image.")
+    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
+    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
+
+
 class ProxyConfig(Model):
     """HAProxy on every host that has routes."""
 
@@ -376,6 +385,8 @@ class ServicesConfig(Model):
     grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
     cadvisor: AgentConfig = Field(default_factory=AgentConfig)
     node_exporter: AgentConfig = Field(default_factory=AgentConfig)
+    alertmanager: SidecarConfig = Field(default_factory=SidecarConfig)
+    blackbox_exporter: SidecarConfig = Field(default_factory=SidecarConfig)
     mattermost: MattermostConfig = Field(default_factory=MattermostConfig)
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)
     mysql: MysqlConfig = Field(default_factory=MysqlConfig)
@@ -674,9 +685,73 @@ class BackupConfig(Model):
         return refs
 
 
+Percent = Annotated[float, Field(gt=0, lt=100)]
+
+
+class AlertReceiverConfig(Model):
+    """Where Alertmanager sends notifications: an incoming webhook whose URL is a secret."""
+
+    kind: Literal["slack", "webhook"] = Field(
+        default="slack",
+        description="`slack`: a Slack-compatible incoming webhook (Mattermost, Slack); "
+        "`webhook`: Alertmanager's JSON payload to any URL.",
+    )
+    url_secret: SecretKey = Field(
+        description="Config key (set with --secret) holding the webhook URL, e.g. "
+        "https://mattermost.example.com/hooks/xxx."
+    )
+    channel: str | None = Field(
+        default=None,
+        min_length=1,
+        description="Channel override (slack kind; Mattermost honours it when the webhook allows).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AlertReceiverConfig:
+        if self.kind == "webhook" and self.channel is not None:
+            raise ValueError("channel is only for the slack kind")
+        return self
+
+
+class AlertThresholdsConfig(Model):
+    """When the generated alert rules fire."""
+
+    target_down_for: Duration = Field(default="5m", description="A scrape target or host down this long.")
+    disk_used_percent: Percent = Field(default=85, description="A filesystem of a host fuller than this.")
+    memory_used_percent: Percent = Field(default=90, description="Memory of a host used above this.")
+    clock_skew_seconds: Annotated[float, Field(gt=0, le=3600)] = Field(
+        default=0.5, description="A host's clock off by more than this."
+    )
+    container_restarts: Annotated[int, Field(ge=1, le=1000)] = Field(
+        default=3, description="Restarts of one container within container-restart-window."
+    )
+    container_restart_window: Duration = Field(default="15m", description="Window for container-restarts.")
+    container_unhealthy_for: Duration = Field(default="5m", description="A failing health check this long.")
+    http_5xx_percent: Percent = Field(default=5, description="Share of 5xx responses of a proxy backend.")
+    certificate_days: Annotated[int, Field(ge=1, le=365)] = Field(
+        default=14, description="A routed host's certificate expiring within this many days."
+    )
+    backup_age_factor: Annotated[float, Field(ge=1, le=10)] = Field(
+        default=1.5, description="No successful backup within this many times the schedule's interval."
+    )
+
+
+class AlertingConfig(Model):
+    """Alertmanager's routing of the alerts the rules raise."""
+
+    receiver: AlertReceiverConfig | None = Field(
+        default=None, description="The chat or webhook to notify (without it alerts are only shown)."
+    )
+    group_wait: Duration = Field(default="30s", description="Wait this long to group new alerts.")
+    group_interval: Duration = Field(default="5m", description="Wait this long before telling of changes.")
+    repeat_interval: Duration = Field(default="4h", description="Repeat a firing alert this often.")
+    thresholds: AlertThresholdsConfig = Field(default_factory=AlertThresholdsConfig)
+
+
 class MonitoringConfig(Model):
     scrape_interval: Duration = Field(default="15s", description="Prometheus scrape interval.")
     retention: Duration = Field(default="15d", description="Prometheus data retention.")
+    alerting: AlertingConfig = Field(default_factory=AlertingConfig)
 
 
 class RestoreDrillConfig(Model):

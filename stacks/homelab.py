@@ -10,7 +10,7 @@ import pulumi_tls as tls
 
 from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
-from components.homelab import backup
+from components.homelab import alerting, backup
 from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
@@ -29,6 +29,7 @@ class HomelabSecrets:
     certificates: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     # The backup section's secrets by the names the backup run reads (components/homelab/backup.py).
     backup: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    alert_webhook_url: pulumi.Output[str] | None = None
 
 
 @dataclass
@@ -66,6 +67,9 @@ def build_homelab(
             # only the public key; the private key is the stack output `backup-identity`.
             backup_key = tls.PrivateKey("backup-key", algorithm="ED25519")
             shared[backup.RECIPIENTS] = backup_key.public_key_openssh.apply(lambda key: key.strip())
+    if secrets.alert_webhook_url is not None:
+        # Uploaded to Alertmanager as a file its config names; never in env or plain state.
+        shared[alerting.WEBHOOK_SECRET] = secrets.alert_webhook_url
 
     ca = None
     if config.tls.enabled:

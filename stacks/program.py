@@ -37,6 +37,9 @@ def read_homelab_secrets(config: StackConfig) -> Any:
         if bk.webdav is not None:
             keys[backup.WEBDAV_PASSWORD] = bk.webdav.password_secret
         secrets.backup = {name: cfg.require_secret(key) for name, key in keys.items() if key}
+    receiver = config.monitoring.alerting.receiver
+    if receiver is not None:
+        secrets.alert_webhook_url = cfg.require_secret(receiver.url_secret)
     return secrets
 
 

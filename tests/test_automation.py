@@ -60,7 +60,10 @@ EXAMPLE_SECRETS = {
         ("platform.tls.nodes[0].private-key-secret", "node-ssh-key"),
         ("platform.tls.nodes[1].private-key-secret", "node-ssh-key"),
     ],
-    "single-host.yaml": [("hosts[0].private-key-secret", "server-ssh-key")],
+    "single-host.yaml": [
+        ("hosts[0].private-key-secret", "server-ssh-key"),
+        ("monitoring.alerting.receiver.url-secret", "alerts-webhook"),
+    ],
 }
 
 
@@ -989,6 +992,7 @@ def test_host_backup_knows_the_services_of_each_host() -> None:
     config = example("multi-host.yaml")
     ops, apps = host_backup(config, "ops"), host_backup(config, "apps")
     assert {e.container for e in ops.entries} == {
+        "homelab-alertmanager",
         "homelab-grafana",
         "homelab-portainer",
         "homelab-prometheus",
@@ -1081,16 +1085,24 @@ def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path
     users = {e.volume: [e.container, "homelab-backup"] for e in hb.entries}
     docker = FakeDocker(users, unstoppable=("homelab-portainer",))
     plan = backups.plan_restore(hb, archive, None, docker)
-    assert plan.stop == ["homelab-grafana", "homelab-backup", "homelab-portainer", "homelab-prometheus"]
+    assert plan.stop == [
+        "homelab-alertmanager",
+        "homelab-backup",
+        "homelab-grafana",
+        "homelab-portainer",
+        "homelab-prometheus",
+    ]
     with pytest.raises(BackupError, match="refusing to restore: could not stop homelab-portainer"):
         backups.execute_restore(plan, archive, docker, io.StringIO())
     verbs = [(c[0], c[1]) for c in docker.calls if c[0] in ("stop", "start", "run")]
-    assert verbs[-5:] == [
-        ("stop", "homelab-grafana"),
+    assert verbs[-7:] == [
+        ("stop", "homelab-alertmanager"),
         ("stop", "homelab-backup"),
+        ("stop", "homelab-grafana"),
         ("stop", "homelab-portainer"),
-        ("start", "homelab-grafana"),
+        ("start", "homelab-alertmanager"),
         ("start", "homelab-backup"),
+        ("start", "homelab-grafana"),
     ]
     assert not [c for c in docker.calls if c[0] == "run"]
 

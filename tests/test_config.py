@@ -99,11 +99,14 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
 
 
 def test_default_stack_follows_the_original_feature_toggles(key_dir):
-    """Monitoring and Portainer on; MySQL, Mattermost, PostgreSQL, web and Drupal off."""
+    """Monitoring (with alerting) and Portainer on; MySQL, Mattermost, PostgreSQL, web and
+    Drupal off."""
     mocks = run_program({}, key_dir=key_dir)
     assert set(containers_on(mocks, "local")) == {
         "portainer",
         "prometheus",
+        "alertmanager",
+        "blackbox-exporter",
         "grafana",
         "cadvisor",
         "node-exporter",

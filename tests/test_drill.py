@@ -37,7 +37,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from automation import drill as drills
 from automation.backup import BackupError, DockerCli
-from components.docker.spec import ContainerSpec, ServiceSpec, Volume
+from components.docker.spec import ContainerSpec, Volume
 from components.homelab import drill as metrics
 from stacks.config import parse
 
@@ -418,26 +418,6 @@ def test_the_textfile_passes_promtool(lab: Lab, tmp_path: Path) -> None:
 # ---- where the textfile directory is -------------------------------------------------------------
 
 
-def test_the_textfile_volume_is_node_exporters_textfile_directory() -> None:
-    from components.docker.service import volume_name
-
-    node_exporter = ServiceSpec(
-        "node-exporter-nas",
-        "NodeExporter",
-        "nas",
-        (
-            ContainerSpec(
-                "node-exporter",
-                "prom/node-exporter:v1.9.1",
-                volumes=(Volume("node-exporter-textfile", drills.TEXTFILE_DIR, stateful=False),),
-            ),
-        ),
-    )
-    assert volume_name("homelab", node_exporter, node_exporter.containers[0].volumes[0]) == (
-        "homelab_node_exporter_nas_node_exporter_textfile"
-    )
-
-
 # ---- the database checks, against a recording docker ---------------------------------------------
 
 
@@ -679,34 +659,13 @@ def test_the_cli_parses_due() -> None:
     assert not args.due and args.host == "nas" and args.service == "mysql"
 
 
-def test_the_drill_finds_node_exporters_textfile_volume(monkeypatch: pytest.MonkeyPatch) -> None:
-    """With node-exporter reading a textfile directory (the alerting issue mounts one at
-    /var/lib/node-exporter/textfile), the drill writes into that volume; without, nowhere."""
-    import dataclasses
-
-    from stacks.plan import build_plan
-
+def test_the_drill_finds_node_exporters_textfile_volume() -> None:
+    """The alerting layer gives node-exporter a textfile directory on each host with a
+    backup run (components/homelab/alerting.py); the drill writes into that volume."""
     config = parse({"hosts": [{"name": "nas"}]})
-    assert drills.textfile_volume(config, "nas") is None or drills.TEXTFILE_DIR in str(
-        [v.path for s in build_plan(config).services for c in s.containers for v in c.volumes]
-    )
-
-    def with_textfile(config: Any) -> Any:
-        plan = build_plan(config)
-        volume = Volume("node-exporter-textfile", drills.TEXTFILE_DIR, stateful=False, read_only=True)
-        plan.services = [
-            dataclasses.replace(
-                s,
-                containers=tuple(dataclasses.replace(c, volumes=(*c.volumes, volume)) for c in s.containers),
-            )
-            if s.kind == "NodeExporter"
-            else s
-            for s in plan.services
-        ]
-        return plan
-
-    monkeypatch.setattr(drills, "build_plan", with_textfile)
-    assert drills.textfile_volume(config, "nas") == "homelab_node_exporter_nas_node_exporter_textfile"
+    assert drills.textfile_volume(config, "nas") == "homelab_node_exporter_nas_textfile"
+    without_prometheus = parse({"hosts": [{"name": "nas"}], "services": {"prometheus": {"enabled": False}}})
+    assert drills.textfile_volume(without_prometheus, "nas") is None
 
 
 @pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "missing"])

@@ -39,7 +39,8 @@ def test_the_rules_pass_promtool_check(promtool: str, tmp_path: Path) -> None:
 
 
 def test_no_hosts_no_rules() -> None:
-    assert yaml.safe_load(drill_rules([]))["groups"][0]["rules"] is None
+    assert yaml.safe_load(drill_rules([])) == {"groups": []}
+    assert drill_rules([], standalone=False) == ""
 
 
 def run_promtool_test(promtool: str, tmp_path: Path, tests: list[dict]) -> subprocess.CompletedProcess[str]:

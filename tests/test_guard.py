@@ -19,9 +19,10 @@ import yaml
 from pulumi.automation import events
 
 from automation import cli, guard, preflight
-from automation.guard import REMOVED, classify, duration_seconds, judge
+from automation.guard import REMOVED, classify, judge
 from automation.preflight import GuardOptions
 from automation.workspace import StackOptions
+from stacks.config_base import duration_seconds
 
 STACK = "urn:pulumi:dev::homelab::"
 VOLUME = "docker:index/volume:Volume"

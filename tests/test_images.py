@@ -26,6 +26,7 @@ import pytest
 from harness import ROOT, SECRET_MARK, _fake, example_files, example_secrets, load_stack_file, run_program
 
 from components.docker.spec import http_check
+from components.homelab import alerting
 from components.homelab.images import CONTRACTS, IMAGES, ImageContract, Seen, contract_of
 from stacks.checks import validate
 from stacks.config_homelab import MysqlConfig
@@ -55,6 +56,8 @@ VERIFIED_PINS = {
     "grafana": "grafana/grafana:12.3.6-security-01",  # grafana/grafana#121177
     "cadvisor": "ghcr.io/google/cadvisor:v0.60.5",  # google/cadvisor tag v0.60.5
     "node-exporter": "prom/node-exporter:v1.9.1",  # prometheus/node_exporter tag v1.9.1
+    "alertmanager": "prom/alertmanager:v0.34.0",  # prometheus/alertmanager tag v0.34.0 (issue 13)
+    "blackbox-exporter": "prom/blackbox-exporter:v0.28.0",  # prometheus/blackbox_exporter tag v0.28.0
     "haproxy": "haproxy:3.2.22-alpine",  # docker-library/official-images library/haproxy
     "backup": "offen/docker-volume-backup:v2.48.2",  # offen/docker-volume-backup tag v2.48.2
     "mattermost": "mattermost/mattermost-team-edition:10.11.23",  # mattermost/docs v10 changelog
@@ -101,6 +104,7 @@ def is_secret(resource, path: str) -> bool:
 def facts(contract: ImageContract) -> list[Seen]:
     seen = [contract.tag, contract.user.seen, contract.shell.seen, contract.probes.seen]
     seen += [w.seen for w in contract.writes]
+    seen += [contract.digest] if contract.digest else []
     return seen + ([contract.file_env.seen] if contract.file_env else [])
 
 
@@ -158,7 +162,33 @@ def test_every_pin_has_a_contract():
 
 
 def test_pins_are_the_verified_releases():
-    assert {key: c.image for key, c in CONTRACTS.items()} == VERIFIED_PINS
+    assert {key: c.image.split("@")[0] for key, c in CONTRACTS.items()} == VERIFIED_PINS
+
+
+# The image index digests recorded by docker-library/repo-info for these tags (issue 15).
+VERIFIED_DIGESTS = {
+    "haproxy": "sha256:79799e8b2977e60802774fa53d29e6b54e045402cdd8a8b9fe43923e7095a047",
+    "postgres": "sha256:b0f9560a2de083e2cc7382e75f808c7381a32852a7ec49117deedb300e552b24",
+    "mysql": "sha256:85b9bf2e29cf836ecb8c2a15a935d4ba0c606631dff1dd79531a11983c638f2a",
+    "drupal": "sha256:33fc62144ec9c4bbde0f1d59e2cc41ed7c8097ece531b44c1922b4289733a3e2",
+    "web": "sha256:a62ab16a276f8819db63ec3a4fc86b8a3a0d2da1cb201f174b7a4a84fc2776e9",
+}
+
+
+def test_digests_are_pinned_where_upstream_records_them():
+    """Tag and digest where docker-library/repo-info records the tag's index digest; the
+    others are pinned by tag and get their digest from Renovate (pinDigests, renovate.json)."""
+    pinned = {key: c.image.split("@", 1)[1] for key, c in CONTRACTS.items() if "@" in c.image}
+    assert pinned == VERIFIED_DIGESTS
+    for key, contract in CONTRACTS.items():
+        if key not in pinned:
+            assert contract.digest is None, key
+            continue
+        name, tag = contract.image.split("@")[0].rsplit(":", 1)
+        assert contract.digest is not None, key
+        assert contract.digest.repo == "docker-library/repo-info"
+        assert contract.digest.path == f"repos/{name}/remote/{tag}.md", key
+        assert re.fullmatch(r"[0-9a-f]{12}", contract.digest.ref), key
 
 
 @pytest.mark.parametrize("key", sorted(CONTRACTS))
@@ -182,7 +212,9 @@ def test_every_fact_names_its_upstream_file(key):
 
 
 def test_contract_lookup_is_by_exact_reference():
-    assert contract_of("postgres:17.11-alpine") is CONTRACTS["postgres"]
+    assert contract_of(CONTRACTS["postgres"].image) is CONTRACTS["postgres"]
+    # The tag alone is another reference: an override the user vouches for.
+    assert contract_of("postgres:17.11-alpine") is None
     assert contract_of("postgres:17-alpine") is None
 
 
@@ -332,7 +364,12 @@ def test_node_exporter_runs_as_its_readme_says(by_alias):
     # (collector/filesystem_linux.go) already leaves out /var/lib/docker/..., and mount
     # points are reported as host paths, so a "rootfs/..." pattern never matched.
     assert node.inputs["pidMode"] == "host"
-    assert node.inputs["command"] == ["--path.rootfs=/host"]
+    # The host has a backup run: node-exporter also reads the textfile directory where the run
+    # records its last success (components/homelab/alerting.py, tests/test_alerting.py).
+    assert node.inputs["command"] == [
+        "--path.rootfs=/host",
+        f"--collector.textfile.directory={alerting.TEXTFILE_DIR}",
+    ]
     assert node.inputs["mounts"] == [
         {
             "type": "bind",
@@ -342,7 +379,7 @@ def test_node_exporter_runs_as_its_readme_says(by_alias):
             "bindOptions": {"propagation": "rslave"},
         }
     ]
-    assert not node.inputs.get("volumes")
+    assert [v["containerPath"] for v in node.inputs.get("volumes") or []] == [alerting.TEXTFILE_DIR]
 
 
 def test_cadvisor_runs_as_its_readme_says(by_alias):

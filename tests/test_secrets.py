@@ -34,8 +34,9 @@ CREDENTIAL = re.compile(r"PASSWORD|SECRET|KEY|SALT")
 
 # Every feature that handles a secret at once: all services, backups to S3, SFTP and WebDAV
 # with failure notifications, a user certificate, an SSH key, a custom service with a
-# generated secret.
+# generated secret, the alerts' chat webhook.
 EVERYTHING = {
+    "monitoring": {"alerting": {"receiver": {"url-secret": "chat-webhook"}}},
     "domain": "lab.example.com",
     "hosts": [
         {

@@ -28,6 +28,8 @@ PGDATA = "/var/lib/postgresql/data"
 EXPECTED_IMAGES = {
     "portainer": IMAGES["portainer"],
     "prometheus": IMAGES["prometheus"],
+    "alertmanager": IMAGES["alertmanager"],
+    "blackbox-exporter": IMAGES["blackbox-exporter"],
     "grafana": IMAGES["grafana"],
     "cadvisor": IMAGES["cadvisor"],
     "node-exporter": IMAGES["node-exporter"],
@@ -54,6 +56,8 @@ WITHOUT_HEALTHCHECK = {"portainer", "backup", "whoami"}
 MEMORY_MB = {
     "portainer": 256,
     "prometheus": 1024,
+    "alertmanager": 128,
+    "blackbox-exporter": 64,
     "grafana": 512,
     "cadvisor": 256,
     "node-exporter": 128,
@@ -73,6 +77,9 @@ MEMORY_MB = {
 OWN_VOLUMES = {
     "portainer": {"homelab_portainer_data": "/data"},
     "prometheus": {"homelab_prometheus_data": "/prometheus"},
+    "alertmanager": {"homelab_alertmanager_data": "/alertmanager"},
+    # The backup run records its successes where node-exporter reads them (alerting.py).
+    "backup": {"homelab_node_exporter_server_textfile": "/var/lib/node-exporter/textfile"},
     "grafana": {"homelab_grafana_data": "/var/lib/grafana"},
     "postgres": {"homelab_postgres_data": PGDATA},
     "mysql": {"homelab_mysql_data": "/var/lib/mysql"},
@@ -99,6 +106,7 @@ SCRATCH_VOLUMES = {
     "homelab_mattermost_logs",
     "homelab_mattermost_bleve",
     "homelab_web_logs",
+    "homelab_node_exporter_server_textfile",
 }
 
 
@@ -244,10 +252,15 @@ def test_stateful_volumes_are_retained_and_scratch_volumes_are_not(lab):
 
 
 def test_backup_mounts_every_stateful_volume_read_only(lab, containers):
-    sources = {m["volumeName"]: m["containerPath"] for m in named_mounts(containers["backup"])}
+    mounts = named_mounts(containers["backup"])
+    sources = [m for m in mounts if m["containerPath"].startswith("/backup/")]
     retained = {r.inputs["name"] for r in lab.of_type(VOLUME) if r.retain_on_delete}
-    assert sources == {name: f"/backup/{name}" for name in retained}
-    assert all(m["readOnly"] for m in named_mounts(containers["backup"]))
+    assert {m["volumeName"]: m["containerPath"] for m in sources} == {
+        name: f"/backup/{name}" for name in retained
+    }
+    assert all(m["readOnly"] for m in sources)
+    # Besides its sources, only the textfile directory it records its successes in.
+    assert [m["containerPath"] for m in mounts if m not in sources] == ["/var/lib/node-exporter/textfile"]
     target = [m for m in bind_mounts(containers["backup"]) if m["containerPath"] == "/archive"]
     assert target == [{"hostPath": "/srv/backups/homelab", "containerPath": "/archive", "readOnly": False}]
 

@@ -40,11 +40,16 @@ def steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def pulumi_steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(job, s) for job, s in steps(document) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    """Steps that run a Pulumi command through pulumi/actions (not those that only install it)."""
+    return [
+        (job, s)
+        for job, s in steps(document)
+        if str(s.get("uses", "")).startswith("pulumi/actions@") and "command" in (s.get("with") or {})
+    ]
 
 
-def test_both_workflows_exist():
-    assert {p.name for p in workflow_files()} == {"pull-request.yml", "deploy.yml"}
+def test_the_workflows_exist():
+    assert {p.name for p in workflow_files()} == {"pull-request.yml", "deploy.yml", "drift.yml"}
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
@@ -133,3 +138,57 @@ def test_every_secret_used_is_documented():
     assert used - BUILT_IN_SECRETS
     missing = sorted(name for name in used - BUILT_IN_SECRETS if f"`{name}`" not in docs)
     assert missing == []
+
+
+# ---- drift detection -------------------------------------------------------------------
+
+DRIFT = WORKFLOWS / "drift.yml"
+
+
+def test_drift_runs_on_a_schedule_and_by_hand():
+    on = load(DRIFT)["on"]
+    [schedule] = on["schedule"]
+    assert len(schedule["cron"].split()) == 5
+    assert "workflow_dispatch" in on
+    assert "pull_request" not in on and "push" not in on
+
+
+def test_drift_previews_the_real_infrastructure_expecting_no_changes():
+    document = load(DRIFT)
+    runs = [str(s.get("run", "")) for _, s in steps(document)]
+    [preview] = [r for r in runs if "pulumi preview" in r]
+    # --refresh reads the real resources first; --expect-no-changes fails on any difference
+    # (pulumi/pulumi pkg/cmd/pulumi/operations/preview.go); nothing is written to the state.
+    for flag in ("--refresh", "--expect-no-changes", '--stack "$STACK"', "--non-interactive"):
+        assert flag in preview
+    assert "pulumi up" not in " ".join(runs) and "pulumi refresh" not in " ".join(runs)
+    # Drift (the CLI's own message) is told apart from a failed run, which fails the job.
+    assert "no changes were expected" in preview and 'exit "$status"' in preview
+
+
+def test_drift_opens_updates_and_closes_one_issue():
+    document = load(DRIFT)
+    by_name = {s.get("name"): s for _, s in steps(document)}
+    report = by_name["Open or update the drift issue"]
+    close = by_name["Close the drift issue once the stack matches"]
+    assert report["if"] == "steps.drift.outputs.drift == 'true'"
+    assert close["if"] == "steps.drift.outputs.drift == 'false'"
+    assert "gh issue create" in report["run"] and "gh issue edit" in report["run"]
+    assert "gh issue close" in close["run"]
+    # One issue per stack: found by its exact title before a new one is opened.
+    assert report["run"].index("gh issue list") < report["run"].index("gh issue create")
+
+
+def test_drift_reads_the_code_and_writes_only_issues():
+    """Pins, persisted credentials and expressions in scripts: tests/test_supply_chain.py."""
+    [job] = load(DRIFT)["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "issues": "write"}
+
+
+def test_drift_installs_the_cli_of_the_pinned_sdk():
+    """The CLI the drift check runs is the release of the SDK in requirements.txt."""
+    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert sdk
+    [install] = [s for _, s in steps(load(DRIFT)) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert "command" not in install["with"], "without a command the action only installs the CLI"
+    assert str(install["with"]["pulumi-version"]) == sdk.group(1)

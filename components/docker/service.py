@@ -280,7 +280,7 @@ def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
     """Metrics jobs declared for this container and the backup role, for the policy pack;
     the stop-during-backup label when the container writes a stateful volume of a host with
     backups (its value names that host's schedule, so no other schedule stops it)."""
-    labels = {}
+    labels = dict(c.labels)
     if spec.backup_group is not None and any(v.stateful for v in c.volumes):
         labels[STOP_DURING_BACKUP_LABEL] = spec.backup_group
     jobs = sorted({m.job for m in spec.metrics if m.container == c.name})

@@ -182,6 +182,8 @@ class ContainerSpec:
     # Seconds `docker stop` (and the backup engine, which stops containers the same way)
     # waits for a clean shutdown before SIGKILL; None keeps Docker's default of 10 s.
     stop_timeout: int | None = None
+    # Extra container labels another program reads (e.g. the backup engine's command hooks).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

@@ -24,6 +24,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from components.docker.spec import ServiceSpec
+from components.homelab.alerting import prometheus_duration
 from components.templating import render
 
 SUCCESS = "homelab_restore_drill_success"
@@ -96,21 +97,23 @@ class DrillWatch:
     max_age_seconds: int
 
 
-def prometheus_duration(seconds: float) -> str:
-    total = round(seconds)
-    for unit, size in (("d", 86400), ("h", 3600), ("m", 60)):
-        if total and total % size == 0:
-            return f"{total // size}{unit}"
-    return f"{total}s"
-
-
-def drill_rules(watches: Iterable[DrillWatch]) -> str:
-    """A Prometheus rules file (`rule_files`) with the restore drill alerts."""
+def drill_rules(watches: Iterable[DrillWatch], standalone: bool = True) -> str:
+    """A Prometheus rules file (`rule_files`) with the restore drill alerts; without
+    `standalone`, only the group, to append to the stack's rules file (alerting.py)."""
     hosts = [
         {"host": w.host, "seconds": w.max_age_seconds, "duration": prometheus_duration(w.max_age_seconds)}
         for w in sorted(watches, key=lambda w: w.host)
     ]
-    return render(__file__, "restore-drill-rules.yml.j2", hosts=hosts, verified=VERIFIED, success=SUCCESS)
+    if not hosts:  # nobody reports drills: no group (an empty one is not a valid rules file)
+        return "groups: []\n" if standalone else ""
+    return render(
+        __file__,
+        "restore-drill-rules.yml.j2",
+        hosts=hosts,
+        verified=VERIFIED,
+        success=SUCCESS,
+        standalone=standalone,
+    )
 
 
 def drill_watches(specs: Iterable[ServiceSpec], max_age_seconds: int) -> list[DrillWatch]:

@@ -54,6 +54,9 @@ class ImageContract:
     probes: Fact[tuple[str, ...]]  # executables a health check may run (first word of the test)
     writes: tuple[Fact[str], ...] = ()  # paths the program uploads to; a "/" suffix is a directory
     file_env: Fact[tuple[str, ...]] | None = None  # variables whose `_FILE` form the image reads
+    # Where the `@sha256:` index digest of the pin was read (docker-library/repo-info records
+    # it for official images); None for images pinned by tag, whose digest Renovate adds.
+    digest: Seen | None = None
 
     @property
     def uid(self) -> int:
@@ -64,7 +67,7 @@ class ImageContract:
 
     @property
     def tag_name(self) -> str:
-        return self.image.rsplit(":", 1)[1]
+        return self.image.split("@", 1)[0].rsplit(":", 1)[1]
 
     def allows_write(self, path: str) -> bool:
         return any(
@@ -94,6 +97,9 @@ PHP_REPO, PHP_AT = "docker-library/php", "445bf414f1d5"
 DOCS_REPO, DOCS_AT = "docker-library/docs", "c4a9ba414434"
 MATTERMOST_DOCS, MATTERMOST_DOCS_AT = "mattermost/docs", "9dd1c713ed5e"
 OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
+# docker-library/repo-info repos/<image>/remote/<tag>.md: "docker pull <image>@sha256:..." of
+# the tag's image index (all platforms), at the commit named beside each pin.
+REPO_INFO = "docker-library/repo-info"
 
 _POSTGRES_ENTRYPOINT = Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT)
 _MYSQL_ENTRYPOINT = Seen(MYSQL_REPO, "8.4/docker-entrypoint.sh", MYSQL_AT)
@@ -123,6 +129,12 @@ CONTRACTS: dict[str, ImageContract] = {
         probes=Fact(("wget",), Seen("prometheus/prometheus", "Dockerfile", "v3.5.5")),
         writes=(
             Fact("/etc/prometheus/prometheus.yml", Seen("prometheus/prometheus", "Dockerfile", "v3.5.5")),
+            # "Rule files specifies a list of globs. Rules and alerts are read from all matching
+            # files" (rule_files): the alert rules of components/homelab/alerting.py
+            Fact(
+                "/etc/prometheus/rules/",
+                Seen("prometheus/prometheus", "docs/configuration/configuration.md", "v3.5.5"),
+            ),
         ),
     ),
     "grafana": ImageContract(
@@ -165,9 +177,46 @@ CONTRACTS: dict[str, ImageContract] = {
         shell=Fact(True, Seen("prometheus/node_exporter", "Dockerfile", "v1.9.1")),
         probes=Fact(("wget",), Seen("prometheus/node_exporter", "Dockerfile", "v1.9.1")),
     ),
+    "alertmanager": ImageContract(
+        # CHANGELOG "0.34.0 / 2026-08-16"; the release workflow publishes prom/alertmanager:<tag>
+        # (promci publish_release, Makefile DOCKER_IMAGE_NAME alertmanager).
+        image="prom/alertmanager:v0.34.0",
+        tag=Seen("prometheus/alertmanager", "VERSION", "v0.34.0"),
+        # USER nobody (Dockerfile @ v0.34.0), FROM quay.io/prometheus/busybox, built FROM the
+        # busybox image, whose /etc/passwd is buildroot's skeleton (docker-library/busybox
+        # latest/*/Dockerfile.builder): nobody:x:65534:65534.
+        user=Fact(
+            User("nobody", 65534), Seen("buildroot/buildroot", "system/skeleton/etc/passwd", "2026.05.1")
+        ),
+        # FROM quay.io/prometheus/busybox: BusyBox sh and wget
+        shell=Fact(True, Seen("prometheus/alertmanager", "Dockerfile", "v0.34.0")),
+        probes=Fact(("wget",), Seen("prometheus/alertmanager", "Dockerfile", "v0.34.0")),
+        writes=(
+            Fact("/etc/alertmanager/", Seen("prometheus/alertmanager", "Dockerfile", "v0.34.0")),
+            # slack_configs.api_url_file / webhook_configs.url_file name any readable file
+            Fact(SECRETS, Seen("prometheus/alertmanager", "config/notifiers.go", "v0.34.0")),
+        ),
+    ),
+    "blackbox-exporter": ImageContract(
+        # Makefile DOCKER_IMAGE_NAME blackbox-exporter, published as prom/blackbox-exporter:<tag>
+        image="prom/blackbox-exporter:v0.28.0",
+        tag=Seen("prometheus/blackbox_exporter", "VERSION", "v0.28.0"),
+        # no USER in the Dockerfile: the exporter runs as root
+        user=Fact(User("root", 0), Seen("prometheus/blackbox_exporter", "Dockerfile", "v0.28.0")),
+        shell=Fact(True, Seen("prometheus/blackbox_exporter", "Dockerfile", "v0.28.0")),
+        probes=Fact(("wget",), Seen("prometheus/blackbox_exporter", "Dockerfile", "v0.28.0")),
+        writes=(
+            # COPY blackbox.yml /etc/blackbox_exporter/config.yml
+            Fact(
+                "/etc/blackbox_exporter/config.yml",
+                Seen("prometheus/blackbox_exporter", "Dockerfile", "v0.28.0"),
+            ),
+        ),
+    ),
     "haproxy": ImageContract(
-        image="haproxy:3.2.22-alpine",
+        image="haproxy:3.2.22-alpine@sha256:79799e8b2977e60802774fa53d29e6b54e045402cdd8a8b9fe43923e7095a047",
         tag=Seen(LIBRARY, "library/haproxy", LIBRARY_AT),
+        digest=Seen(REPO_INFO, "repos/haproxy/remote/3.2.22-alpine.md", "554ab75db2d9"),
         # adduser --uid 99 haproxy ... USER haproxy
         user=Fact(User("haproxy", 99), Seen(HAPROXY_REPO, "3.2/alpine/Dockerfile", HAPROXY_AT)),
         shell=Fact(True, Seen(HAPROXY_REPO, "3.2/alpine/Dockerfile", HAPROXY_AT)),
@@ -232,8 +281,9 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
     ),
     "postgres": ImageContract(
-        image="postgres:17.11-alpine",
+        image="postgres:17.11-alpine@sha256:b0f9560a2de083e2cc7382e75f808c7381a32852a7ec49117deedb300e552b24",
         tag=Seen(LIBRARY, "library/postgres", LIBRARY_AT),
+        digest=Seen(REPO_INFO, "repos/postgres/remote/17.11-alpine.md", "14ad5cc17dd0"),
         # uid 70; the entrypoint starts as root, reads *_FILE, then re-runs itself with gosu
         user=Fact(User("postgres", 70), Seen(POSTGRES_REPO, "17/alpine3.23/Dockerfile", POSTGRES_AT)),
         shell=Fact(True, Seen(POSTGRES_REPO, "17/alpine3.23/Dockerfile", POSTGRES_AT)),
@@ -246,8 +296,9 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
     ),
     "mysql": ImageContract(
-        image="mysql:8.4.11",
+        image="mysql:8.4.11@sha256:85b9bf2e29cf836ecb8c2a15a935d4ba0c606631dff1dd79531a11983c638f2a",
         tag=Seen(LIBRARY, "library/mysql", LIBRARY_AT),
+        digest=Seen(REPO_INFO, "repos/mysql/remote/8.4.11.md", "0f0c69aaf7d3"),
         # uid 999; the entrypoint starts as root, reads *_FILE, then re-runs itself with gosu
         user=Fact(User("mysql", 999), Seen(MYSQL_REPO, "8.4/Dockerfile.oracle", MYSQL_AT)),
         shell=Fact(True, _MYSQL_ENTRYPOINT),
@@ -261,8 +312,9 @@ CONTRACTS: dict[str, ImageContract] = {
     ),
     "drupal": ImageContract(
         # The last tag of the 11.2 line before the library dropped it.
-        image="drupal:11.2.14-php8.4-apache-bookworm",
+        image="drupal:11.2.14-php8.4-apache-bookworm@sha256:33fc62144ec9c4bbde0f1d59e2cc41ed7c8097ece531b44c1922b4289733a3e2",  # noqa: E501 (one string: Renovate reads it whole)
         tag=Seen(LIBRARY, "library/drupal", "03a4a82966b8"),
+        digest=Seen(REPO_INFO, "repos/drupal/remote/11.2.14-php8.4-apache-bookworm.md", "0930a5e3bab3"),
         # FROM php:8.4-apache-bookworm: Apache starts as root, serves as www-data
         user=Fact(
             User("root", 0),
@@ -272,8 +324,9 @@ CONTRACTS: dict[str, ImageContract] = {
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
     ),
     "web": ImageContract(
-        image="php:8.4.24-apache",
+        image="php:8.4.24-apache@sha256:a62ab16a276f8819db63ec3a4fc86b8a3a0d2da1cb201f174b7a4a84fc2776e9",
         tag=Seen(LIBRARY, "library/php", LIBRARY_AT),
+        digest=Seen(REPO_INFO, "repos/php/remote/8.4.24-apache.md", "e5886e775b56"),
         user=Fact(User("root", 0), Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
         shell=Fact(True, Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
         # curl is a runtime dependency; docker-php.conf sets "Options -Indexes" on /var/www/

@@ -32,6 +32,7 @@ from components.docker.spec import (
     http_check,
     secret_file,
 )
+from components.homelab.alerting import RULES_FILE, RULES_FILE_REF, ProbeJob
 from components.homelab.images import CONTRACTS
 from components.templating import render
 
@@ -70,7 +71,14 @@ def scrape_targets(
     return targets
 
 
-def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: str) -> str:
+def prometheus_config(
+    targets: list[ScrapeTarget],
+    scrape_interval: str,
+    stack: str,
+    rule_files: tuple[str, ...] = (),
+    alertmanagers: tuple[str, ...] = (),
+    probe_jobs: tuple[ProbeJob, ...] = (),
+) -> str:
     by_job: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     paths: dict[str, str] = {}
     for t in targets:
@@ -85,7 +93,16 @@ def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: 
         }
         for job, hosts in sorted(by_job.items())
     ]
-    return render(__file__, "prometheus.yml.j2", jobs=jobs, scrape_interval=scrape_interval, stack=stack)
+    return render(
+        __file__,
+        "prometheus.yml.j2",
+        jobs=jobs,
+        scrape_interval=scrape_interval,
+        stack=stack,
+        rule_files=rule_files,
+        alertmanagers=alertmanagers,
+        probe_jobs=probe_jobs,
+    )
 
 
 @dataclass(frozen=True)
@@ -95,6 +112,10 @@ class PrometheusArgs:
     scrape_interval: str = "15s"
     retention: str = "15d"
     stack: str = "homelab"
+    # Alerting (components/homelab/alerting.py): the rules file, where alerts go, probes.
+    rules: str = ""
+    alertmanagers: tuple[str, ...] = ()
+    probe_jobs: tuple[ProbeJob, ...] = ()
 
 
 def prometheus_self(host: str) -> ScrapeTarget:
@@ -103,7 +124,12 @@ def prometheus_self(host: str) -> ScrapeTarget:
 
 def prometheus(a: PrometheusArgs) -> ServiceSpec:
     b = a.basics
-    config = prometheus_config(list(a.targets), a.scrape_interval, a.stack)
+    rule_files = (RULES_FILE_REF,) if a.rules else ()
+    config = prometheus_config(
+        list(a.targets), a.scrape_interval, a.stack, rule_files, a.alertmanagers, a.probe_jobs
+    )
+    uploads = [FileUpload(PROMETHEUS_CONFIG, config)]
+    uploads += [FileUpload(RULES_FILE, a.rules)] if a.rules else []
     container = ContainerSpec(
         name="prometheus",
         image=b.image,
@@ -114,7 +140,7 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
             *((f"--web.external-url={b.url}",) if b.url else ()),
         ),
         volumes=(Volume("prometheus-data", "/prometheus"),),
-        uploads=(FileUpload(PROMETHEUS_CONFIG, config),),
+        uploads=tuple(uploads),
         healthcheck=http_check(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/healthy"),
         memory_mb=b.memory(1024),
     )
@@ -143,13 +169,16 @@ def dashboard_definitions() -> dict[str, dict]:  # type: ignore[type-arg]
 
 
 def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
-    """A Grafana dashboard (schema 39) with one time-series panel per expression."""
+    """A Grafana dashboard (schema 39) with one panel per expression: a time series, or a
+    table of the expression's current result (`type: table`)."""
     panels = []
     for i, panel in enumerate(definition["panels"]):
+        kind = panel.get("type", "timeseries")
+        instant = {"instant": True, "range": False, "format": "table"} if kind == "table" else {}
         panels.append(
             {
                 "id": i + 1,
-                "type": "timeseries",
+                "type": kind,
                 "title": panel["title"],
                 "datasource": {"type": "prometheus", "uid": "prometheus"},
                 "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
@@ -159,6 +188,7 @@ def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
                         "refId": "A",
                         "datasource": {"type": "prometheus", "uid": "prometheus"},
                         "expr": panel["expr"],
+                        **instant,
                     }
                 ],
             }
