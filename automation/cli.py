@@ -29,6 +29,7 @@ from automation.preflight import (
     GuardOptions,
     add_guard_arguments,
     check_before_up,
+    discard_plan,
     guard_options_from,
     guarded_preview,
 )
@@ -111,6 +112,7 @@ def run_operation(
             f"{operation} failed: {str(error).strip().splitlines()[-1] if str(error).strip() else error}\n"
         )
     finally:
+        discard_plan(extra)
         if not json_lines:
             out.write(progress.render_summary())
         if operation == "destroy" and ok:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -146,6 +147,7 @@ def check_before_up(
     try:
         stack.preview(on_event=recorder, **extra, **plan)
     except auto_errors.CommandError as error:
+        discard_plan(plan)
         out.write(f"up stopped before any change: its preview failed: {_failure(error)}\n")
         return False, {}
     report = _report(recorder, config, options)
@@ -162,8 +164,15 @@ def check_before_up(
             f"first (python -m automation backup --host H) or name them: "
             f"{' '.join('--allow-replace ' + n for n in names)}\n"
         )
+        discard_plan(plan)
         return False, {}
     return True, {**extra, **plan}
+
+
+def discard_plan(kwargs: dict[str, Any]) -> None:
+    """Remove the saved plan of `check_before_up` (its own temporary folder), if any."""
+    if "plan" in kwargs:
+        shutil.rmtree(Path(kwargs["plan"]).parent, ignore_errors=True)
 
 
 PRE_UPGRADE_SUFFIX = "-pre-upgrade-backup-run"  # components/homelab/preupgrade.py
