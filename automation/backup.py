@@ -1,122 +1,548 @@
-"""Backup and restore of one host's stack volumes with a one-off Volumerize container
-(the `backup.yml`/`restore.yml` playbooks).
+"""Backups of one host from the command line: run one now, list the archives, restore.
 
-The owning containers are stopped first and started again afterwards, so databases are
-copied (or overwritten) consistently; a restore refuses to run if any of them could not be
-stopped. Secrets (the backup passphrase, S3 keys) are passed from this process's environment
-by name (`-e PASSPHRASE`), never on the command line.
+- `backup`: the engine's own manual trigger, `docker exec <stack>-backup backup`
+  (offen/docker-volume-backup v2.48.2: docs/how-tos/manual-trigger.md). It runs with the
+  container's configuration, so it stops the same containers, writes to the same targets and
+  exits non-zero when the run fails (cmd/backup/main.go and command.go, `must`).
+- `backups`: the archives in the host's backup directory, newest first, with age and size.
+- `restore`: the engine documents restoring by hand (docs/how-tos/restore-volumes-from-backup.md):
+  stop the containers using the volume, replace its content with the archive's, start them.
+  This does that for every stateful volume of the host (or of one `--service`), and refuses
+  before anything changes when the archive cannot be decrypted or read, when a volume is
+  missing, or when a container using a volume cannot be stopped.
+
+The archive format is the engine's (cmd/backup/archive.go at v2.48.2): a tar.gz whose entries
+are named by their full path in the backup container, `/backup/<docker volume>/...`, as each
+volume is mounted there; with encryption the whole file is encrypted with age to the
+configured recipients and named `<file>.age` (cmd/backup/encrypt_archive.go).
+
+Decryption happens here, on the operator's machine, with the `age` tool and the identity the
+stack exported (`backup-identity`): the private key never goes to the server. The decrypted
+archive is read completely (gzip checksum included) before any container is stopped. Each
+volume is then emptied and refilled by a throwaway container of a helper image (default: the
+engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2 is
+`FROM alpine:3.24`) that reads a tar of that volume alone on stdin, with numeric owners.
 """
 
 from __future__ import annotations
 
+import contextlib
+import gzip
+import re
+import shutil
 import subprocess
+import tarfile
+import tempfile
+import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
-from typing import Literal
+from pathlib import Path
+from typing import IO, TextIO
 
 from components.docker.host import HostArgs, SshTarget
-from components.homelab.backup import SOURCE, backup_set
+from components.homelab import backup as engine
+from components.homelab.backup import BackupEntry, backup_set
 from components.homelab.images import IMAGES
 from stacks.config import StackConfig
-from stacks.plan import build_plan
+from stacks.plan import backup_directory, build_plan
 
-Mode = Literal["backup", "restore", "restore-dry-run"]
-COMMANDS: dict[str, tuple[str, ...]] = {
-    "backup": ("backup",),
-    "restore": ("restore",),
-    "restore-dry-run": ("restore", "--dry-run"),
-}
+RESTORE_MOUNT = "/restore"
+ARCHIVE_NAME = re.compile(r"[A-Za-z0-9_][A-Za-z0-9._-]*")  # fullmatch; as the engine names them (no shell)
+CHUNK = 1 << 20
 
 
 class BackupError(RuntimeError):
-    pass
+    """A backup operation failed or refused; the message says what to do."""
+
+
+# ---- what the config says about one host -----------------------------------------------
 
 
 @dataclass(frozen=True)
-class VolumerizeRun:
-    """Everything `docker run` needs, as data (what the tests check)."""
+class HostBackup:
+    """One host's backup set and where its archives are, from the config alone."""
 
+    host: str
     docker_host: str
-    image: str
-    mode: Mode
-    volumes: tuple[tuple[str, str, bool], ...]  # (docker volume, mount path, read-only)
-    binds: tuple[tuple[str, str], ...]  # (host path, container path)
-    env: dict[str, str]
-    pass_env: tuple[str, ...]  # names whose values come from our environment
-    stop: tuple[str, ...]  # containers to stop around the run
-    name: str = "homelab-volumerize-run"
-    command: tuple[str, ...] = field(default=())
+    prefix: str  # the stack name: containers are <prefix>-<name>
+    entries: tuple[BackupEntry, ...]
+    directory: str | None  # archives on the host; None when backup.local is off
+    image: str  # the engine image: the default helper image
 
-    def docker_args(self) -> list[str]:
-        args = ["run", "--rm", "--name", self.name]
-        for volume, path, read_only in self.volumes:
-            args += ["-v", f"{volume}:{path}{':ro' if read_only else ''}"]
-        for source, target in self.binds:
-            args += ["-v", f"{source}:{target}"]
-        for key, value in sorted(self.env.items()):
-            args += ["-e", f"{key}={value}"]
-        for key in self.pass_env:
-            args += ["-e", key]
-        return [*args, self.image, *self.command]
+    @property
+    def container(self) -> str:
+        return f"{self.prefix}-{engine.CONTAINER}"
+
+    @property
+    def archive_prefix(self) -> str:
+        return engine.archive_prefix(self.prefix, self.host)
+
+    def select(self, service: str | None) -> tuple[BackupEntry, ...]:
+        if service is None:
+            return self.entries
+        chosen = tuple(e for e in self.entries if e.service == service)
+        if not chosen:
+            known = sorted({e.service for e in self.entries})
+            raise BackupError(
+                f"service {service!r} has no stateful volume on host {self.host!r} "
+                f"(services with one: {', '.join(known)})"
+            )
+        return chosen
 
 
-def run_spec(config: StackConfig, host: str, mode: Mode) -> VolumerizeRun:
-    """The one-off Volumerize run over every stateful volume of `host`."""
+def host_backup(config: StackConfig, host: str) -> HostBackup:
     names = [h.name for h in config.hosts]
     if host not in names:
         raise BackupError(f"unknown host {host!r} (hosts: {', '.join(names)})")
-    host_cfg = config.host(host)
-    plan = build_plan(config)
-    entries = backup_set(plan.on_host(host), config.name)
+    if not config.backup.enabled:
+        raise BackupError("backups are off in this stack (backup.enabled: false)")
+    entries = tuple(backup_set(build_plan(config).on_host(host), config.name))
     if not entries:
         raise BackupError(f"host {host!r} has no stateful volumes")
-    ssh = host_cfg.ssh
-    docker_host = HostArgs(host, SshTarget(*ssh) if ssh else None).docker_host
-    target = config.backup.target or f"{host_cfg.root}/backups"
-    s3 = target.startswith("s3://")
-    env = {"VOLUMERIZE_SOURCE": SOURCE, "VOLUMERIZE_TARGET": target if s3 else "file:///backup"}
-    pass_env = ("PASSPHRASE", *(("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY") if s3 else ()))
-    return VolumerizeRun(
-        docker_host=docker_host,
-        image=config.backup.image or IMAGES["volumerize"],
-        mode=mode,
-        # Backups read the volumes; only a real restore writes them.
-        volumes=tuple((e.volume, f"{SOURCE}/{e.volume}", mode != "restore") for e in entries),
-        binds=() if s3 else ((target, "/backup"),),
-        env=env,
-        pass_env=pass_env,
-        stop=tuple(sorted({e.container for e in entries})),
-        command=COMMANDS[mode],
+    ssh = config.host(host).ssh
+    return HostBackup(
+        host=host,
+        docker_host=HostArgs(host, SshTarget(*ssh) if ssh else None).docker_host,
+        prefix=config.name,
+        entries=entries,
+        directory=backup_directory(config, host),
+        image=config.backup.image or IMAGES["backup"],
     )
 
 
-Runner = Callable[[Sequence[str]], subprocess.CompletedProcess[str]]
+# ---- the docker CLI ---------------------------------------------------------------------
 
 
-def _default_runner(args: Sequence[str]) -> subprocess.CompletedProcess[str]:
-    return subprocess.run(list(args), capture_output=True, text=True, check=False)
+class DockerCli:
+    """`docker -H <host> ...`; output as bytes, errors as `BackupError` where asked."""
 
+    def __init__(self, docker_host: str, binary: str = "docker") -> None:
+        self.base = [binary, "-H", docker_host]
 
-def execute(spec: VolumerizeRun, docker: str = "docker", runner: Runner = _default_runner) -> None:
-    """Stop the owners, run Volumerize, start the owners again (also when the run fails)."""
-    base = [docker, "-H", spec.docker_host]
-    stopped: list[str] = []
-    failed: list[str] = []
-    for container in spec.stop:
-        if runner([*base, "stop", container]).returncode == 0:
-            stopped.append(container)
-        else:
-            failed.append(container)
-    try:
-        if failed and spec.mode == "restore":
-            raise BackupError(
-                f"refusing to restore: could not stop {', '.join(failed)}; their data would change under them"
+    def run(self, args: Sequence[str], stdout: IO[bytes] | None = None) -> subprocess.CompletedProcess[bytes]:
+        try:
+            return subprocess.run(
+                [*self.base, *args],
+                stdin=subprocess.DEVNULL,
+                stdout=stdout if stdout is not None else subprocess.PIPE,
+                stderr=subprocess.PIPE,
+                check=False,
             )
-        result = runner([*base, *spec.docker_args()])
+        except FileNotFoundError:
+            raise BackupError(f"the docker CLI ({self.base[0]}) is not installed") from None
+
+    def text(self, args: Sequence[str], what: str) -> str:
+        result = self.run(args)
         if result.returncode != 0:
-            raise BackupError(
-                f"volumerize {spec.mode} failed: {result.stderr.strip() or result.stdout.strip()}"
+            raise BackupError(f"{what} failed: {_message(result.stderr)}")
+        return result.stdout.decode()
+
+    def feed(self, args: Sequence[str], write: Callable[[IO[bytes]], None]) -> tuple[int, bytes]:
+        """Run `docker args` with `write` producing its stdin; (exit code, stderr)."""
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                [*self.base, *args], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr
             )
-    finally:
-        for container in stopped:
-            runner([*base, "start", container])
+            assert process.stdin is not None
+            try:
+                write(process.stdin)
+            except BrokenPipeError:  # it stopped reading: its exit code and stderr say why
+                pass
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()
+                code = process.wait()
+            stderr.seek(0)
+            return code, stderr.read()
+
+
+def _message(stderr: bytes | str | None) -> str:
+    text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
+    lines = [line for line in text.strip().splitlines() if line.strip()]
+    return " / ".join(lines[-3:]) or "no message"
+
+
+# ---- backup now ---------------------------------------------------------------------------
+
+
+def run_backup(hb: HostBackup, docker: DockerCli, out: TextIO) -> None:
+    """One run of the host's schedule now, with the container's own configuration."""
+    result = docker.run(["exec", hb.container, "backup"])
+    out.write(result.stdout.decode(errors="replace"))
+    if result.returncode != 0:
+        raise BackupError(
+            f"the backup run on host {hb.host!r} failed: {_message(result.stderr or result.stdout)}"
+        )
+
+
+# ---- list ----------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Archive:
+    name: str
+    size: int
+    mtime: int
+
+    def age(self, now: float) -> str:
+        seconds = max(0, int(now - self.mtime))
+        days, rest = divmod(seconds, 86400)
+        hours, rest = divmod(rest, 3600)
+        if days:
+            return f"{days}d {hours}h"
+        if hours:
+            return f"{hours}h {rest // 60}m"
+        return f"{rest // 60}m"
+
+
+def human_size(size: int) -> str:
+    value = float(size)
+    for unit in ("B", "KiB", "MiB", "GiB"):
+        if value < 1024 or unit == "GiB":
+            return f"{value:.0f} {unit}" if unit == "B" else f"{value:.1f} {unit}"
+        value /= 1024
+    raise AssertionError("unreachable")
+
+
+def _helper(hb: HostBackup, image: str | None, mount: str, *command: str) -> list[str]:
+    """A throwaway container of the helper image: no network, root, the given mount."""
+    run = ["run", "--rm", "--network", "none", "--user", "0:0", "--mount", mount]
+    return [*run, "--entrypoint", "sh", image or hb.image, "-c", *command]
+
+
+def _archive_mount(hb: HostBackup) -> str:
+    if hb.directory is None:
+        raise BackupError(
+            f"host {hb.host!r} keeps no archives (backup.local is off): fetch one from your "
+            "remote target and pass its path to --archive"
+        )
+    # --mount, not -v: a missing directory is an error instead of a new empty one.
+    return f"type=bind,source={hb.directory},target=/archive,readonly"
+
+
+def list_archives(hb: HostBackup, docker: DockerCli, image: str | None = None) -> list[Archive]:
+    """The host's archives (names starting with its prefix), newest first."""
+    script = (
+        f'cd /archive && for f in {hb.archive_prefix}*; do [ -f "$f" ] && stat -c "%s %Y %n" "$f"; done; true'
+    )
+    text = docker.text(_helper(hb, image, _archive_mount(hb), script), f"listing {hb.directory} on {hb.host}")
+    archives = []
+    for line in text.splitlines():
+        size, mtime, name = line.split(" ", 2)
+        archives.append(Archive(name, int(size), int(mtime)))
+    return sorted(archives, key=lambda a: (a.mtime, a.name), reverse=True)
+
+
+def render_archives(hb: HostBackup, archives: list[Archive], now: float | None = None) -> str:
+    now = time.time() if now is None else now
+    if not archives:
+        return f"no archives in {hb.directory} on host {hb.host}\n"
+    width = max(len(a.name) for a in archives)
+    lines = [f"{'archive':<{width}}  {'age':>8}  {'size':>10}"]
+    lines += [f"{a.name:<{width}}  {a.age(now):>8}  {human_size(a.size):>10}" for a in archives]
+    return "\n".join(lines) + f"\n{len(archives)} archive(s) in {hb.directory} on host {hb.host}\n"
+
+
+# ---- restore: read and check the archive --------------------------------------------------
+
+
+@dataclass
+class VolumeContent:
+    """What the archive holds for one volume."""
+
+    files: int = 0
+    size: int = 0
+    root: tarfile.TarInfo | None = None  # the volume's own directory entry
+
+
+SOURCES_DIR = engine.SOURCES.strip("/")
+
+
+def _parts(name: str) -> list[str]:
+    return [p for p in name.split("/") if p not in ("", ".")]
+
+
+def _volume_of(member: tarfile.TarInfo) -> tuple[str, list[str]] | None:
+    """(volume, path inside it) of an entry under /backup/<volume>; None for /backup itself."""
+    parts = _parts(member.name)
+    if ".." in parts:
+        raise BackupError(f"unsafe entry {member.name!r} in the archive")
+    if parts == [SOURCES_DIR]:
+        return None
+    if len(parts) < 2 or parts[0] != SOURCES_DIR:
+        raise BackupError(
+            f"entry {member.name!r} is outside {engine.SOURCES}: not an archive of this backup engine"
+        )
+    return parts[1], parts[2:]
+
+
+def _is_gzip(path: Path) -> bool:
+    with path.open("rb") as f:
+        return f.read(2) == b"\x1f\x8b"
+
+
+def _open_tar(path: Path) -> tarfile.TarFile:
+    return tarfile.open(path, "r|gz" if _is_gzip(path) else "r|")
+
+
+def read_archive(path: Path) -> dict[str, VolumeContent]:
+    """Every volume in a (decrypted) archive, after reading all of it: a damaged archive is
+    refused here, before anything on the host changes."""
+    try:
+        if _is_gzip(path):
+            with gzip.open(path) as gz:  # to the end: the length and CRC are checked there
+                while gz.read(CHUNK):
+                    pass
+        volumes: dict[str, VolumeContent] = {}
+        with _open_tar(path) as tar:
+            for member in tar:
+                where = _volume_of(member)
+                if where is None:
+                    continue
+                content = volumes.setdefault(where[0], VolumeContent())
+                if member.islnk():
+                    target = _volume_of(tarfile.TarInfo(member.linkname))
+                    if target is None or target[0] != where[0]:
+                        raise BackupError(f"hard link {member.name!r} points outside its volume")
+                if not where[1]:
+                    content.root = member
+                elif member.isfile():
+                    content.files += 1
+                    content.size += member.size
+    except BackupError as error:
+        raise BackupError(f"{path.name}: {error}; nothing was changed") from None
+    except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile) as error:
+        raise BackupError(
+            f"{path.name} is not a readable backup archive ({error}); nothing was changed"
+        ) from None
+    if not volumes:
+        raise BackupError(f"{path.name} holds no volumes; nothing was changed")
+    return volumes
+
+
+def volume_stream(path: Path, volume: str, sink: IO[bytes]) -> None:
+    """Write a tar of `volume`'s files alone, paths relative to the volume, to `sink`.
+
+    Owner names are dropped so that tar restores the numeric uid/gid of the archive: a name
+    would be looked up in the helper image's /etc/passwd, which knows nothing of the service.
+    """
+    with _open_tar(path) as source, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out:
+        for member in source:
+            where = _volume_of(member)
+            if where is None or where[0] != volume or not where[1]:
+                continue
+            # A fresh header: the source's PAX records (path, uname, ...) must not come along.
+            copy = tarfile.TarInfo("/".join(where[1]))
+            for attr in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "devmajor", "devminor"):
+                setattr(copy, attr, getattr(member, attr))
+            if member.islnk():  # checked by read_archive: inside the same volume
+                copy.linkname = "/".join(_parts(member.linkname)[2:])
+            out.addfile(copy, source.extractfile(member) if member.isfile() else None)
+
+
+# ---- restore: decrypt -----------------------------------------------------------------------
+
+
+def decrypt(archive: Path, identity: Path | None, workdir: Path) -> Path:
+    """The plain tar(.gz) of `archive`: decrypted with age when it ends in .age."""
+    name = archive.name
+    if name.endswith(".gpg"):
+        raise BackupError(f"{name} is GPG-encrypted: this stack encrypts with age; decrypt it with gpg first")
+    if not name.endswith(".age"):
+        return archive
+    if identity is None:
+        raise BackupError(
+            f"{name} is encrypted: give --identity FILE, the key this stack exported "
+            "(pulumi stack output backup-identity --show-secrets > backup.key); nothing was changed"
+        )
+    if not identity.is_file():
+        raise BackupError(f"identity file {identity} does not exist; nothing was changed")
+    age = shutil.which("age")
+    if age is None:
+        raise BackupError(
+            "decrypting needs the age tool (Debian/Ubuntu: apt install age; macOS: brew install age)"
+        )
+    plain = workdir / name.removesuffix(".age")
+    result = subprocess.run(
+        [age, "--decrypt", "--identity", str(identity), "--output", str(plain), str(archive)],
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        check=False,
+    )
+    if result.returncode != 0:
+        raise BackupError(
+            f"{name} could not be decrypted with {identity}: {_message(result.stderr)}; nothing was changed"
+        )
+    return plain
+
+
+# ---- restore: the plan and its execution ----------------------------------------------------
+
+
+@dataclass
+class RestorePlan:
+    hb: HostBackup
+    archive: str
+    volumes: list[tuple[BackupEntry, VolumeContent]]
+    skipped: list[str]  # host volumes the archive does not hold
+    stop: list[str]  # running containers that use a volume being restored
+    notes: list[str] = field(default_factory=list)
+
+    def render(self) -> str:
+        lines = [f"restore from {self.archive} on host {self.hb.host}:"]
+        for entry, content in self.volumes:
+            size = human_size(content.size)
+            lines.append(f"  {entry.volume} (service {entry.service}): {content.files} file(s), {size}")
+        if self.skipped:
+            lines.append(f"  not in the archive, left as they are: {', '.join(self.skipped)}")
+        lines.append(f"  containers stopped during the restore: {', '.join(self.stop) or 'none running'}")
+        lines += [f"  {note}" for note in self.notes]
+        return "\n".join(lines) + "\n"
+
+
+def _fetch(hb: HostBackup, name: str, docker: DockerCli, image: str | None, workdir: Path) -> Path:
+    """Copy an archive of the host's backup directory to `workdir`."""
+    if not ARCHIVE_NAME.fullmatch(name):
+        raise BackupError(f"{name}: no such file here, and not the name of an archive")
+    local = workdir / name
+    with local.open("wb") as sink:
+        result = docker.run(_helper(hb, image, _archive_mount(hb), f'cat "/archive/{name}"'), stdout=sink)
+    if result.returncode != 0:
+        raise BackupError(
+            f"no archive {name} in {hb.directory} on host {hb.host} ({_message(result.stderr)}); "
+            f"`backups --host {hb.host}` lists them"
+        )
+    return local
+
+
+def _running_users(docker: DockerCli, volume: str) -> list[str]:
+    text = docker.text(
+        ["ps", "--filter", f"volume={volume}", "--format", "{{.Names}}"], f"listing the users of {volume}"
+    )
+    return [line.strip() for line in text.splitlines() if line.strip()]
+
+
+def plan_restore(
+    hb: HostBackup,
+    archive: Path,
+    service: str | None,
+    docker: DockerCli,
+) -> RestorePlan:
+    contents = read_archive(archive)
+    chosen = hb.select(service)
+    present = [(e, contents[e.volume]) for e in chosen if e.volume in contents]
+    skipped = [e.volume for e in chosen if e.volume not in contents]
+    if not present or (service is not None and skipped):
+        raise BackupError(
+            f"{archive.name} does not hold {', '.join(skipped)} (it holds: {', '.join(sorted(contents))}); "
+            "nothing was changed"
+        )
+    missing = [e.volume for e, _ in present if docker.run(["volume", "inspect", e.volume]).returncode != 0]
+    if missing:
+        raise BackupError(
+            f"volume(s) {', '.join(missing)} do not exist on host {hb.host}: run `pulumi up` first "
+            "(it creates them empty), then restore; nothing was changed"
+        )
+    stop: list[str] = []
+    for entry, _ in present:
+        for name in _running_users(docker, entry.volume):
+            if name not in stop:
+                stop.append(name)
+    notes = []
+    idle = sorted({e.container for e, _ in present} - set(stop))
+    if idle:
+        notes.append(f"not running (left as they are): {', '.join(idle)}")
+    return RestorePlan(hb, archive.name, present, skipped, stop, notes)
+
+
+def _restore_volume(
+    plan: RestorePlan,
+    entry: BackupEntry,
+    content: VolumeContent,
+    archive: Path,
+    docker: DockerCli,
+    image: str | None,
+) -> None:
+    root = content.root
+    fix_root = (
+        f"; chown {root.uid}:{root.gid} {RESTORE_MOUNT}; chmod {root.mode & 0o7777:o} {RESTORE_MOUNT}"
+        if root
+        else ""
+    )
+    script = (
+        f"set -e; rm -rf {RESTORE_MOUNT}/..?* {RESTORE_MOUNT}/.[!.]* {RESTORE_MOUNT}/*; "
+        f"tar -xf - -C {RESTORE_MOUNT}{fix_root}"
+    )
+    mount = f"type=volume,source={entry.volume},target={RESTORE_MOUNT}"
+    args = _helper(plan.hb, image, mount, script)
+    args[1:1] = ["-i", "--name", f"{plan.hb.prefix}-restore"]
+    code, stderr = docker.feed(args, lambda sink: volume_stream(archive, entry.volume, sink))
+    if code != 0:
+        raise BackupError(f"restoring {entry.volume} failed: {_message(stderr)}")
+
+
+def execute_restore(
+    plan: RestorePlan, archive: Path, docker: DockerCli, out: TextIO, image: str | None = None
+) -> None:
+    """Stop the users of the volumes, refill each volume, start them again.
+
+    Refuses, restarting what it stopped and changing nothing, when a container cannot be
+    stopped. When refilling a volume fails, the containers stay stopped (their data may be
+    half restored) and the error says so.
+    """
+    stopped: list[str] = []
+    for name in plan.stop:
+        result = docker.run(["stop", name])
+        if result.returncode != 0:
+            restarted = [c for c in stopped if docker.run(["start", c]).returncode == 0]
+            raise BackupError(
+                f"refusing to restore: could not stop {name} ({_message(result.stderr)}); its data would "
+                f"change under it. Nothing was changed"
+                + (f"; started again: {', '.join(restarted)}" if restarted else "")
+            )
+        stopped.append(name)
+        out.write(f"stopped {name}\n")
+    for entry, content in plan.volumes:
+        try:
+            _restore_volume(plan, entry, content, archive, docker, image)
+        except Exception as error:  # whatever went wrong, the volume is now in doubt
+            left = ", ".join(stopped) or "none"
+            raise BackupError(
+                f"{error}. {entry.volume} may be partly restored; left stopped: {left}. "
+                "Fix the cause and run the restore again"
+            ) from None
+        out.write(f"restored {entry.volume}: {content.files} file(s), {human_size(content.size)}\n")
+    failed = []
+    for name in stopped:
+        result = docker.run(["start", name])
+        if result.returncode != 0:
+            failed.append(f"{name} ({_message(result.stderr)})")
+        else:
+            out.write(f"started {name}\n")
+    if failed:
+        raise BackupError(f"the volumes are restored, but these did not start again: {', '.join(failed)}")
+
+
+def restore(
+    hb: HostBackup,
+    archive: str,
+    docker: DockerCli,
+    out: TextIO,
+    service: str | None = None,
+    identity: Path | None = None,
+    dry_run: bool = False,
+    image: str | None = None,
+) -> RestorePlan:
+    with tempfile.TemporaryDirectory(prefix="homelab-restore-") as tmp:
+        workdir = Path(tmp)
+        local = Path(archive).expanduser()
+        path = local if local.is_file() else _fetch(hb, archive, docker, image, workdir)
+        plain = decrypt(path, identity, workdir)
+        plan = plan_restore(hb, plain, service, docker)
+        plan.archive = path.name
+        out.write(plan.render())
+        if dry_run:
+            out.write("dry run: nothing was changed\n")
+            return plan
+        execute_restore(plan, plain, docker, out, image)
+        return plan

@@ -4,11 +4,15 @@
     config set [--secret] KEY [VALUE]      set one value (--secret: encrypted)
     validate [--stack S | --file F] [--json]  config check and resolved plan, offline
     preview | up | refresh [--stack S]     through the Automation API, live progress
+    preview [--comment F] | up [--allow-replace SVC]  data changes first; up needs a fresh backup
     destroy [--stack S] [--yes]            asks first; says what happens to the volumes
     outputs [--stack S] [--show-secrets]
     release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
     setup bundle.tar.gz [--stack S]        verify, then load it onto the stack's hosts
-    backup --host H | restore --host H [--dry-run]
+    backup --host H                        run the host's backup now
+    backups --host H                       the host's archives, newest first, age and size
+    restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
+    drill --host H [--service S] | --due | --rules  restore drills: scratch volumes, checks, metrics
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
 Errors go to stderr; with --json, stdout also gets one JSON object {"error": {...}}.
@@ -26,7 +30,16 @@ from typing import Any, TextIO
 
 from automation import validate as offline
 from automation.lifecycle import LifecycleError, current_config, refuse_secrets_in_plain_text
-from automation.progress import Progress
+from automation.preflight import (
+    ArchiveAnnouncer,
+    GuardOptions,
+    add_guard_arguments,
+    check_before_up,
+    discard_plan,
+    guard_options_from,
+    guarded_preview,
+)
+from automation.progress import Progress, error_object
 from automation.workspace import (
     PROJECT_DIR,
     MissingCliError,
@@ -80,6 +93,7 @@ def run_operation(
     show_secrets: bool = False,
     interactive: bool = False,
     err: TextIO | None = None,
+    guard_options: GuardOptions | None = None,
 ) -> int:
     """Run one Pulumi operation on a stack; returns the exit code."""
     err = err if err is not None else sys.stderr
@@ -93,6 +107,7 @@ def run_operation(
             f"note: --config writes plain text into Pulumi.{options.stack}.yaml: "
             f"{', '.join(sorted(options.config))}\n"
         )
+    guard_options = guard_options or GuardOptions()
     if operation == "destroy" and not yes:
         if not interactive:
             err.write("destroy needs --yes when not run from a terminal\n")
@@ -115,6 +130,15 @@ def run_operation(
 
     from pulumi.automation import errors as auto_errors
 
+    if operation == "preview":
+        return guarded_preview(stack, config, guard_options, out, json_lines, err)
+    extra: dict[str, Any] = {}
+    if operation == "up":
+        allowed, extra = check_before_up(stack, config, guard_options, out, json_lines, err)
+        if not allowed:
+            return 1
+    if operation == "destroy" and config.data.protect:
+        extra["exclude_protected"] = True  # keep the protected volumes, destroy the rest
     progress = Progress(out=out, json_lines=json_lines)
     trace = None
     endpoint = config.deployment_traces.otlp_endpoint
@@ -123,11 +147,8 @@ def run_operation(
 
         trace = DeploymentTrace(operation, options.stack, config.deployment_traces.service_name)
     ok = True
-    extra: dict[str, Any] = {}
-    if operation == "destroy" and config.data.protect:
-        extra["exclude_protected"] = True  # keep the protected volumes, destroy the rest
     try:
-        getattr(stack, operation)(on_event=progress, **extra)
+        getattr(stack, operation)(on_event=ArchiveAnnouncer(progress, out, json_lines), **extra)
     except auto_errors.CommandError as error:
         ok = False
         message = f"{operation} failed: {cli_reason(error)}"
@@ -135,6 +156,7 @@ def run_operation(
         if json_lines:
             out.write(error_object("operation", message))
     finally:
+        discard_plan(extra)
         if not json_lines:
             out.write(progress.render_summary())
         if operation == "destroy" and ok:
@@ -181,11 +203,78 @@ def setup(
     )
 
 
-def backup(host: str, stack: str = "dev", mode: str = "backup", project_dir: Path = PROJECT_DIR) -> None:
-    from automation import backup as volumerize
+def backup(
+    command: str,
+    host: str,
+    stack: str = "dev",
+    file: Path | None = None,
+    out: TextIO = sys.stdout,
+    project_dir: Path = PROJECT_DIR,
+    **options: Any,
+) -> None:
+    """`backup`, `backups` or `restore` on one host (see automation/backup.py)."""
+    from automation import backup as backups
 
-    spec = volumerize.run_spec(offline.load(project_dir, stack), host, mode)  # type: ignore[arg-type]
-    volumerize.execute(spec)
+    config = offline.load(project_dir, stack, file, require_secrets=False)
+    hb = backups.host_backup(config, host)
+    docker = backups.DockerCli(hb.docker_host)
+    if command == "backup":
+        backups.run_backup(hb, docker, out)
+        out.write(f"backup of host {host} done\n")
+    elif command == "backups":
+        out.write(backups.render_archives(hb, backups.list_archives(hb, docker, options.get("image"))))
+    else:
+        backups.restore(
+            hb, options["archive"], docker, out, **{k: v for k, v in options.items() if k != "archive"}
+        )
+
+
+def drill_rules_of(config: StackConfig) -> str:
+    """The drills' alert rules for this stack's hosts (components/homelab/drill.py)."""
+    from components.homelab.drill import drill_rules, drill_watches
+    from stacks.config_base import duration_seconds
+    from stacks.plan import build_plan
+
+    max_age = int(duration_seconds(config.data.restore_drills.max_age))
+    return drill_rules(drill_watches(build_plan(config).services, max_age))
+
+
+def run_drill_command(
+    args: argparse.Namespace,
+    out: TextIO,
+    project_dir: Path = PROJECT_DIR,
+    err: TextIO | None = None,
+) -> int:
+    """`drill`: 0 when every service's restore was verified, 1 when one was not."""
+    from automation.drill import drill, drill_due
+
+    err = err if err is not None else sys.stderr
+    if (args.due or args.rules) and (args.service or args.archive or args.sample is not None):
+        which = "--due drills every due host's newest archive" if args.due else "--rules prints the rules"
+        err.write(f"{which}: no --service, --archive or --sample\n")
+        return 1
+    config = offline.load(project_dir, args.stack, args.file, require_secrets=False)
+    if args.rules:
+        out.write(drill_rules_of(config))
+        return 0
+    if args.due:
+        return 0 if drill_due(config, out, args.identity, args.helper_image) else 1
+    options: dict[str, Any] = {"service": args.service, "archive": args.archive, "identity": args.identity}
+    if args.sample is not None:
+        options["sample"] = args.sample
+    report = drill(config, args.host, out, image=args.helper_image, **options)
+    return 0 if report.ok else 1
+
+
+def _sample(text: str) -> int:
+    """`drill --sample`: the bounds of data.restore-drills.sample (1..1000)."""
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if not 1 <= value <= 1000:
+        raise argparse.ArgumentTypeError(f"{value} is not between 1 and 1000")
+    return value
 
 
 def _key_value(text: str) -> tuple[str, str]:
@@ -246,6 +335,8 @@ def _parser() -> argparse.ArgumentParser:
             "secrets are refused: use `config set --secret`)",
         )
         p.add_argument("--yes", action="store_true", help="do not ask (destroy asks otherwise)")
+        if operation in ("preview", "up"):
+            add_guard_arguments(p, operation)
         if operation == "outputs":
             p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
     p = with_stack(sub.add_parser("release", help="build an offline bundle"))
@@ -255,20 +346,47 @@ def _parser() -> argparse.ArgumentParser:
     p = with_stack(sub.add_parser("setup", help="verify a bundle and load it onto the stack's hosts"))
     p.add_argument("bundle", type=Path, help="the bundle made by `release`")
     p.add_argument("--no-wheels", action="store_true", help="do not install the bundled wheels")
-    for name in ("backup", "restore"):
-        p = with_stack(sub.add_parser(name, help=f"{name} one host's volumes with Volumerize"))
-        p.add_argument("--host", required=True, help="the host (hosts[].name) whose volumes to use")
-        if name == "restore":
-            p.add_argument("--dry-run", action="store_true", help="show what would be restored")
+    host_help = "the host (hosts[].name) whose volumes to use"
+    identity_help = "age identity file (the stack output backup-identity)"
+    p = with_stack(sub.add_parser("backup", help="run a host's backup now"))
+    p.add_argument("--host", required=True, help=host_help)
+    p = with_stack(sub.add_parser("backups", help="list a host's archives with age and size"))
+    p.add_argument("--host", required=True, help=host_help)
+    p = with_stack(sub.add_parser("restore", help="restore a host's volumes from an archive"))
+    p.add_argument("--host", required=True, help=host_help)
+    p.add_argument(
+        "--archive", required=True, help="a file here, or the name of an archive in the host's directory"
+    )
+    p.add_argument("--service", help="only this service's volumes")
+    p.add_argument("--identity", type=Path, help=identity_help)
+    p.add_argument("--dry-run", action="store_true", help="check the archive and show the plan only")
+    p = with_stack(
+        sub.add_parser("drill", help="restore a host's newest archive into scratch volumes and check it")
+    )
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--host", help="drill this host (hosts[].name)")
+    which.add_argument(
+        "--due", action="store_true", help="every host whose data.restore-drills interval has passed"
+    )
+    which.add_argument(
+        "--rules", action="store_true", help="print the Prometheus alert rules of the drills (a rules file)"
+    )
+    p.add_argument("--service", help="only this service")
+    p.add_argument(
+        "--archive", help="this archive instead of the newest (a file here, or a name on the host)"
+    )
+    p.add_argument("--identity", type=Path, help=identity_help)
+    p.add_argument(
+        "--sample",
+        type=_sample,
+        help="files checksummed per volume, at least 1 (default: data.restore-drills.sample)",
+    )
+    for name in ("backup", "backups", "restore", "drill"):
+        p = sub.choices[name]
+        p.add_argument("--file", type=Path, help="use this stack file (e.g. a copy on a fresh machine)")
+        if name != "backup":
+            p.add_argument("--helper-image", help="image of the throwaway container (default: the engine's)")
     return parser
-
-
-def error_object(kind: str, message: str, problems: list[tuple[str, str]] | None = None) -> str:
-    """One JSON object for an error, as `--json` prints it on stdout."""
-    body: dict[str, Any] = {"kind": kind, "message": message}
-    if problems:
-        body["problems"] = [{"path": path, "message": text} for path, text in problems]
-    return json.dumps({"error": body}) + "\n"
 
 
 def _ask_secret(prompt: str) -> str:
@@ -336,6 +454,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | 
                 show_secrets=getattr(args, "show_secrets", False),
                 interactive=interactive,
                 err=err,
+                guard_options=guard_options_from(args),
             )
         if args.command == "release":
             out.write(f"{release(args.out, args.stack, args.all, not args.no_wheels)}\n")
@@ -343,9 +462,16 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | 
         if args.command == "setup":
             out.write(json.dumps(setup(args.bundle, args.stack, not args.no_wheels), indent=2) + "\n")
             return 0
-        mode = "backup" if args.command == "backup" else ("restore-dry-run" if args.dry_run else "restore")
-        backup(args.host, args.stack, mode)
-        out.write(f"{mode} of host {args.host} done\n")
+        if args.command == "drill":
+            return run_drill_command(args, out, err=err)
+        extra: dict[str, Any] = {}
+        if args.command != "backup":
+            extra["image"] = args.helper_image
+        if args.command == "restore":
+            extra.update(
+                archive=args.archive, service=args.service, identity=args.identity, dry_run=args.dry_run
+            )
+        backup(args.command, args.host, args.stack, args.file, out, **extra)
         return 0
     except ConfigError as error:
         return _fail(out, err, as_json, "config", str(error), 1, error.problems)

@@ -144,3 +144,11 @@ class Progress:
         for f in self.failures:
             lines.append(f"FAILED {f.name}: {f.message}")
         return "\n".join(lines) + "\n"
+
+
+def error_object(kind: str, message: str, problems: list[tuple[str, str]] | None = None) -> str:
+    """One JSON object for an error, as `--json` prints it on stdout."""
+    body: dict[str, Any] = {"kind": kind, "message": message}
+    if problems:
+        body["problems"] = [{"path": path, "message": text} for path, text in problems]
+    return json.dumps({"error": body}) + "\n"

@@ -32,12 +32,21 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 
+# A real-format host public key for the synthetic SSH hosts (tests/harness.py).
+from harness import HOST_KEY  # noqa: E402
+
+
 def synthetic_config(hosts: int = 10, customs: int = 200) -> tuple[dict[str, Any], dict[str, str]]:
     names = [f"node{i:02d}" for i in range(hosts)]
     config: dict[str, Any] = {
         "domain": "bench.example.com",
         "hosts": [
-            {"name": n, "address": f"deploy@{n}.bench.example.com", "private-key-secret": f"{n}-key"}
+            {
+                "name": n,
+                "address": f"deploy@{n}.bench.example.com",
+                "private-key-secret": f"{n}-key",
+                "host-key": HOST_KEY,
+            }
             for n in names
         ],
         "services": {
@@ -77,6 +86,7 @@ def apps_config(projects: int = 5, apps: int = 100) -> tuple[dict[str, Any], dic
             "github-owner": "bench",
             "github-token-secret": "github-token",
             "gitops": {"repository": "bench/gitops"},
+            "tls": {"mode": "acme", "acme": {"email": "ops@bench.example.com", "solver": "http01"}},
             "projects": [
                 {"name": n, "members": {"admin": [f"lead-{n}"], "developer": [f"dev-{n}"]}} for n in names
             ],

@@ -63,4 +63,5 @@ def to_res(resource: Any) -> Res:
         protect=bool(getattr(opts, "protect", False)),
         provider=getattr(provider, "urn", "") or "",
         dependencies=tuple(getattr(d, "urn", str(d)) for d in deps),
+        delete_before_replace=bool(getattr(opts, "delete_before_replace", False)),
     )

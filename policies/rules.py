@@ -36,6 +36,7 @@ class Res:
     protect: bool = False
     provider: str = ""
     dependencies: tuple[str, ...] = ()
+    delete_before_replace: bool = False
 
 
 def plain(value: Any) -> Any:
@@ -120,7 +121,7 @@ def pinned_images(res: Res, config: Config) -> list[str]:
 # ---- Docker containers ----------------------------------------------------------------
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-DEFAULT_SOCKET_ALLOWLIST = {"portainer": "rw", "volumerize": "rw", "cadvisor": "ro"}
+DEFAULT_SOCKET_ALLOWLIST = {"portainer": "rw", "backup": "rw", "cadvisor": "ro"}
 
 
 def docker_privileges(res: Res, config: Config) -> list[str]:
@@ -311,15 +312,48 @@ def uploads(res: Res) -> dict[str, Any]:
     return out
 
 
+# offen/docker-volume-backup stops the containers whose label has the value its
+# BACKUP_STOP_DURING_BACKUP_LABEL names (v2.48.2: cmd/backup/stop_restart.go).
+STOP_LABEL = "docker-volume-backup.stop-during-backup"
+STOP_LABEL_ENV = "BACKUP_STOP_DURING_BACKUP_LABEL"
+
+
+def env_of(res: Res) -> dict[str, str]:
+    items = [plain(e) for e in plain(res.props).get("envs") or []]
+    return dict(e.split("=", 1) for e in items if isinstance(e, str) and "=" in e)
+
+
 def volumes_backed_up(resources: list[Res], config: Config) -> list[str]:
-    """Every stateful volume is retained (or protected) and mounted by a backup run."""
+    """Every stateful volume is retained (or protected) and mounted by a backup run, and the
+    containers that write it are stopped while that run archives it."""
     out = []
     backed: dict[str, set[str]] = defaultdict(set)  # provider -> volume names
-    for c in by_type(resources, "docker:index/container:Container"):
+    stop_value: dict[str, str] = {}  # provider -> its backup run's stop label value
+    containers = by_type(resources, "docker:index/container:Container")
+    for c in containers:
         if labels(c).get("homelab.role") == "backup":
+            stop_value[c.provider] = env_of(c).get(STOP_LABEL_ENV, "true")  # the engine's default
             for mount in plain(c.props).get("volumes") or []:
                 if mount.get("volumeName"):
                     backed[c.provider].add(mount["volumeName"])
+    stateful = {
+        (v.provider, plain(v.props).get("name", v.name))
+        for v in by_type(resources, "docker:index/volume:Volume")
+        if labels(v).get("homelab.stateful") == "true"
+    }
+    for c in containers:
+        if labels(c).get("homelab.role") == "backup" or c.provider not in stop_value:
+            continue
+        written = [
+            m["volumeName"]
+            for m in plain(c.props).get("volumes") or []
+            if m.get("volumeName") and not m.get("readOnly") and (c.provider, m["volumeName"]) in stateful
+        ]
+        if written and labels(c).get(STOP_LABEL) != stop_value[c.provider]:
+            out.append(
+                f"{c.name}: writes stateful volume {written[0]} but is not stopped during its host's backup; "
+                f"label it {STOP_LABEL}={stop_value[c.provider]} so the archive is not of live data"
+            )
     for v in by_type(resources, "docker:index/volume:Volume"):
         lab = labels(v)
         if lab.get("homelab.stateful") != "true":
@@ -437,6 +471,71 @@ def gitops_branch_protected(resources: list[Res], config: Config) -> list[str]:
     return out
 
 
+PRE_UPGRADE_RUN = "-pre-upgrade-backup-run"  # components/homelab/preupgrade.py
+COMMANDS = ("command:local:Command", "command:remote:Command")
+CNPG_CLUSTER = "kubernetes:postgresql.cnpg.io/v1:Cluster"
+
+
+def stateful_changes_guarded(resources: list[Res], config: Config) -> list[str]:
+    """The guard's rule, as far as the proposed state shows it (see docs/policies.md).
+
+    A stack policy sees every resource as the update would leave it, with its options and
+    dependencies, but not the step that gets it there (replace, delete), not the resources
+    the program no longer declares, and not `retain_on_delete`. So it cannot refuse a
+    replacement; it enforces what makes every replacement safe: each container that writes
+    a stateful volume is ordered after a pre-upgrade backup keyed on its image (a new image
+    re-runs the backup before the container is replaced), no data-holding resource is
+    deleted before its replacement exists, and the CloudNativePG Cluster outlives the stack.
+    """
+    skip = set(config.get("services-without-pre-upgrade-backup") or ())
+    by_urn = {r.urn: r for r in resources if r.urn}
+    stateful: set[tuple[str, str]] = set()
+    data: list[Res] = []
+    for v in by_type(resources, "docker:index/volume:Volume"):
+        if labels(v).get("homelab.stateful") == "true":
+            stateful.add((v.provider, plain(v.props).get("name", v.name)))
+            data.append(v)
+    out = []
+    for c in by_type(resources, "docker:index/container:Container"):
+        writes = sorted(
+            m["volumeName"]
+            for m in plain(c.props).get("volumes") or []
+            if m.get("volumeName") and not m.get("readOnly") and (c.provider, m["volumeName"]) in stateful
+        )
+        if not writes:
+            continue
+        data.append(c)
+        if labels(c).get("homelab.service") in skip:
+            continue
+        deps = [by_urn[u] for u in c.dependencies if u in by_urn]
+        images = {
+            plain(d.props).get("name") for d in deps if d.type == "docker:index/remoteImage:RemoteImage"
+        }
+        runs = [d for d in deps if d.type in COMMANDS and d.name.endswith(PRE_UPGRADE_RUN)]
+        if not runs:
+            out.append(
+                f"{c.name}: writes {', '.join(writes)} but is not ordered after a pre-upgrade backup; "
+                "keep data.pre-upgrade-backup and backups on for its host (or list the service in "
+                "services-without-pre-upgrade-backup)"
+            )
+        elif not any(images & set(plain(r.props).get("triggers") or []) for r in runs):
+            out.append(
+                f"{c.name}: its pre-upgrade backup is not keyed on its image, so an image bump "
+                "would replace it without a backup; put the image in the backup's triggers"
+            )
+    data += by_type(resources, "kubernetes:core/v1:PersistentVolumeClaim")
+    clusters = by_type(resources, CNPG_CLUSTER)
+    data += clusters
+    for r in data:
+        if r.delete_before_replace:
+            out.append(f"{r.name}: deleteBeforeReplace would remove its data before a replacement exists")
+    for cluster in clusters:
+        annotations = (plain(cluster.props).get("metadata") or {}).get("annotations") or {}
+        if not cluster.protect and annotations.get("homelab.data-safety") not in ("retain", "protect"):
+            out.append(f"{cluster.name}: the CloudNativePG Cluster is deleted with the stack; retain it")
+    return out
+
+
 ResourceRule = Callable[[Res, Config], list[str]]
 StackRule = Callable[[list[Res], Config], list[str]]
 
@@ -492,6 +591,15 @@ RULES: list[Rule] = [
     ),
     Rule("host-ports", "No two services on one host publish the same port.", host_ports, stack=True),
     Rule("metrics-scraped", "Every declared metrics endpoint is scraped.", metrics_scraped, stack=True),
+    Rule(
+        "stateful-changes-guarded",
+        "Data is backed up before its container is replaced and never deleted before its replacement.",
+        stateful_changes_guarded,
+        stack=True,
+        config_schema={
+            "services-without-pre-upgrade-backup": {"type": "array", "items": {"type": "string"}},
+        },
+    ),
     Rule(
         "gitops-branch-protected",
         "The GitOps repository's branch is protected.",

@@ -1,4 +1,5 @@
-"""Writes docs/reference.md: every config key, its type, default and description, from the models."""
+"""Writes docs/reference.md: every config key, its type, default and description, from the models,
+then every pinned homelab image with the upstream facts of its contract (components/homelab/images.py)."""
 
 from __future__ import annotations
 
@@ -13,6 +14,9 @@ from pydantic_core import PydanticUndefined
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from components.homelab.images import CONTRACTS, IMAGES, Seen  # noqa: E402
+from components.pipeline.images import CONTRACTS as PIPELINE_CONTRACTS  # noqa: E402
+from components.platform.images import CONTRACTS as PLATFORM_CONTRACTS  # noqa: E402
 from stacks.config import StackConfig  # noqa: E402
 
 
@@ -64,6 +68,62 @@ def rows(model: type[BaseModel], prefix: str) -> list[str]:
     return out
 
 
+def _seen(seen: Seen) -> str:
+    where = f"`{seen.path}`" if not seen.path.startswith("#") else seen.path
+    return f"{seen.repo} {where}" + (f" @ `{seen.ref}`" if seen.ref else "")
+
+
+def image_rows() -> list[str]:
+    out = [
+        "## Images",
+        "",
+        "Every image the homelab runs, pinned in `components/homelab/images.py` with the facts the",
+        "program relies on. Each fact names the upstream file it was read in (repository, path, and",
+        "the commit or tag), or the issue or pull request (`#n`). Override an image with `image:` in",
+        "a service's config; the override's contract is then yours to check.",
+        "",
+    ]
+    for key, contract in CONTRACTS.items():
+        user = contract.user.value
+        runs_as = user.name + (f" (uid {user.uid})" if user.uid is not None else "")
+        probes = ", ".join(f"`{p}`" for p in contract.probes.value) or "none (no health check)"
+        out += [
+            f"### `{key}`: `{contract.image}`",
+            "",
+            f"- tag: {_seen(contract.tag)}",
+            f"- digest: {_seen(contract.digest)}"
+            if contract.digest
+            else "- digest: none recorded upstream; Renovate adds it (pinDigests)",
+            f"- runs as: {runs_as}; {_seen(contract.user.seen)}",
+            f"- shell: {'yes' if contract.shell.value else 'no'}; {_seen(contract.shell.seen)}",
+            f"- health-check tools: {probes}; {_seen(contract.probes.seen)}",
+        ]
+        out += [f"- writes `{w.value}`; {_seen(w.seen)}" for w in contract.writes]
+        if contract.file_env is not None:
+            names = ", ".join(f"`{n}`" for n in contract.file_env.value)
+            out.append(f"- reads `*_FILE` for: {names}; {_seen(contract.file_env.seen)}")
+        out.append("")
+    for key in sorted(set(IMAGES) - set(CONTRACTS)):
+        out += [f"### `{key}`: `{IMAGES[key]}`", "", "- no contract yet (the image is being replaced).", ""]
+    return out
+
+
+def cluster_image_rows() -> list[str]:
+    out = [
+        "## Cluster images",
+        "",
+        "Images the platform and the app pipelines name themselves (the charts pin the rest),",
+        "pinned in `components/pipeline/images.py` and `components/platform/images.py` with the",
+        "facts the program relies on and the upstream file each was read in.",
+        "",
+    ]
+    for key, contract in {**PIPELINE_CONTRACTS, **PLATFORM_CONTRACTS}.items():
+        out += [f"### `{key}`: `{contract.image}`", ""]
+        out += [f"- {what}; {_seen(seen)}" for what, seen in contract.facts()]
+        out.append("")
+    return out
+
+
 def main() -> None:
     lines = [
         "# Configuration reference",
@@ -77,6 +137,8 @@ def main() -> None:
         "|---|---|---|---|",
         *rows(StackConfig, ""),
         "",
+        *image_rows(),
+        *cluster_image_rows(),
     ]
     text = "\n".join(lines)
     parser = argparse.ArgumentParser(description="Write docs/reference.md (stdout without OUTPUT).")

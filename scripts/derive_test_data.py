@@ -5,7 +5,9 @@ so a clone alone runs every test:
   (every key, maps kept as maps, every other value replaced by its type), for the tests that
   check each value the program sets is a key the chart knows;
 - tests/data/crds/<group>_<Kind>_<version>.schema.json: the `openAPIV3Schema` of each served
-  version of each CRD (descriptions left out), for the tests that validate custom resources.
+  version of each CRD (descriptions left out), for the tests that validate custom resources;
+- tests/data/providers/<provider>.json: the parts of a reduced provider schema the tests read
+  (PROVIDER_PARTS), for the tests that check registered inputs are fields the provider knows.
 
 Each file names its source (file, chart version) as the shared folder's READMEs give it.
 
@@ -112,6 +114,48 @@ def crd_files(shared: Path) -> dict[Path, str]:
     return out
 
 
+# Which parts of shared/provider-schemas/<provider>.json the tests read (paths of keys).
+PROVIDER_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
+    # tests/test_hosts.py: the bootstrap command's connection and jump host fields
+    "command": (("types", "command:remote:Connection"), ("types", "command:remote:ProxyConnection")),
+    # tests/test_hosts.py: the Docker provider's own inputs (sshOpts)
+    "docker": (("provider", "inputProperties"),),
+}
+
+
+def table_sources(readme: Path) -> dict[str, str]:
+    """File name -> its source, from a Markdown table whose columns are
+    `file | pinned | upstream | path | revision used | exact?` (shared/provider-schemas)."""
+    sources: dict[str, str] = {}
+    for line in readme.read_text().splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 6 and cells[0].endswith(".json"):
+            name, pinned, upstream, path, revision, exact = cells
+            sources[name] = f"{upstream} {path} at {revision} (pinned: {pinned}; exact: {exact})"
+    return sources
+
+
+def provider_files(shared: Path) -> dict[Path, str]:
+    sources = table_sources(shared / "provider-schemas" / "README.md")
+    out = {}
+    for provider, parts in sorted(PROVIDER_PARTS.items()):
+        source = shared / "provider-schemas" / f"{provider}.json"
+        schema = json.loads(source.read_text())
+        kept: dict[str, Any] = {}
+        for keys in parts:
+            value, target = schema, kept
+            for key in keys[:-1]:
+                value, target = value[key], target.setdefault(key, {})
+            target[keys[-1]] = value[keys[-1]]
+        document = {
+            "source": f"shared/provider-schemas/{source.name}",
+            "upstream": sources.get(source.name, ""),
+            "schema": kept,
+        }
+        out[DATA / "providers" / f"{provider}.json"] = dump(document)
+    return out
+
+
 def dump(document: dict[str, Any]) -> str:
     return json.dumps(document, indent=1, sort_keys=True) + "\n"
 
@@ -121,9 +165,9 @@ def main() -> int:
     parser.add_argument("--shared", type=Path, default=ROOT.parent / "shared", help="the shared folder")
     parser.add_argument("--check", action="store_true", help="fail if tests/data is not current")
     args = parser.parse_args()
-    if not (args.shared / "charts").is_dir() or not (args.shared / "crds").is_dir():
-        parser.error(f"{args.shared} has no charts/ and crds/: give --shared")
-    wanted = {**chart_files(args.shared), **crd_files(args.shared)}
+    if not all((args.shared / d).is_dir() for d in ("charts", "crds", "provider-schemas")):
+        parser.error(f"{args.shared} has no charts/, crds/ and provider-schemas/: give --shared")
+    wanted = {**chart_files(args.shared), **crd_files(args.shared), **provider_files(args.shared)}
     stale = [p for p, text in wanted.items() if not p.is_file() or p.read_text() != text]
     extra = [p for p in DATA.glob("*/*.json") if p not in wanted]
     if args.check:

@@ -1,19 +1,46 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
-# promtool (Debian package prometheus) and shellcheck. Debian/Ubuntu only; a no-op when
-# they are already there.
+# promtool (Debian package prometheus), amtool (Debian package prometheus-alertmanager) and
+# the shell linter shellcheck; what the real restore test runs (tests/test_restore.py): age, which encrypts
+# archives like the backup engine and decrypts them like the restore; busybox-static, a
+# BusyBox that runs alone in an image (the tiny local image of the restore test, the stand-in
+# base image the example Dockerfiles are built on) (Debian/Ubuntu); and Renovate's config
+# validator (npm, the release and lockfile in .ci/renovate). A no-op for what is already there.
 set -euo pipefail
+cd "$(dirname "$0")/.."
+
+renovate_validator() {
+  local dir=.ci/renovate
+  [ -x "$dir/node_modules/.bin/renovate-config-validator" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-tools: npm not found; Renovate's validator (tests/test_renovate.py) is skipped" >&2
+    return 0
+  fi
+  echo "install-tools: installing Renovate's validator (npm ci in $dir)"
+  # The lockfile pins every package; no install scripts run (re2 is optional: without it
+  # the validator checks patterns with JavaScript's RegExp and says so).
+  npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+}
+
 missing=()
 command -v haproxy >/dev/null 2>&1 || missing+=(haproxy)
 command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
+command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
-[ ${#missing[@]} -eq 0 ] && exit 0
-if ! command -v apt-get >/dev/null 2>&1; then
-  echo "install-tools: please install ${missing[*]} (needed by the config checks)" >&2
-  exit 1
+command -v age >/dev/null 2>&1 || missing+=(age)
+# The restore test needs a busybox that runs alone in an image: the static build.
+if ! command -v dpkg >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
+  [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)
 fi
-sudo=""
-[ "$(id -u)" -eq 0 ] || sudo="sudo"
-echo "install-tools: installing ${missing[*]}"
-$sudo apt-get update -qq
-DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+if [ ${#missing[@]} -gt 0 ]; then
+  if ! command -v apt-get >/dev/null 2>&1; then
+    echo "install-tools: please install ${missing[*]} (needed by the config checks)" >&2
+    exit 1
+  fi
+  sudo=""
+  [ "$(id -u)" -eq 0 ] || sudo="sudo"
+  echo "install-tools: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+renovate_validator

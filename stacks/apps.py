@@ -100,6 +100,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
             platform.github,
             needs,
             source_github=github_for(owner),
+            deploy_after=platform.node_trust,
         )
     return out
 

@@ -15,14 +15,12 @@ from typing import Any
 from stacks.config import StackConfig, app_fqdn, parse, read_pulumi_config
 from stacks.config_base import ConfigError, _kebab, host_name, hostname_problem
 from stacks.config_homelab import ServicesConfig
-from stacks.config_platform import platform_problems
+from stacks.config_platform import ca_origin, node_instructions, platform_problems
 from stacks.plan import build_plan, plan_problems
 
 # ---- cross-checks -------------------------------------------------------------------
 
-BUILTIN_NAMES = frozenset(
-    {_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "volumerize", "proxy"}
-)
+BUILTIN_NAMES = frozenset({_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "backup", "proxy"})
 
 
 def check(config: StackConfig) -> list[tuple[str, str]]:
@@ -33,13 +31,16 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
         if host.name in seen_hosts:
             problems.append((f"hosts[{i}].name", f"host {host.name!r} is declared twice"))
         seen_hosts.add(host.name)
+        problems += host.problems(f"hosts[{i}]")
     problems += config.backup.problems()
     problems += config.proxy.problems() + config.data.problems() + hostname_problems(config)
+    problems += config.data.restore_drills.problems([h.name for h in config.hosts])
     if config.layers.platform:
         if config.platform is None:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))
         else:
             problems += platform_problems(config.platform)
+            problems += platform_tls_problems(config)
     if config.layers.apps:
         problems += apps_problems(config)
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
@@ -100,6 +101,29 @@ def hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
         message = hostname_problem(hostname, domain) if "." in hostname or "." in domain else None
         if message is not None:
             problems.append((path, message))
+    return problems
+
+
+def platform_tls_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """A private CA must come from somewhere that exists, and the nodes must trust it."""
+    p = config.platform
+    if p is None or p.tls is None or p.tls.mode != "private-ca" or p.tls.ca is None:
+        return []
+    problems: list[tuple[str, str]] = []
+    if p.tls.ca.source == "homelab" and not (
+        config.layers.homelab and config.tls.enabled and config.tls.self_signed
+    ):
+        problems.append(
+            (
+                "platform.tls.ca.source",
+                "'homelab' uses the CA the homelab layer generates: it needs layers.homelab, "
+                "tls.enabled and tls.self-signed",
+            )
+        )
+    harbor = p.components.harbor
+    if harbor.enabled and not p.tls.nodes and not p.tls.nodes_trust_ca:
+        registry = host_name(harbor.hostname, p.domain or config.domain)
+        problems.append(("platform.tls.nodes", node_instructions(registry, ca_origin(p.tls))))
     return problems
 
 

@@ -25,11 +25,11 @@ from stacks.config_base import (
     Domain,
     Label,
     Model,
-    _kebab,
     host_name,
     join_key,
 )
 from stacks.config_homelab import (
+    REMOVED_KEYS,
     BackupConfig,
     CustomService,
     DataConfig,
@@ -114,11 +114,17 @@ class StackConfig(Model):
             for i, h in enumerate(self.hosts)
             if h.private_key_secret
         ]
+        refs += [
+            (f"hosts[{i}].proxy.private-key-secret", h.proxy.private_key_secret)
+            for i, h in enumerate(self.hosts)
+            if h.proxy is not None and h.proxy.private_key_secret
+        ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
-        for field_name in ("s3_access_key_id_secret", "s3_secret_access_key_secret"):
-            key = getattr(self.backup, field_name)
-            if key:
-                refs.append((f"backup.{_kebab(field_name)}", key))
+        if self.backup.enabled:
+            refs += self.backup.secret_refs()
+        receiver = self.monitoring.alerting.receiver
+        if self.layers.homelab and receiver is not None:
+            refs.append(("monitoring.alerting.receiver.url-secret", receiver.url_secret))
         p = self.platform
         if self.layers.platform and p is not None:
             if p.kubeconfig_secret:
@@ -127,6 +133,7 @@ class StackConfig(Model):
             if p.components.argocd.sso is not None:
                 key = p.components.argocd.sso.client_secret_secret
                 refs.append(("platform.components.argocd.sso.client-secret-secret", key))
+            refs += p.tls_secret_keys() if p.tls is not None else []
         if self.layers.apps:
             for i, app in enumerate(self.apps):
                 refs += [(f"apps[{i}].secret-env.{env}", key) for env, key in app.secret_env.items()]
@@ -155,7 +162,7 @@ def _problems_from(error: ValidationError) -> list[tuple[str, str]]:
                 path = join_key(path, str(part))
         message = item["msg"].removeprefix("Value error, ")
         if item["type"] == "extra_forbidden":
-            message = "unknown key"
+            message = REMOVED_KEYS.get(path, "unknown key")
         problems.append((path or "(top level)", message))
     return problems
 

@@ -9,6 +9,7 @@ import ipaddress
 import json
 import re
 from typing import Annotated, Literal
+from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field
 
@@ -126,6 +127,25 @@ def _address(value: str) -> str:
         ) from None
 
 
+def ssh_address(value: str) -> str:
+    """`user@host[:port]`, the whole value (a final newline is not part of it)."""
+    match = _SSH_RE.fullmatch(value)
+    if not match:
+        raise ValueError(f"{value!r} must be 'user@host[:port]'")
+    port = match.group("port")
+    if port is not None and not 1 <= int(port) <= 65535:
+        raise ValueError(f"{value!r}: port {port} is out of range 1-65535")
+    return value
+
+
+def ssh_parts(address: str) -> tuple[str, str, int] | None:
+    """(user, host, port) of a `user@host[:port]` address; None for anything else."""
+    match = _SSH_RE.fullmatch(address)
+    if match is None:
+        return None
+    return match.group("user"), match.group("host").strip("[]"), int(match.group("port") or 22)
+
+
 def _image(value: str) -> str:
     match = _IMAGE_RE.fullmatch(value)
     if not match:
@@ -188,18 +208,14 @@ def _docker_duration(value: str) -> str:
     return value
 
 
+def duration_seconds(text: str) -> float:
+    """A `Duration` ('24h', '7d', '1d12h') in seconds, read as the validator reads it."""
+    return _parse_duration(text, tuple(_UNITS_NS), "'24h' or '7d'") / 10**9
+
+
 def _secret_key(value: str) -> str:
     if not _SECRET_KEY_RE.fullmatch(value):
         raise ValueError(f"{value!r} is not a config key name")
-    return value
-
-
-def _cron6(value: str) -> str:
-    fields = value.split(" ")
-    if len(fields) != 6 or not all(f and not _CONTROL_RE.search(f) and f.strip() == f for f in fields):
-        raise ValueError(
-            f"{value!r} must have 6 fields (seconds minutes hours day month weekday), e.g. '0 0 4 * * *'"
-        )
     return value
 
 
@@ -210,8 +226,30 @@ def _text(value: str) -> str:
 
 
 def _absolute_path(value: str) -> str:
-    if not value.startswith("/") or _CONTROL_RE.search(value) or " " in value:
-        raise ValueError(f"{value!r} must be an absolute path (no spaces or control characters)")
+    # No commas either: a path reaches `docker run --mount type=bind,source=PATH,...`, whose
+    # fields are comma-separated (automation/backup.py's helper containers).
+    if not value.startswith("/") or _CONTROL_RE.search(value) or " " in value or "," in value:
+        raise ValueError(f"{value!r} must be an absolute path (no spaces, commas or control characters)")
+    return value
+
+
+def _email(value: str) -> str:
+    local, _, domain = value.rpartition("@")
+    bad_local = not local or _CONTROL_RE.search(local) or " " in local
+    if bad_local or not _DOMAIN_RE.fullmatch(domain.lower()) or "." not in domain:
+        raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
+    return value
+
+
+def _http_url(value: str) -> str:
+    """An http(s) URL with a host, as one token: no spaces or control characters."""
+    try:
+        url = urlsplit(value)
+        url.port  # noqa: B018  (raises ValueError on a port out of range)
+    except ValueError:
+        raise ValueError(f"{value!r} is not an http(s) URL") from None
+    if url.scheme not in ("http", "https") or not url.hostname or re.search(r"[\s\x00-\x1f\x7f]", value):
+        raise ValueError(f"{value!r} is not an http(s) URL (http[s]://host[:port][/path], no spaces)")
     return value
 
 
@@ -237,6 +275,8 @@ Address = Annotated[str, AfterValidator(_address)]
 Text = Annotated[str, AfterValidator(_text)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]
+HttpUrl = Annotated[str, AfterValidator(_http_url)]
+Email = Annotated[str, AfterValidator(_email)]
 EnvName = Annotated[str, AfterValidator(_env_name)]
 SecretKey = Annotated[str, AfterValidator(_secret_key)]
 Port = Annotated[int, Field(ge=1, le=65535)]

@@ -7,13 +7,25 @@ repository permissions.
 
 from __future__ import annotations
 
+import base64
+import binascii
 import re
 from typing import Annotated, Literal
 from urllib.parse import urlsplit
 
 from pydantic import AfterValidator, Field, field_validator, model_validator
 
-from stacks.config_base import _CONTROL_RE, _DOMAIN_RE, Domain, Label, Model, SecretKey, Subdomain
+from stacks.config_base import (
+    _CONTROL_RE,
+    Domain,
+    Email,
+    Label,
+    Model,
+    SecretKey,
+    Subdomain,
+    ssh_address,
+    ssh_parts,
+)
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "developer", "viewer")
@@ -65,7 +77,13 @@ class HarborConfig(RoutedComponent):
     trivy: bool = Field(default=True, description="Vulnerability scanning with Trivy.")
     verify_tls: bool = Field(
         default=True,
-        description="Check Harbor's certificate when Pulumi calls its API (trust the CA, or turn off).",
+        description="Check Harbor's certificate when Pulumi calls its API (on: the machine running "
+        "Pulumi must trust the signer; off only if you accept an unverified admin connection).",
+    )
+    user_emails: dict[GitHubLogin, Email] = Field(
+        default_factory=dict,
+        description="E-mail of a project member's Harbor user, by GitHub login "
+        "(default: <login>@users.noreply.github.com; Harbor requires one).",
     )
 
 
@@ -81,25 +99,40 @@ class TracingConfig(RoutedComponent):
 
 
 class CertManagerConfig(ComponentConfig):
-    enabled: bool = Field(default=False, description="Install cert-manager (for clusters without it).")
-    issuer: Literal["self-signed", "acme"] = Field(
-        default="self-signed", description="The ClusterIssuer to create: a private CA, or ACME."
-    )
-    acme_email: str | None = Field(default=None, description="ACME account e-mail (issuer: acme).")
-    acme_server: str = Field(
-        default="https://acme-v02.api.letsencrypt.org/directory", description="ACME directory URL."
+    enabled: bool = Field(
+        default=False,
+        description="Install cert-manager and the ClusterIssuer `platform.tls` describes "
+        "(for clusters without them).",
     )
 
-    @field_validator("acme_email")
-    @classmethod
-    def _email(cls, value: str | None) -> str | None:
-        local, _, domain = (value or "").rpartition("@")
-        bad_local = not local or _CONTROL_RE.search(local) or " " in local
-        if value is not None and (bad_local or not _DOMAIN_RE.fullmatch(domain.lower()) or "." not in domain):
-            raise ValueError(f"{value!r} is not an e-mail address (name@example.com)")
-        return value
 
-    @field_validator("acme_server")
+LETS_ENCRYPT = "https://acme-v02.api.letsencrypt.org/directory"
+
+
+class AcmeConfig(Model):
+    """Publicly trusted certificates from an ACME CA (Let's Encrypt by default)."""
+
+    email: Email = Field(description="ACME account e-mail.")
+    server: str = Field(
+        default=LETS_ENCRYPT,
+        description="ACME directory URL (a staging directory issues untrusted certificates).",
+    )
+    solver: Literal["dns01-cloudflare", "http01"] = Field(
+        default="dns01-cloudflare",
+        description="How the CA checks the names: a DNS-01 TXT record through Cloudflare's API "
+        "(works for hosts not reachable from the internet), or HTTP-01 through the ingress.",
+    )
+    cloudflare_api_token_secret: SecretKey | None = Field(
+        default=None,
+        description="Config key (secret) with a Cloudflare API token (Zone:DNS:Edit, Zone:Zone:Read) "
+        "for solver dns01-cloudflare.",
+    )
+    dns_zones: list[Domain] = Field(
+        default_factory=list,
+        description="Only solve for names in these DNS zones (default: every name).",
+    )
+
+    @field_validator("server")
     @classmethod
     def _server(cls, value: str) -> str:
         url = urlsplit(value)
@@ -108,9 +141,121 @@ class CertManagerConfig(ComponentConfig):
         return value
 
     @model_validator(mode="after")
-    def _acme(self) -> CertManagerConfig:
-        if self.issuer == "acme" and not self.acme_email:
-            raise ValueError("issuer 'acme' needs acme-email")
+    def _solver(self) -> AcmeConfig:
+        if self.solver == "dns01-cloudflare" and self.cloudflare_api_token_secret is None:
+            raise ValueError("solver dns01-cloudflare needs cloudflare-api-token-secret")
+        if self.solver != "dns01-cloudflare" and self.cloudflare_api_token_secret is not None:
+            raise ValueError("cloudflare-api-token-secret is only for solver dns01-cloudflare")
+        return self
+
+
+_PEM_BLOCK = re.compile(r"-----BEGIN CERTIFICATE-----([A-Za-z0-9+/=\s]*?)-----END CERTIFICATE-----")
+
+
+def _pem_certificates(value: str) -> str:
+    """PEM certificate blocks (RFC 7468), each base64 of a DER SEQUENCE, and nothing else but
+    whitespace: the text reaches a Secret, a ConfigMap and every node's trust store as is."""
+    blocks = list(_PEM_BLOCK.finditer(value))
+    rest = _PEM_BLOCK.sub("", value)
+    if not blocks or rest.strip() or re.search(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]", value):
+        raise ValueError(
+            "not a PEM certificate: '-----BEGIN CERTIFICATE-----', base64, "
+            "'-----END CERTIFICATE-----' (and only whitespace around)"
+        )
+    for block in blocks:
+        try:
+            der = base64.b64decode("".join(block.group(1).split()), validate=True)
+        except binascii.Error:
+            raise ValueError("a certificate block is not valid base64") from None
+        if der[:1] != b"\x30":
+            raise ValueError("a certificate block is not a DER certificate")
+    return value
+
+
+class PrivateCaConfig(Model):
+    """A private CA that exists before the platform needs it."""
+
+    source: Literal["config", "homelab"] = Field(
+        default="config",
+        description="`config`: the certificate below (and its key in a secret); `homelab`: the CA "
+        "the homelab layer of this stack made (tls.self-signed), from a run before the platform's.",
+    )
+    certificate: Annotated[str, AfterValidator(_pem_certificates)] | None = Field(
+        default=None, description="The CA certificate (PEM; public) for source `config`."
+    )
+    key_secret: SecretKey | None = Field(
+        default=None,
+        description="Config key (secret) with the CA's private key (PEM), for source `config` when "
+        "cert-manager is installed by this stack (its CA issuer signs with it).",
+    )
+
+    @model_validator(mode="after")
+    def _source(self) -> PrivateCaConfig:
+        if self.source == "config":
+            if not self.certificate:
+                raise ValueError("source 'config' needs certificate: the CA certificate in PEM")
+        elif self.certificate is not None or self.key_secret is not None:
+            raise ValueError("certificate and key-secret are only for source 'config'")
+        return self
+
+
+class NodeConfig(Model):
+    """A node of the cluster this program reaches over SSH to install the private CA."""
+
+    address: str = Field(description="`user@host[:port]`; the user needs root or password-less sudo.")
+    private_key_secret: SecretKey | None = Field(
+        default=None, description="Config key (secret) with the SSH private key (default: the SSH agent)."
+    )
+    runtime: Literal["containerd", "docker"] = Field(
+        default="containerd", description="The container runtime that pulls the node's images."
+    )
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str) -> str:
+        return ssh_address(value)
+
+    @property
+    def ssh(self) -> tuple[str, str, int]:
+        parts = ssh_parts(self.address)
+        assert parts is not None, "validated"
+        return parts
+
+
+class PlatformTlsConfig(Model):
+    """Who signs the platform's certificates, and who must trust that signer."""
+
+    mode: Literal["acme", "private-ca"] = Field(
+        default="private-ca",
+        description="`acme`: publicly trusted certificates; `private-ca`: your own CA, which every "
+        "client of Harbor (Pulumi's Harbor provider, builds, the nodes) must trust.",
+    )
+    acme: AcmeConfig | None = Field(default=None, description="The ACME account and solver (mode acme).")
+    ca: PrivateCaConfig | None = Field(default=None, description="The private CA (mode private-ca).")
+    nodes: list[NodeConfig] = Field(
+        default_factory=list,
+        description="The cluster's nodes, reached over SSH: the private CA is installed in their "
+        "system trust and their container runtime's registry CA directory.",
+    )
+    nodes_trust_ca: bool = Field(
+        default=False,
+        description="Every node already trusts the private CA (you installed it): nothing to install.",
+    )
+
+    @model_validator(mode="after")
+    def _mode(self) -> PlatformTlsConfig:
+        if self.mode == "acme":
+            if self.acme is None:
+                raise ValueError("mode 'acme' needs the acme section (email, solver)")
+            if self.ca is not None or self.nodes or self.nodes_trust_ca:
+                raise ValueError("ca, nodes and nodes-trust-ca are only for mode 'private-ca'")
+        else:
+            if self.acme is not None:
+                raise ValueError("the acme section is only for mode 'acme'")
+            if self.ca is None:
+                raise ValueError("mode 'private-ca' needs the ca section (source: config or homelab)")
+            if self.nodes and self.nodes_trust_ca:
+                raise ValueError("give nodes (installed by this program) or nodes-trust-ca, not both")
         return self
 
 
@@ -183,8 +328,32 @@ class PlatformConfig(Model):
         description="Config key (secret) with a GitHub token (repo, admin:repo_hook)."
     )
     gitops: GitOpsConfig
+    tls: PlatformTlsConfig | None = Field(
+        default=None,
+        description="Who signs the platform's certificates (mode acme or private-ca), and who must "
+        "trust the signer. Required.",
+    )
     components: ComponentsConfig = Field(default_factory=ComponentsConfig)
     projects: list[ProjectConfig] = Field(default_factory=list)
+
+    def tls_secret_keys(self) -> list[tuple[str, str]]:
+        """(key path, config key) of the secrets `tls` references."""
+        tls = self.tls
+        if tls is None:
+            return []
+        refs: list[tuple[str, str]] = []
+        if tls.acme is not None and tls.acme.cloudflare_api_token_secret:
+            refs.append(
+                ("platform.tls.acme.cloudflare-api-token-secret", tls.acme.cloudflare_api_token_secret)
+            )
+        if tls.ca is not None and tls.ca.key_secret:
+            refs.append(("platform.tls.ca.key-secret", tls.ca.key_secret))
+        refs += [
+            (f"platform.tls.nodes[{i}].private-key-secret", node.private_key_secret)
+            for i, node in enumerate(tls.nodes)
+            if node.private_key_secret
+        ]
+        return refs
 
     @property
     def has_connection(self) -> bool:
@@ -203,6 +372,7 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
         )
     if platform.kubeconfig_secret and platform.kubeconfig_path:
         problems.append((f"{base}.kubeconfig-path", "give kubeconfig-secret or kubeconfig-path, not both"))
+    problems += _tls_problems(platform, base)
     seen: set[str] = set()
     for i, project in enumerate(platform.projects):
         path = f"{base}.projects[{i}]"
@@ -224,3 +394,61 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
                     )
                 first_role.setdefault(key, role)
     return problems
+
+
+def _tls_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
+    tls = platform.tls
+    if tls is None:
+        return [
+            (
+                f"{base}.tls",
+                "say who signs the platform's certificates: mode 'acme' (publicly trusted, e.g. "
+                "Let's Encrypt through Cloudflare DNS-01) or mode 'private-ca' (your CA, which Pulumi's "
+                "machine and the cluster's nodes must trust)",
+            )
+        ]
+    problems: list[tuple[str, str]] = []
+    cert_manager = platform.components.cert_manager.enabled
+    if tls.mode == "private-ca" and tls.ca is not None and tls.ca.source == "config":
+        if cert_manager and tls.ca.key_secret is None:
+            problems.append(
+                (
+                    f"{base}.tls.ca.key-secret",
+                    "cert-manager's CA issuer signs with the CA's private key: set key-secret "
+                    "(or turn cert-manager off and bring your own issuer)",
+                )
+            )
+        if not cert_manager and tls.ca.key_secret is not None:
+            problems.append((f"{base}.tls.ca.key-secret", "only used when cert-manager is enabled"))
+    seen: dict[str, int] = {}
+    for i, node in enumerate(tls.nodes):
+        host = node.ssh[1]
+        if host in seen:
+            problems.append((f"{base}.tls.nodes[{i}].address", f"node {host!r} is listed twice"))
+        seen.setdefault(host, i)
+    return problems
+
+
+CA_NAME = "homelab-platform-ca"  # components/platform/trust.py installs it under this name
+
+
+def ca_origin(tls: PlatformTlsConfig) -> str:
+    """Where the private CA comes from, for messages."""
+    assert tls.ca is not None
+    if tls.ca.source == "config":
+        return "of platform.tls.ca.certificate"
+    return "the homelab layer made (stack output ca-certificate)"
+
+
+def node_instructions(registry_host: str, where: str) -> str:
+    """What to install where, when the program cannot reach the nodes."""
+    return (
+        f"every node of the cluster pulls app images from {registry_host}, whose certificate is "
+        f"signed by the private CA {where}; the program cannot reach the nodes. On each node install "
+        f"it in the system trust (/usr/local/share/ca-certificates/{CA_NAME}.crt, then "
+        "`update-ca-certificates`; Fedora/RHEL: /etc/pki/ca-trust/source/anchors/ and `update-ca-trust`) "
+        f"and as /etc/containerd/certs.d/{registry_host}/ca.crt (containerd) or "
+        f"/etc/docker/certs.d/{registry_host}/ca.crt (Docker), restart containerd, then set "
+        "platform.tls.nodes-trust-ca: true. Or list the nodes under platform.tls.nodes "
+        "(user@host) so this program installs it over SSH"
+    )

@@ -6,12 +6,16 @@ from dataclasses import dataclass, field
 
 import pulumi
 import pulumi_random as random
+import pulumi_tls as tls
 
-from components.docker.host import DockerHost, HostArgs, SshTarget
+from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
+from components.homelab import alerting, backup
+from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from stacks.config import StackConfig
+from stacks.config_homelab import HostConfig, public_host_key
 from stacks.plan import Plan, build_plan
 
 
@@ -20,9 +24,12 @@ class HomelabSecrets:
     """Secrets read from the stack config (always Pulumi secrets), by purpose."""
 
     host_keys: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # The private keys of the hosts' jump hosts, by host name.
+    proxy_keys: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     certificates: dict[str, pulumi.Output[str]] = field(default_factory=dict)
-    s3_access_key_id: pulumi.Output[str] | None = None
-    s3_secret_access_key: pulumi.Output[str] | None = None
+    # The backup section's secrets by the names the backup run reads (components/homelab/backup.py).
+    backup: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    alert_webhook_url: pulumi.Output[str] | None = None
 
 
 @dataclass
@@ -32,6 +39,8 @@ class Homelab:
     services: dict[str, Service]
     admin_password: pulumi.Output[str]
     ca: CertificateAuthority | None
+    backup_key: tls.PrivateKey | None = None
+    pre_upgrade: dict[str, PreUpgradeBackup] = field(default_factory=dict)
 
 
 def build_homelab(
@@ -45,9 +54,22 @@ def build_homelab(
 
     admin = random.RandomPassword("admin-password", length=26, special=False)
     shared: dict[str, pulumi.Output[str]] = {"admin-password": pulumi.Output.secret(admin.result)}
-    if secrets.s3_access_key_id is not None and secrets.s3_secret_access_key is not None:
-        shared["s3-access-key-id"] = secrets.s3_access_key_id
-        shared["s3-secret-access-key"] = secrets.s3_secret_access_key
+    shared.update(secrets.backup)
+    if backup.NOTIFY_URL in secrets.backup:
+        shared[backup.NOTIFY_URL] = secrets.backup[backup.NOTIFY_URL].apply(backup.notification_url)
+    backup_key = None
+    if config.backup.encryption == "age" and any(s.kind == "BackupSchedule" for s in plan.services):
+        if config.backup.age_recipients:
+            shared[backup.RECIPIENTS] = pulumi.Output.from_input(",".join(config.backup.age_recipients))
+        else:
+            # An ssh-ed25519 key pair, which age takes as recipient and identity
+            # (offen/docker-volume-backup v2.48.2: cmd/backup/encrypt_archive.go): the hosts get
+            # only the public key; the private key is the stack output `backup-identity`.
+            backup_key = tls.PrivateKey("backup-key", algorithm="ED25519")
+            shared[backup.RECIPIENTS] = backup_key.public_key_openssh.apply(lambda key: key.strip())
+    if secrets.alert_webhook_url is not None:
+        # Uploaded to Alertmanager as a file its config names; never in env or plain state.
+        shared[alerting.WEBHOOK_SECRET] = secrets.alert_webhook_url
 
     ca = None
     if config.tls.enabled:
@@ -73,7 +95,11 @@ def build_homelab(
                 root_dir=h.root,
                 install_docker=h.install_docker,
                 private_key=secrets.host_keys.get(h.name),
+                host_key=public_host_key(h.host_key),
+                trust_on_first_use=h.trust_on_first_use,
+                proxy=jump_host(h, secrets),
                 key_dir=key_dir,
+                stack=stack,
                 network_name=config.name,
                 labels=labels,
             ),
@@ -82,8 +108,12 @@ def build_homelab(
     safety = DataSafety(retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect)
     services: dict[str, Service] = {}
     backups = [s for s in plan.services if s.kind == "BackupSchedule"]
+    pre_upgrade = pre_upgrade_backups(config, plan, hosts)
     for spec in [s for s in plan.services if s.kind != "BackupSchedule"] + backups:
         after: list[pulumi.Resource] = []
+        if spec.name in pre_upgrade:
+            # Its containers are replaced only after the backup their change triggered.
+            after = [pre_upgrade[spec.name]]
         if spec.kind == "BackupSchedule":
             # The backup run mounts the other services' volumes: create it after them.
             after = [svc for svc in services.values() if svc.spec.host == spec.host]
@@ -93,7 +123,42 @@ def build_homelab(
             hosts[spec.host],
             after=after,
         )
-    return Homelab(plan, hosts, services, shared["admin-password"], ca)
+    return Homelab(plan, hosts, services, shared["admin-password"], ca, backup_key, pre_upgrade)
+
+
+def pre_upgrade_backups(
+    config: StackConfig, plan: Plan, hosts: dict[str, DockerHost]
+) -> dict[str, PreUpgradeBackup]:
+    """One pre-upgrade backup per stateful service on a host with a backup schedule."""
+    if not config.data.pre_upgrade_backup:
+        return {}
+    engines = {s.host: s for s in plan.services if s.kind == "BackupSchedule"}
+    found = {}
+    for spec in plan.services:
+        engine = engines.get(spec.host)
+        if spec.kind == "BackupSchedule" or engine is None or not spec.stateful_volumes:
+            continue
+        args = PreUpgradeBackupArgs(
+            spec,
+            config.name,
+            backup_container=f"{config.name}-{backup.CONTAINER}",
+            archive_prefix=backup.archive_prefix(config.name, spec.host),
+            encrypted=config.backup.encryption == "age",
+        )
+        found[spec.name] = PreUpgradeBackup(f"{spec.name}-pre-upgrade-backup", args, hosts[spec.host])
+    return found
+
+
+def jump_host(host: HostConfig, secrets: HomelabSecrets) -> JumpHost | None:
+    proxy = host.proxy
+    if proxy is None or proxy.ssh is None:
+        return None
+    return JumpHost(
+        SshTarget(*proxy.ssh),
+        host_key=public_host_key(proxy.host_key),
+        trust_on_first_use=proxy.trust_on_first_use,
+        private_key=secrets.proxy_keys.get(host.name),
+    )
 
 
 def export_homelab(config: StackConfig, lab: Homelab) -> None:
@@ -102,9 +167,14 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
     pulumi.export("admin-password", lab.admin_password)
     if lab.ca is not None:
         pulumi.export("ca-certificate", lab.ca.ca_cert_pem)
-    passphrases = {
-        name: svc.secrets["passphrase"] for name, svc in lab.services.items() if "passphrase" in svc.secrets
-    }
-    if passphrases:
-        pulumi.export("backup-passphrases", pulumi.Output.secret(passphrases))
+    if lab.backup_key is not None:
+        # The one thing to keep off the servers: it decrypts every backup archive.
+        pulumi.export("backup-identity", pulumi.Output.secret(lab.backup_key.private_key_openssh))
+        pulumi.export("backup-recipient", lab.backup_key.public_key_openssh.apply(lambda key: key.strip()))
+    for name, svc in lab.services.items():
+        if svc.credentials is not None:
+            pulumi.export(f"{name}-credentials", svc.credentials)
     pulumi.export("hosts", {name: host.args.docker_host for name, host in lab.hosts.items()})
+    if lab.pre_upgrade:
+        # The archive each service's last pre-upgrade backup wrote (or why it skipped).
+        pulumi.export("pre-upgrade-backups", {name: b.archive for name, b in lab.pre_upgrade.items()})

@@ -32,11 +32,23 @@ from components.docker.spec import (
     ServiceSpec,
     Volume,
 )
-from components.homelab import backup, databases, drupal, landing, mattermost, monitoring, proxy
+from components.homelab import (
+    alerting,
+    backup,
+    databases,
+    drill,
+    drupal,
+    landing,
+    mattermost,
+    monitoring,
+    proxy,
+)
 from components.homelab.images import IMAGES
 from components.homelab.portainer import portainer
+from components.homelab.schedule import ScheduleError, longest_gap
 from components.homelab.web import web
 from stacks.config import StackConfig
+from stacks.config_base import duration_seconds
 from stacks.config_homelab import CustomService
 
 
@@ -204,7 +216,12 @@ def build_plan(config: StackConfig) -> Plan:
         )
         plan.add(monitoring.grafana(args_g), "services.grafana")
 
-    def prometheus_spec(targets: tuple[monitoring.ScrapeTarget, ...]) -> ServiceSpec:
+    def prometheus_spec(
+        targets: tuple[monitoring.ScrapeTarget, ...],
+        rules: str = "",
+        probes: tuple[alerting.ProbeJob, ...] = (),
+    ) -> ServiceSpec:
+        alertmanager_on = any(x.kind == "Alertmanager" for x in plan.services)
         return monitoring.prometheus(
             monitoring.PrometheusArgs(
                 prometheus_basics,
@@ -212,12 +229,20 @@ def build_plan(config: StackConfig) -> Plan:
                 config.monitoring.scrape_interval,
                 config.monitoring.retention,
                 config.name,
+                rules=rules,
+                alertmanagers=(f"alertmanager:{alerting.ALERTMANAGER_PORT}",) if alertmanager_on else (),
+                probe_jobs=probes,
             )
         )
 
     if s.prometheus.enabled:
         # Its route is known now; its scrape targets once every other service is planned.
         plan.add(prometheus_spec(()), "services.prometheus")
+        if s.alertmanager.enabled:
+            plan.add(
+                alerting.alertmanager(_alertmanager_args(config, prometheus_basics.host)),
+                "services.alertmanager",
+            )
 
     if s.landing.enabled:
         b = _basics(config, "landing", s.landing)
@@ -242,34 +267,147 @@ def build_plan(config: StackConfig) -> Plan:
             )
             plan.add(proxy.haproxy(args_p), "proxy")
 
-    # Remote exporters publish their ports; then Prometheus gets every endpoint.
+    # Certificates of the routed host names, read by the blackbox exporter beside Prometheus.
+    addresses = {h.name: _dial(h.reachable_address) for h in config.hosts}
+    probes: list[alerting.TlsProbe] = []
+    if plan.prometheus_host is not None and config.tls.enabled and s.blackbox_exporter.enabled:
+        probes = alerting.tls_probes(routes_by_host, plan.prometheus_host, addresses, config.proxy.https_port)
+        if probes:
+            bb = s.blackbox_exporter
+            b = Basics(
+                plan.prometheus_host, bb.image or IMAGES["blackbox-exporter"], None, bb.memory_mb, bb.restart
+            )
+            plan.add(alerting.blackbox_exporter(b), "services.blackbox-exporter")
+
+    # Remote exporters publish their ports.
     plan.services = [_publish_remote_metrics(spec, plan.prometheus_host) for spec in plan.services]
+
+    # One backup run per host with stateful volumes; it stops (only) their writers.
+    if config.backup.enabled:
+        for host_cfg in config.hosts:
+            entries = backup.backup_set(plan.on_host(host_cfg.name), config.name)
+            if not entries:
+                continue
+            group = backup.backup_group(config.name, host_cfg.name)
+            plan.services = [
+                dataclasses.replace(x, backup_group=group)
+                if x.host == host_cfg.name and x.stateful_volumes
+                else x
+                for x in plan.services
+            ]
+            plan.add(backup.backup_schedule(backup_args(config, host_cfg.name, tuple(entries))), "backup")
+
+    # Then Prometheus gets every endpoint, and the alert rules derived from the whole plan.
     if plan.prometheus_host is not None:
-        addresses = {h.name: _dial(h.reachable_address) for h in config.hosts}
         scrape_from = [x for x in plan.services if x.name != "prometheus"]
         try:
             targets = monitoring.scrape_targets(scrape_from, plan.prometheus_host, addresses)
         except ValueError:
             targets = []  # reported with its key path by plan_problems
         targets.append(monitoring.prometheus_self(plan.prometheus_host))
+        probe_jobs = (alerting.tls_probe_job(probes),) if probes else ()
+        watches = _backup_watches(plan)
+        _record_backup_successes(plan, {w.host for w in watches})
+        rules = alerting.alert_rules(
+            alerting.rule_set(
+                plan.services,
+                [t.job for t in targets] + [j.name for j in probe_jobs],
+                watches,
+                tls=bool(probes),
+            ),
+            _thresholds(config),
+        )
+        # Restore drills report through the same textfile directories (automation/drill.py).
+        max_age = int(duration_seconds(config.data.restore_drills.max_age))
+        rules += drill.drill_rules(drill.drill_watches(plan.services, max_age), standalone=False)
         try:
-            final = prometheus_spec(tuple(targets))
+            final = prometheus_spec(tuple(targets), rules, probe_jobs)
         except ValueError:  # one job name, two metrics paths: reported by plan_problems
-            final = prometheus_spec((monitoring.prometheus_self(plan.prometheus_host),))
+            final = prometheus_spec((monitoring.prometheus_self(plan.prometheus_host),), rules, probe_jobs)
+        # The backup run of its host already stops it: keep the placeholder's stop label.
+        placeholder = next(x for x in plan.services if x.name == "prometheus")
+        final = dataclasses.replace(final, backup_group=placeholder.backup_group)
         plan.services = [final if x.name == "prometheus" else x for x in plan.services]
-
-    # One backup run per host with stateful volumes.
-    if config.backup.enabled:
-        bk = config.backup
-        for host_cfg in config.hosts:
-            entries = backup.backup_set(plan.on_host(host_cfg.name), config.name)
-            if not entries:
-                continue
-            target = bk.target or f"{host_cfg.root}/backups"
-            b = Basics(host_cfg.name, bk.image or IMAGES["volumerize"])
-            args_b = backup.BackupArgs(b, tuple(entries), bk.schedule, target, config.name)
-            plan.add(backup.volumerize(args_b), "backup")
     return plan
+
+
+def backup_directory(config: StackConfig, host: str) -> str | None:
+    """Where `host` keeps its archives, or None when it keeps none (backup.local off)."""
+    bk = config.backup
+    if not bk.local:
+        return None
+    return bk.directory or f"{config.host(host).root}/backups"
+
+
+def backup_args(config: StackConfig, host: str, entries: tuple[backup.BackupEntry, ...]) -> backup.BackupArgs:
+    bk = config.backup
+    s3 = ssh = webdav = None
+    if bk.s3 is not None:
+        s3 = backup.S3Storage(bk.s3.endpoint, bk.s3.protocol, bk.s3.bucket, bk.s3.path)
+    if bk.ssh is not None:
+        ssh = backup.SshStorage(*bk.ssh.target, bk.ssh.path)
+    if bk.webdav is not None:
+        webdav = backup.WebdavStorage(bk.webdav.url, bk.webdav.path, bk.webdav.username)
+    return backup.BackupArgs(
+        Basics(host, bk.image or IMAGES["backup"]),
+        entries,
+        bk.schedule,
+        prefix=config.name,
+        retention_days=bk.retention_days,
+        encrypted=bk.encryption == "age",
+        directory=backup_directory(config, host),
+        s3=s3,
+        ssh=ssh,
+        webdav=webdav,
+        notify=bk.notify_url_secret is not None,
+    )
+
+
+def _alertmanager_args(config: StackConfig, host: str) -> alerting.AlertmanagerArgs:
+    am, a = config.services.alertmanager, config.monitoring.alerting
+    receiver = a.receiver
+    return alerting.AlertmanagerArgs(
+        Basics(host, am.image or IMAGES["alertmanager"], None, am.memory_mb, am.restart),
+        alerting.Receiver(receiver.kind, receiver.channel) if receiver else None,
+        alerting.Routing(a.group_wait, a.group_interval, a.repeat_interval),
+    )
+
+
+def _thresholds(config: StackConfig) -> alerting.Thresholds:
+    t = config.monitoring.alerting.thresholds
+    return alerting.Thresholds(**t.model_dump())
+
+
+def _record_backup_successes(plan: Plan, hosts: set[str]) -> None:
+    """On `hosts`, node-exporter reads a textfile directory and the backup run records each
+    success there: what the BackupOverdue rule reads (the engine exposes no metrics)."""
+    volumes: dict[str, str] = {}
+    services = []
+    for x in plan.services:
+        if x.kind == "NodeExporter" and x.host in hosts:
+            x = alerting.with_textfile_collector(x)
+            volumes[x.host] = volume_name(plan.config.name, x, alerting.textfile_volume(x))
+        services.append(x)
+    plan.services = [
+        alerting.with_backup_success_hook(x, volumes[x.host])
+        if x.kind == "BackupSchedule" and x.host in volumes
+        else x
+        for x in services
+    ]
+
+
+def _backup_watches(plan: Plan) -> list[alerting.BackupWatch]:
+    """Hosts with a backup run whose node-exporter can report it, and how often it runs."""
+    try:
+        interval = longest_gap(plan.config.backup.schedule)
+    except ScheduleError:
+        return []  # reported with its key path by plan_problems
+    exporters = {x.host for x in plan.services if x.kind == "NodeExporter"}
+    return [
+        alerting.BackupWatch(x.host, interval)
+        for x in plan.services
+        if x.kind == "BackupSchedule" and x.host in exporters
+    ]
 
 
 Problems = list[tuple[str, str]]
@@ -483,6 +621,23 @@ def _resource_names(plan: Plan) -> Problems:
     return problems
 
 
+def _alerting(plan: Plan) -> Problems:
+    """A receiver needs Alertmanager; a backup run needs a schedule whose interval is known."""
+    config, problems = plan.config, []
+    s = config.services
+    if config.monitoring.alerting.receiver is not None and not (
+        s.prometheus.enabled and s.alertmanager.enabled
+    ):
+        message = "alerts are sent by Alertmanager: enable services.prometheus and services.alertmanager"
+        problems.append(("monitoring.alerting.receiver", message))
+    if plan.prometheus_host is not None and any(x.kind == "BackupSchedule" for x in plan.services):
+        try:
+            longest_gap(config.backup.schedule)
+        except ScheduleError as error:
+            problems.append(("backup.schedule", f"{error}; the backup alert needs its interval"))
+    return problems
+
+
 def plan_problems(config: StackConfig) -> Problems:
     """Everything wrong with a config that only shows once its services are planned."""
     problems = _unknown_hosts(config)
@@ -500,7 +655,7 @@ def plan_problems(config: StackConfig) -> Problems:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)
         )
-    problems += _scrape_addresses(plan) + _certificates(plan)
+    problems += _scrape_addresses(plan) + _certificates(plan) + _alerting(plan)
     # A clash of Docker names is also one of Pulumi names: one problem per key path.
     named = {path for path, _ in problems}
     return problems + [p for p in _resource_names(plan) if p[0] not in named]

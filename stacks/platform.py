@@ -6,6 +6,7 @@ SDKs, which a homelab-only stack never loads.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 
 import pulumi
@@ -16,13 +17,23 @@ from components.platform.access import ProjectAccess, ProjectArgs, Quota, gitops
 from components.platform.argocd import ArgoCd, ArgoCdArgs, GitHubSsoArgs
 from components.platform.cluster import ClusterArgs, KubernetesCluster
 from components.platform.gitops import GitOpsArgs, GitOpsRepository
-from components.platform.harbor import Harbor, HarborArgs
-from components.platform.ingress import CertManager, CertManagerArgs, IngressController, IngressControllerArgs
-from components.platform.postgres import PlatformPostgres, PostgresArgs
+from components.platform.harbor import ExternalDatabase, Harbor, HarborArgs
+from components.platform.ingress import (
+    AcmeIssuer,
+    CaIssuer,
+    CertManager,
+    CertManagerArgs,
+    IngressController,
+    IngressControllerArgs,
+)
+from components.platform.postgres import PlatformPostgres, PostgresArgs, ServiceDatabase
 from components.platform.tracing import Tracing, TracingArgs
-from stacks.config import StackConfig
+from components.platform.trust import Node, NodeTrust, NodeTrustArgs, machine_trusts, untrusted_ca_message
+from stacks.config import ConfigError, StackConfig
 from stacks.config_base import host_name
 from stacks.config_platform import PlatformConfig
+
+HARBOR_DATABASE = ServiceDatabase("harbor", "harbor-database")
 
 
 @dataclass
@@ -31,6 +42,18 @@ class PlatformSecrets:
     kubeconfig: pulumi.Output[str] | None = None
     sso_client_secret: pulumi.Output[str] | None = None
     notifications_webhook: pulumi.Output[str] | None = None
+    cloudflare_api_token: pulumi.Output[str] | None = None
+    ca_key: pulumi.Output[str] | None = None
+    node_keys: dict[int, pulumi.Output[str]] = field(default_factory=dict)
+
+
+@dataclass
+class PlatformCa:
+    """The private CA the platform's certificates chain to, as this run receives it."""
+
+    cert_pem: pulumi.Input[str]
+    key_pem: pulumi.Input[str] | None  # None: someone else's issuer signs
+    where: str  # for messages: where the CA comes from
 
 
 @dataclass
@@ -44,8 +67,10 @@ class Platform:
     gitops: GitOpsRepository | None = None
     projects: dict[str, ProjectAccess] = field(default_factory=dict)
     github: github.Provider | None = None
-    # The private CA behind the ingress certificates, when this stack made it.
-    ca_cert_pem: pulumi.Output[str] | None = None
+    # The private CA behind the platform's certificates (None: publicly trusted ones).
+    ca_cert_pem: pulumi.Input[str] | None = None
+    # What must exist before a node pulls from Harbor (the CA installed on the nodes).
+    node_trust: list[pulumi.Resource] = field(default_factory=list)
 
 
 def platform_domain(config: StackConfig) -> str:
@@ -53,11 +78,85 @@ def platform_domain(config: StackConfig) -> str:
     return config.platform.domain or config.domain
 
 
-def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
+def platform_ca(
+    config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None
+) -> PlatformCa | None:
+    """The private CA of mode private-ca: from config, or the homelab layer's (`homelab_ca`, a
+    components.homelab.tls.CertificateAuthority)."""
+    p = config.platform
+    assert p is not None and p.tls is not None
+    if p.tls.mode != "private-ca":
+        return None
+    ca = p.tls.ca
+    assert ca is not None, "validated"
+    if ca.source == "config":
+        assert ca.certificate is not None
+        return PlatformCa(ca.certificate, secrets.ca_key, "of platform.tls.ca.certificate")
+    assert homelab_ca is not None, "preflight: source homelab needs the homelab layer's CA"
+    return PlatformCa(
+        homelab_ca.ca_cert_pem,  # type: ignore[attr-defined]
+        homelab_ca.ca_key_pem,  # type: ignore[attr-defined]
+        "the homelab layer made (stack output ca-certificate)",
+    )
+
+
+def preflight_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """What stops the platform before any resource exists, beyond the config checks: a private
+    CA this machine does not trust (Pulumi's Harbor provider would fail on every call)."""
+    p = config.platform
+    if p is None or p.tls is None or p.tls.ca is None or p.tls.ca.source != "config":
+        return []  # a homelab CA is checked once it exists (`harbor_api_url`)
+    harbor = p.components.harbor
+    if not (p.tls.mode == "private-ca" and harbor.enabled and harbor.verify_tls):
+        return []
+    assert p.tls.ca.certificate is not None, "validated"
+    if machine_trusts(p.tls.ca.certificate) is not False:
+        return []
+    harbor_url = f"https://{host_name(harbor.hostname, platform_domain(config))}"
+    return [("platform.tls.ca.certificate", untrusted_ca_message(harbor_url, "of this setting"))]
+
+
+def harbor_api_url(url: str, ca: PlatformCa) -> pulumi.Output[str]:
+    """`url`, once this machine is known to trust the CA: the Harbor provider cannot be told a CA,
+    so it must not start (and fail on every call) when the CA is missing or not yet made."""
+    cert = pulumi.Output.from_input(ca.cert_pem)
+
+    async def checked() -> str:
+        if not await cert.is_known():
+            raise pulumi.RunError(
+                "platform.tls.ca: "
+                + untrusted_ca_message(url, f"{ca.where}, which does not exist yet")
+                + " A CA made in this run cannot be trusted in time: run `pulumi up` with "
+                "layers.platform off first, install the CA, then turn the platform on."
+            )
+        pem = await cert.future()
+        assert pem is not None
+        trusted = machine_trusts(pem)
+        if trusted is False:
+            raise pulumi.RunError("platform.tls.ca: " + untrusted_ca_message(url, ca.where))
+        if trusted is None:
+            pulumi.log.warn(
+                "cannot tell whether this machine trusts the platform CA (Go uses the system "
+                "verifier here); if Harbor calls fail with x509 errors, install the CA"
+            )
+        return url
+
+    return pulumi.Output.from_input(asyncio.ensure_future(checked()))
+
+
+def build_platform(
+    config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None = None
+) -> Platform:
+    """`homelab_ca`: the homelab layer's CertificateAuthority, for platform.tls.ca.source homelab."""
     p = config.platform
     assert p is not None, "validated: layers.platform needs the platform section"
+    assert p.tls is not None, "validated: platform.tls is required"
+    problems = preflight_problems(config)
+    if problems:
+        raise ConfigError(problems)
     domain = platform_domain(config)
     c = p.components
+    ca = platform_ca(config, secrets, homelab_ca)
 
     cluster = KubernetesCluster(
         "platform",
@@ -76,14 +175,29 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
             IngressController("ingress-nginx", IngressControllerArgs(p.ingress_class), cluster).release
         )
     if c.cert_manager.enabled:
-        cm = c.cert_manager
+        acme = None
+        if p.tls.acme is not None:
+            a = p.tls.acme
+            acme = AcmeIssuer(a.email, a.server, a.solver, secrets.cloudflare_api_token, tuple(a.dns_zones))
+        ca_issuer = None
+        if ca is not None:
+            assert ca.key_pem is not None, "validated: cert-manager's CA issuer needs the key"
+            ca_issuer = CaIssuer(ca.cert_pem, ca.key_pem)
         cert_manager = CertManager(
-            "cert-manager",
-            CertManagerArgs(p.cluster_issuer, cm.issuer, cm.acme_email, cm.acme_server, p.ingress_class),
-            cluster,
+            "cert-manager", CertManagerArgs(p.cluster_issuer, acme, ca_issuer, p.ingress_class), cluster
         )
         prerequisites.append(cert_manager.issuer)
-        platform.ca_cert_pem = cert_manager.ca_cert_pem
+    if ca is not None:
+        platform.ca_cert_pem = ca.cert_pem
+        harbor_host = host_name(c.harbor.hostname, domain)
+        if p.tls.nodes and c.harbor.enabled:
+            nodes = tuple(
+                Node(*n.ssh, runtime=n.runtime, private_key=secrets.node_keys.get(i))
+                for i, n in enumerate(p.tls.nodes)
+            )
+            platform.node_trust.extend(
+                NodeTrust("node-trust", NodeTrustArgs(ca.cert_pem, harbor_host, nodes)).commands
+            )
 
     if c.argocd.enabled:
         webhook_secret = random.RandomPassword("argocd-webhook-secret", length=40, special=False)
@@ -104,11 +218,40 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
             ),
             cluster,
         )
+    if c.postgres.enabled:
+        pg = c.postgres
+        platform.postgres = PlatformPostgres(
+            "postgres",
+            PostgresArgs(
+                "platform-db",
+                pg.instances,
+                pg.storage_size,
+                p.storage_class,
+                pg.database,
+                pg.owner,
+                services=(HARBOR_DATABASE,) if c.harbor.enabled else (),
+            ),
+            cluster,
+        )
     if c.harbor.enabled:
+        harbor_host = host_name(c.harbor.hostname, domain)
+        database, database_ready = None, []
+        if platform.postgres is not None:
+            # Harbor's database on the platform's PostgreSQL, created declaratively.
+            database = ExternalDatabase(
+                platform.postgres.host,
+                HARBOR_DATABASE.name,
+                HARBOR_DATABASE.name,
+                HARBOR_DATABASE.secret_name,
+            )
+            database_ready = platform.postgres.ready[HARBOR_DATABASE.name]
+        api_url = None
+        if ca is not None and c.harbor.verify_tls:
+            api_url = harbor_api_url(f"https://{harbor_host}", ca)
         platform.harbor = Harbor(
             "harbor",
             HarborArgs(
-                host_name(c.harbor.hostname, domain),
+                harbor_host,
                 p.ingress_class,
                 p.cluster_issuer,
                 c.harbor.registry_size,
@@ -116,9 +259,15 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
                 c.harbor.trivy,
                 c.harbor.verify_tls,
                 prerequisites,
+                ca_cert_pem=ca.cert_pem if ca is not None else None,
+                database=database,
+                database_ready=database_ready,
+                api_url=api_url,
             ),
             cluster,
         )
+        members = sorted({login for project in p.projects for login in project.roles_of()}, key=str.lower)
+        platform.harbor.add_users(members, dict(c.harbor.user_emails))
     if c.tracing.enabled:
         platform.tracing = Tracing(
             "tracing",
@@ -127,16 +276,6 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
             ),
             cluster,
         )
-    if c.postgres.enabled:
-        pg = c.postgres
-        platform.postgres = PlatformPostgres(
-            "postgres",
-            PostgresArgs(
-                "platform-db", pg.instances, pg.storage_size, p.storage_class, pg.database, pg.owner
-            ),
-            cluster,
-        )
-
     github_provider = github.Provider("github", owner=p.github_owner, token=secrets.github_token)
     platform.github = github_provider
     gitops_repo_url = None
@@ -172,6 +311,7 @@ def build_platform(config: StackConfig, secrets: PlatformSecrets) -> Platform:
             cluster,
             harbor_provider=platform.harbor.provider if platform.harbor else None,
             argocd=platform.argocd.release if platform.argocd else None,
+            harbor_users=platform.harbor.users if platform.harbor else None,
         )
     if platform.gitops is not None:
         platform.gitops.grant(gitops_permissions({x.name: x.roles_of() for x in p.projects}))
@@ -187,6 +327,9 @@ def export_platform(platform: Platform) -> None:
         outputs["harbor-url"] = platform.harbor.url
         outputs["registry-host"] = platform.harbor.registry_host
         pulumi.export("harbor-admin-password", platform.harbor.admin_password)
+        if platform.harbor.user_passwords:
+            # Each project member's Harbor login (user name: the lower-cased GitHub login).
+            pulumi.export("harbor-user-passwords", pulumi.Output.secret(platform.harbor.user_passwords))
     if platform.tracing is not None:
         outputs["tracing-url"] = platform.tracing.url
         outputs["otlp-endpoint"] = platform.tracing.otlp_endpoint

@@ -20,11 +20,26 @@ def read_homelab_secrets(config: StackConfig) -> Any:
     for h in config.hosts:
         if h.private_key_secret:
             secrets.host_keys[h.name] = cfg.require_secret(h.private_key_secret)
+        if h.proxy is not None and h.proxy.private_key_secret:
+            secrets.proxy_keys[h.name] = cfg.require_secret(h.proxy.private_key_secret)
     for fqdn, key in config.tls.certificates.items():
         secrets.certificates[fqdn] = cfg.require_secret(key)
-    if config.backup.s3_access_key_id_secret and config.backup.s3_secret_access_key_secret:
-        secrets.s3_access_key_id = cfg.require_secret(config.backup.s3_access_key_id_secret)
-        secrets.s3_secret_access_key = cfg.require_secret(config.backup.s3_secret_access_key_secret)
+    if config.backup.enabled:
+        from components.homelab import backup
+
+        bk = config.backup
+        keys = {backup.NOTIFY_URL: bk.notify_url_secret}
+        if bk.s3 is not None:
+            keys[backup.S3_ACCESS_KEY_ID] = bk.s3.access_key_id_secret
+            keys[backup.S3_SECRET_ACCESS_KEY] = bk.s3.secret_access_key_secret
+        if bk.ssh is not None:
+            keys[backup.SSH_PRIVATE_KEY] = bk.ssh.private_key_secret
+        if bk.webdav is not None:
+            keys[backup.WEBDAV_PASSWORD] = bk.webdav.password_secret
+        secrets.backup = {name: cfg.require_secret(key) for name, key in keys.items() if key}
+    receiver = config.monitoring.alerting.receiver
+    if receiver is not None:
+        secrets.alert_webhook_url = cfg.require_secret(receiver.url_secret)
     return secrets
 
 
@@ -36,11 +51,22 @@ def read_platform_secrets(config: StackConfig) -> Any:
     assert p is not None
     sso = p.components.argocd.sso
     webhook = config.notifications.webhook_url_secret if config.layers.apps else None
+    tls = p.tls
+    assert tls is not None
+    token = tls.acme.cloudflare_api_token_secret if tls.acme else None
+    ca_key = tls.ca.key_secret if tls.ca else None
     return PlatformSecrets(
         github_token=cfg.require_secret(p.github_token_secret),
         kubeconfig=cfg.require_secret(p.kubeconfig_secret) if p.kubeconfig_secret else None,
         sso_client_secret=cfg.require_secret(sso.client_secret_secret) if sso else None,
         notifications_webhook=cfg.require_secret(webhook) if webhook else None,
+        cloudflare_api_token=cfg.require_secret(token) if token else None,
+        ca_key=cfg.require_secret(ca_key) if ca_key else None,
+        node_keys={
+            i: cfg.require_secret(node.private_key_secret)
+            for i, node in enumerate(tls.nodes)
+            if node.private_key_secret
+        },
     )
 
 
@@ -62,10 +88,18 @@ def read_apps_secrets(config: StackConfig) -> Any:
 def main() -> None:
     try:
         config = load_config()
+        if config.layers.platform:
+            # Checks that need this machine or another layer, still before any resource.
+            from stacks.platform import preflight_problems
+
+            problems = preflight_problems(config)
+            if problems:
+                raise ConfigError(problems)
     except ConfigError as error:
         # RunError: Pulumi prints the message without a Python traceback.
         raise pulumi.RunError(str(error)) from None
 
+    lab = None
     if config.layers.homelab:
         from stacks.homelab import build_homelab, export_homelab
 
@@ -81,7 +115,7 @@ def main() -> None:
         # Imported here: the Kubernetes, GitHub and Harbor SDKs load only for this layer.
         from stacks.platform import build_platform, export_platform
 
-        platform = build_platform(config, read_platform_secrets(config))
+        platform = build_platform(config, read_platform_secrets(config), lab.ca if lab is not None else None)
         export_platform(platform)
         if config.layers.apps:
             from stacks.apps import build_apps, export_apps

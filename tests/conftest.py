@@ -2,6 +2,7 @@ import os
 import sys
 from pathlib import Path
 
+import pytest
 from hypothesis import HealthCheck, settings
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -32,3 +33,24 @@ def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: igno
         terminalreporter.section("property-based tests")
         for line in lines:
             terminalreporter.write_line(line)
+
+
+@pytest.fixture(scope="session", autouse=True)
+def machine_trusts_the_example_cas(tmp_path_factory):
+    """The test machine trusts the private CAs the examples use, as a user would have installed
+    them (the platform refuses a private CA Pulumi's machine does not trust): a CA bundle in
+    SSL_CERT_FILE and no other trust directory. Tests of the refusal change these variables."""
+    from harness import TRUSTED_CA_PEMS
+
+    folder = tmp_path_factory.mktemp("trust")
+    bundle = folder / "ca-certificates.crt"
+    bundle.write_text("".join(TRUSTED_CA_PEMS))
+    saved = {key: os.environ.get(key) for key in ("SSL_CERT_FILE", "SSL_CERT_DIR")}
+    os.environ["SSL_CERT_FILE"] = str(bundle)
+    os.environ["SSL_CERT_DIR"] = str(folder / "no-such-directory")
+    yield bundle
+    for key, value in saved.items():
+        if value is None:
+            os.environ.pop(key, None)
+        else:
+            os.environ[key] = value

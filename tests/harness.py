@@ -27,6 +27,8 @@ from pulumi.runtime import rpc
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 SECRET_MARK = "MOCKSECRET"
+# A real-format host public key (ssh-keygen -t ed25519) for SSH hosts in test configs.
+HOST_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpj6Tcv6KAlrYrgS4aiVp0R4PQZz6gbhBdmR60xRixk"
 
 
 def unwrap(value: Any, path: str = "", secret_paths: set[str] | None = None) -> Any:
@@ -69,6 +71,8 @@ class Resource:
     protect: bool = False
     dependencies: list[str] = field(default_factory=list)
     urn: str = ""
+    # customTimeouts as registered: {"create": "70m", ...} (empty strings dropped).
+    custom_timeouts: dict[str, str] = field(default_factory=dict)
 
     def input(self, path: str, default: Any = None) -> Any:
         value: Any = self.inputs
@@ -82,6 +86,19 @@ class Resource:
 def _fake(kind: str, name: str) -> str:
     digest = hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()[:16]
     return f"{SECRET_MARK}-{kind}-{digest}"
+
+
+def cert_pem(name: str) -> str:
+    """The certificate PEM the mocks give a tls SelfSignedCert/LocallySignedCert named `name`."""
+    return f"-----BEGIN CERTIFICATE-----\ncert-{name}\n-----END CERTIFICATE-----\n"
+
+
+# A private CA a stack config names (platform.tls.ca.certificate), as a user would paste it.
+# A stand-in CA certificate: base64 of a "DER" body (it starts with a SEQUENCE byte, 0x30).
+CONFIG_CA_PEM = "-----BEGIN CERTIFICATE-----\nMGNvbmZpZy1jYQ==\n-----END CERTIFICATE-----\n"
+# The CAs this test machine trusts (tests/conftest.py puts them in SSL_CERT_FILE): the homelab
+# layer's CA and the config CA, as if the user had installed them.
+TRUSTED_CA_PEMS = (cert_pem("tls-ca-cert"), CONFIG_CA_PEM)
 
 
 def _pem(label: str, name: str) -> str:
@@ -116,6 +133,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 options.get("protect", False),
                 options.get("dependencies", []),
                 urn,
+                options.get("custom_timeouts", {}),
             )
         )
         outputs = dict(inputs)
@@ -135,7 +153,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
             "tls:index/selfSignedCert:SelfSignedCert",
             "tls:index/locallySignedCert:LocallySignedCert",
         ):
-            outputs["certPem"] = f"-----BEGIN CERTIFICATE-----\ncert-{n}\n-----END CERTIFICATE-----\n"
+            outputs["certPem"] = cert_pem(n)
         elif t == "tls:index/certRequest:CertRequest":
             outputs["certRequestPem"] = (
                 f"-----BEGIN CERTIFICATE REQUEST-----\ncsr-{n}\n-----END CERTIFICATE REQUEST-----\n"
@@ -144,6 +162,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["nodeId"] = f"R_node_{inputs.get('name')}"  # GitHub's GraphQL id
         elif t == "harbor:index/robotAccount:RobotAccount":
             outputs["fullName"] = f"robot${inputs.get('name')}"
+        elif t == "time:index/static:Static":
+            outputs["rfc3339"] = "2026-01-02T03:04:05Z"  # the creation time, fixed in state
         elif t == "docker:index/remoteImage:RemoteImage":
             digest = hashlib.sha256(str(inputs.get("name")).encode()).hexdigest()
             outputs["imageId"] = f"sha256:{digest}"
@@ -190,6 +210,11 @@ class RecordingMonitor(pulumi_mocks.MockMonitor):
             "retain_on_delete": bool(request.retainOnDelete),
             "protect": bool(request.protect),
             "dependencies": list(request.dependencies),
+            "custom_timeouts": {
+                key: value
+                for key in ("create", "update", "delete")
+                if (value := getattr(request.customTimeouts, key, ""))
+            },
         }
         return super().RegisterResource(request)
 
@@ -333,6 +358,13 @@ def crd_schema(group: str, kind: str, version: str) -> dict[str, Any]:
     """The openAPIV3Schema of a served CRD version, as the pinned chart installs it."""
     path = DATA / "crds" / f"{group}_{kind}_{version}.schema.json"
     assert path.is_file(), f"no served CRD {kind} {group}/{version} in {path.parent}"
+    return json.loads(path.read_text())["schema"]  # type: ignore[no-any-return]
+
+
+def provider_schema(provider: str) -> dict[str, Any]:
+    """The parts of a reduced provider schema the tests read (scripts/derive_test_data.py)."""
+    path = DATA / "providers" / f"{provider}.json"
+    assert path.is_file(), f"no provider schema {path.name}: run scripts/derive_test_data.py"
     return json.loads(path.read_text())["schema"]  # type: ignore[no-any-return]
 
 

@@ -108,8 +108,11 @@ DEFAULT_RESOURCES = {
     "limits": {"cpu": "500m", "memory": "256Mi"},
 }
 HELLO_DOCKERFILE = (
-    "FROM nginxinc/nginx-unprivileged:1.28.0-alpine\n"
-    "RUN echo 'hello from the homelab platform' > /usr/share/nginx/html/index.html\n"
+    "FROM nginxinc/nginx-unprivileged:1.28.3-alpine\n"
+    "RUN mkdir -p /etc/nginx/html \\\n"
+    " && echo 'hello from the homelab platform' > /etc/nginx/html/index.html \\\n"
+    " && printf 'server {\\n  listen 8080;\\n  root /etc/nginx/html;\\n}\\n'"
+    " > /etc/nginx/conf.d/default.conf\n"
     "EXPOSE 8080\n"
 )
 WEB = App(
@@ -117,7 +120,7 @@ WEB = App(
     name="web",
     repository="acme-lab/web",
     ref="main",
-    dockerfile="/workspace/src/docker/Dockerfile",
+    dockerfile="/workspace/context/docker/Dockerfile",
     created=False,
     port=8080,
     health_path="/healthz",
@@ -139,7 +142,7 @@ SHOP = App(
     name="shop",
     repository="acme-lab/shop",
     ref="v1.4.2",
-    dockerfile="/workspace/src/Dockerfile",
+    dockerfile="/workspace/context/Dockerfile",
     created=False,
     port=3000,
     health_path="/",
@@ -463,9 +466,21 @@ def test_kaniko_builds_and_pushes_over_tls(apps, app):
         assert not any(a.startswith(flag) for a in kaniko["args"]), flag
 
 
+def private_ca(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    """The platform on the homelab layer's private CA instead of ACME."""
+    config["platform"]["tls"] = {"mode": "private-ca", "ca": {"source": "homelab"}, "nodes-trust-ca": True}
+    secrets.pop("cloudflare-token")
+
+
+@pytest.fixture(scope="module")
+def private_ca_apps(tmp_path_factory) -> RecordingMocks:
+    return run_variant(tmp_path_factory, private_ca)
+
+
 @pytest.mark.parametrize("app", APPS, ids=lambda a: f"{a.project}/{a.name}")
-def test_kaniko_trusts_the_platform_ca_for_harbor(apps, app):
-    """The example's cert-manager issuer is our own CA: builds verify Harbor against it."""
+def test_kaniko_trusts_the_private_ca_for_harbor(private_ca_apps, app):
+    """With a private CA, builds verify Harbor against it."""
+    apps = private_ca_apps
     job = build_job(apps, app)
     kaniko = container(job, "kaniko")
     assert arg(kaniko, "registry-certificate") == [f"{REGISTRY}=/etc/registry-ca/ca.crt"]
@@ -480,14 +495,15 @@ def test_kaniko_trusts_the_platform_ca_for_harbor(apps, app):
     assert configmap.urn in job.dependencies
 
 
-def test_without_a_private_ca_builds_use_the_system_trust(tmp_path_factory):
-    mocks = run_variant(
-        tmp_path_factory,
-        lambda config, secrets: config["platform"]["components"].update({"cert-manager": {"enabled": False}}),
-    )
-    kaniko = container(build_job(mocks, WEB), "kaniko")
+@ids
+def test_with_acme_builds_use_the_system_trust(apps, app):
+    """The example's certificates are publicly trusted (ACME): no CA is handed to the build."""
+    kaniko = container(build_job(apps, app), "kaniko")
     assert arg(kaniko, "registry-certificate") == []
-    assert "platform-ca-certificate" not in mocks.outputs
+    assert not [
+        r for r in apps.of_type("kubernetes:core/v1:ConfigMap") if r.input("metadata.name") == "registry-ca"
+    ]
+    assert "platform-ca-certificate" not in apps.outputs
 
 
 def test_shop_passes_its_build_arg(apps):

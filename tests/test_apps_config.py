@@ -49,7 +49,7 @@ def adopt_and_create(config: dict[str, Any], secrets: dict[str, str]) -> None:
 def apps_without_platform(config: dict[str, Any], secrets: dict[str, str]) -> None:
     config["layers"]["platform"] = False
     # The platform's secrets are referenced by nothing now: unset them as a user would.
-    del secrets["kubeconfig"], secrets["github-token"]
+    del secrets["kubeconfig"], secrets["github-token"], secrets["cloudflare-token"]
 
 
 def application_names_clash(config: dict[str, Any], secrets: dict[str, str]) -> None:

@@ -25,9 +25,10 @@ from pulumi.automation import CommandResult, events
 from pulumi.automation import errors as auto_errors
 
 import automation.workspace as workspace
+from automation import backup as backups
 from automation import cli
 from automation import validate as offline
-from automation.backup import BackupError, execute, run_spec
+from automation.backup import BackupError, HostBackup, host_backup
 from automation.progress import Progress
 from automation.traces import DeploymentTrace, export
 from automation.workspace import INSTALL_HELP, MissingCliError, StackOptions, open_stack
@@ -43,19 +44,26 @@ EXAMPLE_SECRETS = {
     "apps.yaml": [
         ("platform.kubeconfig-secret", "kubeconfig"),
         ("platform.github-token-secret", "github-token"),
+        ("platform.tls.acme.cloudflare-api-token-secret", "cloudflare-token"),
         ("apps[2].secret-env.STRIPE_KEY", "shop-stripe-key"),
         ("notifications.webhook-url-secret", "mattermost-webhook"),
     ],
     "multi-host.yaml": [
         ("hosts[0].private-key-secret", "ops-ssh-key"),
         ("hosts[1].private-key-secret", "apps-ssh-key"),
+        ("hosts[1].proxy.private-key-secret", "bastion-ssh-key"),
     ],
     "platform.yaml": [
         ("platform.kubeconfig-secret", "kubeconfig"),
         ("platform.github-token-secret", "github-token"),
         ("platform.components.argocd.sso.client-secret-secret", "github-oauth-secret"),
+        ("platform.tls.nodes[0].private-key-secret", "node-ssh-key"),
+        ("platform.tls.nodes[1].private-key-secret", "node-ssh-key"),
     ],
-    "single-host.yaml": [("hosts[0].private-key-secret", "server-ssh-key")],
+    "single-host.yaml": [
+        ("hosts[0].private-key-secret", "server-ssh-key"),
+        ("monitoring.alerting.receiver.url-secret", "alerts-webhook"),
+    ],
 }
 
 
@@ -108,9 +116,9 @@ def test_validate_dev_prints_the_plan() -> None:
     assert "services:" in out
     assert "  portainer (Portainer) on local: routes infra.localhost; volumes portainer-data" in out
     assert "  grafana (Grafana) on local: routes monitoring.localhost; volumes grafana-data" in out
-    assert "  mysql (MySQL) on local: routes tcp://kodidb.localhost:3307; volumes mysql-data" in out
+    assert "mysql" not in out  # off unless enabled
     assert "  landing (LandingPage) on local: routes home.localhost\n" in out
-    assert "volumerize-local (BackupSchedule) on local" in out
+    assert "backup-local (BackupSchedule) on local" in out
     assert "Traceback" not in result.stderr
 
 
@@ -124,7 +132,7 @@ def test_validate_dev_json() -> None:
     assert services["grafana"]["routes"] == ["monitoring.localhost"]
     assert services["grafana"]["volumes"] == ["grafana-data"]
     assert services["grafana"]["host"] == "local"
-    assert services["mysql"]["routes"] == ["tcp://kodidb.localhost:3307"]
+    assert "mysql" not in services
     assert all(s["images"] for s in plan["services"])
     assert plan["urls"] == {
         "portainer": "https://infra.localhost/",
@@ -215,6 +223,7 @@ PLATFORM = {
         "github-owner": "acme",
         "github-token-secret": "github-token",
         "gitops": {"repository": "acme/gitops"},
+        "tls": {"mode": "acme", "acme": {"email": "ops@acme.example", "solver": "http01"}},
     },
 }
 
@@ -829,15 +838,15 @@ class FakeStack:
         self.calls.append(operation)
         for _, event in self.recorded:
             on_event(event)
-        if self.fail:
+        if self.fail and operation != "preview":  # `up` previews first, for the guard
             raise auto_errors.CommandError(
                 CommandResult(stdout="", stderr="error: update failed\n", code=255)
             )
 
-    def up(self, on_event: Any) -> None:
+    def up(self, on_event: Any, **kwargs: Any) -> None:
         self._run("up", on_event)
 
-    def preview(self, on_event: Any) -> None:
+    def preview(self, on_event: Any, **kwargs: Any) -> None:
         self._run("preview", on_event)
 
     def destroy(self, on_event: Any) -> None:
@@ -880,7 +889,7 @@ def test_run_operation_exports_a_trace_and_prints_the_summary(
     options = traced_project(tmp_path, endpoint)
     out = io.StringIO()
     assert cli.run_operation("up", options, out) == 0, out.getvalue()
-    assert stack.calls == ["up"]
+    assert stack.calls == ["preview", "up"]  # the guard's preview first
     assert opened == [(options, "pw")]
     text = out.getvalue()
     assert "operation resource" in text
@@ -972,7 +981,7 @@ def test_outputs_hide_secrets(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -
     assert json.loads(out.getvalue())["pw"] == "x"
 
 
-# ---- 5. backup / restore ------------------------------------------------------------------
+# ---- 5. backup / restore (the real-engine runs are in tests/test_restore.py) ---------------
 
 
 def example(name: str) -> Any:
@@ -996,180 +1005,186 @@ CASES = [
 ]
 
 
-@pytest.mark.parametrize(("file", "host", "docker_host", "target"), CASES)
-def test_backup_spec(file: str, host: str, docker_host: str, target: str) -> None:
+@pytest.mark.parametrize(("file", "host", "docker_host", "directory"), CASES)
+def test_host_backup_comes_from_the_plan(file: str, host: str, docker_host: str, directory: str) -> None:
     config = example(file)
     volumes, owners = expected_entries(config, host)
     assert volumes and owners
-    spec = run_spec(config, host, "backup")
-    assert spec.docker_host == docker_host
-    assert spec.mode == "backup"
-    assert spec.command == ("backup",)
-    assert {v for v, _, _ in spec.volumes} == volumes
-    assert len(spec.volumes) == len(volumes)
-    assert all(path == f"/source/{v}" and ro for v, path, ro in spec.volumes)
-    assert set(spec.stop) == owners and len(spec.stop) == len(owners)
-    assert spec.binds == ((target, "/backup"),)
-    assert spec.env == {"VOLUMERIZE_SOURCE": "/source", "VOLUMERIZE_TARGET": "file:///backup"}
-    assert spec.pass_env == ("PASSPHRASE",)
-    args = spec.docker_args()
-    assert args[:4] == ["run", "--rm", "--name", spec.name]
-    assert args[-2:] == [spec.image, "backup"]
-    for volume in volumes:
-        assert f"{volume}:/source/{volume}:ro" in args
-    assert f"{target}:/backup" in args
-    assert args[args.index("PASSPHRASE") - 1] == "-e"
+    hb = host_backup(config, host)
+    assert hb.docker_host == docker_host
+    assert hb.directory == directory
+    assert {e.volume for e in hb.entries} == volumes and len(hb.entries) == len(volumes)
+    assert {e.container for e in hb.entries} == owners
+    assert hb.container == "homelab-backup"
+    assert hb.archive_prefix == f"homelab-{host}-"
+    assert hb.image == "offen/docker-volume-backup:v2.48.2"
 
 
-def test_backup_spec_knows_the_services_of_each_host() -> None:
+def test_host_backup_knows_the_services_of_each_host() -> None:
     config = example("multi-host.yaml")
-    ops = run_spec(config, "ops", "backup")
-    apps = run_spec(config, "apps", "backup")
-    assert set(ops.stop) == {"homelab-grafana", "homelab-portainer", "homelab-prometheus"}
-    assert "homelab_mysql_data" in {v for v, _, _ in apps.volumes}
-    assert "homelab_metrics_demo_html" in {v for v, _, _ in apps.volumes}  # custom service volume
-    assert "homelab-mysql" in apps.stop and "homelab-mysql" not in ops.stop
-    assert not {v for v, _, _ in ops.volumes} & {v for v, _, _ in apps.volumes}
-
-
-@pytest.mark.parametrize(("file", "host", "docker_host", "target"), CASES)
-def test_restore_specs(file: str, host: str, docker_host: str, target: str) -> None:
-    config = example(file)
-    backup = run_spec(config, host, "backup")
-    restore = run_spec(config, host, "restore")
-    dry_run = run_spec(config, host, "restore-dry-run")
-    assert restore.command == ("restore",)
-    assert dry_run.command == ("restore", "--dry-run")
-    assert all(not ro for _, _, ro in restore.volumes)
-    assert all(ro for _, _, ro in dry_run.volumes)
-    for spec in (restore, dry_run):
-        assert [(v, p) for v, p, _ in spec.volumes] == [(v, p) for v, p, _ in backup.volumes]
-        assert spec.stop == backup.stop
-        assert spec.binds == ((target, "/backup"),)
-        assert spec.docker_host == docker_host
-    args = restore.docker_args()
-    assert args[-1] == "restore"
-    assert not any(a.endswith(":ro") for a in args)
-    assert dry_run.docker_args()[-2:] == ["restore", "--dry-run"]
-
-
-def test_s3_target_passes_credentials_by_name_only(tmp_path: Path) -> None:
-    document = yaml.safe_load((EXAMPLES / "single-host.yaml").read_text())
-    document["config"]["homelab:backup"] = {
-        "target": "s3://s3.eu-west-1.amazonaws.com/lab-backups/homelab",
-        "s3-access-key-id-secret": "s3-key-id",
-        "s3-secret-access-key-secret": "s3-secret-key",
+    ops, apps = host_backup(config, "ops"), host_backup(config, "apps")
+    assert {e.container for e in ops.entries} == {
+        "homelab-alertmanager",
+        "homelab-grafana",
+        "homelab-portainer",
+        "homelab-prometheus",
     }
-    document["config"]["homelab:s3-key-id"] = {"secure": "v1:AKIAEXAMPLEVALUE"}
-    document["config"]["homelab:s3-secret-key"] = {"secure": "v1:wJalrEXAMPLESECRET"}
-    path = tmp_path / "Pulumi.s3.yaml"
-    path.write_text(yaml.safe_dump(document))
-    config = offline.load(tmp_path, "s3", require_secrets=False)
-    spec = run_spec(config, "server", "backup")
-    assert spec.env["VOLUMERIZE_TARGET"] == "s3://s3.eu-west-1.amazonaws.com/lab-backups/homelab"
-    assert spec.binds == ()
-    assert set(spec.pass_env) == {"PASSPHRASE", "AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY"}
-    args = spec.docker_args()
-    for name in spec.pass_env:
-        assert args[args.index(name) - 1] == "-e"
-    assert not any(a.startswith(("PASSPHRASE=", "AWS_")) and "=" in a for a in args)
-    assert not any("EXAMPLE" in a for a in args)
-    assert "/backup" not in " ".join(args)
+    assert "homelab_mysql_data" in {e.volume for e in apps.entries}
+    assert "homelab_metrics_demo_html" in {e.volume for e in apps.entries}  # custom service volume
+    assert not {e.volume for e in ops.entries} & {e.volume for e in apps.entries}
+    assert [e.volume for e in apps.select("mysql")] == ["homelab_mysql_data"]
+    with pytest.raises(BackupError, match="service 'grafana' has no stateful volume on host 'apps'"):
+        apps.select("grafana")
 
 
 def test_local_host_uses_the_docker_socket() -> None:
-    config = offline.load(ROOT, "dev")
-    spec = run_spec(config, "local", "backup")
-    assert spec.docker_host == "unix:///var/run/docker.sock"
-    assert spec.binds == (("/opt/homelab/backups", "/backup"),)
+    hb = host_backup(offline.load(ROOT, "dev"), "local")
+    assert hb.docker_host == "unix:///var/run/docker.sock"
+    assert hb.directory == "/opt/homelab/backups"
 
 
 def test_unknown_host_is_a_backup_error() -> None:
     with pytest.raises(BackupError, match="unknown host 'nas'.*server"):
-        run_spec(example("single-host.yaml"), "nas", "backup")
+        host_backup(example("single-host.yaml"), "nas")
 
 
-def test_unknown_host_through_the_cli_is_exit_1() -> None:
-    result = cli_run("backup", "--host", "nas", "--stack", "dev")
+@pytest.mark.parametrize("command", ["backup", "backups"])
+def test_unknown_host_through_the_cli_is_exit_1(command: str) -> None:
+    result = cli_run(command, "--host", "nas", "--stack", "dev")
     assert result.returncode == 1
     assert "unknown host 'nas' (hosts: local)" in result.stderr
 
 
-class FakeDocker:
-    """Records `docker` calls; `stop` of a container in `unstoppable` fails."""
+def test_restore_needs_an_archive() -> None:
+    result = run_cli("restore", "--host", "local")
+    assert result.returncode == 2 and "--archive" in result.stderr
 
-    def __init__(self, unstoppable: tuple[str, ...] = (), run_fails: bool = False) -> None:
+
+def test_backups_without_a_local_directory_says_where_to_look(tmp_path: Path) -> None:
+    config = {
+        "homelab:backup": {
+            "local": False,
+            "s3": {"bucket": "lab-backups", "access-key-id-secret": "k", "secret-access-key-secret": "s"},
+        }
+    }
+    path = write_stack(tmp_path, config)
+    result = cli_run("backups", "--host", "local", "--file", str(path))
+    assert result.returncode == 1
+    assert "host 'local' keeps no archives (backup.local is off)" in result.stderr
+
+
+class FakeDocker(backups.DockerCli):
+    """Records calls; answers `ps`, `volume inspect`, `stop`, `start`, `exec` from tables."""
+
+    def __init__(self, users: dict[str, list[str]], unstoppable: tuple[str, ...] = ()) -> None:
+        super().__init__("unix:///fake.sock")
+        self.users, self.unstoppable = users, unstoppable
         self.calls: list[list[str]] = []
-        self.unstoppable = unstoppable
-        self.run_fails = run_fails
 
-    def __call__(self, args: Any) -> subprocess.CompletedProcess[str]:
+    def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
         args = list(args)
         self.calls.append(args)
-        code = 0
-        if args[3] == "stop" and args[4] in self.unstoppable:
+        code, out = 0, b""
+        if args[0] == "ps":
+            out = "\n".join(self.users.get(args[2].removeprefix("volume="), [])).encode()
+        elif args[0] == "stop" and args[1] in self.unstoppable:
             code = 1
-        if args[3] == "run" and self.run_fails:
-            code = 125
-        return subprocess.CompletedProcess(args, code, stdout="", stderr="boom" if code else "")
+        return subprocess.CompletedProcess(args, code, out, b"permission denied" if code else b"")
 
-    def verbs(self) -> list[tuple[str, str]]:
-        return [(c[3], c[4] if c[3] in ("stop", "start") else c[-1]) for c in self.calls]
+    def feed(self, args: Any, write: Any) -> tuple[int, bytes]:
+        self.calls.append(list(args))
+        write(io.BytesIO())
+        return 0, b""
 
 
-def test_execute_stops_runs_and_starts_in_order() -> None:
-    spec = run_spec(example("multi-host.yaml"), "ops", "backup")
-    docker = FakeDocker()
-    execute(spec, docker="docker", runner=docker)
-    assert all(c[:3] == ["docker", "-H", "ssh://deploy@ops.lab.example.com:22"] for c in docker.calls)
-    assert docker.verbs() == [
-        ("stop", "homelab-grafana"),
-        ("stop", "homelab-portainer"),
-        ("stop", "homelab-prometheus"),
-        ("run", "backup"),
-        ("start", "homelab-grafana"),
-        ("start", "homelab-portainer"),
-        ("start", "homelab-prometheus"),
+def tiny_archive(path: Path, volumes: dict[str, bytes]) -> Path:
+    """An archive in the engine's layout: /backup/<volume>/file."""
+    import tarfile
+
+    with tarfile.open(path, "w:gz") as tar:
+        for volume, data in volumes.items():
+            info = tarfile.TarInfo(f"/backup/{volume}/file")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path: Path) -> None:
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    volumes = {e.volume: b"x" for e in hb.entries}
+    archive = tiny_archive(tmp_path / "a.tar.gz", volumes)
+    users = {e.volume: [e.container, "homelab-backup"] for e in hb.entries}
+    docker = FakeDocker(users, unstoppable=("homelab-portainer",))
+    plan = backups.plan_restore(hb, archive, None, docker)
+    assert plan.stop == [
+        "homelab-alertmanager",
+        "homelab-backup",
+        "homelab-grafana",
+        "homelab-portainer",
+        "homelab-prometheus",
     ]
-    assert docker.calls[3][3:] == spec.docker_args()
-
-
-def test_restore_refuses_when_a_container_does_not_stop() -> None:
-    spec = run_spec(example("multi-host.yaml"), "ops", "restore")
-    docker = FakeDocker(unstoppable=("homelab-portainer",))
     with pytest.raises(BackupError, match="refusing to restore: could not stop homelab-portainer"):
-        execute(spec, runner=docker)
-    verbs = docker.verbs()
-    assert not any(verb == "run" for verb, _ in verbs)
-    assert verbs == [
+        backups.execute_restore(plan, archive, docker, io.StringIO())
+    verbs = [(c[0], c[1]) for c in docker.calls if c[0] in ("stop", "start", "run")]
+    assert verbs[-7:] == [
+        ("stop", "homelab-alertmanager"),
+        ("stop", "homelab-backup"),
         ("stop", "homelab-grafana"),
         ("stop", "homelab-portainer"),
-        ("stop", "homelab-prometheus"),
+        ("start", "homelab-alertmanager"),
+        ("start", "homelab-backup"),
         ("start", "homelab-grafana"),
-        ("start", "homelab-prometheus"),
     ]
+    assert not [c for c in docker.calls if c[0] == "run"]
 
 
-def test_backup_runs_even_when_a_container_does_not_stop() -> None:
-    spec = run_spec(example("multi-host.yaml"), "ops", "backup")
-    docker = FakeDocker(unstoppable=("homelab-portainer",))
-    execute(spec, runner=docker)
-    verbs = docker.verbs()
-    assert ("run", "backup") in verbs
-    assert ("start", "homelab-portainer") not in verbs
-    assert verbs[-2:] == [("start", "homelab-grafana"), ("start", "homelab-prometheus")]
+def test_restore_runs_one_helper_per_volume_between_stop_and_start(tmp_path: Path) -> None:
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" for e in hb.entries})
+    docker = FakeDocker({e.volume: [e.container] for e in hb.entries})
+    plan = backups.plan_restore(hb, archive, "grafana", docker)
+    backups.execute_restore(plan, archive, docker, io.StringIO(), image="helper:1")
+    verbs = [c[0] for c in docker.calls if c[0] in ("stop", "start", "run")]
+    assert verbs == ["stop", "run", "start"]
+    (run,) = [c for c in docker.calls if c[0] == "run"]
+    assert run[:6] == ["run", "-i", "--name", "homelab-restore", "--rm", "--network"]
+    assert "type=volume,source=homelab_grafana_data,target=/restore" in run
+    assert run[run.index("--entrypoint") + 1 :][:3] == ["sh", "helper:1", "-c"]
 
 
-def test_restore_dry_run_also_runs_when_a_container_does_not_stop() -> None:
-    spec = run_spec(example("multi-host.yaml"), "ops", "restore-dry-run")
-    docker = FakeDocker(unstoppable=("homelab-portainer",))
-    execute(spec, runner=docker)
-    assert ("run", "--dry-run") in docker.verbs()
+def test_archive_entries_outside_backup_are_refused(tmp_path: Path) -> None:
+    import tarfile
+
+    path = tmp_path / "odd.tar.gz"
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("/etc/passwd"), io.BytesIO(b""))
+    with pytest.raises(BackupError, match="outside /backup: not an archive of this backup engine"):
+        backups.read_archive(path)
+    with tarfile.open(path, "w:gz") as tar:
+        tar.addfile(tarfile.TarInfo("/backup/v/../../etc/passwd"), io.BytesIO(b""))
+    with pytest.raises(BackupError, match="unsafe entry"):
+        backups.read_archive(path)
 
 
-def test_a_failed_run_restarts_the_containers_and_raises() -> None:
-    spec = run_spec(example("multi-host.yaml"), "ops", "backup")
-    docker = FakeDocker(run_fails=True)
-    with pytest.raises(BackupError, match="volumerize backup failed: boom"):
-        execute(spec, runner=docker)
-    assert [v for v, _ in docker.verbs()][-3:] == ["start", "start", "start"]
+def test_an_encrypted_archive_needs_an_identity(tmp_path: Path) -> None:
+    archive = tmp_path / "homelab-local-2026.tar.gz.age"
+    archive.write_bytes(b"age-encryption.org/v1")
+    with pytest.raises(BackupError, match="is encrypted: give --identity FILE"):
+        backups.decrypt(archive, None, tmp_path)
+    with pytest.raises(BackupError, match="GPG-encrypted"):
+        backups.decrypt(tmp_path / "x.tar.gz.gpg", None, tmp_path)
+
+
+def test_archive_listing_renders_age_and_size() -> None:
+    hb = host_backup(offline.load(ROOT, "dev"), "local")
+    now = 1_800_000_000.0
+    archives = [
+        backups.Archive("homelab-local-b.tar.gz.age", 3 * 1024 * 1024, int(now - 5 * 3600 - 120)),
+        backups.Archive("homelab-local-a.tar.gz.age", 512, int(now - 3 * 86400 - 7200)),
+    ]
+    text = backups.render_archives(hb, archives, now)
+    lines = text.splitlines()
+    assert lines[1].split() == ["homelab-local-b.tar.gz.age", "5h", "2m", "3.0", "MiB"]
+    assert lines[2].split() == ["homelab-local-a.tar.gz.age", "3d", "2h", "512", "B"]
+    assert lines[3] == "2 archive(s) in /opt/homelab/backups on host local"
+    assert HostBackup.__name__ in repr(hb)

@@ -10,14 +10,14 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import RecordingMocks, run_invalid, run_program
+from harness import HOST_KEY, RecordingMocks, run_invalid, run_program
 
 from automation import validate as offline
 from stacks.checks import validate
 from stacks.config import ConfigError
 
 WHOAMI = "traefik/whoami:v1.11.0"
-SSH = {"name": "server", "address": "deploy@server.example.com"}
+SSH = {"name": "server", "address": "deploy@server.example.com", "host-key": HOST_KEY}
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 
@@ -279,23 +279,24 @@ PLATFORM_SECRETS = {"kubeconfig": "k", "github-token": "t"}
 @pytest.mark.parametrize(
     ("fields", "path", "fragment"),
     [
-        ({"acme-email": "not-an-email"}, "acme-email", "e-mail address"),
-        ({"acme-email": "ops@example.com\n"}, "acme-email", "e-mail address"),
-        (
-            {"acme-email": "ops@example.com", "acme-server": "http://acme.example.com/dir"},
-            "acme-server",
-            "https",
-        ),
-        ({"acme-email": "ops@example.com", "acme-server": "letsencrypt"}, "acme-server", "https"),
+        ({"email": "not-an-email"}, "email", "e-mail address"),
+        ({"email": "ops@example.com\n"}, "email", "e-mail address"),
+        ({"email": "ops@example.com", "server": "http://acme.example.com/dir"}, "server", "https"),
+        ({"email": "ops@example.com", "server": "letsencrypt"}, "server", "https"),
+        ({"email": "ops@example.com", "server": "https://acme.example.com/dir\n"}, "server", "https"),
     ],
 )
 def test_acme_email_and_server_are_checked(fields, path, fragment):
-    cert_manager = {"enabled": True, "issuer": "acme", **fields}
+    """ACME moved to platform.tls.acme (issue 11): the same checks on its fields."""
     config = {
         "layers": {"platform": True},
-        "platform": {**PLATFORM, "components": {"cert-manager": cert_manager}},
+        "platform": {
+            **PLATFORM,
+            "components": {"cert-manager": {"enabled": True}},
+            "tls": {"mode": "acme", "acme": {"solver": "http01", **fields}},
+        },
     }
-    assert_rejected(config, f"platform.components.cert-manager.{path}", fragment, PLATFORM_SECRETS)
+    assert_rejected(config, f"platform.tls.acme.{path}", fragment, PLATFORM_SECRETS)
 
 
 # ---- validate and the program agree -----------------------------------------------------------
@@ -331,9 +332,19 @@ AGREE = [
     ("numeric-domain", "config:\n  homelab:domain: 123\n", {"domain": "123"}, {}),
     (
         "secret-reference-names-a-setting",
-        "config:\n  homelab:hosts:\n    - {name: s, address: u@s.example.com, private-key-secret: name}\n"
+        "config:\n  homelab:hosts:\n    - {name: s, address: u@s.example.com, private-key-secret: name,\n"
+        f"       host-key: {HOST_KEY}}}\n"
         "  homelab:name: {secure: v1:abc}\n",
-        {"hosts": [{"name": "s", "address": "u@s.example.com", "private-key-secret": "name"}]},
+        {
+            "hosts": [
+                {
+                    "name": "s",
+                    "address": "u@s.example.com",
+                    "private-key-secret": "name",
+                    "host-key": HOST_KEY,
+                }
+            ]
+        },
         {"name": "-----BEGIN OPENSSH PRIVATE KEY-----"},
     ),
 ]
@@ -359,7 +370,16 @@ def test_a_null_platform_with_the_layer_on_says_the_section_is_missing(tmp_path)
 
 def test_a_secret_reference_to_a_setting_blames_the_reference():
     problems = program_problems(
-        {"hosts": [{"name": "s", "address": "u@s.example.com", "private-key-secret": "name"}]},
+        {
+            "hosts": [
+                {
+                    "name": "s",
+                    "address": "u@s.example.com",
+                    "private-key-secret": "name",
+                    "host-key": HOST_KEY,
+                }
+            ]
+        },
         {"name": "-----BEGIN OPENSSH PRIVATE KEY-----"},
     )
     assert problems == [

@@ -54,6 +54,13 @@ def test_images_single_host_is_every_enabled_service_image() -> None:
     assert images_for(config, all_images=True) == images
 
 
+def test_the_backup_engine_image_is_bundled_for_every_host_with_backups() -> None:
+    for name in ("single-host.yaml", "multi-host.yaml"):
+        images = images_for(example(name), all_images=False)
+        assert "offen/docker-volume-backup:v2.48.2" in images
+        assert not [i for i in images if "volumerize" in i]
+
+
 def test_images_all_adds_every_pinned_image() -> None:
     config = example("multi-host.yaml")  # no Drupal in this one
     enabled = images_for(config, all_images=False)

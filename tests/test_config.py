@@ -9,7 +9,7 @@ from typing import Any
 import harness
 import pulumi
 import pytest
-from harness import SECRET_MARK, RecordingMocks, run_program
+from harness import HOST_KEY, SECRET_MARK, RecordingMocks, run_program
 
 from stacks.checks import check, validate
 from stacks.config import ConfigError, StackConfig
@@ -53,8 +53,9 @@ def test_empty_config_validates_to_the_documented_defaults():
     assert config.name == "homelab"
     assert config.tls.enabled and config.tls.self_signed
     assert config.tls.certificates == {}
-    assert config.backup.enabled and config.backup.target is None
-    assert config.backup.schedule == "0 0 4 * * *"
+    assert config.backup.enabled and config.backup.directory is None and config.backup.local
+    assert config.backup.schedule == "0 4 * * *" and config.backup.retention_days == 14
+    assert config.backup.encryption == "age" and config.backup.age_recipients == []
     s = config.services
     for key in ("prometheus", "grafana", "cadvisor", "node_exporter", "portainer", "landing"):
         assert getattr(s, key).enabled, key
@@ -82,7 +83,7 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
         "node-exporter",
         "landing",
         "haproxy",
-        "volumerize",
+        "backup",
     }
     assert expected <= set(local)
     for r in local.values():
@@ -98,18 +99,20 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
 
 
 def test_default_stack_follows_the_original_feature_toggles(key_dir):
-    """Monitoring, Portainer and MySQL (kodidb) on; Mattermost, web and Drupal off."""
+    """Monitoring (with alerting) and Portainer on; MySQL, Mattermost, PostgreSQL, web and
+    Drupal off."""
     mocks = run_program({}, key_dir=key_dir)
     assert set(containers_on(mocks, "local")) == {
-        "mysql",
         "portainer",
         "prometheus",
+        "alertmanager",
+        "blackbox-exporter",
         "grafana",
         "cadvisor",
         "node-exporter",
         "landing",
         "haproxy",
-        "volumerize",
+        "backup",
     }
 
 
@@ -118,7 +121,7 @@ def test_keys_are_kebab_case():
         {
             "admin-user": "ops",
             "tls": {"self-signed": True, "ca-common-name": "My CA", "validity-days": 90},
-            "backup": {"target": "/srv/backups"},
+            "backup": {"directory": "/srv/backups", "retention-days": 30, "notify-url-secret": "hook"},
             "monitoring": {"scrape-interval": "30s"},
             "data": {"delete-on-destroy": True},
             "proxy": {"https-port": 8443},
@@ -167,7 +170,11 @@ def test_snake_case_top_level_key_is_unknown_in_a_stack(key_dir):
 def test_python_names_construct_a_config():
     config = StackConfig(
         admin_user="ops",
-        hosts=[HostConfig(name="box", address="deploy@box.example.com:2222", install_docker=False)],
+        hosts=[
+            HostConfig(
+                name="box", address="deploy@box.example.com:2222", host_key=HOST_KEY, install_docker=False
+            )
+        ],
         tls=TlsConfig(self_signed=True, ca_common_name="Python CA"),
         services=ServicesConfig(node_exporter=AgentConfig(enabled=False)),
         custom_services=[
@@ -193,8 +200,13 @@ def test_python_names_construct_a_config():
 # ---- (b) invalid configs ----------------------------------------------------------------
 
 WHOAMI = "traefik/whoami:v1.11.0"
-SSH_HOST = {"name": "server", "address": "deploy@server.example.com", "private-key-secret": "server-key"}
-TWO_HOSTS = [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com"}]
+SSH_HOST = {
+    "name": "server",
+    "address": "deploy@server.example.com",
+    "private-key-secret": "server-key",
+    "host-key": HOST_KEY,
+}
+TWO_HOSTS = [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com", "host-key": HOST_KEY}]
 
 
 def custom(**fields: Any) -> list[dict[str, Any]]:
@@ -206,6 +218,8 @@ def tcp_route(exposed: int) -> dict[str, Any]:
 
 
 # (id, config, secrets, [(key path (alternatives with |), fragment of the problem)], problem count)
+S3 = {"bucket": "lab-backups", "access-key-id-secret": "s3-id", "secret-access-key-secret": "s3-key"}
+
 INVALID = [
     ("unknown-top-level-key", {"colour": "red"}, {}, [("colour", "unknown key")], 1),
     (
@@ -262,7 +276,12 @@ INVALID = [
     ),
     (
         "two-tcp-routes-one-port",
-        {"services": {"postgres": {"enabled": True, "exposed-port": 3307}, "mysql": {"exposed-port": 3307}}},
+        {
+            "services": {
+                "postgres": {"enabled": True, "exposed-port": 3307},
+                "mysql": {"enabled": True, "exposed-port": 3307},
+            }
+        },
         {},
         [
             (
@@ -346,17 +365,102 @@ INVALID = [
         1,
     ),
     (
-        "backup-schedule-5-fields",
-        {"backup": {"schedule": "0 4 * * *"}},
+        "backup-schedule-old-6-fields",
+        {"backup": {"schedule": "0 30 3 * * *"}},
         {},
-        [("backup.schedule", "must have 6 fields")],
+        [("backup.schedule", "is the old 6-field form (seconds first); the backup engine takes 5 fields")],
+        1,
+    ),
+    (
+        "backup-schedule-6-fields-with-seconds",
+        {"backup": {"schedule": "15 30 3 * * *"}},
+        {},
+        [("backup.schedule", "write '30 3 * * *' (at second 0: seconds '15' are not kept)")],
+        1,
+    ),
+    (
+        "backup-schedule-4-fields",
+        {"backup": {"schedule": "0 4 * *"}},
+        {},
+        [("backup.schedule", "must have 5 fields (minute hour day month weekday)")],
+        1,
+    ),
+    (
+        "backup-schedule-hour-out-of-range",
+        {"backup": {"schedule": "0 24 * * *"}},
+        {},
+        [("backup.schedule", "hour '24' is out of range 0-23")],
+        1,
+    ),
+    (
+        "backup-schedule-bad-weekday",
+        {"backup": {"schedule": "0 4 * * MONDAY"}},
+        {},
+        [("backup.schedule", "day of week 'MONDAY' is not a cron field")],
+        1,
+    ),
+    (
+        "backup-old-target-key",
+        {"backup": {"target": "s3://bucket/homelab"}},
+        {},
+        [("backup.target", "removed: archives go to backup.directory on each host")],
+        1,
+    ),
+    (
+        "backup-old-s3-key",
+        {"backup": {"s3-access-key-id-secret": "k"}},
+        {},
+        [("backup.s3-access-key-id-secret", "moved to backup.s3.access-key-id-secret")],
         1,
     ),
     (
         "s3-target-without-credentials",
-        {"backup": {"target": "s3://bucket/homelab"}},
+        {"backup": {"s3": {"bucket": "lab-backups"}}},
         {},
-        [("backup.target", "an s3:// target needs s3-access-key-id-secret and s3-secret-access-key-secret")],
+        [
+            ("backup.s3.access-key-id-secret", "Field required"),
+            ("backup.s3.secret-access-key-secret", "Field required"),
+        ],
+        2,
+    ),
+    (
+        "s3-path-with-leading-slash",
+        {"backup": {"s3": {**S3, "path": "/homelab"}}},
+        {},
+        [("backup.s3.path", "should match pattern")],
+        1,
+    ),
+    (
+        "backup-nowhere",
+        {"backup": {"local": False}},
+        {},
+        [("backup.local", "with local off, configure backup.s3, backup.ssh or backup.webdav")],
+        1,
+    ),
+    (
+        "backup-ssh-without-encryption",
+        {
+            "backup": {
+                "encryption": "none",
+                "ssh": {"address": "b@nas", "path": "/b", "private-key-secret": "k"},
+            }
+        },
+        {"k": "key"},
+        [("backup.ssh", "does not verify the SSH server's host key")],
+        1,
+    ),
+    (
+        "backup-bad-age-recipient",
+        {"backup": {"age-recipients": ["age1notakey"]}},
+        {},
+        [("backup.age-recipients[0]", "is not an age public key")],
+        1,
+    ),
+    (
+        "backup-notify-secret-not-set",
+        {"backup": {"notify-url-secret": "hook"}},
+        {},
+        [("backup.notify-url-secret", "config key 'hook' is not set")],
         1,
     ),
     (
@@ -390,7 +494,7 @@ INVALID = [
     ),
     (
         "duplicate-host-names",
-        {"hosts": [{"name": "a"}, {"name": "a", "address": "u@b.example.com"}]},
+        {"hosts": [{"name": "a"}, {"name": "a", "address": "u@b.example.com", "host-key": HOST_KEY}]},
         {},
         [("hosts[1].name", "host 'a' is declared twice")],
         1,
@@ -411,9 +515,9 @@ INVALID = [
     ),
     (
         "custom-named-like-derived-service",
-        {"custom-services": [{"name": "volumerize", "image": WHOAMI}]},
+        {"custom-services": [{"name": "backup", "image": WHOAMI}]},
         {},
-        [("custom-services[0].name", "'volumerize' is the name of a built-in service")],
+        [("custom-services[0].name", "'backup' is the name of a built-in service")],
         1,
     ),
 ]
@@ -428,7 +532,13 @@ COMBINED = [
         id="two-pydantic-problems",
     ),
     pytest.param(
-        {"services": {"grafana": {"hostname": "infra"}, "postgres": {"enabled": True, "exposed-port": 3307}}},
+        {
+            "services": {
+                "grafana": {"hostname": "infra"},
+                "postgres": {"enabled": True, "exposed-port": 3307},
+                "mysql": {"enabled": True},
+            }
+        },
         {},
         [
             ("services.grafana.hostname", "already claimed by services.portainer"),
@@ -516,15 +626,15 @@ def test_a_valid_config_is_not_rejected_by_the_same_checks(key_dir):
     """The counterpart of the cases above: each problem fixed, the program runs."""
     config = {
         "domain": "lab.example.com",
-        "hosts": [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com:2222"}],
+        "hosts": [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com:2222", "host-key": HOST_KEY}],
         "services": {
             "grafana": {"hostname": "grafana", "host": "a", "image": "grafana/grafana:12.3.1"},
             "postgres": {"enabled": True, "exposed-port": 5432},
         },
-        "backup": {"schedule": "0 0 3 * * *"},
+        "backup": {"schedule": "0 3 * * MON-FRI", "s3": S3},
         "custom-services": custom(host="b", routes=[tcp_route(6000)]),
     }
-    mocks = run_program(config, key_dir=key_dir)
+    mocks = run_program(config, {"s3-id": "id", "s3-key": "key"}, key_dir=key_dir)
     assert "app" in containers_on(mocks, "b")
 
 
@@ -562,7 +672,8 @@ def test_own_certificates_for_every_host_need_no_ca(key_dir):
     secrets = {k: f"{SECRET_MARK}-config-{k}" for k in keys.values()}
     mocks = run_program({"tls": {"self-signed": False, "certificates": keys}}, secrets, key_dir=key_dir)
     assert not mocks.of_type(CA)
-    assert not [r for r in mocks.resources if r.type.startswith("tls:")]
+    # The only key left is the backup encryption key (an ssh-ed25519 key pair, not TLS).
+    assert [r.name for r in mocks.resources if r.type.startswith("tls:")] == ["backup-key"]
     assert "ca-certificate" not in mocks.outputs
     files = uploads(containers_on(mocks, "local")["haproxy"])
     for host, key in keys.items():

@@ -7,7 +7,7 @@ import re
 
 import pytest
 import yaml
-from harness import RecordingMocks, Resource, plain_strings, run_program
+from harness import HOST_KEY, RecordingMocks, Resource, plain_strings, run_program
 
 CONTAINER = "docker:index/container:Container"
 DOMAIN = "lab.example.com"
@@ -40,6 +40,10 @@ def container(mocks: RecordingMocks, host: str, alias: str) -> Resource:
 
 def uploads(c: Resource) -> dict[str, str]:
     return {u["file"]: u["content"] for u in c.inputs.get("uploads") or []}
+
+
+def labels(c: Resource) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in c.inputs.get("labels") or []}
 
 
 def env(c: Resource) -> dict[str, str]:
@@ -110,13 +114,16 @@ def test_it_is_backed_up(one_host):
     assert {"volumeName": "homelab_whoami_data", "containerPath": "/data", "readOnly": False} in c.inputs[
         "volumes"
     ]
-    volumerize = container(one_host, "local", "volumerize")
-    assert "homelab-whoami" in env(volumerize)["VOLUMERIZE_CONTAINERS"].split()
+    # Its container is stopped by this host's backup schedule while the archive is made ...
+    stop = labels(c).get("docker-volume-backup.stop-during-backup")
+    backup = container(one_host, "local", "backup")
+    assert stop == env(backup)["BACKUP_STOP_DURING_BACKUP_LABEL"] == "homelab-local"
+    # ... which archives the volume, read-only.
     assert {
         "volumeName": "homelab_whoami_data",
-        "containerPath": "/source/homelab_whoami_data",
+        "containerPath": "/backup/homelab_whoami_data",
         "readOnly": True,
-    } in volumerize.inputs["volumes"]
+    } in backup.inputs["volumes"]
 
 
 def test_its_secret_is_generated_and_secret(one_host):
@@ -141,7 +148,8 @@ def test_without_declarations_it_is_nowhere(tmp_path):
     assert "whoami" not in uploads(container(mocks, "local", "haproxy"))[HAPROXY_CFG]
     assert "whoami" not in scrape_jobs(container(mocks, "local", "prometheus"))
     assert "whoami" not in uploads(container(mocks, "local", "landing"))[INDEX_HTML]
-    assert "whoami" not in env(container(mocks, "local", "volumerize"))["VOLUMERIZE_CONTAINERS"]
+    backup = container(mocks, "local", "backup")
+    assert "whoami" not in str(backup.inputs["volumes"])
 
 
 # ---- on another host ------------------------------------------------------------------------
@@ -165,7 +173,10 @@ EDGE_APP = {
 def two_hosts(tmp_path_factory) -> RecordingMocks:
     config = {
         "domain": DOMAIN,
-        "hosts": [{"name": "main"}, {"name": "edge", "address": "deploy@edge.example.com:2200"}],
+        "hosts": [
+            {"name": "main"},
+            {"name": "edge", "address": "deploy@edge.example.com:2200", "host-key": HOST_KEY},
+        ],
         "services": {"node-exporter": {"hosts": ["main"]}},
         "custom-services": [WHOAMI, EXPORTER, EDGE_APP],
     }
@@ -205,7 +216,12 @@ def test_scrape_address_overrides_the_ssh_name(tmp_path):
         "domain": DOMAIN,
         "hosts": [
             {"name": "main"},
-            {"name": "edge", "address": "deploy@edge.example.com", "scrape-address": "10.0.0.7"},
+            {
+                "name": "edge",
+                "address": "deploy@edge.example.com",
+                "scrape-address": "10.0.0.7",
+                "host-key": HOST_KEY,
+            },
         ],
         "custom-services": [EXPORTER],
     }

@@ -1,5 +1,6 @@
-"""Stateful data: retained Docker volumes, every one in its host's Volumerize backup set,
-and the backup run's target, schedule and secrets."""
+"""Stateful data: retained Docker volumes, every one in its host's backup set (mounted
+read-only in that host's offen/docker-volume-backup container, its writers stopped by that
+host's schedule), and where the archives go. The engine's settings: tests/test_backup.py."""
 
 from __future__ import annotations
 
@@ -8,25 +9,21 @@ from pathlib import Path
 import pytest
 from harness import (
     EXAMPLES,
-    SECRET_MARK,
     RecordingMocks,
     Resource,
     example_files,
     example_run,
     example_secrets,
     load_stack_file,
-    plain_strings,
     run_program,
 )
 
 from components.docker.service import volume_name
-from components.docker.spec import SecretRef
 from stacks.checks import validate
 from stacks.plan import Plan, build_plan
 
 VOLUME = "docker:index/volume:Volume"
 CONTAINER = "docker:index/container:Container"
-PASSWORD = "random:index/randomPassword:RandomPassword"
 DEV = {"hosts": [{"name": "local"}]}
 
 
@@ -86,7 +83,14 @@ def mounts(container: Resource) -> list[dict]:
 
 
 def source_mounts(container: Resource) -> dict[str, dict]:
-    return {m["containerPath"]: m for m in mounts(container) if m["containerPath"].startswith("/source/")}
+    return {m["containerPath"]: m for m in mounts(container) if m["containerPath"].startswith("/backup/")}
+
+
+def labels(resource: Resource) -> dict[str, str]:
+    return {item["label"]: item["value"] for item in resource.inputs.get("labels") or []}
+
+
+STOP = "docker-volume-backup.stop-during-backup"
 
 
 @pytest.fixture(scope="module", params=example_files(), ids=lambda p: p.name)
@@ -125,28 +129,33 @@ def test_stateful_volumes_are_backed_up_by_their_host(example):
     for host, name, owner in example.stateful():
         by_host.setdefault(host, []).append((name, owner))
     assert by_host
+    containers = example.mocks.containers()
     for host, entries in by_host.items():
-        volumerize = example.container(host, "volumerize")
-        assert volumerize is not None, f"no backup run on host {host}"
-        sources = source_mounts(volumerize)
-        stop = env(volumerize)["VOLUMERIZE_CONTAINERS"].split()
+        backup = example.container(host, "backup")
+        assert backup is not None, f"no backup run on host {host}"
+        sources = source_mounts(backup)
+        group = env(backup)["BACKUP_STOP_DURING_BACKUP_LABEL"]
         for name, owner in entries:
-            mount = sources.get(f"/source/{name}")
-            assert mount is not None, f"{name} is not mounted in volumerize on {host}"
+            mount = sources.get(f"/backup/{name}")
+            assert mount is not None, f"{name} is not mounted in the backup run on {host}"
             assert mount["volumeName"] == name and mount["readOnly"] is True
-            assert owner in stop, f"{owner} is not stopped for the backup on {host}"
+            assert labels(containers[owner]).get(STOP) == group, (
+                f"{owner} is not stopped for the backup on {host}"
+            )
         # Nothing else: the backup set is exactly this host's stateful volumes.
-        assert set(sources) == {f"/source/{n}" for n, _ in entries}
-        assert sorted(stop) == sorted({o for _, o in entries})
-        assert env(volumerize)["VOLUMERIZE_SOURCE"] == "/source"
+        assert set(sources) == {f"/backup/{n}" for n, _ in entries}
+        assert env(backup)["BACKUP_SOURCES"] == "/backup"
 
 
-def test_owners_in_the_backup_set_are_real_containers(example):
-    names = {(r.inputs["name"], r.provider) for r in example.mocks.of_type(CONTAINER)}
-    for host in {h for h, _, _ in example.stateful()}:
-        volumerize = example.container(host, "volumerize")
-        for owner in env(volumerize)["VOLUMERIZE_CONTAINERS"].split():
-            assert (owner, volumerize.provider) in names, f"{owner} does not run on {host}"
+def test_only_the_writers_of_stateful_volumes_are_stopped(example):
+    """Stateless services (and the backup run itself) never carry the stop label."""
+    owners = {(host, owner) for host, _, owner in example.stateful()}
+    for c in example.mocks.of_type(CONTAINER):
+        name, host = c.inputs["name"], labels(c)["homelab.host"]
+        if (host, name) in owners:
+            assert labels(c)[STOP] == f"{example.model.name}-{host}", name
+        else:
+            assert STOP not in labels(c), f"{name} has no stateful volume but would be stopped"
 
 
 def test_non_stateful_volumes_are_not_backed_up(example):
@@ -154,12 +163,9 @@ def test_non_stateful_volumes_are_not_backed_up(example):
     for host, name in example.not_stateful():
         assert volumes[name].retain_on_delete is False, name
         assert volumes[name].protect is False, name
-        volumerize = example.container(host, "volumerize")
-        if volumerize is not None:
-            assert f"/source/{name}" not in source_mounts(volumerize)
-            assert name not in {
-                m.get("volumeName") for m in mounts(volumerize) if m["containerPath"] != "/volumerize-cache"
-            }
+        backup = example.container(host, "backup")
+        if backup is not None:
+            assert name not in {m.get("volumeName") for m in source_mounts(backup).values()}
 
 
 @pytest.mark.parametrize(
@@ -169,45 +175,31 @@ def test_mattermost_logs_are_not_backed_up(path, key_dir):
     config = load_stack_file(path)
     run = Run(config, example_secrets(config), key_dir)
     host = run.model.services.mattermost.host or run.model.default_host
-    volumerize = run.container(host, "volumerize")
-    sources = source_mounts(volumerize)
-    assert "/source/homelab_mattermost_data" in sources
-    assert "/source/homelab_mattermost_logs" not in sources
+    sources = source_mounts(run.container(host, "backup"))
+    assert "/backup/homelab_mattermost_data" in sources
+    assert "/backup/homelab_mattermost_logs" not in sources
     assert run.volumes()["homelab_mattermost_logs"].retain_on_delete is False
     assert run.volumes()["homelab_mattermost_data"].retain_on_delete is True
 
 
-def test_passphrase_is_a_generated_secret(example):
+def test_schedule_reaches_the_engine(example):
     for host in {h for h, _, _ in example.stateful()}:
-        volumerize = example.container(host, "volumerize")
-        (password,) = [
-            r for r in example.mocks.of_type(PASSWORD) if r.name == f"volumerize-{host}-passphrase"
-        ]
-        assert password.inputs["length"] >= 32
-        passphrase = env(volumerize)["PASSPHRASE"]
-        assert passphrase in example.mocks.generated_secrets
-        assert "envs" in volumerize.secret_paths
-        assert not [p for p, s in plain_strings(volumerize.raw_inputs) if passphrase in s]
-    assert "backup-passphrases" in example.mocks.secret_outputs
+        backup = example.container(host, "backup")
+        assert env(backup)["BACKUP_CRON_EXPRESSION"] == example.model.backup.schedule
+        assert env(backup)["BACKUP_RETENTION_DAYS"] == str(example.model.backup.retention_days)
 
 
-def test_schedule_reaches_jobber(example):
+def test_host_directory_is_bind_mounted(example):
     for host in {h for h, _, _ in example.stateful()}:
-        volumerize = example.container(host, "volumerize")
-        assert env(volumerize)["VOLUMERIZE_JOBBER_TIME"] == example.model.backup.schedule
-
-
-def test_local_target_is_bind_mounted(example):
-    for host in {h for h, _, _ in example.stateful()}:
-        volumerize = example.container(host, "volumerize")
-        expected = example.model.backup.target or f"{example.model.host(host).root}/backups"
-        (backup,) = [m for m in mounts(volumerize) if m["containerPath"] == "/backup"]
-        assert backup == {"containerPath": "/backup", "hostPath": expected, "readOnly": False}
-        assert env(volumerize)["VOLUMERIZE_TARGET"] == "file:///backup"
+        backup = example.container(host, "backup")
+        expected = example.model.backup.directory or f"{example.model.host(host).root}/backups"
+        (archive,) = [m for m in mounts(backup) if m["containerPath"] == "/archive"]
+        assert archive == {"containerPath": "/archive", "hostPath": expected, "readOnly": False}
+        assert env(backup)["BACKUP_ARCHIVE"] == "/archive"
 
 
 EXPECTED_TARGETS = {
-    "single-host.yaml": {"server": "/srv/backups/homelab"},  # backup.target
+    "single-host.yaml": {"server": "/srv/backups/homelab"},  # backup.directory
     "multi-host.yaml": {"ops": "/opt/homelab/backups", "apps": "/srv/homelab/backups"},  # <root>/backups
     "Pulumi.dev.yaml": {"local": "/opt/homelab/backups"},
     "platform.yaml": {"local": "/opt/homelab/backups"},
@@ -217,10 +209,10 @@ EXPECTED_TARGETS = {
 
 def test_example_targets_are_the_documented_directories(example):
     for host, directory in EXPECTED_TARGETS[example.path.name].items():
-        (backup,) = [
-            m for m in mounts(example.container(host, "volumerize")) if m["containerPath"] == "/backup"
+        (archive,) = [
+            m for m in mounts(example.container(host, "backup")) if m["containerPath"] == "/archive"
         ]
-        assert backup["hostPath"] == directory
+        assert archive["hostPath"] == directory
 
 
 # ---- options ---------------------------------------------------------------------------
@@ -243,45 +235,12 @@ def test_delete_on_destroy_turns_retain_off(key_dir):
         assert volumes[name].retain_on_delete is False and volumes[name].protect is False, name
 
 
-def test_s3_target(key_dir):
-    secrets = {"s3-id": f"{SECRET_MARK}-config-s3-id", "s3-key": f"{SECRET_MARK}-config-s3-key"}
-    backup = {
-        "target": "s3://bucket/homelab",
-        "s3-access-key-id-secret": "s3-id",
-        "s3-secret-access-key-secret": "s3-key",
-        "schedule": "0 15 2 * * *",
-    }
-    run = Run({**DEV, "backup": backup}, secrets, key_dir)
-    volumerize = run.container("local", "volumerize")
-    values = env(volumerize)
-    assert values["VOLUMERIZE_TARGET"] == "s3://bucket/homelab"
-    assert values["VOLUMERIZE_JOBBER_TIME"] == "0 15 2 * * *"
-    assert values["AWS_ACCESS_KEY_ID"] == secrets["s3-id"]
-    assert values["AWS_SECRET_ACCESS_KEY"] == secrets["s3-key"]
-    assert not [m for m in mounts(volumerize) if m["containerPath"] == "/backup"], "no local target with s3"
-    # Secret on the resource, and built from secret references in the declaration.
-    assert "envs" in volumerize.secret_paths
-    for path, text in plain_strings(volumerize.raw_inputs):
-        assert SECRET_MARK not in text, path
-        # Env entries only in secret form; the names may be listed (homelab.secret-env label).
-        assert not text.startswith("AWS_") or path.startswith("labels"), path
-    (spec,) = [s for s in run.plan.services if s.kind == "BackupSchedule"]
-    spec_env = spec.containers[0].env
-    for key in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "PASSPHRASE"):
-        assert isinstance(spec_env[key], SecretRef), key
-    assert not [k for k, v in spec_env.items() if k.startswith("AWS_") and not isinstance(v, SecretRef)]
-
-
-def test_no_aws_env_without_s3(key_dir):
-    run = Run(DEV, {}, key_dir)
-    assert not [k for k in env(run.container("local", "volumerize")) if k.startswith("AWS_")]
-
-
 def test_backup_disabled(key_dir):
     run = Run({**DEV, "backup": {"enabled": False}}, {}, key_dir)
-    assert run.container("local", "volumerize") is None
-    assert not [r for r in run.mocks.resources if "volumerize" in r.name]
-    assert "backup-passphrases" not in run.mocks.outputs
+    assert run.container("local", "backup") is None
+    assert not [r for r in run.mocks.resources if "backup" in r.name]
+    assert "backup-identity" not in run.mocks.outputs
+    assert not [c for c in run.mocks.containers().values() if STOP in labels(c)]
     volumes = run.volumes()
     assert run.stateful()
     for _, name, _ in run.stateful():

@@ -12,11 +12,23 @@ import shlex
 import shutil
 import stat
 import subprocess
+import tempfile
 from pathlib import Path
 
 import pytest
-from harness import EXAMPLES, ROOT, example_secrets, load_stack_file, plain_strings, run_program
+from harness import (
+    EXAMPLES,
+    ROOT,
+    example_secrets,
+    load_stack_file,
+    plain_strings,
+    provider_schema,
+    run_program,
+)
 
+import components.docker.host as host_module
+from components.docker.host import HostArgs, JumpHost, SshTarget
+from components.docker.ssh import dial_stdio_command
 from stacks.checks import validate
 from stacks.plan import build_plan
 
@@ -31,6 +43,16 @@ MULTI_HOST = EXAMPLES / "multi-host.yaml"
 SSH_HOSTS = {
     "ops": ("ssh://deploy@ops.lab.example.com:22", "ops.lab.example.com", 22, "/opt/homelab"),
     "apps": ("ssh://deploy@apps.lab.example.com:2222", "apps.lab.example.com", 2222, "/srv/homelab"),
+}
+
+# The ed25519 host keys pinned in examples/multi-host.yaml.
+HOST_KEYS = {
+    host: next(
+        h.get("proxy", {}).get("host-key") if host == "bastion" else h["host-key"]
+        for h in load_stack_file(MULTI_HOST)["hosts"]
+        if h["name"] == ("apps" if host == "bastion" else host)
+    )
+    for host in ("ops", "apps", "bastion")
 }
 
 needs_shellcheck = pytest.mark.skipif(
@@ -68,14 +90,26 @@ def ssh_opts(provider) -> list[str]:
     return json.loads(value) if isinstance(value, str) else list(value or [])
 
 
-def key_file(provider) -> Path:
+def option(provider, name: str) -> list[str]:
+    """The values of `-o name=value` in the provider's sshOpts."""
     opts = ssh_opts(provider)
-    assert opts.count("-i") == 1, opts
-    return Path(opts[opts.index("-i") + 1])
+    return [
+        opts[i + 1].partition("=")[2]
+        for i, flag in enumerate(opts[:-1])
+        if flag == "-o" and opts[i + 1].partition("=")[0] == name
+    ]
+
+
+def key_file(provider) -> Path:
+    (path,) = option(provider, "IdentityFile")
+    return Path(path)
 
 
 def bootstraps(lab) -> dict[str, object]:
-    return {r.name.removesuffix("-bootstrap"): r for r in lab.of_type(COMMAND)}
+    # Remote commands ending otherwise are the services' pre-upgrade backups.
+    return {
+        r.name.removesuffix("-bootstrap"): r for r in lab.of_type(COMMAND) if r.name.endswith("-bootstrap")
+    }
 
 
 def triggers(lab) -> dict[str, list]:
@@ -159,13 +193,177 @@ def test_one_docker_provider_per_host(multi):
 
 
 @pytest.mark.parametrize("host", sorted(SSH_HOSTS))
-def test_ssh_opts_use_the_host_port_and_key_file(multi, key_dir, host):
+def test_ssh_opts_use_the_host_key_file(multi, key_dir, host):
     provider = multi.providers()[f"{host}-docker"]
-    opts = ssh_opts(provider)
-    port = SSH_HOSTS[host][2]
-    assert opts[opts.index("-p") + 1] == str(port)
-    assert "StrictHostKeyChecking=accept-new" in opts
     assert key_file(provider) == key_dir / f"{host}.key"
+    assert option(provider, "IdentitiesOnly") == ["yes"]
+    assert option(provider, "BatchMode") == ["yes"]
+    # The port travels in the host URL, which docker/cli turns into `-p PORT`.
+    assert "-p" not in ssh_opts(provider)
+    assert provider.inputs["host"].endswith(f":{SSH_HOSTS[host][2]}")
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_ssh_opts_check_the_pinned_host_key_strictly(multi, key_dir, host):
+    provider = multi.providers()[f"{host}-docker"]
+    assert option(provider, "StrictHostKeyChecking") == ["yes"]
+    assert option(provider, "GlobalKnownHostsFile") == ["/dev/null"]
+    (known_hosts,) = option(provider, "UserKnownHostsFile")
+    assert Path(known_hosts) == key_dir / f"{host}.known_hosts"
+    _, hostname, port, _ = SSH_HOSTS[host]
+    name = hostname if port == 22 else f"[{hostname}]:{port}"
+    assert f"{name} {HOST_KEYS[host]}\n" in Path(known_hosts).read_text()
+    assert not any("accept-new" in o for o in ssh_opts(provider))
+
+
+def test_known_hosts_holds_the_pinned_keys_only(multi, key_dir):
+    assert (key_dir / "ops.known_hosts").read_text() == f"ops.lab.example.com {HOST_KEYS['ops']}\n"
+    assert (key_dir / "apps.known_hosts").read_text() == (
+        f"[apps.lab.example.com]:2222 {HOST_KEYS['apps']}\nbastion.lab.example.com {HOST_KEYS['bastion']}\n"
+    )
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_ssh_opts_share_one_connection_per_host(multi, key_dir, host):
+    provider = multi.providers()[f"{host}-docker"]
+    assert option(provider, "ControlMaster") == ["auto"]
+    assert option(provider, "ControlPersist") == ["60s"]
+    (path,) = option(provider, "ControlPath")
+    assert Path(path).parent == key_dir / "cm"
+    assert stat.S_IMODE((key_dir / "cm").stat().st_mode) == 0o700
+    # ssh binds "<path>.<16 characters>" first; macOS allows 104 bytes in a socket path.
+    assert len(path) + 17 < 104
+
+
+def control_paths(lab) -> dict[str, str]:
+    return {name: option(p, "ControlPath")[0] for name, p in lab.providers().items()}
+
+
+def test_control_paths_differ_per_host_and_per_stack(multi, key_dir):
+    paths = control_paths(multi)
+    assert len(set(paths.values())) == len(paths)
+    other = run_program(multi_config(), example_secrets(multi_config()), stack="prod", key_dir=str(key_dir))
+    assert set(control_paths(other).values()).isdisjoint(paths.values())
+    assert control_paths(run(multi_config(), key_dir)) == paths  # stable across runs
+
+
+def test_a_new_pin_never_reuses_a_connection_made_under_the_old_one(multi, key_dir):
+    changed = run(with_host(multi_config(), "ops", **{"host-key": HOST_KEYS["bastion"]}), key_dir)
+    assert control_paths(changed)["ops-docker"] != control_paths(multi)["ops-docker"]
+    assert control_paths(changed)["apps-docker"] == control_paths(multi)["apps-docker"]
+
+
+def test_dial_stdio_command_is_the_one_docker_cli_runs():
+    """docker/cli v28.5.2 cli/connhelper: `-l`/`-p` from the URL, the provider's options,
+    `-o ConnectTimeout=30` and `-T` appended, then `--`, the host and the remote command."""
+    assert dial_stdio_command("ssh://deploy@apps.example.com:2222", ["-o", "BatchMode=yes"]) == [
+        "ssh",
+        "-l",
+        "deploy",
+        "-p",
+        "2222",
+        "-o",
+        "BatchMode=yes",
+        "-o ConnectTimeout=30",
+        "-T",
+        "--",
+        "apps.example.com",
+        "docker system dial-stdio",
+    ]
+    command = dial_stdio_command("ssh://root@[fd00::1]:22", ["-o", "ConnectTimeout=5", "-T"])
+    assert command[-6:] == ["-o", "ConnectTimeout=5", "-T", "--", "fd00::1", "docker system dial-stdio"]
+
+
+def test_component_refuses_an_unpinned_host_without_the_opt_in():
+    """Config validation stops this first; the component does not rely on it."""
+    target = SshTarget("deploy", "ops.lab.example.com")
+    with pytest.raises(ValueError, match="host ops: no host key, and trust on first use is off"):
+        HostArgs("ops", target).check_host_keys()
+    jump = JumpHost(SshTarget("jump", "bastion.example.com"))
+    with pytest.raises(ValueError, match=r"host ops \(jump host\): no host key"):
+        HostArgs("ops", target, host_key=HOST_KEYS["ops"], proxy=jump).check_host_keys()
+    HostArgs("ops", target, trust_on_first_use=True).check_host_keys()
+
+
+def test_ipv6_host_url_has_brackets():
+    args = HostArgs("v6", SshTarget("deploy", "fd00::1", 2222))
+    assert args.docker_host == "ssh://deploy@[fd00::1]:2222"
+    assert args.ssh is not None and args.ssh.known_hosts_name == "[fd00::1]:2222"
+
+
+@pytest.fixture
+def short_base(monkeypatch):
+    """A stand-in for /tmp as the base of the short socket folder (short, and our own)."""
+    base = Path(tempfile.mkdtemp(prefix="hl", dir="/tmp"))
+    monkeypatch.setattr(host_module, "SHORT_SOCKET_BASE", base)
+    yield base
+    shutil.rmtree(base)
+
+
+def test_sockets_move_to_a_short_private_folder_when_the_key_dir_is_long(tmp_path, short_base):
+    deep = tmp_path / ("k" * 80)
+    paths = control_paths(run(multi_config(), deep))
+    folder = short_base / f"homelab-ssh-{os.getuid()}"
+    assert {Path(p).parent for p in paths.values()} == {folder}
+    assert stat.S_IMODE(folder.stat().st_mode) == 0o700
+    # The keys and known_hosts stay in the key directory.
+    assert (deep / "ops.known_hosts").is_file()
+
+
+def test_a_short_socket_folder_others_can_open_is_refused(tmp_path, short_base):
+    folder = short_base / f"homelab-ssh-{os.getuid()}"
+    folder.mkdir(mode=0o755)
+    folder.chmod(0o755)
+    with pytest.raises(ValueError, match="only you can open"):
+        run(multi_config(), tmp_path / ("k" * 80))
+
+
+def test_key_dir_ssh_would_split_is_refused(tmp_path):
+    with pytest.raises(ValueError, match="HOMELAB_SSH_KEY_DIR"):
+        run(multi_config(), tmp_path / "my keys")
+
+
+def test_host_without_a_jump_host_has_no_ssh_config(multi):
+    provider = multi.providers()["ops-docker"]
+    assert "-F" not in ssh_opts(provider)
+    assert option(provider, "ProxyJump") == []
+
+
+def test_jump_host_reaches_the_docker_provider_through_its_own_config(multi, key_dir):
+    provider = multi.providers()["apps-docker"]
+    opts = ssh_opts(provider)
+    config = Path(opts[opts.index("-F") + 1])
+    assert config == key_dir / "apps.ssh_config"
+    assert option(provider, "ProxyJump") == ["homelab-apps-jump"]
+    lines = [line.strip() for line in config.read_text().splitlines() if not line.startswith("#")]
+    assert lines == [
+        "Host homelab-apps-jump",
+        "HostName bastion.lab.example.com",
+        "Port 22",
+        "User jump",
+        "BatchMode yes",
+        "StrictHostKeyChecking yes",
+        f"UserKnownHostsFile {key_dir / 'apps.known_hosts'}",
+        "GlobalKnownHostsFile /dev/null",
+        "CheckHostIP no",
+        f"IdentityFile {key_dir / 'apps.proxy.key'}",
+        "IdentitiesOnly yes",
+    ]
+    proxy_key = key_dir / "apps.proxy.key"
+    assert proxy_key.read_text() == "MOCKSECRET-config-bastion-ssh-key\n"
+    assert stat.S_IMODE(proxy_key.stat().st_mode) == 0o600
+
+
+def test_trust_on_first_use_is_explicit(tmp_path):
+    config = with_host(multi_config(), "ops", **{"host-key": None, "trust-on-first-use": True})
+    config["hosts"] = [{k: v for k, v in h.items() if v is not None} for h in config["hosts"]]
+    lab = run(config, tmp_path)
+    provider = lab.providers()["ops-docker"]
+    assert option(provider, "StrictHostKeyChecking") == ["accept-new"]
+    assert option(provider, "UserKnownHostsFile") == []  # OpenSSH's own ~/.ssh/known_hosts
+    assert "hostKey" not in bootstraps(lab)["ops"].inputs["connection"]
+    # The other host keeps its pin.
+    assert option(lab.providers()["apps-docker"], "StrictHostKeyChecking") == ["yes"]
 
 
 @pytest.mark.parametrize("host", sorted(SSH_HOSTS))
@@ -205,6 +403,47 @@ def test_bootstrap_connects_with_a_secret_key(multi, host):
     assert connection["privateKey"] == f"MOCKSECRET-config-{host}-ssh-key"
     assert is_secret(command, "connection.privateKey")
     assert [p for p, text in plain_strings(command.raw_inputs) if "MOCKSECRET" in text] == []
+
+
+@pytest.mark.parametrize("host", sorted(SSH_HOSTS))
+def test_bootstrap_pins_the_host_key(multi, host):
+    assert bootstraps(multi)[host].inputs["connection"]["hostKey"] == HOST_KEYS[host]
+
+
+def test_bootstrap_goes_through_the_jump_host(multi):
+    assert "proxy" not in bootstraps(multi)["ops"].inputs["connection"]
+    command = bootstraps(multi)["apps"]
+    proxy = command.inputs["connection"]["proxy"]
+    # (The SDK adds its defaults dialErrorLimit and perDialTimeout.)
+    assert {k: v for k, v in proxy.items() if k not in ("dialErrorLimit", "perDialTimeout")} == {
+        "host": "bastion.lab.example.com",
+        "port": 22,
+        "user": "jump",
+        "hostKey": HOST_KEYS["bastion"],
+        "privateKey": "MOCKSECRET-config-bastion-ssh-key",
+    }
+    assert is_secret(command, "connection.proxy.privateKey")
+
+
+def test_host_key_given_as_a_known_hosts_line_is_sent_as_the_key(tmp_path):
+    line = f"[apps.lab.example.com]:2222 {HOST_KEYS['apps']} comment"
+    lab = run(with_host(multi_config(), "apps", **{"host-key": line}), tmp_path)
+    assert bootstraps(lab)["apps"].inputs["connection"]["hostKey"] == HOST_KEYS["apps"]
+    assert f"[apps.lab.example.com]:2222 {HOST_KEYS['apps']}\n" in (tmp_path / "apps.known_hosts").read_text()
+
+
+def test_ssh_inputs_are_in_the_provider_schemas(multi):
+    """hostKey and proxy are pulumi-command v1.2.1 connection fields; sshOpts a list of strings
+    (the reduced provider schemas, derived into tests/data/providers)."""
+    command_types = provider_schema("command")["types"]
+    connection = set(command_types["command:remote:Connection"]["properties"])
+    proxy = set(command_types["command:remote:ProxyConnection"]["properties"])
+    for command in bootstraps(multi).values():
+        inputs = command.inputs["connection"]
+        assert {"hostKey"} <= set(inputs) <= connection
+        assert set(inputs.get("proxy", {})) <= proxy
+    docker_provider = provider_schema("docker")["provider"]["inputProperties"]
+    assert docker_provider["sshOpts"] == {"items": {"type": "string"}, "type": "array"}
 
 
 def test_one_bootstrap_per_ssh_host(multi):
@@ -276,6 +515,15 @@ def test_triggers_change_with_the_host_root(multi, tmp_path):
     changed = triggers(run(with_host(multi_config(), "apps", root="/srv/other"), tmp_path))
     assert changed["apps"] != triggers(multi)["apps"]
     assert changed["ops"] == triggers(multi)["ops"]
+
+
+def test_triggers_ignore_how_the_host_is_reached(multi, tmp_path):
+    """A new host key or jump host changes the connection, not what the bootstrap does."""
+    config = with_host(multi_config(), "ops", **{"host-key": HOST_KEYS["bastion"]})
+    config = with_host(
+        config, "apps", proxy={"address": "other@jump.example.com", "trust-on-first-use": True}
+    )
+    assert triggers(run(config, tmp_path)) == triggers(multi)
 
 
 def test_triggers_ignore_unrelated_services(multi, tmp_path):

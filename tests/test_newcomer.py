@@ -76,6 +76,9 @@ class FakeStack:
     def destroy(self, on_event: Any, **kwargs: Any) -> None:
         self.calls.append(("destroy", kwargs))
 
+    def preview(self, on_event: Any, **kwargs: Any) -> None:  # `up` previews first (the guard)
+        self.calls.append(("preview", kwargs))
+
     def up(self, on_event: Any, **kwargs: Any) -> None:
         self.calls.append(("up", kwargs))
 
@@ -150,13 +153,15 @@ def test_init_from_an_example_creates_the_stack_and_asks_for_each_secret(
     assert (options.stack, options.project_dir, passphrase) == ("lab", project, "correct horse")
     assert options.secrets_provider == "passphrase"
     assert options.backend == f"file://{project / '.pulumi-state'}"
-    assert [p.split(" ")[0] for p in asked] == ["ops-ssh-key", "apps-ssh-key"]
+    assert [p.split(" ")[0] for p in asked] == ["ops-ssh-key", "apps-ssh-key", "bastion-ssh-key"]
     assert "hosts[0].private-key-secret names it" in asked[0]
     assert [(k, v.value, v.secret) for k, v in stack.config] == [
         ("homelab:ops-ssh-key", key_file.read_text(), True),
         ("homelab:apps-ssh-key", key_file.read_text(), True),
+        ("homelab:bastion-ssh-key", key_file.read_text(), True),
     ]
-    assert "secrets set: ops-ssh-key, apps-ssh-key" in result.stdout
+    assert "hosts[1].proxy.private-key-secret names it" in asked[2]
+    assert "secrets set: ops-ssh-key, apps-ssh-key, bastion-ssh-key" in result.stdout
     assert "python -m automation up --stack lab" in result.stdout
 
 
@@ -172,7 +177,8 @@ def test_init_without_a_terminal_lists_the_secrets_still_to_set(project: Path, o
 
 
 def test_init_skips_secrets_the_stack_file_already_holds(project: Path, opened: list[Any]) -> None:
-    text = (EXAMPLES / "single-host.yaml").read_text() + "  homelab:server-ssh-key:\n    secure: v1:abc\n"
+    text = (EXAMPLES / "single-host.yaml").read_text()
+    text += "  homelab:server-ssh-key:\n    secure: v1:abc\n  homelab:alerts-webhook:\n    secure: v1:def\n"
     (project / "Pulumi.lab.yaml").write_text(text)
     result = cli_run("init", "--stack", "lab")
     assert result.returncode == 0, result.stderr
@@ -281,7 +287,7 @@ def test_config_values_are_applied_before_the_config_is_validated(project: Path,
     out, err = io.StringIO(), io.StringIO()
     options = options_for(project, {"domain": "lab.example.com"})  # fixes the file's bad domain
     assert cli.run_operation("up", options, out, err=err) == 0, err.getvalue()
-    assert [c for c, _ in opened[0][2].calls] == ["up"]
+    assert [c for c, _ in opened[0][2].calls] == ["preview", "up"]
     assert "note: --config writes plain text into Pulumi.lab.yaml: domain" in err.getvalue()
 
 

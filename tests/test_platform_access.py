@@ -24,6 +24,7 @@ from harness import (
     RecordingMocks,
     Resource,
     _fake,
+    cert_pem,
     example_run,
     example_secrets,
     load_stack_file,
@@ -287,8 +288,8 @@ def check_cluster_issuer(r: Resource) -> None:
         assert acme["solvers"], "an ACME issuer needs a solver"
 
 
-def test_cert_manager_ca_issuer_uses_our_own_ca(platform):
-    """A private CA made with pulumi-tls: cert-manager signs with it, Pulumi knows its certificate."""
+def test_cert_manager_ca_issuer_signs_with_the_homelab_ca(platform):
+    """The example's private CA is the homelab layer's: cert-manager signs with it."""
     (issuer,) = platform.of_type(CLUSTER_ISSUER_T)
     check_cluster_issuer(issuer)
     assert issuer.input("metadata.name") == "homelab-ca"
@@ -297,22 +298,22 @@ def test_cert_manager_ca_issuer_uses_our_own_ca(platform):
     assert secret.input("metadata.name") == secret_name
     assert secret.input("metadata.namespace") == PLATFORM_NS  # cert-manager's cluster resource namespace
     assert secret.inputs["type"] == "kubernetes.io/tls"
-    assert secret.inputs["stringData"]["tls.crt"].startswith("-----BEGIN CERTIFICATE-----")
-    assert "stringData" in secret.secret_paths, "the CA key is a secret"
-    assert platform.of_type(CERTIFICATE_T) == []
-    ca = platform.named("cert-manager-ca-ca-cert", "tls:index/selfSignedCert:SelfSignedCert")
+    ca = platform.named("tls-ca-cert", "tls:index/selfSignedCert:SelfSignedCert")
     assert ca.inputs["isCaCertificate"] is True
+    assert secret.inputs["stringData"]["tls.crt"] == cert_pem("tls-ca-cert")
+    assert _fake("PRIVATE_KEY", "tls-ca-key") in secret.inputs["stringData"]["tls.key"]
+    assert "stringData" in secret.secret_paths, "the CA key is a secret"
+    # One Certificate: Harbor's, which Pulumi waits for before calling Harbor's API.
+    (certificate,) = platform.of_type(CERTIFICATE_T)
+    assert certificate.input("spec.issuerRef.name") == "homelab-ca"
     assert platform.outputs["platform-ca-certificate"] == secret.inputs["stringData"]["tls.crt"]
 
 
 @pytest.fixture(scope="module")
 def acme(tmp_path_factory) -> RecordingMocks:
     def change(config, secrets):
-        config["platform"]["components"]["cert-manager"] = {
-            "enabled": True,
-            "issuer": "acme",
-            "acme-email": "ops@example.com",
-        }
+        config["platform"]["tls"] = {"mode": "acme", "acme": {"email": "ops@example.com", "solver": "http01"}}
+        secrets.pop("node-ssh-key")
 
     return run_variant(tmp_path_factory, change)
 
@@ -324,7 +325,8 @@ def test_cert_manager_acme_issuer(acme):
     assert issuer.inputs["spec"]["acme"]["email"] == "ops@example.com"
     solver = issuer.inputs["spec"]["acme"]["solvers"][0]
     assert solver["http01"]["ingress"]["ingressClassName"] == "nginx"
-    assert acme.of_type(CERTIFICATE_T) == []
+    (certificate,) = acme.of_type(CERTIFICATE_T)
+    assert certificate.input("spec.issuerRef.name") == "homelab-ca"
 
 
 # ---- 3. per project --------------------------------------------------------------------------
@@ -501,7 +503,10 @@ def test_one_github_collaborator_per_login_on_the_shared_repository(platform):
 
 
 def deploy_key(mocks: RecordingMocks) -> Resource:
-    return one([k for k in mocks.of_type(TLS_KEY_T) if k.inputs["algorithm"] == "ED25519"], "ED25519 keys")
+    keys = [
+        k for k in mocks.of_type(TLS_KEY_T) if k.inputs["algorithm"] == "ED25519" and k.name != "backup-key"
+    ]
+    return one(keys, "ED25519 keys besides the homelab's backup key")
 
 
 def test_gitops_repository_is_private_and_kept(platform):

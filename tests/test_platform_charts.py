@@ -160,7 +160,16 @@ def test_harbor_values(platform):
     assert values["expose"]["type"] == "ingress"
     assert values["expose"]["ingress"]["hosts"]["core"] == f"harbor.{DOMAIN}"
     assert values["expose"]["ingress"]["className"] == "nginx"
-    assert values["expose"]["ingress"]["annotations"]["cert-manager.io/cluster-issuer"] == "homelab-ca"
+    # Harbor's certificate is a Certificate of its own (Pulumi waits for it), not ingress-shim's.
+    assert "cert-manager.io/cluster-issuer" not in values["expose"]["ingress"]["annotations"]
+    certificate = platform.named("harbor-certificate", "kubernetes:cert-manager.io/v1:Certificate")
+    assert certificate.input("spec.issuerRef") == {
+        "name": "homelab-ca",
+        "kind": "ClusterIssuer",
+        "group": "cert-manager.io",
+    }
+    assert certificate.input("spec.dnsNames") == [f"harbor.{DOMAIN}"]
+    assert values["expose"]["tls"]["secret"]["secretName"] == certificate.input("spec.secretName")
     assert values["expose"]["tls"]["enabled"] is True
     assert values["externalURL"] == f"https://harbor.{DOMAIN}"
 
@@ -338,8 +347,8 @@ def test_cnpg_cluster_depends_on_the_operator_and_its_secret(platform):
 def test_cert_manager_issuer_chain_depends_on_the_cert_manager_release(platform):
     cert_manager = release(platform, "cert-manager")
     chain = [r for r in platform.resources if r.type.startswith("kubernetes:cert-manager.io/")]
-    assert sorted(r.inputs["kind"] for r in chain) == ["ClusterIssuer"]
-    (issuer,) = chain
+    assert sorted(r.inputs["kind"] for r in chain) == ["Certificate", "ClusterIssuer"]
+    (issuer,) = [r for r in chain if r.inputs["kind"] == "ClusterIssuer"]
     # The issuer waits for the release (its CRDs come with the chart) and for the CA's Secret.
     assert cert_manager.urn in issuer.dependencies
     ca_secret = platform.named("cert-manager-ca-secret", "kubernetes:core/v1:Secret")

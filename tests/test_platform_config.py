@@ -10,7 +10,7 @@ from typing import Any
 
 import harness
 import pytest
-from harness import ROOT, example_secrets, load_stack_file, run_program
+from harness import CONFIG_CA_PEM, ROOT, example_secrets, load_stack_file, run_program
 
 EXAMPLE = ROOT / "examples" / "platform.yaml"
 
@@ -50,6 +50,29 @@ def drop_platform(config: dict[str, Any], secrets: dict[str, str]) -> None:
 
 def drop_github_token(config: dict[str, Any], secrets: dict[str, str]) -> None:
     del secrets["github-token"]
+
+
+def drop_tls(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    del config["platform"]["tls"]
+    secrets.pop("node-ssh-key")
+
+
+def tls(value: dict[str, Any], **new_secrets: str) -> Change:
+    """platform.tls replaced by `value` (the nodes' SSH key goes with the old one)."""
+
+    def change(config: dict[str, Any], secrets: dict[str, str]) -> None:
+        config["platform"]["tls"] = value
+        secrets.pop("node-ssh-key")
+        secrets.update(new_secrets)
+
+    return change
+
+
+UNTRUSTED_CA_PEM = "-----BEGIN CERTIFICATE-----\nMG5vdC10cnVzdGVk\n-----END CERTIFICATE-----\n"
+
+
+def homelab_off(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    config["layers"]["homelab"] = False
 
 
 def kubeconfig_in_plain_config(config: dict[str, Any], secrets: dict[str, str]) -> None:
@@ -98,12 +121,53 @@ INVALID: list[tuple[str, Change, str, str]] = [
         "platform.projects[0].quota.cpu",
         "not a Kubernetes quantity",
     ),
+    ("tls-missing", drop_tls, "platform.tls", "say who signs the platform's certificates"),
     (
         "acme-without-email",
-        at("platform", "components", "cert-manager", value={"enabled": True, "issuer": "acme"}),
-        "platform.components.cert-manager",
-        "acme-email",
+        tls({"mode": "acme", "acme": {"solver": "http01"}}),
+        "platform.tls.acme.email",
+        "Field required",
     ),
+    (
+        "dns01-without-token",
+        tls({"mode": "acme", "acme": {"email": "ops@example.com"}}),
+        "platform.tls.acme",
+        "needs cloudflare-api-token-secret",
+    ),
+    (
+        "private-ca-without-ca",
+        tls({"mode": "private-ca", "nodes-trust-ca": True}),
+        "platform.tls",
+        "needs the ca section",
+    ),
+    (
+        # The defect: nodes that do not trust Harbor's CA end in ImagePullBackOff.
+        "private-ca-nodes-unreachable",
+        tls({"mode": "private-ca", "ca": {"source": "homelab"}}),
+        "platform.tls.nodes",
+        "/etc/containerd/certs.d/harbor.idp.lab.example.com/ca.crt",
+    ),
+    (
+        "config-ca-without-key",
+        tls({"mode": "private-ca", "ca": {"certificate": CONFIG_CA_PEM}, "nodes-trust-ca": True}),
+        "platform.tls.ca.key-secret",
+        "signs with the CA's private key",
+    ),
+    (
+        # The defect: the Harbor provider cannot be given a CA; this machine must trust it.
+        "config-ca-not-trusted-here",
+        tls(
+            {
+                "mode": "private-ca",
+                "ca": {"certificate": UNTRUSTED_CA_PEM, "key-secret": "ca-key"},
+                "nodes-trust-ca": True,
+            },
+            **{"ca-key": "MOCKSECRET-ca-key"},
+        ),
+        "platform.tls.ca.certificate",
+        "Install the CA on the machine running Pulumi",
+    ),
+    ("homelab-ca-without-homelab", homelab_off, "platform.tls.ca.source", "needs layers.homelab"),
     (
         "kubeconfig-not-a-secret",
         kubeconfig_in_plain_config,
@@ -131,6 +195,9 @@ def test_the_unchanged_example_is_valid(tmp_path):
 def test_platform_only_stack_registers_no_docker_resource(tmp_path):
     config, secrets = example()
     config["layers"] = {"homelab": False, "platform": True}
+    # Without the homelab layer the private CA comes from config (trusted here: conftest).
+    config["platform"]["tls"]["ca"] = {"certificate": CONFIG_CA_PEM, "key-secret": "ca-key"}
+    secrets["ca-key"] = "MOCKSECRET-ca-key"
     mocks = run_program(config, secrets, key_dir=str(tmp_path))
     types = {r.type for r in mocks.resources}
     assert "pulumi:providers:kubernetes" in types, "the platform is built"

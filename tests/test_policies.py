@@ -9,6 +9,7 @@ Never builds a `PolicyPack` (that starts a policy server and blocks); `build_pol
 from __future__ import annotations
 
 import ast
+import dataclasses
 import json
 import re
 from collections.abc import Callable
@@ -333,13 +334,21 @@ def volume(
 
 
 def backup(host: str = "a", *volumes: str) -> Res:
-    mounts = [{"volumeName": v, "containerPath": f"/source/{v}", "readOnly": True} for v in volumes]
+    mounts = [{"volumeName": v, "containerPath": f"/backup/{v}", "readOnly": True} for v in volumes]
     return container(
-        "volumerize",
+        "backup",
         host=host,
         extra_labels={"homelab.role": "backup"},
         volumes=[*mounts, socket(read_only=False)],
+        envs=[f"BACKUP_STOP_DURING_BACKUP_LABEL=homelab-{host}", "BACKUP_SOURCES=/backup"],
     )
+
+
+def writer(volume_name: str, host: str = "a", stop: str | None = "homelab-a", read_only: bool = False) -> Res:
+    """A service container that mounts `volume_name` (stopped during backups with `stop`)."""
+    extra = {"docker-volume-backup.stop-during-backup": stop} if stop is not None else {}
+    mount = {"volumeName": volume_name, "containerPath": "/data", "readOnly": read_only}
+    return container("db", host=host, extra_labels=extra, volumes=[mount])
 
 
 def haproxy(
@@ -398,6 +407,53 @@ def prometheus(scraped: dict[str, str], host: str = "a") -> Res:
 
 def publishing(alias: str, port: int, host: str = "a", protocol: str = "tcp") -> Res:
     return container(alias, host=host, ports=[{"internal": 80, "external": port, "protocol": protocol}])
+
+
+# stateful-changes-guarded: a database container writing its volume, its image, its backup.
+DB_IMAGE = "mysql:8.4.6"
+
+
+def image_res(ref: str = DB_IMAGE) -> Res:
+    return Res(
+        REMOTE_IMAGE, f"a-image-{ref}", {"name": ref}, urn=f"urn:pulumi:dev::homelab::{REMOTE_IMAGE}::{ref}"
+    )
+
+
+def pre_upgrade_run(triggers: list[str], type_: str = "command:local:Command") -> Res:
+    name = "mysql-pre-upgrade-backup-run"
+    return Res(
+        type_, name, {"create": "...", "triggers": triggers}, urn=f"urn:pulumi:dev::homelab::{type_}::{name}"
+    )
+
+
+def db_writer(*deps: Res, read_only: bool = False, service: str = "mysql") -> Res:
+    c = container(
+        "mysql",
+        extra_labels={"homelab.service": service},
+        volumes=[
+            {"volumeName": "homelab_mysql_data", "containerPath": "/var/lib/mysql", "readOnly": read_only}
+        ],
+    )
+    return dataclasses.replace(c, dependencies=tuple(d.urn for d in deps))
+
+
+def guarded(*extra: Res, runs: list[Res] | None = None, **writer: Any) -> list[Res]:
+    image = image_res()
+    runs = [pre_upgrade_run([DB_IMAGE, "f" * 64])] if runs is None else runs
+    return [volume("homelab_mysql_data"), image, *runs, db_writer(image, *runs, **writer), *extra]
+
+
+def cnpg_cluster(annotations: dict[str, str] | None = None, protect: bool = False, dbr: bool = False) -> Res:
+    metadata: dict[str, Any] = {"name": "platform-db", "namespace": "idp-system"}
+    if annotations is not None:
+        metadata["annotations"] = annotations
+    return Res(
+        "kubernetes:postgresql.cnpg.io/v1:Cluster",
+        "postgres-cluster",
+        {"apiVersion": "postgresql.cnpg.io/v1", "kind": "Cluster", "metadata": metadata, "spec": {}},
+        protect=protect,
+        delete_before_replace=dbr,
+    )
 
 
 # ---- the cases ---------------------------------------------------------------------------
@@ -661,6 +717,20 @@ BAD: list[Case] = [
         fix="enable backups",
     ),
     Case(
+        "writer-not-stopped-during-backup",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db", stop=None)],
+        what="not stopped during its host's backup",
+        fix="docker-volume-backup.stop-during-backup=homelab-a",
+    ),
+    Case(
+        "writer-stopped-by-another-hosts-schedule",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db", stop="homelab-b")],
+        what="not stopped during its host's backup",
+        fix="docker-volume-backup.stop-during-backup=homelab-a",
+    ),
+    Case(
         "pvc-not-kept",
         "volumes-backed-up",
         [Res(PVC, "data", {"metadata": {"name": "data"}, "spec": {}})],
@@ -725,6 +795,42 @@ BAD: list[Case] = [
         [repository(), webhook(), branch_protection(allowsForcePushes=True)],
         what="not protected",
         fix="no force pushes",
+    ),
+    # stateful-changes-guarded
+    Case(
+        "writer-without-pre-upgrade-backup",
+        "stateful-changes-guarded",
+        guarded(runs=[]),
+        what="mysql-a",
+        fix="pre-upgrade-backup",
+    ),
+    Case(
+        "pre-upgrade-backup-not-keyed-on-image",
+        "stateful-changes-guarded",
+        guarded(runs=[pre_upgrade_run(["mysql:8.4.5"])]),
+        what="not keyed on its image",
+        fix="triggers",
+    ),
+    Case(
+        "volume-deleted-before-replace",
+        "stateful-changes-guarded",
+        [*guarded()[1:], dataclasses.replace(volume("homelab_mysql_data"), delete_before_replace=True)],
+        what="deleteBeforeReplace",
+        fix="before a replacement exists",
+    ),
+    Case(
+        "cnpg-cluster-not-retained",
+        "stateful-changes-guarded",
+        [cnpg_cluster()],
+        what="CloudNativePG",
+        fix="retain",
+    ),
+    Case(
+        "cnpg-cluster-delete-before-replace",
+        "stateful-changes-guarded",
+        [cnpg_cluster({"homelab.data-safety": "retain"}, dbr=True)],
+        what="deleteBeforeReplace",
+        fix="replacement",
     ),
 ]
 
@@ -847,6 +953,16 @@ GOOD: list[Case] = [
     # volumes-backed-up
     Case("volume-retained-backed-up", "volumes-backed-up", [volume("homelab_db"), backup("a", "homelab_db")]),
     Case(
+        "writer-stopped-during-backup",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db")],
+    ),
+    Case(
+        "reader-need-not-stop",
+        "volumes-backed-up",
+        [volume("homelab_db"), backup("a", "homelab_db"), writer("homelab_db", stop=None, read_only=True)],
+    ),
+    Case(
         "volume-protect-label",
         "volumes-backed-up",
         [volume("homelab_db", safety="protect"), backup("a", "homelab_db")],
@@ -905,12 +1021,30 @@ GOOD: list[Case] = [
         "gitops-branch-protected",
         [repository("site"), webhook(url="https://ci.lab.example.com/hooks/github", repo="site")],
     ),
+    # stateful-changes-guarded
+    Case("writer-after-keyed-pre-upgrade-backup", "stateful-changes-guarded", guarded()),
+    Case(
+        "remote-pre-upgrade-backup",
+        "stateful-changes-guarded",
+        guarded(runs=[pre_upgrade_run([DB_IMAGE], "command:remote:Command")]),
+    ),
+    Case("read-only-mount-is-no-writer", "stateful-changes-guarded", guarded(runs=[], read_only=True)),
+    Case(
+        "service-listed-without-pre-upgrade-backup",
+        "stateful-changes-guarded",
+        guarded(runs=[]),
+        config={"services-without-pre-upgrade-backup": ["mysql"]},
+    ),
+    Case(
+        "cnpg-cluster-retained", "stateful-changes-guarded", [cnpg_cluster({"homelab.data-safety": "retain"})]
+    ),
+    Case("cnpg-cluster-protected", "stateful-changes-guarded", [cnpg_cluster(protect=True)]),
 ]
 
 
 def test_every_rule_has_bad_and_good_cases():
     names = {rule.name for rule in RULES}
-    assert len(names) == 12
+    assert len(names) == 13
     assert {c.rule for c in BAD} == names
     assert {c.rule for c in GOOD} == names
     assert len({c.id for c in BAD + GOOD}) == len(BAD) + len(GOOD)
@@ -1199,6 +1333,10 @@ def engine_violations(resources: list[Resource]) -> dict[str, list[str]]:
         )
         for r in resources
     ]
+    # As pulumi_policy's analyzer does (policy.py, `analyze_stack`): dependencies by URN.
+    by_urn = {p.urn: p for p in policy_resources}
+    for r, p in zip(resources, policy_resources, strict=True):
+        p.dependencies.extend(by_urn[u] for u in r.dependencies if u in by_urn)
     for p in build_policies():
         reported: list[str] = []
 
@@ -1279,3 +1417,26 @@ def test_policy_requirements_pin_pulumi_policy():
     import pulumi_policy.version as installed
 
     assert pins[0].split("==")[1] == installed.VERSION
+
+
+# ---- stateful-changes-guarded against the program ------------------------------------------
+
+
+def test_the_examples_hold_what_the_guard_rule_reads(example_run):
+    everything = [r for path in example_files() for r in example_run(path)]
+    runs = [r for r in everything if r.type == "command:local:Command" or r.type == "command:remote:Command"]
+    assert any(r.name.endswith("-pre-upgrade-backup-run") for r in runs)
+    clusters = [r for r in everything if r.type == "kubernetes:postgresql.cnpg.io/v1:Cluster"]
+    assert clusters
+    for cluster in clusters:
+        # The annotation says what the option says (the pack cannot see the option).
+        assert cluster.retain_on_delete is True
+        assert cluster.inputs["metadata"]["annotations"] == {"homelab.data-safety": "retain"}
+
+
+def test_turning_the_pre_upgrade_backup_off_is_reported(tmp_path):
+    config = {"data": {"pre-upgrade-backup": False}, "services": {"mysql": {"enabled": True}}}
+    mocks = run_program(config, key_dir=str(tmp_path))
+    messages = evaluate([as_res(r) for r in mocks.resources])["stateful-changes-guarded"]
+    assert any(m.startswith("mysql: writes homelab_mysql_data but is not ordered after") for m in messages)
+    assert not any(m.startswith("landing") for m in messages)

@@ -29,7 +29,9 @@ def test_outputs_name_every_routed_service_and_keep_the_password_secret(single):
     assert single.outputs["admin-user"] == "admin"
     assert single.outputs["admin-password"] in single.generated_secrets
     assert "admin-password" in single.secret_outputs
-    assert "backup-passphrases" in single.secret_outputs
+    assert "backup-identity" in single.secret_outputs  # the key that decrypts the backups
+    assert single.outputs["backup-recipient"].startswith("ssh-ed25519 ")
+    assert "backup-recipient" not in single.secret_outputs  # the public half
     assert single.outputs["ca-certificate"].startswith("-----BEGIN CERTIFICATE-----")
     assert "ca-certificate" not in single.secret_outputs
 
@@ -50,7 +52,8 @@ def test_without_tls_urls_are_http():
     mocks = run_program({"tls": {"enabled": False}})
     assert mocks.outputs["urls"]["grafana"] == "http://monitoring.localhost/"
     assert "ca-certificate" not in mocks.outputs
-    assert not mocks.of_type("tls:index/privateKey:PrivateKey")
+    # No CA and no certificate keys: the only key is the backups' (ssh-ed25519, not TLS).
+    assert [r.name for r in mocks.of_type("tls:index/privateKey:PrivateKey")] == ["backup-key"]
 
 
 def test_homelab_only_stack_does_not_import_kubernetes_or_github_sdks():

@@ -19,7 +19,15 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness import EXAMPLES, example_run, example_secrets, load_stack_file, plain_strings, run_program
+from harness import (
+    EXAMPLES,
+    HOST_KEY,
+    example_run,
+    example_secrets,
+    load_stack_file,
+    plain_strings,
+    run_program,
+)
 
 from components.docker.spec import Route
 from components.homelab.proxy import CONFIG_DIR, crt_list, haproxy_config
@@ -394,7 +402,7 @@ def test_tcp_only_host_with_tls(tmp_path):
         "domain": "lab.example.com",
         "hosts": [
             {"name": "main", "address": "local"},
-            {"name": "db", "address": "deploy@db.lab.example.com"},
+            {"name": "db", "address": "deploy@db.lab.example.com", "host-key": HOST_KEY},
         ],
         "services": {"postgres": {"enabled": True, "host": "db"}},
     }

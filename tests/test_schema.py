@@ -10,7 +10,7 @@ import sys
 from typing import Any
 
 import pytest
-from harness import ROOT, example_files
+from harness import HOST_KEY, ROOT, example_files
 from jsonschema import Draft202012Validator
 
 from automation.validate import load_yaml
@@ -85,7 +85,12 @@ def test_secret_keys_and_pulumi_metadata_validate(validator):
     document = dev_document()
     document["encryptionsalt"] = "v1:abc:def"
     document["config"]["homelab:hosts"] = [
-        {"name": "server", "address": "deploy@server.example.com", "private-key-secret": "server-ssh-key"}
+        {
+            "name": "server",
+            "address": "deploy@server.example.com",
+            "private-key-secret": "server-ssh-key",
+            "host-key": HOST_KEY,
+        }
     ]
     document["config"]["homelab:server-ssh-key"] = {"secure": "v1:AAAA"}
     document["config"]["homelab:my-cert"] = {"secure": "v1:BBBB"}

@@ -12,6 +12,7 @@ from pathlib import Path
 import harness
 import pytest
 from harness import (
+    HOST_KEY,
     SECRET_MARK,
     RecordingMocks,
     Resource,
@@ -33,20 +34,39 @@ PASSWORD = "random:index/randomPassword:RandomPassword"
 SOCKET = "/var/run/docker.sock"
 CREDENTIAL = re.compile(r"PASSWORD|SECRET|KEY|SALT")
 
-# Every feature that handles a secret at once: all services, S3 backups, a user certificate,
-# an SSH key, a custom service with a generated secret.
+# Every feature that handles a secret at once: all services, backups to S3, SFTP and WebDAV
+# with failure notifications, a user certificate, an SSH key, a custom service with a
+# generated secret, the alerts' chat webhook.
 EVERYTHING = {
+    "monitoring": {"alerting": {"receiver": {"url-secret": "chat-webhook"}}},
     "domain": "lab.example.com",
-    "hosts": [{"name": "server", "address": "deploy@server.example.com", "private-key-secret": "ssh-key"}],
+    "hosts": [
+        {
+            "name": "server",
+            "address": "deploy@server.example.com",
+            "private-key-secret": "ssh-key",
+            "host-key": HOST_KEY,
+        }
+    ],
     "tls": {"certificates": {"monitoring.lab.example.com": "my-cert"}},
     "backup": {
-        "target": "s3://bucket/homelab",
-        "s3-access-key-id-secret": "s3-id",
-        "s3-secret-access-key-secret": "s3-key",
+        "s3": {
+            "bucket": "lab-backups",
+            "access-key-id-secret": "s3-id",
+            "secret-access-key-secret": "s3-key",
+        },
+        "ssh": {
+            "address": "backup@nas.example.com:2222",
+            "path": "/srv/backups",
+            "private-key-secret": "nas-key",
+        },
+        "webdav": {"url": "https://dav.example.com", "username": "lab", "password-secret": "dav-password"},
+        "notify-url-secret": "backup-webhook",
     },
     "services": {
         "mattermost": {"enabled": True},
         "postgres": {"enabled": True},
+        "mysql": {"enabled": True},
         "drupal": {"enabled": True},
         "web": {"enabled": True},
     },
@@ -133,9 +153,13 @@ def test_outputs_hide_secrets(case):
     assert mocks.outputs["admin-password"] == harness._fake("password", "admin-password")
     assert "admin-password" in mocks.secret_outputs
     assert mocks.outputs["admin-user"] == validate(config).admin_user
-    if "backup-passphrases" in mocks.outputs:
-        assert "backup-passphrases" in mocks.secret_outputs
-        assert set(mocks.outputs["backup-passphrases"].values()) <= mocks.generated_secrets
+    if "backup-identity" in mocks.outputs:
+        assert "backup-identity" in mocks.secret_outputs
+        assert mocks.outputs["backup-identity"] in {
+            harness._pem("OPENSSH PRIVATE KEY", r.name)
+            for r in mocks.of_type("tls:index/privateKey:PrivateKey")
+            if r.name == "backup-key"
+        }
     for name, value in mocks.outputs.items():
         if name not in mocks.secret_outputs:
             assert SECRET_MARK not in json.dumps(value), f"output {name} shows a secret"
@@ -192,11 +216,14 @@ def test_database_passwords_and_salts_are_generated(tmp_path):
     mocks = run_program(EVERYTHING, example_secrets(EVERYTHING), key_dir=str(tmp_path))
     generated = mocks.generated_secrets
     by_alias = {alias(c): c for c in containers(mocks)}
-    expected = {
-        "postgres": {"POSTGRES_PASSWORD": "postgres-password"},
-        "mysql": {"MYSQL_PASSWORD": "mysql-password", "MYSQL_ROOT_PASSWORD": "mysql-root-password"},
-        "mattermost-db": {"POSTGRES_PASSWORD": "mattermost-db-password"},
-        "drupal-db": {"POSTGRES_PASSWORD": "drupal-db-password"},
+    # Database passwords travel as files (the *_FILE variable names one), the rest as env.
+    in_files = {
+        "postgres": {"POSTGRES_PASSWORD_FILE": "postgres-password"},
+        "mysql": {"MYSQL_PASSWORD_FILE": "mysql-password", "MYSQL_ROOT_PASSWORD_FILE": "mysql-root-password"},
+        "mattermost-db": {"POSTGRES_PASSWORD_FILE": "mattermost-db-password"},
+        "drupal-db": {"POSTGRES_PASSWORD_FILE": "drupal-db-password"},
+    }
+    in_env = {
         "mattermost": {
             "MM_FILESETTINGS_PUBLICLINKSALT": "mattermost-public-link-salt",
             "MM_EMAILSETTINGS_INVITESALT": "mattermost-invite-salt",
@@ -205,22 +232,22 @@ def test_database_passwords_and_salts_are_generated(tmp_path):
         "app": {"API_TOKEN": "app-api-token"},
     }
     seen: list[str] = []
-    for container, variables in expected.items():
+    for container, variables in [*in_files.items(), *in_env.items()]:
         c = by_alias[container]
-        assert "envs" in c.secret_paths, container
+        secret_part = "uploads" if container in in_files else "envs"
+        assert any(p.startswith(secret_part) for p in c.secret_paths), container
         for key, password in variables.items():
             mocks.named(password, PASSWORD)
-            value = env(c)[key]
+            value = uploads(c)[env(c)[key]] if container in in_files else env(c)[key]
             assert value in generated, f"{container} {key} is not generated"
             assert value == harness._fake("password", password), f"{container} {key} is not {password}"
             seen.append(value)
     assert len(seen) == len(set(seen)), "every secret is its own RandomPassword"
-    # Mattermost reaches its database with that database's password.
-    db_password = env(by_alias["mattermost-db"])["POSTGRES_PASSWORD"]
-    assert (
-        f"mattermost:{db_password}@mattermost-db:5432"
-        in env(by_alias["mattermost"])["MM_SQLSETTINGS_DATASOURCE"]
-    )
+    # Mattermost reaches its database with that database's password, from its pgpass file.
+    db_password = uploads(by_alias["mattermost-db"])["/run/homelab/db-password"]
+    mattermost = by_alias["mattermost"]
+    assert f"mattermost:{db_password}\n" in uploads(mattermost)[env(mattermost)["PGPASSFILE"]]
+    assert db_password not in env(mattermost)["MM_SQLSETTINGS_DATASOURCE"]
 
 
 def test_no_hard_coded_credential_in_declarations(case):
@@ -255,8 +282,10 @@ def test_docker_socket_only_where_needed(case):
     for c in containers(mocks):
         for m in c.inputs.get("volumes") or []:
             if m.get("hostPath") in (SOCKET, "/run/docker.sock", "/var/run", "/run"):
-                assert m["hostPath"] == SOCKET and m["containerPath"] == SOCKET, c.name
+                # cAdvisor mounts all of /var/run (its README), the others the socket alone.
+                expected = "/var/run" if alias(c) == "cadvisor" else SOCKET
+                assert m["hostPath"] == expected and m["containerPath"] == expected, c.name
                 holders.setdefault(alias(c), []).append(m["readOnly"])
-    assert set(holders) <= {"portainer", "volumerize", "cadvisor"}
-    assert {"cadvisor", "portainer", "volumerize"} & {alias(c) for c in containers(mocks)} <= set(holders)
-    assert all(ro is True for ro in holders["cadvisor"]), "cAdvisor reads the socket read-only"
+    assert set(holders) <= {"portainer", "backup", "cadvisor"}
+    assert {"cadvisor", "portainer", "backup"} & {alias(c) for c in containers(mocks)} <= set(holders)
+    assert all(ro is True for ro in holders.get("cadvisor", [])), "cAdvisor reads the socket read-only"

@@ -28,11 +28,13 @@ PGDATA = "/var/lib/postgresql/data"
 EXPECTED_IMAGES = {
     "portainer": IMAGES["portainer"],
     "prometheus": IMAGES["prometheus"],
+    "alertmanager": IMAGES["alertmanager"],
+    "blackbox-exporter": IMAGES["blackbox-exporter"],
     "grafana": IMAGES["grafana"],
     "cadvisor": IMAGES["cadvisor"],
     "node-exporter": IMAGES["node-exporter"],
     "haproxy": IMAGES["haproxy"],
-    "volumerize": IMAGES["volumerize"],
+    "backup": IMAGES["backup"],
     "mattermost": IMAGES["mattermost"],
     "mattermost-db": IMAGES["postgres"],
     "postgres": IMAGES["postgres"],
@@ -46,18 +48,21 @@ EXPECTED_IMAGES = {
 ALIASES = sorted(EXPECTED_IMAGES)
 
 # Images without a shell or HTTP client (portainer, whoami: FROM scratch) or without a
-# long-running server to probe (volumerize) get no health check.
-WITHOUT_HEALTHCHECK = {"portainer", "volumerize", "whoami"}
+# long-running server to probe (backup: a cron loop, alpine without an HTTP client) get no
+# health check.
+WITHOUT_HEALTHCHECK = {"portainer", "backup", "whoami"}
 
 # The built-ins' default memory limits (MB). `whoami` sets none in the example.
 MEMORY_MB = {
     "portainer": 256,
     "prometheus": 1024,
+    "alertmanager": 128,
+    "blackbox-exporter": 64,
     "grafana": 512,
     "cadvisor": 256,
     "node-exporter": 128,
     "haproxy": 256,
-    "volumerize": 512,
+    "backup": 256,
     "mattermost": 2048,
     "mattermost-db": 512,
     "postgres": 512,
@@ -72,6 +77,9 @@ MEMORY_MB = {
 OWN_VOLUMES = {
     "portainer": {"homelab_portainer_data": "/data"},
     "prometheus": {"homelab_prometheus_data": "/prometheus"},
+    "alertmanager": {"homelab_alertmanager_data": "/alertmanager"},
+    # The backup run records its successes where node-exporter reads them (alerting.py).
+    "backup": {"homelab_node_exporter_server_textfile": "/var/lib/node-exporter/textfile"},
     "grafana": {"homelab_grafana_data": "/var/lib/grafana"},
     "postgres": {"homelab_postgres_data": PGDATA},
     "mysql": {"homelab_mysql_data": "/var/lib/mysql"},
@@ -92,14 +100,13 @@ OWN_VOLUMES = {
         "homelab_drupal_themes": "/var/www/html/themes",
     },
     "web": {"homelab_web_html": "/var/www/html", "homelab_web_logs": "/var/log/apache2"},
-    "volumerize": {"homelab_volumerize_server_volumerize_cache": "/volumerize-cache"},
 }
 # Scratch volumes: not backed up, not retained on destroy.
 SCRATCH_VOLUMES = {
     "homelab_mattermost_logs",
     "homelab_mattermost_bleve",
     "homelab_web_logs",
-    "homelab_volumerize_server_volumerize_cache",
+    "homelab_node_exporter_server_textfile",
 }
 
 
@@ -243,38 +250,60 @@ def test_stateful_volumes_are_retained_and_scratch_volumes_are_not(lab):
     assert retained == declared - SCRATCH_VOLUMES
 
 
-def test_volumerize_backs_up_every_stateful_volume_read_only(lab, containers):
-    sources = {
-        m["volumeName"]: m["containerPath"]
-        for m in named_mounts(containers["volumerize"])
-        if m["containerPath"].startswith("/source/")
-    }
+def test_backup_mounts_every_stateful_volume_read_only(lab, containers):
+    mounts = named_mounts(containers["backup"])
+    sources = [m for m in mounts if m["containerPath"].startswith("/backup/")]
     retained = {r.inputs["name"] for r in lab.of_type(VOLUME) if r.retain_on_delete}
-    assert sources == {name: f"/source/{name}" for name in retained}
-    assert all(m["readOnly"] for m in named_mounts(containers["volumerize"]) if m["volumeName"] in sources)
-    target = [m for m in bind_mounts(containers["volumerize"]) if m["containerPath"] == "/backup"]
-    assert target == [{"hostPath": "/srv/backups/homelab", "containerPath": "/backup", "readOnly": False}]
+    assert {m["volumeName"]: m["containerPath"] for m in sources} == {
+        name: f"/backup/{name}" for name in retained
+    }
+    assert all(m["readOnly"] for m in sources)
+    # Besides its sources, only the textfile directory it records its successes in.
+    assert [m["containerPath"] for m in mounts if m not in sources] == ["/var/lib/node-exporter/textfile"]
+    target = [m for m in bind_mounts(containers["backup"]) if m["containerPath"] == "/archive"]
+    assert target == [{"hostPath": "/srv/backups/homelab", "containerPath": "/archive", "readOnly": False}]
+
+
+def host_mounts(container) -> dict[str, tuple[str, bool, str | None]]:
+    """Host path -> (container path, read-only, propagation), from `volumes` and bind `mounts`."""
+    found = {
+        m["hostPath"]: (m["containerPath"], bool(m.get("readOnly")), None) for m in bind_mounts(container)
+    }
+    for m in container.inputs.get("mounts") or []:
+        assert m["type"] == "bind"
+        propagation = (m.get("bindOptions") or {}).get("propagation")
+        found[m["source"]] = (m["target"], bool(m.get("readOnly")), propagation)
+    return found
 
 
 @pytest.mark.parametrize(
-    "alias, host_paths",
+    "alias, expected",
     [
+        # google/cadvisor README.md @ v0.60.5: the quick start's --volume list, all read-only.
         (
             "cadvisor",
-            {"/": "/rootfs", "/sys": "/sys", "/var/lib/docker": "/var/lib/docker", "/dev/disk": "/dev/disk"},
+            {
+                "/": ("/rootfs", True, None),
+                "/var/run": ("/var/run", True, None),
+                "/sys": ("/sys", True, None),
+                "/var/lib/docker": ("/var/lib/docker", True, None),
+                "/dev/disk": ("/dev/disk", True, None),
+            },
         ),
-        ("node-exporter", {"/proc": "/host/proc", "/sys": "/host/sys", "/": "/rootfs"}),
+        # prometheus/node_exporter README.md @ v1.9.1: -v "/:/host:ro,rslave".
+        ("node-exporter", {"/": ("/host", True, "rslave")}),
     ],
 )
-def test_exporters_mount_host_paths_read_only(containers, alias, host_paths):
-    binds = [m for m in bind_mounts(containers[alias]) if m["hostPath"] != DOCKER_SOCKET]
-    assert {m["hostPath"]: m["containerPath"] for m in binds} == host_paths
-    assert all(m["readOnly"] for m in binds)
+def test_exporters_mount_host_paths_as_upstream_says(containers, alias, expected):
+    assert host_mounts(containers[alias]) == expected
 
 
 def test_docker_socket_only_where_needed(containers):
     modes = {alias: socket_mode(c) for alias, c in containers.items() if socket_mode(c)}
-    assert modes == {"portainer": "rw", "volumerize": "rw", "cadvisor": "ro"}
+    assert modes == {"portainer": "rw", "backup": "rw"}
+    # cAdvisor reaches the Docker (and containerd) socket through its read-only /var/run.
+    with_run = {alias for alias, c in containers.items() if "/var/run" in host_mounts(c)}
+    assert with_run == {"cadvisor"}
 
 
 # ---- network --------------------------------------------------------------------------
@@ -319,16 +348,11 @@ def test_grafana_admin_password_comes_from_a_secret_file(lab, containers):
         (
             "mattermost",
             [
-                "MM_SQLSETTINGS_DATASOURCE",
                 "MM_SQLSETTINGS_ATRESTENCRYPTKEY",
                 "MM_FILESETTINGS_PUBLICLINKSALT",
                 "MM_EMAILSETTINGS_INVITESALT",
             ],
         ),
-        ("mattermost-db", ["POSTGRES_PASSWORD"]),
-        ("postgres", ["POSTGRES_PASSWORD"]),
-        ("drupal-db", ["POSTGRES_PASSWORD"]),
-        ("mysql", ["MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD"]),
     ],
 )
 def test_generated_secrets_reach_env_only_as_secrets(lab, containers, alias, keys):
@@ -340,10 +364,48 @@ def test_generated_secrets_reach_env_only_as_secrets(lab, containers, alias, key
         assert is_secret(c, f"envs[{index}]"), f"{alias}: {key} is not secret"
 
 
-def test_mattermost_datasource_uses_its_database_password(containers):
-    password = env(containers["mattermost-db"])["POSTGRES_PASSWORD"]
-    datasource = env(containers["mattermost"])["MM_SQLSETTINGS_DATASOURCE"]
-    assert datasource.startswith(f"postgres://mattermost:{password}@mattermost-db:5432/mattermost?")
+def uploaded(container, path: str) -> tuple[int, dict]:
+    """The index and the entry of the upload at `path`."""
+    uploads = container.inputs["uploads"]
+    index = next(i for i, u in enumerate(uploads) if u["file"] == path)
+    return index, uploads[index]
+
+
+# Database passwords: a `*_FILE` variable names a 0400 file of the database user (uid from
+# components/homelab/images.py: postgres 70, mysql 999).
+DATABASE_PASSWORD_FILES = {
+    "postgres": {"POSTGRES_PASSWORD_FILE": 70},
+    "mattermost-db": {"POSTGRES_PASSWORD_FILE": 70},
+    "drupal-db": {"POSTGRES_PASSWORD_FILE": 70},
+    "mysql": {"MYSQL_PASSWORD_FILE": 999, "MYSQL_ROOT_PASSWORD_FILE": 999},
+}
+
+
+@pytest.mark.parametrize("alias", sorted(DATABASE_PASSWORD_FILES))
+def test_database_passwords_are_files_of_the_database_user(lab, containers, alias):
+    c = containers[alias]
+    for variable, uid in DATABASE_PASSWORD_FILES[alias].items():
+        assert variable.removesuffix("_FILE") not in env(c)
+        index, upload = uploaded(c, env(c)[variable])
+        assert upload["content"] in lab.generated_secrets
+        assert is_secret(c, f"uploads[{index}].content")
+        assert (upload["owner"], upload["permissions"]) == (str(uid), "0400")
+
+
+def password_of(container, variable: str) -> str:
+    return uploaded(container, env(container)[variable])[1]["content"]
+
+
+def test_mattermost_reads_its_database_password_from_a_pgpass_file(containers):
+    mattermost = containers["mattermost"]
+    datasource = env(mattermost)["MM_SQLSETTINGS_DATASOURCE"]
+    assert datasource.startswith("postgres://mattermost@mattermost-db:5432/mattermost?")
+    password = password_of(containers["mattermost-db"], "POSTGRES_PASSWORD_FILE")
+    assert password not in datasource
+    _, pgpass = uploaded(mattermost, env(mattermost)["PGPASSFILE"])
+    assert pgpass["content"] == f"mattermost-db:5432:mattermost:mattermost:{password}\n"
+    # lib/pq (conn.go, v1.10.9) ignores a pgpass file that group or others may read.
+    assert (pgpass["owner"], pgpass["permissions"]) == ("2000", "0400")
 
 
 def test_each_secret_is_distinct(containers):
@@ -351,11 +413,11 @@ def test_each_secret_is_distinct(containers):
         env(containers["mattermost"])["MM_SQLSETTINGS_ATRESTENCRYPTKEY"],
         env(containers["mattermost"])["MM_FILESETTINGS_PUBLICLINKSALT"],
         env(containers["mattermost"])["MM_EMAILSETTINGS_INVITESALT"],
-        env(containers["mattermost-db"])["POSTGRES_PASSWORD"],
-        env(containers["drupal-db"])["POSTGRES_PASSWORD"],
-        env(containers["postgres"])["POSTGRES_PASSWORD"],
-        env(containers["mysql"])["MYSQL_PASSWORD"],
-        env(containers["mysql"])["MYSQL_ROOT_PASSWORD"],
+        password_of(containers["mattermost-db"], "POSTGRES_PASSWORD_FILE"),
+        password_of(containers["drupal-db"], "POSTGRES_PASSWORD_FILE"),
+        password_of(containers["postgres"], "POSTGRES_PASSWORD_FILE"),
+        password_of(containers["mysql"], "MYSQL_PASSWORD_FILE"),
+        password_of(containers["mysql"], "MYSQL_ROOT_PASSWORD_FILE"),
     ]
     assert len(set(values)) == len(values)
 

@@ -1,6 +1,7 @@
 """The GitHub workflows: valid against the workflow schema, previews with the policy pack on
 pull requests, deploys with it on main behind the production environment, every secret they
-use documented, every action pinned to a version."""
+use documented. The supply chain (pinned actions, token permissions, zizmor and actionlint) is
+checked in test_supply_chain.py."""
 
 from __future__ import annotations
 
@@ -39,11 +40,16 @@ def steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def pulumi_steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
-    return [(job, s) for job, s in steps(document) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    """Steps that run a Pulumi command through pulumi/actions (not those that only install it)."""
+    return [
+        (job, s)
+        for job, s in steps(document)
+        if str(s.get("uses", "")).startswith("pulumi/actions@") and "command" in (s.get("with") or {})
+    ]
 
 
-def test_both_workflows_exist():
-    assert {p.name for p in workflow_files()} == {"pull-request.yml", "deploy.yml"}
+def test_the_workflows_exist():
+    assert {p.name for p in workflow_files()} == {"pull-request.yml", "deploy.yml", "drift.yml"}
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
@@ -62,13 +68,21 @@ def test_pull_request_workflow_tests_and_previews_with_the_pack():
     assert "pull_request" in document["on"]
     runs = [str(s.get("run", "")) for _, s in steps(document)]
     assert any(re.search(r"(^|\s)\.ci/run(\s|$)", run) for run in runs), runs
-    previews = pulumi_steps(document)
+    # The preview is the project's own command: the guard on stateful data first, the pack's
+    # violations, then the steps, as one Markdown file.
+    previews = [(job, s) for job, s in steps(document) if "-m automation preview" in str(s.get("run", ""))]
     assert len(previews) == 1
     job, step = previews[0]
-    inputs = step["with"]
-    assert inputs["command"] == "preview"
-    assert inputs["policyPacks"] == "policies"
-    assert inputs["comment-on-pr"] is True
+    command = step["run"].split()
+    assert command[command.index("--policy-pack") + 1] == "policies"
+    comment_file = command[command.index("--comment") + 1]
+    # ...which the next step posts on the pull request, also when the preview failed.
+    job_steps = document["jobs"][job]["steps"]
+    poster = job_steps[job_steps.index(step) + 1]
+    assert poster["run"].startswith("gh pr comment ")
+    assert f"--body-file {comment_file}" in poster["run"]
+    assert "!cancelled()" in poster["if"]
+    assert poster["env"]["GH_TOKEN"] == "${{ secrets.GITHUB_TOKEN }}"
     # The preview only runs once the tests passed.
     needs = document["jobs"][job].get("needs")
     assert needs and ".ci/run" in " ".join(
@@ -76,8 +90,12 @@ def test_pull_request_workflow_tests_and_previews_with_the_pack():
         for name, s in steps(document)
         if name in ([needs] if isinstance(needs, str) else needs)
     )
-    # Commenting needs write access to pull requests.
-    assert document["permissions"].get("pull-requests") == "write"
+    # Commenting needs write access to pull requests: the preview job has it, nothing else.
+    assert document["jobs"][job]["permissions"].get("pull-requests") == "write"
+    assert "pull-requests" not in document["permissions"]
+    # The policy pack's environment is installed before the preview runs.
+    earlier = [str(s.get("run", "")) for s in job_steps[: job_steps.index(step)]]
+    assert any("policies/requirements.txt" in run for run in earlier)
 
 
 def test_deploy_workflow_runs_up_on_main_behind_production():
@@ -122,10 +140,55 @@ def test_every_secret_used_is_documented():
     assert missing == []
 
 
-@pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
-def test_every_action_has_a_version(path):
-    uses = [str(s["uses"]) for _, s in steps(load(path)) if "uses" in s]
-    uses += [str(job["uses"]) for job in load(path)["jobs"].values() if "uses" in job]
-    assert uses
-    unpinned = [u for u in uses if not u.startswith("./") and not re.search(r"@v\d+(\.\d+)*$", u)]
-    assert unpinned == []
+# ---- drift detection -------------------------------------------------------------------
+
+DRIFT = WORKFLOWS / "drift.yml"
+
+
+def test_drift_runs_on_a_schedule_and_by_hand():
+    on = load(DRIFT)["on"]
+    [schedule] = on["schedule"]
+    assert len(schedule["cron"].split()) == 5
+    assert "workflow_dispatch" in on
+    assert "pull_request" not in on and "push" not in on
+
+
+def test_drift_previews_the_real_infrastructure_expecting_no_changes():
+    document = load(DRIFT)
+    runs = [str(s.get("run", "")) for _, s in steps(document)]
+    [preview] = [r for r in runs if "pulumi preview" in r]
+    # --refresh reads the real resources first; --expect-no-changes fails on any difference
+    # (pulumi/pulumi pkg/cmd/pulumi/operations/preview.go); nothing is written to the state.
+    for flag in ("--refresh", "--expect-no-changes", '--stack "$STACK"', "--non-interactive"):
+        assert flag in preview
+    assert "pulumi up" not in " ".join(runs) and "pulumi refresh" not in " ".join(runs)
+    # Drift (the CLI's own message) is told apart from a failed run, which fails the job.
+    assert "no changes were expected" in preview and 'exit "$status"' in preview
+
+
+def test_drift_opens_updates_and_closes_one_issue():
+    document = load(DRIFT)
+    by_name = {s.get("name"): s for _, s in steps(document)}
+    report = by_name["Open or update the drift issue"]
+    close = by_name["Close the drift issue once the stack matches"]
+    assert report["if"] == "steps.drift.outputs.drift == 'true'"
+    assert close["if"] == "steps.drift.outputs.drift == 'false'"
+    assert "gh issue create" in report["run"] and "gh issue edit" in report["run"]
+    assert "gh issue close" in close["run"]
+    # One issue per stack: found by its exact title before a new one is opened.
+    assert report["run"].index("gh issue list") < report["run"].index("gh issue create")
+
+
+def test_drift_reads_the_code_and_writes_only_issues():
+    """Pins, persisted credentials and expressions in scripts: tests/test_supply_chain.py."""
+    [job] = load(DRIFT)["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "issues": "write"}
+
+
+def test_drift_installs_the_cli_of_the_pinned_sdk():
+    """The CLI the drift check runs is the release of the SDK in requirements.txt."""
+    sdk = re.search(r"^pulumi==(\S+)$", (ROOT / "requirements.txt").read_text(), re.M)
+    assert sdk
+    [install] = [s for _, s in steps(load(DRIFT)) if str(s.get("uses", "")).startswith("pulumi/actions@")]
+    assert "command" not in install["with"], "without a command the action only installs the CLI"
+    assert str(install["with"]["pulumi-version"]) == sdk.group(1)

@@ -20,6 +20,10 @@ from components.docker.host import DockerHost
 from components.docker.spec import ContainerSpec, SecretRef, ServiceSpec, Volume
 
 DOCKER_SOCKET = "/var/run/docker.sock"
+# The backup engine stops, for the length of an archive run, every running container whose
+# label has the value its BACKUP_STOP_DURING_BACKUP_LABEL names, and starts it again after
+# (offen/docker-volume-backup v2.48.2: cmd/backup/stop_restart.go, checkStopLabels).
+STOP_DURING_BACKUP_LABEL = "docker-volume-backup.stop-during-backup"
 
 
 @dataclass(frozen=True)
@@ -133,6 +137,15 @@ class Service(pulumi.ComponentResource):
             needs += after or []
             self.containers[container.name] = self._container(name, args, host, container, available, needs)
 
+        # Values the user needs to finish the set-up by hand, as one secret.
+        self.credentials: pulumi.Output[dict[str, str]] | None = None
+        if spec.credentials:
+            values = {
+                key: resolve_secret(value, available) if isinstance(value, SecretRef) else value
+                for key, value in spec.credentials.items()
+            }
+            self.credentials = pulumi.Output.secret(pulumi.Output.all(**values))
+
         self.register_outputs(
             {
                 "containers": {k: c.name for k, c in self.containers.items()},
@@ -165,7 +178,13 @@ class Service(pulumi.ComponentResource):
                 else upload.content
             )
             uploads.append(
-                docker.ContainerUploadArgs(file=upload.path, content=content, executable=upload.executable)
+                docker.ContainerUploadArgs(
+                    file=upload.path,
+                    content=content,
+                    executable=upload.executable,
+                    owner=str(upload.owner) if upload.owner is not None else None,
+                    permissions=upload.mode,
+                )
             )
 
         mounts = [
@@ -185,6 +204,19 @@ class Service(pulumi.ComponentResource):
         mounts += [
             docker.ContainerVolumeArgs(host_path=b.source, container_path=b.target, read_only=b.read_only)
             for b in c.binds
+            if b.propagation is None
+        ]
+        # A bind with mount propagation needs the provider's `mounts` (its `volumes` have none).
+        propagated = [
+            docker.ContainerMountArgs(
+                type="bind",
+                source=b.source,
+                target=b.target,
+                read_only=b.read_only,
+                bind_options=docker.ContainerMountBindOptionsArgs(propagation=b.propagation),
+            )
+            for b in c.binds
+            if b.propagation is not None
         ]
         if c.docker_socket != "none":
             mounts.append(
@@ -216,6 +248,15 @@ class Service(pulumi.ComponentResource):
             user=c.user,
             uploads=uploads or None,
             volumes=mounts or None,
+            mounts=propagated or None,
+            pid_mode=c.pid_mode,
+            devices=[
+                docker.ContainerDeviceArgs(
+                    host_path=d.host_path, container_path=d.container_path, permissions=d.permissions
+                )
+                for d in c.devices
+            ]
+            or None,
             ports=[
                 docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, protocol=p.protocol)
                 for p in c.ports
@@ -226,6 +267,7 @@ class Service(pulumi.ComponentResource):
             ],
             healthcheck=healthcheck,
             memory=c.memory_mb,
+            stop_timeout=c.stop_timeout,
             sysctls=c.sysctls or None,
             restart=spec.restart,
             must_run=True,
@@ -249,8 +291,12 @@ def volume_labels(volume: Volume, safety: DataSafety) -> dict[str, str]:
 
 
 def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
-    """Metrics jobs declared for this container and the backup role, for the policy pack."""
-    labels = {}
+    """Metrics jobs declared for this container and the backup role, for the policy pack;
+    the stop-during-backup label when the container writes a stateful volume of a host with
+    backups (its value names that host's schedule, so no other schedule stops it)."""
+    labels = dict(c.labels)
+    if spec.backup_group is not None and any(v.stateful for v in c.volumes):
+        labels[STOP_DURING_BACKUP_LABEL] = spec.backup_group
     jobs = sorted({m.job for m in spec.metrics if m.container == c.name})
     if jobs:
         labels["homelab.metrics"] = ",".join(jobs)

@@ -10,9 +10,11 @@ Everything here is plain, immutable data: no Pulumi resources are created in thi
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 RouteMode = Literal["http", "tcp"]
 
@@ -59,13 +61,30 @@ class ExternalVolume:
     read_only: bool = True
 
 
+MountPropagation = Literal["private", "rprivate", "shared", "rshared", "slave", "rslave"]
+
+
 @dataclass(frozen=True)
 class BindMount:
-    """A host path mounted into a container (read-only unless said otherwise)."""
+    """A host path mounted into a container (read-only unless said otherwise).
+
+    `propagation` sets the bind's mount propagation (e.g. `rslave`, so mounts made on the
+    host later show up inside); None keeps Docker's default.
+    """
 
     source: str
     target: str
     read_only: bool = True
+    propagation: MountPropagation | None = None
+
+
+@dataclass(frozen=True)
+class Device:
+    """A host device node made available in the container (`docker run --device`)."""
+
+    host_path: str
+    container_path: str | None = None  # same path as on the host when None
+    permissions: str = "rwm"  # cgroup permissions: read, write, mknod
 
 
 @dataclass(frozen=True)
@@ -89,11 +108,29 @@ class SecretRef:
 
 @dataclass(frozen=True)
 class FileUpload:
-    """A file written into the container at creation: plain text or a `SecretRef`."""
+    """A file written into the container at creation: plain text or a `SecretRef`.
+
+    `owner` (a numeric uid) and `mode` (octal, e.g. "0400") make a file readable by one user
+    only; None leaves the provider's defaults (root, 0644, or 0744 when `executable`).
+    """
 
     path: str
     content: str | SecretRef
     executable: bool = False
+    owner: int | None = None
+    mode: str | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode is not None and not re.fullmatch(r"0[0-7]{3}", self.mode):
+            raise ValueError(f"{self.path}: mode {self.mode!r} is not an octal mode like '0400'")
+
+
+SECRETS_DIR = "/run/homelab"
+
+
+def secret_file(name: str, secret: str, owner: int) -> FileUpload:
+    """The secret `secret` as the file SECRETS_DIR/`name`, readable by `owner` (a uid) only."""
+    return FileUpload(f"{SECRETS_DIR}/{name}", SecretRef("{" + secret + "}"), owner=owner, mode="0400")
 
 
 @dataclass(frozen=True)
@@ -137,8 +174,16 @@ class ContainerSpec:
     docker_socket: DockerSocket = "none"
     user: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
+    # Host namespaces and devices, for agents that observe the host (node-exporter, cAdvisor).
+    pid_mode: Literal["host"] | None = None
+    devices: tuple[Device, ...] = ()
     # Containers this one needs to be created after (same service only).
     depends_on: tuple[str, ...] = ()
+    # Seconds `docker stop` (and the backup engine, which stops containers the same way)
+    # waits for a clean shutdown before SIGKILL; None keeps Docker's default of 10 s.
+    stop_timeout: int | None = None
+    # Extra container labels another program reads (e.g. the backup engine's command hooks).
+    labels: Mapping[str, str] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -154,6 +199,12 @@ class ServiceSpec:
     secrets: tuple[SecretSpec, ...] = ()
     restart: str = "unless-stopped"
     title: str = ""  # human name for the landing page
+    # What the user needs to finish setting the service up by hand (e.g. the database a web
+    # installer asks for); exported as one secret stack output, `<name>-credentials`.
+    credentials: Mapping[str, str | SecretRef] = field(default_factory=dict)
+    # Set by the plan, never by a service module: the backup schedule of the service's host.
+    # Each container with a stateful volume is stopped by that schedule (and only by it).
+    backup_group: str | None = None
 
     @property
     def stateful_volumes(self) -> tuple[tuple[ContainerSpec, Volume], ...]:
@@ -186,8 +237,19 @@ class Basics:
         return self.memory_mb if self.memory_mb is not None else default
 
 
-def http_check(url: str, tool: Literal["wget", "curl"] = "wget") -> HealthCheck:
-    """A health check that fetches `url` inside the container with the tool the image has."""
+def http_check(url: str, tool: Literal["wget", "curl"] = "wget", any_status: bool = False) -> HealthCheck:
+    """A health check that fetches `url` inside the container with the tool the image has.
+
+    The URL names the loopback address, never `localhost`: BusyBox wget tries `::1` first
+    and does not fall back, so a server bound to IPv4 only would never look healthy.
+    `any_status` (curl only): any HTTP answer is healthy, a 403 or 404 included, for
+    servers whose content the user provides.
+    """
+    host = urlsplit(url).hostname
+    if host == "localhost":
+        raise ValueError(f"{url}: probe 127.0.0.1, not localhost (which may resolve to ::1)")
     if tool == "wget":
+        if any_status:
+            raise ValueError("BusyBox wget cannot accept every HTTP status; use curl")
         return HealthCheck(test=("CMD", "wget", "-q", "--spider", url))
-    return HealthCheck(test=("CMD", "curl", "-fsS", "-o", "/dev/null", url))
+    return HealthCheck(test=("CMD", "curl", "-sS" if any_status else "-fsS", "-o", "/dev/null", url))

@@ -1,4 +1,10 @@
-"""Standalone databases: PostgreSQL and MySQL, passwords generated, reached through the proxy over TCP."""
+"""Standalone databases: PostgreSQL and MySQL, passwords generated, reached through the proxy over TCP.
+
+Passwords never sit in a container's environment (where `docker inspect` shows them): each is
+a file under /run/homelab, owned by the database user with mode 0400, named by the image's
+`*_FILE` variable. Both official entrypoints read those files while still root, before
+`gosu` drops to the database user (components/homelab/images.py cites them).
+"""
 
 from __future__ import annotations
 
@@ -9,34 +15,46 @@ from components.docker.spec import (
     ContainerSpec,
     HealthCheck,
     Route,
-    SecretRef,
     SecretSpec,
     ServiceSpec,
     Volume,
+    secret_file,
 )
+from components.homelab.images import CONTRACTS
+
+POSTGRES_UID = CONTRACTS["postgres"].uid
+MYSQL_UID = CONTRACTS["mysql"].uid
+
+# A database must shut down cleanly before the nightly backup archives its files (the backup
+# stops it, see docs/concepts.md), so that a restored copy starts without crash recovery:
+# give it up to two minutes before Docker's SIGKILL instead of the default 10 s.
+DATABASE_STOP_TIMEOUT = 120
 
 
 def postgres_container(
     name: str, image: str, database: str, user: str, password: str, memory_mb: int
 ) -> ContainerSpec:
     """A PostgreSQL container; `password` names the secret holding its password."""
+    password_file = secret_file("db-password", password, owner=POSTGRES_UID)
     return ContainerSpec(
         name=name,
         image=image,
         env={
             "POSTGRES_DB": database,
             "POSTGRES_USER": user,
-            "POSTGRES_PASSWORD": SecretRef("{" + password + "}"),
+            "POSTGRES_PASSWORD_FILE": password_file.path,
             "POSTGRES_INITDB_ARGS": "--data-checksums",
             "PGDATA": "/var/lib/postgresql/data/pgdata",
         },
         volumes=(Volume(f"{name}-data", "/var/lib/postgresql/data"),),
+        uploads=(password_file,),
         healthcheck=HealthCheck(
-            test=("CMD-SHELL", f"pg_isready -U {user} -d {database}"),
+            test=("CMD", "pg_isready", "-U", user, "-d", database),
             interval="10s",
             start_period="30s",
         ),
         memory_mb=memory_mb,
+        stop_timeout=DATABASE_STOP_TIMEOUT,
     )
 
 
@@ -64,22 +82,26 @@ def postgres(t: TcpBasics) -> ServiceSpec:
 
 def mysql(t: TcpBasics) -> ServiceSpec:
     b = t.basics
+    root_password = secret_file("root-password", "root-password", owner=MYSQL_UID)
+    password = secret_file("password", "password", owner=MYSQL_UID)
     container = ContainerSpec(
         name="mysql",
         image=b.image,
         env={
-            "MYSQL_ROOT_PASSWORD": SecretRef("{root-password}"),
+            "MYSQL_ROOT_PASSWORD_FILE": root_password.path,
             "MYSQL_DATABASE": "kodi",
             "MYSQL_USER": "kodi",
-            "MYSQL_PASSWORD": SecretRef("{password}"),
+            "MYSQL_PASSWORD_FILE": password.path,
         },
         volumes=(Volume("mysql-data", "/var/lib/mysql"),),
+        uploads=(root_password, password),
         healthcheck=HealthCheck(
             test=("CMD", "mysqladmin", "ping", "--host=localhost", "--silent"),
             interval="10s",
             start_period="60s",
         ),
         memory_mb=b.memory(768),
+        stop_timeout=DATABASE_STOP_TIMEOUT,
     )
     return ServiceSpec(
         name=b.name or "mysql",

@@ -1,11 +1,30 @@
-"""Drupal ("intranet") with its own PostgreSQL, served by the image's Apache on port 80."""
+"""Drupal ("intranet") with its own PostgreSQL, served by the image's Apache on port 80.
+
+The image takes no database settings from the environment: its web installer asks for them
+("Set up database": type, name, user, password, and the host under advanced options;
+docker-library/docs drupal/content.md). The program generates the database password, so it
+hands the whole set to the user as the secret stack output `drupal-credentials`.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
-from components.docker.spec import Basics, ContainerSpec, Route, SecretSpec, ServiceSpec, Volume, http_check
+from components.docker.spec import (
+    Basics,
+    ContainerSpec,
+    Route,
+    SecretRef,
+    SecretSpec,
+    ServiceSpec,
+    Volume,
+    http_check,
+)
 from components.homelab.databases import postgres_container
+
+DATABASE = "drupal"
+DATABASE_USER = "drupal"
+DATABASE_HOST = "drupal-db"
 
 
 @dataclass(frozen=True)
@@ -26,11 +45,12 @@ def drupal(a: DrupalArgs) -> ServiceSpec:
             Volume("drupal-profiles", f"{site}/profiles"),
             Volume("drupal-themes", f"{site}/themes"),
         ),
-        healthcheck=http_check("http://localhost/", tool="curl"),
+        # Before the installer ran, "/" redirects to /core/install.php (not an error for curl -f).
+        healthcheck=http_check("http://127.0.0.1/", tool="curl"),
         memory_mb=b.memory(512),
-        depends_on=("drupal-db",),
+        depends_on=(DATABASE_HOST,),
     )
-    db = postgres_container("drupal-db", a.database_image, "drupal", "drupal", "db-password", 512)
+    db = postgres_container(DATABASE_HOST, a.database_image, DATABASE, DATABASE_USER, "db-password", 512)
     return ServiceSpec(
         name=b.name or "drupal",
         kind="Drupal",
@@ -40,4 +60,13 @@ def drupal(a: DrupalArgs) -> ServiceSpec:
         secrets=(SecretSpec("db-password"),),
         restart=b.restart,
         title="Intranet (Drupal)",
+        # What the installer's "Set up database" step asks for.
+        credentials={
+            "database-type": "PostgreSQL",
+            "database-name": DATABASE,
+            "database-username": DATABASE_USER,
+            "database-password": SecretRef("{db-password}"),
+            "database-host": DATABASE_HOST,
+            "database-port": "5432",
+        },
     )

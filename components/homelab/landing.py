@@ -42,7 +42,7 @@ def landing(a: LandingArgs) -> ServiceSpec:
         name="landing",
         image=b.image,
         uploads=(FileUpload("/usr/share/nginx/html/index.html", landing_page(a)),),
-        healthcheck=http_check("http://localhost/"),
+        healthcheck=http_check("http://127.0.0.1/"),
         memory_mb=b.memory(64),
     )
     return ServiceSpec(

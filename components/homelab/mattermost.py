@@ -1,20 +1,32 @@
-"""Mattermost team chat with its own PostgreSQL; salts and keys generated, never in plain text."""
+"""Mattermost team chat with its own PostgreSQL; salts and keys generated, never in plain text.
+
+The image has no shell and no HTTP client (components/homelab/images.py): the health check
+is the image's own, `mmctl system status --local`, over the local-mode socket. The data
+source names no password: Mattermost's PostgreSQL driver (lib/pq) reads it from the file
+PGPASSFILE names, which it accepts only when no one but its owner can read it.
+"""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
 from components.docker.spec import (
+    SECRETS_DIR,
     Basics,
     ContainerSpec,
+    FileUpload,
+    HealthCheck,
     Route,
     SecretRef,
     SecretSpec,
     ServiceSpec,
     Volume,
-    http_check,
 )
 from components.homelab.databases import postgres_container
+from components.homelab.images import CONTRACTS
+
+MMCTL = "/mattermost/bin/mmctl"
+PGPASS = f"{SECRETS_DIR}/pgpass"
 
 
 @dataclass(frozen=True)
@@ -25,8 +37,13 @@ class MattermostArgs:
 
 def mattermost(a: MattermostArgs) -> ServiceSpec:
     b = a.basics
-    db_url = (
-        "postgres://mattermost:{db-password}@mattermost-db:5432/mattermost?sslmode=disable&connect_timeout=10"
+    db_url = "postgres://mattermost@mattermost-db:5432/mattermost?sslmode=disable&connect_timeout=10"
+    # .pgpass format: host:port:database:user:password (the password has letters and digits only)
+    pgpass = FileUpload(
+        PGPASS,
+        SecretRef("mattermost-db:5432:mattermost:mattermost:{db-password}\n"),
+        owner=CONTRACTS["mattermost"].uid,
+        mode="0400",
     )
     app = ContainerSpec(
         name="mattermost",
@@ -34,7 +51,10 @@ def mattermost(a: MattermostArgs) -> ServiceSpec:
         env={
             "TZ": "UTC",
             "MM_SQLSETTINGS_DRIVERNAME": "postgres",
-            "MM_SQLSETTINGS_DATASOURCE": SecretRef(db_url),
+            "MM_SQLSETTINGS_DATASOURCE": db_url,
+            "PGPASSFILE": PGPASS,
+            # mmctl --local talks to the server over this socket; off by default upstream.
+            "MM_SERVICESETTINGS_ENABLELOCALMODE": "true",
             "MM_SQLSETTINGS_ATRESTENCRYPTKEY": SecretRef("{at-rest-encrypt-key}"),
             "MM_FILESETTINGS_PUBLICLINKSALT": SecretRef("{public-link-salt}"),
             "MM_EMAILSETTINGS_INVITESALT": SecretRef("{invite-salt}"),
@@ -49,7 +69,8 @@ def mattermost(a: MattermostArgs) -> ServiceSpec:
             Volume("mattermost-client-plugins", "/mattermost/client/plugins"),
             Volume("mattermost-bleve", "/mattermost/bleve-indexes", stateful=False),
         ),
-        healthcheck=http_check("http://localhost:8065/api/v4/system/ping", tool="curl"),
+        uploads=(pgpass,),
+        healthcheck=HealthCheck(test=("CMD", MMCTL, "system", "status", "--local"), start_period="60s"),
         memory_mb=b.memory(2048),
         depends_on=("mattermost-db",),
     )

@@ -1,6 +1,12 @@
 """Monitoring: Prometheus (scrape config derived from every service's metrics endpoints),
 Grafana (provisioned data source and dashboards, no anonymous access), and the per-host
-exporters cAdvisor and node-exporter.
+exporters cAdvisor and node-exporter, run as their upstream READMEs say.
+
+Prometheus runs without `--web.enable-lifecycle`: its `/-/reload` and `/-/quit` would be
+reachable without login through the public route. Nothing needs them: prometheus.yml is
+uploaded at container creation, and the Docker provider replaces the container whenever an
+upload changes (its `upload` block is ForceNew), so a changed config takes effect by
+replacement while the data volume stays.
 """
 
 from __future__ import annotations
@@ -17,14 +23,17 @@ from components.docker.spec import (
     Basics,
     BindMount,
     ContainerSpec,
+    Device,
     FileUpload,
     MetricsEndpoint,
     Route,
-    SecretRef,
     ServiceSpec,
     Volume,
     http_check,
+    secret_file,
 )
+from components.homelab.alerting import RULES_FILE, RULES_FILE_REF, ProbeJob
+from components.homelab.images import CONTRACTS
 from components.templating import render
 
 PROMETHEUS_PORT = 9090
@@ -62,7 +71,14 @@ def scrape_targets(
     return targets
 
 
-def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: str) -> str:
+def prometheus_config(
+    targets: list[ScrapeTarget],
+    scrape_interval: str,
+    stack: str,
+    rule_files: tuple[str, ...] = (),
+    alertmanagers: tuple[str, ...] = (),
+    probe_jobs: tuple[ProbeJob, ...] = (),
+) -> str:
     by_job: dict[str, dict[str, list[str]]] = defaultdict(lambda: defaultdict(list))
     paths: dict[str, str] = {}
     for t in targets:
@@ -77,7 +93,16 @@ def prometheus_config(targets: list[ScrapeTarget], scrape_interval: str, stack: 
         }
         for job, hosts in sorted(by_job.items())
     ]
-    return render(__file__, "prometheus.yml.j2", jobs=jobs, scrape_interval=scrape_interval, stack=stack)
+    return render(
+        __file__,
+        "prometheus.yml.j2",
+        jobs=jobs,
+        scrape_interval=scrape_interval,
+        stack=stack,
+        rule_files=rule_files,
+        alertmanagers=alertmanagers,
+        probe_jobs=probe_jobs,
+    )
 
 
 @dataclass(frozen=True)
@@ -87,6 +112,10 @@ class PrometheusArgs:
     scrape_interval: str = "15s"
     retention: str = "15d"
     stack: str = "homelab"
+    # Alerting (components/homelab/alerting.py): the rules file, where alerts go, probes.
+    rules: str = ""
+    alertmanagers: tuple[str, ...] = ()
+    probe_jobs: tuple[ProbeJob, ...] = ()
 
 
 def prometheus_self(host: str) -> ScrapeTarget:
@@ -95,7 +124,12 @@ def prometheus_self(host: str) -> ScrapeTarget:
 
 def prometheus(a: PrometheusArgs) -> ServiceSpec:
     b = a.basics
-    config = prometheus_config(list(a.targets), a.scrape_interval, a.stack)
+    rule_files = (RULES_FILE_REF,) if a.rules else ()
+    config = prometheus_config(
+        list(a.targets), a.scrape_interval, a.stack, rule_files, a.alertmanagers, a.probe_jobs
+    )
+    uploads = [FileUpload(PROMETHEUS_CONFIG, config)]
+    uploads += [FileUpload(RULES_FILE, a.rules)] if a.rules else []
     container = ContainerSpec(
         name="prometheus",
         image=b.image,
@@ -103,12 +137,11 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
             f"--config.file={PROMETHEUS_CONFIG}",
             "--storage.tsdb.path=/prometheus",
             f"--storage.tsdb.retention.time={a.retention}",
-            "--web.enable-lifecycle",
             *((f"--web.external-url={b.url}",) if b.url else ()),
         ),
         volumes=(Volume("prometheus-data", "/prometheus"),),
-        uploads=(FileUpload(PROMETHEUS_CONFIG, config),),
-        healthcheck=http_check(f"http://localhost:{PROMETHEUS_PORT}/-/healthy"),
+        uploads=tuple(uploads),
+        healthcheck=http_check(f"http://127.0.0.1:{PROMETHEUS_PORT}/-/healthy"),
         memory_mb=b.memory(1024),
     )
     return ServiceSpec(
@@ -128,7 +161,6 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
 
 GRAFANA_PORT = 3000
 DASHBOARD_DIR = "/etc/grafana/dashboards"
-ADMIN_PASSWORD_FILE = "/run/homelab/admin-password"
 
 
 @cache
@@ -137,13 +169,16 @@ def dashboard_definitions() -> dict[str, dict]:  # type: ignore[type-arg]
 
 
 def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
-    """A Grafana dashboard (schema 39) with one time-series panel per expression."""
+    """A Grafana dashboard (schema 39) with one panel per expression: a time series, or a
+    table of the expression's current result (`type: table`)."""
     panels = []
     for i, panel in enumerate(definition["panels"]):
+        kind = panel.get("type", "timeseries")
+        instant = {"instant": True, "range": False, "format": "table"} if kind == "table" else {}
         panels.append(
             {
                 "id": i + 1,
-                "type": "timeseries",
+                "type": kind,
                 "title": panel["title"],
                 "datasource": {"type": "prometheus", "uid": "prometheus"},
                 "gridPos": {"h": 8, "w": 12, "x": (i % 2) * 12, "y": (i // 2) * 8},
@@ -153,6 +188,7 @@ def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
                         "refId": "A",
                         "datasource": {"type": "prometheus", "uid": "prometheus"},
                         "expr": panel["expr"],
+                        **instant,
                     }
                 ],
             }
@@ -182,8 +218,10 @@ class GrafanaArgs:
 def grafana(a: GrafanaArgs) -> ServiceSpec:
     b = a.basics
     provisioning = "/etc/grafana/provisioning"
+    # run.sh reads GF_*__FILE as the grafana user: the file is that user's alone.
+    password = secret_file("admin-password", "admin-password", owner=CONTRACTS["grafana"].uid)
     uploads = [
-        FileUpload(ADMIN_PASSWORD_FILE, SecretRef("{admin-password}")),
+        password,
         FileUpload(
             f"{provisioning}/datasources/homelab.yaml",
             render(
@@ -204,7 +242,7 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
     ]
     env = {
         "GF_SECURITY_ADMIN_USER": a.admin_user,
-        "GF_SECURITY_ADMIN_PASSWORD__FILE": ADMIN_PASSWORD_FILE,
+        "GF_SECURITY_ADMIN_PASSWORD__FILE": password.path,
         "GF_AUTH_ANONYMOUS_ENABLED": "false",
         "GF_USERS_ALLOW_SIGN_UP": "false",
         "GF_ANALYTICS_REPORTING_ENABLED": "false",
@@ -218,7 +256,7 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
         env=env,
         volumes=(Volume("grafana-data", "/var/lib/grafana"),),
         uploads=tuple(uploads),
-        healthcheck=http_check(f"http://localhost:{GRAFANA_PORT}/api/health"),
+        healthcheck=http_check(f"http://127.0.0.1:{GRAFANA_PORT}/api/health"),
         memory_mb=b.memory(512),
     )
     return ServiceSpec(
@@ -235,20 +273,31 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
 
 # ---- exporters ----------------------------------------------------------------------
 
+CADVISOR_PORT = 8080
+NODE_EXPORTER_PORT = 9100
+NODE_EXPORTER_ROOTFS = "/host"
+
 
 def cadvisor(b: Basics) -> ServiceSpec:
+    """cAdvisor with the mounts and the /dev/kmsg device of its README's `docker run`.
+
+    Not `--privileged` (the README's quick start has it; the policy pack forbids it, and
+    docs/running.md describes running with `--device` instead). /var/run carries the Docker
+    and containerd sockets, both read-only.
+    """
     container = ContainerSpec(
         name="cadvisor",
         image=b.image,
         command=("--docker_only=true", "--housekeeping_interval=30s", "--store_container_labels=false"),
         binds=(
             BindMount("/", "/rootfs"),
+            BindMount("/var/run", "/var/run"),
             BindMount("/sys", "/sys"),
             BindMount("/var/lib/docker", "/var/lib/docker"),
             BindMount("/dev/disk", "/dev/disk"),
         ),
-        docker_socket="ro",
-        healthcheck=http_check("http://localhost:8080/healthz"),
+        devices=(Device("/dev/kmsg"),),
+        healthcheck=http_check(f"http://127.0.0.1:{CADVISOR_PORT}/healthz"),
         memory_mb=b.memory(256),
     )
     return ServiceSpec(
@@ -256,28 +305,29 @@ def cadvisor(b: Basics) -> ServiceSpec:
         kind="CAdvisor",
         host=b.host,
         containers=(container,),
-        metrics=(MetricsEndpoint("cadvisor", "cadvisor", 8080, host_port=9338),),
+        metrics=(MetricsEndpoint("cadvisor", "cadvisor", CADVISOR_PORT, host_port=9338),),
         restart=b.restart,
         title="cAdvisor",
     )
 
 
 def node_exporter(b: Basics) -> ServiceSpec:
+    """node-exporter as its README's `docker run`: the host's PID namespace and `/` mounted
+    read-only with `rslave` propagation at `--path.rootfs`.
+
+    The default mount-point exclusions stay: with `--path.rootfs` mount points are reported
+    as host paths, and the default already leaves out /var/lib/docker/... . The README also
+    uses the host's network; here the exporter stays on the stack network, where Prometheus
+    finds every exporter by name and only declared ports are published, so network-device
+    metrics describe the exporter's own interface.
+    """
     container = ContainerSpec(
         name="node-exporter",
         image=b.image,
-        command=(
-            "--path.procfs=/host/proc",
-            "--path.sysfs=/host/sys",
-            "--path.rootfs=/rootfs",
-            "--collector.filesystem.mount-points-exclude=^/(sys|proc|dev|host|etc|rootfs/var/lib/docker)($|/)",
-        ),
-        binds=(
-            BindMount("/proc", "/host/proc"),
-            BindMount("/sys", "/host/sys"),
-            BindMount("/", "/rootfs"),
-        ),
-        healthcheck=http_check("http://localhost:9100/metrics"),
+        command=(f"--path.rootfs={NODE_EXPORTER_ROOTFS}",),
+        binds=(BindMount("/", NODE_EXPORTER_ROOTFS, read_only=True, propagation="rslave"),),
+        pid_mode="host",
+        healthcheck=http_check(f"http://127.0.0.1:{NODE_EXPORTER_PORT}/metrics"),
         memory_mb=b.memory(128),
     )
     return ServiceSpec(
@@ -285,7 +335,7 @@ def node_exporter(b: Basics) -> ServiceSpec:
         kind="NodeExporter",
         host=b.host,
         containers=(container,),
-        metrics=(MetricsEndpoint("node-exporter", "node-exporter", 9100, host_port=9100),),
+        metrics=(MetricsEndpoint("node-exporter", "node-exporter", NODE_EXPORTER_PORT, host_port=9100),),
         restart=b.restart,
         title="node-exporter",
     )

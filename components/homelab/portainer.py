@@ -2,27 +2,19 @@
 
 from __future__ import annotations
 
-from components.docker.spec import (
-    Basics,
-    ContainerSpec,
-    FileUpload,
-    Route,
-    SecretRef,
-    ServiceSpec,
-    Volume,
-)
-
-ADMIN_PASSWORD_FILE = "/run/homelab/admin-password"
+from components.docker.spec import Basics, ContainerSpec, Route, ServiceSpec, Volume, secret_file
+from components.homelab.images import CONTRACTS
 
 
 def portainer(b: Basics) -> ServiceSpec:
     # The image is built FROM scratch: no shell, so no health check command can run in it.
+    password = secret_file("admin-password", "admin-password", owner=CONTRACTS["portainer"].uid)
     container = ContainerSpec(
         name="portainer",
         image=b.image,
-        command=("--admin-password-file", ADMIN_PASSWORD_FILE),
+        command=("--admin-password-file", password.path),
         volumes=(Volume("portainer-data", "/data"),),
-        uploads=(FileUpload(ADMIN_PASSWORD_FILE, SecretRef("{admin-password}")),),
+        uploads=(password,),
         docker_socket="rw",
         memory_mb=b.memory(256),
     )

@@ -22,6 +22,7 @@ from components.docker.spec import (
     ServiceSpec,
     http_check,
 )
+from components.homelab.images import CONTRACTS
 from components.templating import render
 
 CONFIG_DIR = "/usr/local/etc/haproxy"
@@ -109,8 +110,14 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
     ports = [PublishedPort(80, a.http_port)]
     if a.tls and hosts:
         uploads.append(FileUpload(f"{CONFIG_DIR}/crt-list.txt", crt_list(hosts)))
+        # Key and certificate: readable by the haproxy user only (the image runs as it).
         uploads += [
-            FileUpload(f"{CERT_DIR}/{fqdn}.pem", SecretRef("{" + cert_secret_name(fqdn) + "}"))
+            FileUpload(
+                f"{CERT_DIR}/{fqdn}.pem",
+                SecretRef("{" + cert_secret_name(fqdn) + "}"),
+                owner=CONTRACTS["haproxy"].uid,
+                mode="0400",
+            )
             for fqdn in hosts
         ]
         ports.append(PublishedPort(443, a.https_port))
@@ -124,7 +131,8 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
         image=b.image,
         uploads=tuple(uploads),
         ports=tuple(ports),
-        healthcheck=http_check(f"http://localhost:{a.stats_port}/healthz"),
+        # The stats frontend binds IPv4 only (`bind :port`): probe the IPv4 loopback.
+        healthcheck=http_check(f"http://127.0.0.1:{a.stats_port}/healthz"),
         memory_mb=b.memory(256),
         # The image runs as the unprivileged haproxy user; let it bind 80 and 443.
         sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},

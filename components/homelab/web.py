@@ -1,4 +1,8 @@
-"""The Apache/PHP web server (official php:apache image); its document root is a backed-up volume."""
+"""The Apache/PHP web server (official php:apache image); its document root is a backed-up volume.
+
+The image forbids directory listings (`Options -Indexes`), so until the user adds an index
+page "/" answers 403: the health check asks only that Apache answers HTTP at all.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ def web(b: Basics) -> ServiceSpec:
             Volume("web-html", "/var/www/html"),
             Volume("web-logs", "/var/log/apache2", stateful=False),
         ),
-        healthcheck=http_check("http://localhost/", tool="curl"),
+        healthcheck=http_check("http://127.0.0.1/", tool="curl", any_status=True),
         memory_mb=b.memory(256),
     )
     return ServiceSpec(

@@ -20,6 +20,17 @@ from components.pipeline.images import GIT_SYNC, KANIKO
 IN_CLUSTER = "https://kubernetes.default.svc"
 REGISTRY_PULL_SECRET = "registry-pull"
 REGISTRY_PUSH_SECRET = "registry-push"
+# A build may run this long; Pulumi's wait for the Job must cover it (see `build_timeout`).
+BUILD_DEADLINE_SECONDS = 3600
+# git-sync publishes the checkout as a symlink (--link); kaniko would copy the link itself
+# (kaniko#1513), so the build reads a real copy of the tree.
+GIT_LINK = "/workspace/src"
+BUILD_CONTEXT = "/workspace/context"
+
+
+def build_timeout(deadline_seconds: int = BUILD_DEADLINE_SECONDS) -> str:
+    """Pulumi's create/update timeout of a build Job: the Job's deadline plus time to schedule."""
+    return f"{(deadline_seconds + 600) // 60}m"
 
 
 @dataclass(frozen=True)
@@ -84,11 +95,12 @@ def build_job(
     dockerfile_configmap: str | None,
     registry_ca_configmap: str | None = None,
 ) -> dict[str, Any]:
-    """git-sync fetches the source at the ref; kaniko builds and pushes over TLS with the push robot."""
-    context = "/workspace/src" if b.context in (".", "") else f"/workspace/src/{b.context.strip('/')}"
-    dockerfile = "/dockerfile/Dockerfile" if dockerfile_configmap else f"/workspace/src/{b.dockerfile_path}"
+    """git-sync fetches the source at the ref, a copy step turns its symlink into a real tree,
+    and kaniko builds that tree and pushes over TLS with the push robot."""
+    sub = "" if b.context in (".", "") else "/" + b.context.strip("/")
+    dockerfile = "/dockerfile/Dockerfile" if dockerfile_configmap else f"{BUILD_CONTEXT}/{b.dockerfile_path}"
     args = [
-        f"--context=dir://{context}",
+        f"--context=dir://{BUILD_CONTEXT}{sub}",
         f"--dockerfile={dockerfile}",
         f"--destination={image_ref(registry, b)}",
         "--cache=true",
@@ -130,7 +142,7 @@ def build_job(
         },
         "spec": {
             "backoffLimit": 2,
-            "activeDeadlineSeconds": 3600,
+            "activeDeadlineSeconds": BUILD_DEADLINE_SECONDS,
             "ttlSecondsAfterFinished": 86400,
             "template": {
                 "metadata": {"labels": {"app.kubernetes.io/name": b.app, "homelab.build": b.tag}},
@@ -145,7 +157,7 @@ def build_job(
                                 f"--repo={b.repo_ssh_url}",
                                 f"--ref={b.ref}",
                                 "--root=/workspace/git",
-                                "--link=/workspace/src",
+                                f"--link={GIT_LINK}",
                                 "--one-time",
                                 "--depth=1",
                                 "--ssh-key-file=/etc/git-secret/ssh",
@@ -163,7 +175,22 @@ def build_job(
                                 "runAsGroup": 65533,
                             },
                             "resources": Resources("50m", "64Mi", "500m", "256Mi").spec(),
-                        }
+                        },
+                        {
+                            # A real directory for kaniko: the files the link points at, copied
+                            # (symlinks inside the tree stay symlinks).
+                            "name": "context",
+                            "image": GIT_SYNC,
+                            "command": ["cp", "-a", f"{GIT_LINK}/.", BUILD_CONTEXT],
+                            "volumeMounts": [{"name": "workspace", "mountPath": "/workspace"}],
+                            "securityContext": {
+                                **no_escalation,
+                                "runAsNonRoot": True,
+                                "runAsUser": 65533,
+                                "runAsGroup": 65533,
+                            },
+                            "resources": Resources("50m", "64Mi", "500m", "256Mi").spec(),
+                        },
                     ],
                     "securityContext": {"fsGroup": 65533},
                     "containers": [

@@ -26,6 +26,7 @@ from components.pipeline.manifests import (
     app_manifests,
     application,
     build_job,
+    build_timeout,
     image_ref,
     to_yaml,
 )
@@ -104,9 +105,11 @@ class AppPipeline(pulumi.ComponentResource):
         needs: list[pulumi.Resource],
         opts: pulumi.ResourceOptions | None = None,
         source_github: github.Provider | None = None,
+        deploy_after: list[pulumi.Resource] | None = None,
     ):
         """`needs`: what must exist first (project namespace, registry secrets, AppProject).
-        `source_github`: the provider of the source repository's owner (default: the GitOps one)."""
+        `source_github`: the provider of the source repository's owner (default: the GitOps one).
+        `deploy_after`: what the nodes need before they pull the image (the registry's CA)."""
         super().__init__("homelab:pipeline:AppPipeline", name, None, opts)
         gh = pulumi.ResourceOptions(parent=self, provider=github_provider)
         src = pulumi.ResourceOptions(parent=self, provider=source_github or github_provider)
@@ -195,13 +198,20 @@ class AppPipeline(pulumi.ComponentResource):
         job = build_job(
             build, args.registry_host, f"{args.name}-git", dockerfile_configmap, args.registry_ca_configmap
         )
-        # Pulumi waits for a Job to complete: what depends on it waits for the image.
+        # Pulumi waits for a Job to complete: what depends on it waits for the image. Its wait
+        # (10 minutes by default) must outlast the Job's own deadline.
+        timeout = build_timeout(job["spec"]["activeDeadlineSeconds"])
         self.job = k8s.batch.v1.Job(
             f"{name}-build",
             metadata=job["metadata"],
             spec=job["spec"],
             opts=pulumi.ResourceOptions.merge(
-                kube, pulumi.ResourceOptions(depends_on=[*needs, *build_inputs], delete_before_replace=True)
+                kube,
+                pulumi.ResourceOptions(
+                    depends_on=[*needs, *build_inputs],
+                    delete_before_replace=True,
+                    custom_timeouts=pulumi.CustomTimeouts(create=timeout, update=timeout),
+                ),
             ),
         )
 
@@ -232,8 +242,11 @@ class AppPipeline(pulumi.ComponentResource):
                 content=to_yaml(manifest),
                 commit_message=f"Deploy {args.project}/{args.name} {build.tag}",
                 overwrite_on_create=True,
-                # The commit that names a new tag waits for the build that pushes it.
-                opts=pulumi.ResourceOptions.merge(gh, pulumi.ResourceOptions(depends_on=[self.job])),
+                # The commit that names a new tag waits for the build that pushes it, and for the
+                # nodes to trust the registry it is pulled from.
+                opts=pulumi.ResourceOptions.merge(
+                    gh, pulumi.ResourceOptions(depends_on=[self.job, *(deploy_after or [])])
+                ),
             )
 
         app = application(

@@ -251,7 +251,10 @@ class ProjectAccess(pulumi.ComponentResource):
         harbor_provider: harbor.Provider | None = None,
         argocd: pulumi.Resource | None = None,
         opts: pulumi.ResourceOptions | None = None,
+        harbor_users: Mapping[str, harbor.User] | None = None,
     ):
+        """`harbor_users`: the Harbor user of each member, by lower-cased login (members must
+        exist in Harbor before they can be added to a project)."""
         super().__init__("homelab:platform:ProjectAccess", name, None, opts)
         ns = namespace_manifest(args)
         self.namespace = k8s.core.v1.Namespace(
@@ -291,12 +294,16 @@ class ProjectAccess(pulumi.ComponentResource):
             self.harbor_project = harbor.Project(
                 f"{name}-registry", name=args.name, public=False, vulnerability_scanning=True, opts=hb
             )
+            users = harbor_users or {}
             for login, role in sorted(args.members.items()):
+                user = users.get(login.lower())
+                if user is None:
+                    raise ValueError(f"project {args.name}: no Harbor user for member {login!r}")
                 harbor.ProjectMemberUser(
                     f"{name}-registry-{login.lower()}",
                     project_id=self.harbor_project.id,  # the API path, e.g. /projects/4
-                    user_name=login,
+                    user_name=user.username,
                     role=HARBOR_ROLES[role],
-                    opts=hb,
+                    opts=pulumi.ResourceOptions.merge(hb, pulumi.ResourceOptions(depends_on=[user])),
                 )
         self.register_outputs({"namespace": args.name})

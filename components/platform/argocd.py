@@ -8,6 +8,7 @@ from typing import Any
 
 import pulumi
 import pulumi_random as random
+import pulumiverse_time
 import yaml
 
 from components.platform.charts import helm_release, ingress_annotations
@@ -35,10 +36,22 @@ class ArgoCdArgs:
 
 
 NOTIFIER = "homelab"
+# As Argo CD's own catalog has them (argoproj/argo-cd notifications_catalog/triggers/
+# on-sync-failed.yaml): an app that never synced has no operationState, so the sync triggers
+# test it first, and notify once per synced revision.
+_ONCE_PER_SYNC = "app.status.operationState?.syncResult?.revision"
 _EVENTS = {
-    "on-sync-succeeded": ("app.status.operationState.phase in ['Succeeded']", "synced"),
-    "on-sync-failed": ("app.status.operationState.phase in ['Error', 'Failed']", "failed to sync"),
-    "on-health-degraded": ("app.status.health.status == 'Degraded'", "is degraded"),
+    "on-sync-succeeded": (
+        "app.status.operationState != nil and app.status.operationState.phase in ['Succeeded']",
+        "synced",
+        _ONCE_PER_SYNC,
+    ),
+    "on-sync-failed": (
+        "app.status.operationState != nil and app.status.operationState.phase in ['Error', 'Failed']",
+        "failed to sync",
+        _ONCE_PER_SYNC,
+    ),
+    "on-health-degraded": ("app.status.health.status == 'Degraded'", "is degraded", None),
 }
 
 
@@ -47,14 +60,15 @@ def notifications_values(args: ArgoCdArgs) -> dict[str, Any]:
     if args.notifications_webhook is None:
         return {"enabled": False}
     templates, triggers = {}, {}
-    for trigger, (condition, verb) in _EVENTS.items():
+    for trigger, (condition, verb, once_per) in _EVENTS.items():
         template = f"app-{trigger.removeprefix('on-')}"
         text = f"Argo CD: application {{{{.app.metadata.name}}}} {verb} ({{{{.app.status.sync.revision}}}})"
         body = {"webhook": {NOTIFIER: {"method": "POST", "body": '{"text": "' + text + '"}'}}}
         templates[f"template.{template}"] = yaml.safe_dump(body, sort_keys=False)
-        triggers[f"trigger.{trigger}"] = yaml.safe_dump(
-            [{"when": condition, "send": [template]}], sort_keys=False
-        )
+        rule: dict[str, Any] = {"when": condition, "send": [template]}
+        if once_per:
+            rule["oncePer"] = once_per
+        triggers[f"trigger.{trigger}"] = yaml.safe_dump([rule], sort_keys=False)
     notifier = yaml.safe_dump(
         {"url": "$webhook-url", "headers": [{"name": "Content-Type", "value": "application/json"}]},
         sort_keys=False,
@@ -82,9 +96,14 @@ def dex_config(sso: GitHubSsoArgs) -> str:
     return yaml.safe_dump({"connectors": [connector]}, sort_keys=False)
 
 
-def argocd_values(args: ArgoCdArgs, admin_hash: pulumi.Input[str]) -> dict[str, Any]:
+def argocd_values(
+    args: ArgoCdArgs, admin_hash: pulumi.Input[str], admin_mtime: pulumi.Input[str]
+) -> dict[str, Any]:
     secret: dict[str, Any] = {
         "argocdServerAdminPassword": admin_hash,
+        # Without it the chart renders `now` (argo-helm templates/argocd-configs/argocd-secret.yaml
+        # @ argo-cd-10.1.1), which logs every admin out on each `up`: the password's creation time.
+        "argocdServerAdminPasswordMtime": admin_mtime,
         "githubSecret": args.webhook_secret,
     }
     cm: dict[str, Any] = {"url": f"https://{args.host}", "admin.enabled": True}
@@ -139,7 +158,13 @@ class ArgoCd(pulumi.ComponentResource):
             f"{name}-admin-password", length=24, special=False, opts=pulumi.ResourceOptions(parent=self)
         )
         self.admin_password = pulumi.Output.secret(password.result)
-        values = argocd_values(args, pulumi.Output.secret(password.bcrypt_hash))
+        # Set once, and again only when the password is replaced.
+        mtime = pulumiverse_time.Static(
+            f"{name}-admin-password-mtime",
+            triggers={"password": self.admin_password},
+            opts=pulumi.ResourceOptions(parent=self),
+        )
+        values = argocd_values(args, pulumi.Output.secret(password.bcrypt_hash), mtime.rfc3339)
         self.release = helm_release(
             name,
             "argo-cd",

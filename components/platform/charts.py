@@ -16,17 +16,27 @@ class Chart:
     version: str
 
 
+# Each version is a tag in the chart's repository (named beside it); argo-cd, harbor and
+# cloudnative-pg are pinned on purpose (their default values are checked in the tests).
 # jaeger stays on the 3.x line: 4.x (Jaeger v2) renames the all-in-one keys used here.
 CHARTS: dict[str, Chart] = {
+    # argoproj/argo-helm tag argo-cd-10.1.1 (Argo CD v3.4.4)
     "argo-cd": Chart("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1"),
+    # goharbor/harbor-helm tag v1.19.1 (Harbor 2.15.1)
     "harbor": Chart("https://helm.goharbor.io", "harbor", "1.19.1"),
+    # cloudnative-pg/charts tag cloudnative-pg-v0.29.0 (operator 1.30.0)
     "cloudnative-pg": Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.29.0"),
+    # jaegertracing/helm-charts tag jaeger-3.4.1, the last of the 3.x line (Jaeger 1.53.0)
     "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.4.1"),
+    # open-telemetry/opentelemetry-helm-charts tag opentelemetry-collector-0.158.2, the newest of
+    # the 0.158 line (0.158.3 was never published; appVersion 0.153.0)
     "opentelemetry-collector": Chart(
-        "https://open-telemetry.github.io/opentelemetry-helm-charts", "opentelemetry-collector", "0.158.3"
+        "https://open-telemetry.github.io/opentelemetry-helm-charts", "opentelemetry-collector", "0.158.2"
     ),
-    "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.14.1"),
-    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.19.4"),
+    # kubernetes/ingress-nginx tag helm-chart-4.14.5, the newest of the 4.14 line (controller 1.14.5)
+    "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.14.5"),
+    # cert-manager/cert-manager tag v1.19.6, the newest of the v1.19 line (chart version = tag)
+    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.19.6"),
 }
 
 

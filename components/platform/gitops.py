@@ -101,7 +101,8 @@ class GitOpsRepository(pulumi.ComponentResource):
                 "url": args.ssh_url,
                 "sshPrivateKey": key.private_key_openssh,  # a secret output of tls.PrivateKey
             },
-            opts=cluster.opts(parent=self),
+            # In the platform namespace: wait for it on the first run.
+            opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),
         )
         github.RepositoryWebhook(
             f"{name}-argocd-webhook",

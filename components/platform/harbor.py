@@ -1,5 +1,13 @@
 """Harbor: the image registry, with persistence and Trivy on, exposed through the ingress with
-TLS, its admin password and secret key generated and handed over in Kubernetes Secrets."""
+TLS, its admin password and secret key generated and handed over in Kubernetes Secrets.
+
+Its certificate is a cert-manager Certificate Pulumi waits for, so the API provider starts
+once the real certificate is served. With a private CA the portal offers that CA for download
+(`caSecretName`). Its database is the platform's CloudNativePG cluster when there is one.
+Project members are local Harbor users the program creates (auth mode db_auth), with
+generated passwords: a member exists before anyone logs in (Harbor's member API only finds
+users already in its database: goharbor/harbor src/controller/member/controller.go @ v2.15.1,
+SearchAndOnBoardUser)."""
 
 from __future__ import annotations
 
@@ -11,12 +19,28 @@ import pulumi_kubernetes as k8s
 import pulumi_random as random
 import pulumiverse_harbor as harbor
 
-from components.platform.charts import helm_release, ingress_annotations
-from components.platform.cluster import KubernetesCluster
+from components.platform.charts import helm_release
+from components.platform.cluster import KubernetesCluster, custom_resource
+from components.platform.ingress import certificate_manifest
 
 ADMIN_SECRET = "harbor-admin"
 SECRET_KEY_SECRET = "harbor-secret-key"
 TLS_SECRET = "harbor-tls"
+CA_SECRET = "harbor-ca"
+
+
+@dataclass(frozen=True)
+class ExternalDatabase:
+    """Harbor's external PostgreSQL (harbor-helm values `database.external`, v1.19.1)."""
+
+    host: str
+    database: str
+    username: str
+    # basic-auth Secret; the chart reads its key `password` (templates/core/core-dpl.yaml @ v1.19.1).
+    secret_name: str
+    port: int = 5432
+    # CloudNativePG serves TLS with its own CA: encrypt, without verifying that CA.
+    sslmode: str = "require"
 
 
 @dataclass(frozen=True)
@@ -29,25 +53,30 @@ class HarborArgs:
     trivy: bool = True
     verify_tls: bool = True
     depends_on: list[pulumi.Resource] = field(default_factory=list)
+    # The private CA that signs Harbor's certificate (None: a publicly trusted one).
+    ca_cert_pem: pulumi.Input[str] | None = None
+    database: ExternalDatabase | None = None
+    database_ready: list[pulumi.Resource] = field(default_factory=list)
+    # The API provider's URL, when something must hold it back (the trust check of the machine
+    # running Pulumi); default: https://<host>.
+    api_url: pulumi.Input[str] | None = None
 
 
 def harbor_values(args: HarborArgs) -> dict[str, Any]:
     storage = {"storageClass": args.storage_class} if args.storage_class else {}
-    return {
+    values: dict[str, Any] = {
         "externalURL": f"https://{args.host}",
         "expose": {
             "type": "ingress",
+            # The Certificate below writes this Secret (no ingress-shim annotation needed).
             "tls": {"enabled": True, "certSource": "secret", "secret": {"secretName": TLS_SECRET}},
             "ingress": {
                 "hosts": {"core": args.host},
                 "className": args.ingress_class,
-                "annotations": ingress_annotations(
-                    args.cluster_issuer,
-                    **{
-                        "nginx.ingress.kubernetes.io/ssl-redirect": "true",
-                        "nginx.ingress.kubernetes.io/proxy-body-size": "0",
-                    },
-                ),
+                "annotations": {
+                    "nginx.ingress.kubernetes.io/ssl-redirect": "true",
+                    "nginx.ingress.kubernetes.io/proxy-body-size": "0",
+                },
             },
         },
         "existingSecretAdminPassword": ADMIN_SECRET,
@@ -59,13 +88,36 @@ def harbor_values(args: HarborArgs) -> dict[str, Any]:
             "persistentVolumeClaim": {
                 "registry": {"size": args.registry_size, **storage},
                 "jobservice": {"jobLog": dict(storage)},
-                "database": dict(storage),
                 "redis": dict(storage),
                 "trivy": dict(storage),
             },
         },
         "trivy": {"enabled": args.trivy},
     }
+    if args.database is not None:
+        db = args.database
+        values["database"] = {
+            "type": "external",
+            "external": {
+                "host": db.host,
+                "port": str(db.port),
+                "username": db.username,
+                "coreDatabase": db.database,
+                "existingSecret": db.secret_name,
+                "sslmode": db.sslmode,
+            },
+        }
+    else:
+        values["persistence"]["persistentVolumeClaim"]["database"] = dict(storage)
+    if args.ca_cert_pem is not None:
+        # The portal's "download CA" link serves ca.crt of this Secret (values.yaml @ v1.19.1).
+        values["caSecretName"] = CA_SECRET
+    return values
+
+
+def member_email(login: str, emails: dict[str, str]) -> str:
+    """Harbor requires an e-mail per user (validateUserProfile, src/server/v2.0/handler/user.go @ v2.15.1)."""
+    return emails.get(login) or f"{login}@users.noreply.github.com"
 
 
 class Harbor(pulumi.ComponentResource):
@@ -82,6 +134,7 @@ class Harbor(pulumi.ComponentResource):
         opts: pulumi.ResourceOptions | None = None,
     ):
         super().__init__("homelab:platform:Harbor", name, None, opts)
+        self._name = name
         child = pulumi.ResourceOptions(parent=self)
         namespace = cluster.args.namespace
         password = random.RandomPassword(f"{name}-admin-password", length=24, special=False, opts=child)
@@ -101,23 +154,81 @@ class Harbor(pulumi.ComponentResource):
                 (SECRET_KEY_SECRET, "secretKey", secret_key.result),
             )
         ]
+        in_ns = cluster.opts(parent=self, depends_on=[cluster.namespace])
+        self.certificate = custom_resource(
+            f"{name}-certificate",
+            certificate_manifest("harbor", namespace, args.host, TLS_SECRET, args.cluster_issuer),
+            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+        )
+        if args.ca_cert_pem is not None:
+            secrets.append(
+                k8s.core.v1.Secret(
+                    f"{name}-{CA_SECRET}",
+                    metadata={"name": CA_SECRET, "namespace": namespace},
+                    type="Opaque",
+                    string_data={"ca.crt": args.ca_cert_pem},  # the certificate only, never the key
+                    opts=in_ns,
+                )
+            )
         self.release = helm_release(
             name,
             "harbor",
             namespace,
             harbor_values(args),
-            cluster.opts(parent=self, depends_on=[*secrets, *args.depends_on]),
+            cluster.opts(
+                parent=self,
+                depends_on=[*secrets, self.certificate, *args.depends_on, *args.database_ready],
+            ),
         )
         self.url = f"https://{args.host}"
         self.registry_host = args.host
-        # Registry objects (projects, members, robots) go through Harbor's own API provider.
+        # Registry objects (projects, members, robots) go through Harbor's own API provider. It
+        # verifies the certificate with the system trust of the machine running Pulumi (the
+        # provider's HTTP client has no CA setting: goharbor/terraform-provider-harbor
+        # client/client.go @ v3.10.21 uses Go's default transport unless `insecure`).
         self.provider = harbor.Provider(
             f"{name}-api",
-            url=self.url,
+            url=args.api_url if args.api_url is not None else self.url,
             username="admin",
             password=self.admin_password,
             # The SDK defaults to skipping the certificate check; we do not.
             insecure=not args.verify_tls,
-            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release]),
+            opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.certificate]),
         )
+        # Local users can only be created in db_auth mode (requireCreatable, user.go @ v2.15.1).
+        self.auth = harbor.ConfigAuth(
+            f"{name}-auth",
+            auth_mode="db_auth",
+            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
+        )
+        self.users: dict[str, harbor.User] = {}
+        self.user_passwords: dict[str, pulumi.Output[str]] = {}
         self.register_outputs({"url": self.url})
+
+    def add_users(self, logins: list[str], emails: dict[str, str]) -> None:
+        """A local Harbor user per login (lower-cased, once), with a generated password that meets
+        Harbor's policy (8-128 characters, an upper- and lower-case letter and a digit:
+        requireValidSecret, user.go @ v2.15.1)."""
+        for login in logins:
+            username = login.lower()
+            if username in self.users:
+                continue
+            password = random.RandomPassword(
+                f"{self._name}-user-{username}-password",
+                length=24,
+                special=False,
+                min_upper=1,
+                min_lower=1,
+                min_numeric=1,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            self.user_passwords[username] = pulumi.Output.secret(password.result)
+            self.users[username] = harbor.User(
+                f"{self._name}-user-{username}",
+                username=username,
+                full_name=login,
+                email=member_email(login, emails),
+                password=password.result,
+                comment="managed by Pulumi",
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.auth]),
+            )

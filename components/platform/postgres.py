@@ -1,5 +1,7 @@
 """PostgreSQL for the platform: the CloudNativePG operator and one `Cluster`, its owner's
-credentials generated and kept in a basic-auth Secret."""
+credentials generated and kept in a basic-auth Secret; and, declaratively, a database per
+platform service that uses it (Harbor): a role managed by the Cluster (`spec.managed.roles`,
+its password from a basic-auth Secret) and a `Database` owned by that role."""
 
 from __future__ import annotations
 
@@ -15,6 +17,14 @@ from components.platform.cluster import KubernetesCluster, custom_resource
 
 
 @dataclass(frozen=True)
+class ServiceDatabase:
+    """A database and its owner role for one platform service."""
+
+    name: str  # database and role name
+    secret_name: str  # basic-auth Secret with the role's username and password
+
+
+@dataclass(frozen=True)
 class PostgresArgs:
     name: str = "platform-db"
     instances: int = 1
@@ -22,6 +32,7 @@ class PostgresArgs:
     storage_class: str | None = None
     database: str = "platform"
     owner: str = "platform"
+    services: tuple[ServiceDatabase, ...] = ()
 
 
 def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> dict[str, Any]:
@@ -31,7 +42,12 @@ def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> di
     return {
         "apiVersion": "postgresql.cnpg.io/v1",
         "kind": "Cluster",
-        "metadata": {"name": args.name, "namespace": namespace},
+        # The policy pack cannot see retain_on_delete: this says what the option says.
+        "metadata": {
+            "name": args.name,
+            "namespace": namespace,
+            "annotations": {"homelab.data-safety": "retain"},
+        },
         "spec": {
             "instances": args.instances,
             "storage": storage,
@@ -44,6 +60,39 @@ def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> di
                     "dataChecksums": True,
                 }
             },
+            **(
+                {
+                    "managed": {
+                        "roles": [
+                            {
+                                "name": db.name,
+                                "ensure": "present",
+                                "login": True,
+                                "passwordSecret": {"name": db.secret_name},
+                            }
+                            for db in args.services
+                        ]
+                    }
+                }
+                if args.services
+                else {}
+            ),
+        },
+    }
+
+
+def database_manifest(db: ServiceDatabase, cluster: str, namespace: str) -> dict[str, Any]:
+    """CloudNativePG's `Database`: created by the operator, kept when the resource goes."""
+    return {
+        "apiVersion": "postgresql.cnpg.io/v1",
+        "kind": "Database",
+        "metadata": {"name": f"{cluster}-{db.name}", "namespace": namespace},
+        "spec": {
+            "name": db.name,
+            "owner": db.name,
+            "cluster": {"name": cluster},
+            "ensure": "present",
+            "databaseReclaimPolicy": "retain",
         },
     }
 
@@ -51,6 +100,8 @@ def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> di
 class PlatformPostgres(pulumi.ComponentResource):
     password: pulumi.Output[str]
     host: str
+    # Service database name -> the resources that must exist before the service connects.
+    ready: dict[str, list[pulumi.Resource]]
 
     def __init__(
         self,
@@ -80,12 +131,40 @@ class PlatformPostgres(pulumi.ComponentResource):
             string_data={"username": args.owner, "password": self.password},
             opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),
         )
+        service_secrets: dict[str, k8s.core.v1.Secret] = {}
+        for db in args.services:
+            role_password = random.RandomPassword(
+                f"{name}-{db.name}-password",
+                length=32,
+                special=False,
+                opts=pulumi.ResourceOptions(parent=self),
+            )
+            db_password: pulumi.Output[str] = pulumi.Output.secret(role_password.result)
+            service_secrets[db.name] = k8s.core.v1.Secret(
+                f"{name}-{db.name}-credentials",
+                # basic-auth with username and password: the format `passwordSecret` asks for
+                # (cnpg-cluster CRD, managed.roles[].passwordSecret) and Harbor reads `password`.
+                metadata={"name": db.secret_name, "namespace": namespace},
+                type="kubernetes.io/basic-auth",
+                string_data={"username": db.name, "password": db_password},
+                opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),
+            )
         manifest = cluster_manifest(args, namespace, secret_name)
         # The Cluster CRD comes with the operator chart: create the Cluster after it.
         self.cluster = custom_resource(
             f"{name}-cluster",
             manifest,
-            cluster.opts(parent=self, depends_on=[operator, secret], retain_on_delete=True),
+            cluster.opts(
+                parent=self, depends_on=[operator, secret, *service_secrets.values()], retain_on_delete=True
+            ),
         )
+        self.ready = {}
+        for db in args.services:
+            database = custom_resource(
+                f"{name}-database-{db.name}",
+                database_manifest(db, args.name, namespace),
+                cluster.opts(parent=self, depends_on=[self.cluster], retain_on_delete=True),
+            )
+            self.ready[db.name] = [service_secrets[db.name], database]
         self.host = f"{args.name}-rw.{namespace}.svc"
         self.register_outputs({"host": self.host})

@@ -10,6 +10,7 @@ import pulumi
 
 from components.platform.charts import helm_release, ingress_annotations
 from components.platform.cluster import KubernetesCluster
+from components.platform.images import OTEL_COLLECTOR_CONTRACT
 
 JAEGER = "jaeger"
 COLLECTOR = "otel-collector"
@@ -24,6 +25,9 @@ class TracingArgs:
 
 
 def jaeger_values(args: TracingArgs) -> dict[str, Any]:
+    # allInOne.ingress.{ingressClassName,hosts,tls} are read by the chart's template
+    # (jaegertracing/helm-charts charts/jaeger/templates/allinone-ing.yaml @ jaeger-3.4.1) though
+    # its values.yaml lists only enabled/annotations/labels/pathType under allInOne.ingress.
     return {
         "fullnameOverride": JAEGER,
         "provisionDataStore": {"cassandra": False},
@@ -45,12 +49,13 @@ def jaeger_values(args: TracingArgs) -> dict[str, Any]:
 
 
 def collector_values(namespace: str) -> dict[str, Any]:
+    image = OTEL_COLLECTOR_CONTRACT
     return {
         "fullnameOverride": COLLECTOR,
         "mode": "deployment",
         # The chart requires an image; the k8s distribution's binary is otelcol-k8s.
-        "image": {"repository": "otel/opentelemetry-collector-k8s"},
-        "command": {"name": "otelcol-k8s"},
+        "image": {"repository": image.repository, "tag": image.tag_name},
+        "command": {"name": image.runs[0].value.lstrip("/")},
         "config": {
             "exporters": {
                 "otlp": {"endpoint": f"{JAEGER}-collector.{namespace}.svc:4317", "tls": {"insecure": True}}

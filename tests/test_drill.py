@@ -1,0 +1,689 @@
+"""Restore drills on a real Docker engine, through the CLI (`python -m automation drill`), and
+the metrics they leave for Prometheus.
+
+Images cannot be pulled here, so the helper containers run a tiny image made with
+`docker import` from Debian's static busybox (`busybox-static`, installed by .ci/run and
+scripts/install-tools.sh), as the restore tests do. Archives are written in the backup
+engine's format (offen/docker-volume-backup v2.48.2, cmd/backup/archive.go: a tar.gz of
+`/backup/<volume>/...`) and encrypted with Debian's `age` to an ssh-ed25519 key, as the
+engine does with AGE_PUBLIC_KEYS (cmd/backup/encrypt_archive.go).
+
+The database checks need the services' own images (postgres, mysql), which cannot be pulled
+here: they are checked against a recording docker instead (the commands, the waiting, the
+failures), at the end of this file.
+
+Every name starts with `t16-` and a random suffix: other people use the same engine.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from automation import drill as drills
+from automation.backup import BackupError, DockerCli
+from components.docker.spec import ContainerSpec, Volume
+from components.homelab import drill as metrics
+from stacks.config import parse
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSYBOX = Path("/bin/busybox")
+APPLETS = ("sh", "tar", "find", "wc", "sha256sum", "cat", "mv", "chmod", "rm", "sleep", "true", "ls")
+
+
+def docker(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
+    return subprocess.run(["docker", *args], capture_output=True, check=check, timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on PATH")
+    try:
+        info = docker("info", check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip("`docker info` timed out: no Docker engine answers (scripts/start-dockerd.sh)")
+    if info.returncode != 0:
+        pytest.skip(f"no Docker engine (scripts/start-dockerd.sh): {info.stderr.decode().strip()}")
+    if shutil.which("age") is None:
+        pytest.skip("the age tool is not installed (apt install age)")
+    if not BUSYBOX.is_file():
+        pytest.skip("busybox is not installed (apt install busybox-static)")
+    ref = f"t16-busybox:{uuid.uuid4().hex[:10]}"
+    rootfs = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        for directory in ("bin", "tmp"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(BUSYBOX, "bin/busybox")
+        for applet in APPLETS:
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+    docker("import", "-c", "ENV PATH=/bin", str(rootfs), ref)
+    probe = docker("run", "--rm", ref, "true", check=False)
+    if probe.returncode != 0:
+        docker("rmi", "-f", ref, check=False)
+        pytest.skip(f"{BUSYBOX} does not run alone in an image (not busybox-static?): {probe.stderr!r}")
+    try:
+        yield ref
+    finally:
+        docker("rmi", "-f", ref, check=False)
+
+
+# ---- a stack with two backed-up services, archives in a directory -----------------------------
+
+SERVICES = {"notes": ("data", "/data"), "ledger": ("db", "/var/lib/db")}
+
+
+@dataclass
+class Lab:
+    prefix: str
+    image: str
+    stack_file: Path
+    archives: Path
+    key: Path
+    recipient: str
+    textfile: str  # a volume standing in for node-exporter's textfile directory
+
+    def volume(self, service: str) -> str:
+        return f"{self.prefix}_{service}_{SERVICES[service][0]}".replace("-", "_")
+
+    def config(self) -> Any:
+        document = yaml.safe_load(self.stack_file.read_text())["config"]
+        return parse({k.removeprefix("homelab:"): v for k, v in document.items()})
+
+    def leftovers(self) -> list[str]:
+        """Drill containers and volumes of this lab still on the engine."""
+        found = []
+        for kind in ("ps", "volume ls"):
+            listed = docker(
+                *kind.split(),
+                "-a" if kind == "ps" else "-q",
+                "--filter",
+                "label=homelab.drill=true",
+                "--format",
+                "{{.Names}}" if kind == "ps" else "{{.Name}}",
+            )
+            found += [n for n in listed.stdout.decode().split() if n.startswith(self.prefix)]
+        return found
+
+
+@pytest.fixture
+def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
+    prefix = f"t16-{uuid.uuid4().hex[:8]}"
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "backup.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    recipient = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    off = {"enabled": False}
+    config = {
+        "homelab:name": prefix,
+        "homelab:hosts": [{"name": "local", "address": "local", "root": str(tmp_path)}],
+        "homelab:tls": {"enabled": False},
+        # The engine image cannot be pulled here: the lab's image stands in as the helper.
+        "homelab:backup": {"directory": str(archives), "image": image},
+        "homelab:services": {
+            name: off
+            for name in (
+                "portainer",
+                "prometheus",
+                "grafana",
+                "cadvisor",
+                "node-exporter",
+                "mysql",
+                "landing",
+            )
+        },
+        "homelab:custom-services": [
+            {"name": name, "image": image, "volumes": [{"name": vol, "path": path}]}
+            for name, (vol, path) in SERVICES.items()
+        ],
+    }
+    stack_file = tmp_path / "Pulumi.t16.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    textfile = f"{prefix}-textfile"
+    docker("volume", "create", textfile)
+    lab = Lab(prefix, image, stack_file, archives, key_file, recipient.decode(), textfile)
+    try:
+        yield lab
+    finally:
+        docker("volume", "rm", "-f", textfile, check=False)
+
+
+FILES = {
+    "notes": {
+        "hello.txt": b"hello\n",
+        "blob.bin": os.urandom(200_000),
+        "dir/inner/deep.txt": b"deep\n",
+        "empty": b"",
+        "ümlaut €.txt": b"non-ASCII name\n",
+        "with space.txt": b"space\n",
+    },
+    "ledger": {f"base/{i:04d}": bytes([i % 256]) * (i * 37 % 4096) for i in range(40)},
+}
+
+
+def engine_archive(
+    lab: Lab, name: str, encrypt: bool = True, volumes: tuple[str, ...] = ("notes", "ledger")
+) -> Path:
+    """An archive as the engine writes it: /backup, then /backup/<volume>/..., gzip, then age."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        for directory in ["/backup", *(f"/backup/{lab.volume(s)}" for s in volumes)]:
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o755
+            tar.addfile(info)
+        for service in volumes:
+            for path, data in sorted(FILES[service].items()):
+                parent = f"/backup/{lab.volume(service)}"
+                for part in Path(path).parents[:-1][::-1]:
+                    info = tarfile.TarInfo(f"{parent}/{part}")
+                    info.type, info.mode = tarfile.DIRTYPE, 0o755
+                    if info.name not in tar.getnames():
+                        tar.addfile(info)
+                info = tarfile.TarInfo(f"{parent}/{path}")
+                info.size, info.mode, info.mtime = len(data), 0o640, 1_700_000_000
+                tar.addfile(info, io.BytesIO(data))
+    plain = lab.archives / f"{name}.tar.gz"
+    plain.write_bytes(gzip.compress(buffer.getvalue()))
+    if not encrypt:
+        return plain
+    recipients = lab.archives.parent / "recipients.txt"
+    recipients.write_text(lab.recipient + "\n")
+    out = plain.with_name(plain.name + ".age")
+    subprocess.run(["age", "-R", str(recipients), "-o", str(out), str(plain)], check=True, timeout=60)
+    plain.unlink()
+    return out
+
+
+def flip_byte(path: Path) -> None:
+    data = bytearray(path.read_bytes())
+    data[len(data) // 2] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+def truncate(path: Path) -> None:
+    data = path.read_bytes()
+    path.write_bytes(data[: len(data) * 2 // 3])
+
+
+def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
+    command = [sys.executable, "-m", "automation", "drill", "--host", "local", "--file", str(lab.stack_file)]
+    command += ["--helper-image", lab.image, "--identity", str(lab.key), *args]
+    return subprocess.run(
+        command, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
+    )
+
+
+def textfile(lab: Lab) -> str:
+    result = docker(
+        "run", "--rm", "-v", f"{lab.textfile}:/t", lab.image, "sh", "-c", f"cat /t/{metrics.TEXTFILE} || true"
+    )
+    return result.stdout.decode()
+
+
+def drill_with_metrics(lab: Lab, now: float, **options: Any) -> tuple[drills.DrillReport, str]:
+    """The drill as the CLI runs it, with the lab's volume as node-exporter's textfile directory."""
+    target = drills.drill_target(lab.config(), "local")
+    target = drills.DrillTarget(target.hb, target.specs, lab.textfile)
+    out = io.StringIO()
+    report = drills.run_drill(
+        target,
+        DockerCli(target.hb.docker_host),
+        out,
+        image=lab.image,
+        identity=lab.key,
+        now=lambda: now,
+        **options,
+    )
+    return report, out.getvalue()
+
+
+# ---- through the CLI ---------------------------------------------------------------------------
+
+
+def test_a_good_archive_passes(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-20T04-00-00")
+    newest = engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    os.utime(newest, (2_000_000_000, 2_000_000_000))
+    result = cli(lab)
+    assert result.returncode == 0, result.stdout + result.stderr
+    out = result.stdout
+    assert f"restore drill on host local, archive {newest.name}:" in out
+    assert "  notes: PASSED\n" in out and "  ledger: PASSED\n" in out
+    assert f"    {lab.volume('notes')}: 6 file(s) listed and restored; 6 sampled checksum(s) match\n" in out
+    # 40 files, 8 of them checksummed (the default sample).
+    assert f"    {lab.volume('ledger')}: 40 file(s) listed and restored; 8 sampled checksum(s) match\n" in out
+    assert "2/2 service(s) passed" in out
+    # No node-exporter with a textfile directory in this stack: it says so.
+    assert "metrics not recorded: no node-exporter with a textfile directory on host local" in out
+    assert lab.leftovers() == []
+
+
+def test_one_service(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    result = cli(lab, "--service", "notes", "--sample", "2")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "notes: PASSED" in result.stdout and "ledger" not in result.stdout
+    assert "6 file(s) listed and restored; 2 sampled checksum(s) match" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("damage", "encrypt", "says"),
+    [
+        (flip_byte, False, "is not a readable backup archive"),
+        (truncate, False, "is not a readable backup archive"),
+        (flip_byte, True, "could not be decrypted"),
+        (truncate, True, "could not be decrypted"),
+    ],
+    ids=["flipped-byte", "truncated", "flipped-byte-encrypted", "truncated-encrypted"],
+)
+def test_a_damaged_archive_fails_with_the_reason(lab: Lab, damage: Any, encrypt: bool, says: str) -> None:
+    archive = engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00", encrypt=encrypt)
+    damage(archive)
+    result = cli(lab)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert "  notes: FAILED\n" in result.stdout and "  ledger: FAILED\n" in result.stdout
+    assert f"    {archive.name} {says}" in result.stdout
+    assert "0/2 service(s) passed" in result.stdout
+    assert "Traceback" not in result.stderr
+    assert lab.leftovers() == []
+
+
+def test_no_archive_fails(lab: Lab) -> None:
+    result = cli(lab)
+    assert result.returncode == 1
+    assert f"    no archive in {lab.archives} on host local: no backup to restore" in result.stdout
+    assert "restore drill on host local, archive (none):" in result.stdout
+
+
+def test_a_missing_named_archive_fails(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    result = cli(lab, "--archive", f"{lab.prefix}-local-1999-01-01T00-00-00.tar.gz.age")
+    assert result.returncode == 1
+    assert (
+        f"    no archive {lab.prefix}-local-1999-01-01T00-00-00.tar.gz.age in {lab.archives}" in result.stdout
+    )
+
+
+def test_an_archive_without_a_service_fails_that_service(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00", volumes=("notes",))
+    result = cli(lab)
+    assert result.returncode == 1
+    assert "  notes: PASSED" in result.stdout
+    assert f"  ledger: FAILED\n    the archive does not hold {lab.volume('ledger')}" in result.stdout
+
+
+def test_an_encrypted_archive_without_the_identity_is_an_error_not_a_result(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    command = [sys.executable, "-m", "automation", "drill", "--host", "local", "--file", str(lab.stack_file)]
+    result = subprocess.run(
+        [*command, "--helper-image", lab.image], cwd=ROOT, capture_output=True, text=True, timeout=300
+    )
+    assert result.returncode == 1
+    assert "is encrypted: give --identity FILE" in result.stderr
+    assert "PASSED" not in result.stdout and "FAILED" not in result.stdout
+
+
+# ---- the metrics -------------------------------------------------------------------------------
+
+
+def values(text: str) -> dict[str, float]:
+    found = {}
+    for line in text.splitlines():
+        if line and not line.startswith("#"):
+            name, value = line.rsplit(" ", 1)
+            found[name] = float(value)
+    return found
+
+
+def test_the_metric_says_whether_restores_are_verified(lab: Lab) -> None:
+    good = engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    report, out = drill_with_metrics(lab, 1_900_000_000)
+    assert report.ok, out
+    assert f"metrics recorded in {lab.textfile}/{metrics.TEXTFILE}" in out
+    first = values(textfile(lab))
+    assert first == {
+        f'{metrics.SUCCESS}{{service="ledger"}}': 1,
+        f'{metrics.SUCCESS}{{service="notes"}}': 1,
+        f'{metrics.VERIFIED}{{service="ledger"}}': 1_900_000_000,
+        f'{metrics.VERIFIED}{{service="notes"}}': 1_900_000_000,
+        f'{metrics.LAST_RUN}{{service="ledger"}}': 1_900_000_000,
+        f'{metrics.LAST_RUN}{{service="notes"}}': 1_900_000_000,
+    }
+    # A newer, damaged archive: the drill fails, success drops to 0, and the last verified
+    # restore stays the one before (its age is what the alert watches).
+    bad = engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    os.utime(good, (1_000_000_000, 1_000_000_000))
+    flip_byte(bad)
+    report, out = drill_with_metrics(lab, 1_900_086_400)
+    assert not report.ok
+    second = values(textfile(lab))
+    assert second[f'{metrics.SUCCESS}{{service="notes"}}'] == 0
+    assert second[f'{metrics.VERIFIED}{{service="notes"}}'] == 1_900_000_000
+    assert second[f'{metrics.LAST_RUN}{{service="notes"}}'] == 1_900_086_400
+    # One service drilled again: the other keeps its record.
+    report, out = drill_with_metrics(lab, 1_900_090_000, service="ledger", archive=good.name)
+    assert report.ok, out
+    third = values(textfile(lab))
+    assert third[f'{metrics.SUCCESS}{{service="ledger"}}'] == 1
+    assert third[f'{metrics.VERIFIED}{{service="ledger"}}'] == 1_900_090_000
+    assert third[f'{metrics.SUCCESS}{{service="notes"}}'] == 0
+    assert third[f'{metrics.LAST_RUN}{{service="notes"}}'] == 1_900_086_400
+
+
+def test_the_metric_of_a_missing_archive_is_a_failure(lab: Lab) -> None:
+    report, out = drill_with_metrics(lab, 1_900_000_000)
+    assert not report.ok
+    assert values(textfile(lab))[f'{metrics.SUCCESS}{{service="notes"}}'] == 0
+    assert f'{metrics.VERIFIED}{{service="notes"}}' not in textfile(lab)
+
+
+def test_the_textfile_passes_promtool(lab: Lab, tmp_path: Path) -> None:
+    if shutil.which("promtool") is None:
+        pytest.skip("promtool is not installed")
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    drill_with_metrics(lab, 1_900_000_000)
+    result = subprocess.run(
+        ["promtool", "check", "metrics"], input=textfile(lab), capture_output=True, text=True
+    )
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+# ---- where the textfile directory is -------------------------------------------------------------
+
+
+# ---- the database checks, against a recording docker ---------------------------------------------
+
+
+class RecordingDocker(DockerCli):
+    """Answers `docker` calls from a script of (prefix of the arguments -> exit code, stdout)."""
+
+    def __init__(self, answers: list[tuple[tuple[str, ...], int, str]]) -> None:
+        super().__init__("unix:///nowhere")
+        self.answers = answers
+        self.calls: list[list[str]] = []
+
+    def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
+        self.calls.append(list(args))
+        for i, (prefix, code, text) in enumerate(self.answers):
+            if tuple(args[: len(prefix)]) == prefix:
+                if len(prefix) > 1 and prefix[0] == "exec" and code != 0:
+                    self.answers.pop(i)  # a failing readiness probe answers once
+                return subprocess.CompletedProcess(args, code, text.encode(), b"log line\n" if code else b"")
+        return subprocess.CompletedProcess(args, 0, b"", b"")
+
+
+POSTGRES = ContainerSpec(
+    "db",
+    "postgres:17.6-alpine",
+    env={
+        "POSTGRES_USER": "mattermost",
+        "POSTGRES_DB": "mattermost",
+        "PGDATA": "/var/lib/postgresql/data/pgdata",
+    },
+    volumes=(Volume("db-data", "/var/lib/postgresql/data"),),
+)
+MYSQL = ContainerSpec(
+    "mysql", "mysql:8.4.6", env={"MYSQL_DATABASE": "kodi"}, volumes=(Volume("mysql-data", "/var/lib/mysql"),)
+)
+
+
+def test_postgres_starts_on_the_restored_data_and_answers() -> None:
+    name = "homelab-drill-t-db"
+    docker_ = RecordingDocker(
+        [
+            (("exec", name, "pg_isready"), 1, ""),
+            (("inspect",), 0, "true\n"),
+            (("exec", name, "psql"), 0, "12\n"),
+        ]
+    )
+    scratch = drills.Scratch(docker_, "helper:1", token="t")
+    said = drills.check_database(
+        scratch, "homelab", POSTGRES, {"/var/lib/postgresql/data": "scratch-db"}, sleep=lambda s: None
+    )
+    assert said == "PostgreSQL answered on database mattermost: 12 table(s)"
+    run = docker_.calls[0]
+    assert run[:6] == ["run", "-d", "--name", name, "--network", "none"]
+    assert "--mount" in run and "type=volume,source=scratch-db,target=/var/lib/postgresql/data" in run
+    assert run[-3:] == ["-e", "PGDATA=/var/lib/postgresql/data/pgdata", "postgres:17.6-alpine"]
+    assert not any("PASSWORD" in a for a in run)  # the data exists: no password needed
+    assert docker_.calls[1] == ["exec", name, "pg_isready", "-q", "-U", "mattermost", "-d", "mattermost"]
+    assert docker_.calls[-1][:8] == ["exec", name, "psql", "-U", "mattermost", "-d", "mattermost", "-tAc"]
+    assert scratch.containers == [name]  # removed by the cleanup
+
+
+def test_mysql_runs_without_grant_tables_and_answers() -> None:
+    docker_ = RecordingDocker([(("exec", "homelab-drill-t-mysql", "mysql"), 0, "7\n")])
+    scratch = drills.Scratch(docker_, "helper:1", token="t")
+    said = drills.check_database(
+        scratch, "homelab", MYSQL, {"/var/lib/mysql": "scratch-m"}, sleep=lambda s: None
+    )
+    assert said == "MySQL answered: 7 table(s)"
+    assert docker_.calls[0][-2:] == ["mysql:8.4.6", "--skip-grant-tables"]
+    assert docker_.calls[1] == ["exec", "homelab-drill-t-mysql", "mysqladmin", "ping", "--silent"]
+
+
+def test_a_database_that_does_not_start_fails_with_its_log() -> None:
+    docker_ = RecordingDocker(
+        [
+            (("exec",), 1, ""),
+            (("inspect",), 0, "false\n"),
+            (("logs",), 0, "FATAL: database files are incompatible with server\n"),
+        ]
+    )
+    scratch = drills.Scratch(docker_, "helper:1", token="t")
+    with pytest.raises(
+        BackupError,
+        match="did not start on the restored data: FATAL: database files are incompatible",
+    ):
+        drills.check_database(
+            scratch, "homelab", POSTGRES, {"/var/lib/postgresql/data": "v"}, sleep=lambda s: None
+        )
+
+
+def test_a_database_that_never_gets_ready_times_out() -> None:
+    class NeverReady(RecordingDocker):
+        def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
+            self.calls.append(list(args))
+            if args[0] == "exec":
+                return subprocess.CompletedProcess(args, 1, b"", b"")
+            return subprocess.CompletedProcess(args, 0, b"true\n", b"")
+
+    scratch = drills.Scratch(NeverReady([]), "helper:1", token="t")
+    with pytest.raises(BackupError, match="was not ready on the restored data after 10s"):
+        drills.check_database(
+            scratch, "homelab", MYSQL, {"/var/lib/mysql": "v"}, timeout=10, sleep=lambda s: None
+        )
+
+
+def test_a_query_that_does_not_answer_a_number_fails() -> None:
+    docker_ = RecordingDocker([(("exec", "homelab-drill-t-mysql", "mysql"), 0, "ERROR 1049\n")])
+    with pytest.raises(BackupError, match="the query on the restored mysql data answered 'ERROR 1049'"):
+        drills.check_database(
+            drills.Scratch(docker_, "h", token="t"),
+            "homelab",
+            MYSQL,
+            {"/var/lib/mysql": "v"},
+            sleep=lambda s: None,
+        )
+
+
+@pytest.mark.parametrize(
+    ("container", "kind"),
+    [(POSTGRES, "postgres"), (MYSQL, "mysql"), (ContainerSpec("g", "grafana/grafana:12.1.1"), None)],
+)
+def test_database_kind(container: ContainerSpec, kind: str | None) -> None:
+    assert drills.database_kind(container) == kind
+
+
+# ---- the guard's ledger: the newest archive of the host ---------------------------------------
+
+
+def test_the_guard_learns_the_last_backup_from_the_hosts_archives(lab: Lab) -> None:
+    from automation.guard import StatefulChange, judge
+    from automation.ledger import ArchiveLedger
+
+    old = engine_archive(lab, f"{lab.prefix}-local-2026-11-20T04-00-00")
+    new = engine_archive(lab, f"{lab.prefix}-local-pre-upgrade-notes-2026-11-25T04-00-00")
+    os.utime(old, (1_900_000_000, 1_900_000_000))
+    os.utime(new, (1_900_050_000, 1_900_050_000))
+    ledger = ArchiveLedger(lab.config())
+    assert ledger.newest_backup("local", "notes") == 1_900_050_000
+    assert ledger.newest_backup("local", "ledger") == 1_900_050_000
+    assert ledger.newest_backup("local", "frontend") is None  # holds no data here
+
+    change = StatefulChange(
+        "urn",
+        "docker:index/container:Container",
+        "notes",
+        "replace",
+        "container",
+        "notes",
+        "local",
+        ("image",),
+    )
+    fresh = judge([change], ledger=ledger, max_age=86400, now=1_900_060_000).verdicts[0]
+    assert fresh.allowed and fresh.reason == "backup 2h 46m old (limit 1d 0h)"
+    stale = judge([change], ledger=ledger, max_age=3600, now=1_900_060_000).verdicts[0]
+    assert not stale.allowed
+
+
+def test_the_ledger_says_why_it_cannot_answer(lab: Lab) -> None:
+    from automation.ledger import ArchiveLedger
+
+    shutil.rmtree(lab.archives)
+    with pytest.raises(BackupError, match=f"listing {lab.archives} on local failed"):
+        ArchiveLedger(lab.config()).newest_backup("local", "notes")
+
+
+# ---- on a schedule: --due -----------------------------------------------------------------------
+
+
+def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setattr(drills, "textfile_volume", lambda config, host: lab.textfile)
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    config = lab.config()
+    day = 86400.0
+    start = 1_900_000_000.0
+
+    out = io.StringIO()
+    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start)
+    assert "host local: due, a service there was never drilled\n" in out.getvalue()
+    assert "2/2 service(s) passed" in out.getvalue()
+
+    out = io.StringIO()
+    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + day)
+    assert out.getvalue() == "host local: not due, last drilled 1d 0h ago; next in 6d 0h\n"
+
+    # A daily timer at the same hour finds the weekly drill due on the 7th day.
+    out = io.StringIO()
+    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + 7 * day - 600)
+    assert "host local: due, last drilled 6d 23h ago (every 7d)\n" in out.getvalue()
+
+    # Per host: another interval.
+    daily = config.model_copy(
+        update={
+            "data": config.data.model_copy(
+                update={
+                    "restore_drills": config.data.restore_drills.model_copy(update={"hosts": {"local": "1d"}})
+                }
+            )
+        }
+    )
+    out = io.StringIO()
+    assert drills.drill_due(daily, out, lab.key, lab.image, now=lambda: start + 8 * day)
+    assert "host local: due, last drilled 1d 0h ago (every 1d)\n" in out.getvalue()
+
+
+def test_due_without_a_textfile_directory_always_drills(lab: Lab) -> None:
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    out = io.StringIO()
+    assert drills.drill_due(lab.config(), out, lab.key, lab.image)
+    assert out.getvalue().startswith(
+        "host local: due, no textfile directory on the host to tell when it was last drilled\n"
+    )
+
+
+def test_drill_needs_a_host_or_due() -> None:
+    from automation import cli as cli_module
+
+    with pytest.raises(SystemExit):
+        cli_module._parser().parse_args(["drill"])
+    with pytest.raises(SystemExit):
+        cli_module._parser().parse_args(["drill", "--host", "a", "--due"])
+
+
+def test_drill_intervals_name_known_hosts() -> None:
+    from stacks.checks import validate
+    from stacks.config import ConfigError
+
+    with pytest.raises(ConfigError) as error:
+        validate({"data": {"restore-drills": {"hosts": {"nas": "1d"}}}})
+    assert ("data.restore-drills.hosts.nas", "unknown host 'nas' (hosts: local)") in error.value.problems
+    with pytest.raises(ConfigError, match=r"data.restore-drills.every: 'weekly' is not a duration"):
+        validate({"data": {"restore-drills": {"every": "weekly"}}})
+
+
+def test_the_cli_parses_due() -> None:
+    from automation import cli as cli_module
+
+    args = cli_module._parser().parse_args(["drill", "--due", "--identity", "k"])
+    assert args.due and args.host is None and args.identity == Path("k")
+    args = cli_module._parser().parse_args(["drill", "--host", "nas", "--service", "mysql"])
+    assert not args.due and args.host == "nas" and args.service == "mysql"
+
+
+def test_the_drill_finds_node_exporters_textfile_volume() -> None:
+    """The alerting layer gives node-exporter a textfile directory on each host with a
+    backup run (components/homelab/alerting.py); the drill writes into that volume."""
+    config = parse({"hosts": [{"name": "nas"}]})
+    assert drills.textfile_volume(config, "nas") == "homelab_node_exporter_nas_textfile"
+    without_prometheus = parse({"hosts": [{"name": "nas"}], "services": {"prometheus": {"enabled": False}}})
+    assert drills.textfile_volume(without_prometheus, "nas") is None
+
+
+@pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "missing"])
+def test_each_failure_is_in_the_metric(lab: Lab, damage: str) -> None:
+    good = engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
+    report, _ = drill_with_metrics(lab, 1_900_000_000)
+    assert report.ok
+    if damage == "missing":
+        good.unlink()
+    else:
+        (flip_byte if damage == "flipped-byte" else truncate)(good)
+    report, out = drill_with_metrics(lab, 1_900_003_600)
+    assert not report.ok
+    # age encryption is authenticated: a flipped or missing byte does not decrypt.
+    reason = {"flipped-byte": "could not be decrypted", "truncated": "could not be decrypted"}
+    assert reason.get(damage, f"no archive in {lab.archives} on host local") in out
+    after = values(textfile(lab))
+    for service in ("notes", "ledger"):
+        assert after[f'{metrics.SUCCESS}{{service="{service}"}}'] == 0
+        assert after[f'{metrics.LAST_RUN}{{service="{service}"}}'] == 1_900_003_600
+        assert after[f'{metrics.VERIFIED}{{service="{service}"}}'] == 1_900_000_000

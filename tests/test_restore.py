@@ -1,0 +1,546 @@
+"""A real restore on a real Docker engine, through the CLI (`python -m automation restore`).
+
+Images cannot be pulled here, so the services and the helper container run a tiny image made
+with `docker import` from Debian's static busybox (`busybox-static`, installed by .ci/run and
+scripts/install-tools.sh). Archives are written in the backup engine's format, the way
+offen/docker-volume-backup v2.48.2 writes them (cmd/backup/archive.go: a tar.gz of
+BACKUP_SOURCES whose entries are named by their full path, `/backup/<volume>/...`, the
+directories `/backup` and `/backup/<volume>` included, owner names set), and encrypted with
+Debian's `age` to an ssh-ed25519 key, as the engine does with AGE_PUBLIC_KEYS
+(cmd/backup/encrypt_archive.go).
+
+Every name starts with `t10-` and a random suffix: other people use the same engine.
+The tests skip, saying why, without a Docker engine, busybox-static or age.
+"""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import time
+import uuid
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+import yaml
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+ROOT = Path(__file__).resolve().parent.parent
+BUSYBOX = Path("/bin/busybox")
+APPLETS = ("sh", "sleep", "tar", "rm", "cat", "stat", "chown", "chmod", "ls", "true", "echo")
+# A user the helper image knows under a different uid than the archive's: a restore that
+# mapped owners by name would give the file uid 999 instead of 70.
+PASSWD = "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/:/bin/sh\n"
+BACKUP_SCRIPT = '#!/bin/sh\necho "backup run for $BACKUP_LABEL"\nexit "${BACKUP_EXIT:-0}"\n'
+
+
+def docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
+    return subprocess.run(["docker", *args], capture_output=True, check=check, timeout=120, **kwargs)
+
+
+@pytest.fixture(scope="module")
+def engine() -> None:
+    if shutil.which("docker") is None:
+        pytest.skip("no docker CLI on PATH")
+    try:
+        info = docker("info", check=False)
+    except subprocess.TimeoutExpired:
+        pytest.skip("`docker info` timed out: no Docker engine answers (scripts/start-dockerd.sh)")
+    if info.returncode != 0:
+        pytest.skip(f"no Docker engine (scripts/start-dockerd.sh): {info.stderr.decode().strip()}")
+    if shutil.which("age") is None:
+        pytest.skip("the age tool is not installed (apt install age)")
+    if not BUSYBOX.is_file():
+        pytest.skip("busybox is not installed (apt install busybox-static)")
+
+
+@pytest.fixture(scope="module")
+def image(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """A busybox image made here: sh, tar and friends, an /etc/passwd, a fake `backup`."""
+    ref = f"t10-busybox:{uuid.uuid4().hex[:10]}"
+    rootfs = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"
+    with tarfile.open(rootfs, "w") as tar:
+        for directory in ("bin", "etc", "tmp"):
+            info = tarfile.TarInfo(directory)
+            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
+            tar.addfile(info)
+        tar.add(BUSYBOX, "bin/busybox")
+        for applet in APPLETS:
+            info = tarfile.TarInfo(f"bin/{applet}")
+            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
+            tar.addfile(info)
+        for name, text, mode in (("etc/passwd", PASSWD, 0o644), ("bin/backup", BACKUP_SCRIPT, 0o755)):
+            data = text.encode()
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), mode
+            tar.addfile(info, io.BytesIO(data))
+    docker("import", "-c", "ENV PATH=/bin", str(rootfs), ref)
+    probe = docker("run", "--rm", ref, "true", check=False)
+    if probe.returncode != 0:
+        docker("rmi", "-f", ref, check=False)
+        pytest.skip(f"{BUSYBOX} does not run alone in an image (not busybox-static?): {probe.stderr!r}")
+    try:
+        yield ref
+    finally:
+        docker("rmi", "-f", ref, check=False)
+
+
+# ---- the stack: two services with volumes, one without ----------------------------------------
+
+
+@dataclass
+class Lab:
+    prefix: str
+    image: str
+    stack_file: Path
+    archives: Path
+    key: Path  # age identity (OpenSSH ed25519 private key)
+    recipient: str
+
+    def container(self, service: str) -> str:
+        return f"{self.prefix}-{service}"
+
+    def volume(self, service: str, volume: str) -> str:
+        return f"{self.prefix}_{service}_{volume}".replace("-", "_")
+
+
+SERVICES = {"notes": ("data", "/data"), "ledger": ("db", "/var/lib/db")}
+
+
+@pytest.fixture
+def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
+    prefix = f"t10-{uuid.uuid4().hex[:8]}"
+    archives = tmp_path / "archives"
+    archives.mkdir()
+    key = Ed25519PrivateKey.generate()
+    key_file = tmp_path / "backup.key"
+    key_file.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    recipient = key.public_key().public_bytes(
+        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
+    )
+    off = {"enabled": False}
+    config = {
+        "homelab:name": prefix,
+        "homelab:hosts": [{"name": "local", "address": "local", "root": str(tmp_path)}],
+        "homelab:tls": {"enabled": False},
+        "homelab:backup": {"directory": str(archives)},
+        "homelab:services": {
+            name: off
+            for name in (
+                "portainer",
+                "prometheus",
+                "grafana",
+                "cadvisor",
+                "node-exporter",
+                "mysql",
+                "landing",
+            )
+        },
+        "homelab:custom-services": [
+            {"name": name, "image": image, "volumes": [{"name": vol, "path": path}]}
+            for name, (vol, path) in SERVICES.items()
+        ]
+        + [{"name": "frontend", "image": image}],
+    }
+    stack_file = tmp_path / "Pulumi.t10.yaml"
+    stack_file.write_text(yaml.safe_dump({"config": config}))
+    lab = Lab(prefix, image, stack_file, archives, key_file, recipient.decode())
+    # What `pulumi up` would have made: the volumes and the running containers.
+    for name, (vol, path) in SERVICES.items():
+        docker("volume", "create", lab.volume(name, vol))
+        run = ["run", "-d", "--stop-timeout", "1", "--name", lab.container(name)]
+        docker(*run, "-v", f"{lab.volume(name, vol)}:{path}", image, "sleep", "100000")
+    docker("run", "-d", "--stop-timeout", "1", "--name", lab.container("frontend"), image, "sleep", "100000")
+    try:
+        yield lab
+    finally:
+        names = [lab.container(n) for n in (*SERVICES, "frontend", "backup", "restore")]
+        docker("rm", "-f", *names, check=False)
+        docker("volume", "rm", "-f", *(lab.volume(n, v) for n, (v, _) in SERVICES.items()), check=False)
+
+
+# ---- volume content: written, read back, compared ----------------------------------------------
+
+# path -> (kind, content or link target, mode, uid, gid)
+Tree = dict[str, tuple[str, bytes, int, int, int]]
+
+
+def known_files(seed: str) -> Tree:
+    blob = os.urandom(300_000)
+    return {
+        "hello.txt": ("file", f"hello {seed}\n".encode(), 0o644, 0, 0),
+        "empty": ("file", b"", 0o600, 0, 0),
+        "blob.bin": ("file", blob, 0o640, 0, 0),
+        "pgdata": ("dir", b"", 0o700, 70, 70),
+        "pgdata/PG_VERSION": ("file", b"17\n", 0o600, 70, 70),
+        "pgdata/base": ("dir", b"", 0o700, 70, 70),
+        "pgdata/base/16384": ("file", bytes(range(256)) * 64, 0o600, 70, 70),
+        "deep/a/b/c/" + "long-name-" * 12: (
+            "file",
+            b"past the 100 bytes of a ustar name\n",
+            0o644,
+            1000,
+            1000,
+        ),
+        "deep/a/b/c": ("dir", b"", 0o755, 0, 0),
+        "deep/a/b": ("dir", b"", 0o755, 0, 0),
+        "deep/a": ("dir", b"", 0o755, 0, 0),
+        "deep": ("dir", b"", 0o755, 0, 0),
+        "ümlaut €.txt": ("file", b"non-ASCII name\n", 0o644, 0, 0),
+        ".hidden": ("file", b"dot file\n", 0o644, 0, 0),
+        "current": ("link", b"pgdata/PG_VERSION", 0o777, 0, 0),
+    }
+
+
+def tar_of(
+    tree: Tree, prefix: str = "", root: tuple[int, int, int] | None = None, names: bool = True
+) -> bytes:
+    """A tar of `tree` under `prefix`; directories first, like a walk of the tree."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        if root is not None:
+            mode, uid, gid = root
+            info = tarfile.TarInfo(prefix.rstrip("/") or ".")
+            info.type, info.mode, info.uid, info.gid = tarfile.DIRTYPE, mode, uid, gid
+            info.uname = "root"
+            tar.addfile(info)
+        for path in sorted(tree):
+            kind, content, mode, uid, gid = tree[path]
+            info = tarfile.TarInfo(prefix + path)
+            info.mode, info.uid, info.gid, info.mtime = mode, uid, gid, 1_700_000_000
+            if names:  # as Go's FileInfoHeader sets them
+                info.uname = info.gname = {0: "root", 70: "postgres"}.get(uid, "")
+            if kind == "dir":
+                info.type = tarfile.DIRTYPE
+                tar.addfile(info)
+            elif kind == "link":
+                info.type, info.linkname = tarfile.SYMTYPE, content.decode()
+                tar.addfile(info)
+            else:
+                info.size = len(content)
+                tar.addfile(info, io.BytesIO(content))
+    return buffer.getvalue()
+
+
+def fill_volume(lab: Lab, volume: str, tree: Tree) -> None:
+    docker(
+        "run",
+        "--rm",
+        "-i",
+        "-v",
+        f"{volume}:/v",
+        lab.image,
+        "tar",
+        "-xf",
+        "-",
+        "-C",
+        "/v",
+        input=tar_of(tree, names=False),
+    )
+
+
+def read_volume(lab: Lab, volume: str) -> tuple[Tree, tuple[int, int, int]]:
+    """Everything in a volume (content, mode, owner) and its root's (mode, uid, gid)."""
+    result = docker("run", "--rm", "-v", f"{volume}:/v", lab.image, "tar", "-cf", "-", "-C", "/v", ".")
+    tree: Tree = {}
+    root = (0, 0, 0)
+    with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
+        for m in tar:
+            path = m.name.removeprefix("./").rstrip("/")
+            if path in ("", "."):
+                root = (m.mode, m.uid, m.gid)
+                continue
+            if m.isdir():
+                tree[path] = ("dir", b"", m.mode, m.uid, m.gid)
+            elif m.issym():
+                tree[path] = ("link", m.linkname.encode(), 0o777, m.uid, m.gid)
+            else:
+                data = tar.extractfile(m)
+                assert data is not None
+                tree[path] = ("file", data.read(), m.mode, m.uid, m.gid)
+    return tree, root
+
+
+def engine_archive(lab: Lab, volumes: dict[str, Tree], name: str, encrypt: bool = True) -> Path:
+    """An archive as the backup engine writes it: /backup, then /backup/<volume>/..., gzip, age."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("/backup")
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        tar.addfile(info)
+        for volume, tree in sorted(volumes.items()):
+            data = io.BytesIO(tar_of(tree, f"/backup/{volume}/", root=(0o750, 70, 70)))
+            with tarfile.open(fileobj=data) as inner:
+                for member in inner:
+                    tar.addfile(member, inner.extractfile(member) if member.isfile() else None)
+    plain = lab.archives / (name + ".tar.gz")
+    plain.write_bytes(gzip.compress(buffer.getvalue()))
+    if not encrypt:
+        return plain
+    recipients = lab.archives.parent / "recipients.txt"
+    recipients.write_text(lab.recipient + "\n")
+    out = plain.with_name(plain.name + ".age")
+    subprocess.run(["age", "-R", str(recipients), "-o", str(out), str(plain)], check=True, timeout=60)
+    plain.unlink()
+    return out
+
+
+def cli(lab: Lab, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    env = dict(os.environ)
+    if path is not None:
+        env["PATH"] = path
+    return subprocess.run(
+        [sys.executable, "-m", "automation", *args, "--host", "local", "--file", str(lab.stack_file)],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def restore(lab: Lab, archive: str, *extra: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+    return cli(
+        lab,
+        "restore",
+        "--archive",
+        archive,
+        "--identity",
+        str(lab.key),
+        "--helper-image",
+        lab.image,
+        *extra,
+        path=path,
+    )
+
+
+def events(lab: Lab, since: float) -> list[tuple[str, str]]:
+    """(container, action) of this lab's containers since `since`, in the engine's order."""
+    until = time.time() + 1
+    result = docker(
+        "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
+        "--filter", "type=container", "--format", "{{.TimeNano}} {{.Actor.Attributes.name}} {{.Action}}",
+    )  # fmt: skip
+    rows = [line.split(" ", 2) for line in result.stdout.decode().splitlines()]
+    return [
+        (name, action)
+        for _, name, action in sorted(rows, key=lambda r: int(r[0]))
+        if name.startswith(lab.prefix)
+    ]
+
+
+def running(lab: Lab, name: str) -> bool:
+    state = docker("inspect", "-f", "{{.State.Running}}", lab.container(name), check=False)
+    return state.stdout.decode().strip() == "true"
+
+
+# ---- the tests ----------------------------------------------------------------------------------
+
+
+def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    trees = {notes: known_files("notes"), ledger: known_files("ledger")}
+    for volume, tree in trees.items():
+        fill_volume(lab, volume, tree)
+    archive = engine_archive(lab, trees, f"{lab.prefix}-local-2026-01-02T04-00-00")
+    # The volumes are wiped (or, on a fresh host, created empty by `pulumi up`).
+    for volume in trees:
+        docker("run", "--rm", "-v", f"{volume}:/v", lab.image, "sh", "-c", "rm -rf /v/* /v/.[!.]*")
+        assert read_volume(lab, volume)[0] == {}
+    since = time.time()
+
+    result = restore(lab, archive.name)  # by name: fetched from the host's backup directory
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    for volume, tree in trees.items():
+        restored, root = read_volume(lab, volume)
+        assert restored == tree  # content, modes, numeric owners, symlinks
+        assert root == (0o750, 70, 70)
+    for name in ("notes", "ledger", "frontend"):
+        assert running(lab, name), name
+    seen = events(lab, since)
+    restorer = lab.container("restore")
+    for owner in (lab.container("notes"), lab.container("ledger")):
+        stopped = seen.index((owner, "stop"))
+        started = seen.index((owner, "start"))
+        helper_runs = [i for i, (name, action) in enumerate(seen) if name == restorer and action == "start"]
+        assert len(helper_runs) == 2, seen  # one throwaway container per volume
+        assert stopped < helper_runs[0] and helper_runs[-1] < started, seen
+    assert not [e for e in seen if e[0] == lab.container("frontend")], "a stateless service was touched"
+    assert f"restored {notes}: 8 file(s)" in result.stdout
+
+
+def test_restore_of_one_service_leaves_the_others_alone(lab: Lab) -> None:
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
+    archive = engine_archive(lab, old, "t10-one-service")
+    current_ledger = known_files("ledger, current")
+    fill_volume(lab, ledger, current_ledger)
+    fill_volume(lab, notes, known_files("notes, current"))
+    since = time.time()
+
+    result = restore(lab, str(archive), "--service", "notes")  # a file on this machine
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert read_volume(lab, notes)[0] == old[notes]
+    assert read_volume(lab, ledger)[0] == current_ledger
+    assert {name for name, _ in events(lab, since)} == {lab.container("notes"), lab.container("restore")}
+
+
+def snapshot(lab: Lab) -> dict[str, Tree]:
+    return {v: read_volume(lab, v)[0] for v in (lab.volume("notes", "data"), lab.volume("ledger", "db"))}
+
+
+def test_restore_refuses_an_archive_it_cannot_decrypt(lab: Lab, tmp_path: Path) -> None:
+    fill_volume(lab, lab.volume("notes", "data"), known_files("current"))
+    archive = engine_archive(lab, {lab.volume("notes", "data"): known_files("old")}, "t10-other-key")
+    before = snapshot(lab)
+    other = tmp_path / "other.key"
+    other.write_bytes(
+        Ed25519PrivateKey.generate().private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    since = time.time()
+
+    result = cli(
+        lab, "restore", "--archive", str(archive), "--identity", str(other), "--helper-image", lab.image
+    )
+
+    assert result.returncode == 1
+    # Errors go to stderr (issue 12), one line, no traceback.
+    assert "could not be decrypted" in result.stderr and "nothing was changed" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert snapshot(lab) == before
+    assert events(lab, since) == []  # nothing stopped, no helper container
+    assert running(lab, "notes") and running(lab, "ledger")
+
+
+def test_restore_refuses_a_damaged_archive(lab: Lab) -> None:
+    archive = engine_archive(
+        lab, {lab.volume("notes", "data"): known_files("x")}, "t10-damaged", encrypt=False
+    )
+    data = bytearray(archive.read_bytes())
+    data[len(data) // 2] ^= 0xFF
+    archive.write_bytes(bytes(data))
+    before = snapshot(lab)
+    since = time.time()
+
+    result = restore(lab, str(archive))
+
+    assert result.returncode == 1
+    assert "is not a readable backup archive" in result.stderr, result.stderr
+    assert snapshot(lab) == before and events(lab, since) == []
+
+
+def test_restore_refuses_when_a_container_cannot_be_stopped(lab: Lab, tmp_path: Path) -> None:
+    """`docker stop` of the notes container fails (a wrapper in front of the real CLI); the
+    ledger container, stopped first, is started again and no volume changes."""
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
+    for volume, tree in current.items():
+        fill_volume(lab, volume, tree)
+    archive = engine_archive(lab, {v: known_files("old") for v in current}, "t10-unstoppable")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    wrapper = bin_dir / "docker"
+    unstoppable = lab.container("notes")
+    wrapper.write_text(
+        "#!/bin/sh\n"
+        f'if [ "$3" = stop ] && [ "$4" = {unstoppable} ]; then\n'
+        f'  echo "Error response from daemon: cannot stop container: {unstoppable}: permission denied" >&2\n'
+        "  exit 1\n"
+        "fi\n"
+        f'exec {shutil.which("docker")} "$@"\n'
+    )
+    wrapper.chmod(0o755)
+    since = time.time()
+
+    result = restore(lab, str(archive), path=f"{bin_dir}:{os.environ['PATH']}")
+
+    assert result.returncode == 1
+    assert f"refusing to restore: could not stop {unstoppable}" in result.stderr, result.stderr
+    assert f"started again: {lab.container('ledger')}" in result.stderr
+    assert snapshot(lab) == current
+    assert running(lab, "notes") and running(lab, "ledger")
+    seen = events(lab, since)
+    assert (lab.container("ledger"), "stop") in seen and seen[-1] == (lab.container("ledger"), "start")
+    assert not [e for e in seen if e[0] == lab.container("restore")]
+
+
+def test_dry_run_changes_nothing(lab: Lab) -> None:
+    notes = lab.volume("notes", "data")
+    fill_volume(lab, notes, known_files("current"))
+    archive = engine_archive(lab, {notes: known_files("old")}, "t10-dry-run")
+    before = snapshot(lab)
+    since = time.time()
+
+    result = restore(lab, str(archive), "--dry-run")
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert f"{notes} (service notes): 8 file(s)" in result.stdout
+    assert f"containers stopped during the restore: {lab.container('notes')}" in result.stdout
+    assert "dry run: nothing was changed" in result.stdout
+    assert snapshot(lab) == before and events(lab, since) == []
+
+
+def test_restore_onto_a_host_without_the_volume_refuses(lab: Lab) -> None:
+    """A fresh host before `pulumi up`: no volume to restore into."""
+    ledger = lab.volume("ledger", "db")
+    archive = engine_archive(lab, {ledger: known_files("old")}, "t10-fresh")
+    docker("rm", "-f", lab.container("ledger"))
+    docker("volume", "rm", ledger)
+
+    result = restore(lab, str(archive), "--service", "ledger")
+
+    assert result.returncode == 1
+    assert f"volume(s) {ledger} do not exist on host local: run `pulumi up` first" in result.stderr
+    assert docker("volume", "inspect", ledger, check=False).returncode != 0  # not created by the restore
+
+
+def test_backups_lists_the_archives_newest_first(lab: Lab) -> None:
+    old = engine_archive(
+        lab, {lab.volume("notes", "data"): known_files("a")}, f"{lab.prefix}-local-2026-01-01T04-00-00"
+    )
+    new = engine_archive(
+        lab, {lab.volume("notes", "data"): known_files("b")}, f"{lab.prefix}-local-2026-01-03T04-00-00"
+    )
+    os.utime(old, (time.time() - 2 * 86400 - 3600, time.time() - 2 * 86400 - 3600))
+    (lab.archives / "unrelated.txt").write_text("not an archive of this host\n")
+
+    result = cli(lab, "backups", "--helper-image", lab.image)
+
+    assert result.returncode == 0, result.stdout + result.stderr
+    lines = result.stdout.splitlines()
+    assert lines[1].split()[0] == new.name and lines[2].split()[0] == old.name
+    assert " 2d 1h " in lines[2] and "KiB" in lines[2]
+    assert "unrelated" not in result.stdout
+    assert lines[-1] == f"2 archive(s) in {lab.archives} on host local"
+
+
+def test_backup_runs_the_engine_in_its_container(lab: Lab) -> None:
+    """`backup --host` is `docker exec <stack>-backup backup` (here a stand-in script)."""
+    name = lab.container("backup")
+    docker("run", "-d", "--name", name, "-e", "BACKUP_LABEL=t10", lab.image, "sleep", "100000")
+    result = cli(lab, "backup")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "backup run for t10" in result.stdout and "backup of host local done" in result.stdout
+    docker("rm", "-f", name)
+    docker("run", "-d", "--name", name, "-e", "BACKUP_EXIT=3", lab.image, "sleep", "100000")
+    failed = cli(lab, "backup")
+    assert failed.returncode == 1
+    assert "the backup run on host 'local' failed" in failed.stderr
