@@ -475,6 +475,7 @@ def _restore_volume(
     )
     mount = f"type=volume,source={entry.volume},target={RESTORE_MOUNT}"
     args = _helper(plan.hb, image, mount, script)
+    # A fixed name: one restore at a time; no service can have it (stacks/checks.py RESERVED_NAMES).
     args[1:1] = ["-i", "--name", f"{plan.hb.prefix}-restore"]
     code, stderr = docker.feed(args, lambda sink: volume_stream(archive, entry.volume, sink))
     if code != 0:

@@ -21,6 +21,8 @@ from stacks.plan import build_plan, plan_problems
 # ---- cross-checks -------------------------------------------------------------------
 
 BUILTIN_NAMES = frozenset({_kebab(n) for n in ServicesConfig.model_fields} | {"haproxy", "backup", "proxy"})
+# Names of containers the tool runs next to the services (a custom service would take its name).
+RESERVED_NAMES = {"restore": "the name of the restore's helper container (<stack name>-restore)"}
 
 
 def check(config: StackConfig) -> list[tuple[str, str]]:
@@ -52,6 +54,8 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
         path = f"custom-services[{i}].name"
         if svc.name in BUILTIN_NAMES:
             problems.append((path, f"{svc.name!r} is the name of a built-in service"))
+        elif svc.name in RESERVED_NAMES:
+            problems.append((path, f"{svc.name!r} is reserved: {RESERVED_NAMES[svc.name]}"))
         elif svc.name in seen_custom:
             problems.append((path, f"custom service {svc.name!r} is declared twice"))
         seen_custom.add(svc.name)

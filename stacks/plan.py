@@ -557,6 +557,10 @@ def _metrics_jobs(plan: Plan) -> Problems:
     """A Prometheus job belongs to one declaration (an agent's job to all its hosts)."""
     problems = []
     owners: dict[str, tuple[str, str]] = {}  # job -> (origin, key path)
+    if any(x.kind == "BlackboxExporter" for x in plan.services):
+        # Its certificate probes are a job of their own (alerting.TLS_JOB).
+        where = plan.origins[next(x.name for x in plan.services if x.kind == "BlackboxExporter")]
+        owners[alerting.TLS_JOB] = (where, where)
     for spec in _builtins_first(plan, plan.services):
         origin = plan.origins[spec.name]
         for j, m in enumerate(spec.metrics):
