@@ -3,9 +3,15 @@
 For every config the program, run under the mocks, either rejects it cleanly (one
 `invalid stack config` message, each line a key path and a problem, nothing registered) or
 accepts it, and then: no two resources share a URN, no two containers or volumes share a
-Docker name on one host, no config secret shows in a plain input, and the HAProxy and
-Prometheus configs it uploads pass `haproxy -c` and `promtool check config` (run once per
-distinct file at the end of each test, to keep the run time bounded).
+Docker name on one host, no config secret shows in a plain input, and the files it uploads
+pass their tools: HAProxy's config `haproxy -c`, Prometheus's `promtool check config`, the
+alert rules `promtool check rules`, Alertmanager's config `amtool check-config` (each tool
+run once over every distinct file at the end of each test, to keep the run time bounded).
+
+The generator covers hosts (host keys, trust on first use, jump hosts), services, custom
+services, proxy, TLS, monitoring and alerting, data safety and restore drills, and backups
+(schedule, encryption, own recipients, S3/SFTP/WebDAV targets, notifications); a third test
+draws the platform's TLS section (ACME or a private CA, nodes) on the platform examples.
 
 The names, ports and values are drawn from small pools on purpose: collisions (names joined
 with '-', one port twice, a host listed twice) are what break a config, and values ending in
@@ -35,22 +41,35 @@ from cryptography import x509
 from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
-from harness import EXAMPLES, ROOT, SECRET_MARK, RecordingMocks, load_stack_file, plain_strings, run_program
-from hypothesis import given
+from harness import (
+    CONFIG_CA_PEM,
+    EXAMPLES,
+    ROOT,
+    SECRET_MARK,
+    RecordingMocks,
+    load_stack_file,
+    plain_strings,
+    run_program,
+)
+from hypothesis import given, settings
 from hypothesis import strategies as st
+
+from components.homelab import alerting
 
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg"
 CRT_LIST = "/usr/local/etc/haproxy/crt-list.txt"
 PROMETHEUS_YML = "/etc/prometheus/prometheus.yml"
+RULES_YML = alerting.RULES_FILE
+ALERTMANAGER_YML = alerting.ALERTMANAGER_CONFIG
 # A key path: plain keys joined by '.', list indexes `[0]`, odd keys quoted `["A B"]`.
 KEY_PATH = re.compile(r'\(top level\)|(?:[^\s\[\]"]+|\[\d+\]|\["(?:[^"\\]|\\.)*"\])+')
 PROBLEM_LINE = re.compile(rf"  ({KEY_PATH.pattern}): (\S.*)")
 
 needs_tools = pytest.mark.skipif(
-    shutil.which("haproxy") is None or shutil.which("promtool") is None,
-    reason="haproxy or promtool is not installed (make tools installs them)",
+    any(shutil.which(t) is None for t in ("haproxy", "promtool", "amtool")),
+    reason="haproxy, promtool or amtool is not installed (make tools installs them)",
 )
 
 # ---- pools: small on purpose, so that names and ports collide ---------------------------------
@@ -84,7 +103,30 @@ IMAGES = (
 )
 ADDRESSES = (["10.0.0.5", "fd00::5", "ops.lan", None], ["bad address", "http://x", "x:9100"])
 PATHS = (["/metrics", "/m", "/metrics/x"], ["/metrics\n", "metrics", "/a b"])
-SCHEDULES = (["0 0 4 * * *", "0 30 3 * * 1-5"], ["0 4 * * *", "0 0 4 * * *\n"])
+# The backup engine's 5-field cron (the old 6-field form is refused with its equivalent).
+SCHEDULES = (
+    ["0 4 * * *", "30 3 * * 1-5", "@daily", "*/15 * * * *"],
+    ["0 0 4 * * *", "61 * * * *", "0 4 * *"],
+)
+# Host keys (ssh-ed25519, real wire format) and the bad ones: a line break, a non-key, a DSA key.
+HOST_KEYS = (
+    [
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpj6Tcv6KAlrYrgS4aiVp0R4PQZz6gbhBdmR60xRixk",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAFMHQCzNXpS3hoY6d8NgpSf1KMcQixdmvKBq0XnhXmI comment",
+    ],
+    ["ssh-ed25519 AAAA\nssh-rsa AAAA", "not a key", "ssh-dss AAAAB3NzaC1kc3MAAACBAP"],
+)
+SSH_ADDRESSES = (["backup@nas.lan", "b@10.0.0.9:2222"], ["b@nas.lan\n", "nas.lan", "b@nas.lan:0"])
+ABSOLUTE_PATHS = (["/srv/backups", "/b"], ["backups", "/srv/b\n", "/a,b", "/a b"])
+URLS = (
+    ["https://dav.example.com", "http://10.0.0.9:8080/dav"],
+    ["ftp://x", "https://x\n", "dav.example.com"],
+)
+AGE_RECIPIENTS = (
+    ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", HOST_KEYS[0][0] + " me"],
+    ["age1short", HOST_KEYS[0][0] + " me\nX=1", "ssh-ed25519 AAAA,ssh-rsa"],
+)
+PERCENTS = ([50, 85, 99.5], [0, 100, -1])
 ENV_NAMES = (["A", "B", "API_TOKEN", "MODE"], ["1X", "A B"])
 ENV_VALUES = (["1", "x y", "line\nbreak", ""], [])
 VOLUME_PATHS = (["/data", "/var/lib/x", "/d"], ["data", "/d\n"])
@@ -172,6 +214,82 @@ def custom_services(draw: st.DrawFn, host_names: list[str], bad: bool) -> dict[s
 
 
 @st.composite
+def host_keys(draw: st.DrawFn, bad: bool) -> dict[str, Any]:
+    """host-key or trust-on-first-use (now and then, when bad, both or neither)."""
+    choice = draw(st.sampled_from(["key", "key", "tofu"] + (["both", "neither"] if bad else [])))
+    keys: dict[str, Any] = {}
+    if choice in ("key", "both"):
+        keys["host-key"] = draw(pick(HOST_KEYS, bad))
+    if choice in ("tofu", "both"):
+        keys["trust-on-first-use"] = True
+    return keys
+
+
+@st.composite
+def backup_sections(draw: st.DrawFn, bad: bool) -> dict[str, Any]:
+    """The backup engine's settings, with now and then a remote target or your own keys."""
+    section: dict[str, Any] = {
+        "enabled": draw(maybe(st.booleans())),
+        "schedule": draw(maybe(pick(SCHEDULES, bad))),
+        "retention-days": draw(maybe(pick(([14, 1, None], [0, 40000]), bad))),
+        "encryption": draw(maybe(pick((["age"], ["none", "gpg"]), bad))),
+        "directory": draw(maybe(pick(ABSOLUTE_PATHS, bad))),
+        "local": draw(st.sampled_from([None, None, True, False])),
+    }
+    if draw(st.integers(0, 3)) == 0:
+        section["age-recipients"] = draw(st.lists(pick(AGE_RECIPIENTS, bad), min_size=1, max_size=2))
+    if draw(st.integers(0, 3)) == 0:
+        section["s3"] = without_none(
+            {
+                "bucket": draw(pick((["lab-backups"], ["Lab", "x"]), bad)),
+                "endpoint": draw(maybe(pick((["minio.lan:9000"], ["minio.lan:99999", "http://m"]), bad))),
+                "path": draw(maybe(pick((["lab/"], ["/lab", "lab\r"]), bad))),
+                "access-key-id-secret": "s3-id",
+                "secret-access-key-secret": draw(pick((["s3-key"], ["name"]), bad)),
+            }
+        )
+    if draw(st.integers(0, 3)) == 0:
+        section["ssh"] = {
+            "address": draw(pick(SSH_ADDRESSES, bad)),
+            "path": draw(pick(ABSOLUTE_PATHS, bad)),
+            "private-key-secret": "sftp-key",
+        }
+    if draw(st.integers(0, 3)) == 0:
+        section["webdav"] = {
+            "url": draw(pick(URLS, bad)),
+            "username": draw(pick((["lab"], ["", "lab\n"]), bad)),
+            "password-secret": "dav-password",
+        }
+    if draw(st.integers(0, 3)) == 0:
+        section["notify-url-secret"] = "backup-notify"
+    return without_none(section)
+
+
+@st.composite
+def alerting_sections(draw: st.DrawFn, bad: bool) -> dict[str, Any]:
+    section: dict[str, Any] = {
+        "group-wait": draw(maybe(pick(DURATIONS, bad))),
+        "repeat-interval": draw(maybe(pick(DURATIONS, bad))),
+    }
+    if draw(st.booleans()):
+        kind = draw(pick((["slack", "webhook"], ["email"]), bad))
+        receiver = {"kind": kind, "url-secret": "alerts-hook"}
+        if kind == "slack" or bad:
+            receiver["channel"] = draw(maybe(pick((["ops", "#alerts"], ["ops\n", ""]), bad)))
+        section["receiver"] = without_none(receiver)
+    if draw(st.booleans()):
+        section["thresholds"] = without_none(
+            {
+                "target-down-for": draw(maybe(pick(DURATIONS, bad))),
+                "disk-used-percent": draw(maybe(pick(PERCENTS, bad))),
+                "container-restarts": draw(maybe(pick(([1, 3], [0, 5000]), bad))),
+                "certificate-days": draw(maybe(pick(([1, 14, 365], [0, 366]), bad))),
+            }
+        )
+    return without_none(section)
+
+
+@st.composite
 def stack_configs(draw: st.DrawFn) -> dict[str, Any]:
     """A stack config built from the pools: mostly well-formed, often subtly wrong."""
     bad = draw(st.sampled_from([False, False, False, True]))  # most draw only good values
@@ -184,6 +302,14 @@ def stack_configs(draw: st.DrawFn) -> dict[str, Any]:
         if i > 0 or draw(st.booleans()):
             host["address"] = f"deploy@{name}.example.com" + draw(pick((["", ":2222"], ["\n"]), bad))
             host["scrape-address"] = draw(pick(ADDRESSES, bad))
+            host.update(draw(host_keys(bad)))
+            if draw(st.integers(0, 3)) == 0:  # now and then through a jump host
+                proxy = {"address": f"jump@bastion{i}.example.com", **draw(host_keys(bad))}
+                if draw(st.booleans()):
+                    proxy["private-key-secret"] = draw(pick((["jump-key"], ["domain", "jump key"]), bad))
+                host["proxy"] = proxy
+        elif bad and draw(st.integers(0, 5)) == 0:
+            host.update(draw(host_keys(bad)))  # a host key for `local`: refused
         hosts.append(without_none(host))
     config: dict[str, Any] = {
         "domain": draw(pick(DOMAINS, bad)),
@@ -200,6 +326,11 @@ def stack_configs(draw: st.DrawFn) -> dict[str, Any]:
                     "hostname": draw(maybe(pick(HOSTNAMES, bad))),
                     "image": draw(maybe(pick(IMAGES, bad))),
                 }
+            )
+    for key in ("alertmanager", "blackbox-exporter"):  # beside Prometheus: no host of their own
+        if draw(st.integers(0, 3)) == 0:
+            services[key] = without_none(
+                {"enabled": draw(st.booleans()), "image": draw(maybe(pick(IMAGES, bad)))}
             )
     for key in ("postgres", "mysql"):
         if draw(st.booleans()):
@@ -245,22 +376,29 @@ def stack_configs(draw: st.DrawFn) -> dict[str, Any]:
             "scrape-interval": draw(pick(DURATIONS, bad)),
             "retention": draw(pick(DURATIONS, bad)),
         }
+        if draw(st.booleans()):
+            config["monitoring"]["alerting"] = draw(alerting_sections(bad))
     if draw(st.booleans()):
         protect = draw(st.booleans())
         config["data"] = {
             "protect": protect,
             "delete-on-destroy": draw(st.booleans()) and (bad or not protect),
+            "max-backup-age": draw(maybe(pick(DURATIONS, bad))),
+            "pre-upgrade-backup": draw(maybe(st.booleans())),
         }
+        if draw(st.booleans()):
+            drill_hosts = st.dictionaries(pick((names, ["nowhere"]), bad), pick(DURATIONS, bad), max_size=2)
+            config["data"]["restore-drills"] = without_none(
+                {
+                    "every": draw(maybe(pick(DURATIONS, bad))),
+                    "max-age": draw(maybe(pick(DURATIONS, bad))),
+                    "sample": draw(maybe(pick(([1, 8, 1000], [0, 1001]), bad))),
+                    "hosts": draw(maybe(drill_hosts)),
+                }
+            )
+        config["data"] = without_none(config["data"])
     if draw(st.booleans()):
-        config["backup"] = without_none(
-            {
-                "enabled": draw(maybe(st.booleans())),
-                "schedule": draw(maybe(pick(SCHEDULES, bad))),
-                "target": draw(
-                    maybe(pick((["/srv/backups"], ["backups", "/srv/b\n", "s3://bucket/x"]), bad))
-                ),
-            }
-        )
+        config["backup"] = draw(backup_sections(bad))
     return without_none(config)
 
 
@@ -344,6 +482,8 @@ class Cases:
     outcomes: Counter[str] = field(default_factory=Counter)
     haproxy: dict[str, tuple[str, str | None, dict[str, Any]]] = field(default_factory=dict)
     prometheus: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    rules: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
+    alertmanager: dict[str, tuple[str, dict[str, Any]]] = field(default_factory=dict)
 
     def run(self, config: dict[str, Any], key_dir: str) -> None:
         secrets = {
@@ -365,9 +505,13 @@ class Cases:
             if HAPROXY_CFG in files:
                 cfg = files[HAPROXY_CFG]
                 self.haproxy.setdefault(digest(cfg), (cfg, files.get(CRT_LIST), config))
-            if PROMETHEUS_YML in files:
-                yml = files[PROMETHEUS_YML]
-                self.prometheus.setdefault(digest(yml), (yml, config))
+            for path, found in (
+                (PROMETHEUS_YML, self.prometheus),
+                (RULES_YML, self.rules),
+                (ALERTMANAGER_YML, self.alertmanager),
+            ):
+                if path in files:
+                    found.setdefault(digest(files[path]), (files[path], config))
 
     def check_with_tools(self, tmp_path: Path) -> None:
         pem = tmp_path / "any.pem"
@@ -393,21 +537,17 @@ class Cases:
             )
             output = result.stdout + result.stderr
             assert result.returncode == 0 and "[ALERT]" not in output, f"{output}\nconfig: {config!r}\n{cfg}"
-        files = []
-        for i, (yml, _) in enumerate(self.prometheus.values()):
-            files.append(tmp_path / f"prometheus-{i}.yml")
-            files[-1].write_text(yml)
-        if files:  # one promtool run for every file
-            result = subprocess.run(
-                ["promtool", "check", "config", "--syntax-only", *map(str, files)],
-                capture_output=True,
-                text=True,
-                timeout=120,
-            )
-            if result.returncode != 0:
-                bad = [p for p in files if f"FAILED: {p}" in result.stdout + result.stderr]
-                configs = [list(self.prometheus.values())[files.index(p)][1] for p in bad]
-                pytest.fail(f"promtool rejected {bad}:\n{result.stdout}{result.stderr}\nconfigs: {configs!r}")
+        # One run of each tool for every distinct file of its kind.
+        check_files(tmp_path, "prometheus", self.prometheus, ["promtool", "check", "config", "--syntax-only"])
+        check_files(
+            tmp_path, "rules", self.rules, ["promtool", "check", "rules", "--lint=all", "--lint-fatal"]
+        )
+        # Debian's amtool (0.25) predates webhook_configs' url_file (Alertmanager 0.26.0), which
+        # the pinned Alertmanager (v0.34.0) reads: those files are checked where amtool is newer.
+        alertmanager = self.alertmanager
+        if amtool_version() < (0, 26, 0):
+            alertmanager = {k: v for k, v in alertmanager.items() if "webhook_configs" not in v[0]}
+        check_files(tmp_path, "alertmanager", alertmanager, ["amtool", "check-config"])
 
     def record(self, name: str, record_property: Any) -> None:
         record_property(
@@ -417,8 +557,35 @@ class Cases:
                 **self.outcomes,
                 "haproxy-configs": len(self.haproxy),
                 "prometheus-configs": len(self.prometheus),
+                "rule-files": len(self.rules),
+                "alertmanager-configs": len(self.alertmanager),
             },
         )
+
+
+def check_files(
+    tmp_path: Path, kind: str, found: dict[str, tuple[str, dict[str, Any]]], command: list[str]
+) -> None:
+    """Write the distinct files of one kind and check them all with one run of the tool."""
+    files = []
+    for i, (text, _) in enumerate(found.values()):
+        files.append(tmp_path / f"{kind}-{i}.yml")
+        files[-1].write_text(text)
+    if not files:
+        return
+    result = subprocess.run([*command, *map(str, files)], capture_output=True, text=True, timeout=120)
+    if result.returncode != 0:
+        output = result.stdout + result.stderr
+        bad = [p for p in files if f"FAILED: {p}" in output or f"Checking '{p}'  FAILED" in output] or files
+        configs = [list(found.values())[files.index(p)][1] for p in bad]
+        pytest.fail(f"{command[0]} rejected {bad}:\n{output}\nconfigs: {configs!r}")
+
+
+def amtool_version() -> tuple[int, ...]:
+    out = subprocess.run(["amtool", "--version"], capture_output=True, text=True, timeout=30)
+    match = re.search(r"version (\d+)\.(\d+)\.(\d+)", out.stdout + out.stderr)
+    assert match, out.stdout + out.stderr
+    return tuple(int(g) for g in match.groups())
 
 
 def digest(text: str) -> str:
@@ -503,4 +670,89 @@ def test_mutated_example_configs(tmp_path: Path, record_property: Any) -> None:
     run()
     cases.check_with_tools(tmp_path)
     cases.record("mutated", record_property)
+    assert cases.outcomes["accepted"] and cases.outcomes["rejected"], cases.outcomes
+
+
+# ---- the platform's TLS section (issue 11) on the platform examples ----------------------------
+
+ACME_EMAILS = (
+    ["ops@lab.example.com", "Admin@Example.ORG"],
+    ["ops@lab.example.com\n", "ops", "ops@localhost"],
+)
+ACME_SERVERS = (
+    [
+        "https://acme-v02.api.letsencrypt.org/directory",
+        "https://acme-staging-v02.api.letsencrypt.org/directory",
+    ],
+    ["http://acme.example.com/dir", "https://acme.example.com/dir\n", "letsencrypt"],
+)
+CA_CERTIFICATES = (
+    [CONFIG_CA_PEM, CONFIG_CA_PEM + CONFIG_CA_PEM],
+    [
+        "not a pem",
+        CONFIG_CA_PEM + "junk\n",
+        "-----BEGIN CERTIFICATE-----\naGVsbG8=\n-----END CERTIFICATE-----\n",
+    ],
+)
+NODE_ADDRESSES = (["ubuntu@10.0.0.21", "admin@10.0.0.22:2222"], ["ubuntu@10.0.0.21\n", "10.0.0.21", "u@h:0"])
+PLATFORM_EXAMPLES = [load_stack_file(EXAMPLES / "platform.yaml"), load_stack_file(EXAMPLES / "apps.yaml")]
+
+
+@st.composite
+def platform_tls_configs(draw: st.DrawFn) -> dict[str, Any]:
+    """A platform example with its `platform.tls` (and cert-manager switch) drawn anew."""
+    bad = draw(st.sampled_from([False, False, True]))
+    config = copy.deepcopy(draw(pick(PLATFORM_EXAMPLES)))
+    mode = draw(pick((["acme", "private-ca"], ["self-signed"]), bad))
+    tls: dict[str, Any] = {"mode": mode}
+    if mode == "acme" or (bad and draw(st.booleans())):
+        solver = draw(pick((["dns01-cloudflare", "http01"], ["dns01"]), bad))
+        acme: dict[str, Any] = {"email": draw(pick(ACME_EMAILS, bad)), "solver": solver}
+        acme["server"] = draw(maybe(pick(ACME_SERVERS, bad)))
+        if solver == "dns01-cloudflare" or (bad and draw(st.booleans())):
+            acme["cloudflare-api-token-secret"] = draw(pick((["cloudflare-token"], ["domain"]), bad))
+        acme["dns-zones"] = draw(maybe(st.lists(pick((["lab.example.com"], ["lab.example.com\n"]), bad))))
+        tls["acme"] = without_none(acme)
+    if mode == "private-ca" or (bad and draw(st.booleans())):
+        if draw(st.booleans()):
+            tls["ca"] = {"source": "homelab"}
+        else:
+            ca = {"source": "config", "certificate": draw(pick(CA_CERTIFICATES, bad))}
+            tls["ca"] = without_none({**ca, "key-secret": draw(maybe(st.just("ca-key")))})
+        trust = draw(st.sampled_from(["nodes", "trusted"] + (["both", "neither"] if bad else [])))
+        if trust in ("trusted", "both"):
+            tls["nodes-trust-ca"] = True
+        if trust in ("nodes", "both"):
+            node = st.fixed_dictionaries(
+                {"address": pick(NODE_ADDRESSES, bad)},
+                optional={
+                    "runtime": pick((["containerd", "docker"], ["crio"]), bad),
+                    "private-key-secret": pick((["node-key"], ["name"]), bad),
+                },
+            )
+            tls["nodes"] = draw(st.lists(node, min_size=1, max_size=2, unique_by=None if bad else str))
+    config["platform"]["tls"] = tls
+    if draw(st.booleans()):
+        components = config["platform"].setdefault("components", {})
+        components["cert-manager"] = {"enabled": draw(st.booleans())}
+    return config
+
+
+@needs_tools
+def test_platform_tls_configs(tmp_path: Path, record_property: Any) -> None:
+    """Cheaper in number (a platform program registers a few hundred resources): at most 25
+    cases in CI, the `long` profile's count with `make fuzz`."""
+    cases = Cases()
+    key_dir = str(tmp_path / "keys")
+
+    ci = settings.default.derandomize  # the fixed-seed profile: fewer cases; `make fuzz` all of them
+
+    @settings(max_examples=min(settings.default.max_examples, 25) if ci else settings.default.max_examples)
+    @given(platform_tls_configs())
+    def run(config: dict[str, Any]) -> None:
+        cases.run(config, key_dir)
+
+    run()
+    cases.check_with_tools(tmp_path)
+    cases.record("platform-tls", record_property)
     assert cases.outcomes["accepted"] and cases.outcomes["rejected"], cases.outcomes
