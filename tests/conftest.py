@@ -54,3 +54,21 @@ def machine_trusts_the_example_cas(tmp_path_factory):
             os.environ.pop(key, None)
         else:
             os.environ[key] = value
+
+
+@pytest.fixture(scope="session")
+def busybox_image(tmp_path_factory):
+    """One busybox image per session for the engine tests (tests/engine.py); they skip, saying
+    why, without a Docker engine or busybox-static."""
+    from engine import docker, engine_problem, import_busybox_image
+
+    problem = engine_problem()
+    if problem is not None:
+        pytest.skip(problem)
+    ref, problem = import_busybox_image(tmp_path_factory.mktemp("busybox"))
+    if ref is None:
+        pytest.skip(problem)
+    try:
+        yield ref
+    finally:
+        docker("rmi", "-f", ref, check=False)

@@ -19,8 +19,7 @@ from harness import (
     RecordingMocks,
     Resource,
     _pem,
-    example_secrets,
-    load_stack_file,
+    example_run,
     plain_strings,
     run_program,
 )
@@ -103,8 +102,7 @@ def test_a_custom_service_with_a_volume_is_backed_up_and_labelled(key_dir):
 
 
 def test_two_hosts_get_different_label_values(key_dir):
-    config = load_stack_file(EXAMPLES / "multi-host.yaml")
-    mocks = run_program(config, example_secrets(config), key_dir=key_dir)
+    mocks = example_run(EXAMPLES / "multi-host.yaml")
     seen = {}
     for host in ("ops", "apps"):
         containers = on_host(mocks, host)

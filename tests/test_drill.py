@@ -1,9 +1,9 @@
 """Restore drills on a real Docker engine, through the CLI (`python -m automation drill`), and
 the metrics they leave for Prometheus.
 
-Images cannot be pulled here, so the helper containers run a tiny image made with
-`docker import` from Debian's static busybox (`busybox-static`, installed by .ci/run and
-scripts/install-tools.sh), as the restore tests do. Archives are written in the backup
+Images cannot be pulled here, so the helper containers run the session's busybox image
+(tests/engine.py: made with `docker import` from Debian's static busybox, `busybox-static`,
+installed by .ci/run and scripts/install-tools.sh), as the restore tests do. Archives are written in the backup
 engine's format (offen/docker-volume-backup v2.48.2, cmd/backup/archive.go: a tar.gz of
 `/backup/<volume>/...`) and encrypted with Debian's `age` to an ssh-ed25519 key, as the
 engine does with AGE_PUBLIC_KEYS (cmd/backup/encrypt_archive.go).
@@ -37,13 +37,12 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from automation import drill as drills
 from automation.backup import BackupError, DockerCli
+from automation.cli import main as cli_main
 from components.docker.spec import ContainerSpec, Volume
 from components.homelab import drill as metrics
 from stacks.config import parse
 
 ROOT = Path(__file__).resolve().parent.parent
-BUSYBOX = Path("/bin/busybox")
-APPLETS = ("sh", "tar", "find", "wc", "sha256sum", "cat", "mv", "chmod", "rm", "sleep", "true", "ls")
 
 
 def docker(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
@@ -51,40 +50,11 @@ def docker(*args: str, check: bool = True, **kwargs: Any) -> subprocess.Complete
 
 
 @pytest.fixture(scope="module")
-def image(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI on PATH")
-    try:
-        info = docker("info", check=False)
-    except subprocess.TimeoutExpired:
-        pytest.skip("`docker info` timed out: no Docker engine answers (scripts/start-dockerd.sh)")
-    if info.returncode != 0:
-        pytest.skip(f"no Docker engine (scripts/start-dockerd.sh): {info.stderr.decode().strip()}")
+def image(busybox_image: str) -> str:
+    """The session's busybox image (tests/engine.py); the drills also need `age`."""
     if shutil.which("age") is None:
         pytest.skip("the age tool is not installed (apt install age)")
-    if not BUSYBOX.is_file():
-        pytest.skip("busybox is not installed (apt install busybox-static)")
-    ref = f"t16-busybox:{uuid.uuid4().hex[:10]}"
-    rootfs = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"
-    with tarfile.open(rootfs, "w") as tar:
-        for directory in ("bin", "tmp"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(BUSYBOX, "bin/busybox")
-        for applet in APPLETS:
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(info)
-    docker("import", "-c", "ENV PATH=/bin", str(rootfs), ref)
-    probe = docker("run", "--rm", ref, "true", check=False)
-    if probe.returncode != 0:
-        docker("rmi", "-f", ref, check=False)
-        pytest.skip(f"{BUSYBOX} does not run alone in an image (not busybox-static?): {probe.stderr!r}")
-    try:
-        yield ref
-    finally:
-        docker("rmi", "-f", ref, check=False)
+    return busybox_image
 
 
 # ---- a stack with two backed-up services, archives in a directory -----------------------------
@@ -232,12 +202,25 @@ def truncate(path: Path) -> None:
     path.write_bytes(data[: len(data) * 2 // 3])
 
 
-def cli(lab: Lab, *args: str) -> subprocess.CompletedProcess[str]:
-    command = [sys.executable, "-m", "automation", "drill", "--host", "local", "--file", str(lab.stack_file)]
-    command += ["--helper-image", lab.image, "--identity", str(lab.key), *args]
-    return subprocess.run(
-        command, cwd=ROOT, stdin=subprocess.DEVNULL, capture_output=True, text=True, timeout=300
-    )
+def cli(
+    lab: Lab, *args: str, identity: bool = True, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """`drill --host local` on the lab: in this process (the CLI's `main`; the docker CLI it
+    runs is the real one), or, with `process`, as the command `python -m automation`."""
+    argv = ["drill", "--host", "local", "--file", str(lab.stack_file), "--helper-image", lab.image]
+    argv += [*(["--identity", str(lab.key)] if identity else []), *args]
+    if process:
+        return subprocess.run(
+            [sys.executable, "-m", "automation", *argv],
+            cwd=ROOT,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
+    out, err = io.StringIO(), io.StringIO()
+    code = cli_main(argv, out=out, err=err)
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def textfile(lab: Lab) -> str:
@@ -271,7 +254,7 @@ def test_a_good_archive_passes(lab: Lab) -> None:
     engine_archive(lab, f"{lab.prefix}-local-2026-11-20T04-00-00")
     newest = engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
     os.utime(newest, (2_000_000_000, 2_000_000_000))
-    result = cli(lab)
+    result = cli(lab, process=True)
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert f"restore drill on host local, archive {newest.name}:" in out
@@ -341,10 +324,7 @@ def test_an_archive_without_a_service_fails_that_service(lab: Lab) -> None:
 
 def test_an_encrypted_archive_without_the_identity_is_an_error_not_a_result(lab: Lab) -> None:
     engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
-    command = [sys.executable, "-m", "automation", "drill", "--host", "local", "--file", str(lab.stack_file)]
-    result = subprocess.run(
-        [*command, "--helper-image", lab.image], cwd=ROOT, capture_output=True, text=True, timeout=300
-    )
+    result = cli(lab, identity=False)
     assert result.returncode == 1
     assert "is encrypted: give --identity FILE" in result.stderr
     assert "PASSED" not in result.stdout and "FAILED" not in result.stdout

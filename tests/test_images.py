@@ -23,7 +23,16 @@ from typing import Any
 from urllib.parse import urlsplit
 
 import pytest
-from harness import ROOT, SECRET_MARK, _fake, example_files, example_secrets, load_stack_file, run_program
+from harness import (
+    ROOT,
+    SECRET_MARK,
+    _fake,
+    example_files,
+    example_run,
+    example_secrets,
+    load_stack_file,
+    run_program,
+)
 
 from components.docker.spec import http_check
 from components.homelab import alerting
@@ -129,8 +138,13 @@ def runner(tmp_path_factory):
     def run(which: Path | str):
         key = str(which)
         if key not in runs:
-            config = EVERYTHING if which == "everything" else load_stack_file(Path(which))
-            lab = run_program(config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys")))
+            if which == "everything":
+                config = EVERYTHING
+                lab = run_program(
+                    config, example_secrets(config), key_dir=str(tmp_path_factory.mktemp("keys"))
+                )
+            else:  # an unchanged example: run once per session, shared with other modules
+                config, lab = load_stack_file(Path(which)), example_run(Path(which))
             runs[key] = (config, lab)
         return runs[key]
 

@@ -85,9 +85,8 @@ def private_ca_apps_config() -> tuple[dict[str, Any], dict[str, str]]:
 
 
 @pytest.fixture(scope="module")
-def acme(tmp_path_factory) -> RecordingMocks:
-    config, secrets = apps_config()
-    return run_program(config, secrets, key_dir=str(tmp_path_factory.mktemp("keys")))
+def acme() -> RecordingMocks:
+    return harness.example_run(ROOT / "examples" / "apps.yaml")  # ACME mode, unchanged
 
 
 @pytest.fixture(scope="module")
@@ -97,9 +96,8 @@ def private(tmp_path_factory) -> RecordingMocks:
 
 
 @pytest.fixture(scope="module")
-def platform(tmp_path_factory) -> RecordingMocks:
-    config, secrets = platform_config()
-    return run_program(config, secrets, key_dir=str(tmp_path_factory.mktemp("keys")))
+def platform() -> RecordingMocks:
+    return harness.example_run(ROOT / "examples" / "platform.yaml")
 
 
 def named(mocks: RecordingMocks, type_: str, name: str) -> Resource:

@@ -1,8 +1,8 @@
 """A real restore on a real Docker engine, through the CLI (`python -m automation restore`).
 
-Images cannot be pulled here, so the services and the helper container run a tiny image made
-with `docker import` from Debian's static busybox (`busybox-static`, installed by .ci/run and
-scripts/install-tools.sh). Archives are written in the backup engine's format, the way
+Images cannot be pulled here, so the services and the helper container run the session's
+busybox image (tests/engine.py: made with `docker import` from Debian's static busybox,
+`busybox-static`, installed by .ci/run and scripts/install-tools.sh). Archives are written in the backup engine's format, the way
 offen/docker-volume-backup v2.48.2 writes them (cmd/backup/archive.go: a tar.gz of
 BACKUP_SOURCES whose entries are named by their full path, `/backup/<volume>/...`, the
 directories `/backup` and `/backup/<volume>` included, owner names set), and encrypted with
@@ -33,13 +33,12 @@ import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from automation.cli import main as cli_main
+
 ROOT = Path(__file__).resolve().parent.parent
-BUSYBOX = Path("/bin/busybox")
-APPLETS = ("sh", "sleep", "tar", "rm", "cat", "stat", "chown", "chmod", "ls", "true", "echo")
-# A user the helper image knows under a different uid than the archive's: a restore that
-# mapped owners by name would give the file uid 999 instead of 70.
-PASSWD = "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/:/bin/sh\n"
-BACKUP_SCRIPT = '#!/bin/sh\necho "backup run for $BACKUP_LABEL"\nexit "${BACKUP_EXIT:-0}"\n'
+# A service's process: it ends on SIGTERM as real services do (a bare `sleep` as PID 1 ignores
+# SIGTERM, so every `docker stop` waited out the whole stop timeout).
+SERVICE = ("sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait')
 
 
 def docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProcess:  # type: ignore[no-untyped-def]
@@ -47,50 +46,11 @@ def docker(*args: str, check: bool = True, **kwargs) -> subprocess.CompletedProc
 
 
 @pytest.fixture(scope="module")
-def engine() -> None:
-    if shutil.which("docker") is None:
-        pytest.skip("no docker CLI on PATH")
-    try:
-        info = docker("info", check=False)
-    except subprocess.TimeoutExpired:
-        pytest.skip("`docker info` timed out: no Docker engine answers (scripts/start-dockerd.sh)")
-    if info.returncode != 0:
-        pytest.skip(f"no Docker engine (scripts/start-dockerd.sh): {info.stderr.decode().strip()}")
+def image(busybox_image: str) -> str:
+    """The session's busybox image (tests/engine.py); the restore also needs `age`."""
     if shutil.which("age") is None:
         pytest.skip("the age tool is not installed (apt install age)")
-    if not BUSYBOX.is_file():
-        pytest.skip("busybox is not installed (apt install busybox-static)")
-
-
-@pytest.fixture(scope="module")
-def image(engine: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
-    """A busybox image made here: sh, tar and friends, an /etc/passwd, a fake `backup`."""
-    ref = f"t10-busybox:{uuid.uuid4().hex[:10]}"
-    rootfs = tmp_path_factory.mktemp("rootfs") / "rootfs.tar"
-    with tarfile.open(rootfs, "w") as tar:
-        for directory in ("bin", "etc", "tmp"):
-            info = tarfile.TarInfo(directory)
-            info.type, info.mode = tarfile.DIRTYPE, 0o1777 if directory == "tmp" else 0o755
-            tar.addfile(info)
-        tar.add(BUSYBOX, "bin/busybox")
-        for applet in APPLETS:
-            info = tarfile.TarInfo(f"bin/{applet}")
-            info.type, info.linkname = tarfile.SYMTYPE, "busybox"
-            tar.addfile(info)
-        for name, text, mode in (("etc/passwd", PASSWD, 0o644), ("bin/backup", BACKUP_SCRIPT, 0o755)):
-            data = text.encode()
-            info = tarfile.TarInfo(name)
-            info.size, info.mode = len(data), mode
-            tar.addfile(info, io.BytesIO(data))
-    docker("import", "-c", "ENV PATH=/bin", str(rootfs), ref)
-    probe = docker("run", "--rm", ref, "true", check=False)
-    if probe.returncode != 0:
-        docker("rmi", "-f", ref, check=False)
-        pytest.skip(f"{BUSYBOX} does not run alone in an image (not busybox-static?): {probe.stderr!r}")
-    try:
-        yield ref
-    finally:
-        docker("rmi", "-f", ref, check=False)
+    return busybox_image
 
 
 # ---- the stack: two services with volumes, one without ----------------------------------------
@@ -158,11 +118,23 @@ def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
     stack_file.write_text(yaml.safe_dump({"config": config}))
     lab = Lab(prefix, image, stack_file, archives, key_file, recipient.decode())
     # What `pulumi up` would have made: the volumes and the running containers.
+    runs = []
     for name, (vol, path) in SERVICES.items():
         docker("volume", "create", lab.volume(name, vol))
-        run = ["run", "-d", "--stop-timeout", "1", "--name", lab.container(name)]
-        docker(*run, "-v", f"{lab.volume(name, vol)}:{path}", image, "sleep", "100000")
-    docker("run", "-d", "--stop-timeout", "1", "--name", lab.container("frontend"), image, "sleep", "100000")
+        runs.append([lab.container(name), "-v", f"{lab.volume(name, vol)}:{path}"])
+    runs.append([lab.container("frontend")])
+    # The three containers start side by side (each `docker run` mostly waits on the engine).
+    started = [
+        subprocess.Popen(
+            ["docker", "run", "-d", "--stop-timeout", "1", "--name", *run, image, *SERVICE],
+            stdout=subprocess.DEVNULL,
+            stderr=subprocess.PIPE,
+        )
+        for run in runs
+    ]
+    for process in started:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
     try:
         yield lab
     finally:
@@ -234,35 +206,37 @@ def tar_of(
     return buffer.getvalue()
 
 
+def mounts(volumes: list[str]) -> list[str]:
+    """`-v` options mounting each volume at /v0, /v1, ... (one container for all of them)."""
+    return [a for i, v in enumerate(volumes) for a in ("-v", f"{v}:/v{i}")]
+
+
+def fill_volumes(lab: Lab, trees: dict[str, Tree]) -> None:
+    """Write each tree into its volume, all in one container."""
+    volumes = list(trees)
+    merged = {f"v{i}/{path}": entry for i, v in enumerate(volumes) for path, entry in trees[v].items()}
+    command = ["run", "--rm", "-i", *mounts(volumes), lab.image, "tar", "-xf", "-", "-C", "/"]
+    docker(*command, input=tar_of(merged, names=False))
+
+
 def fill_volume(lab: Lab, volume: str, tree: Tree) -> None:
-    docker(
-        "run",
-        "--rm",
-        "-i",
-        "-v",
-        f"{volume}:/v",
-        lab.image,
-        "tar",
-        "-xf",
-        "-",
-        "-C",
-        "/v",
-        input=tar_of(tree, names=False),
-    )
+    fill_volumes(lab, {volume: tree})
 
 
-def read_volume(lab: Lab, volume: str) -> tuple[Tree, tuple[int, int, int]]:
-    """Everything in a volume (content, mode, owner) and its root's (mode, uid, gid)."""
-    result = docker("run", "--rm", "-v", f"{volume}:/v", lab.image, "tar", "-cf", "-", "-C", "/v", ".")
-    tree: Tree = {}
-    root = (0, 0, 0)
+def read_volumes(lab: Lab, volumes: list[str]) -> dict[str, tuple[Tree, tuple[int, int, int]]]:
+    """Everything in each volume (content, mode, owner) and its root's (mode, uid, gid), read
+    in one container."""
+    folders = [f"v{i}" for i in range(len(volumes))]
+    result = docker("run", "--rm", *mounts(volumes), lab.image, "tar", "-cf", "-", "-C", "/", *folders)
+    found: dict[str, tuple[Tree, tuple[int, int, int]]] = {v: ({}, (0, 0, 0)) for v in volumes}
     with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
         for m in tar:
-            path = m.name.removeprefix("./").rstrip("/")
-            if path in ("", "."):
-                root = (m.mode, m.uid, m.gid)
-                continue
-            if m.isdir():
+            folder, _, path = m.name.rstrip("/").partition("/")
+            volume = volumes[folders.index(folder)]
+            tree, root = found[volume]
+            if not path:
+                found[volume] = (tree, (m.mode, m.uid, m.gid))
+            elif m.isdir():
                 tree[path] = ("dir", b"", m.mode, m.uid, m.gid)
             elif m.issym():
                 tree[path] = ("link", m.linkname.encode(), 0o777, m.uid, m.gid)
@@ -270,7 +244,11 @@ def read_volume(lab: Lab, volume: str) -> tuple[Tree, tuple[int, int, int]]:
                 data = tar.extractfile(m)
                 assert data is not None
                 tree[path] = ("file", data.read(), m.mode, m.uid, m.gid)
-    return tree, root
+    return found
+
+
+def read_volume(lab: Lab, volume: str) -> tuple[Tree, tuple[int, int, int]]:
+    return read_volumes(lab, [volume])[volume]
 
 
 def engine_archive(lab: Lab, volumes: dict[str, Tree], name: str, encrypt: bool = True) -> Path:
@@ -297,23 +275,38 @@ def engine_archive(lab: Lab, volumes: dict[str, Tree], name: str, encrypt: bool 
     return out
 
 
-def cli(lab: Lab, *args: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
-    env = dict(os.environ)
-    if path is not None:
-        env["PATH"] = path
-    return subprocess.run(
-        [sys.executable, "-m", "automation", *args, "--host", "local", "--file", str(lab.stack_file)],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
+def cli(
+    lab: Lab, *args: str, path: str | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
+    """The CLI on the lab's stack file: in this process (its `main`, as `python -m automation`
+    calls it; the docker CLI it runs is the real one), or, with `process`, as a command."""
+    argv = [*args, "--host", "local", "--file", str(lab.stack_file)]
+    if process:
+        env = dict(os.environ, **({"PATH": path} if path is not None else {}))
+        return subprocess.run(
+            [sys.executable, "-m", "automation", *argv],
+            cwd=ROOT,
+            env=env,
+            stdin=subprocess.DEVNULL,
+            capture_output=True,
+            text=True,
+            timeout=300,
+            check=False,
+        )
+    saved = os.environ["PATH"]
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        if path is not None:
+            os.environ["PATH"] = path
+        code = cli_main(argv, out=out, err=err)
+    finally:
+        os.environ["PATH"] = saved
+    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
-def restore(lab: Lab, archive: str, *extra: str, path: str | None = None) -> subprocess.CompletedProcess[str]:
+def restore(
+    lab: Lab, archive: str, *extra: str, path: str | None = None, process: bool = False
+) -> subprocess.CompletedProcess[str]:
     return cli(
         lab,
         "restore",
@@ -325,12 +318,13 @@ def restore(lab: Lab, archive: str, *extra: str, path: str | None = None) -> sub
         lab.image,
         *extra,
         path=path,
+        process=process,
     )
 
 
 def events(lab: Lab, since: float) -> list[tuple[str, str]]:
     """(container, action) of this lab's containers since `since`, in the engine's order."""
-    until = time.time() + 1
+    until = time.time() + 0.1  # what happened until now (the CLI has returned)
     result = docker(
         "events", "--since", f"{since:.3f}", "--until", f"{until:.3f}",
         "--filter", "type=container", "--format", "{{.TimeNano}} {{.Actor.Attributes.name}} {{.Action}}",
@@ -354,20 +348,21 @@ def running(lab: Lab, name: str) -> bool:
 def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
     notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
     trees = {notes: known_files("notes"), ledger: known_files("ledger")}
-    for volume, tree in trees.items():
-        fill_volume(lab, volume, tree)
+    fill_volumes(lab, trees)
     archive = engine_archive(lab, trees, f"{lab.prefix}-local-2026-01-02T04-00-00")
     # The volumes are wiped (or, on a fresh host, created empty by `pulumi up`).
-    for volume in trees:
-        docker("run", "--rm", "-v", f"{volume}:/v", lab.image, "sh", "-c", "rm -rf /v/* /v/.[!.]*")
-        assert read_volume(lab, volume)[0] == {}
+    wipe = "rm -rf /v0/* /v0/.[!.]* /v1/* /v1/.[!.]*"
+    docker("run", "--rm", *mounts(list(trees)), lab.image, "sh", "-c", wipe)
+    assert [tree for tree, _ in read_volumes(lab, list(trees)).values()] == [{}, {}]
     since = time.time()
 
-    result = restore(lab, archive.name)  # by name: fetched from the host's backup directory
+    # By name: fetched from the host's backup directory; through `python -m automation`.
+    result = restore(lab, archive.name, process=True)
 
     assert result.returncode == 0, result.stdout + result.stderr
+    after = read_volumes(lab, list(trees))
     for volume, tree in trees.items():
-        restored, root = read_volume(lab, volume)
+        restored, root = after[volume]
         assert restored == tree  # content, modes, numeric owners, symlinks
         assert root == (0o750, 70, 70)
     for name in ("notes", "ledger", "frontend"):
@@ -389,20 +384,19 @@ def test_restore_of_one_service_leaves_the_others_alone(lab: Lab) -> None:
     old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
     archive = engine_archive(lab, old, "t10-one-service")
     current_ledger = known_files("ledger, current")
-    fill_volume(lab, ledger, current_ledger)
-    fill_volume(lab, notes, known_files("notes, current"))
+    fill_volumes(lab, {ledger: current_ledger, notes: known_files("notes, current")})
     since = time.time()
 
     result = restore(lab, str(archive), "--service", "notes")  # a file on this machine
 
     assert result.returncode == 0, result.stdout + result.stderr
-    assert read_volume(lab, notes)[0] == old[notes]
-    assert read_volume(lab, ledger)[0] == current_ledger
+    assert snapshot(lab) == {notes: old[notes], ledger: current_ledger}
     assert {name for name, _ in events(lab, since)} == {lab.container("notes"), lab.container("restore")}
 
 
 def snapshot(lab: Lab) -> dict[str, Tree]:
-    return {v: read_volume(lab, v)[0] for v in (lab.volume("notes", "data"), lab.volume("ledger", "db"))}
+    volumes = [lab.volume("notes", "data"), lab.volume("ledger", "db")]
+    return {v: tree for v, (tree, _) in read_volumes(lab, volumes).items()}
 
 
 def test_restore_refuses_an_archive_it_cannot_decrypt(lab: Lab, tmp_path: Path) -> None:
@@ -452,8 +446,7 @@ def test_restore_refuses_when_a_container_cannot_be_stopped(lab: Lab, tmp_path: 
     ledger container, stopped first, is started again and no volume changes."""
     notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
     current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
-    for volume, tree in current.items():
-        fill_volume(lab, volume, tree)
+    fill_volumes(lab, current)
     archive = engine_archive(lab, {v: known_files("old") for v in current}, "t10-unstoppable")
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir()
