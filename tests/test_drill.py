@@ -3,10 +3,11 @@ the metrics they leave for Prometheus.
 
 Images cannot be pulled here, so the helper containers run the session's busybox image
 (tests/engine.py: made with `docker import` from Debian's static busybox, `busybox-static`,
-installed by .ci/run and scripts/install-tools.sh), as the restore tests do. Archives are written in the backup
-engine's format (offen/docker-volume-backup v2.48.2, cmd/backup/archive.go: a tar.gz of
-`/backup/<volume>/...`) and encrypted with Debian's `age` to an ssh-ed25519 key, as the
-engine does with AGE_PUBLIC_KEYS (cmd/backup/encrypt_archive.go).
+installed by .ci/run and scripts/install-tools.sh), as the restore tests do. Archives are
+written in the backup engine's format (offen/docker-volume-backup v2.48.2,
+cmd/backup/archive.go: a tar.gz of `/backup/<volume>/...`) and encrypted with Debian's `age`
+to an ssh-ed25519 key, as the engine does with AGE_PUBLIC_KEYS
+(cmd/backup/encrypt_archive.go).
 
 The database checks need the services' own images (postgres, mysql), which cannot be pulled
 here: they are checked against a recording docker instead (the commands, the waiting, the

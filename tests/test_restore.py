@@ -2,12 +2,12 @@
 
 Images cannot be pulled here, so the services and the helper container run the session's
 busybox image (tests/engine.py: made with `docker import` from Debian's static busybox,
-`busybox-static`, installed by .ci/run and scripts/install-tools.sh). Archives are written in the backup engine's format, the way
-offen/docker-volume-backup v2.48.2 writes them (cmd/backup/archive.go: a tar.gz of
-BACKUP_SOURCES whose entries are named by their full path, `/backup/<volume>/...`, the
-directories `/backup` and `/backup/<volume>` included, owner names set), and encrypted with
-Debian's `age` to an ssh-ed25519 key, as the engine does with AGE_PUBLIC_KEYS
-(cmd/backup/encrypt_archive.go).
+`busybox-static`, installed by .ci/run and scripts/install-tools.sh). Archives are written in
+the backup engine's format, the way offen/docker-volume-backup v2.48.2 writes them
+(cmd/backup/archive.go: a tar.gz of BACKUP_SOURCES whose entries are named by their full path,
+`/backup/<volume>/...`, the directories `/backup` and `/backup/<volume>` included, owner names
+set), and encrypted with Debian's `age` to an ssh-ed25519 key, as the engine does with
+AGE_PUBLIC_KEYS (cmd/backup/encrypt_archive.go).
 
 Every name starts with `t10-` and a random suffix: other people use the same engine.
 The tests skip, saying why, without a Docker engine, busybox-static or age.
