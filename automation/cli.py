@@ -477,6 +477,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | 
         return _fail(out, err, as_json, "config", str(error), 1, error.problems)
     except FileNotFoundError as error:
         return _fail(out, err, as_json, "not-found", str(error), 1)
+    except OSError as error:  # a file the command writes or reads (--comment, --out, ...)
+        return _fail(out, err, as_json, "os", str(error), 1)
     except MissingCliError as error:
         return _fail(out, err, as_json, "missing-cli", str(error), 2)
     except RuntimeError as error:  # BundleError, BackupError, LifecycleError: they say what to do

@@ -599,3 +599,16 @@ def test_a_failed_preview_is_on_stderr_and_a_json_error_object(
     error = json.loads(out.getvalue().splitlines()[-1])["error"]
     assert error["kind"] == "operation" and said in error["message"]
     assert [c for c, _ in stack.calls] == ["preview"]
+
+
+def test_a_comment_file_that_cannot_be_written_is_an_error_not_a_traceback(
+    tmp_path: Path, opened: Any, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    opened(STATELESS_ONLY)
+    monkeypatch.setattr(cli, "PROJECT_DIR", tmp_path)
+    project(tmp_path)
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.main(["preview", "--stack", "guard", "--json", "--comment", str(tmp_path)], out=out, err=err)
+    assert code == 1
+    assert "Is a directory" in err.getvalue()
+    assert json.loads(out.getvalue().splitlines()[-1])["error"]["kind"] == "os"
