@@ -227,7 +227,8 @@ def _text(value: str) -> str:
 
 def _absolute_path(value: str) -> str:
     # No commas either: a path reaches `docker run --mount type=bind,source=PATH,...`, whose
-    # fields are comma-separated (automation/backup.py's helper containers).
+    # value the docker CLI reads as one CSV record (docker/cli v28.5.2 opts/mount.go,
+    # csv.NewReader), in automation/backup.py's helper containers.
     if not value.startswith("/") or _CONTROL_RE.search(value) or " " in value or "," in value:
         raise ValueError(f"{value!r} must be an absolute path (no spaces, commas or control characters)")
     return value
