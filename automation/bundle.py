@@ -30,6 +30,7 @@ import sys
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -346,12 +347,14 @@ def verify(bundle: Path, *, workdir: Path | None = None) -> tuple[Path, dict[str
 # --- setup ----------------------------------------------------------------------------------
 
 
-def _load_images(root: Path, images: dict[str, str], hosts: list[str], docker: str) -> dict[str, list[str]]:
+def _load_images(
+    root: Path, images: dict[str, str], hosts: dict[str, str], docker: str
+) -> dict[str, list[str]]:
     loaded: dict[str, list[str]] = {}
-    for host in hosts:
+    for host, url in hosts.items():
         loaded[host] = []
         for ref, rel in sorted(images.items()):
-            result = _run([docker, "-H", host, "load", "-i", str(root / rel)], f"docker load {ref}")
+            result = _run([docker, "-H", url, "load", "-i", str(root / rel)], f"docker load {ref}")
             if result.returncode != 0:
                 raise BundleError(f"docker -H {host} load of {ref} ({rel}) failed:\n{_tail(result.stderr)}")
             loaded[host].append(ref)
@@ -373,14 +376,15 @@ def _install_wheels(root: Path, requirements_name: str) -> list[str]:
 
 def setup(
     bundle: Path,
-    docker_hosts: list[str],
+    docker_hosts: list[str] | Mapping[str, str],
     install_wheels: bool = True,
     plugins_target: Path | None = None,
     docker: str = "docker",
     requirements_name: str = REQUIREMENTS,
 ) -> dict[str, Any]:
     """Verify `bundle`, then load its images into every Docker host (`unix://...`,
-    `ssh://user@host:22`), install its wheels and copy its Pulumi plugins.
+    `ssh://user@host:22`; or host -> the URL to reach it by, such as the local socket of an
+    ssh bridge), install its wheels and copy its Pulumi plugins.
 
     Returns {"images": {host: [refs]}, "wheels": [names], "wheels_installed": bool,
     "plugins": [names]}.
@@ -388,7 +392,8 @@ def setup(
     root, manifest = verify(bundle)
     try:
         summary: dict[str, Any] = {"bundle": str(bundle)}
-        summary["images"] = _load_images(root, manifest["images"], list(docker_hosts), docker)
+        targets = dict(docker_hosts) if isinstance(docker_hosts, Mapping) else {h: h for h in docker_hosts}
+        summary["images"] = _load_images(root, manifest["images"], targets, docker)
         wheels = sorted(p.name for p in (root / WHEELS_DIR).glob("*.whl"))
         summary["wheels"] = wheels
         summary["wheels_installed"] = False

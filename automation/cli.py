@@ -17,6 +17,7 @@ Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missin
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import sys
 import time
@@ -153,13 +154,20 @@ def setup(
     bundle_path: Path, stack: str = "dev", wheels: bool = True, project_dir: Path = PROJECT_DIR
 ) -> dict[str, Any]:
     from automation import bundle
+    from automation.transport import DialStdioBridge, dial_command, key_dir_from_env
     from components.docker.host import HostArgs, SshTarget
 
     config = offline.load(project_dir, stack)
-    hosts = [HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host for h in config.hosts]
-    return bundle.setup(
-        bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
-    )
+    with contextlib.ExitStack() as bridges:
+        hosts: dict[str, str] = {}
+        for h in config.hosts:
+            url = HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host
+            # An SSH host through the provider's own ssh command: its pinned host key.
+            command = dial_command(config, h.name, key_dir_from_env(), stack)
+            hosts[url] = bridges.enter_context(DialStdioBridge(command)) if command else url
+        return bundle.setup(
+            bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
+        )
 
 
 def backup(
@@ -175,8 +183,8 @@ def backup(
     from automation import backup as backups
 
     config = offline.load(project_dir, stack, file, require_secrets=False)
-    hb = backups.host_backup(config, host)
-    docker = backups.DockerCli(hb.docker_host)
+    hb = backups.host_backup(config, host, stack)
+    docker = backups.DockerCli.for_host(hb)
     if command == "backup":
         backups.run_backup(hb, docker, out)
         out.write(f"backup of host {host} done\n")

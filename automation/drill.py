@@ -485,7 +485,7 @@ def drill(
 ) -> DrillReport:
     target = drill_target(config, host)
     options.setdefault("sample", config.data.restore_drills.sample)
-    return run_drill(target, docker or DockerCli(target.hb.docker_host), out, **options)  # type: ignore[arg-type]
+    return run_drill(target, docker or DockerCli.for_host(target.hb), out, **options)  # type: ignore[arg-type]
 
 
 # ---- on a schedule: which hosts are due ------------------------------------------------------
@@ -539,7 +539,7 @@ def drill_due(
         except BackupError as error:
             out.write(f"host {h.name}: skipped ({error})\n")
             continue
-        docker = DockerCli(target.hb.docker_host)
+        docker = DockerCli.for_host(target.hb)
         helper = image or target.hb.image
         verdict = due(config, target, docker, helper, now())
         out.write(f"host {h.name}: {'due' if verdict.due else 'not due'}, {verdict.why}\n")
