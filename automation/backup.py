@@ -42,6 +42,7 @@ from typing import IO, TextIO
 
 from automation.transport import DialStdioBridge, dial_command, key_dir_from_env
 from components.docker.host import HostArgs, SshTarget
+from components.docker.reference import as_found_on_host
 from components.homelab import backup as engine
 from components.homelab.backup import BackupEntry, backup_set
 from components.homelab.images import IMAGES
@@ -69,9 +70,15 @@ class HostBackup:
     prefix: str  # the stack name: containers are <prefix>-<name>
     entries: tuple[BackupEntry, ...]
     directory: str | None  # archives on the host; None when backup.local is off
-    image: str  # the engine image: the default helper image
+    image: str  # the engine image: the default helper image (as found on the host)
     # An SSH host: the ssh command its Docker provider runs (automation/transport.py).
     dial: tuple[str, ...] | None = None
+    # The host's images came from a release bundle: found by name:tag, not by digest.
+    images_from_bundle: bool = False
+
+    def image_on_host(self, ref: str) -> str:
+        """The name the image `ref` answers to on this host (components/docker/reference.py)."""
+        return as_found_on_host(ref, self.images_from_bundle)
 
     @property
     def container(self) -> str:
@@ -105,15 +112,17 @@ def host_backup(config: StackConfig, host: str, stack: str = "", key_dir: str | 
     entries = tuple(backup_set(build_plan(config).on_host(host), config.name))
     if not entries:
         raise BackupError(f"host {host!r} has no stateful volumes")
-    ssh = config.host(host).ssh
+    h = config.host(host)
+    ssh = h.ssh
     return HostBackup(
         host=host,
         docker_host=HostArgs(host, SshTarget(*ssh) if ssh else None).docker_host,
         prefix=config.name,
         entries=entries,
         directory=backup_directory(config, host),
-        image=config.backup.image or IMAGES["backup"],
+        image=as_found_on_host(config.backup.image or IMAGES["backup"], h.images_from_bundle),
         dial=_dial(config, host, stack, key_dir),
+        images_from_bundle=h.images_from_bundle,
     )
 
 

@@ -31,6 +31,7 @@ and need no password variables; mysql passes arguments starting with `-` to mysq
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shlex
 import tarfile
@@ -471,6 +472,7 @@ def _drill_service(
                 if v.stateful and volume_name(hb.prefix, spec, v) in restored
             }
             if mounts:
+                c = dataclasses.replace(c, image=hb.image_on_host(c.image))  # a bundle's: by tag
                 result.lines.append(check_database(scratch, hb.prefix, c, mounts, db_timeout, sleep))
     except BackupError as error:
         result.fail(str(error))

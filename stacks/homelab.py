@@ -148,6 +148,7 @@ def host_args(
         ssh=SshTarget(*ssh) if ssh else None,
         root_dir=h.root,
         install_docker=h.install_docker,
+        images_from_bundle=h.images_from_bundle,
         private_key=secrets.host_keys.get(h.name),
         host_key=public_host_key(h.host_key),
         trust_on_first_use=h.trust_on_first_use,

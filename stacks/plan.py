@@ -13,6 +13,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 
+from components.docker.reference import tagged_name
 from components.docker.service import volume_name
 from components.docker.spec import (
     Basics,
@@ -490,6 +491,23 @@ def _scrape_addresses(plan: Plan) -> Problems:
     return problems
 
 
+def _bundle_tags(plan: Plan) -> Problems:
+    """A host that takes its images from a bundle finds them by tag: each image needs one."""
+    problems = []
+    for i, h in enumerate(plan.config.hosts):
+        if not h.images_from_bundle:
+            continue
+        for spec in plan.on_host(h.name):
+            for c in spec.containers:
+                if tagged_name(c.image) is None:
+                    message = (
+                        f"{spec.name}'s image {c.image!r} has no tag, which a bundle restores its "
+                        "images under: pin it as name:tag@sha256:<digest>"
+                    )
+                    problems.append((f"hosts[{i}].images-from-bundle", message))
+    return problems
+
+
 def _certificates(plan: Plan) -> Problems:
     """With self-signed off, every routed host name needs the user's own certificate."""
     tls = plan.config.tls
@@ -534,4 +552,5 @@ def plan_problems(config: StackConfig) -> Problems:
     problems += _host_name_claims(plan)
     for host in config.hosts:
         problems += _port_claims(plan, host.name) + _container_names(plan, host.name)
-    return problems + _scrape_addresses(plan) + _certificates(plan) + _alerting(plan)
+    problems += _scrape_addresses(plan) + _bundle_tags(plan)
+    return problems + _certificates(plan) + _alerting(plan)
