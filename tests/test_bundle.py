@@ -27,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import EXAMPLES, load_stack_file
+from harness import EXAMPLES, assert_one_problem, example_secrets, load_stack_file, run_program
 
 from automation import bundle
 from automation.bundle import BundleError, images_for, release, setup, verify
@@ -773,3 +773,92 @@ def members_with_image(tmp_path: Path) -> Path:
         tmp_path / "handmade.tar.gz",
         {"manifest.json": json.dumps(manifest).encode(), "images/tbd-x_1.tar": data},
     )
+
+
+# --- the program, on hosts that take their images from a bundle (Pulumi mocks) --------------
+
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+
+
+def flagged(config: dict, host: str) -> dict:
+    hosts = [h | {"images-from-bundle": True} if h["name"] == host else h for h in config["hosts"]]
+    return config | {"hosts": hosts}
+
+
+def remote_images(lab) -> dict[str, dict[str, str]]:
+    """host -> {resource name: the image name the provider looks up}."""
+    found: dict[str, dict[str, str]] = {}
+    for r in lab.of_type(REMOTE_IMAGE):
+        found.setdefault(r.name.split("-image-", 1)[0], {})[r.name] = r.inputs["name"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def bundle_hosts(tmp_path_factory: pytest.TempPathFactory):
+    """The multi-host example as it is, and with `apps` taking its images from a bundle."""
+    config = load_stack_file(EXAMPLES / "multi-host.yaml")
+    keys = str(tmp_path_factory.mktemp("keys"))
+    online = remote_images(run_program(config, example_secrets(config), key_dir=keys))
+    config = flagged(config, "apps")
+    lab = run_program(config, example_secrets(config), key_dir=keys)
+    return online, remote_images(lab), lab
+
+
+def test_a_host_with_images_from_bundle_looks_images_up_by_tag(bundle_hosts) -> None:
+    online, offline, _ = bundle_hosts
+    apps = offline["apps"]
+    assert apps and not [n for n in apps.values() if "@" in n]
+    # Each is the pinned reference without its digest: the tag the bundle restores.
+    assert sorted(apps.values()) == sorted(n.split("@", 1)[0] for n in online["apps"].values())
+    assert "postgres:17.11-alpine" in apps.values() and "haproxy:3.2.22-alpine" in apps.values()
+    # The same resources (no replacement by name when a host changes sides).
+    assert apps.keys() == online["apps"].keys()
+
+
+def test_other_hosts_keep_the_digest(bundle_hosts) -> None:
+    online, offline, _ = bundle_hosts
+    assert offline["ops"] == online["ops"]
+    assert IMAGES["haproxy"] in offline["ops"].values() and "@sha256:" in IMAGES["haproxy"]
+
+
+def test_containers_run_the_image_the_tag_lookup_found(bundle_hosts) -> None:
+    """A container's image is its RemoteImage's image_id (the mocks make it sha256(name))."""
+    _, offline, lab = bundle_hosts
+
+    def found_as(name: str) -> str:
+        return f"sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+
+    by_tag = {found_as(n) for n in offline["apps"].values()}
+    on_apps = [
+        c
+        for c in lab.of_type("docker:index/container:Container")
+        if {"label": "homelab.host", "value": "apps"} in (c.inputs.get("labels") or [])
+    ]
+    assert on_apps and {c.inputs["image"] for c in on_apps} <= by_tag
+    assert found_as(IMAGES["postgres"].split("@", 1)[0]) in {c.inputs["image"] for c in on_apps}
+
+
+def test_a_pin_without_a_tag_is_refused_on_such_a_host(tmp_path: Path) -> None:
+    config = flagged(load_stack_file(EXAMPLES / "multi-host.yaml"), "apps")
+    untagged = "nginx@sha256:" + "c" * 64
+    config["custom-services"] = [config["custom-services"][0] | {"image": untagged}]
+    assert_one_problem(
+        config,
+        example_secrets(load_stack_file(EXAMPLES / "multi-host.yaml")),
+        str(tmp_path),
+        "hosts[1].images-from-bundle",
+        f"metrics-demo's image {untagged!r} has no tag",
+    )
+
+
+def test_backup_and_drill_helpers_run_the_tag_on_such_a_host() -> None:
+    from automation.backup import host_backup
+
+    raw = flagged(load_stack_file(EXAMPLES / "multi-host.yaml"), "apps")
+    pin = "offen/docker-volume-backup:v2.48.2@sha256:" + "d" * 64
+    raw["backup"] = raw.get("backup", {}) | {"image": pin}
+    config = validate(raw)
+    apps, ops = host_backup(config, "apps"), host_backup(config, "ops")
+    assert apps.image == "offen/docker-volume-backup:v2.48.2" and ops.image == pin
+    assert apps.image_on_host(IMAGES["postgres"]) == IMAGES["postgres"].split("@", 1)[0]
+    assert ops.image_on_host(IMAGES["postgres"]) == IMAGES["postgres"]
