@@ -5,7 +5,7 @@
     destroy [--stack S] [--yes]            asks first; retained volumes stay
     outputs [--stack S] [--show-secrets]
     release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
-    setup bundle.tar.gz [--stack S]        verify, then load it onto the stack's hosts
+    setup bundle.tar.gz [--stack S]        verify, load it onto the stack's hosts, check image IDs
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
     restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
