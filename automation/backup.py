@@ -26,6 +26,7 @@ engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import gzip
 import re
@@ -39,7 +40,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
+from automation.transport import DialStdioBridge, dial_command, key_dir_from_env
 from components.docker.host import HostArgs, SshTarget
+from components.docker.reference import as_found_on_host
 from components.homelab import backup as engine
 from components.homelab.backup import BackupEntry, backup_set
 from components.homelab.images import IMAGES
@@ -67,7 +70,15 @@ class HostBackup:
     prefix: str  # the stack name: containers are <prefix>-<name>
     entries: tuple[BackupEntry, ...]
     directory: str | None  # archives on the host; None when backup.local is off
-    image: str  # the engine image: the default helper image
+    image: str  # the engine image: the default helper image (as found on the host)
+    # An SSH host: the ssh command its Docker provider runs (automation/transport.py).
+    dial: tuple[str, ...] | None = None
+    # The host's images came from a release bundle: found by name:tag, not by digest.
+    images_from_bundle: bool = False
+
+    def image_on_host(self, ref: str) -> str:
+        """The name the image `ref` answers to on this host (components/docker/reference.py)."""
+        return as_found_on_host(ref, self.images_from_bundle)
 
     @property
     def container(self) -> str:
@@ -90,7 +101,9 @@ class HostBackup:
         return chosen
 
 
-def host_backup(config: StackConfig, host: str) -> HostBackup:
+def host_backup(config: StackConfig, host: str, stack: str = "", key_dir: str | None = None) -> HostBackup:
+    """`stack` and `key_dir` say where the program keeps this stack's ssh files (the pinned
+    known_hosts, the key files, the shared connection) for an SSH host."""
     names = [h.name for h in config.hosts]
     if host not in names:
         raise BackupError(f"unknown host {host!r} (hosts: {', '.join(names)})")
@@ -99,25 +112,61 @@ def host_backup(config: StackConfig, host: str) -> HostBackup:
     entries = tuple(backup_set(build_plan(config).on_host(host), config.name))
     if not entries:
         raise BackupError(f"host {host!r} has no stateful volumes")
-    ssh = config.host(host).ssh
+    h = config.host(host)
+    ssh = h.ssh
     return HostBackup(
         host=host,
         docker_host=HostArgs(host, SshTarget(*ssh) if ssh else None).docker_host,
         prefix=config.name,
         entries=entries,
         directory=backup_directory(config, host),
-        image=config.backup.image or IMAGES["backup"],
+        image=as_found_on_host(config.backup.image or IMAGES["backup"], h.images_from_bundle),
+        dial=_dial(config, host, stack, key_dir),
+        images_from_bundle=h.images_from_bundle,
     )
+
+
+def _dial(config: StackConfig, host: str, stack: str, key_dir: str | None) -> tuple[str, ...] | None:
+    try:
+        command = dial_command(config, host, key_dir or key_dir_from_env(), stack)
+    except ValueError as error:  # no host key and no trust on first use, a bad key directory
+        raise BackupError(f"host {host!r}: {error}") from None
+    return tuple(command) if command else None
 
 
 # ---- the docker CLI ---------------------------------------------------------------------
 
 
 class DockerCli:
-    """`docker -H <host> ...`; output as bytes, errors as `BackupError` where asked."""
+    """`docker -H <host> ...`; output as bytes, errors as `BackupError` where asked.
 
-    def __init__(self, docker_host: str, binary: str = "docker") -> None:
-        self.base = [binary, "-H", docker_host]
+    `dial`: for an SSH host, the Docker provider's own ssh command (automation/transport.py);
+    the CLI then talks to the engine through it (pinned host key, jump host), opened on the
+    first call and closed with `close()` or when the process exits.
+    """
+
+    def __init__(self, docker_host: str, binary: str = "docker", dial: Sequence[str] | None = None) -> None:
+        self.binary, self.docker_host = binary, docker_host
+        self._dial = list(dial) if dial else None
+        self._bridge: DialStdioBridge | None = None
+        self._url: str | None = None
+
+    @classmethod
+    def for_host(cls, hb: HostBackup) -> DockerCli:
+        return cls(hb.docker_host, dial=hb.dial)
+
+    @property
+    def base(self) -> list[str]:
+        if self._dial is not None and self._url is None:
+            self._bridge = DialStdioBridge(self._dial)
+            self._url = self._bridge.__enter__()
+            atexit.register(self.close)
+        return [self.binary, "-H", self._url or self.docker_host]
+
+    def close(self) -> None:
+        if self._bridge is not None:
+            self._bridge.__exit__(None, None, None)
+            self._bridge, self._url = None, None
 
     def run(self, args: Sequence[str], stdout: IO[bytes] | None = None) -> subprocess.CompletedProcess[bytes]:
         try:
@@ -134,8 +183,14 @@ class DockerCli:
     def text(self, args: Sequence[str], what: str) -> str:
         result = self.run(args)
         if result.returncode != 0:
-            raise BackupError(f"{what} failed: {_message(result.stderr)}")
+            raise BackupError(f"{what} failed: {_message(result.stderr)}{self.ssh_said()}")
         return result.stdout.decode()
+
+    def ssh_said(self) -> str:
+        """What ssh reported on the way to an SSH host (a refused host key, say), if anything."""
+        if self._bridge is None or not self._bridge.stderr:
+            return ""
+        return f" (ssh: {_message(self._bridge.stderr[-1])})"
 
     def feed(self, args: Sequence[str], write: Callable[[IO[bytes]], None]) -> tuple[int, bytes]:
         """Run `docker args` with `write` producing its stdin; (exit code, stderr)."""

@@ -4,14 +4,34 @@
 `.tar.gz`: the pinned images of the enabled services (`docker save`), the Python wheels of
 `requirements.txt` (`pip download`), the Pulumi plugins, and a `manifest.json` with the
 sha256 of every file. `setup` unpacks it on the offline side: it verifies the whole bundle
-first (every file against the manifest, nothing missing or extra, no unsafe archive member)
-and only then loads the images into each Docker host, installs the wheels and copies the
-plugins. A truncated or altered bundle is refused before anything is loaded.
+first (every file against the manifest, nothing missing or extra, no unsafe archive member,
+each image archive holding the image the manifest records) and only then loads the images
+into each Docker host, installs the wheels and copies the plugins. A truncated or altered
+bundle is refused before anything is loaded.
+
+Images pinned by digest (`name:tag@sha256:<digest>`). The engine checks the digest when it
+pulls; `docker save` / `docker load` do not carry it, so on the classic image store a loaded
+image answers neither `name@sha256:...` nor `name:tag@sha256:...` (moby/moby#22011), and a
+pull of it fails offline. So `release` pulls each image by its full pin (when not present
+already; found locally, a digest reference only answers for an image the engine pulled or
+pushed under that digest), tags it `name:tag` and saves it under that tag, so that `docker
+load` restores the tag; the manifest records for each pin the tag and the image ID (the
+sha256 of the image's config, read from the saved archive). `setup` refuses an archive whose
+config or tag differs from the record before loading anything, and after each load checks
+that the tag names an image with the recorded ID on that host. The program then finds the
+images of a host with `images-from-bundle: true` by their tag (components/docker/host.py).
+
+The ID is the config digest on the classic image store only: on the containerd image store
+(the default of fresh Docker Engine 29 installs) `docker image inspect` reports the image's
+manifest or index digest as its ID (moby docker-v29.7.2 daemon/containerd/image_inspect.go),
+which a bundle made elsewhere cannot predict; `setup` refuses such a host before loading,
+saying so, rather than load images it cannot check.
 
 Layout of a bundle:
 
-    manifest.json          {"version": 1, "images": {ref: path}, "files": {path: sha256}}
-    images/<name>.tar      one `docker save` archive per image
+    manifest.json          {"version": 2, "images": {ref: {"archive": path, "tag": name:tag,
+                            "id": sha256:...}}, "files": {path: sha256}}
+    images/<name>.tar      one `docker save` archive per image, holding its tag
     wheels/*.whl           when made with requirements
     requirements.txt       the requirements the wheels were downloaded for
     plugins/...            a copy of ~/.pulumi/plugins (lock and partial markers left out)
@@ -30,19 +50,26 @@ import sys
 import tarfile
 import tempfile
 import zlib
+from collections.abc import Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
+from components.docker.reference import tagged_name
 from components.homelab.images import IMAGES
 from stacks.config import StackConfig
 
 MANIFEST = "manifest.json"
-VERSION = 1
+VERSION = 2  # 2: each image records its tag and ID (1 had its archive only)
 IMAGES_DIR = "images"
 WHEELS_DIR = "wheels"
 PLUGINS_DIR = "plugins"
 REQUIREMENTS = "requirements.txt"
 CHUNK = 1 << 20
+IMAGE_KEYS = ("archive", "tag", "id")
+_ID_RE = re.compile(r"^sha256:[0-9a-f]{64}$")
+# `docker info`'s DriverStatus on the containerd image store: [["driver-type", this]]
+# (moby docker-v29.7.2 daemon/containerd/service.go LayerStoreStatus, daemon/info.go).
+CONTAINERD_STORE = "io.containerd.snapshotter.v1"
 
 
 class BundleError(RuntimeError):
@@ -105,21 +132,90 @@ def _run(args: list[str], what: str) -> subprocess.CompletedProcess[str]:
         raise BundleError(f"{what}: {args[0]} not found ({e.strerror})") from e
 
 
-def _save_images(images: list[str], staging: Path, docker: str) -> dict[str, str]:
+def _image_id(ref: str, docker: str, host: str | None = None) -> str | None:
+    """The ID the engine reports for `ref`, or None when it has no image of that name."""
+    where = ["-H", host] if host else []
+    args = [docker, *where, "image", "inspect", "--format", "{{.Id}}", ref]
+    result = _run(args, f"docker image inspect {ref}")
+    return result.stdout.strip() if result.returncode == 0 else None
+
+
+def _familiar(name: str) -> str:
+    """A Docker Hub name without its implied `docker.io/` and `library/` (as `docker` shows it)."""
+    name = name.removeprefix("docker.io/")
+    return name.removeprefix("library/") if name.count("/") == 1 else name
+
+
+def archive_image(path: Path) -> tuple[str, list[str]]:
+    """(image ID, tags) of the one image a `docker save` archive holds.
+
+    The ID is the sha256 of the image's config as the archive carries it; the tags are the
+    `RepoTags` of its `manifest.json`, which `docker load` restores. Only the members that
+    `manifest.json` names are read; nothing is extracted.
+    """
+    try:
+        with tarfile.open(path, "r:") as archive:
+            index = json.load(_tar_member(archive, "manifest.json"))
+            if not isinstance(index, list) or len(index) != 1 or not isinstance(index[0], dict):
+                count = len(index) if isinstance(index, list) else "no list of"
+                raise BundleError(f"{path.name}: holds {count} images; a bundle's image archive holds one")
+            config, tags = index[0].get("Config"), index[0].get("RepoTags") or []
+            if not isinstance(config, str) or not isinstance(tags, list):
+                raise BundleError(f"{path.name}: its manifest.json names no config")
+            digest = hashlib.sha256()
+            source = _tar_member(archive, config)
+            while chunk := source.read(CHUNK):
+                digest.update(chunk)
+    except (tarfile.TarError, KeyError, ValueError, OSError) as e:
+        raise BundleError(f"{path.name} is not an image archive of `docker save` ({e})") from e
+    return f"sha256:{digest.hexdigest()}", [str(t) for t in tags]
+
+
+def _tar_member(archive: tarfile.TarFile, name: str) -> IO[bytes]:
+    source = archive.extractfile(name)
+    if source is None:
+        raise KeyError(f"{name} is not a regular file")
+    return source
+
+
+def _save_images(images: list[str], staging: Path, docker: str) -> dict[str, dict[str, str]]:
+    """Save each pin under its tag; ref -> {"archive": path, "tag": name:tag, "id": sha256:...}."""
     (staging / IMAGES_DIR).mkdir()
-    paths: dict[str, str] = {}
+    records: dict[str, dict[str, str]] = {}
     for ref, name in _safe_names(images).items():
         if not ref or ref.startswith("-"):
             raise BundleError(f"invalid image reference {ref!r}")
-        rel = f"{IMAGES_DIR}/{name}"
-        result = _run([docker, "save", "-o", str(staging / rel), ref], f"docker save {ref}")
-        if result.returncode != 0:
+        tag = tagged_name(ref)
+        if tag is None:
             raise BundleError(
-                f"docker save {ref} failed: the image must be present locally "
-                f"(pull it first: docker pull {ref})\n{_tail(result.stderr)}"
+                f"image {ref} has no tag: a bundle restores each image under its name:tag "
+                "(docker load keeps no digest); pin it as name:tag@sha256:<digest>"
             )
-        paths[ref] = rel
-    return paths
+        if _image_id(ref, docker) is None:
+            # A digest reference answers locally only for an image the engine pulled (or
+            # pushed) under that digest; pulling it is where the engine checks the digest.
+            pulled = _run([docker, "pull", ref], f"docker pull {ref}")
+            if pulled.returncode != 0:
+                raise BundleError(
+                    f"docker pull {ref} failed: release saves the image a pin names, present "
+                    f"locally or pulled from its registry\n{_tail(pulled.stderr)}"
+                )
+        if tag != ref:
+            tagged = _run([docker, "tag", ref, tag], f"docker tag {ref}")
+            if tagged.returncode != 0:
+                raise BundleError(f"docker tag {ref} {tag} failed:\n{_tail(tagged.stderr)}")
+        rel = f"{IMAGES_DIR}/{name}"
+        # Saved by its tag: the archive's RepoTags then hold it, and `docker load` restores it.
+        result = _run([docker, "save", "-o", str(staging / rel), tag], f"docker save {tag}")
+        if result.returncode != 0:
+            raise BundleError(f"docker save {tag} failed:\n{_tail(result.stderr)}")
+        image_id, tags = archive_image(staging / rel)
+        if _familiar(tag) not in {_familiar(t) for t in tags}:
+            raise BundleError(f"docker save {tag} wrote an archive without that tag (it has {tags})")
+        if _image_id(tag, docker) != _image_id(ref, docker):
+            raise BundleError(f"{tag} was tagged anew while the bundle was made: make it again")
+        records[ref] = {"archive": rel, "tag": tag, "id": image_id}
+    return records
 
 
 def _download_wheels(requirements: Path, staging: Path) -> None:
@@ -208,12 +304,12 @@ def release(
     staging = Path(tempfile.mkdtemp(prefix=".homelab-bundle-", dir=out.parent))
     partial = out.with_name(out.name + ".partial")
     try:
-        image_paths = _save_images(sorted(set(images)), staging, docker)
+        image_records = _save_images(sorted(set(images)), staging, docker)
         if requirements is not None:
             _download_wheels(Path(requirements), staging)
         if plugins_dir is not None and Path(plugins_dir).is_dir():
             _copy_plugins(Path(plugins_dir), staging)
-        manifest = {"version": VERSION, "images": image_paths, "files": _file_hashes(staging)}
+        manifest = {"version": VERSION, "images": image_records, "files": _file_hashes(staging)}
         (staging / MANIFEST).write_text(json.dumps(manifest, indent=2, sort_keys=True) + "\n")
         # manifest.json first, so a reader meets it before the (large) images.
         entries = [MANIFEST] + sorted(p.name for p in staging.iterdir() if p.name != MANIFEST)
@@ -302,8 +398,12 @@ def _check_manifest(bundle: Path, root: Path, hashes: dict[str, str]) -> dict[st
     files, images = manifest.get("files"), manifest.get("images")
     if not isinstance(files, dict) or not all(isinstance(v, str) for v in files.values()):
         raise BundleError(f"bundle {bundle}: {MANIFEST} has no 'files' table of path -> sha256")
-    if not isinstance(images, dict) or not all(isinstance(v, str) for v in images.values()):
-        raise BundleError(f"bundle {bundle}: {MANIFEST} has no 'images' table of reference -> path")
+    if not isinstance(images, dict) or not all(
+        isinstance(v, dict) and all(isinstance(v.get(k), str) for k in IMAGE_KEYS) for v in images.values()
+    ):
+        raise BundleError(
+            f"bundle {bundle}: {MANIFEST} has no 'images' table of reference -> {{archive, tag, id}}"
+        )
     problems = []
     for rel, expected in sorted(files.items()):
         actual = hashes.get(rel)
@@ -313,9 +413,15 @@ def _check_manifest(bundle: Path, root: Path, hashes: dict[str, str]) -> dict[st
             problems.append(f"{rel}: sha256 mismatch (manifest {expected}, bundle {actual})")
     for rel in sorted(set(hashes) - set(files) - {MANIFEST}):
         problems.append(f"{rel}: in the bundle but not listed in {MANIFEST}")
-    for ref, rel in sorted(images.items()):
-        if rel not in files:
-            problems.append(f"image {ref}: its archive {rel} is not listed in {MANIFEST}")
+    for ref, image in sorted(images.items()):
+        if image["archive"] not in files:
+            problems.append(f"image {ref}: its archive {image['archive']} is not listed in {MANIFEST}")
+        elif image["archive"] in hashes and files[image["archive"]] == hashes[image["archive"]]:
+            problems += _archive_problems(ref, image, root)
+        if tagged_name(ref) != image["tag"]:
+            problems.append(f"image {ref}: recorded under tag {image['tag']!r}, not its own name:tag")
+        if not _ID_RE.match(image["id"]):
+            problems.append(f"image {ref}: id {image['id']!r} is not sha256:<64 hex digits>")
     if problems:
         raise BundleError(
             f"bundle {bundle} failed verification, nothing was loaded ({len(problems)} problem(s)):\n  "
@@ -324,12 +430,27 @@ def _check_manifest(bundle: Path, root: Path, hashes: dict[str, str]) -> dict[st
     return manifest
 
 
+def _archive_problems(ref: str, image: dict[str, str], root: Path) -> list[str]:
+    """What is wrong with the archive of `ref`: another image, or without the recorded tag."""
+    try:
+        image_id, tags = archive_image(root / image["archive"])
+    except BundleError as e:
+        return [f"image {ref}: {e}"]
+    problems = []
+    if image_id != image["id"]:
+        problems.append(f"image {ref}: its archive holds image {image_id}, {MANIFEST} has {image['id']}")
+    if _familiar(image["tag"]) not in {_familiar(t) for t in tags}:
+        problems.append(f"image {ref}: its archive does not restore the tag {image['tag']} (it has {tags})")
+    return problems
+
+
 def verify(bundle: Path, *, workdir: Path | None = None) -> tuple[Path, dict[str, Any]]:
     """Extract `bundle` into a new temporary directory (under `workdir` when given) and check it.
 
     Returns (that directory, the manifest); the caller removes the directory. Raises
     `BundleError` (and leaves nothing behind) for an unsafe member, a truncated or corrupt
-    archive, or any file missing, extra or different from the manifest.
+    archive, any file missing, extra or different from the manifest, or an image archive
+    holding another image (by ID) or not the tag the manifest records.
     """
     bundle = Path(bundle)
     if not bundle.is_file():
@@ -346,14 +467,44 @@ def verify(bundle: Path, *, workdir: Path | None = None) -> tuple[Path, dict[str
 # --- setup ----------------------------------------------------------------------------------
 
 
-def _load_images(root: Path, images: dict[str, str], hosts: list[str], docker: str) -> dict[str, list[str]]:
+def _check_image_stores(hosts: dict[str, str], docker: str) -> None:
+    """Refuse, before loading anything, a host whose engine reports image IDs setup cannot check."""
+    for host, url in hosts.items():
+        info = _run([docker, "-H", url, "info", "--format", "{{json .DriverStatus}}"], f"docker info {host}")
+        if info.returncode != 0:
+            raise BundleError(f"docker -H {host} info failed, nothing was loaded:\n{_tail(info.stderr)}")
+        try:
+            status = json.loads(info.stdout)
+        except ValueError:
+            status = None
+        if isinstance(status, list) and ["driver-type", CONTAINERD_STORE] in status:
+            raise BundleError(
+                f"host {host}: its Docker engine uses the containerd image store, where an image's ID "
+                "is its manifest digest, not the config digest the bundle records, so setup cannot "
+                "check what it loads there; nothing was loaded. On a fresh host, switch the engine to "
+                'the classic store ("features": {"containerd-snapshotter": false} in '
+                "/etc/docker/daemon.json, then restart it) and run setup again."
+            )
+
+
+def _load_images(
+    root: Path, images: dict[str, dict[str, str]], hosts: dict[str, str], docker: str
+) -> dict[str, list[str]]:
+    """Load every image into every host; after each load its tag must name the recorded ID."""
     loaded: dict[str, list[str]] = {}
-    for host in hosts:
+    for host, url in hosts.items():
         loaded[host] = []
-        for ref, rel in sorted(images.items()):
-            result = _run([docker, "-H", host, "load", "-i", str(root / rel)], f"docker load {ref}")
+        for ref, image in sorted(images.items()):
+            rel, tag = image["archive"], image["tag"]
+            result = _run([docker, "-H", url, "load", "-i", str(root / rel)], f"docker load {ref}")
             if result.returncode != 0:
                 raise BundleError(f"docker -H {host} load of {ref} ({rel}) failed:\n{_tail(result.stderr)}")
+            found = _image_id(tag, docker, url)
+            if found != image["id"]:
+                raise BundleError(
+                    f"host {host}: after loading {rel}, {tag} is image {found or 'missing'}, but the "
+                    f"bundle records {image['id']} for {ref}: refused (wheels and plugins left as they were)"
+                )
             loaded[host].append(ref)
     return loaded
 
@@ -373,14 +524,19 @@ def _install_wheels(root: Path, requirements_name: str) -> list[str]:
 
 def setup(
     bundle: Path,
-    docker_hosts: list[str],
+    docker_hosts: list[str] | Mapping[str, str],
     install_wheels: bool = True,
     plugins_target: Path | None = None,
     docker: str = "docker",
     requirements_name: str = REQUIREMENTS,
 ) -> dict[str, Any]:
     """Verify `bundle`, then load its images into every Docker host (`unix://...`,
-    `ssh://user@host:22`), install its wheels and copy its Pulumi plugins.
+    `ssh://user@host:22`; or host -> the URL to reach it by, such as the local socket of an
+    ssh bridge), install its wheels and copy its Pulumi plugins.
+
+    Each image is loaded under the tag the manifest records, and that tag must then name the
+    recorded image ID on the host; a host on the containerd image store is refused before
+    anything is loaded (see the module docstring).
 
     Returns {"images": {host: [refs]}, "wheels": [names], "wheels_installed": bool,
     "plugins": [names]}.
@@ -388,7 +544,10 @@ def setup(
     root, manifest = verify(bundle)
     try:
         summary: dict[str, Any] = {"bundle": str(bundle)}
-        summary["images"] = _load_images(root, manifest["images"], list(docker_hosts), docker)
+        targets = dict(docker_hosts) if isinstance(docker_hosts, Mapping) else {h: h for h in docker_hosts}
+        if manifest["images"]:
+            _check_image_stores(targets, docker)
+        summary["images"] = _load_images(root, manifest["images"], targets, docker)
         wheels = sorted(p.name for p in (root / WHEELS_DIR).glob("*.whl"))
         summary["wheels"] = wheels
         summary["wheels_installed"] = False

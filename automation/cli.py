@@ -8,7 +8,7 @@
     destroy [--stack S] [--yes]            asks first; says what happens to the volumes
     outputs [--stack S] [--show-secrets]
     release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
-    setup bundle.tar.gz [--stack S]        verify, then load it onto the stack's hosts
+    setup bundle.tar.gz [--stack S]        verify, load it onto the stack's hosts, check image IDs
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
     restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
@@ -21,6 +21,7 @@ Errors go to stderr; with --json, stdout also gets one JSON object {"error": {..
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import sys
@@ -194,13 +195,20 @@ def setup(
     bundle_path: Path, stack: str = "dev", wheels: bool = True, project_dir: Path = PROJECT_DIR
 ) -> dict[str, Any]:
     from automation import bundle
+    from automation.transport import DialStdioBridge, dial_command, key_dir_from_env
     from components.docker.host import HostArgs, SshTarget
 
     config = offline.load(project_dir, stack)
-    hosts = [HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host for h in config.hosts]
-    return bundle.setup(
-        bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
-    )
+    with contextlib.ExitStack() as bridges:
+        hosts: dict[str, str] = {}
+        for h in config.hosts:
+            url = HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host
+            # An SSH host through the provider's own ssh command: its pinned host key.
+            command = dial_command(config, h.name, key_dir_from_env(), stack)
+            hosts[url] = bridges.enter_context(DialStdioBridge(command)) if command else url
+        return bundle.setup(
+            bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
+        )
 
 
 def backup(
@@ -216,8 +224,8 @@ def backup(
     from automation import backup as backups
 
     config = offline.load(project_dir, stack, file, require_secrets=False)
-    hb = backups.host_backup(config, host)
-    docker = backups.DockerCli(hb.docker_host)
+    hb = backups.host_backup(config, host, stack)
+    docker = backups.DockerCli.for_host(hb)
     if command == "backup":
         backups.run_backup(hb, docker, out)
         out.write(f"backup of host {host} done\n")

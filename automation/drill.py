@@ -31,6 +31,7 @@ and need no password variables; mysql passes arguments starting with `-` to mysq
 
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import shlex
 import tarfile
@@ -471,6 +472,7 @@ def _drill_service(
                 if v.stateful and volume_name(hb.prefix, spec, v) in restored
             }
             if mounts:
+                c = dataclasses.replace(c, image=hb.image_on_host(c.image))  # a bundle's: by tag
                 result.lines.append(check_database(scratch, hb.prefix, c, mounts, db_timeout, sleep))
     except BackupError as error:
         result.fail(str(error))
@@ -485,7 +487,7 @@ def drill(
 ) -> DrillReport:
     target = drill_target(config, host)
     options.setdefault("sample", config.data.restore_drills.sample)
-    return run_drill(target, docker or DockerCli(target.hb.docker_host), out, **options)  # type: ignore[arg-type]
+    return run_drill(target, docker or DockerCli.for_host(target.hb), out, **options)  # type: ignore[arg-type]
 
 
 # ---- on a schedule: which hosts are due ------------------------------------------------------
@@ -539,7 +541,7 @@ def drill_due(
         except BackupError as error:
             out.write(f"host {h.name}: skipped ({error})\n")
             continue
-        docker = DockerCli(target.hb.docker_host)
+        docker = DockerCli.for_host(target.hb)
         helper = image or target.hb.image
         verdict = due(config, target, docker, helper, now())
         out.write(f"host {h.name}: {'due' if verdict.due else 'not due'}, {verdict.why}\n")

@@ -26,7 +26,7 @@ class ArchiveLedger:
         if host not in self._newest:
             try:
                 hb = host_backup(self.config, host)
-                archives = list_archives(hb, DockerCli(hb.docker_host))
+                archives = list_archives(hb, DockerCli.for_host(hb))
                 newest = float(archives[0].mtime) if archives else None
                 self._newest[host] = (newest, {e.service for e in hb.entries})
             except BackupError as error:

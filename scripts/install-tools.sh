@@ -4,7 +4,8 @@
 # the shell linter shellcheck; what the real restore test runs (tests/test_restore.py): age, which encrypts
 # archives like the backup engine and decrypts them like the restore; busybox-static, a
 # BusyBox that runs alone in an image (the tiny local image of the restore test, the stand-in
-# base image the example Dockerfiles are built on) (Debian/Ubuntu); and Renovate's config
+# base image the example Dockerfiles are built on) (Debian/Ubuntu); docker-registry, the
+# registry the bundle tests push a digest-pinned image to (tests/test_bundle.py); and Renovate's config
 # validator (npm, the release and lockfile in .ci/renovate). A no-op for what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -28,6 +29,7 @@ command -v promtool >/dev/null 2>&1 || missing+=(prometheus)
 command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v age >/dev/null 2>&1 || missing+=(age)
+command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
 # The restore test needs a busybox that runs alone in an image: the static build.
 if ! command -v dpkg >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
   [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)

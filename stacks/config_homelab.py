@@ -206,6 +206,13 @@ class HostConfig(Model):
     install_docker: bool = Field(
         default=True, description="Install Docker from the distribution's packages if missing."
     )
+    images_from_bundle: bool = Field(
+        default=False,
+        description="The host takes its images from a release bundle (`python -m automation "
+        "setup`, for a host without registry access): the program finds each image by its "
+        "`name:tag`, which the bundle restores and `setup` checked to be the released image, "
+        "instead of its `@sha256:` digest, which `docker load` does not keep.",
+    )
     scrape_address: Address | None = Field(
         default=None,
         description="Address other hosts' Prometheus uses to reach this host's exporters "

@@ -84,26 +84,10 @@ def build_homelab(
         for fqdn, pem in secrets.certificates.items():
             shared[cert_secret_name(fqdn)] = pem
 
-    hosts: dict[str, DockerHost] = {}
-    for h in config.hosts:
-        ssh = h.ssh
-        hosts[h.name] = DockerHost(
-            h.name,
-            HostArgs(
-                name=h.name,
-                ssh=SshTarget(*ssh) if ssh else None,
-                root_dir=h.root,
-                install_docker=h.install_docker,
-                private_key=secrets.host_keys.get(h.name),
-                host_key=public_host_key(h.host_key),
-                trust_on_first_use=h.trust_on_first_use,
-                proxy=jump_host(h, secrets),
-                key_dir=key_dir,
-                stack=stack,
-                network_name=config.name,
-                labels=labels,
-            ),
-        )
+    hosts = {
+        h.name: DockerHost(h.name, host_args(config, h, secrets, key_dir, stack, labels))
+        for h in config.hosts
+    }
 
     safety = DataSafety(retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect)
     services: dict[str, Service] = {}
@@ -147,6 +131,33 @@ def pre_upgrade_backups(
         )
         found[spec.name] = PreUpgradeBackup(f"{spec.name}-pre-upgrade-backup", args, hosts[spec.host])
     return found
+
+
+def host_args(
+    config: StackConfig,
+    h: HostConfig,
+    secrets: HomelabSecrets,
+    key_dir: str,
+    stack: str,
+    labels: dict[str, str] | None = None,
+) -> HostArgs:
+    """What the host `h` is, for its DockerHost and for the tool's own Docker connection."""
+    ssh = h.ssh
+    return HostArgs(
+        name=h.name,
+        ssh=SshTarget(*ssh) if ssh else None,
+        root_dir=h.root,
+        install_docker=h.install_docker,
+        images_from_bundle=h.images_from_bundle,
+        private_key=secrets.host_keys.get(h.name),
+        host_key=public_host_key(h.host_key),
+        trust_on_first_use=h.trust_on_first_use,
+        proxy=jump_host(h, secrets),
+        key_dir=key_dir,
+        stack=stack,
+        network_name=config.name,
+        labels=labels or {},
+    )
 
 
 def jump_host(host: HostConfig, secrets: HomelabSecrets) -> JumpHost | None:

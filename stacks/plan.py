@@ -14,6 +14,7 @@ from collections import defaultdict
 from dataclasses import dataclass, field
 
 from components.docker.host import image_resource_name
+from components.docker.reference import tagged_name
 from components.docker.service import (
     container_resource_name,
     secret_resource_name,
@@ -507,6 +508,23 @@ def _scrape_addresses(plan: Plan) -> Problems:
     return problems
 
 
+def _bundle_tags(plan: Plan) -> Problems:
+    """A host that takes its images from a bundle finds them by tag: each image needs one."""
+    problems = []
+    for i, h in enumerate(plan.config.hosts):
+        if not h.images_from_bundle:
+            continue
+        for spec in plan.on_host(h.name):
+            for c in spec.containers:
+                if tagged_name(c.image) is None:
+                    message = (
+                        f"{spec.name}'s image {c.image!r} has no tag, which a bundle restores its "
+                        "images under: pin it as name:tag@sha256:<digest>"
+                    )
+                    problems.append((f"hosts[{i}].images-from-bundle", message))
+    return problems
+
+
 def _certificates(plan: Plan) -> Problems:
     """With self-signed off, every routed host name needs the user's own certificate; and
     every certificate given is for a host name a service routes."""
@@ -659,7 +677,7 @@ def plan_problems(config: StackConfig) -> Problems:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)
         )
-    problems += _scrape_addresses(plan) + _certificates(plan) + _alerting(plan)
+    problems += _scrape_addresses(plan) + _bundle_tags(plan) + _certificates(plan) + _alerting(plan)
     # A clash of Docker names is also one of Pulumi names: one problem per key path.
     named = {path for path, _ in problems}
     return problems + [p for p in _resource_names(plan) if p[0] not in named]

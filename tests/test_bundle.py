@@ -13,16 +13,21 @@ import hashlib
 import io
 import json
 import os
+import re
 import shutil
+import socket
 import subprocess
 import tarfile
+import time
+import urllib.request
 import uuid
 import zipfile
 from collections.abc import Callable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import EXAMPLES, load_stack_file
+from harness import EXAMPLES, assert_one_problem, example_secrets, load_stack_file, run_program
 
 from automation import bundle
 from automation.bundle import BundleError, images_for, release, setup, verify
@@ -142,7 +147,7 @@ def test_manifest_lists_every_file_with_its_sha256(plain_bundle: Path) -> None:
     manifest = manifest_of(plain_bundle)
     files = {n: hashlib.sha256(d).hexdigest() for n, d in content.items() if d is not None}
     del files["manifest.json"]
-    assert manifest == {"version": 1, "images": {}, "files": files}
+    assert manifest == {"version": 2, "images": {}, "files": files}
     assert list(files) == [f"plugins/{PLUGIN_BINARY}"]  # the .lock file is left out
     assert next(iter(content)) == "manifest.json"  # first, ahead of the images
 
@@ -153,7 +158,7 @@ def test_verify_extracts_and_keeps_exec_bit(plain_bundle: Path) -> None:
         binary = root / "plugins" / PLUGIN_BINARY
         assert binary.read_text().startswith("#!/bin/sh")
         assert os.access(binary, os.X_OK)
-        assert manifest["version"] == 1
+        assert manifest["version"] == 2
     finally:
         shutil.rmtree(root)
 
@@ -194,7 +199,7 @@ def test_tarfile_compresses_without_pigz(tmp_path: Path, plugins_dir: Path, monk
 def test_release_into_directory_and_missing_plugins_dir(tmp_path: Path) -> None:
     out = release(tmp_path, [], None, tmp_path / "no-such-plugins")
     assert out == tmp_path / "homelab-bundle.tar.gz"
-    assert manifest_of(out) == {"version": 1, "images": {}, "files": {}}
+    assert manifest_of(out) == {"version": 2, "images": {}, "files": {}}
 
 
 @pytest.mark.parametrize(
@@ -212,7 +217,7 @@ def test_release_into_directory_and_missing_plugins_dir(tmp_path: Path) -> None:
 def test_unsafe_members_are_refused(tmp_path: Path, name: str, kind: bytes, reason: str) -> None:
     path = tmp_path / "evil.tar.gz"
     with tarfile.open(path, "w:gz") as archive:
-        data = json.dumps({"version": 1, "images": {}, "files": {}}).encode()
+        data = json.dumps({"version": 2, "images": {}, "files": {}}).encode()
         info = tarfile.TarInfo("manifest.json")
         info.size = len(data)
         archive.addfile(info, io.BytesIO(data))
@@ -258,13 +263,24 @@ def test_bad_manifest_is_refused(plain_bundle: Path, tmp_path: Path) -> None:
     assert_refused(write_tar_gz(tmp_path / "a.tar.gz", without), tmp_path / "w1", "has no manifest.json")
     bad = content | {"manifest.json": b"{not json"}
     assert_refused(write_tar_gz(tmp_path / "b.tar.gz", bad), tmp_path / "w2", "not valid JSON")
-    v2 = content | {"manifest.json": json.dumps({"version": 2, "images": {}, "files": {}}).encode()}
+    # A bundle of version 1 records no image IDs: refused, to be made again.
+    v1 = content | {"manifest.json": json.dumps({"version": 1, "images": {}, "files": {}}).encode()}
     assert_refused(
-        write_tar_gz(tmp_path / "c.tar.gz", v2), tmp_path / "w3", "unsupported manifest.json version 2"
+        write_tar_gz(tmp_path / "c.tar.gz", v1), tmp_path / "w3", "unsupported manifest.json version 1"
     )
-    dangling = {"version": 1, "images": {"x:1": "images/x_1.tar"}, "files": {}}
+    image = {"archive": "images/x_1.tar", "tag": "x:1", "id": "sha256:" + "0" * 64}
+    dangling = {"version": 2, "images": {"x:1": image}, "files": {}}
     path = write_tar_gz(tmp_path / "d.tar.gz", {"manifest.json": json.dumps(dangling).encode()})
     assert_refused(path, tmp_path / "w4", "image x:1: its archive images/x_1.tar is not listed")
+    v1_images = {"version": 2, "images": {"x:1": "images/x_1.tar"}, "files": {}}
+    path = write_tar_gz(tmp_path / "e.tar.gz", {"manifest.json": json.dumps(v1_images).encode()})
+    assert_refused(path, tmp_path / "w5", "no 'images' table of reference -> {archive, tag, id}")
+    wrong = {"x:1@sha256:" + "1" * 64: image | {"tag": "y:1", "id": "md5:00"}}
+    bad_images = {"version": 2, "images": wrong, "files": {"images/x_1.tar": "0" * 64}}
+    path = write_tar_gz(tmp_path / "f.tar.gz", {"manifest.json": json.dumps(bad_images).encode()})
+    assert_refused(
+        path, tmp_path / "w6", "recorded under tag 'y:1', not its own", "id 'md5:00' is not sha256"
+    )
 
 
 def test_truncated_and_garbage_bundles_are_refused(plain_bundle: Path, tmp_path: Path) -> None:
@@ -353,6 +369,17 @@ def image_present(ref: str) -> bool:
     return docker("image", "inspect", ref, check=False).returncode == 0
 
 
+def image_id(ref: str) -> str | None:
+    found = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return found.stdout.strip() if found.returncode == 0 else None
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 @pytest.fixture(scope="module")
 def docker_engine() -> None:
     if shutil.which("docker") is None:
@@ -371,7 +398,7 @@ def docker_engine() -> None:
 def local_image(docker_engine: None, tmp_path: Path) -> Iterator[str]:
     """A tiny image made here with `docker import` (one file, unique content): its reference."""
     tag = uuid.uuid4().hex[:12]
-    ref = f"homelab-bundle-test:{tag}"
+    ref = f"tbd-bundle-test:{tag}"
     rootfs = tmp_path / "rootfs.tar"
     with tarfile.open(rootfs, "w") as archive:
         data = f"homelab bundle test {tag}\n".encode()
@@ -403,13 +430,15 @@ def test_release_then_setup_restores_image_and_plugins(
     image_bundle: Path, local_image: str, tmp_path: Path
 ) -> None:
     manifest = manifest_of(image_bundle)
-    tar_path = manifest["images"][local_image]
+    record = manifest["images"][local_image]
+    tar_path = record["archive"]
     assert tar_path.startswith("images/") and tar_path.endswith(".tar") and "/" not in tar_path[7:]
     assert set(manifest["files"]) == {tar_path, f"plugins/{PLUGIN_BINARY}"}
+    assert record["tag"] == local_image  # a pin by tag alone is saved under itself
 
     target = tmp_path / "target-plugins"
     summary = setup(image_bundle, [DOCKER_HOST], plugins_target=target)
-    assert image_present(local_image)
+    assert image_id(local_image) == record["id"]
     assert summary["images"] == {DOCKER_HOST: [local_image]}
     assert summary["plugins"] == [PLUGIN]
     assert summary["wheels"] == []
@@ -421,7 +450,7 @@ def test_release_then_setup_restores_image_and_plugins(
 def test_modified_image_tar_is_refused_before_loading(
     image_bundle: Path, local_image: str, tmp_path: Path
 ) -> None:
-    tar_path = manifest_of(image_bundle)["images"][local_image]
+    tar_path = manifest_of(image_bundle)["images"][local_image]["archive"]
 
     def flip_one_byte(name: str, data: bytes) -> bytes:
         if name != tar_path:
@@ -450,14 +479,386 @@ def test_truncated_bundle_is_refused_before_loading(
 
 
 def test_release_names_the_missing_image(docker_engine: None, tmp_path: Path) -> None:
-    ref = f"homelab-bundle-test:absent-{uuid.uuid4().hex[:12]}"
+    # Not present here, and its registry (a closed loopback port) does not answer.
+    ref = f"127.0.0.1:{free_port()}/tbd-absent:{uuid.uuid4().hex[:12]}"
     with pytest.raises(BundleError) as caught:
         release(tmp_path / "out" / "b.tar.gz", [ref], None, None)
-    assert f"docker save {ref} failed" in str(caught.value)
-    assert f"pull it first: docker pull {ref}" in str(caught.value)
+    assert f"docker pull {ref} failed" in str(caught.value)
+    assert "connection refused" in str(caught.value)
     assert list((tmp_path / "out").iterdir()) == [], "no partial bundle, no staging left behind"
 
 
 def test_setup_reports_a_failing_host(image_bundle: Path, local_image: str) -> None:
-    with pytest.raises(BundleError, match=f"docker -H unix:///nonexistent.sock load of {local_image}"):
+    with pytest.raises(
+        BundleError, match="docker -H unix:///nonexistent.sock info failed, nothing was loaded"
+    ):
         setup(image_bundle, ["unix:///nonexistent.sock"])
+
+
+# --- images pinned by tag and digest, through a real registry -------------------------------
+#
+# A pin `name:tag@sha256:<digest>` is checked by the engine when it pulls; `docker save` and
+# `docker load` do not carry the digest. These tests push a tiny image to Debian's
+# docker-registry (distribution 2.8, started here on a free loopback port: the engine speaks
+# plain HTTP to a loopback registry, which moby counts as insecure by default,
+# daemon/pkg/registry/config.go) to get a real digest, release a bundle of the pin, remove
+# the image and set the bundle up again.
+
+BUSYBOX = Path("/bin/busybox")
+
+
+@pytest.fixture(scope="module")
+def classic_store(docker_engine: None) -> None:
+    """The round trips below need the classic image store (setup refuses the containerd one)."""
+    status = docker("info", "--format", "{{json .DriverStatus}}").stdout
+    if bundle.CONTAINERD_STORE in status:
+        pytest.skip("this engine uses the containerd image store, which setup refuses")
+
+
+@pytest.fixture(scope="module")
+def registry(classic_store: None, tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
+    """`localhost:PORT` of a docker-registry of its own (temporary storage), stopped after."""
+    binary = shutil.which("docker-registry")
+    if binary is None:
+        pytest.skip("Debian's docker-registry is not installed (scripts/install-tools.sh installs it)")
+    port = free_port()
+    root = tmp_path_factory.mktemp("tbd-registry")
+    config = root / "config.yml"
+    # distribution's configuration format (version 0.1): filesystem storage, one HTTP listener
+    config.write_text(
+        f"version: 0.1\nstorage:\n  filesystem:\n    rootdirectory: {root / 'data'}\n"
+        f"http:\n  addr: 127.0.0.1:{port}\n"
+    )
+    log = (root / "registry.log").open("w")
+    process = subprocess.Popen([binary, "serve", str(config)], stdout=log, stderr=subprocess.STDOUT)
+    try:
+        for _ in range(100):
+            if process.poll() is not None:
+                pytest.fail(f"docker-registry exited: {(root / 'registry.log').read_text()}")
+            try:
+                with urllib.request.urlopen(f"http://127.0.0.1:{port}/v2/", timeout=1):
+                    break
+            except OSError:
+                time.sleep(0.1)
+        else:
+            pytest.fail("docker-registry did not answer on /v2/ within 10 s")
+        yield f"localhost:{port}"
+    finally:
+        process.terminate()
+        try:
+            process.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+        log.close()
+
+
+@dataclass(frozen=True)
+class Pinned:
+    ref: str  # localhost:PORT/tbd-...:1.0@sha256:<digest>
+    tag: str  # localhost:PORT/tbd-...:1.0
+    digest_ref: str  # localhost:PORT/tbd-...@sha256:<digest>
+    id: str  # the image ID (its config digest), as `docker import` printed it
+
+
+def busybox_rootfs(path: Path, token: str) -> Path:
+    """Debian's static BusyBox and a file that makes the image (and its ID) unique."""
+    with tarfile.open(path, "w") as archive:
+        info = tarfile.TarInfo("bin")
+        info.type, info.mode = tarfile.DIRTYPE, 0o755
+        archive.addfile(info)
+        archive.add(BUSYBOX, "bin/busybox")
+        data = f"tbd bundle digest test {token}\n".encode()
+        info = tarfile.TarInfo("token.txt")
+        info.size = len(data)
+        archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def remove_image(image: str) -> None:
+    """Every reference to the image (tags and digests) goes with `rmi -f <ID>`."""
+    docker("rmi", "-f", image, check=False)
+
+
+@pytest.fixture
+def pinned(registry: str, tmp_path: Path) -> Iterator[Pinned]:
+    """A busybox image pushed to the registry, then removed here: its pin by tag and digest."""
+    if not BUSYBOX.is_file():
+        pytest.skip("busybox is not installed (scripts/install-tools.sh installs busybox-static)")
+    token = uuid.uuid4().hex[:12]
+    tag = f"{registry}/tbd-bundle-{token}:1.0"
+    imported = docker("import", str(busybox_rootfs(tmp_path / "rootfs.tar", token)), tag).stdout.strip()
+    try:
+        docker("push", tag)
+        digests = json.loads(docker("image", "inspect", "--format", "{{json .RepoDigests}}", tag).stdout)
+        (digest_ref,) = digests  # the registry's manifest digest, recorded by the push
+        digest = digest_ref.partition("@")[2]
+        remove_image(imported)
+        assert not image_present(tag) and not image_present(digest_ref)
+        yield Pinned(f"{tag}@{digest}", tag, digest_ref, imported)
+    finally:
+        remove_image(imported)
+
+
+def test_a_pin_by_tag_and_digest_goes_through_a_bundle(
+    pinned: Pinned, tmp_path: Path, plugins_dir: Path
+) -> None:
+    # release pulls the pin from its registry (the engine checks the digest) ...
+    out = release(tmp_path / "out" / "bundle.tar.gz", [pinned.ref], None, plugins_dir)
+    record = manifest_of(out)["images"][pinned.ref]
+    # ... and records the tag it is saved under and the image's ID (its config digest).
+    assert record["tag"] == pinned.tag
+    assert record["id"] == pinned.id
+    assert archive_tags(out, record["archive"]) == [pinned.tag]
+    remove_image(pinned.id)
+    assert not image_present(pinned.tag)
+
+    target = tmp_path / "target-plugins"
+    summary = setup(out, [DOCKER_HOST], plugins_target=target)
+    assert summary["images"] == {DOCKER_HOST: [pinned.ref]}
+    assert summary["plugins"] == [PLUGIN]
+    # The loaded image answers to its tag, with the ID recorded at release ...
+    assert image_id(pinned.tag) == record["id"] == pinned.id
+    # ... but to no digest reference: a host set up from a bundle must find it by tag
+    # (hosts[].images-from-bundle), or the Docker provider would try to pull it.
+    for ref in (pinned.ref, pinned.digest_ref):
+        missing = docker("image", "inspect", ref, check=False)
+        assert missing.returncode != 0 and "No such image" in missing.stderr
+
+
+def test_release_saves_what_the_digest_names_not_what_the_tag_held(
+    pinned: Pinned, local_image: str, tmp_path: Path
+) -> None:
+    docker("tag", local_image, pinned.tag)  # the tag held another image here
+    out = release(tmp_path / "out" / "bundle.tar.gz", [pinned.ref], None, None)
+    record = manifest_of(out)["images"][pinned.ref]
+    assert record["id"] == pinned.id != image_id(local_image)
+    assert image_id(pinned.tag) == pinned.id
+
+
+def test_release_refuses_a_digest_the_registry_does_not_have(pinned: Pinned, tmp_path: Path) -> None:
+    other = "sha256:" + hashlib.sha256(b"not this image").hexdigest()
+    wrong = f"{pinned.tag}@{other}"
+    with pytest.raises(BundleError, match=re.escape(f"docker pull {wrong} failed")):
+        release(tmp_path / "out" / "bundle.tar.gz", [wrong], None, None)
+    assert list((tmp_path / "out").iterdir()) == [], "no bundle, no staging left behind"
+    assert not image_present(pinned.tag)
+
+
+def test_a_pin_without_a_tag_cannot_be_bundled(tmp_path: Path) -> None:
+    ref = "localhost:5000/tbd-untagged@sha256:" + "a" * 64
+    with pytest.raises(BundleError, match="has no tag: a bundle restores each image under its name:tag"):
+        release(tmp_path / "out" / "bundle.tar.gz", [ref], None, None)
+
+
+def with_manifest(src: Path, dst: Path, change: Callable[[dict], None]) -> Path:
+    """The same bundle with its manifest.json changed (every file hash still right)."""
+
+    def edit(name: str, data: bytes) -> bytes:
+        if name != "manifest.json":
+            return data
+        manifest = json.loads(data)
+        change(manifest)
+        return json.dumps(manifest).encode()
+
+    return repack(src, dst, edit)
+
+
+@pytest.fixture
+def pinned_bundle(pinned: Pinned, tmp_path: Path, plugins_dir: Path) -> Path:
+    out = release(tmp_path / "out" / "bundle.tar.gz", [pinned.ref], None, plugins_dir)
+    remove_image(pinned.id)
+    return out
+
+
+def test_a_bundle_whose_image_id_does_not_match_is_refused_before_loading(
+    pinned: Pinned, pinned_bundle: Path, local_image: str, tmp_path: Path
+) -> None:
+    other = image_id(local_image)
+
+    def claim_other_id(manifest: dict) -> None:
+        manifest["images"][pinned.ref]["id"] = other
+
+    forged = with_manifest(pinned_bundle, tmp_path / "forged.tar.gz", claim_other_id)
+    with pytest.raises(BundleError) as caught:
+        setup(forged, [DOCKER_HOST], plugins_target=tmp_path / "target")
+    message = str(caught.value)
+    assert f"image {pinned.ref}: its archive holds image {pinned.id}, manifest.json has {other}" in message
+    assert "nothing was loaded" in message
+    assert not image_present(pinned.tag)
+    assert not (tmp_path / "target").exists()
+
+
+def test_the_loaded_image_must_carry_the_recorded_id(
+    pinned: Pinned, pinned_bundle: Path, local_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Past the archive check (switched off here), the engine's own answer is checked too."""
+    other = image_id(local_image)
+
+    def claim_other_id(manifest: dict) -> None:
+        manifest["images"][pinned.ref]["id"] = other
+
+    forged = with_manifest(pinned_bundle, tmp_path / "forged.tar.gz", claim_other_id)
+    monkeypatch.setattr(bundle, "_archive_problems", lambda *a: [])
+    with pytest.raises(BundleError) as caught:
+        setup(forged, [DOCKER_HOST], plugins_target=tmp_path / "target")
+    assert (
+        f"host {DOCKER_HOST}: after loading {manifest_of(forged)['images'][pinned.ref]['archive']}, "
+        f"{pinned.tag} is image {pinned.id}, but the bundle records {other} for {pinned.ref}: refused"
+    ) in str(caught.value)
+    assert not (tmp_path / "target").exists(), "plugins left as they were"
+
+
+def test_an_archive_without_the_recorded_tag_is_refused(
+    pinned: Pinned, pinned_bundle: Path, tmp_path: Path
+) -> None:
+    def claim_other_tag(manifest: dict) -> None:
+        image = manifest["images"].pop(pinned.ref)
+        manifest["images"][pinned.ref.replace(":1.0@", ":2.0@")] = image | {
+            "tag": pinned.tag.replace(":1.0", ":2.0")
+        }
+
+    forged = with_manifest(pinned_bundle, tmp_path / "forged.tar.gz", claim_other_tag)
+    with pytest.raises(
+        BundleError, match=re.escape(f"does not restore the tag {pinned.tag.replace(':1.0', ':2.0')}")
+    ):
+        setup(forged, [DOCKER_HOST])
+    assert not image_present(pinned.tag)
+
+
+def archive_tags(bundle_path: Path, archive: str) -> list[str]:
+    """The RepoTags of a `docker save` archive inside a bundle."""
+    content = members(bundle_path)[archive]
+    assert content is not None
+    with tarfile.open(fileobj=io.BytesIO(content)) as saved:
+        index = saved.extractfile("manifest.json")
+        assert index is not None
+        (entry,) = json.load(index)
+    return entry["RepoTags"]
+
+
+def test_a_host_on_the_containerd_image_store_is_refused_before_loading(
+    tmp_path: Path, plugins_dir: Path
+) -> None:
+    """What `docker info` reports there (moby docker-v29.7.2 daemon/containerd/service.go), from
+    a stand-in docker command that logs what it is asked."""
+    calls = tmp_path / "calls.log"
+    fake = tmp_path / "docker"
+    status = json.dumps([["driver-type", "io.containerd.snapshotter.v1"]])
+    fake.write_text(f"#!/bin/sh\necho \"$*\" >> {calls}\necho '{status}'\n")
+    fake.chmod(0o755)
+    image = members_with_image(tmp_path)
+    with pytest.raises(BundleError, match="host ssh://x: its Docker engine uses the containerd image store"):
+        setup(image, ["ssh://x"], docker=str(fake), plugins_target=tmp_path / "target")
+    assert calls.read_text().splitlines() == ["-H ssh://x info --format {{json .DriverStatus}}"]
+    assert not (tmp_path / "target").exists()
+
+
+def members_with_image(tmp_path: Path) -> Path:
+    """A bundle whose one image archive is a hand-made `docker save` archive (no engine)."""
+    config = json.dumps({"architecture": "amd64", "os": "linux", "rootfs": {"type": "layers"}}).encode()
+    config_id = hashlib.sha256(config).hexdigest()
+    index = json.dumps([{"Config": f"{config_id}.json", "RepoTags": ["tbd-x:1"], "Layers": []}]).encode()
+    saved = io.BytesIO()
+    with tarfile.open(fileobj=saved, mode="w") as archive:
+        for name, data in ((f"{config_id}.json", config), ("manifest.json", index)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    data = saved.getvalue()
+    files = {"images/tbd-x_1.tar": hashlib.sha256(data).hexdigest()}
+    image = {"archive": "images/tbd-x_1.tar", "tag": "tbd-x:1", "id": f"sha256:{config_id}"}
+    manifest = {"version": 2, "images": {"tbd-x:1": image}, "files": files}
+    return write_tar_gz(
+        tmp_path / "handmade.tar.gz",
+        {"manifest.json": json.dumps(manifest).encode(), "images/tbd-x_1.tar": data},
+    )
+
+
+# --- the program, on hosts that take their images from a bundle (Pulumi mocks) --------------
+
+REMOTE_IMAGE = "docker:index/remoteImage:RemoteImage"
+
+
+def flagged(config: dict, host: str) -> dict:
+    hosts = [h | {"images-from-bundle": True} if h["name"] == host else h for h in config["hosts"]]
+    return config | {"hosts": hosts}
+
+
+def remote_images(lab) -> dict[str, dict[str, str]]:
+    """host -> {resource name: the image name the provider looks up}."""
+    found: dict[str, dict[str, str]] = {}
+    for r in lab.of_type(REMOTE_IMAGE):
+        found.setdefault(r.name.split("-image-", 1)[0], {})[r.name] = r.inputs["name"]
+    return found
+
+
+@pytest.fixture(scope="module")
+def bundle_hosts(tmp_path_factory: pytest.TempPathFactory):
+    """The multi-host example as it is, and with `apps` taking its images from a bundle."""
+    config = load_stack_file(EXAMPLES / "multi-host.yaml")
+    keys = str(tmp_path_factory.mktemp("keys"))
+    online = remote_images(run_program(config, example_secrets(config), key_dir=keys))
+    config = flagged(config, "apps")
+    lab = run_program(config, example_secrets(config), key_dir=keys)
+    return online, remote_images(lab), lab
+
+
+def test_a_host_with_images_from_bundle_looks_images_up_by_tag(bundle_hosts) -> None:
+    online, offline, _ = bundle_hosts
+    apps = offline["apps"]
+    assert apps and not [n for n in apps.values() if "@" in n]
+    # Each is the pinned reference without its digest: the tag the bundle restores.
+    assert sorted(apps.values()) == sorted(n.split("@", 1)[0] for n in online["apps"].values())
+    assert "postgres:17.11-alpine" in apps.values() and "haproxy:3.2.22-alpine" in apps.values()
+    # The same resources (no replacement by name when a host changes sides).
+    assert apps.keys() == online["apps"].keys()
+
+
+def test_other_hosts_keep_the_digest(bundle_hosts) -> None:
+    online, offline, _ = bundle_hosts
+    assert offline["ops"] == online["ops"]
+    assert IMAGES["haproxy"] in offline["ops"].values() and "@sha256:" in IMAGES["haproxy"]
+
+
+def test_containers_run_the_image_the_tag_lookup_found(bundle_hosts) -> None:
+    """A container's image is its RemoteImage's image_id (the mocks make it sha256(name))."""
+    _, offline, lab = bundle_hosts
+
+    def found_as(name: str) -> str:
+        return f"sha256:{hashlib.sha256(name.encode()).hexdigest()}"
+
+    by_tag = {found_as(n) for n in offline["apps"].values()}
+    on_apps = [
+        c
+        for c in lab.of_type("docker:index/container:Container")
+        if {"label": "homelab.host", "value": "apps"} in (c.inputs.get("labels") or [])
+    ]
+    assert on_apps and {c.inputs["image"] for c in on_apps} <= by_tag
+    assert found_as(IMAGES["postgres"].split("@", 1)[0]) in {c.inputs["image"] for c in on_apps}
+
+
+def test_a_pin_without_a_tag_is_refused_on_such_a_host(tmp_path: Path) -> None:
+    config = flagged(load_stack_file(EXAMPLES / "multi-host.yaml"), "apps")
+    untagged = "nginx@sha256:" + "c" * 64
+    config["custom-services"] = [config["custom-services"][0] | {"image": untagged}]
+    assert_one_problem(
+        config,
+        example_secrets(load_stack_file(EXAMPLES / "multi-host.yaml")),
+        str(tmp_path),
+        "hosts[1].images-from-bundle",
+        f"metrics-demo's image {untagged!r} has no tag",
+    )
+
+
+def test_backup_and_drill_helpers_run_the_tag_on_such_a_host() -> None:
+    from automation.backup import host_backup
+
+    raw = flagged(load_stack_file(EXAMPLES / "multi-host.yaml"), "apps")
+    pin = "offen/docker-volume-backup:v2.48.2@sha256:" + "d" * 64
+    raw["backup"] = raw.get("backup", {}) | {"image": pin}
+    config = validate(raw)
+    apps, ops = host_backup(config, "apps"), host_backup(config, "ops")
+    assert apps.image == "offen/docker-volume-backup:v2.48.2" and ops.image == pin
+    assert apps.image_on_host(IMAGES["postgres"]) == IMAGES["postgres"].split("@", 1)[0]
+    assert ops.image_on_host(IMAGES["postgres"]) == IMAGES["postgres"]

@@ -36,7 +36,9 @@ import pytest
 import sshd
 from harness import run_program
 
+from automation.backup import BackupError, DockerCli, host_backup
 from components.docker.ssh import dial_stdio_command
+from stacks.checks import validate
 
 REASON = sshd.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -297,3 +299,79 @@ def test_bootstrap_connection_through_the_proxy_refuses_a_wrong_key(servers, tmp
     result = run_connection(connection, tmp_path)
     assert result.returncode == 255 and REFUSED in result.stderr, result
     assert re.search(r"^ok$", result.stdout, re.M) is None
+
+
+# ---- the command-line tool (backup, restore, drill, bundle setup) ---------------------------
+
+
+def tool_config(servers: Servers, name: str, host_key: str, proxy_key: str | None = None) -> Any:
+    host: dict[str, Any] = {
+        "name": name,
+        "address": f"root@127.0.0.1:{servers.target.port}",
+        "private-key-secret": "user-key",
+        "host-key": host_key,
+    }
+    if proxy_key is not None:
+        host["proxy"] = {
+            "address": f"root@127.0.0.1:{servers.bastion.port}",
+            "private-key-secret": "jump-key",
+            "host-key": proxy_key,
+        }
+    return validate({"hosts": [host]})
+
+
+def tool_docker(servers: Servers, name: str, host_key: str, proxy_key: str | None = None) -> DockerCli:
+    hb = host_backup(
+        tool_config(servers, name, host_key, proxy_key), name, name, str(servers.folder / "keys")
+    )
+    return DockerCli.for_host(hb)
+
+
+def test_the_tool_runs_exactly_the_providers_ssh_command(servers):
+    """After `up` wrote the key files, the tool's ssh command is the provider's, option for option."""
+    registered = register(servers, "tool", servers.target.host_key, servers.bastion.host_key)
+    config = tool_config(servers, "tool", servers.target.host_key, servers.bastion.host_key)
+    hb = host_backup(config, "tool", "tool", str(servers.folder / "keys"))
+    assert hb.dial is not None and list(hb.dial) == registered.dial_stdio
+
+
+def test_the_tool_reaches_the_engine_with_the_pinned_key(servers):
+    register(servers, "tool-direct", servers.target.host_key)  # writes the key files, as `up` does
+    docker = tool_docker(servers, "tool-direct", servers.target.host_key)
+    try:
+        version = docker.text(["version", "--format", "{{.Server.APIVersion}}"], "docker version")
+    finally:
+        docker.close()
+    assert re.fullmatch(r"\d+\.\d+\n", version)
+
+
+def test_the_tool_reaches_the_engine_through_the_jump_host(servers):
+    register(servers, "tool-jumped", servers.target.host_key, servers.bastion.host_key)
+    docker = tool_docker(servers, "tool-jumped", servers.target.host_key, servers.bastion.host_key)
+    try:
+        assert docker.text(["version", "--format", "{{.Server.APIVersion}}"], "docker version").strip()
+    finally:
+        docker.close()
+
+
+@pytest.mark.parametrize("wrong", ["host", "jump host"])
+def test_the_tool_refuses_a_wrong_host_key(servers, wrong):
+    name = "tool-wrong-" + wrong.replace(" ", "-")
+    host_key = servers.wrong_key if wrong == "host" else servers.target.host_key
+    proxy_key = servers.wrong_key if wrong == "jump host" else servers.bastion.host_key
+    register(servers, name, servers.target.host_key, servers.bastion.host_key)
+    logins = servers.target.log.count("Accepted publickey"), servers.bastion.log.count("Accepted publickey")
+    docker = tool_docker(servers, name, host_key, proxy_key)
+    try:
+        # With ControlPersist the jump ssh's own "Host key verification failed" goes to
+        # /dev/null (see test_a_wrong_jump_host_key_is_refused): the outer ssh says the
+        # jump closed the connection.
+        said = REFUSED if wrong == "host" else "Connection closed"
+        with pytest.raises(BackupError, match=f"docker version failed: .*\\(ssh: .*{said}"):
+            docker.text(["version"], "docker version")
+    finally:
+        docker.close()
+    after = servers.target.log.count("Accepted publickey"), servers.bastion.log.count("Accepted publickey")
+    assert after[0] == logins[0]  # the target never let anyone in
+    if wrong == "jump host":
+        assert after[1] == logins[1]  # nor did the jump host

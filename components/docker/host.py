@@ -19,6 +19,7 @@ import pulumi
 import pulumi_command as command
 import pulumi_docker as docker
 
+from components.docker.reference import tagged_name
 from components.docker.ssh import (
     CONTROL_NAME_LENGTH,
     SOCKET_PATH_MAX,
@@ -54,6 +55,8 @@ class HostArgs:
     ssh: SshTarget | None
     root_dir: str = "/opt/homelab"
     install_docker: bool = True
+    # Images come from a release bundle: found by `name:tag`, never by digest (see image()).
+    images_from_bundle: bool = False
     # Secret PEM; without it the SSH agent (SSH_AUTH_SOCK) is used.
     private_key: pulumi.Input[str] | None = None
     # The key the host must present, `<type> <base64>`. None only with trust_on_first_use.
@@ -308,11 +311,22 @@ class DockerHost(pulumi.ComponentResource):
         )
 
     def image(self, ref: str) -> docker.RemoteImage:
-        """The pulled image `ref` on this host, created once and shared."""
+        """The pulled image `ref` on this host, created once and shared.
+
+        On a host whose images come from a bundle it is named by its `name:tag`: a loaded
+        image answers to no digest (components/docker/reference.py), and the provider pulls
+        whatever `docker image inspect <name>` does not find (kreuzwerker/terraform-provider-docker
+        v4.5.0 internal/provider/resource_docker_image_funcs.go: findImage).
+        """
         if ref not in self._images:
+            name = ref
+            if self.args.images_from_bundle:
+                name = tagged_name(ref) or ""
+                if not name:
+                    raise ValueError(f"host {self.args.name}: image {ref} has no tag to be found by")
             self._images[ref] = docker.RemoteImage(
                 image_resource_name(self.args.name, ref),
-                name=ref,
+                name=name,
                 keep_locally=True,
                 opts=self.opts(),
             )
