@@ -40,6 +40,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
+from automation.guard import human_age
 from automation.transport import DialStdioBridge, dial_command, key_dir_from_env
 from components.docker.host import HostArgs, SshTarget
 from components.docker.reference import as_found_on_host
@@ -240,14 +241,7 @@ class Archive:
     mtime: int
 
     def age(self, now: float) -> str:
-        seconds = max(0, int(now - self.mtime))
-        days, rest = divmod(seconds, 86400)
-        hours, rest = divmod(rest, 3600)
-        if days:
-            return f"{days}d {hours}h"
-        if hours:
-            return f"{hours}h {rest // 60}m"
-        return f"{rest // 60}m"
+        return human_age(now - self.mtime)
 
 
 def human_size(size: int) -> str:
