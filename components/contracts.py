@@ -1,20 +1,48 @@
-"""Contracts of the images the platform and the app pipelines run in Kubernetes.
+"""Image contracts: where each fact about an image was read (`Seen`, `Fact`, `User`, shared
+with the homelab's contracts in components/homelab/images.py), and the contracts of the
+images the platform and the app pipelines run in Kubernetes.
 
-The same idea as the homelab's (components/homelab/images.py, whose `Seen`, `Fact` and `User`
-are used here): beside each pin, the facts the program relies on, each with the upstream
-file (repository, path, tag or commit) it was read in: the tag, the user the image runs as,
-whether it has a shell, the programs the program runs in it (a container `command`, or the
-entrypoint it passes flags to), and the paths it mounts files at. The Kubernetes objects
+For the cluster images, as for the homelab's: beside each pin, the facts the program relies
+on, each with the upstream file (repository, path, tag or commit) it was read in: the tag,
+the user the image runs as, whether it has a shell, the programs the program runs in it (a
+container `command`, or the entrypoint it passes flags to), and the paths it mounts files at. The Kubernetes objects
 carry no health-check commands for these images, so there are no probe tools to list.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-
-from components.homelab.images import Fact, Seen, User
+from typing import Generic, TypeVar
 
 __all__ = ["ClusterImageContract", "Fact", "Seen", "User"]
+
+T = TypeVar("T")
+
+
+@dataclass(frozen=True)
+class Seen:
+    """Where a fact was read: a file of a repository at a commit or tag, or a thread (`#n`)."""
+
+    repo: str  # owner/name on GitHub
+    path: str  # file in the repository, or "#<number>" for an issue or pull request
+    ref: str = ""  # commit (12 hex digits) or tag the file was read at; "" for a thread
+
+    def __str__(self) -> str:
+        return f"{self.repo} {self.path}" + (f" @ {self.ref}" if self.ref else "")
+
+
+@dataclass(frozen=True)
+class Fact(Generic[T]):
+    value: T
+    seen: Seen
+
+
+@dataclass(frozen=True)
+class User:
+    """Who the container's main process runs as; `uid` None where the program relies on none."""
+
+    name: str
+    uid: int | None
 
 
 @dataclass(frozen=True)

@@ -14,35 +14,10 @@ A path in `writes` that ends in "/" is a directory the program writes files into
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Generic, TypeVar
 
-T = TypeVar("T")
+from components.contracts import Fact, Seen, User
 
-
-@dataclass(frozen=True)
-class Seen:
-    """Where a fact was read: a file of a repository at a commit or tag, or a thread (`#n`)."""
-
-    repo: str  # owner/name on GitHub
-    path: str  # file in the repository, or "#<number>" for an issue or pull request
-    ref: str = ""  # commit (12 hex digits) or tag the file was read at; "" for a thread
-
-    def __str__(self) -> str:
-        return f"{self.repo} {self.path}" + (f" @ {self.ref}" if self.ref else "")
-
-
-@dataclass(frozen=True)
-class Fact(Generic[T]):
-    value: T
-    seen: Seen
-
-
-@dataclass(frozen=True)
-class User:
-    """Who the container's main process runs as; `uid` None where the program relies on none."""
-
-    name: str
-    uid: int | None
+__all__ = ["CONTRACTS", "IMAGES", "Fact", "ImageContract", "Seen", "User", "contract_of"]
 
 
 @dataclass(frozen=True)
