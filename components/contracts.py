@@ -5,8 +5,9 @@ images the platform and the app pipelines run in Kubernetes.
 For the cluster images, as for the homelab's: beside each pin, the facts the program relies
 on, each with the upstream file (repository, path, tag or commit) it was read in: the tag,
 the user the image runs as, whether it has a shell, the programs the program runs in it (a
-container `command`, or the entrypoint it passes flags to), and the paths it mounts files at. The Kubernetes objects
-carry no health-check commands for these images, so there are no probe tools to list.
+container `command`, or the entrypoint it passes flags to), and the paths it mounts files at.
+The Kubernetes objects carry no health-check commands for these images, so there are no
+probe tools to list.
 """
 
 from __future__ import annotations
