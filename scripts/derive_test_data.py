@@ -6,8 +6,10 @@ so a clone alone runs every test:
   check each value the program sets is a key the chart knows;
 - tests/data/crds/<group>_<Kind>_<version>.schema.json: the `openAPIV3Schema` of each served
   version of each CRD (descriptions left out), for the tests that validate custom resources;
-- tests/data/providers/<provider>.json: the parts of a reduced provider schema the tests read
-  (PROVIDER_PARTS), for the tests that check registered inputs are fields the provider knows.
+- tests/data/providers/<provider>.json: each reduced provider schema (resource and provider
+  inputs, their types, required inputs) with the SDK overlay applied (sdk-overlay.json: what
+  the pinned Python SDK adds to or drops from the nearest stored schema), for the tests that
+  check every registered input is a field of the pinned provider, of the right type.
 
 Each file names its source (file, chart version) as the shared folder's READMEs give it.
 
@@ -114,13 +116,20 @@ def crd_files(shared: Path) -> dict[Path, str]:
     return out
 
 
-# Which parts of shared/provider-schemas/<provider>.json the tests read (paths of keys).
-PROVIDER_PARTS: dict[str, tuple[tuple[str, ...], ...]] = {
-    # tests/test_hosts.py: the bootstrap command's connection and jump host fields
-    "command": (("types", "command:remote:Connection"), ("types", "command:remote:ProxyConnection")),
-    # tests/test_hosts.py: the Docker provider's own inputs (sshOpts)
-    "docker": (("provider", "inputProperties"),),
-}
+PROVIDERS = ("command", "docker", "github", "harbor", "random", "tls")
+
+
+def with_overlay(schema: dict[str, Any], overlay: dict[str, Any]) -> dict[str, Any]:
+    """`schema` as the pinned SDK has it: inputs added or removed, required inputs replaced."""
+    for section, properties in (("resources", "inputProperties"), ("types", "properties")):
+        for token, change in overlay.get(section, {}).items():
+            entry = schema[section][token]
+            entry.setdefault(properties, {}).update(change.get("add", {}))
+            for name in change.get("remove", []):
+                entry[properties].pop(name, None)
+            if "requiredInputs" in change:
+                entry["requiredInputs" if section == "resources" else "required"] = change["requiredInputs"]
+    return schema
 
 
 def table_sources(readme: Path) -> dict[str, str]:
@@ -137,20 +146,17 @@ def table_sources(readme: Path) -> dict[str, str]:
 
 def provider_files(shared: Path) -> dict[Path, str]:
     sources = table_sources(shared / "provider-schemas" / "README.md")
+    overlays = json.loads((shared / "provider-schemas" / "sdk-overlay.json").read_text())
     out = {}
-    for provider, parts in sorted(PROVIDER_PARTS.items()):
+    for provider in PROVIDERS:
         source = shared / "provider-schemas" / f"{provider}.json"
         schema = json.loads(source.read_text())
-        kept: dict[str, Any] = {}
-        for keys in parts:
-            value, target = schema, kept
-            for key in keys[:-1]:
-                value, target = value[key], target.setdefault(key, {})
-            target[keys[-1]] = value[keys[-1]]
+        kept = {k: schema[k] for k in ("provider", "resources", "types") if k in schema}
         document = {
-            "source": f"shared/provider-schemas/{source.name}",
+            "source": f"shared/provider-schemas/{source.name}"
+            + (" with sdk-overlay.json" if provider in overlays else ""),
             "upstream": sources.get(source.name, ""),
-            "schema": kept,
+            "schema": with_overlay(kept, overlays.get(provider, {})),
         }
         out[DATA / "providers" / f"{provider}.json"] = dump(document)
     return out
