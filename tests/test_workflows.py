@@ -103,14 +103,23 @@ def test_deploy_workflow_runs_up_on_main_behind_production():
     push = document["on"]["push"]
     assert "main" in push["branches"]
     assert "pull_request" not in document["on"]
-    ups = pulumi_steps(document)
+    # `up` goes through the tool, whose guard refuses unbacked-up data loss (issue 16), with
+    # the policy pack; the pulumi/actions `up` would skip the guard.
+    assert pulumi_steps(document) == []
+    ups = [(job, s) for job, s in steps(document) if "python -m automation up" in str(s.get("run", ""))]
     assert len(ups) == 1
     job, step = ups[0]
     environment = document["jobs"][job]["environment"]
     name = environment["name"] if isinstance(environment, dict) else environment
     assert name == "production"
-    assert step["with"]["command"] == "up"
-    assert step["with"]["policyPacks"] == "policies"
+    assert "--policy-pack policies" in step["run"] and "--yes" in step["run"]
+    # The services a deploy may replace come from the dispatch input through the environment,
+    # never expanded into the script.
+    assert "${{" not in step["run"]
+    assert step["env"]["ALLOW_REPLACE"] == "${{ inputs.allow-replace }}"
+    assert "allow-replace" in document["on"]["workflow_dispatch"]["inputs"]
+    earlier = [str(s.get("run", "")) for j, s in steps(document) if j == job]
+    assert any("policies/requirements.txt" in run for run in earlier[: earlier.index(step["run"])])
     # One deploy at a time, never cancelled half-way.
     assert document["concurrency"]["cancel-in-progress"] is False
 
