@@ -19,6 +19,7 @@ from typing import Annotated, Any
 from pydantic import Field, ValidationError
 
 from stacks.config_apps import AppConfig, NotificationsConfig
+from stacks.config_backup import REMOVED_KEYS, BackupConfig
 from stacks.config_base import (
     NAMESPACE,
     ConfigError,
@@ -29,16 +30,14 @@ from stacks.config_base import (
     join_key,
 )
 from stacks.config_homelab import (
-    REMOVED_KEYS,
-    BackupConfig,
     CustomService,
     DataConfig,
-    HostConfig,
     MonitoringConfig,
     ProxyConfig,
     ServicesConfig,
     TlsConfig,
 )
+from stacks.config_hosts import HostConfig
 from stacks.config_platform import PlatformConfig
 
 __all__ = ["NAMESPACE", "ConfigError", "StackConfig", "app_fqdn", "parse", "raw_from_pulumi_config"]

@@ -15,7 +15,7 @@ from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
 from stacks.config import StackConfig
-from stacks.config_homelab import HostConfig, public_host_key
+from stacks.config_hosts import HostConfig, public_host_key
 from stacks.plan import Plan, build_plan
 
 

@@ -17,10 +17,10 @@ from stacks.config_homelab import (
     AgentConfig,
     CustomRoute,
     CustomService,
-    HostConfig,
     ServicesConfig,
     TlsConfig,
 )
+from stacks.config_hosts import HostConfig
 from stacks.plan import build_plan
 
 CERT = "tls:index/locallySignedCert:LocallySignedCert"

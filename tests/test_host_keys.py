@@ -16,7 +16,7 @@ from harness import EXAMPLES, HOST_KEY, assert_one_problem, example_secrets, loa
 
 from stacks.checks import validate
 from stacks.config import ConfigError
-from stacks.config_homelab import parse_host_key, public_host_key
+from stacks.config_hosts import parse_host_key, public_host_key
 
 needs_ssh_keygen = pytest.mark.skipif(
     shutil.which("ssh-keygen") is None, reason="ssh-keygen is not installed"

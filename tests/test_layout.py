@@ -23,7 +23,8 @@ def modules_loaded_by(module: str) -> set[str]:
 
 def test_config_modules_are_leaves():
     loaded = modules_loaded_by("stacks.config")
-    assert {"stacks.config_homelab", "stacks.config_platform", "stacks.config_apps"} <= loaded
+    sections = {"homelab", "hosts", "backup", "platform", "apps"}
+    assert {f"stacks.config_{s}" for s in sections} <= loaded
     offenders = sorted(
         m for m in loaded if m.startswith(("stacks.plan", "stacks.checks", "components", "pulumi"))
     )
