@@ -9,12 +9,20 @@ Day-of-month and day-of-week follow cron's rule: when both are restricted, eithe
 from __future__ import annotations
 
 import datetime
+import functools
 import re
 
 MINUTES_PER_DAY = 24 * 60
 # A whole 28-year cycle of weekdays and leap years (the Gregorian century rule aside).
 _WINDOW_DAYS = 28 * 365 + 7
 _EPOCH = datetime.date(2001, 1, 1)
+
+
+@functools.cache
+def _window() -> tuple[tuple[int, int, int], ...]:
+    """(month, day of month, weekday with Sunday 0) of every day of the window, made once."""
+    days = (_EPOCH + datetime.timedelta(days=offset) for offset in range(_WINDOW_DAYS))
+    return tuple((day.month, day.day, day.isoweekday() % 7) for day in days)
 
 _DESCRIPTORS = {
     "@yearly": "0 0 1 1 *",
@@ -62,8 +70,12 @@ def _field(text: str, low: int, high: int, names: dict[str, int] | None = None) 
     return values
 
 
+@functools.lru_cache(maxsize=256)
 def longest_gap(schedule: str) -> int:
-    """The longest time between two consecutive runs of `schedule`, in seconds."""
+    """The longest time between two consecutive runs of `schedule`, in seconds.
+
+    A pure function of the text, remembered (a refused schedule raises again): one program run
+    asks for the same schedule more than once."""
     text = schedule.strip()
     if text.startswith("@every"):
         match = _GO_DURATION.fullmatch(text.removeprefix("@every").strip())
@@ -87,14 +99,11 @@ def longest_gap(schedule: str) -> int:
     either = dom_text[0] not in "*?" and dow_text[0] not in "*?"
 
     times = sorted(h * 60 + m for h in hours for m in minutes)
-    days = []
-    for offset in range(_WINDOW_DAYS):
-        day = _EPOCH + datetime.timedelta(days=offset)
-        if day.month not in months:
-            continue
-        dom_ok, dow_ok = day.day in doms, day.isoweekday() % 7 in dows
-        if (dom_ok or dow_ok) if either else (dom_ok and dow_ok):
-            days.append(offset)
+    window = _window()
+    if either:
+        days = [i for i, (mo, d, w) in enumerate(window) if mo in months and (d in doms or w in dows)]
+    else:
+        days = [i for i, (mo, d, w) in enumerate(window) if mo in months and d in doms and w in dows]
     if len(days) < 2:
         raise ScheduleError(f"{schedule!r} runs less than twice in 28 years")
     gap = max((b - a for a, b in zip(times, times[1:], strict=False)), default=0)
