@@ -1,3 +1,4 @@
+import gc
 import os
 import sys
 from pathlib import Path
@@ -20,6 +21,22 @@ _COMMON = {
 settings.register_profile("ci", max_examples=60, derandomize=True, database=None, **_COMMON)
 settings.register_profile("long", max_examples=int(os.environ.get("HYPOTHESIS_EXAMPLES", "2000")), **_COMMON)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+def pytest_collection_finish(session):  # type: ignore[no-untyped-def]
+    """The garbage collector, tuned for this suite (per process: each xdist worker too).
+
+    A program run under mocks leaves tens of thousands of objects in reference cycles (the
+    SDK's Outputs, futures and tasks), so with the default thresholds the collector runs a
+    full collection every few runs, and each one walks everything alive: the imported SDKs,
+    the collected tests, the module fixtures. That was 13-22 s of each worker's ~80 s.
+    Everything alive after collection is moved out of the collector's sight (`gc.freeze`:
+    it lives until the end anyway), and the young generation is collected every 10,000
+    allocations instead of 700, so fewer objects survive into the older generations. No
+    test sees a difference: garbage is still collected, only less often."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(10_000, 20, 20)
 
 
 def pytest_terminal_summary(terminalreporter, exitstatus, config):  # type: ignore[no-untyped-def]
