@@ -18,6 +18,7 @@ Every name starts with `t16-` and a random suffix: other people use the same eng
 
 from __future__ import annotations
 
+import contextlib
 import gzip
 import io
 import os
@@ -96,8 +97,8 @@ class Lab:
         return found
 
 
-@pytest.fixture
-def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
+@contextlib.contextmanager
+def new_lab(image: str, tmp_path: Path) -> Iterator[Lab]:
     prefix = f"t16-{uuid.uuid4().hex[:8]}"
     archives = tmp_path / "archives"
     archives.mkdir()
@@ -144,6 +145,12 @@ def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
         yield lab
     finally:
         docker("volume", "rm", "-f", textfile, check=False)
+
+
+@pytest.fixture
+def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
+    with new_lab(image, tmp_path) as lab:
+        yield lab
 
 
 FILES = {
@@ -224,11 +231,40 @@ def cli(
     return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
+@contextlib.contextmanager
+def textfile_container(lab: Lab) -> Iterator[str]:
+    """A container (created, never started) with the lab's textfile volume at /t: `docker cp`
+    reads and writes the volume through it without running anything."""
+    created = docker("create", "--network", "none", "-v", f"{lab.textfile}:/t", lab.image, "true")
+    container = created.stdout.decode().strip()
+    try:
+        yield container
+    finally:
+        docker("rm", "-f", container, check=False)
+
+
 def textfile(lab: Lab) -> str:
-    result = docker(
-        "run", "--rm", "-v", f"{lab.textfile}:/t", lab.image, "sh", "-c", f"cat /t/{metrics.TEXTFILE} || true"
-    )
-    return result.stdout.decode()
+    """The drill records in the lab's textfile volume ("" when there are none)."""
+    with textfile_container(lab) as container:
+        copied = docker("cp", f"{container}:/t/{metrics.TEXTFILE}", "-", check=False)
+    if copied.returncode != 0:
+        assert b"Could not find the file" in copied.stderr, copied.stderr
+        return ""
+    with tarfile.open(fileobj=io.BytesIO(copied.stdout)) as tar:
+        content = tar.extractfile(metrics.TEXTFILE)
+        assert content is not None
+        return content.read().decode()
+
+
+def seed_textfile(lab: Lab, text: str) -> None:
+    """Put drill records into the lab's textfile volume as a drill leaves them (root, 0644)."""
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        info = tarfile.TarInfo(metrics.TEXTFILE)
+        info.size, info.mode = len(text.encode()), 0o644
+        tar.addfile(info, io.BytesIO(text.encode()))
+    with textfile_container(lab) as container:
+        docker("cp", "-a", "-", f"{container}:/t", input=buffer.getvalue())
 
 
 def drill_with_metrics(lab: Lab, now: float, **options: Any) -> tuple[drills.DrillReport, str]:
@@ -343,12 +379,44 @@ def values(text: str) -> dict[str, float]:
     return found
 
 
-def test_the_metric_says_whether_restores_are_verified(lab: Lab) -> None:
-    good = engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
-    report, out = drill_with_metrics(lab, 1_900_000_000)
-    assert report.ok, out
-    assert f"metrics recorded in {lab.textfile}/{metrics.TEXTFILE}" in out
-    first = values(textfile(lab))
+GOOD = "local-2026-11-24T04-00-00"  # the archive that passes `verified`'s drill
+
+
+@dataclass
+class Verified:
+    """A drill with metrics that passed: its report, what it said, the records it left."""
+
+    lab: Lab
+    report: drills.DrillReport
+    out: str
+    textfile: str
+
+
+@pytest.fixture(scope="module")
+def verified(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Verified]:
+    """One drill of a good archive at 1_900_000_000, with the lab's volume as node-exporter's
+    textfile directory, once per module (per xdist worker). Tests read it; those that go on
+    from it (a later drill of a damaged archive) take a lab of their own with the same
+    archive and these records (`after_the_good_drill`): a drill never changes its archive,
+    and its records are all the next drill reads."""
+    with new_lab(image, tmp_path_factory.mktemp("verified")) as lab:
+        engine_archive(lab, f"{lab.prefix}-{GOOD}")
+        report, out = drill_with_metrics(lab, 1_900_000_000)
+        yield Verified(lab, report, out, textfile(lab))
+
+
+def after_the_good_drill(lab: Lab, verified: Verified) -> Path:
+    """`lab` as `verified`'s lab was after its drill: the good archive, the drill's records."""
+    assert verified.report.ok, verified.out
+    good = engine_archive(lab, f"{lab.prefix}-{GOOD}")
+    seed_textfile(lab, verified.textfile)
+    return good
+
+
+def test_the_metric_says_whether_restores_are_verified(lab: Lab, verified: Verified) -> None:
+    assert verified.report.ok, verified.out
+    assert f"metrics recorded in {verified.lab.textfile}/{metrics.TEXTFILE}" in verified.out
+    first = values(verified.textfile)
     assert first == {
         f'{metrics.SUCCESS}{{service="ledger"}}': 1,
         f'{metrics.SUCCESS}{{service="notes"}}': 1,
@@ -359,6 +427,7 @@ def test_the_metric_says_whether_restores_are_verified(lab: Lab) -> None:
     }
     # A newer, damaged archive: the drill fails, success drops to 0, and the last verified
     # restore stays the one before (its age is what the alert watches).
+    good = after_the_good_drill(lab, verified)
     bad = engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
     os.utime(good, (1_000_000_000, 1_000_000_000))
     flip_byte(bad)
@@ -381,17 +450,17 @@ def test_the_metric_says_whether_restores_are_verified(lab: Lab) -> None:
 def test_the_metric_of_a_missing_archive_is_a_failure(lab: Lab) -> None:
     report, out = drill_with_metrics(lab, 1_900_000_000)
     assert not report.ok
-    assert values(textfile(lab))[f'{metrics.SUCCESS}{{service="notes"}}'] == 0
-    assert f'{metrics.VERIFIED}{{service="notes"}}' not in textfile(lab)
+    recorded = textfile(lab)
+    assert values(recorded)[f'{metrics.SUCCESS}{{service="notes"}}'] == 0
+    assert f'{metrics.VERIFIED}{{service="notes"}}' not in recorded
 
 
-def test_the_textfile_passes_promtool(lab: Lab, tmp_path: Path) -> None:
+def test_the_textfile_passes_promtool(verified: Verified) -> None:
     if shutil.which("promtool") is None:
         pytest.skip("promtool is not installed")
-    engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
-    drill_with_metrics(lab, 1_900_000_000)
+    assert verified.textfile
     result = subprocess.run(
-        ["promtool", "check", "metrics"], input=textfile(lab), capture_output=True, text=True
+        ["promtool", "check", "metrics"], input=verified.textfile, capture_output=True, text=True
     )
     assert result.returncode == 0, result.stdout + result.stderr
 
@@ -650,10 +719,8 @@ def test_the_drill_finds_node_exporters_textfile_volume() -> None:
 
 
 @pytest.mark.parametrize("damage", ["flipped-byte", "truncated", "missing"])
-def test_each_failure_is_in_the_metric(lab: Lab, damage: str) -> None:
-    good = engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
-    report, _ = drill_with_metrics(lab, 1_900_000_000)
-    assert report.ok
+def test_each_failure_is_in_the_metric(lab: Lab, verified: Verified, damage: str) -> None:
+    good = after_the_good_drill(lab, verified)  # a drill passed at 1_900_000_000
     if damage == "missing":
         good.unlink()
     else:

@@ -75,8 +75,32 @@ class Lab:
 SERVICES = {"notes": ("data", "/data"), "ledger": ("db", "/var/lib/db")}
 
 
-@pytest.fixture
-def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
+def start_service(lab: Lab, service: str) -> subprocess.Popen[bytes]:
+    """`docker run -d` of one of the lab's services, as `pulumi up` would have made it."""
+    run = [lab.container(service)]
+    if service in SERVICES:
+        vol, path = SERVICES[service]
+        run += ["-v", f"{lab.volume(service, vol)}:{path}"]
+    return subprocess.Popen(
+        ["docker", "run", "-d", "--stop-timeout", "1", "--name", *run, lab.image, *SERVICE],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.PIPE,
+    )
+
+
+def start_services(lab: Lab, services: list[str]) -> None:
+    # Side by side: each `docker run` mostly waits on the engine.
+    for process in [start_service(lab, s) for s in services]:
+        _, stderr = process.communicate(timeout=120)
+        assert process.returncode == 0, stderr
+
+
+@pytest.fixture(scope="module")
+def prepared(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Lab]:
+    """The stack as `pulumi up` leaves it (its volumes, its three containers running), made
+    once per module (per xdist worker): starting containers is most of an engine test's time.
+    `lab` hands it to each test as a fresh one would be."""
+    tmp_path = tmp_path_factory.mktemp("restore-lab")
     prefix = f"t10-{uuid.uuid4().hex[:8]}"
     archives = tmp_path / "archives"
     archives.mkdir()
@@ -118,29 +142,42 @@ def lab(image: str, tmp_path: Path) -> Iterator[Lab]:
     stack_file.write_text(yaml.safe_dump({"config": config}))
     lab = Lab(prefix, image, stack_file, archives, key_file, recipient.decode())
     # What `pulumi up` would have made: the volumes and the running containers.
-    runs = []
-    for name, (vol, path) in SERVICES.items():
+    for name, (vol, _) in SERVICES.items():
         docker("volume", "create", lab.volume(name, vol))
-        runs.append([lab.container(name), "-v", f"{lab.volume(name, vol)}:{path}"])
-    runs.append([lab.container("frontend")])
-    # The three containers start side by side (each `docker run` mostly waits on the engine).
-    started = [
-        subprocess.Popen(
-            ["docker", "run", "-d", "--stop-timeout", "1", "--name", *run, image, *SERVICE],
-            stdout=subprocess.DEVNULL,
-            stderr=subprocess.PIPE,
-        )
-        for run in runs
-    ]
-    for process in started:
-        _, stderr = process.communicate(timeout=120)
-        assert process.returncode == 0, stderr
+    start_services(lab, [*SERVICES, "frontend"])
     try:
         yield lab
     finally:
         names = [lab.container(n) for n in (*SERVICES, "frontend", "backup", "restore")]
         docker("rm", "-f", *names, check=False)
         docker("volume", "rm", "-f", *(lab.volume(n, v) for n, (v, _) in SERVICES.items()), check=False)
+
+
+@pytest.fixture
+def lab(prepared: Lab) -> Iterator[Lab]:
+    """The module's stack, as a test that made it just now would find it: its volumes exist,
+    its three containers run (a test that removed or stopped one gets it back), no archive,
+    no backup or restore container. What the volumes hold is the test's business: each test
+    that reads them fills them first (`fill_volumes` starts from empty volumes, their roots as
+    Docker makes them) or compares them with themselves."""
+    lab = prepared
+    for path in lab.archives.iterdir():
+        path.unlink()
+    volumes = [lab.volume(n, v) for n, (v, _) in SERVICES.items()]
+    missing_volumes = [v for v in volumes if docker("volume", "inspect", v, check=False).returncode != 0]
+    for volume in missing_volumes:
+        docker("volume", "create", volume)
+    services = [*SERVICES, "frontend"]
+    state = docker(
+        "inspect", "-f", "{{.Name}} {{.State.Running}}", *(lab.container(s) for s in services), check=False
+    )
+    up = {line.split()[0].lstrip("/") for line in state.stdout.decode().splitlines() if line.endswith(" true")}
+    down = [s for s in services if lab.container(s) not in up]
+    if down:
+        docker("rm", "-f", *(lab.container(s) for s in down), check=False)
+        start_services(lab, down)
+    yield lab
+    docker("rm", "-f", lab.container("backup"), lab.container("restore"), check=False)
 
 
 # ---- volume content: written, read back, compared ----------------------------------------------
@@ -211,11 +248,25 @@ def mounts(volumes: list[str]) -> list[str]:
     return [a for i, v in enumerate(volumes) for a in ("-v", f"{v}:/v{i}")]
 
 
+# A volume's root as `docker volume create` makes it: (mode, uid, gid).
+FRESH_ROOT = (0o755, 0, 0)
+
+
+def emptied(volumes: list[str]) -> str:
+    """A script that empties the volumes mounted by `mounts(volumes)`, their roots as new."""
+    mode, uid, gid = FRESH_ROOT
+    return "; ".join(
+        f"rm -rf /v{i}/..?* /v{i}/.[!.]* /v{i}/*; chown {uid}:{gid} /v{i}; chmod {mode:o} /v{i}"
+        for i in range(len(volumes))
+    )
+
+
 def fill_volumes(lab: Lab, trees: dict[str, Tree]) -> None:
-    """Write each tree into its volume, all in one container."""
+    """Empty each volume and write its tree into it, all in one container."""
     volumes = list(trees)
     merged = {f"v{i}/{path}": entry for i, v in enumerate(volumes) for path, entry in trees[v].items()}
-    command = ["run", "--rm", "-i", *mounts(volumes), lab.image, "tar", "-xf", "-", "-C", "/"]
+    script = f"set -e; {emptied(volumes)}; tar -xf - -C /"
+    command = ["run", "--rm", "-i", *mounts(volumes), lab.image, "sh", "-c", script]
     docker(*command, input=tar_of(merged, names=False))
 
 
@@ -351,9 +402,8 @@ def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
     fill_volumes(lab, trees)
     archive = engine_archive(lab, trees, f"{lab.prefix}-local-2026-01-02T04-00-00")
     # The volumes are wiped (or, on a fresh host, created empty by `pulumi up`).
-    wipe = "rm -rf /v0/* /v0/.[!.]* /v1/* /v1/.[!.]*"
-    docker("run", "--rm", *mounts(list(trees)), lab.image, "sh", "-c", wipe)
-    assert [tree for tree, _ in read_volumes(lab, list(trees)).values()] == [{}, {}]
+    docker("run", "--rm", *mounts(list(trees)), lab.image, "sh", "-c", emptied(list(trees)))
+    assert list(read_volumes(lab, list(trees)).values()) == [({}, FRESH_ROOT), ({}, FRESH_ROOT)]
     since = time.time()
 
     # By name: fetched from the host's backup directory; through `python -m automation`.
