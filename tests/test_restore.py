@@ -171,7 +171,8 @@ def lab(prepared: Lab) -> Iterator[Lab]:
     state = docker(
         "inspect", "-f", "{{.Name}} {{.State.Running}}", *(lab.container(s) for s in services), check=False
     )
-    up = {line.split()[0].lstrip("/") for line in state.stdout.decode().splitlines() if line.endswith(" true")}
+    lines = state.stdout.decode().splitlines()
+    up = {line.split()[0].lstrip("/") for line in lines if line.endswith(" true")}
     down = [s for s in services if lab.container(s) not in up]
     if down:
         docker("rm", "-f", *(lab.container(s) for s in down), check=False)
