@@ -193,11 +193,17 @@ class DockerCli:
             return ""
         return f" (ssh: {_message(self._bridge.stderr[-1])})"
 
-    def feed(self, args: Sequence[str], write: Callable[[IO[bytes]], None]) -> tuple[int, bytes]:
-        """Run `docker args` with `write` producing its stdin; (exit code, stderr)."""
+    def feed(
+        self, args: Sequence[str], write: Callable[[IO[bytes]], None], stdout: IO[bytes] | None = None
+    ) -> tuple[int, bytes]:
+        """Run `docker args` with `write` producing its stdin; (exit code, stderr). What it
+        prints goes to `stdout` (a file), or nowhere."""
         with tempfile.TemporaryFile() as stderr:
             process = subprocess.Popen(
-                [*self.base, *args], stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=stderr
+                [*self.base, *args],
+                stdin=subprocess.PIPE,
+                stdout=stdout if stdout is not None else subprocess.DEVNULL,
+                stderr=stderr,
             )
             assert process.stdin is not None
             try:

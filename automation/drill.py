@@ -9,7 +9,7 @@ For each backed-up service of the host (or one `--service`), the drill:
 2. restores each of the service's volumes into a scratch volume of its own, through a
    throwaway container of the helper image (the engine image: Alpine, with sh, tar, find and
    sha256sum), never into the service's own volume;
-3. checks it there: the files the archive lists are all back, and a sample of them reads back
+3. checks it there, in the same container: the files the archive lists are all back, and a sample of them reads back
    with the checksums recorded from the archive; for PostgreSQL and MySQL, the service's own
    image starts on the restored data in a throwaway container without network, and a query
    answers (the backup engine copies databases as files while they are stopped, so the
@@ -209,27 +209,30 @@ class Scratch:
         return problems
 
 
-def restore_into(scratch: Scratch, plain: Path, entry: BackupEntry, target: str) -> None:
-    """Fill the scratch volume `target` with `entry`'s files from the archive."""
-    script = f"set -e; tar -xf - -C {SCRATCH}"
-    args = scratch.helper(f"type=volume,source={target},target={SCRATCH}", script, "-i")
-    code, stderr = scratch.docker.feed(args, lambda sink: volume_stream(plain, entry.volume, sink))
-    if code != 0:
-        raise BackupError(f"restoring {entry.volume} into a scratch volume failed: {_message(stderr)}")
-
-
-def check_files(scratch: Scratch, plain: Path, entry: BackupEntry, target: str, sample: int) -> str:
-    """The files are all back, and the sample reads back with the archive's checksums."""
+def restore_and_check(scratch: Scratch, plain: Path, entry: BackupEntry, target: str, sample: int) -> str:
+    """Fill the scratch volume `target` with `entry`'s files from the archive, and check them
+    there: the files are all back, and the sample reads back with the archive's checksums.
+    One helper container does both (one container start per volume: over SSH each costs a
+    round trip or more)."""
     count, sums = sample_checksums(plain, entry.volume, sample)
-    listing = f"cd {SCRATCH} && find . -type f | wc -l"
+    # Exit 3: the files did not go in. Then the count, and the sample's checksums (a file
+    # sha256sum cannot open prints no line: it shows as a mismatch).
+    script = f"tar -xf - -C {SCRATCH} || exit 3; cd {SCRATCH} && find . -type f | wc -l"
     if sums:
-        listing += " && sha256sum -- " + " ".join(shlex.quote(n) for n in sorted(sums))
-    text = scratch.docker.text(
-        scratch.helper(f"type=volume,source={target},target={SCRATCH},readonly", listing),
-        f"reading back {entry.volume}",
-    )
+        script += " && { sha256sum -- " + " ".join(shlex.quote(n) for n in sorted(sums)) + " || true; }"
+    args = scratch.helper(f"type=volume,source={target},target={SCRATCH}", script, "-i")
+    with tempfile.TemporaryFile() as printed:
+        code, stderr = scratch.docker.feed(
+            args, lambda sink: volume_stream(plain, entry.volume, sink), stdout=printed
+        )
+        printed.seek(0)
+        text = printed.read().decode(errors="replace")
+    if code == 3:
+        raise BackupError(f"restoring {entry.volume} into a scratch volume failed: {_message(stderr)}")
+    if code != 0:
+        raise BackupError(f"reading back {entry.volume} failed: {_message(stderr)}")
     first, *rest = text.strip().splitlines() or ["0"]
-    restored = int(first.strip())
+    restored = int(first.strip()) if first.strip().isdigit() else -1
     if restored != count:
         raise BackupError(f"{entry.volume}: the archive lists {count} file(s), {restored} came back")
     found = {}
@@ -334,16 +337,22 @@ def read_states(target: DrillTarget, docker: DockerCli, image: str) -> dict[str,
 
 
 def record(
-    target: DrillTarget, docker: DockerCli, image: str, results: list[ServiceResult], now: float
+    target: DrillTarget,
+    docker: DockerCli,
+    image: str,
+    results: list[ServiceResult],
+    now: float,
+    states: dict[str, metrics.DrillState] | None = None,
 ) -> str:
-    """Merge this drill's results into the host's textfile; say where they went."""
+    """Merge this drill's results into the host's textfile (its records as `states`, when
+    they were just read: `drill --due` reads them to decide); say where they went."""
     volume = target.textfile_volume
     if volume is None:
         return f"metrics not recorded: no node-exporter with a textfile directory on host {target.hb.host}"
     mount = f"type=volume,source={volume},target={TEXTFILE_MOUNT}"
     run, path = list(_RUN), _PATH
     try:
-        states = read_states(target, docker, image) or {}
+        states = dict(states if states is not None else read_states(target, docker, image) or {})
     except BackupError as error:
         return f"metrics NOT recorded in {volume}: {error}"
     for r in results:
@@ -395,6 +404,7 @@ def run_drill(
     now: Callable[[], float] = time.time,
     sleep: Sleep = time.sleep,
     db_timeout: float = 180.0,
+    states: dict[str, metrics.DrillState] | None = None,
 ) -> DrillReport:
     hb = target.hb
     helper = image or hb.image
@@ -434,7 +444,7 @@ def run_drill(
     finally:
         for problem in scratch.cleanup():
             out.write(f"warning: {problem}\n")
-    report.recorded = record(target, docker, helper, report.results, now())
+    report.recorded = record(target, docker, helper, report.results, now(), states)
     out.write(report.render())
     return report
 
@@ -459,8 +469,7 @@ def _drill_service(
         restored: dict[str, str] = {}
         for volume, entry in sorted(entries.items()):
             restored[volume] = scratch.volume(hb.prefix, volume)
-            restore_into(scratch, plain, entry, restored[volume])
-            result.lines.append(check_files(scratch, plain, entry, restored[volume], sample))
+            result.lines.append(restore_and_check(scratch, plain, entry, restored[volume], sample))
         for c in spec.containers:
             if database_kind(c) is None:
                 continue
@@ -500,7 +509,7 @@ class Due:
     host: str
     due: bool
     why: str
-
+    states: dict[str, metrics.DrillState] | None = None  # the records read to decide
 
 def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str, now: float) -> Due:
     """Whether the host's last drill is older than its interval (`data.restore-drills`)."""
@@ -519,11 +528,11 @@ def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str,
         return Due(host, True, "no textfile directory on the host to tell when it was last drilled")
     runs = [states[s.name].last_run for s in target.specs if s.name in states]
     if len(runs) < len(target.specs):
-        return Due(host, True, "a service there was never drilled")
+        return Due(host, True, "a service there was never drilled", states)
     age = now - min(runs)
     if age >= interval - SLACK:
-        return Due(host, True, f"last drilled {human_age(age)} ago (every {every})")
-    return Due(host, False, f"last drilled {human_age(age)} ago; next in {human_age(interval - age)}")
+        return Due(host, True, f"last drilled {human_age(age)} ago (every {every})", states)
+    return Due(host, False, f"last drilled {human_age(age)} ago; next in {human_age(interval - age)}", states)
 
 
 def drill_due(
@@ -548,7 +557,7 @@ def drill_due(
         if verdict.due:
             report = run_drill(
                 target, docker, out, identity=identity, image=image,
-                sample=config.data.restore_drills.sample, now=now,
+                sample=config.data.restore_drills.sample, now=now, states=verdict.states,
             )  # fmt: skip
             ok = ok and report.ok
     return ok

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import hashlib
 import io
 import os
 import shutil
@@ -584,6 +585,82 @@ def test_a_query_that_does_not_answer_a_number_fails() -> None:
         )
 
 
+# ---- restore and check in one helper container, against a scripted docker ------------------------
+
+
+class ScriptedFeed(DockerCli):
+    """`feed` answers from a script: it takes the tar the drill streams in (kept), then prints
+    `printed` and exits `code` with `said` on stderr."""
+
+    def __init__(self, code: int, printed: str, said: bytes = b"") -> None:
+        super().__init__("unix:///nowhere")
+        self.code, self.printed, self.said = code, printed, said
+        self.fed: list[tuple[list[str], bytes]] = []
+
+    def feed(self, args: Any, write: Any, stdout: Any = None) -> tuple[int, bytes]:
+        sink = io.BytesIO()
+        write(sink)
+        self.fed.append((list(args), sink.getvalue()))
+        if stdout is not None:
+            stdout.write(self.printed.encode())
+        return self.code, self.said
+
+
+def plain_archive(tmp_path: Path) -> tuple[Path, Any]:
+    """A plain archive with two files in volume v, and its backup entry."""
+    from components.homelab.backup import BackupEntry
+
+    buffer = io.BytesIO()
+    with tarfile.open(fileobj=buffer, mode="w") as tar:
+        for name, data in (("a.txt", b"alpha\n"), ("b.txt", b"beta\n")):
+            info = tarfile.TarInfo(f"/backup/v/{name}")
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    path = tmp_path / "plain.tar"
+    path.write_bytes(buffer.getvalue())
+    return path, BackupEntry("v", "c", "s")
+
+
+A_SUM = hashlib.sha256(b"alpha\n").hexdigest()
+B_SUM = hashlib.sha256(b"beta\n").hexdigest()
+
+
+def test_restore_and_check_is_one_helper_container(tmp_path: Path) -> None:
+    path, entry = plain_archive(tmp_path)
+    printed = f"2\n{A_SUM}  ./a.txt\n{B_SUM}  ./b.txt\n"
+    docker_ = ScriptedFeed(0, printed)
+    said = drills.restore_and_check(drills.Scratch(docker_, "helper:1", token="t"), path, entry, "scratch", 8)
+    assert said == "v: 2 file(s) listed and restored; 2 sampled checksum(s) match"
+    [(args, streamed)] = docker_.fed  # one container: the files go in, then are read back
+    script = args[-1]
+    assert script.startswith("tar -xf - -C /drill || exit 3; cd /drill && find . -type f | wc -l")
+    assert "sha256sum -- a.txt b.txt" in script
+    assert "type=volume,source=scratch,target=/drill" in args
+    with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
+        assert tar.getnames() == ["a.txt", "b.txt"]  # relative to the volume
+
+
+@pytest.mark.parametrize(
+    ("code", "printed", "says"),
+    [
+        (3, "", "restoring v into a scratch volume failed: tar: write error"),
+        (1, "", "reading back v failed: tar: write error"),
+        (0, "1\n", "v: the archive lists 2 file(s), 1 came back"),
+        (0, "", "v: the archive lists 2 file(s), 0 came back"),
+        (0, f"2\n{'0' * 64}  ./a.txt\n{B_SUM}  ./b.txt\n", "checksum mismatch after restore: a.txt"),
+        # sha256sum could not open a.txt: no line for it.
+        (0, f"2\n{B_SUM}  ./b.txt\n", "checksum mismatch after restore: a.txt"),
+    ],
+    ids=["not-restored", "not-read-back", "fewer-files", "nothing-printed", "wrong-checksum", "unreadable"],
+)
+def test_restore_and_check_failures(tmp_path: Path, code: int, printed: str, says: str) -> None:
+    path, entry = plain_archive(tmp_path)
+    docker_ = ScriptedFeed(code, printed, b"tar: write error\n")
+    with pytest.raises(BackupError) as error:
+        drills.restore_and_check(drills.Scratch(docker_, "helper:1", token="t"), path, entry, "scratch", 8)
+    assert says in str(error.value)
+
+
 @pytest.mark.parametrize(
     ("container", "kind"),
     [(POSTGRES, "postgres"), (MYSQL, "mysql"), (ContainerSpec("g", "grafana/grafana:12.1.1"), None)],
@@ -637,6 +714,14 @@ def test_the_ledger_says_why_it_cannot_answer(lab: Lab) -> None:
 
 def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setattr(drills, "textfile_volume", lambda config, host: lab.textfile)
+    reads: list[str] = []
+    read_states = drills.read_states
+
+    def counted(target: Any, docker_: Any, image: str) -> Any:
+        reads.append(target.hb.host)
+        return read_states(target, docker_, image)
+
+    monkeypatch.setattr(drills, "read_states", counted)
     engine_archive(lab, f"{lab.prefix}-local-2026-11-24T04-00-00")
     config = lab.config()
     day = 86400.0
@@ -646,15 +731,20 @@ def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.Monke
     assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start)
     assert "host local: due, a service there was never drilled\n" in out.getvalue()
     assert "2/2 service(s) passed" in out.getvalue()
+    assert f"metrics recorded in {lab.textfile}" in out.getvalue()
+    assert reads == ["local"]  # read to decide; the drill's records are merged into those
 
     out = io.StringIO()
     assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + day)
     assert out.getvalue() == "host local: not due, last drilled 1d 0h ago; next in 6d 0h\n"
 
+    # The verdicts that follow, without drilling again: a drill that is due runs (above).
+    found = drills.drill_target(config, "local")
+    target = drills.DrillTarget(found.hb, found.specs, lab.textfile)
+    docker_ = DockerCli(target.hb.docker_host)
     # A daily timer at the same hour finds the weekly drill due on the 7th day.
-    out = io.StringIO()
-    assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + 7 * day - 600)
-    assert "host local: due, last drilled 6d 23h ago (every 7d)\n" in out.getvalue()
+    verdict = drills.due(config, target, docker_, lab.image, start + 7 * day - 600)
+    assert (verdict.due, verdict.why) == (True, "last drilled 6d 23h ago (every 7d)")
 
     # Per host: another interval.
     daily = config.model_copy(
@@ -666,9 +756,10 @@ def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.Monke
             )
         }
     )
-    out = io.StringIO()
-    assert drills.drill_due(daily, out, lab.key, lab.image, now=lambda: start + 8 * day)
-    assert "host local: due, last drilled 1d 0h ago (every 1d)\n" in out.getvalue()
+    verdict = drills.due(daily, target, docker_, lab.image, start + day + 3600)
+    assert (verdict.due, verdict.why) == (True, "last drilled 1d 1h ago (every 1d)")
+    verdict = drills.due(daily, target, docker_, lab.image, start + 0.5 * day)
+    assert (verdict.due, verdict.why) == (False, "last drilled 12h 0m ago; next in 12h 0m")
 
 
 def test_due_without_a_textfile_directory_always_drills(lab: Lab) -> None:
