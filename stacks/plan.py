@@ -167,7 +167,21 @@ def _dial(address: str | None) -> str | None:
     return f"[{address}]" if address is not None and ":" in address else address
 
 
+_LAST: list[tuple[StackConfig, Plan]] = []  # the last config planned, and its plan
+
+
 def build_plan(config: StackConfig) -> Plan:
+    """The services of `config`, placed on hosts. A config is frozen, so the plan of the same
+    config object is made once: the checks, the homelab layer and the apps layer's checks all
+    ask for it in one program run. A plan is read, never changed, by its users."""
+    if _LAST and _LAST[0][0] is config:
+        return _LAST[0][1]
+    plan = _plan(config)
+    _LAST[:] = [(config, plan)]
+    return plan
+
+
+def _plan(config: StackConfig) -> Plan:
     plan = Plan(config)
     s = config.services
     all_hosts = [h.name for h in config.hosts]

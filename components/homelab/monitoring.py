@@ -207,6 +207,15 @@ def dashboard_json(uid: str, definition: dict) -> str:  # type: ignore[type-arg]
     return json.dumps(dashboard, indent=2, sort_keys=True) + "\n"
 
 
+@cache
+def dashboard_uploads() -> tuple[FileUpload, ...]:
+    """The dashboard files, made once: they depend on nothing in the config."""
+    return tuple(
+        FileUpload(f"{DASHBOARD_DIR}/{uid}.json", dashboard_json(uid, definition))
+        for uid, definition in sorted(dashboard_definitions().items())
+    )
+
+
 @dataclass(frozen=True)
 class GrafanaArgs:
     basics: Basics
@@ -236,10 +245,7 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
             render(__file__, "grafana-dashboards.yaml.j2", path=DASHBOARD_DIR),
         ),
     ]
-    uploads += [
-        FileUpload(f"{DASHBOARD_DIR}/{uid}.json", dashboard_json(uid, definition))
-        for uid, definition in sorted(dashboard_definitions().items())
-    ]
+    uploads += dashboard_uploads()
     env = {
         "GF_SECURITY_ADMIN_USER": a.admin_user,
         "GF_SECURITY_ADMIN_PASSWORD__FILE": password.path,
