@@ -28,6 +28,7 @@ from harness import (
     example_secrets,
     load_stack_file,
     plain_strings,
+    read_yaml,
     run_program,
 )
 
@@ -69,7 +70,7 @@ def uploads(c: Resource) -> dict[str, str]:
 
 
 def rules_of(mocks: RecordingMocks) -> dict[str, Any]:
-    return yaml.safe_load(uploads(container(mocks, "prometheus"))[RULES])
+    return read_yaml(uploads(container(mocks, "prometheus"))[RULES])
 
 
 def rules(document: dict[str, Any]) -> list[dict[str, Any]]:
@@ -158,7 +159,7 @@ def test_alertmanager_config_passes_amtool(run, path, tmp_path):
 def test_receiver_configs_pass_amtool(run, kind, tmp_path):
     config, secrets = with_receiver(load_stack_file(SINGLE_HOST), kind=kind)
     text = uploads(container(run(config, secrets), "alertmanager"))[ALERTMANAGER_YML]
-    receiver = yaml.safe_load(text)["receivers"][0]
+    receiver = read_yaml(text)["receivers"][0]
     if kind == "slack":
         assert receiver["slack_configs"][0]["api_url_file"] == alerting.WEBHOOK_URL_FILE
     else:
@@ -176,7 +177,7 @@ def test_receiver_configs_pass_amtool(run, kind, tmp_path):
 @needs_amtool
 def test_amtool_rejects_a_broken_config(tmp_path):
     """The check above can fail: a receiver that the route does not know is refused."""
-    document = yaml.safe_load(alerting.alertmanager_config(alerting.Receiver(), alerting.Routing()))
+    document = read_yaml(alerting.alertmanager_config(alerting.Receiver(), alerting.Routing()))
     document["route"]["receiver"] = "nobody"
     file = tmp_path / "alertmanager.yml"
     file.write_text(yaml.safe_dump(document))
@@ -665,7 +666,7 @@ def only_rule(rules_text: str, alert: str) -> str:
     """The rules file with only the rules of `alert` (and their groups): promtool evaluates
     every rule at every evaluation step, and no rule reads another (no recording rules, no
     ALERTS series), so the others only cost time (8 days of 1-minute steps for the drills)."""
-    document = yaml.safe_load(rules_text)
+    document = read_yaml(rules_text)
     groups = []
     for group in document["groups"]:
         assert not [r for r in group["rules"] if "record" in r or "ALERTS" in r["expr"]], group["name"]
@@ -776,7 +777,7 @@ def test_promtool_test_can_fail(multi_host, tmp_path):
 def test_every_scrape_job_gets_target_down(run):
     for path in example_files():
         mocks = run(load_stack_file(path))
-        prometheus_yml = yaml.safe_load(uploads(container(mocks, "prometheus"))[PROMETHEUS_YML])
+        prometheus_yml = read_yaml(uploads(container(mocks, "prometheus"))[PROMETHEUS_YML])
         jobs = {job["job_name"] for job in prometheus_yml["scrape_configs"]}
         down = {r["labels"]["job"] for r in rules(rules_of(mocks)) if r["alert"] == "TargetDown"}
         assert down == jobs, path.name
@@ -941,7 +942,7 @@ def test_alertmanager_runs_beside_prometheus_unrouted(multi_host):
     am, prometheus = container(multi_host, "alertmanager"), container(multi_host, "prometheus")
     assert labels(am)["homelab.host"] == labels(prometheus)["homelab.host"] == "ops"
     assert not am.inputs.get("ports"), "Alertmanager has no login: it is not published"
-    config = yaml.safe_load(uploads(prometheus)[PROMETHEUS_YML])
+    config = read_yaml(uploads(prometheus)[PROMETHEUS_YML])
     assert config["alerting"]["alertmanagers"][0]["static_configs"][0]["targets"] == ["alertmanager:9093"]
     assert config["rule_files"] == [alerting.RULES_FILE_REF]
     assert "alertmanager" in am.inputs["networksAdvanced"][0]["aliases"]
@@ -953,7 +954,7 @@ def test_alertmanager_runs_beside_prometheus_unrouted(multi_host):
 
 
 def test_alertmanager_groups_and_inhibits(multi_host):
-    document = yaml.safe_load(uploads(container(multi_host, "alertmanager"))[ALERTMANAGER_YML])
+    document = read_yaml(uploads(container(multi_host, "alertmanager"))[ALERTMANAGER_YML])
     route = document["route"]
     assert route["group_by"] == ["alertname", "host"]
     assert (route["group_wait"], route["group_interval"], route["repeat_interval"]) == ("30s", "5m", "4h")
@@ -975,7 +976,7 @@ def test_tls_probes_cover_every_routed_host_name(run):
                 c for c in mocks.of_type(CONTAINER) if labels(c)["homelab.container"] == "blackbox-exporter"
             ]
             continue
-        document = yaml.safe_load(uploads(container(mocks, "prometheus"))[PROMETHEUS_YML])
+        document = read_yaml(uploads(container(mocks, "prometheus"))[PROMETHEUS_YML])
         [job] = [j for j in document["scrape_configs"] if j["job_name"] == alerting.TLS_JOB]
         probed = {g["labels"]["__param_hostname"] for g in job["static_configs"]}
         assert probed == expected, path.name
@@ -983,13 +984,13 @@ def test_tls_probes_cover_every_routed_host_name(run):
         assert {"target_label": "__address__", "replacement": "blackbox-exporter:9115"} in job[
             "relabel_configs"
         ]
-        module = yaml.safe_load(uploads(container(mocks, "blackbox-exporter"))[alerting.BLACKBOX_CONFIG])
+        module = read_yaml(uploads(container(mocks, "blackbox-exporter"))[alerting.BLACKBOX_CONFIG])
         tcp = module["modules"][alerting.TLS_MODULE]
         assert tcp["prober"] == "tcp" and tcp["tcp"]["tls"] is True
 
 
 def test_remote_proxies_are_probed_at_their_published_port(multi_host):
-    document = yaml.safe_load(uploads(container(multi_host, "prometheus"))[PROMETHEUS_YML])
+    document = read_yaml(uploads(container(multi_host, "prometheus"))[PROMETHEUS_YML])
     [job] = [j for j in document["scrape_configs"] if j["job_name"] == alerting.TLS_JOB]
     where = {(g["labels"]["host"], g["targets"][0]) for g in job["static_configs"]}
     assert where == {("ops", "haproxy:443"), ("apps", "apps.lab.example.com:443")}

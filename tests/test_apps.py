@@ -19,7 +19,6 @@ import jsonschema
 import kubernetes_validate
 import pulumi
 import pytest
-import yaml
 from harness import (
     ROOT,
     SECRET_MARK,
@@ -32,6 +31,7 @@ from harness import (
     example_secrets,
     load_stack_file,
     plain_strings,
+    read_yaml,
     run_program,
 )
 
@@ -231,7 +231,7 @@ def manifests(mocks: RecordingMocks, app: App) -> dict[str, dict[str, Any]]:
     """The app's committed manifests, parsed, by file name."""
     prefix = f"{app.gitops_dir}/"
     return {
-        path.removeprefix(prefix): yaml.safe_load(f.inputs["content"])
+        path.removeprefix(prefix): read_yaml(f.inputs["content"])
         for path, f in committed(mocks, app).items()
         if path.startswith(prefix)
     }
@@ -877,7 +877,7 @@ def test_notifications_post_to_the_secret_webhook(apps):
     assert is_secret(release, "values.notifications.secret.items.webhook-url")
     (service,) = n["notifiers"]
     assert service.startswith("service.webhook.")
-    notifier = yaml.safe_load(n["notifiers"][service])
+    notifier = read_yaml(n["notifiers"][service])
     assert notifier["url"] == "$webhook-url"  # read from the notifications secret, not inlined
     assert {"name": "Content-Type", "value": "application/json"} in notifier["headers"]
 
@@ -885,10 +885,10 @@ def test_notifications_post_to_the_secret_webhook(apps):
 @pytest.mark.parametrize("event", ["sync-succeeded", "sync-failed"])
 def test_notifications_have_a_trigger_and_template_per_event(apps, event):
     n = argocd_values(apps)["notifications"]
-    (rule,) = yaml.safe_load(n["triggers"][f"trigger.on-{event}"])
+    (rule,) = read_yaml(n["triggers"][f"trigger.on-{event}"])
     assert rule["when"]
     for template in rule["send"]:
-        body = yaml.safe_load(n["templates"][f"template.{template}"])
+        body = read_yaml(n["templates"][f"template.{template}"])
         (name,) = body["webhook"]
         assert f"service.webhook.{name}" in n["notifiers"]
         assert body["webhook"][name]["method"] == "POST"

@@ -23,8 +23,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-import yaml
-from harness import ROOT, RecordingMocks, example_secrets, load_stack_file, run_program
+from harness import ROOT, RecordingMocks, example_secrets, load_stack_file, read_yaml, run_program
 
 from components.contracts import ClusterImageContract, Fact, Seen, User
 from components.pipeline import images as pipeline_images
@@ -231,7 +230,7 @@ BASE_IMAGES = {
 def example_dockerfiles() -> list[tuple[str, str]]:
     out = []
     for path in sorted((ROOT / "examples").glob("*.yaml")):
-        config = yaml.safe_load(path.read_text())["config"]
+        config = read_yaml(path.read_text())["config"]
         for app in config.get("homelab:apps", []):
             if app.get("dockerfile-inline"):
                 out.append((f"{path.name}:{app['name']}", app["dockerfile-inline"]))

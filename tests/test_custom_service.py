@@ -6,8 +6,7 @@ from __future__ import annotations
 import re
 
 import pytest
-import yaml
-from harness import HOST_KEY, RecordingMocks, Resource, plain_strings, run_program
+from harness import HOST_KEY, RecordingMocks, Resource, plain_strings, read_yaml, run_program
 
 CONTAINER = "docker:index/container:Container"
 DOMAIN = "lab.example.com"
@@ -51,7 +50,7 @@ def env(c: Resource) -> dict[str, str]:
 
 
 def scrape_jobs(prometheus: Resource) -> dict[str, dict]:
-    document = yaml.safe_load(uploads(prometheus)[PROMETHEUS_YML])
+    document = read_yaml(uploads(prometheus)[PROMETHEUS_YML])
     return {job["job_name"]: job for job in document["scrape_configs"]}
 
 

@@ -11,7 +11,15 @@ from pathlib import Path
 
 import pytest
 import yaml
-from harness import EXAMPLES, example_files, example_run, example_secrets, load_stack_file, run_program
+from harness import (
+    EXAMPLES,
+    example_files,
+    example_run,
+    example_secrets,
+    load_stack_file,
+    read_yaml,
+    run_program,
+)
 
 from stacks.checks import validate
 from stacks.plan import build_plan
@@ -61,7 +69,7 @@ def scraped(prometheus_yml: str) -> set[tuple[str, str, str, str]]:
 
     Probe jobs (the blackbox exporter's, tests/test_alerting.py) scrape the exporter, not
     their targets: they are left out here."""
-    document = yaml.safe_load(prometheus_yml)
+    document = read_yaml(prometheus_yml)
     return {
         (job["job_name"], job["metrics_path"], target, group["labels"]["host"])
         for job in document["scrape_configs"]
@@ -133,7 +141,7 @@ def test_prometheus_scrapes_every_declared_endpoint(example):
 
 def test_prometheus_uses_the_configured_interval(example):
     config, lab = example
-    document = yaml.safe_load(uploads(container(lab, "prometheus"))[PROMETHEUS_YML])
+    document = read_yaml(uploads(container(lab, "prometheus"))[PROMETHEUS_YML])
     interval = validate(config).monitoring.scrape_interval
     assert document["global"]["scrape_interval"] == interval
     jobs = [job["job_name"] for job in document["scrape_configs"]]
@@ -194,7 +202,7 @@ def test_exporters_beside_prometheus_are_not_published(run, alias):
 
 def test_grafana_datasource_is_prometheus_on_the_stack_network(example):
     _, lab = example
-    document = yaml.safe_load(uploads(container(lab, "grafana"))[DATASOURCE])
+    document = read_yaml(uploads(container(lab, "grafana"))[DATASOURCE])
     [source] = document["datasources"]
     assert source["type"] == "prometheus"
     assert source["url"] == "http://prometheus:9090"
@@ -207,10 +215,10 @@ def test_grafana_datasource_is_prometheus_on_the_stack_network(example):
 def test_grafana_has_its_dashboards_with_promql_panels(example):
     _, lab = example
     files = uploads(container(lab, "grafana"))
-    folder = yaml.safe_load(files[DASHBOARD_PROVIDER])["providers"][0]["options"]["path"]
+    folder = read_yaml(files[DASHBOARD_PROVIDER])["providers"][0]["options"]["path"]
     dashboards = {Path(p).stem: json.loads(text) for p, text in files.items() if p.startswith(folder + "/")}
     assert set(dashboards) == DASHBOARDS
-    datasource_uid = yaml.safe_load(files[DATASOURCE])["datasources"][0]["uid"]
+    datasource_uid = read_yaml(files[DATASOURCE])["datasources"][0]["uid"]
     for name, dashboard in dashboards.items():
         assert dashboard["panels"], name
         for panel in dashboard["panels"]:

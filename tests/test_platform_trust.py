@@ -36,6 +36,7 @@ from harness import (
     example_secrets,
     load_stack_file,
     plain_strings,
+    read_yaml,
     run_program,
 )
 
@@ -244,7 +245,7 @@ def cert_manager_objects(mocks: RecordingMocks) -> list[tuple[str, dict[str, Any
     for r in mocks.of_type(ISSUER_T) + mocks.of_type(CERTIFICATE_T):
         obj = {k: r.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
         # Numbers reach the mocks as floats; the schema's integers are whole numbers.
-        obj = yaml.safe_load(yaml.safe_dump(obj).replace(".0\n", "\n"))
+        obj = read_yaml(yaml.safe_dump(obj).replace(".0\n", "\n"))
         objects.append((r.name, obj))
     return objects
 
@@ -454,7 +455,7 @@ def test_cnpg_objects_validate_against_their_crds(platform):
     for kind, name in (("Cluster", "postgres-cluster"), ("Database", "postgres-database-harbor")):
         r = named(platform, f"kubernetes:postgresql.cnpg.io/v1:{kind}", name)
         obj = {k: r.inputs[k] for k in ("apiVersion", "kind", "metadata", "spec")}
-        obj = yaml.safe_load(yaml.safe_dump(obj).replace(".0\n", "\n"))
+        obj = read_yaml(yaml.safe_dump(obj).replace(".0\n", "\n"))
         errors = [e.message for e in jsonschema.Draft7Validator(crd_schema(kind)).iter_errors(obj)]
         assert errors == [], (name, errors)
 
@@ -491,7 +492,7 @@ def test_argocd_admin_password_mtime_is_fixed_in_state(platform):
 def test_sync_triggers_guard_operation_state(acme):
     values = named(acme, RELEASE_T, "argocd").inputs["values"]["notifications"]
     for name in ("trigger.on-sync-succeeded", "trigger.on-sync-failed"):
-        (rule,) = yaml.safe_load(values["triggers"][name])
+        (rule,) = read_yaml(values["triggers"][name])
         assert rule["when"].startswith("app.status.operationState != nil and "), rule
         assert rule["oncePer"] == "app.status.operationState?.syncResult?.revision"
 
