@@ -35,7 +35,7 @@ import subprocess
 import tarfile
 import tempfile
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -217,6 +217,55 @@ class DockerCli:
             stderr.seek(0)
             return code, stderr.read()
 
+    def exchange(
+        self,
+        args: Sequence[str],
+        marker: str,
+        reply: Callable[[list[str]], bytes],
+        rest: IO[bytes] | None = None,
+    ) -> tuple[int, bytes, list[str] | None]:
+        """Run `docker args` and hold a short exchange with it: read what it prints up to a
+        line `marker`, send `reply(those lines)` on its stdin, then end its stdin, and copy
+        what it prints after that to `rest` (or nowhere). One container where a question and
+        its answer would take two. (exit code, stderr, the lines before the marker; None when
+        it ended before printing the marker: nothing was sent). When `reply` raises, nothing
+        is sent and the error is raised once the container has ended."""
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                [*self.base, *args], stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=stderr
+            )
+            assert process.stdin is not None and process.stdout is not None
+            lines: list[str] = []
+            marked = False
+            failure: BaseException | None = None
+            try:
+                for raw in iter(process.stdout.readline, b""):
+                    line = raw.decode(errors="replace").rstrip("\n")
+                    if line == marker:
+                        marked = True
+                        break
+                    lines.append(line)
+                if marked:
+                    try:
+                        answer = reply(lines)
+                    except BaseException as error:  # noqa: BLE001 - raised below, once it has ended
+                        failure = error
+                    else:
+                        with contextlib.suppress(BrokenPipeError):
+                            process.stdin.write(answer)
+            finally:
+                with contextlib.suppress(BrokenPipeError):
+                    process.stdin.close()
+                sink = rest if rest is not None and failure is None else None
+                for chunk in iter(lambda: process.stdout.read(CHUNK), b""):  # type: ignore[union-attr]
+                    if sink is not None:
+                        sink.write(chunk)
+                code = process.wait()
+            if failure is not None:
+                raise failure
+            stderr.seek(0)
+            return code, stderr.read(), lines if marked else None
+
 
 def _message(stderr: bytes | str | None) -> str:
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
@@ -275,17 +324,26 @@ def _archive_mount(hb: HostBackup) -> str:
     return f"type=bind,source={hb.directory},target=/archive,readonly"
 
 
-def list_archives(hb: HostBackup, docker: DockerCli, image: str | None = None) -> list[Archive]:
-    """The host's archives (names starting with its prefix), newest first."""
-    script = (
+def listing_script(hb: HostBackup) -> str:
+    """A helper's script that prints the host's archives, a line each (size, mtime, name)."""
+    return (
         f'cd /archive && for f in {hb.archive_prefix}*; do [ -f "$f" ] && stat -c "%s %Y %n" "$f"; done; true'
     )
-    text = docker.text(_helper(hb, image, _archive_mount(hb), script), f"listing {hb.directory} on {hb.host}")
+
+
+def parse_listing(lines: Iterable[str]) -> list[Archive]:
+    """The archives a `listing_script` printed, newest first."""
     archives = []
-    for line in text.splitlines():
+    for line in lines:
         size, mtime, name = line.split(" ", 2)
         archives.append(Archive(name, int(size), int(mtime)))
     return sorted(archives, key=lambda a: (a.mtime, a.name), reverse=True)
+
+
+def list_archives(hb: HostBackup, docker: DockerCli, image: str | None = None) -> list[Archive]:
+    """The host's archives (names starting with its prefix), newest first."""
+    args = _helper(hb, image, _archive_mount(hb), listing_script(hb))
+    return parse_listing(docker.text(args, f"listing {hb.directory} on {hb.host}").splitlines())
 
 
 def render_archives(hb: HostBackup, archives: list[Archive], now: float | None = None) -> str:

@@ -3,20 +3,22 @@ services.
 
 For each backed-up service of the host (or one `--service`), the drill:
 
-1. takes the host's newest archive (`list_archives`, as `backups` lists them) or the one
-   named, copies it here, decrypts it with the stack's age identity (as `restore` does: the
-   key stays off the server) and reads all of it (gzip length and CRC, every tar entry);
+1. takes the host's newest archive (as `backups` lists them) or the one named, copies it
+   here (one throwaway container of the helper image lists the directory and sends the
+   file), decrypts it with the stack's age identity (as `restore` does: the key stays off
+   the server) and reads all of it (gzip length and CRC, every tar entry);
 2. restores each of the service's volumes into a scratch volume of its own, through a
    throwaway container of the helper image (the engine image: Alpine, with sh, tar, find and
    sha256sum), never into the service's own volume;
-3. checks it there, in the same container: the files the archive lists are all back, and a sample of them reads back
-   with the checksums recorded from the archive; for PostgreSQL and MySQL, the service's own
-   image starts on the restored data in a throwaway container without network, and a query
-   answers (the backup engine copies databases as files while they are stopped, so the
-   "dump" that has to load is the data directory);
+3. checks it there, in the same container: the files the archive lists are all back, and a
+   sample of them reads back with the checksums recorded from the archive; for PostgreSQL and
+   MySQL, the service's own image starts on the restored data in a throwaway container
+   without network, and a query answers (the backup engine copies databases as files while
+   they are stopped, so the "dump" that has to load is the data directory);
 4. removes the throwaway containers and scratch volumes, whatever happened, and records the
    result per service for Prometheus (components/homelab/drill.py) in node-exporter's
-   textfile directory on the host.
+   textfile directory on the host (one container reads the records there and writes them
+   back merged).
 
 A damaged archive (a flipped byte, a truncated file) fails at step 1 with the reason; a
 missing one fails before. Failures are recorded (success 0; the last verified time stays
@@ -44,18 +46,19 @@ from pathlib import Path
 from typing import IO, TextIO
 
 from automation.backup import (
-    Archive,
+    ARCHIVE_NAME,
     BackupEntry,
     BackupError,
     DockerCli,
     HostBackup,
-    _fetch,
+    _archive_mount,
     _message,
     _open_tar,
     _volume_of,
     decrypt,
     host_backup,
-    list_archives,
+    listing_script,
+    parse_listing,
     read_archive,
     volume_stream,
 )
@@ -336,60 +339,85 @@ def read_states(target: DrillTarget, docker: DockerCli, image: str) -> dict[str,
     return metrics.parse_textfile(docker.text(args, "reading the drill records"))
 
 
+_END = "--- homelab drill: end ---"  # what a helper prints between its answer and its question
+
+
 def record(
-    target: DrillTarget,
-    docker: DockerCli,
-    image: str,
-    results: list[ServiceResult],
-    now: float,
-    states: dict[str, metrics.DrillState] | None = None,
+    target: DrillTarget, docker: DockerCli, image: str, results: list[ServiceResult], now: float
 ) -> str:
-    """Merge this drill's results into the host's textfile (its records as `states`, when
-    they were just read: `drill --due` reads them to decide); say where they went."""
+    """Merge this drill's results into the host's textfile; say where they went. One helper
+    container reads the records there, is sent the merged ones, and writes them."""
     volume = target.textfile_volume
     if volume is None:
         return f"metrics not recorded: no node-exporter with a textfile directory on host {target.hb.host}"
     mount = f"type=volume,source={volume},target={TEXTFILE_MOUNT}"
-    run, path = list(_RUN), _PATH
-    try:
-        states = dict(states if states is not None else read_states(target, docker, image) or {})
-    except BackupError as error:
-        return f"metrics NOT recorded in {volume}: {error}"
-    for r in results:
-        before = states.get(r.service)
-        verified = now if r.ok else (before.last_verified if before else None)
-        states[r.service] = metrics.DrillState(r.service, r.ok, now, verified)
-    content = metrics.render_textfile(states.values()).encode()
-    # Written beside, then renamed: node-exporter never reads half a file.
-    script = f"cat > {path}.$$ && chmod 0644 {path}.$$ && mv {path}.$$ {path}"
-    args = [*run, "-i", "--mount", mount, "--entrypoint", "sh", image, "-c", script]
+    path = _PATH
+    # Written beside, then renamed: node-exporter never reads half a file; nothing sent (the
+    # merge failed here): nothing written.
+    script = (
+        f'cat {path} 2>/dev/null; echo "{_END}"; '
+        f"cat > {path}.$$ && [ -s {path}.$$ ] && chmod 0644 {path}.$$ && mv {path}.$$ {path}; "
+        f"status=$?; rm -f {path}.$$; exit $status"
+    )
+    args = [*_RUN, "-i", "--mount", mount, "--entrypoint", "sh", image, "-c", script]
 
-    def write(sink: IO[bytes]) -> None:
-        sink.write(content)
+    def merged(lines: list[str]) -> bytes:
+        states = metrics.parse_textfile("\n".join(lines))
+        for r in results:
+            before = states.get(r.service)
+            verified = now if r.ok else (before.last_verified if before else None)
+            states[r.service] = metrics.DrillState(r.service, r.ok, now, verified)
+        return metrics.render_textfile(states.values()).encode()
 
-    code, stderr = docker.feed(args, write)
-    if code != 0:
-        return f"metrics NOT recorded in {volume}: {_message(stderr)}"
+    code, stderr, read = docker.exchange(args, _END, merged)
+    if read is None or code != 0:
+        return f"metrics NOT recorded in {volume}: {_message(stderr)}{docker.ssh_said()}"
     return f"metrics recorded in {volume}/{metrics.TEXTFILE}"
 
 
 # ---- the drill -------------------------------------------------------------------------------
 
 
-def _newest(hb: HostBackup, docker: DockerCli, image: str) -> str | None:
-    archives: list[Archive] = list_archives(hb, docker, image)
-    return archives[0].name if archives else None
+def fetch_archive(
+    hb: HostBackup, docker: DockerCli, image: str, archive: str | None, workdir: Path
+) -> tuple[str | None, Path | None]:
+    """The archive to drill, copied to `workdir`: `archive` (a name in the host's backup
+    directory), or the newest there (as `backups` lists them); (None, None) when there is
+    none. One helper container lists the directory, is sent the name, and sends that file."""
+    if archive is not None and not ARCHIVE_NAME.fullmatch(archive):
+        raise BackupError(f"{archive}: no such file here, and not the name of an archive")
+    script = f'{listing_script(hb)}; echo "{_END}"; read -r name; [ -z "$name" ] || exec cat -- "$name"'
+    args = [*_RUN, "-i", "--mount", _archive_mount(hb), "--entrypoint", "sh", image, "-c", script]
+    chosen: list[str] = []
+
+    def choose(lines: list[str]) -> bytes:
+        newest = parse_listing(lines)
+        chosen.append(archive or (newest[0].name if newest else ""))
+        return f"{chosen[0]}\n".encode()
+
+    partial = workdir / ".fetching"
+    with partial.open("wb") as sink:
+        code, stderr, listed = docker.exchange(args, _END, choose, rest=sink)
+    if listed is None:
+        raise BackupError(
+            f"listing {hb.directory} on {hb.host} failed: {_message(stderr)}{docker.ssh_said()}"
+        )
+    if not chosen[0]:
+        return None, None
+    if code != 0:
+        raise BackupError(
+            f"no archive {chosen[0]} in {hb.directory} on host {hb.host} ({_message(stderr)}); "
+            f"`backups --host {hb.host}` lists them"
+        )
+    return chosen[0], partial.rename(workdir / chosen[0])
 
 
-def _choose(hb: HostBackup, docker: DockerCli, image: str, archive: str | None) -> tuple[str | None, str]:
-    """(the archive to drill, why there is none)."""
-    if archive is not None:
-        return archive, ""
-    try:
-        newest = _newest(hb, docker, image)
-    except BackupError as error:
-        return None, str(error)
-    return newest, f"no archive in {hb.directory} on host {hb.host}: no backup to restore"
+def _need_identity(name: str, identity: Path | None) -> None:
+    if name.endswith(".age") and identity is None:
+        raise DrillError(
+            f"{name} is encrypted: give --identity FILE (pulumi stack output "
+            "backup-identity --show-secrets > backup.key); nothing was checked"
+        )
 
 
 def run_drill(
@@ -404,7 +432,6 @@ def run_drill(
     now: Callable[[], float] = time.time,
     sleep: Sleep = time.sleep,
     db_timeout: float = 180.0,
-    states: dict[str, metrics.DrillState] | None = None,
 ) -> DrillReport:
     hb = target.hb
     helper = image or hb.image
@@ -419,19 +446,23 @@ def run_drill(
     scratch = Scratch(docker, helper)
     try:
         with tempfile.TemporaryDirectory(prefix="homelab-drill-") as tmp:
-            name, why_none = _choose(hb, docker, helper, archive)
-            report.archive = name
-            if name is None:
-                fail_all(why_none)
+            local = Path(archive).expanduser() if archive is not None else None
+            if local is not None and local.is_file():  # an archive on this machine
+                path: Path | None = local
             else:
-                if name.endswith(".age") and identity is None:
-                    raise DrillError(
-                        f"{name} is encrypted: give --identity FILE (pulumi stack output "
-                        "backup-identity --show-secrets > backup.key); nothing was checked"
-                    )
+                if archive is not None:
+                    _need_identity(archive, identity)  # before copying anything
                 try:
-                    local = Path(name).expanduser()
-                    path = local if local.is_file() else _fetch(hb, name, docker, helper, Path(tmp))
+                    report.archive, path = fetch_archive(hb, docker, helper, archive, Path(tmp))
+                except BackupError as error:
+                    path = None
+                    fail_all(str(error))
+                else:
+                    if report.archive is None:
+                        fail_all(f"no archive in {hb.directory} on host {hb.host}: no backup to restore")
+            if path is not None:
+                _need_identity(path.name, identity)
+                try:
                     plain = decrypt(path, identity, Path(tmp))
                     contents = read_archive(plain)
                 except BackupError as error:
@@ -444,7 +475,7 @@ def run_drill(
     finally:
         for problem in scratch.cleanup():
             out.write(f"warning: {problem}\n")
-    report.recorded = record(target, docker, helper, report.results, now(), states)
+    report.recorded = record(target, docker, helper, report.results, now())
     out.write(report.render())
     return report
 
@@ -509,7 +540,7 @@ class Due:
     host: str
     due: bool
     why: str
-    states: dict[str, metrics.DrillState] | None = None  # the records read to decide
+
 
 def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str, now: float) -> Due:
     """Whether the host's last drill is older than its interval (`data.restore-drills`)."""
@@ -528,11 +559,11 @@ def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str,
         return Due(host, True, "no textfile directory on the host to tell when it was last drilled")
     runs = [states[s.name].last_run for s in target.specs if s.name in states]
     if len(runs) < len(target.specs):
-        return Due(host, True, "a service there was never drilled", states)
+        return Due(host, True, "a service there was never drilled")
     age = now - min(runs)
     if age >= interval - SLACK:
-        return Due(host, True, f"last drilled {human_age(age)} ago (every {every})", states)
-    return Due(host, False, f"last drilled {human_age(age)} ago; next in {human_age(interval - age)}", states)
+        return Due(host, True, f"last drilled {human_age(age)} ago (every {every})")
+    return Due(host, False, f"last drilled {human_age(age)} ago; next in {human_age(interval - age)}")
 
 
 def drill_due(
@@ -557,7 +588,7 @@ def drill_due(
         if verdict.due:
             report = run_drill(
                 target, docker, out, identity=identity, image=image,
-                sample=config.data.restore_drills.sample, now=now, states=verdict.states,
+                sample=config.data.restore_drills.sample, now=now,
             )  # fmt: skip
             ok = ok and report.ok
     return ok

@@ -368,6 +368,15 @@ def test_an_encrypted_archive_without_the_identity_is_an_error_not_a_result(lab:
     assert "PASSED" not in result.stdout and "FAILED" not in result.stdout
 
 
+def test_a_missing_backup_directory_fails_the_drill(lab: Lab) -> None:
+    shutil.rmtree(lab.archives)
+    result = cli(lab)
+    assert result.returncode == 1
+    assert f"    listing {lab.archives} on local failed: " in result.stdout
+    assert "restore drill on host local, archive (none):" in result.stdout
+    assert lab.leftovers() == []
+
+
 # ---- the metrics -------------------------------------------------------------------------------
 
 
@@ -454,6 +463,26 @@ def test_the_metric_of_a_missing_archive_is_a_failure(lab: Lab) -> None:
     recorded = textfile(lab)
     assert values(recorded)[f'{metrics.SUCCESS}{{service="notes"}}'] == 0
     assert f'{metrics.VERIFIED}{{service="notes"}}' not in recorded
+
+
+def test_a_merge_that_fails_leaves_the_records_as_they_were(
+    lab: Lab, verified: Verified, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """The records are read and written by one container: when the merge fails here, it is
+    sent nothing, and writes nothing."""
+    seed_textfile(lab, verified.textfile)
+    target = drills.drill_target(lab.config(), "local")
+    target = drills.DrillTarget(target.hb, target.specs, lab.textfile)
+
+    def broken(states: Any) -> str:
+        raise RuntimeError("no merge")
+
+    monkeypatch.setattr(metrics, "render_textfile", broken)
+    results = [drills.ServiceResult("notes", False)]
+    with pytest.raises(RuntimeError, match="no merge"):
+        drills.record(target, DockerCli(target.hb.docker_host), lab.image, results, 1_900_100_000)
+    assert textfile(lab) == verified.textfile
+    assert lab.leftovers() == []
 
 
 def test_the_textfile_passes_promtool(verified: Verified) -> None:
