@@ -24,6 +24,7 @@ def _window() -> tuple[tuple[int, int, int], ...]:
     days = (_EPOCH + datetime.timedelta(days=offset) for offset in range(_WINDOW_DAYS))
     return tuple((day.month, day.day, day.isoweekday() % 7) for day in days)
 
+
 _DESCRIPTORS = {
     "@yearly": "0 0 1 1 *",
     "@annually": "0 0 1 1 *",
