@@ -11,9 +11,12 @@ recognisable values, so a test can look for them anywhere they should not be.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
 import re
+import subprocess
+import sys
 import tempfile
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -232,6 +235,33 @@ def read_yaml(text: str) -> Any:
     """`yaml.safe_load` through libyaml when PyYAML has it (the same safe schema, several
     times faster: the tests parse every generated config file)."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
+def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    """`python -m automation ARGS` as a command from the repository root, stdin not a terminal."""
+    return subprocess.run(
+        [sys.executable, "-m", "automation", *args],
+        cwd=ROOT,
+        env=env,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
+
+
+def cli_here(*args: str) -> subprocess.CompletedProcess[str]:
+    """The same in this process (fast): the CLI's `main`, as `python -m automation` calls it.
+    argparse's usage errors give their exit code."""
+    from automation import cli
+
+    out, err = io.StringIO(), io.StringIO()
+    try:
+        code = cli.main(list(args), out=out, err=err)
+    except SystemExit as stop:
+        code = int(stop.code or 0)
+    return subprocess.CompletedProcess(list(args), code, out.getvalue(), err.getvalue())
 
 
 def _config_value(value: Any) -> str:

@@ -11,7 +11,6 @@ import io
 import json
 import os
 import subprocess
-import sys
 import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -21,6 +20,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import cli_here, cli_process
 from pulumi.automation import CommandResult, events
 from pulumi.automation import errors as auto_errors
 
@@ -67,37 +67,6 @@ EXAMPLE_SECRETS = {
 }
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
-    """`python -m automation ...` from the repository root, stdin not a terminal."""
-    return subprocess.run(
-        [sys.executable, "-m", "automation", *args],
-        cwd=ROOT,
-        env=env,
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        text=True,
-        timeout=300,
-        check=False,
-    )
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli_run(*args: str) -> Ran:
-    """`python -m automation ...` in this process (fast): exit code, stdout, stderr."""
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = cli.main(list(args), out=out, err=err)
-    except SystemExit as stop:  # argparse: usage errors
-        code = int(stop.code or 0)
-    return Ran(code, out.getvalue(), err.getvalue())
-
-
 def write_stack(directory: Path, config: dict[str, Any], name: str = "Pulumi.test.yaml") -> Path:
     path = directory / name
     path.write_text(yaml.safe_dump({"config": config}, sort_keys=False))
@@ -108,7 +77,7 @@ def write_stack(directory: Path, config: dict[str, Any], name: str = "Pulumi.tes
 
 
 def test_validate_dev_prints_the_plan() -> None:
-    result = run_cli("validate", "--stack", "dev")
+    result = cli_process("validate", "--stack", "dev")
     assert result.returncode == 0, result.stdout + result.stderr
     out = result.stdout
     assert "layers: homelab" in out
@@ -123,7 +92,7 @@ def test_validate_dev_prints_the_plan() -> None:
 
 
 def test_validate_dev_json() -> None:
-    result = cli_run("validate", "--stack", "dev", "--json")
+    result = cli_here("validate", "--stack", "dev", "--json")
     assert result.returncode == 0, result.stdout + result.stderr
     plan = json.loads(result.stdout)
     assert plan["layers"] == {"homelab": True, "platform": False, "apps": False}
@@ -144,17 +113,17 @@ def test_validate_dev_json() -> None:
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
 def test_every_example_validates_as_a_template(example: str) -> None:
-    result = cli_run("validate", "--file", f"examples/{example}", "--allow-missing-secrets")
+    result = cli_here("validate", "--file", f"examples/{example}", "--allow-missing-secrets")
     assert result.returncode == 0, result.stdout + result.stderr
     assert result.stdout.startswith("layers: homelab")
-    as_json = cli_run("validate", "--file", f"examples/{example}", "--allow-missing-secrets", "--json")
+    as_json = cli_here("validate", "--file", f"examples/{example}", "--allow-missing-secrets", "--json")
     assert as_json.returncode == 0
     assert json.loads(as_json.stdout)["services"]
 
 
 @pytest.mark.parametrize("example", EXAMPLE_FILES)
 def test_every_example_without_its_secrets_fails_naming_them(example: str) -> None:
-    result = cli_run("validate", "--file", f"examples/{example}")
+    result = cli_here("validate", "--file", f"examples/{example}")
     assert result.returncode == 1
     assert result.stdout == ""
     assert "invalid stack config" in result.stderr
@@ -192,27 +161,27 @@ def test_example_secrets_table_covers_every_example() -> None:
 )
 def test_bad_config_names_the_key_path(tmp_path: Path, config: dict[str, Any], expected: str) -> None:
     path = write_stack(tmp_path, config)
-    result = cli_run("validate", "--file", str(path))
+    result = cli_here("validate", "--file", str(path))
     assert result.returncode == 1
     assert "invalid stack config" in result.stderr
     assert expected in result.stderr
 
 
 def test_missing_stack_is_a_clear_error() -> None:
-    result = cli_run("validate", "--stack", "no-such-stack")
+    result = cli_here("validate", "--stack", "no-such-stack")
     assert result.returncode == 1
     assert result.stderr.strip() == f"no stack file Pulumi.no-such-stack.yaml in {ROOT}"
     assert result.stdout == ""
 
 
 def test_missing_stack_file_given_with_file_is_an_error(tmp_path: Path) -> None:
-    result = cli_run("validate", "--file", str(tmp_path / "absent.yaml"))
+    result = cli_here("validate", "--file", str(tmp_path / "absent.yaml"))
     assert result.returncode == 1
     assert "no stack file absent.yaml" in result.stderr
 
 
 def test_missing_stack_file_message_names_where_it_looked(tmp_path: Path) -> None:
-    result = cli_run("validate", "--file", str(tmp_path / "absent.yaml"))
+    result = cli_here("validate", "--file", str(tmp_path / "absent.yaml"))
     assert str(tmp_path) in result.stderr
 
 
@@ -239,7 +208,7 @@ def test_secure_values_count_as_secrets(tmp_path: Path) -> None:
     )
     stack = offline.read_stack_file(path)
     assert {"homelab:kubeconfig", "homelab:github-token"} <= stack.secret_keys
-    result = cli_run("validate", "--file", str(path))
+    result = cli_here("validate", "--file", str(path))
     assert result.returncode == 0, result.stderr
     assert "platform:" in result.stdout
     config = offline.load(tmp_path, "test", path)
@@ -251,22 +220,22 @@ def test_a_plain_value_does_not_satisfy_a_secret_reference(tmp_path: Path) -> No
         tmp_path,
         {**PLATFORM, "homelab:kubeconfig": "apiVersion: v1", "homelab:github-token": {"secure": "v1:x"}},
     )
-    result = cli_run("validate", "--file", str(path))
+    result = cli_here("validate", "--file", str(path))
     assert result.returncode == 1
     assert "  platform.kubeconfig-secret: config key 'kubeconfig' must be set with --secret" in result.stderr
     # Present but plain is wrong even for a template.
-    result = cli_run("validate", "--file", str(path), "--allow-missing-secrets")
+    result = cli_here("validate", "--file", str(path), "--allow-missing-secrets")
     assert result.returncode == 1
     assert "must be set with --secret" in result.stderr
 
 
 def test_a_model_key_given_as_secure_is_rejected(tmp_path: Path) -> None:
     path = write_stack(tmp_path, {"homelab:domain": {"secure": "v1:abc"}})
-    result = cli_run("validate", "--file", str(path), "--allow-missing-secrets")
+    result = cli_here("validate", "--file", str(path), "--allow-missing-secrets")
     assert result.returncode == 1
     assert "  domain: holds a secret; keep secrets in their own keys" in result.stderr
     nested = write_stack(tmp_path, {"homelab:tls": {"ca-common-name": {"secure": "v1:abc"}}}, "n.yaml")
-    result = cli_run("validate", "--file", str(nested), "--allow-missing-secrets")
+    result = cli_here("validate", "--file", str(nested), "--allow-missing-secrets")
     assert result.returncode == 1
     assert "  tls: holds a secret" in result.stderr
 
@@ -437,7 +406,7 @@ def no_cli_env(tmp_path: Path) -> dict[str, str]:
 
 def test_missing_cli_gives_the_install_message_and_exit_2(tmp_path: Path) -> None:
     """End to end, in a fresh process: no CLI on PATH, and the automatic install fails too."""
-    result = run_cli("up", "--stack", "dev", env=no_cli_env(tmp_path))
+    result = cli_process("up", "--stack", "dev", env=no_cli_env(tmp_path))
     assert result.returncode == 2, result.stdout + result.stderr
     assert result.stdout == ""
     assert result.stderr.startswith(INSTALL_HELP.strip() + "\nThe automatic install failed: "), result.stderr
@@ -461,7 +430,7 @@ def no_cli(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
 
 @pytest.mark.parametrize("command", [["preview"], ["refresh"], ["outputs"], ["destroy", "--yes"]])
 def test_every_operation_stops_at_the_missing_cli(no_cli: Path, command: list[str]) -> None:
-    result = cli_run(*command, "--stack", "dev")
+    result = cli_here(*command, "--stack", "dev")
     assert result.returncode == 2, result.stderr
     assert result.stdout == ""
     assert result.stderr == INSTALL_HELP + "\nThe automatic install failed: no network\n"
@@ -470,7 +439,7 @@ def test_every_operation_stops_at_the_missing_cli(no_cli: Path, command: list[st
 def test_destroy_without_yes_and_without_a_terminal_refuses(no_cli: Path) -> None:
     # No CLI: touching Pulumi would exit 2 with the install message instead.
     tmp_path = no_cli
-    result = cli_run("destroy", "--stack", "dev")
+    result = cli_here("destroy", "--stack", "dev")
     assert result.returncode == 1
     assert result.stderr == "destroy needs --yes when not run from a terminal\n"
     assert result.stdout == ""
@@ -1050,13 +1019,13 @@ def test_unknown_host_is_a_backup_error() -> None:
 
 @pytest.mark.parametrize("command", ["backup", "backups"])
 def test_unknown_host_through_the_cli_is_exit_1(command: str) -> None:
-    result = cli_run(command, "--host", "nas", "--stack", "dev")
+    result = cli_here(command, "--host", "nas", "--stack", "dev")
     assert result.returncode == 1
     assert "unknown host 'nas' (hosts: local)" in result.stderr
 
 
 def test_restore_needs_an_archive() -> None:
-    result = run_cli("restore", "--host", "local")
+    result = cli_process("restore", "--host", "local")
     assert result.returncode == 2 and "--archive" in result.stderr
 
 
@@ -1068,7 +1037,7 @@ def test_backups_without_a_local_directory_says_where_to_look(tmp_path: Path) ->
         }
     }
     path = write_stack(tmp_path, config)
-    result = cli_run("backups", "--host", "local", "--file", str(path))
+    result = cli_here("backups", "--host", "local", "--file", str(path))
     assert result.returncode == 1
     assert "host 'local' keeps no archives (backup.local is off)" in result.stderr
 

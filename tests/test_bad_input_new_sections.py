@@ -7,14 +7,12 @@ fix that came with it."""
 
 from __future__ import annotations
 
-import io
 from typing import Any
 
 import pytest
-from harness import HOST_KEY
+from harness import HOST_KEY, cli_here
 from test_bad_input import PLATFORM, PLATFORM_SECRETS, assert_rejected, custom, problems_of
 
-from automation import cli
 from stacks.config_base import duration_seconds
 
 AGE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpj6Tcv6KAlrYrgS4aiVp0R4PQZz6gbhBdmR60xRixk"
@@ -197,30 +195,24 @@ def test_a_new_secret_reference_to_a_setting_blames_the_reference(config, path):
 # ---- the new commands' CLI hygiene --------------------------------------------------------------
 
 
-def cli_run(*args: str) -> tuple[int, str, str]:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = cli.main(list(args), out=out, err=err)
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    return code, out.getvalue(), err.getvalue()
-
-
 @pytest.mark.parametrize("value", ["0", "-1", "1001", "many"])
 def test_drill_sample_is_bounded_like_the_setting(value, capsys):
-    code, out, _ = cli_run("drill", "--host", "local", "--sample", value)
+    ran = cli_here("drill", "--host", "local", "--sample", value)
+    code, out = ran.returncode, ran.stdout
     assert code == 2 and out == ""
     assert "--sample" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("which", ["--due", "--rules"])
 def test_drill_due_or_rules_with_a_service_is_an_error_on_stderr(which):
-    code, out, err = cli_run("drill", which, "--service", "grafana")
+    ran = cli_here("drill", which, "--service", "grafana")
+    code, out, err = ran.returncode, ran.stdout, ran.stderr
     assert (code, out) == (1, "")
     assert "no --service, --archive or --sample" in err
 
 
 def test_backup_errors_are_on_stderr():
-    code, out, err = cli_run("backups", "--host", "nowhere")
+    ran = cli_here("backups", "--host", "nowhere")
+    code, out, err = ran.returncode, ran.stdout, ran.stderr
     assert code == 1 and out == ""
     assert "unknown host 'nowhere'" in err

@@ -25,7 +25,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import uuid
 from collections.abc import Iterator
@@ -37,15 +36,13 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness import cli_here, cli_process
 
 from automation import drill as drills
 from automation.backup import BackupError, DockerCli
-from automation.cli import main as cli_main
 from components.docker.spec import ContainerSpec, Volume
 from components.homelab import drill as metrics
 from stacks.config import parse
-
-ROOT = Path(__file__).resolve().parent.parent
 
 
 def docker(*args: str, check: bool = True, **kwargs: Any) -> subprocess.CompletedProcess[bytes]:
@@ -81,6 +78,12 @@ class Lab:
     def config(self) -> Any:
         document = yaml.safe_load(self.stack_file.read_text())["config"]
         return parse({k.removeprefix("homelab:"): v for k, v in document.items()})
+
+    def target(self) -> drills.DrillTarget:
+        """Host local's drill target, with the lab's volume as node-exporter's textfile
+        directory (the lab's stack runs no node-exporter)."""
+        found = drills.drill_target(self.config(), "local")
+        return drills.DrillTarget(found.hb, found.specs, self.textfile)
 
     def leftovers(self) -> list[str]:
         """Drill containers and volumes of this lab still on the engine."""
@@ -218,18 +221,7 @@ def cli(
     runs is the real one), or, with `process`, as the command `python -m automation`."""
     argv = ["drill", "--host", "local", "--file", str(lab.stack_file), "--helper-image", lab.image]
     argv += [*(["--identity", str(lab.key)] if identity else []), *args]
-    if process:
-        return subprocess.run(
-            [sys.executable, "-m", "automation", *argv],
-            cwd=ROOT,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-        )
-    out, err = io.StringIO(), io.StringIO()
-    code = cli_main(argv, out=out, err=err)
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
+    return cli_process(*argv) if process else cli_here(*argv)
 
 
 @contextlib.contextmanager
@@ -270,8 +262,7 @@ def seed_textfile(lab: Lab, text: str) -> None:
 
 def drill_with_metrics(lab: Lab, now: float, **options: Any) -> tuple[drills.DrillReport, str]:
     """The drill as the CLI runs it, with the lab's volume as node-exporter's textfile directory."""
-    target = drills.drill_target(lab.config(), "local")
-    target = drills.DrillTarget(target.hb, target.specs, lab.textfile)
+    target = lab.target()
     out = io.StringIO()
     report = drills.run_drill(
         target,
@@ -471,8 +462,7 @@ def test_a_merge_that_fails_leaves_the_records_as_they_were(
     """The records are read and written by one container: when the merge fails here, it is
     sent nothing, and writes nothing."""
     seed_textfile(lab, verified.textfile)
-    target = drills.drill_target(lab.config(), "local")
-    target = drills.DrillTarget(target.hb, target.specs, lab.textfile)
+    target = lab.target()
 
     def broken(states: Any) -> str:
         raise RuntimeError("no merge")
@@ -768,8 +758,7 @@ def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.Monke
     assert out.getvalue() == "host local: not due, last drilled 1d 0h ago; next in 6d 0h\n"
 
     # The verdicts that follow, without drilling again: a drill that is due runs (above).
-    found = drills.drill_target(config, "local")
-    target = drills.DrillTarget(found.hb, found.specs, lab.textfile)
+    target = lab.target()
     docker_ = DockerCli(target.hb.docker_host)
     # A daily timer at the same hour finds the weekly drill due on the 7th day.
     verdict = drills.due(config, target, docker_, lab.image, start + 7 * day - 600)

@@ -17,6 +17,7 @@ from typing import Any
 
 import pytest
 import yaml
+from harness import cli_here
 from pulumi import automation as auto
 
 import automation.lifecycle as lifecycle
@@ -45,22 +46,6 @@ PROJECT_FIELDS = {
     "packages",
     "plugins",
 }
-
-
-@dataclass
-class Ran:
-    returncode: int
-    stdout: str
-    stderr: str
-
-
-def cli_run(*args: str) -> Ran:
-    out, err = io.StringIO(), io.StringIO()
-    try:
-        code = cli.main(list(args), out=out, err=err)
-    except SystemExit as stop:
-        code = int(stop.code or 0)
-    return Ran(code, out.getvalue(), err.getvalue())
 
 
 @dataclass
@@ -145,7 +130,7 @@ def test_init_from_an_example_creates_the_stack_and_asks_for_each_secret(
 
     monkeypatch.setattr(cli.sys.stdin, "isatty", lambda: True, raising=False)
     monkeypatch.setattr(cli, "_ask_secret", ask)
-    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "multi-host.yaml"))
+    result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "multi-host.yaml"))
     assert result.returncode == 0, result.stderr
     # The example, copied as written (its comments say what to change).
     assert (project / "Pulumi.lab.yaml").read_text() == (EXAMPLES / "multi-host.yaml").read_text()
@@ -166,7 +151,7 @@ def test_init_from_an_example_creates_the_stack_and_asks_for_each_secret(
 
 
 def test_init_without_a_terminal_lists_the_secrets_still_to_set(project: Path, opened: list[Any]) -> None:
-    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
     assert result.returncode == 0, result.stderr
     [(_, _, stack)] = opened
     assert stack.config == []
@@ -180,7 +165,7 @@ def test_init_skips_secrets_the_stack_file_already_holds(project: Path, opened: 
     text = (EXAMPLES / "single-host.yaml").read_text()
     text += "  homelab:server-ssh-key:\n    secure: v1:abc\n  homelab:alerts-webhook:\n    secure: v1:def\n"
     (project / "Pulumi.lab.yaml").write_text(text)
-    result = cli_run("init", "--stack", "lab")
+    result = cli_here("init", "--stack", "lab")
     assert result.returncode == 0, result.stderr
     assert "still to set" not in result.stdout
     assert (project / "Pulumi.lab.yaml").read_text() == text
@@ -188,7 +173,7 @@ def test_init_skips_secrets_the_stack_file_already_holds(project: Path, opened: 
 
 def test_init_never_overwrites_a_stack_file(project: Path, opened: list[Any]) -> None:
     (project / "Pulumi.lab.yaml").write_text("config: {}\n")
-    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
     assert result.returncode == 1
     assert "Pulumi.lab.yaml exists already" in result.stderr
     assert (project / "Pulumi.lab.yaml").read_text() == "config: {}\n"
@@ -196,7 +181,7 @@ def test_init_never_overwrites_a_stack_file(project: Path, opened: list[Any]) ->
 
 
 def test_init_of_a_stack_without_a_file_says_how_to_start(project: Path, opened: list[Any]) -> None:
-    result = cli_run("init", "--stack", "lab")
+    result = cli_here("init", "--stack", "lab")
     assert result.returncode == 1
     assert "--from examples/single-host.yaml" in result.stderr
     assert opened == []
@@ -205,7 +190,7 @@ def test_init_of_a_stack_without_a_file_says_how_to_start(project: Path, opened:
 def test_init_from_an_invalid_file_writes_nothing(project: Path, opened: list[Any], tmp_path: Path) -> None:
     bad = tmp_path / "bad.yaml"
     bad.write_text("config:\n  homelab:domain: bad_domain!\n")
-    result = cli_run("init", "--stack", "lab", "--from", str(bad))
+    result = cli_here("init", "--stack", "lab", "--from", str(bad))
     assert result.returncode == 1
     assert "  domain: 'bad_domain!' is not a valid DNS domain name" in result.stderr
     assert not (project / "Pulumi.lab.yaml").exists()
@@ -221,7 +206,7 @@ def test_init_without_the_pulumi_cli_says_why_the_install_failed(
         raise OSError("no route to get.pulumi.com")
 
     monkeypatch.setattr(auto.PulumiCommand, "install", no_network)
-    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
     assert result.returncode == 2
     assert result.stderr.startswith(INSTALL_HELP)
     assert "The automatic install failed: no route to get.pulumi.com" in result.stderr
@@ -233,7 +218,7 @@ def test_init_without_the_pulumi_cli_says_why_the_install_failed(
 def test_config_set_secret_encrypts_it(project: Path, opened: list[Any], monkeypatch) -> None:
     shutil.copy(EXAMPLES / "single-host.yaml", project / "Pulumi.lab.yaml")
     monkeypatch.setattr(cli.sys, "stdin", io.StringIO("-----BEGIN KEY-----\nx\n-----END KEY-----\n"))
-    result = cli_run("config", "set", "--secret", "server-ssh-key", "--stack", "lab")
+    result = cli_here("config", "set", "--secret", "server-ssh-key", "--stack", "lab")
     assert result.returncode == 0, result.stderr
     [(_, _, stack)] = opened
     [(key, value)] = stack.config
@@ -247,11 +232,11 @@ def test_config_set_secret_encrypts_it(project: Path, opened: list[Any], monkeyp
 
 def test_config_set_of_a_setting_is_validated_before_it_is_written(project: Path, opened: list[Any]) -> None:
     shutil.copy(EXAMPLES / "single-host.yaml", project / "Pulumi.lab.yaml")
-    result = cli_run("config", "set", "domain", "bad_domain!", "--stack", "lab")
+    result = cli_here("config", "set", "domain", "bad_domain!", "--stack", "lab")
     assert result.returncode == 1
     assert "  domain: 'bad_domain!' is not a valid DNS domain name" in result.stderr
     assert opened == []
-    result = cli_run("config", "set", "domain", "home.example.net", "--stack", "lab")
+    result = cli_here("config", "set", "domain", "home.example.net", "--stack", "lab")
     assert result.returncode == 0, result.stderr
     [(key, value)] = opened[0][2].config
     assert (key, value.value, value.secret) == ("homelab:domain", "home.example.net", False)
@@ -260,7 +245,7 @@ def test_config_set_of_a_setting_is_validated_before_it_is_written(project: Path
 @pytest.mark.parametrize("key", ["server-ssh-key", "github-token", "db-password"])
 def test_config_set_refuses_a_secret_in_plain_text(project: Path, opened: list[Any], key: str) -> None:
     shutil.copy(EXAMPLES / "single-host.yaml", project / "Pulumi.lab.yaml")
-    result = cli_run("config", "set", key, "hunter2", "--stack", "lab")
+    result = cli_here("config", "set", key, "hunter2", "--stack", "lab")
     assert result.returncode == 1
     assert f"config set --secret {key} --stack lab" in result.stderr
     assert "as text" in result.stderr
@@ -269,7 +254,7 @@ def test_config_set_refuses_a_secret_in_plain_text(project: Path, opened: list[A
 
 def test_config_set_secret_refuses_a_setting(project: Path, opened: list[Any]) -> None:
     shutil.copy(EXAMPLES / "single-host.yaml", project / "Pulumi.lab.yaml")
-    result = cli_run("config", "set", "--secret", "domain", "x.example.com", "--stack", "lab")
+    result = cli_here("config", "set", "--secret", "domain", "x.example.com", "--stack", "lab")
     assert result.returncode == 1
     assert "'domain' is a setting of the stack, not a secret" in result.stderr
     assert opened == []
@@ -295,7 +280,7 @@ def test_a_bad_config_value_stops_the_operation_before_the_stack_opens(
     project: Path, opened: list[Any]
 ) -> None:
     (project / "Pulumi.lab.yaml").write_text("config: {}\n")
-    result = cli_run("up", "--stack", "lab", "--config", "domain=bad_domain!", "--json")
+    result = cli_here("up", "--stack", "lab", "--config", "domain=bad_domain!", "--json")
     assert result.returncode == 1
     assert opened == []
     assert json.loads(result.stdout)["error"]["problems"] == [
@@ -305,7 +290,7 @@ def test_a_bad_config_value_stops_the_operation_before_the_stack_opens(
 
 def test_config_refuses_a_secret(project: Path, opened: list[Any]) -> None:
     shutil.copy(EXAMPLES / "single-host.yaml", project / "Pulumi.lab.yaml")
-    result = cli_run("preview", "--stack", "lab", "--config", "server-ssh-key=-----BEGIN")
+    result = cli_here("preview", "--stack", "lab", "--config", "server-ssh-key=-----BEGIN")
     assert result.returncode == 1
     assert "'server-ssh-key' is a secret (hosts[0].private-key-secret names it)" in result.stderr
     assert opened == []
@@ -317,10 +302,10 @@ def test_config_refuses_a_secret(project: Path, opened: list[Any]) -> None:
 def test_errors_go_to_stderr_and_json_gets_an_error_object(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config:\n  homelab:domain: bad_domain!\n  homelab:proxy: {colour: red}\n")
-    text = cli_run("validate", "--file", str(path))
+    text = cli_here("validate", "--file", str(path))
     assert (text.returncode, text.stdout) == (1, "")
     assert text.stderr.startswith("invalid stack config (2 problem(s)):")
-    as_json = cli_run("validate", "--file", str(path), "--json")
+    as_json = cli_here("validate", "--file", str(path), "--json")
     assert as_json.returncode == 1
     assert json.loads(as_json.stdout) == {
         "error": {
@@ -332,7 +317,7 @@ def test_errors_go_to_stderr_and_json_gets_an_error_object(tmp_path: Path) -> No
             ],
         }
     }
-    missing = cli_run("validate", "--stack", "nope", "--json")
+    missing = cli_here("validate", "--stack", "nope", "--json")
     assert json.loads(missing.stdout)["error"]["kind"] == "not-found"
     assert "no stack file Pulumi.nope.yaml" in missing.stderr
 
@@ -340,7 +325,7 @@ def test_errors_go_to_stderr_and_json_gets_an_error_object(tmp_path: Path) -> No
 def test_a_broken_stack_file_is_a_clear_error_on_the_cli(tmp_path: Path) -> None:
     path = tmp_path / "Pulumi.x.yaml"
     path.write_text("config:\n  homelab:domain: a.example.com\n  homelab:domain: b.example.com\n")
-    result = cli_run("validate", "--file", str(path), "--json")
+    result = cli_here("validate", "--file", str(path), "--json")
     assert result.returncode == 1
     error = json.loads(result.stdout)["error"]
     assert error["kind"] == "config"
@@ -413,7 +398,7 @@ def test_init_without_a_passphrase_says_where_it_comes_from(
 ) -> None:
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE")
     monkeypatch.delenv("PULUMI_CONFIG_PASSPHRASE_FILE", raising=False)
-    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
     assert result.returncode == 1
     assert "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
     assert opened == []
@@ -430,6 +415,6 @@ def test_a_stack_the_cli_cannot_open_is_one_line_not_a_traceback(
 
     monkeypatch.setattr(auto, "create_or_select_stack", refuse)
     monkeypatch.setattr(workspace, "pulumi_command", lambda install=True: None)
-    result = cli_run("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
+    result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
     assert result.returncode == 1
     assert result.stderr == "pulumi could not open stack 'lab': error: incorrect passphrase\n"

@@ -20,7 +20,6 @@ import io
 import os
 import shutil
 import subprocess
-import sys
 import tarfile
 import time
 import uuid
@@ -32,10 +31,8 @@ import pytest
 import yaml
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from harness import cli_here, cli_process
 
-from automation.cli import main as cli_main
-
-ROOT = Path(__file__).resolve().parent.parent
 # A service's process: it ends on SIGTERM as real services do (a bare `sleep` as PID 1 ignores
 # SIGTERM, so every `docker stop` waited out the whole stop timeout).
 SERVICE = ("sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait')
@@ -334,26 +331,14 @@ def cli(
     calls it; the docker CLI it runs is the real one), or, with `process`, as a command."""
     argv = [*args, "--host", "local", "--file", str(lab.stack_file)]
     if process:
-        env = dict(os.environ, **({"PATH": path} if path is not None else {}))
-        return subprocess.run(
-            [sys.executable, "-m", "automation", *argv],
-            cwd=ROOT,
-            env=env,
-            stdin=subprocess.DEVNULL,
-            capture_output=True,
-            text=True,
-            timeout=300,
-            check=False,
-        )
+        return cli_process(*argv, env=dict(os.environ, **({"PATH": path} if path is not None else {})))
     saved = os.environ["PATH"]
-    out, err = io.StringIO(), io.StringIO()
     try:
         if path is not None:
             os.environ["PATH"] = path
-        code = cli_main(argv, out=out, err=err)
+        return cli_here(*argv)
     finally:
         os.environ["PATH"] = saved
-    return subprocess.CompletedProcess(argv, code, out.getvalue(), err.getvalue())
 
 
 def restore(
