@@ -25,7 +25,6 @@ outcomes are printed at the end of the run.
 from __future__ import annotations
 
 import copy
-import datetime
 import hashlib
 import re
 import shutil
@@ -37,10 +36,7 @@ from typing import Any
 
 import pulumi
 import pytest
-from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
+from haproxy_check import CRT_LIST_PATH, assert_haproxy_accepts, haproxy_check
 from harness import (
     CONFIG_CA_PEM,
     EXAMPLES,
@@ -59,7 +55,6 @@ from components.homelab import alerting
 CONTAINER = "docker:index/container:Container"
 VOLUME = "docker:index/volume:Volume"
 HAPROXY_CFG = "/usr/local/etc/haproxy/haproxy.cfg"
-CRT_LIST = "/usr/local/etc/haproxy/crt-list.txt"
 PROMETHEUS_YML = "/etc/prometheus/prometheus.yml"
 RULES_YML = alerting.RULES_FILE
 ALERTMANAGER_YML = alerting.ALERTMANAGER_CONFIG
@@ -504,7 +499,7 @@ class Cases:
             files = {u["file"]: u["content"] for u in c.inputs.get("uploads") or []}
             if HAPROXY_CFG in files:
                 cfg = files[HAPROXY_CFG]
-                self.haproxy.setdefault(digest(cfg), (cfg, files.get(CRT_LIST), config))
+                self.haproxy.setdefault(digest(cfg), (cfg, files.get(CRT_LIST_PATH), config))
             for path, found in (
                 (PROMETHEUS_YML, self.prometheus),
                 (RULES_YML, self.rules),
@@ -514,29 +509,11 @@ class Cases:
                     found.setdefault(digest(files[path]), (files[path], config))
 
     def check_with_tools(self, tmp_path: Path) -> None:
-        pem = tmp_path / "any.pem"
-        pem.write_bytes(self_signed_pem())
         for i, (cfg, crt_list, config) in enumerate(self.haproxy.values()):
             folder = tmp_path / f"haproxy-{i}"
             folder.mkdir()
-            if crt_list is not None:
-                # One certificate serves every SNI line: `-c` checks that the files load.
-                lines = [f"{pem} {line.split()[1]}\n" for line in crt_list.splitlines() if line.strip()]
-                (folder / "crt-list.txt").write_text("".join(lines))
-                cfg = cfg.replace(CRT_LIST, str(folder / "crt-list.txt"))
-            # `init-addr none`: the check must not wait on this machine's DNS for container
-            # names it cannot know (tests/test_proxy.py checks the real `last,libc,none`).
-            assert cfg.count("init-addr last,libc,none") == cfg.count("init-addr")
-            cfg = cfg.replace("init-addr last,libc,none", "init-addr none")
-            (folder / "haproxy.cfg").write_text(cfg)
-            result = subprocess.run(
-                ["haproxy", "-c", "-f", str(folder / "haproxy.cfg")],
-                capture_output=True,
-                text=True,
-                timeout=60,
-            )
-            output = result.stdout + result.stderr
-            assert result.returncode == 0 and "[ALERT]" not in output, f"{output}\nconfig: {config!r}\n{cfg}"
+            result = haproxy_check(folder, cfg, crt_list)
+            assert_haproxy_accepts(result, f"\nconfig: {config!r}\n{cfg}")
         # One run of each tool for every distinct file of its kind.
         check_files(tmp_path, "prometheus", self.prometheus, ["promtool", "check", "config", "--syntax-only"])
         check_files(
@@ -617,26 +594,6 @@ def check_accepted(mocks: RecordingMocks, secrets: dict[str, str]) -> None:
     for r in mocks.resources:
         for path, text in plain_strings(r.raw_inputs):
             assert not any(v in text for v in values), f"{r.name}.{path} shows a config secret"
-
-
-def self_signed_pem() -> bytes:
-    key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, "homelab-property-test")])
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .sign(key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
 
 
 # ---- the tests ---------------------------------------------------------------------------------

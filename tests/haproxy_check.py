@@ -1,0 +1,93 @@
+"""The real `haproxy -c` on a generated HAProxy config (tests/test_proxy.py, and the property
+tests on every accepted config): the crt-list and its certificates are made here, a
+self-signed certificate per SNI host name, and the check is read as HAProxy prints it."""
+
+from __future__ import annotations
+
+import datetime
+import os
+import subprocess
+from pathlib import Path
+
+from cryptography import x509
+from cryptography.hazmat.primitives import hashes, serialization
+from cryptography.hazmat.primitives.asymmetric import ec
+from cryptography.x509.oid import NameOID
+
+from components.homelab.proxy import CONFIG_DIR
+
+CRT_LIST_PATH = f"{CONFIG_DIR}/crt-list.txt"
+
+
+def self_signed_pem(fqdn: str) -> bytes:
+    """A key and a self-signed certificate for `fqdn`, combined as HAProxy loads them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)])
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(name)
+        .issuer_name(name)
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.SubjectAlternativeName([x509.DNSName(fqdn)]), critical=False)
+        .sign(key, hashes.SHA256())
+    )
+    key_pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
+
+
+def crt_list_hosts(text: str) -> dict[str, str]:
+    """SNI host name -> certificate path, from a crt-list."""
+    out = {}
+    for line in text.splitlines():
+        path, fqdn = line.split()
+        out[fqdn] = path
+    return out
+
+
+def haproxy_check(
+    tmp_path: Path, cfg: str, crt_list_text: str | None, resolve: bool = False
+) -> subprocess.CompletedProcess:
+    """`haproxy -c` on `cfg`, its crt-list and certificates moved into tmp_path.
+
+    Servers are looked up with `init-addr last,libc,none`, and this machine's DNS does not
+    answer: the check waits on it only with `resolve` (tests/test_proxy.py:
+    test_tls_config_passes_haproxy_check); the others check the config with `init-addr none`,
+    the rest of it unchanged."""
+    if not resolve:
+        assert cfg.count("init-addr last,libc,none") == cfg.count("init-addr")
+        cfg = cfg.replace("init-addr last,libc,none", "init-addr none")
+    if crt_list_text is not None:
+        certs = tmp_path / "certs"
+        certs.mkdir()
+        lines = []
+        for fqdn in crt_list_hosts(crt_list_text):
+            (certs / f"{fqdn}.pem").write_bytes(self_signed_pem(fqdn))
+            lines.append(f"{certs / f'{fqdn}.pem'} {fqdn}\n")
+        (tmp_path / "crt-list.txt").write_text("".join(lines))
+        assert CRT_LIST_PATH in cfg
+        cfg = cfg.replace(CRT_LIST_PATH, str(tmp_path / "crt-list.txt"))
+    (tmp_path / "haproxy.cfg").write_text(cfg)
+    # The config resolves servers with `init-addr last,libc,none`: let libc give up on a lost
+    # DNS answer after a second (glibc's RES_OPTIONS) instead of five.
+    env = {**os.environ, "RES_OPTIONS": "timeout:1 attempts:1"}
+    return subprocess.run(
+        ["haproxy", "-c", "-f", str(tmp_path / "haproxy.cfg")],
+        capture_output=True,
+        text=True,
+        timeout=60,
+        env=env,
+    )
+
+
+def assert_haproxy_accepts(result: subprocess.CompletedProcess, context: str = "") -> None:
+    """HAProxy accepted the config: no error, no alert (`context` is said with a failure)."""
+    output = result.stdout + result.stderr + context
+    assert result.returncode == 0, output
+    assert "[ALERT]" not in output, output
+    assert "Configuration file is valid" in output, output
