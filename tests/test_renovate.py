@@ -9,6 +9,7 @@ import json
 import os
 import re
 import subprocess
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -213,6 +214,17 @@ def test_patterns_avoid_what_re2_lacks():
 # ---- Renovate's own validator ----------------------------------------------------------------
 
 
+def validate(folder: Path) -> subprocess.CompletedProcess[str]:
+    """Renovate's own validator on `folder`/renovate.json, strict, as `make renovate-check`."""
+    return subprocess.run(
+        [str(VALIDATOR), "--strict", "--no-global", "renovate.json"],
+        cwd=folder,
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 def test_renovate_validator_accepts_the_config():
     if not VALIDATOR.exists():
         if os.environ.get("CI"):
@@ -220,13 +232,7 @@ def test_renovate_validator_accepts_the_config():
                 "Renovate's validator is not installed: scripts/install-tools.sh (npm ci in .ci/renovate)"
             )
         pytest.skip("Renovate's validator is not installed (scripts/install-tools.sh); CI runs this test")
-    result = subprocess.run(
-        [str(VALIDATOR), "--strict", "--no-global", "renovate.json"],
-        cwd=ROOT,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = validate(ROOT)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Config validated successfully" in result.stdout
 
@@ -237,13 +243,7 @@ def test_renovate_validator_rejects_a_broken_config(tmp_path):
     broken = config()
     broken["packageRules"][0]["matchDatasourcez"] = ["docker"]
     (tmp_path / "renovate.json").write_text(json.dumps(broken))
-    result = subprocess.run(
-        [str(VALIDATOR), "--strict", "--no-global", "renovate.json"],
-        cwd=tmp_path,
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    result = validate(tmp_path)
     assert result.returncode != 0
     assert "matchDatasourcez" in result.stdout + result.stderr
 
