@@ -66,7 +66,7 @@ def import_busybox_image(folder: Path) -> tuple[str | None, str]:
             info.size, info.mode = len(data), mode
             tar.addfile(info, io.BytesIO(data))
     docker("import", "-c", "ENV PATH=/bin", str(rootfs), ref)
-    probe = docker("run", "--rm", ref, "true", check=False)
+    probe = docker("run", "--rm", "--network", "none", ref, "true", check=False)
     if probe.returncode != 0:
         docker("rmi", "-f", ref, check=False)
         return None, f"{BUSYBOX} does not run alone in an image (not busybox-static?): {probe.stderr!r}"

@@ -394,7 +394,7 @@ def build_on(stand_in: str, dockerfile: str, folder: Path) -> subprocess.Complet
     assert lines[0].startswith("FROM ")
     (folder / "Dockerfile").write_text("\n".join([f"FROM {stand_in}", *lines[1:]]) + "\n")
     tag = f"homelab-test-example-build:{os.getpid()}-{folder.name}"
-    result = docker("build", "--no-cache", "--force-rm", "-t", tag, ".", cwd=str(folder))
+    result = docker("build", "--no-cache", "--force-rm", "--network", "none", "-t", tag, ".", cwd=str(folder))
     docker("rmi", "-f", tag)
     return result
 

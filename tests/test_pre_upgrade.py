@@ -230,13 +230,13 @@ def test_the_script_runs_the_engine_in_the_backup_container(image: str, tmp_path
     names = [f"{prefix}-mysql", f"{prefix}-backup"]
     try:
         subprocess.run(
-            ["docker", "run", "-d", "--name", names[0], image, "sleep", "600"],
+            ["docker", "run", "-d", "--network", "none", "--name", names[0], image, "sleep", "600"],
             check=True,
             capture_output=True,
         )
         subprocess.run(
             [
-                "docker", "run", "-d", "--name", names[1],
+                "docker", "run", "-d", "--network", "none", "--name", names[1],
                 "-v", f"{engine}:/bin/backup:ro", "-v", f"{archive_dir}:/archive",
                 "-e", "BACKUP_FILENAME=scheduled-%Y.tar.gz", image, "sleep", "600",
             ],

@@ -79,7 +79,7 @@ def start_service(lab: Lab, service: str) -> subprocess.Popen[bytes]:
         vol, path = SERVICES[service]
         run += ["-v", f"{lab.volume(service, vol)}:{path}"]
     return subprocess.Popen(
-        ["docker", "run", "-d", "--stop-timeout", "1", "--name", *run, lab.image, *SERVICE],
+        ["docker", "run", "-d", "--stop-timeout", "1", "--network", "none", "--name", *run, lab.image, *SERVICE],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -264,7 +264,7 @@ def fill_volumes(lab: Lab, trees: dict[str, Tree]) -> None:
     volumes = list(trees)
     merged = {f"v{i}/{path}": entry for i, v in enumerate(volumes) for path, entry in trees[v].items()}
     script = f"set -e; {emptied(volumes)}; tar -xf - -C /"
-    command = ["run", "--rm", "-i", *mounts(volumes), lab.image, "sh", "-c", script]
+    command = ["run", "--rm", "-i", "--network", "none", *mounts(volumes), lab.image, "sh", "-c", script]
     docker(*command, input=tar_of(merged, names=False))
 
 
@@ -276,23 +276,36 @@ def read_volumes(lab: Lab, volumes: list[str]) -> dict[str, tuple[Tree, tuple[in
     """Everything in each volume (content, mode, owner) and its root's (mode, uid, gid), read
     in one container."""
     folders = [f"v{i}" for i in range(len(volumes))]
-    result = docker("run", "--rm", *mounts(volumes), lab.image, "tar", "-cf", "-", "-C", "/", *folders)
+    # `docker cp` out of a container that never starts: the engine reads the volumes mounted
+    # in it (under /r) and sends one tar, owners and modes as they are; half the cost of
+    # running `tar` in a container.
+    mounted = [a for i, v in enumerate(volumes) for a in ("-v", f"{v}:/r/v{i}")]
+    reader = docker("create", "--network", "none", *mounted, lab.image, "true").stdout.decode().strip()
+    try:
+        result = docker("cp", f"{reader}:/r", "-")
+    finally:
+        docker("rm", "-f", reader, check=False)
     found: dict[str, tuple[Tree, tuple[int, int, int]]] = {v: ({}, (0, 0, 0)) for v in volumes}
     with tarfile.open(fileobj=io.BytesIO(result.stdout)) as tar:
         for m in tar:
-            folder, _, path = m.name.rstrip("/").partition("/")
+            top, _, inside = m.name.rstrip("/").partition("/")
+            assert top == "r", m.name
+            if not inside:
+                continue
+            folder, _, path = inside.partition("/")
+            mode = m.mode & 0o7777  # the engine's tar (Go's) keeps the file type bits in the mode
             volume = volumes[folders.index(folder)]
             tree, root = found[volume]
             if not path:
-                found[volume] = (tree, (m.mode, m.uid, m.gid))
+                found[volume] = (tree, (mode, m.uid, m.gid))
             elif m.isdir():
-                tree[path] = ("dir", b"", m.mode, m.uid, m.gid)
+                tree[path] = ("dir", b"", mode, m.uid, m.gid)
             elif m.issym():
                 tree[path] = ("link", m.linkname.encode(), 0o777, m.uid, m.gid)
             else:
                 data = tar.extractfile(m)
                 assert data is not None
-                tree[path] = ("file", data.read(), m.mode, m.uid, m.gid)
+                tree[path] = ("file", data.read(), mode, m.uid, m.gid)
     return found
 
 
@@ -388,7 +401,7 @@ def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
     fill_volumes(lab, trees)
     archive = engine_archive(lab, trees, f"{lab.prefix}-local-2026-01-02T04-00-00")
     # The volumes are wiped (or, on a fresh host, created empty by `pulumi up`).
-    docker("run", "--rm", *mounts(list(trees)), lab.image, "sh", "-c", emptied(list(trees)))
+    docker("run", "--rm", "--network", "none", *mounts(list(trees)), lab.image, "sh", "-c", emptied(list(trees)))
     assert list(read_volumes(lab, list(trees)).values()) == [({}, FRESH_ROOT), ({}, FRESH_ROOT)]
     since = time.time()
 
@@ -564,12 +577,12 @@ def test_backups_lists_the_archives_newest_first(lab: Lab) -> None:
 def test_backup_runs_the_engine_in_its_container(lab: Lab) -> None:
     """`backup --host` is `docker exec <stack>-backup backup` (here a stand-in script)."""
     name = lab.container("backup")
-    docker("run", "-d", "--name", name, "-e", "BACKUP_LABEL=t10", lab.image, "sleep", "100000")
+    docker("run", "-d", "--network", "none", "--name", name, "-e", "BACKUP_LABEL=t10", lab.image, "sleep", "100000")
     result = cli(lab, "backup")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backup run for t10" in result.stdout and "backup of host local done" in result.stdout
     docker("rm", "-f", name)
-    docker("run", "-d", "--name", name, "-e", "BACKUP_EXIT=3", lab.image, "sleep", "100000")
+    docker("run", "-d", "--network", "none", "--name", name, "-e", "BACKUP_EXIT=3", lab.image, "sleep", "100000")
     failed = cli(lab, "backup")
     assert failed.returncode == 1
     assert "the backup run on host 'local' failed" in failed.stderr
