@@ -543,7 +543,19 @@ class Due:
 
 
 def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str, now: float) -> Due:
-    """Whether the host's last drill is older than its interval (`data.restore-drills`)."""
+    """Whether the host's last drill is older than its interval (`data.restore-drills`): its
+    records read from the host (one helper container), then `verdict`."""
+    try:
+        states = read_states(target, docker, image)
+    except BackupError as error:
+        return Due(target.hb.host, True, f"its drill records cannot be read ({error})")
+    return verdict(config, target, states, now)
+
+
+def verdict(
+    config: StackConfig, target: DrillTarget, states: Mapping[str, metrics.DrillState] | None, now: float
+) -> Due:
+    """`due`'s answer from the host's drill records as read (None: no textfile directory)."""
     from automation.guard import human_age
     from stacks.config_base import duration_seconds
 
@@ -551,10 +563,6 @@ def due(config: StackConfig, target: DrillTarget, docker: DockerCli, image: str,
     every = drills.hosts.get(target.hb.host, drills.every)
     interval = duration_seconds(every)
     host = target.hb.host
-    try:
-        states = read_states(target, docker, image)
-    except BackupError as error:
-        return Due(host, True, f"its drill records cannot be read ({error})")
     if states is None:
         return Due(host, True, "no textfile directory on the host to tell when it was last drilled")
     runs = [states[s.name].last_run for s in target.specs if s.name in states]

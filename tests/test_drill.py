@@ -757,11 +757,12 @@ def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.Monke
     assert drills.drill_due(config, out, lab.key, lab.image, now=lambda: start + day)
     assert out.getvalue() == "host local: not due, last drilled 1d 0h ago; next in 6d 0h\n"
 
-    # The verdicts that follow, without drilling again: a drill that is due runs (above).
+    # The verdicts that follow, from these records read once (`due` reads them, then asks
+    # `verdict`), without drilling again: a drill that is due runs (above).
     target = lab.target()
-    docker_ = DockerCli(target.hb.docker_host)
+    states = drills.read_states(target, DockerCli(target.hb.docker_host), lab.image)
     # A daily timer at the same hour finds the weekly drill due on the 7th day.
-    verdict = drills.due(config, target, docker_, lab.image, start + 7 * day - 600)
+    verdict = drills.verdict(config, target, states, start + 7 * day - 600)
     assert (verdict.due, verdict.why) == (True, "last drilled 6d 23h ago (every 7d)")
 
     # Per host: another interval.
@@ -774,10 +775,17 @@ def test_due_drills_a_host_once_per_interval(lab: Lab, monkeypatch: pytest.Monke
             )
         }
     )
-    verdict = drills.due(daily, target, docker_, lab.image, start + day + 3600)
+    verdict = drills.verdict(daily, target, states, start + day + 3600)
     assert (verdict.due, verdict.why) == (True, "last drilled 1d 1h ago (every 1d)")
-    verdict = drills.due(daily, target, docker_, lab.image, start + 0.5 * day)
+    verdict = drills.verdict(daily, target, states, start + 0.5 * day)
     assert (verdict.due, verdict.why) == (False, "last drilled 12h 0m ago; next in 12h 0m")
+
+
+def test_due_when_the_records_cannot_be_read_drills(lab: Lab) -> None:
+    """An engine that does not answer: the drill is due, and says why (not a traceback)."""
+    verdict = drills.due(lab.config(), lab.target(), DockerCli("unix:///nonexistent.sock"), lab.image, 0.0)
+    assert verdict.host == "local" and verdict.due
+    assert verdict.why.startswith("its drill records cannot be read (reading the drill records failed: ")
 
 
 def test_due_without_a_textfile_directory_always_drills(lab: Lab) -> None:
