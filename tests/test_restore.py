@@ -79,7 +79,19 @@ def start_service(lab: Lab, service: str) -> subprocess.Popen[bytes]:
         vol, path = SERVICES[service]
         run += ["-v", f"{lab.volume(service, vol)}:{path}"]
     return subprocess.Popen(
-        ["docker", "run", "-d", "--stop-timeout", "1", "--network", "none", "--name", *run, lab.image, *SERVICE],
+        [
+            "docker",
+            "run",
+            "-d",
+            "--stop-timeout",
+            "1",
+            "--network",
+            "none",
+            "--name",
+            *run,
+            lab.image,
+            *SERVICE,
+        ],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.PIPE,
     )
@@ -401,7 +413,9 @@ def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
     fill_volumes(lab, trees)
     archive = engine_archive(lab, trees, f"{lab.prefix}-local-2026-01-02T04-00-00")
     # The volumes are wiped (or, on a fresh host, created empty by `pulumi up`).
-    docker("run", "--rm", "--network", "none", *mounts(list(trees)), lab.image, "sh", "-c", emptied(list(trees)))
+    docker(
+        "run", "--rm", "--network", "none", *mounts(list(trees)), lab.image, "sh", "-c", emptied(list(trees))
+    )
     assert list(read_volumes(lab, list(trees)).values()) == [({}, FRESH_ROOT), ({}, FRESH_ROOT)]
     since = time.time()
 
@@ -577,12 +591,26 @@ def test_backups_lists_the_archives_newest_first(lab: Lab) -> None:
 def test_backup_runs_the_engine_in_its_container(lab: Lab) -> None:
     """`backup --host` is `docker exec <stack>-backup backup` (here a stand-in script)."""
     name = lab.container("backup")
-    docker("run", "-d", "--network", "none", "--name", name, "-e", "BACKUP_LABEL=t10", lab.image, "sleep", "100000")
+    docker(
+        "run",
+        "-d",
+        "--network",
+        "none",
+        "--name",
+        name,
+        "-e",
+        "BACKUP_LABEL=t10",
+        lab.image,
+        "sleep",
+        "100000",
+    )
     result = cli(lab, "backup")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "backup run for t10" in result.stdout and "backup of host local done" in result.stdout
     docker("rm", "-f", name)
-    docker("run", "-d", "--network", "none", "--name", name, "-e", "BACKUP_EXIT=3", lab.image, "sleep", "100000")
+    docker(
+        "run", "-d", "--network", "none", "--name", name, "-e", "BACKUP_EXIT=3", lab.image, "sleep", "100000"
+    )
     failed = cli(lab, "backup")
     assert failed.returncode == 1
     assert "the backup run on host 'local' failed" in failed.stderr
