@@ -8,6 +8,7 @@ when `docker info` fails (`scripts/start-dockerd.sh` starts an engine where one 
 from __future__ import annotations
 
 import base64
+import contextlib
 import csv
 import hashlib
 import io
@@ -84,15 +85,20 @@ def test_images_without_homelab_layer() -> None:
 # --- helpers --------------------------------------------------------------------------------
 
 
-@pytest.fixture
-def plugins_dir(tmp_path: Path) -> Path:
-    plugins = tmp_path / "pulumi-plugins"
+def fake_plugins(folder: Path) -> Path:
+    """A Pulumi plugin tree with one plugin (a shell script) and Pulumi's lock file."""
+    plugins = folder / "pulumi-plugins"
     binary = plugins / PLUGIN_BINARY
     binary.parent.mkdir(parents=True)
     binary.write_text("#!/bin/sh\necho fake plugin\n")
     binary.chmod(0o755)
     (plugins / f"{PLUGIN}.lock").write_text("")  # Pulumi's lock file: left out of the bundle
     return plugins
+
+
+@pytest.fixture
+def plugins_dir(tmp_path: Path) -> Path:
+    return fake_plugins(tmp_path)
 
 
 def members(path: Path) -> dict[str, bytes | None]:
@@ -580,14 +586,14 @@ def remove_image(image: str) -> None:
     docker("rmi", "-f", image, check=False)
 
 
-@pytest.fixture
-def pinned(registry: str, tmp_path: Path) -> Iterator[Pinned]:
+@contextlib.contextmanager
+def pushed(registry: str, folder: Path) -> Iterator[Pinned]:
     """A busybox image pushed to the registry, then removed here: its pin by tag and digest."""
     if not BUSYBOX.is_file():
         pytest.skip("busybox is not installed (scripts/install-tools.sh installs busybox-static)")
     token = uuid.uuid4().hex[:12]
     tag = f"{registry}/tbd-bundle-{token}:1.0"
-    imported = docker("import", str(busybox_rootfs(tmp_path / "rootfs.tar", token)), tag).stdout.strip()
+    imported = docker("import", str(busybox_rootfs(folder / "rootfs.tar", token)), tag).stdout.strip()
     try:
         docker("push", tag)
         digests = json.loads(docker("image", "inspect", "--format", "{{json .RepoDigests}}", tag).stdout)
@@ -598,6 +604,12 @@ def pinned(registry: str, tmp_path: Path) -> Iterator[Pinned]:
         yield Pinned(f"{tag}@{digest}", tag, digest_ref, imported)
     finally:
         remove_image(imported)
+
+
+@pytest.fixture
+def pinned(registry: str, tmp_path: Path) -> Iterator[Pinned]:
+    with pushed(registry, tmp_path) as image:
+        yield image
 
 
 def test_a_pin_by_tag_and_digest_goes_through_a_bundle(
@@ -664,22 +676,34 @@ def with_manifest(src: Path, dst: Path, change: Callable[[dict], None]) -> Path:
     return repack(src, dst, edit)
 
 
-@pytest.fixture
-def pinned_bundle(pinned: Pinned, tmp_path: Path, plugins_dir: Path) -> Path:
-    out = release(tmp_path / "out" / "bundle.tar.gz", [pinned.ref], None, plugins_dir)
-    remove_image(pinned.id)
-    return out
+@dataclass(frozen=True)
+class PinnedBundle:
+    pinned: Pinned
+    path: Path
+
+
+@pytest.fixture(scope="module")
+def pinned_bundle(registry: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[PinnedBundle]:
+    """A bundle of a pinned image, released once per module (per xdist worker), the image
+    removed here after. The tests forge copies of it; the one that loads its image removes
+    it again, so each finds the image absent."""
+    folder = tmp_path_factory.mktemp("pinned-bundle")
+    with pushed(registry, folder) as pinned:
+        out = release(folder / "out" / "bundle.tar.gz", [pinned.ref], None, fake_plugins(folder))
+        remove_image(pinned.id)
+        yield PinnedBundle(pinned, out)
 
 
 def test_a_bundle_whose_image_id_does_not_match_is_refused_before_loading(
-    pinned: Pinned, pinned_bundle: Path, local_image: str, tmp_path: Path
+    pinned_bundle: PinnedBundle, local_image: str, tmp_path: Path
 ) -> None:
+    pinned = pinned_bundle.pinned
     other = image_id(local_image)
 
     def claim_other_id(manifest: dict) -> None:
         manifest["images"][pinned.ref]["id"] = other
 
-    forged = with_manifest(pinned_bundle, tmp_path / "forged.tar.gz", claim_other_id)
+    forged = with_manifest(pinned_bundle.path, tmp_path / "forged.tar.gz", claim_other_id)
     with pytest.raises(BundleError) as caught:
         setup(forged, [DOCKER_HOST], plugins_target=tmp_path / "target")
     message = str(caught.value)
@@ -690,18 +714,22 @@ def test_a_bundle_whose_image_id_does_not_match_is_refused_before_loading(
 
 
 def test_the_loaded_image_must_carry_the_recorded_id(
-    pinned: Pinned, pinned_bundle: Path, local_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+    pinned_bundle: PinnedBundle, local_image: str, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     """Past the archive check (switched off here), the engine's own answer is checked too."""
+    pinned = pinned_bundle.pinned
     other = image_id(local_image)
 
     def claim_other_id(manifest: dict) -> None:
         manifest["images"][pinned.ref]["id"] = other
 
-    forged = with_manifest(pinned_bundle, tmp_path / "forged.tar.gz", claim_other_id)
+    forged = with_manifest(pinned_bundle.path, tmp_path / "forged.tar.gz", claim_other_id)
     monkeypatch.setattr(bundle, "_archive_problems", lambda *a: [])
-    with pytest.raises(BundleError) as caught:
-        setup(forged, [DOCKER_HOST], plugins_target=tmp_path / "target")
+    try:
+        with pytest.raises(BundleError) as caught:
+            setup(forged, [DOCKER_HOST], plugins_target=tmp_path / "target")
+    finally:
+        remove_image(pinned.id)  # loaded, then refused: gone again for the next test
     assert (
         f"host {DOCKER_HOST}: after loading {manifest_of(forged)['images'][pinned.ref]['archive']}, "
         f"{pinned.tag} is image {pinned.id}, but the bundle records {other} for {pinned.ref}: refused"
@@ -709,16 +737,16 @@ def test_the_loaded_image_must_carry_the_recorded_id(
     assert not (tmp_path / "target").exists(), "plugins left as they were"
 
 
-def test_an_archive_without_the_recorded_tag_is_refused(
-    pinned: Pinned, pinned_bundle: Path, tmp_path: Path
-) -> None:
+def test_an_archive_without_the_recorded_tag_is_refused(pinned_bundle: PinnedBundle, tmp_path: Path) -> None:
+    pinned = pinned_bundle.pinned
+
     def claim_other_tag(manifest: dict) -> None:
         image = manifest["images"].pop(pinned.ref)
         manifest["images"][pinned.ref.replace(":1.0@", ":2.0@")] = image | {
             "tag": pinned.tag.replace(":1.0", ":2.0")
         }
 
-    forged = with_manifest(pinned_bundle, tmp_path / "forged.tar.gz", claim_other_tag)
+    forged = with_manifest(pinned_bundle.path, tmp_path / "forged.tar.gz", claim_other_tag)
     with pytest.raises(
         BundleError, match=re.escape(f"does not restore the tag {pinned.tag.replace(':1.0', ':2.0')}")
     ):
