@@ -39,6 +39,7 @@ from harness import run_program
 from automation.backup import BackupError, DockerCli, host_backup
 from components.docker.ssh import dial_stdio_command
 from stacks.checks import validate
+from stacks.config_homelab import ServicesConfig
 
 REASON = sshd.unavailable()
 pytestmark = pytest.mark.skipif(REASON is not None, reason=REASON or "")
@@ -92,9 +93,14 @@ class Registered:
         return next(o.partition("=")[2] for o in self.ssh_opts if o.startswith("ControlPath="))
 
 
+# The host's Docker provider and bootstrap are all these tests read: the stack runs no
+# service (5 resources a run instead of 64; neither depends on the services).
+NO_SERVICES = {name.replace("_", "-"): {"enabled": False} for name in ServicesConfig.model_fields}
+
+
 def register(servers: Servers, name: str, host_key: str, proxy_key: str | None = None) -> Registered:
     """Run the program with one SSH host on `target` (through `bastion` when `proxy_key` is
-    given) pinned to `host_key`; return what it registered for that host."""
+    given) pinned to `host_key`, and no service; return what it registered for that host."""
     host: dict[str, Any] = {
         "name": name,
         "address": f"root@127.0.0.1:{servers.target.port}",
@@ -109,7 +115,8 @@ def register(servers: Servers, name: str, host_key: str, proxy_key: str | None =
             "host-key": proxy_key,
         }
         secrets["jump-key"] = servers.jump_key.read_text()
-    lab = run_program({"hosts": [host]}, secrets, stack=name, key_dir=str(servers.folder / "keys"))
+    config = {"hosts": [host], "services": NO_SERVICES, "tls": {"enabled": False}}
+    lab = run_program(config, secrets, stack=name, key_dir=str(servers.folder / "keys"))
     provider = lab.providers()[f"{name}-docker"]
     opts = provider.inputs["sshOpts"]
     bootstrap = lab.named(f"{name}-bootstrap", "command:remote:Command")  # not a pre-upgrade backup
