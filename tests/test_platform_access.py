@@ -13,6 +13,7 @@ import subprocess
 import sys
 from collections.abc import Iterator
 from functools import cache
+from pathlib import Path
 from typing import Any
 
 import jsonschema
@@ -671,48 +672,43 @@ def test_no_secret_in_any_plain_input_of_the_variants(request, variant):
 
 # ---- 7. the SDKs load only with the platform layer -------------------------------------------
 
+# One fresh interpreter runs the stacks in order and reports, after each, which SDKs are
+# loaded: a homelab-only stack first (nothing may load them before it), then the platform.
 PROBE = """
-import json, sys, tempfile
+import json, sys
 from pathlib import Path
 sys.path[:0] = [sys.argv[1], sys.argv[2]]
 from harness import example_secrets, load_stack_file, run_program
-config = load_stack_file(Path(sys.argv[3]))
-mocks = run_program(config, example_secrets(config), key_dir=sys.argv[4])
-loaded = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[5].split(",")))
-print("PROBE " + json.dumps({"resources": len(mocks.resources), "loaded": loaded}))
+for i, stack in enumerate(sys.argv[5:]):
+    config = load_stack_file(Path(stack))
+    mocks = run_program(config, example_secrets(config), key_dir=f"{sys.argv[3]}/{i}")
+    loaded = sorted({m.split(".")[0] for m in sys.modules} & set(sys.argv[4].split(",")))
+    print("PROBE " + json.dumps({"resources": len(mocks.resources), "loaded": loaded}))
 """
 
 
-def loaded_sdks(stack_file, tmp_path) -> tuple[int, list[str]]:
+def loaded_sdks(tmp_path: Path, *stack_files: Path) -> list[tuple[int, list[str]]]:
+    """(resources registered, platform SDKs loaded) after each stack, run in that order."""
     done = subprocess.run(
-        [
-            sys.executable,
-            "-c",
-            PROBE,
-            str(ROOT / "tests"),
-            str(ROOT),
-            str(stack_file),
-            str(tmp_path),
-            ",".join(SDK_MODULES),
-        ],
+        [sys.executable, "-c", PROBE, str(ROOT / "tests"), str(ROOT), str(tmp_path), ",".join(SDK_MODULES)]
+        + [str(f) for f in stack_files],
         cwd=tmp_path,
         capture_output=True,
         text=True,
         timeout=300,
     )
     assert done.returncode == 0, done.stderr
-    (line,) = [x for x in done.stdout.splitlines() if x.startswith("PROBE ")]
-    result = json.loads(line.removeprefix("PROBE "))
-    return result["resources"], result["loaded"]
+    lines = [x for x in done.stdout.splitlines() if x.startswith("PROBE ")]
+    assert len(lines) == len(stack_files), done.stdout
+    results = [json.loads(line.removeprefix("PROBE ")) for line in lines]
+    return [(r["resources"], r["loaded"]) for r in results]
 
 
-def test_homelab_only_dev_stack_loads_no_platform_sdk(tmp_path):
-    count, loaded = loaded_sdks(ROOT / "Pulumi.dev.yaml", tmp_path)
-    assert count > 0
-    assert loaded == []
-
-
-def test_platform_example_loads_the_platform_sdks(tmp_path):
-    count, loaded = loaded_sdks(EXAMPLE, tmp_path)
+def test_the_platform_sdks_load_only_with_the_platform_layer(tmp_path):
+    (dev_count, dev_loaded), (count, loaded) = loaded_sdks(tmp_path, ROOT / "Pulumi.dev.yaml", EXAMPLE)
+    # A homelab-only stack (the dev stack) loads none of them ...
+    assert dev_count > 0
+    assert dev_loaded == []
+    # ... the platform example, run next in the same interpreter, loads each.
     assert count > 0
     assert loaded == sorted(SDK_MODULES)
