@@ -17,8 +17,8 @@ from stacks.config_base import (
     Image,
     Model,
     SecretKey,
+    SshAddress,
     Text,
-    ssh_address,
     ssh_parts,
 )
 
@@ -130,14 +130,9 @@ class S3Target(Model):
 class SshBackupTarget(Model):
     """An SFTP server: a copy of every archive (the engine does not check its host key)."""
 
-    address: str = Field(description="`user@host[:port]` of the SSH server.")
+    address: SshAddress = Field(description="`user@host[:port]` of the SSH server.")
     path: AbsolutePath = Field(description="Absolute directory on the server (created if missing).")
     private_key_secret: SecretKey = Field(description="Config key (secret) with the SSH private key.")
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return ssh_address(value)
 
     @property
     def target(self) -> tuple[str, str, int]:

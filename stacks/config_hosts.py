@@ -21,6 +21,7 @@ from stacks.config_base import (
     Label,
     Model,
     SecretKey,
+    SshAddress,
     ssh_address,
     ssh_parts,
 )
@@ -152,9 +153,7 @@ def _host_key_problems(
 class SshProxyConfig(Model):
     """A jump host (bastion) the host is reached through."""
 
-    address: Annotated[str, AfterValidator(ssh_address)] = Field(
-        description="`user@host[:port]` of the jump host."
-    )
+    address: SshAddress = Field(description="`user@host[:port]` of the jump host.")
     private_key_secret: SecretKey | None = Field(
         default=None,
         description="Config key holding the jump host's SSH private key (set with --secret); "

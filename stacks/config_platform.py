@@ -22,8 +22,8 @@ from stacks.config_base import (
     Label,
     Model,
     SecretKey,
+    SshAddress,
     Subdomain,
-    ssh_address,
     ssh_parts,
 )
 
@@ -202,18 +202,13 @@ class PrivateCaConfig(Model):
 class NodeConfig(Model):
     """A node of the cluster this program reaches over SSH to install the private CA."""
 
-    address: str = Field(description="`user@host[:port]`; the user needs root or password-less sudo.")
+    address: SshAddress = Field(description="`user@host[:port]`; the user needs root or password-less sudo.")
     private_key_secret: SecretKey | None = Field(
         default=None, description="Config key (secret) with the SSH private key (default: the SSH agent)."
     )
     runtime: Literal["containerd", "docker"] = Field(
         default="containerd", description="The container runtime that pulls the node's images."
     )
-
-    @field_validator("address")
-    @classmethod
-    def _address(cls, value: str) -> str:
-        return ssh_address(value)
 
     @property
     def ssh(self) -> tuple[str, str, int]:
