@@ -694,16 +694,21 @@ def pinned_bundle(registry: str, tmp_path_factory: pytest.TempPathFactory) -> It
         yield PinnedBundle(pinned, out)
 
 
+def claiming_id(pinned_bundle: PinnedBundle, other: str, dst: Path) -> Path:
+    """The module's bundle, its manifest recording image ID `other` for the pinned image."""
+
+    def claim_other_id(manifest: dict) -> None:
+        manifest["images"][pinned_bundle.pinned.ref]["id"] = other
+
+    return with_manifest(pinned_bundle.path, dst, claim_other_id)
+
+
 def test_a_bundle_whose_image_id_does_not_match_is_refused_before_loading(
     pinned_bundle: PinnedBundle, local_image: str, tmp_path: Path
 ) -> None:
     pinned = pinned_bundle.pinned
     other = image_id(local_image)
-
-    def claim_other_id(manifest: dict) -> None:
-        manifest["images"][pinned.ref]["id"] = other
-
-    forged = with_manifest(pinned_bundle.path, tmp_path / "forged.tar.gz", claim_other_id)
+    forged = claiming_id(pinned_bundle, other, tmp_path / "forged.tar.gz")
     with pytest.raises(BundleError) as caught:
         setup(forged, [DOCKER_HOST], plugins_target=tmp_path / "target")
     message = str(caught.value)
@@ -719,11 +724,7 @@ def test_the_loaded_image_must_carry_the_recorded_id(
     """Past the archive check (switched off here), the engine's own answer is checked too."""
     pinned = pinned_bundle.pinned
     other = image_id(local_image)
-
-    def claim_other_id(manifest: dict) -> None:
-        manifest["images"][pinned.ref]["id"] = other
-
-    forged = with_manifest(pinned_bundle.path, tmp_path / "forged.tar.gz", claim_other_id)
+    forged = claiming_id(pinned_bundle, other, tmp_path / "forged.tar.gz")
     monkeypatch.setattr(bundle, "_archive_problems", lambda *a: [])
     try:
         with pytest.raises(BundleError) as caught:
