@@ -62,10 +62,12 @@ from automation.backup import (
     read_archive,
     volume_stream,
 )
+from automation.guard import human_age
 from components.docker.spec import ContainerSpec, ServiceSpec
 from components.homelab import alerting
 from components.homelab import drill as metrics
 from stacks.config import StackConfig
+from stacks.config_base import duration_seconds
 from stacks.plan import build_plan
 
 SCRATCH = "/drill"
@@ -556,9 +558,6 @@ def verdict(
     config: StackConfig, target: DrillTarget, states: Mapping[str, metrics.DrillState] | None, now: float
 ) -> Due:
     """`due`'s answer from the host's drill records as read (None: no textfile directory)."""
-    from automation.guard import human_age
-    from stacks.config_base import duration_seconds
-
     drills = config.data.restore_drills
     every = drills.hosts.get(target.hb.host, drills.every)
     interval = duration_seconds(every)
@@ -591,9 +590,9 @@ def drill_due(
             continue
         docker = DockerCli.for_host(target.hb)
         helper = image or target.hb.image
-        verdict = due(config, target, docker, helper, now())
-        out.write(f"host {h.name}: {'due' if verdict.due else 'not due'}, {verdict.why}\n")
-        if verdict.due:
+        when = due(config, target, docker, helper, now())
+        out.write(f"host {h.name}: {'due' if when.due else 'not due'}, {when.why}\n")
+        if when.due:
             report = run_drill(
                 target, docker, out, identity=identity, image=image,
                 sample=config.data.restore_drills.sample, now=now,
