@@ -146,6 +146,11 @@ def _familiar(name: str) -> str:
     return name.removeprefix("library/") if name.count("/") == 1 else name
 
 
+def _restores(tags: list[str], tag: str) -> bool:
+    """Whether an archive whose RepoTags are `tags` restores `tag` (spelled either way)."""
+    return _familiar(tag) in {_familiar(t) for t in tags}
+
+
 def archive_image(path: Path) -> tuple[str, list[str]]:
     """(image ID, tags) of the one image a `docker save` archive holds.
 
@@ -210,7 +215,7 @@ def _save_images(images: list[str], staging: Path, docker: str) -> dict[str, dic
         if result.returncode != 0:
             raise BundleError(f"docker save {tag} failed:\n{_tail(result.stderr)}")
         image_id, tags = archive_image(staging / rel)
-        if _familiar(tag) not in {_familiar(t) for t in tags}:
+        if not _restores(tags, tag):
             raise BundleError(f"docker save {tag} wrote an archive without that tag (it has {tags})")
         if _image_id(tag, docker) != _image_id(ref, docker):
             raise BundleError(f"{tag} was tagged anew while the bundle was made: make it again")
@@ -439,7 +444,7 @@ def _archive_problems(ref: str, image: dict[str, str], root: Path) -> list[str]:
     problems = []
     if image_id != image["id"]:
         problems.append(f"image {ref}: its archive holds image {image_id}, {MANIFEST} has {image['id']}")
-    if _familiar(image["tag"]) not in {_familiar(t) for t in tags}:
+    if not _restores(tags, image["tag"]):
         problems.append(f"image {ref}: its archive does not restore the tag {image['tag']} (it has {tags})")
     return problems
 
