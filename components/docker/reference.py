@@ -10,8 +10,6 @@ bundle restores, after `setup` has checked that the tag holds the released image
 
 from __future__ import annotations
 
-DIGEST_MARK = "@sha256:"
-
 
 def without_digest(ref: str) -> str:
     """`ref` without its `@sha256:<digest>` part (unchanged when it has none)."""
@@ -22,10 +20,6 @@ def tagged_name(ref: str) -> str | None:
     """`name:tag` of `ref`, or None when it has no tag (a registry port is no tag)."""
     name = without_digest(ref)
     return name if ":" in name.rsplit("/", 1)[-1] else None
-
-
-def has_digest(ref: str) -> bool:
-    return DIGEST_MARK in ref
 
 
 def as_found_on_host(ref: str, images_from_bundle: bool) -> str:
