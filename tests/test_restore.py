@@ -253,9 +253,10 @@ def tar_of(
     return buffer.getvalue()
 
 
-def mounts(volumes: list[str]) -> list[str]:
-    """`-v` options mounting each volume at /v0, /v1, ... (one container for all of them)."""
-    return [a for i, v in enumerate(volumes) for a in ("-v", f"{v}:/v{i}")]
+def mounts(volumes: list[str], under: str = "") -> list[str]:
+    """`-v` options mounting each volume at /v0, /v1, ... (one container for all of them),
+    or at `under`/v0, ..."""
+    return [a for i, v in enumerate(volumes) for a in ("-v", f"{v}:{under}/v{i}")]
 
 
 # A volume's root as `docker volume create` makes it: (mode, uid, gid).
@@ -291,8 +292,8 @@ def read_volumes(lab: Lab, volumes: list[str]) -> dict[str, tuple[Tree, tuple[in
     # `docker cp` out of a container that never starts: the engine reads the volumes mounted
     # in it (under /r) and sends one tar, owners and modes as they are; half the cost of
     # running `tar` in a container.
-    mounted = [a for i, v in enumerate(volumes) for a in ("-v", f"{v}:/r/v{i}")]
-    reader = docker("create", "--network", "none", *mounted, lab.image, "true").stdout.decode().strip()
+    created = docker("create", "--network", "none", *mounts(volumes, "/r"), lab.image, "true")
+    reader = created.stdout.decode().strip()
     try:
         result = docker("cp", f"{reader}:/r", "-")
     finally:
