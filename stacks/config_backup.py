@@ -19,7 +19,7 @@ from stacks.config_base import (
     SecretKey,
     SshAddress,
     Text,
-    ssh_parts,
+    ssh_endpoint,
 )
 
 # Cron as the backup engine reads it: robfig/cron/v3 with an optional seconds field and the
@@ -136,9 +136,7 @@ class SshBackupTarget(Model):
 
     @property
     def target(self) -> tuple[str, str, int]:
-        parts = ssh_parts(self.address)
-        assert parts is not None, "validated"
-        return parts
+        return ssh_endpoint(self.address)
 
 
 class WebdavTarget(Model):

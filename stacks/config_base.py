@@ -146,6 +146,13 @@ def ssh_parts(address: str) -> tuple[str, str, int] | None:
     return match.group("user"), match.group("host").strip("[]"), int(match.group("port") or 22)
 
 
+def ssh_endpoint(address: SshAddress) -> tuple[str, str, int]:
+    """(user, host, port) of an address that passed `ssh_address` (an `SshAddress` field)."""
+    parts = ssh_parts(address)
+    assert parts is not None, f"{address!r} was validated"
+    return parts
+
+
 def _image(value: str) -> str:
     match = _IMAGE_RE.fullmatch(value)
     if not match:

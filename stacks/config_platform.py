@@ -24,7 +24,7 @@ from stacks.config_base import (
     SecretKey,
     SshAddress,
     Subdomain,
-    ssh_parts,
+    ssh_endpoint,
 )
 
 Role = Literal["admin", "developer", "viewer"]
@@ -212,9 +212,7 @@ class NodeConfig(Model):
 
     @property
     def ssh(self) -> tuple[str, str, int]:
-        parts = ssh_parts(self.address)
-        assert parts is not None, "validated"
-        return parts
+        return ssh_endpoint(self.address)
 
 
 class PlatformTlsConfig(Model):
