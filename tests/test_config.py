@@ -598,7 +598,7 @@ def assert_invalid(key_dir, config, secrets, expected, count) -> None:
         ), f"no problem {paths!r} with {fragment!r} in:\n{message}"
     assert len(lines) == count, message
     assert mocks.resources == [], "an invalid config must not register any resource"
-    assert mocks._options == {}, "an invalid config must not even start a registration"
+    assert mocks.started() == [], "an invalid config must not even start a registration"
 
 
 @pytest.mark.parametrize(
