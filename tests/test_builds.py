@@ -394,6 +394,9 @@ def build_on(stand_in: str, dockerfile: str, folder: Path) -> subprocess.Complet
     assert lines[0].startswith("FROM ")
     (folder / "Dockerfile").write_text("\n".join([f"FROM {stand_in}", *lines[1:]]) + "\n")
     tag = f"homelab-test-example-build:{os.getpid()}-{folder.name}"
+    # --force-rm: the classic builder keeps a failed RUN step's container unless told ("Always
+    # remove intermediate containers, even after unsuccessful builds. The default is false.",
+    # the docker build manual page). --network none: the RUN steps fetch nothing.
     result = docker("build", "--no-cache", "--force-rm", "--network", "none", "-t", tag, ".", cwd=str(folder))
     docker("rmi", "-f", tag)
     return result
