@@ -5,7 +5,9 @@
     validate [--stack S | --file F] [--json]  config check and resolved plan, offline
     preview | up | refresh [--stack S]     through the Automation API, live progress
     preview [--comment F] | up [--allow-replace SVC]  data changes first; up needs a fresh backup
+    preview | up [--allow-upgrade SVC]     upgrade paths: unsafe image bumps of data refused
     destroy [--stack S] [--yes]            asks first; says what happens to the volumes
+    lifecycle [--stack S | --file F | --all] [--within DAYS] [--json]  pins past (or near) end of support
     outputs [--stack S] [--show-secrets]
     release --out bundle.tar.gz [--all]    offline bundle: images, wheels, plugins
     setup bundle.tar.gz [--stack S]        verify, load it onto the stack's hosts, check image IDs
@@ -22,6 +24,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import datetime
 import json
 import os
 import sys
@@ -41,6 +44,7 @@ from automation.preflight import (
     guarded_preview,
 )
 from automation.progress import Progress, error_object
+from automation.support import DEFAULT_WITHIN
 from automation.workspace import (
     PROJECT_DIR,
     MissingCliError,
@@ -347,6 +351,22 @@ def _parser() -> argparse.ArgumentParser:
             add_guard_arguments(p, operation)
         if operation == "outputs":
             p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
+    p = sub.add_parser("lifecycle", help="every pin's line and its end of support (offline)")
+    which_pins = p.add_mutually_exclusive_group()
+    which_pins.add_argument("--stack", help="the pins this stack's config registers")
+    which_pins.add_argument("--file", type=Path, help="the pins this stack file registers")
+    which_pins.add_argument(
+        "--all", action="store_true", help="every pin of the code, whatever a config uses (the default)"
+    )
+    p.add_argument(
+        "--within",
+        type=_days,
+        default=DEFAULT_WITHIN,
+        metavar="DAYS",
+        help=f"also fail when a line's support ends within DAYS (default {DEFAULT_WITHIN})",
+    )
+    p.add_argument("--on", type=_day, metavar="YYYY-MM-DD", help="judge as on this day (default today)")
+    p.add_argument("--json", action="store_true", help="the report as one JSON object")
     p = with_stack(sub.add_parser("release", help="build an offline bundle"))
     p.add_argument("--out", required=True, type=Path, help="the bundle file to write (.tar.gz)")
     p.add_argument("--all", action="store_true", help="every image, not just the enabled services'")
@@ -395,6 +415,36 @@ def _parser() -> argparse.ArgumentParser:
         if name != "backup":
             p.add_argument("--helper-image", help="image of the throwaway container (default: the engine's)")
     return parser
+
+
+def _days(text: str) -> int:
+    if not text.isdigit():
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number of days (0 or more)")
+    return int(text)
+
+
+def _day(text: str) -> datetime.date:
+    try:
+        return datetime.date.fromisoformat(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None
+
+
+def run_lifecycle(args: argparse.Namespace, out: TextIO) -> int:
+    """The support report of every pin (or of one config's); 1 when a line has ended or ends
+    within --within days."""
+    from automation import support
+
+    today = args.on or datetime.date.today()
+    if args.stack or args.file:
+        config = offline.load(PROJECT_DIR, args.stack or "dev", args.file, require_secrets=False)
+        pins = support.config_pins(config)
+    else:
+        pins = support.table_pins()
+    rows = support.report(pins, today, args.within)
+    render = support.render_json if args.json else support.render_text
+    out.write(render(rows, today, args.within) + ("\n" if args.json else ""))
+    return 1 if support.failing(rows) else 0
 
 
 def _ask_secret(prompt: str) -> str:
@@ -472,6 +522,8 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | 
             return 0
         if args.command == "drill":
             return run_drill_command(args, out, err=err)
+        if args.command == "lifecycle":
+            return run_lifecycle(args, out)
         extra: dict[str, Any] = {}
         if args.command != "backup":
             extra["image"] = args.helper_image

@@ -33,6 +33,7 @@ from automation.guard import (
     policy_markdown,
 )
 from automation.progress import Progress, error_object
+from automation.upgrades import check_upgrades
 from stacks.config import StackConfig
 from stacks.config_base import duration_seconds
 
@@ -40,6 +41,7 @@ from stacks.config_base import duration_seconds
 @dataclass(frozen=True)
 class GuardOptions:
     allow_replace: tuple[str, ...] = ()
+    allow_upgrade: tuple[str, ...] = ()
     policy_packs: tuple[str, ...] = ()
     comment: Path | None = None  # preview: write the Markdown report here
     use_plan: bool = True  # up: constrain the update to the previewed plan
@@ -55,6 +57,14 @@ def add_guard_arguments(p: argparse.ArgumentParser, operation: str) -> None:
         help="let this service's data be replaced or deleted (repeat for more)",
     )
     p.add_argument(
+        "--allow-upgrade",
+        action="append",
+        default=[],
+        metavar="SERVICE",
+        help="let this service's image move across a documented unsafe upgrade path (repeat for "
+        "more); the pre-upgrade backup runs first",
+    )
+    p.add_argument(
         "--policy-pack", action="append", default=[], metavar="DIR", help="run this policy pack too"
     )
     if operation == "preview":
@@ -68,6 +78,7 @@ def add_guard_arguments(p: argparse.ArgumentParser, operation: str) -> None:
 def guard_options_from(args: argparse.Namespace) -> GuardOptions:
     return GuardOptions(
         allow_replace=tuple(getattr(args, "allow_replace", None) or ()),
+        allow_upgrade=tuple(getattr(args, "allow_upgrade", None) or ()),
         policy_packs=tuple(getattr(args, "policy_pack", None) or ()),
         comment=getattr(args, "comment", None),
         use_plan=not getattr(args, "no_plan", False),
@@ -125,11 +136,15 @@ def guarded_preview(
     except auto_errors.CommandError as error:
         failure = _failure(error)
     report = _report(recorder, config, options)
+    upgrades = check_upgrades(stack, config, options.allow_upgrade)
     if json_lines:
         if report.verdicts:
             out.write(report.as_json() + "\n")
+        if upgrades.verdicts:
+            out.write(upgrades.as_json() + "\n")
     else:
         out.write(report.render_text(refusing=False))
+        out.write(upgrades.render_text(refusing=False))
     out.write(held.getvalue())
     if not json_lines:
         out.write(progress.render_summary())
@@ -138,6 +153,7 @@ def guarded_preview(
     if options.comment is not None:
         parts = [
             report.render_markdown(),
+            upgrades.render_markdown(),
             policy_markdown(recorder.policy),
             changes_markdown(progress.summary, recorder.steps),
         ]
@@ -176,11 +192,30 @@ def check_before_up(
         )
         return False, {}
     report = _report(recorder, config, options)
+    upgrades = check_upgrades(stack, config, options.allow_upgrade)
     if json_lines:
         if report.verdicts:
             out.write(report.as_json() + "\n")
+        if upgrades.verdicts:
+            out.write(upgrades.as_json() + "\n")
     else:
         out.write(report.render_text(refusing=True))
+        out.write(upgrades.render_text(refusing=True))
+    if upgrades.refused:
+        names = sorted({v.change.service for v in upgrades.refused})
+        reasons = "; ".join(f"{v.change.service}: {v.reason}. Way through: {v.way}" for v in upgrades.refused)
+        _error(
+            out,
+            err,
+            json_lines,
+            "refused",
+            f"up refused before any change: {len(upgrades.refused)} image change(s) of stateful "
+            f"services cross an upgrade path their vendor documents as unsafe ({reasons}). After "
+            f"doing what it says, or to go ahead anyway with the pre-upgrade backup taken first: "
+            f"{' '.join('--allow-upgrade ' + n for n in names)}",
+        )
+        discard_plan(plan)
+        return False, {}
     if report.refused:
         names = sorted({v.change.service for v in report.refused})
         _error(

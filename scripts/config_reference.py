@@ -124,6 +124,34 @@ def cluster_image_rows() -> list[str]:
     return out
 
 
+def support_rows() -> list[str]:
+    from automation.support import products
+
+    out = [
+        "## Support windows",
+        "",
+        "How long each pinned line gets fixes from its vendor (`components/lifecycle.py` and the",
+        "`SUPPORT` tables beside the pins). `python -m automation lifecycle` judges every pin, or",
+        "one stack's, on today's date; a line that has ended is no line to pin.",
+        "",
+        "| product | line | end of support | newest seen | source | note |",
+        "|---|---|---|---|---|---|",
+    ]
+    seen: set[str] = set()
+    for product in products().values():
+        if product.name in seen:
+            continue
+        seen.add(product.name)
+        for w in product.windows:
+            ends = w.ends.isoformat() if w.ends is not None else "none published"
+            out.append(
+                f"| {product.name.removeprefix('pypi:')} | {w.line} | {ends} | `{w.newest}` | "
+                f"{_seen(w.source)} (read {w.read.isoformat()}) | {w.note} |"
+            )
+    out.append("")
+    return out
+
+
 def main() -> None:
     lines = [
         "# Configuration reference",
@@ -139,6 +167,7 @@ def main() -> None:
         "",
         *image_rows(),
         *cluster_image_rows(),
+        *support_rows(),
     ]
     text = "\n".join(lines)
     parser = argparse.ArgumentParser(description="Write docs/reference.md (stdout without OUTPUT).")

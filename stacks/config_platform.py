@@ -264,6 +264,20 @@ class ComponentsConfig(Model):
     cert_manager: CertManagerConfig = Field(default_factory=CertManagerConfig)
     ingress_nginx: IngressNginxConfig = Field(default_factory=IngressNginxConfig)
 
+    def charts(self) -> list[str]:
+        """The keys of components/platform/charts.py CHARTS that stacks/platform.py installs
+        for these settings (tests/test_lifecycle.py checks them against a program run)."""
+        found = [
+            ("ingress-nginx", self.ingress_nginx.enabled),
+            ("cert-manager", self.cert_manager.enabled),
+            ("argo-cd", self.argocd.enabled),
+            ("cloudnative-pg", self.postgres.enabled),
+            ("harbor", self.harbor.enabled),
+            ("jaeger", self.tracing.enabled),
+            ("opentelemetry-collector", self.tracing.enabled),
+        ]
+        return [key for key, on in found if on]
+
 
 class QuotaConfig(Model):
     cpu: Quantity = Field(default="4", description="Total CPU requests and limits.")
@@ -302,7 +316,9 @@ class PlatformConfig(Model):
     kubeconfig_path: str | None = Field(default=None, description="Path to a kubeconfig file.")
     context: str | None = Field(default=None, description="Kubeconfig context to use.")
     kubernetes_version: Annotated[str, Field(pattern=_K8S_VERSION)] = Field(
-        default="1.33", description="Cluster version the manifests are validated for."
+        default="1.35",  # components/platform/charts.py KUBERNETES_VERSION (a test keeps them equal)
+        description="Cluster version the manifests are validated for (a supported minor: "
+        "`python -m automation lifecycle` says when it ends).",
     )
     namespace: Label = Field(default="idp-system", description="Namespace of the platform components.")
     domain: Domain | None = Field(default=None, description="Platform domain (default: the stack domain).")

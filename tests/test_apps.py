@@ -108,7 +108,7 @@ DEFAULT_RESOURCES = {
     "limits": {"cpu": "500m", "memory": "256Mi"},
 }
 HELLO_DOCKERFILE = (
-    "FROM nginxinc/nginx-unprivileged:1.28.3-alpine\n"
+    "FROM nginxinc/nginx-unprivileged:1.30.4-alpine\n"
     "RUN mkdir -p /etc/nginx/html \\\n"
     " && echo 'hello from the homelab platform' > /etc/nginx/html/index.html \\\n"
     " && printf 'server {\\n  listen 8080;\\n  root /etc/nginx/html;\\n}\\n'"
@@ -623,7 +623,7 @@ def k8s_version() -> str:
     model = validate(config)
     assert model.platform is not None
     version = f"{model.platform.kubernetes_version}.0"
-    assert version == "1.33.0"
+    assert version == "1.35.0"
     return version
 
 

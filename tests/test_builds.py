@@ -208,16 +208,20 @@ class BaseImage:
     writable: tuple[str, ...]  # directories the image's user owns (recursively)
 
 
-# nginx/docker-nginx-unprivileged stable/alpine-slim/Dockerfile @ 1.28.3 (the -alpine image is
+# nginx/docker-nginx-unprivileged stable/alpine-slim/Dockerfile @ e26803b6ff7c, the 1.30.4
+# stable line (issue 21: 1.28 ended when 1.30.0 became stable; the -alpine image is
 # FROM its -alpine-slim, stable/alpine/Dockerfile): ARG UID=101, `USER $UID`,
 # `chown -R $UID:0 /var/cache/nginx` and `chown -R $UID:0 /etc/nginx`; nothing else is chowned
 # (/usr/share/nginx/html stays root's). /tmp is world-writable in every image.
-NGINX_SLIM = Seen("nginx/docker-nginx-unprivileged", "stable/alpine-slim/Dockerfile", "1.28.3")
+NGINX_SLIM = Seen("nginx/docker-nginx-unprivileged", "stable/alpine-slim/Dockerfile", "e26803b6ff7c")
 BASE_IMAGES = {
-    "nginxinc/nginx-unprivileged:1.28.3-alpine": BaseImage(
+    "nginxinc/nginx-unprivileged:1.30.4-alpine": BaseImage(
         ClusterImageContract(
-            image="nginxinc/nginx-unprivileged:1.28.3-alpine",
-            tag=Seen("nginx/docker-nginx-unprivileged", ".github/workflows/alpine-stable.yml", "1.28.3"),
+            image="nginxinc/nginx-unprivileged:1.30.4-alpine",
+            # the workflow tags <major>.<minor>.<patch>-alpine from stable/alpine's NGINX_VERSION
+            tag=Seen(
+                "nginx/docker-nginx-unprivileged", ".github/workflows/alpine-stable.yml", "e26803b6ff7c"
+            ),
             user=Fact(User("nginx", 101), NGINX_SLIM),
             shell=Fact(True, NGINX_SLIM),  # FROM alpine
             runs=(Fact("nginx", NGINX_SLIM),),
@@ -320,14 +324,14 @@ def test_example_dockerfile_builds_as_its_images_user(name, dockerfile):
 
 def test_the_old_hello_dockerfile_is_caught():
     old = (
-        "FROM nginxinc/nginx-unprivileged:1.28.3-alpine\n"
+        "FROM nginxinc/nginx-unprivileged:1.30.4-alpine\n"
         "RUN echo 'hello from the homelab platform' > /usr/share/nginx/html/index.html\n"
         "EXPOSE 8080\n"
     )
     assert build_problems(old) == [
         "RUN writes /usr/share/nginx/html/index.html as uid 101, which does not own it"
     ]
-    assert build_problems(old.replace("1.28.3", "1.28.0")) == [
+    assert build_problems(old.replace("1.30.4", "1.28.0")) == [
         "nginxinc/nginx-unprivileged:1.28.0-alpine: no contract for this base image"
     ]
 
@@ -360,7 +364,7 @@ def stand_in(tmp_path_factory) -> Iterator[str]:
         pytest.skip(f"no Docker engine (scripts/start-dockerd.sh): {info.stderr.strip()}")
     if not Path(BUSYBOX).is_file():
         pytest.skip(f"no static BusyBox at {BUSYBOX} (scripts/install-tools.sh installs busybox-static)")
-    base = BASE_IMAGES["nginxinc/nginx-unprivileged:1.28.3-alpine"]
+    base = BASE_IMAGES["nginxinc/nginx-unprivileged:1.30.4-alpine"]
     uid = base.contract.uid
     folder = tmp_path_factory.mktemp("stand-in")
     root = folder / "rootfs"

@@ -60,21 +60,22 @@ EVERYTHING: dict[str, Any] = {
 
 # The pins of issue 9, each the newest patch release of its line that was seen upstream.
 VERIFIED_PINS = {
-    "portainer": "portainer/portainer-ce:2.33.7",  # portainer/k8s charts/portainer/values.yaml
-    "prometheus": "prom/prometheus:v3.5.5",  # prometheus/prometheus tag v3.5.5 (3.5 LTS)
-    "grafana": "grafana/grafana:12.3.6-security-01",  # grafana/grafana#121177
+    # issue 21: every line supported on 2026-12-07 (components/homelab/images.py SUPPORT)
+    "portainer": "portainer/portainer-ce:2.45.0",  # 2.45 LTS, portainer discussions #13272
+    "prometheus": "prom/prometheus:v3.13.2",  # prometheus/prometheus tag v3.13.2 (3.13 LTS)
+    "grafana": "grafana/grafana:12.4.9",  # 12.4, the last minor of Grafana 12
     "cadvisor": "ghcr.io/google/cadvisor:v0.60.5",  # google/cadvisor tag v0.60.5
-    "node-exporter": "prom/node-exporter:v1.9.1",  # prometheus/node_exporter tag v1.9.1
+    "node-exporter": "prom/node-exporter:v1.12.1",  # prometheus/node_exporter tag v1.12.1
     "alertmanager": "prom/alertmanager:v0.34.0",  # prometheus/alertmanager tag v0.34.0 (issue 13)
     "blackbox-exporter": "prom/blackbox-exporter:v0.28.0",  # prometheus/blackbox_exporter tag v0.28.0
     "haproxy": "haproxy:3.2.22-alpine",  # docker-library/official-images library/haproxy
     "backup": "offen/docker-volume-backup:v2.48.2",  # offen/docker-volume-backup tag v2.48.2
-    "mattermost": "mattermost/mattermost-team-edition:10.11.23",  # mattermost/docs v10 changelog
+    "mattermost": "mattermost/mattermost-team-edition:11.7.16",  # 11.7 ESR, release v11.7.16
     "postgres": "postgres:17.11-alpine",  # library/postgres
     "mysql": "mysql:8.4.11",  # library/mysql
-    "drupal": "drupal:11.2.14-php8.4-apache-bookworm",  # library/drupal, last of 11.2
-    "web": "php:8.4.24-apache",  # library/php
-    "landing": "nginx:1.28.3-alpine",  # library/nginx, last of the 1.28 stable line
+    "drupal": "drupal:11.4.7-php8.4-apache-bookworm",  # repo-info, newest of 11.4
+    "web": "php:8.4.26-apache",  # repo-info, newest of 8.4
+    "landing": "nginx:1.30.5-alpine",  # repo-info, newest of the 1.30 stable line
 }
 
 
@@ -184,8 +185,9 @@ VERIFIED_DIGESTS = {
     "haproxy": "sha256:79799e8b2977e60802774fa53d29e6b54e045402cdd8a8b9fe43923e7095a047",
     "postgres": "sha256:b0f9560a2de083e2cc7382e75f808c7381a32852a7ec49117deedb300e552b24",
     "mysql": "sha256:85b9bf2e29cf836ecb8c2a15a935d4ba0c606631dff1dd79531a11983c638f2a",
-    "drupal": "sha256:33fc62144ec9c4bbde0f1d59e2cc41ed7c8097ece531b44c1922b4289733a3e2",
-    "web": "sha256:a62ab16a276f8819db63ec3a4fc86b8a3a0d2da1cb201f174b7a4a84fc2776e9",
+    "drupal": "sha256:0dbe92b0132d244f1b34fa2e3bd926defe2016bff868f4f8461423f7fe2e4410",
+    "web": "sha256:b10b6b65fd2a02fd091968c106bdfd8859052e89815921b96825b12d934f1d63",
+    "landing": "sha256:0985e772fb9f729e6fa0980da05fca5d9c468e870eed43071545afa9d2e27d94",
 }
 
 

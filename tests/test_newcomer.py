@@ -67,6 +67,11 @@ class FakeStack:
     def up(self, on_event: Any, **kwargs: Any) -> None:
         self.calls.append(("up", kwargs))
 
+    def export_stack(self) -> Any:  # the state the upgrade guard reads: nothing deployed yet
+        from pulumi.automation import Deployment
+
+        return Deployment(version=3, deployment={"resources": []})
+
 
 @pytest.fixture
 def project(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:

@@ -41,7 +41,7 @@ from harness import (
 )
 
 from components.platform import trust
-from components.platform.charts import CHARTS
+from components.platform.charts import CHARTS, KUBERNETES_VERSION
 from components.platform.trust import certificate_bodies, go_system_roots, machine_trusts
 
 SECRET_T = "kubernetes:core/v1:Secret"
@@ -151,7 +151,7 @@ def test_acme_mode_issues_publicly_trusted_certificates_through_cloudflare_dns01
     assert spec["server"] == "https://acme-v02.api.letsencrypt.org/directory"
     assert spec["email"] == "admin@lab.example.com"
     (solver,) = spec["solvers"]
-    # cert-manager deploy/crds/cert-manager.io_clusterissuers.yaml @ v1.19.6:
+    # cert-manager deploy/crds/cert-manager.io_clusterissuers.yaml @ v1.21.1:
     # solvers[].dns01.cloudflare.apiTokenSecretRef {name, key}; solvers[].selector.dnsZones.
     ref = solver["dns01"]["cloudflare"]["apiTokenSecretRef"]
     assert solver["selector"] == {"dnsZones": ["lab.example.com"]}
@@ -514,7 +514,7 @@ def test_secrets_and_configmaps_of_both_modes_validate_strictly(request, variant
         obj = {"apiVersion": "v1", "kind": kind, **{k: v for k, v in r.inputs.items() if k != "apiVersion"}}
         obj.pop("kind", None)
         obj["kind"] = kind
-        kubernetes_validate.validate(obj, "1.33.0", strict=True)
+        kubernetes_validate.validate(obj, f"{KUBERNETES_VERSION}.0", strict=True)
 
 
 def test_no_secret_in_plain_inputs_of_the_private_variant(private):
@@ -535,7 +535,7 @@ VERIFIED_CHARTS = {
     "jaeger": "3.4.1",  # jaegertracing/helm-charts jaeger-3.4.1
     "opentelemetry-collector": "0.158.2",  # opentelemetry-helm-charts: 0.158.3 was never published
     "ingress-nginx": "4.14.5",  # kubernetes/ingress-nginx helm-chart-4.14.5
-    "cert-manager": "v1.19.6",  # cert-manager/cert-manager v1.19.6
+    "cert-manager": "v1.21.1",  # cert-manager/cert-manager v1.21.1 (1.19 ended 2026-07-08)
 }
 
 

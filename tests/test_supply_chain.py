@@ -127,7 +127,7 @@ def test_the_token_has_no_permission_unless_a_job_asks(path):
         assert set(permissions.values()) <= {"read", "write", "none"}, f"jobs.{name}"
 
 
-def test_only_the_preview_and_drift_jobs_may_write_and_only_to_pull_requests_or_issues():
+def test_only_the_preview_drift_and_lifecycle_jobs_may_write_and_only_to_pull_requests_or_issues():
     writes = {
         (path.name, name, scope)
         for path in workflow_files()
@@ -135,7 +135,11 @@ def test_only_the_preview_and_drift_jobs_may_write_and_only_to_pull_requests_or_
         for scope, level in (job.get("permissions") or {}).items()
         if level == "write"
     }
-    assert writes == {("pull-request.yml", "preview", "pull-requests"), ("drift.yml", "drift", "issues")}
+    assert writes == {
+        ("pull-request.yml", "preview", "pull-requests"),
+        ("drift.yml", "drift", "issues"),
+        ("lifecycle.yml", "lifecycle", "issues"),
+    }
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)

@@ -49,7 +49,12 @@ def pulumi_steps(document: dict[str, Any]) -> list[tuple[str, dict[str, Any]]]:
 
 
 def test_the_workflows_exist():
-    assert {p.name for p in workflow_files()} == {"pull-request.yml", "deploy.yml", "drift.yml"}
+    assert {p.name for p in workflow_files()} == {
+        "pull-request.yml",
+        "deploy.yml",
+        "drift.yml",
+        "lifecycle.yml",
+    }
 
 
 @pytest.mark.parametrize("path", workflow_files(), ids=lambda p: p.name)
@@ -201,3 +206,40 @@ def test_drift_installs_the_cli_of_the_pinned_sdk():
     [install] = [s for _, s in steps(load(DRIFT)) if str(s.get("uses", "")).startswith("pulumi/actions@")]
     assert "command" not in install["with"], "without a command the action only installs the CLI"
     assert str(install["with"]["pulumi-version"]) == sdk.group(1)
+
+
+# ---- support windows ---------------------------------------------------------------------
+
+LIFECYCLE = WORKFLOWS / "lifecycle.yml"
+
+
+def test_lifecycle_runs_weekly_and_by_hand():
+    on = load(LIFECYCLE)["on"]
+    [schedule] = on["schedule"]
+    minute, hour, day, month, weekday = schedule["cron"].split()
+    assert (day, month) == ("*", "*") and weekday.isdigit(), "once a week"
+    assert "workflow_dispatch" in on
+    assert "pull_request" not in on and "push" not in on
+
+
+def test_lifecycle_judges_every_pin_offline_and_tells_a_failure_from_a_finding():
+    runs = [str(s.get("run", "")) for _, s in steps(load(LIFECYCLE))]
+    [check] = [r for r in runs if "-m automation lifecycle" in r]
+    assert "--all" in check and "--within 60" in check
+    # exit 1 is a finding (an issue); any other non-zero exit fails the job
+    assert '"$status" -eq 1' in check and 'exit "$status"' in check
+    assert "pulumi" not in " ".join(runs).replace("-m automation", ""), "no stack, no CLI"
+
+
+def test_lifecycle_opens_updates_and_closes_one_issue():
+    by_name = {s.get("name"): s for _, s in steps(load(LIFECYCLE))}
+    report = by_name["Open or update the lifecycle issue"]
+    close = by_name["Close the lifecycle issue once every line is supported"]
+    assert report["if"] == "steps.lifecycle.outputs.ended == 'true'"
+    assert close["if"] == "steps.lifecycle.outputs.ended == 'false'"
+    assert "gh issue create" in report["run"] and "gh issue edit" in report["run"]
+    assert "gh issue close" in close["run"]
+    assert report["run"].index("gh issue list") < report["run"].index("gh issue create")
+    [job] = load(LIFECYCLE)["jobs"].values()
+    assert job["permissions"] == {"contents": "read", "issues": "write"}
+    assert "secrets." not in LIFECYCLE.read_text(), "it needs no secret"

@@ -14,10 +14,22 @@ A path in `writes` that ends in "/" is a directory the program writes files into
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from components.contracts import Fact, Seen, User
+from components.lifecycle import Product, UpgradeRule, Window
 
-__all__ = ["CONTRACTS", "IMAGES", "Fact", "ImageContract", "Seen", "User", "contract_of"]
+__all__ = [
+    "CONTRACTS",
+    "IMAGES",
+    "SUPPORT",
+    "UPGRADES",
+    "Fact",
+    "ImageContract",
+    "Seen",
+    "User",
+    "contract_of",
+]
 
 
 @dataclass(frozen=True)
@@ -83,9 +95,11 @@ SECRETS = "/run/homelab/"  # where the program uploads secret files (components.
 
 CONTRACTS: dict[str, ImageContract] = {
     "portainer": ImageContract(
-        image="portainer/portainer-ce:2.33.7",
-        # The chart's "Update for 2.33.7 release"; the next chart releases move to the 2.39 LTS.
-        tag=Seen("portainer/k8s", "charts/portainer/values.yaml", "7cac8178cc3b"),
+        # 2.45 is the LTS line supported on 2026-12-07 (2.33 LTS ended May 2026, 2.39 LTS Nov
+        # 2026: portainer/portainer-docs start/lifecycle.md @ 019ec08e9976); "Portainer 2.45.0
+        # LTS is now available!" (portainer discussions #13272) is its newest release seen.
+        image="portainer/portainer-ce:2.45.0",
+        tag=Seen("portainer/portainer", "#13272"),
         user=Fact(User("root", 0), Seen("portainer/portainer", "build/linux/Dockerfile", "cc75167437c0")),
         # "our images except the ones that are tagged with alpine are based on scratch"
         shell=Fact(False, Seen("portainer/portainer", "#7264")),
@@ -96,27 +110,31 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
     ),
     "prometheus": ImageContract(
-        image="prom/prometheus:v3.5.5",  # newest tag of the 3.5 LTS line
-        tag=Seen("prometheus/prometheus", "VERSION", "v3.5.5"),
-        user=Fact(User("nobody", None), Seen("prometheus/prometheus", "Dockerfile", "v3.5.5")),
+        # Newest tag of the 3.13 LTS line (release-3.13 has nothing after v3.13.2). The plain
+        # tags stay on busybox; the distroless build has its own `-distroless` tags (CHANGELOG
+        # 3.10.0: "The busybox image remains the default with no suffix").
+        image="prom/prometheus:v3.13.2",
+        tag=Seen("prometheus/prometheus", "VERSION", "v3.13.2"),
+        user=Fact(User("nobody", None), Seen("prometheus/prometheus", "Dockerfile", "v3.13.2")),
         # FROM quay.io/prometheus/busybox: BusyBox sh and wget
-        shell=Fact(True, Seen("prometheus/prometheus", "Dockerfile", "v3.5.5")),
-        probes=Fact(("wget",), Seen("prometheus/prometheus", "Dockerfile", "v3.5.5")),
+        shell=Fact(True, Seen("prometheus/prometheus", "Dockerfile", "v3.13.2")),
+        probes=Fact(("wget",), Seen("prometheus/prometheus", "Dockerfile", "v3.13.2")),
         writes=(
-            Fact("/etc/prometheus/prometheus.yml", Seen("prometheus/prometheus", "Dockerfile", "v3.5.5")),
+            Fact("/etc/prometheus/prometheus.yml", Seen("prometheus/prometheus", "Dockerfile", "v3.13.2")),
             # "Rule files specifies a list of globs. Rules and alerts are read from all matching
             # files" (rule_files): the alert rules of components/homelab/alerting.py
             Fact(
                 "/etc/prometheus/rules/",
-                Seen("prometheus/prometheus", "docs/configuration/configuration.md", "v3.5.5"),
+                Seen("prometheus/prometheus", "docs/configuration/configuration.md", "v3.13.2"),
             ),
         ),
     ),
     "grafana": ImageContract(
-        # 12.3.6+security-01 is the newest release of the 12.3 line; Docker tags spell "+" as "-"
-        # (grafana/helm-charts#3722 moved the chart to the image "12.0.0-security-01").
-        image="grafana/grafana:12.3.6-security-01",
-        tag=Seen("grafana/grafana", "#121177"),
+        # 12.4 is the last minor of Grafana 12, supported 15 months (to 2027-05-24); 12.4.9 is
+        # the newest release of the line seen (endoflife-date/release-data releases/grafana.json
+        # @ 26ef641f9f87, which mirrors grafana.com's table; see SUPPORT below).
+        image="grafana/grafana:12.4.9",
+        tag=Seen("endoflife-date/release-data", "releases/grafana.json", "26ef641f9f87"),
         # ARG GF_UID="472" ... USER "$GF_UID"
         user=Fact(User("grafana", 472), Seen("grafana/grafana", "Dockerfile", "78515af65f03")),
         # alpine base: apk add ... bash curl; BusyBox wget
@@ -146,11 +164,11 @@ CONTRACTS: dict[str, ImageContract] = {
         probes=Fact(("wget",), Seen("google/cadvisor", "deploy/healthcheck.sh", "v0.60.5")),
     ),
     "node-exporter": ImageContract(
-        image="prom/node-exporter:v1.9.1",  # newest tag of the 1.9 line
-        tag=Seen("prometheus/node_exporter", "VERSION", "v1.9.1"),
-        user=Fact(User("nobody", None), Seen("prometheus/node_exporter", "Dockerfile", "v1.9.1")),
-        shell=Fact(True, Seen("prometheus/node_exporter", "Dockerfile", "v1.9.1")),
-        probes=Fact(("wget",), Seen("prometheus/node_exporter", "Dockerfile", "v1.9.1")),
+        image="prom/node-exporter:v1.12.1",  # the newest release (fixes ship only in new ones)
+        tag=Seen("prometheus/node_exporter", "VERSION", "v1.12.1"),
+        user=Fact(User("nobody", None), Seen("prometheus/node_exporter", "Dockerfile", "v1.12.1")),
+        shell=Fact(True, Seen("prometheus/node_exporter", "Dockerfile", "v1.12.1")),
+        probes=Fact(("wget",), Seen("prometheus/node_exporter", "Dockerfile", "v1.12.1")),
     ),
     "alertmanager": ImageContract(
         # CHANGELOG "0.34.0 / 2026-08-16"; the release workflow publishes prom/alertmanager:<tag>
@@ -225,8 +243,11 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
     ),
     "mattermost": ImageContract(
-        image="mattermost/mattermost-team-edition:10.11.23",  # "10.11.23, released 2026-08-13"
-        tag=Seen(MATTERMOST_DOCS, "source/product-overview/mattermost-v10-changelog.md", MATTERMOST_DOCS_AT),
+        # 11.7 is the ESR supported on 2026-12-07 (to 2027-05-15; 10.11 ended 2026-08-15):
+        # mattermost/docs source/product-overview/release-policy.md @ 80ee18051d41. v11.7.16 is
+        # its newest release (the v11.7.16 release of mattermost/mattermost, 1 December).
+        image="mattermost/mattermost-team-edition:11.7.16",
+        tag=Seen("mattermost/mattermost", "releases/tag/v11.7.16", "v11.7.16"),
         # chown -R 2000:2000 for the volumes the image writes
         user=Fact(
             User("mattermost", 2000),
@@ -286,38 +307,42 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
     ),
     "drupal": ImageContract(
-        # The last tag of the 11.2 line before the library dropped it.
-        image="drupal:11.2.14-php8.4-apache-bookworm@sha256:33fc62144ec9c4bbde0f1d59e2cc41ed7c8097ece531b44c1922b4289733a3e2",  # noqa: E501 (one string: Renovate reads it whole)
-        tag=Seen(LIBRARY, "library/drupal", "03a4a82966b8"),
-        digest=Seen(REPO_INFO, "repos/drupal/remote/11.2.14-php8.4-apache-bookworm.md", "0930a5e3bab3"),
-        # FROM php:8.4-apache-bookworm: Apache starts as root, serves as www-data
+        # The newest tag of the 11.4 line (11.2 left the library as end of life, docker-library/
+        # drupal 7b4a1dd2c3fb "Remove end of life versions: 10.5 and 11.2"), same PHP and Debian.
+        image="drupal:11.4.7-php8.4-apache-bookworm@sha256:0dbe92b0132d244f1b34fa2e3bd926defe2016bff868f4f8461423f7fe2e4410",  # noqa: E501 (one string: Renovate reads it whole)
+        tag=Seen(REPO_INFO, "repos/drupal/remote/11.4.7-php8.4-apache-bookworm.md", "0bbf4bba366d"),
+        digest=Seen(REPO_INFO, "repos/drupal/remote/11.4.7-php8.4-apache-bookworm.md", "0bbf4bba366d"),
+        # FROM php:8.4-apache-bookworm, no USER: Apache starts as root, serves as www-data.
+        # Composer only, no drush (composer create-project drupal/recommended-project).
         user=Fact(
             User("root", 0),
-            Seen("docker-library/drupal", "11.2/php8.4/apache-bookworm/Dockerfile", "39a0e4ddb799"),
+            Seen("docker-library/drupal", "11.4/php8.4/apache-bookworm/Dockerfile", "305e3e2acd51"),
         ),
         shell=Fact(True, Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
     ),
     "web": ImageContract(
-        image="php:8.4.24-apache@sha256:a62ab16a276f8819db63ec3a4fc86b8a3a0d2da1cb201f174b7a4a84fc2776e9",
-        tag=Seen(LIBRARY, "library/php", LIBRARY_AT),
-        digest=Seen(REPO_INFO, "repos/php/remote/8.4.24-apache.md", "e5886e775b56"),
+        image="php:8.4.26-apache@sha256:b10b6b65fd2a02fd091968c106bdfd8859052e89815921b96825b12d934f1d63",
+        tag=Seen(REPO_INFO, "repos/php/remote/8.4.26-apache.md", "720356a405b4"),
+        digest=Seen(REPO_INFO, "repos/php/remote/8.4.26-apache.md", "720356a405b4"),
         user=Fact(User("root", 0), Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
         shell=Fact(True, Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
         # curl is a runtime dependency; docker-php.conf sets "Options -Indexes" on /var/www/
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
     ),
     "landing": ImageContract(
-        # The last tag of the 1.28 stable line: the library moved stable to 1.30.0 next.
-        image="nginx:1.28.3-alpine",
-        tag=Seen(LIBRARY, "library/nginx", "f486d54b6d08"),
+        # The newest tag of the 1.30 stable line (1.28 left the library with "Updated stable
+        # nginx to 1.30.0", official-images 71567fbcfa79, 2026-04-14).
+        image="nginx:1.30.5-alpine@sha256:0985e772fb9f729e6fa0980da05fca5d9c468e870eed43071545afa9d2e27d94",
+        tag=Seen(REPO_INFO, "repos/nginx/remote/1.30.5-alpine.md", "35d0d2e1b833"),
+        digest=Seen(REPO_INFO, "repos/nginx/remote/1.30.5-alpine.md", "35d0d2e1b833"),
         # no USER: the master runs as root, workers as nginx (uid 101)
         user=Fact(
-            User("root", 0), Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "30c9ebf5aba1")
+            User("root", 0), Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "0d7f4380c735")
         ),
-        # FROM alpine: BusyBox sh and wget (curl is a build dependency, removed again)
-        shell=Fact(True, Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "30c9ebf5aba1")),
-        probes=Fact(("wget",), Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "30c9ebf5aba1")),
+        # FROM alpine: BusyBox sh and wget (the -alpine image adds curl too)
+        shell=Fact(True, Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "0d7f4380c735")),
+        probes=Fact(("wget",), Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "0d7f4380c735")),
         writes=(Fact("/usr/share/nginx/html/", Seen(DOCS_REPO, "nginx/content.md", DOCS_AT)),),
     ),
 }
@@ -330,3 +355,348 @@ IMAGES: dict[str, str] = {
 def contract_of(image: str) -> ImageContract | None:
     """The contract of a pinned image reference, None for any other image."""
     return next((c for c in CONTRACTS.values() if c.image == image), None)
+
+
+# ---- support windows (issue 21): how long each line above gets fixes ----------------------
+#
+# One `Product` per image above (components/lifecycle.py says how lines are named). A window
+# whose line is no longer pinned stays in the table: `python -m automation lifecycle` then
+# tells a config that still uses it (a custom service, an `image:` override) that it ended.
+
+_READ = date(2026, 12, 7)
+_NO_END_PROMETHEUS = (
+    "No support window is published for the exporters and Alertmanager: security fixes are "
+    'released "best-effort" as new releases (prometheus/docs docs/operating/security.md), so '
+    "only the newest release gets them."
+)
+
+
+def _window(line: str, ends: date | None, source: Seen, newest: str, note: str = "") -> Window:
+    return Window(line, ends, source, _READ, newest, note)
+
+
+SUPPORT: dict[str, Product] = {
+    "portainer": Product(
+        name="portainer",
+        policy="An LTS line is supported until the next LTS plus three months; an STS line only "
+        "until the next release. Dates are given as months, 'for guidance only'.",
+        windows=(
+            _window(
+                "2.33",
+                date(2026, 5, 31),
+                Seen("portainer/portainer-docs", "start/lifecycle.md", "019ec08e9976"),
+                "2.33.7",
+                "May 2026",
+            ),
+            _window(
+                "2.39",
+                date(2026, 11, 30),
+                Seen("portainer/portainer-docs", "start/lifecycle.md", "019ec08e9976"),
+                "2.39.4",
+                "Nov 2026",
+            ),
+            _window(
+                "2.45",
+                date(2027, 5, 31),
+                Seen("portainer/portainer-docs", "start/lifecycle.md", "019ec08e9976"),
+                "2.45.0",
+                "'May 2027' (the table's month, planned)",
+            ),
+        ),
+        names=("portainer/portainer-ce", "portainer/portainer-ee"),
+    ),
+    "prometheus": Product(
+        name="prometheus",
+        policy="An LTS release is chosen about once a year and supported for one year; other "
+        "minor releases only until the next one (six weeks).",
+        windows=(
+            _window(
+                "3.5",
+                date(2026, 7, 31),
+                Seen("prometheus/docs", "docs/introduction/release-cycle.md", "b07a46e827c6"),
+                "v3.5.5",
+            ),
+            _window(
+                "3.13",
+                date(2027, 7, 31),
+                Seen("prometheus/docs", "docs/introduction/release-cycle.md", "b07a46e827c6"),
+                "v3.13.2",
+            ),
+        ),
+        names=("prom/prometheus", "quay.io/prometheus/prometheus"),
+    ),
+    "grafana": Product(
+        name="grafana",
+        policy="Each minor release is supported for nine months, the last minor of a major for "
+        "fifteen (grafana/grafana docs/sources/upgrade-guide/when-to-upgrade/index.md @ "
+        "31367f6763bb).",
+        windows=(
+            _window(
+                "12.3",
+                date(2026, 8, 18),
+                Seen(
+                    "grafana/grafana", "docs/sources/upgrade-guide/when-to-upgrade/index.md", "31367f6763bb"
+                ),
+                "12.3.11",
+            ),
+            _window(
+                "12.4",
+                date(2027, 5, 24),
+                Seen("endoflife-date/release-data", "releases/grafana.json", "26ef641f9f87"),
+                "12.4.9",
+                "grafana.com's table, read through the endoflife.date mirror (no upstream file of "
+                "the 12.4 row could be read); 12.4 is the last minor of 12: 15 months from 2026-02-24",
+            ),
+        ),
+        names=("grafana/grafana", "grafana/grafana-oss"),
+    ),
+    "cadvisor": Product(
+        name="cadvisor",
+        policy="No support window is published; the README asks for the latest release.",
+        windows=(
+            _window(
+                "0.60",
+                None,
+                Seen("google/cadvisor", "README.md", "v0.60.5"),
+                "v0.60.5",
+                "no end published: 'use the latest release version'",
+            ),
+        ),
+        names=("ghcr.io/google/cadvisor", "gcr.io/cadvisor/cadvisor"),
+    ),
+    "node-exporter": Product(
+        name="node-exporter",
+        policy=_NO_END_PROMETHEUS,
+        windows=(
+            _window(
+                "1.12",
+                None,
+                Seen("prometheus/docs", "docs/operating/security.md", "c105550aad07"),
+                "v1.12.1",
+                "no end published; fixes ship in new releases only",
+            ),
+        ),
+        names=("prom/node-exporter", "quay.io/prometheus/node-exporter"),
+    ),
+    "alertmanager": Product(
+        name="alertmanager",
+        policy=_NO_END_PROMETHEUS,
+        windows=(
+            _window(
+                "0.34",
+                None,
+                Seen("prometheus/docs", "docs/operating/security.md", "c105550aad07"),
+                "v0.34.0",
+                "no end published; fixes ship in new releases only",
+            ),
+        ),
+        names=("prom/alertmanager", "quay.io/prometheus/alertmanager"),
+    ),
+    "blackbox-exporter": Product(
+        name="blackbox-exporter",
+        policy=_NO_END_PROMETHEUS,
+        windows=(
+            _window(
+                "0.28",
+                None,
+                Seen("prometheus/docs", "docs/operating/security.md", "c105550aad07"),
+                "v0.28.0",
+                "no end published; fixes ship in new releases only",
+            ),
+        ),
+        names=("prom/blackbox-exporter", "quay.io/prometheus/blackbox-exporter"),
+    ),
+    "haproxy": Product(
+        name="haproxy",
+        policy="Even-numbered May/June releases are LTS branches with about five years of fixes.",
+        windows=(
+            _window(
+                "3.2",
+                date(2030, 6, 30),
+                Seen("haproxy/haproxy", "include/haproxy/version.h", "v3.2.0"),
+                "3.2.22",
+                "'will stop receiving fixes around Q2 2030' (the quarter's last day)",
+            ),
+        ),
+        names=("haproxy", "haproxytech/haproxy-alpine"),
+    ),
+    "docker-volume-backup": Product(
+        name="docker-volume-backup",
+        policy="No support window is published; v2 is the maintained major (v1 lives on a branch).",
+        windows=(
+            _window("2.48", None, Seen(OFFEN_REPO, "README.md", OFFEN_AT), "v2.48.2", "no end published"),
+        ),
+        names=("offen/docker-volume-backup",),
+    ),
+    "mattermost": Product(
+        name="mattermost",
+        policy="An Extended Support Release comes every nine months and is supported for twelve; "
+        "a monthly feature release for about three months.",
+        windows=(
+            _window(
+                "10.11",
+                date(2026, 8, 15),
+                Seen(MATTERMOST_DOCS, "source/product-overview/release-policy.md", "80ee18051d41"),
+                "10.11.23",
+            ),
+            _window(
+                "11.7",
+                date(2027, 5, 15),
+                Seen(MATTERMOST_DOCS, "source/product-overview/release-policy.md", "80ee18051d41"),
+                "11.7.16",
+            ),
+        ),
+        names=("mattermost/mattermost-team-edition", "mattermost/mattermost-enterprise-edition"),
+    ),
+    "postgres": Product(
+        name="postgres",
+        policy="A major version is supported for five years after its first release, then gets a "
+        "final minor release (postgres/pgweb templates/support/versioning.html @ 11988adfc2cd).",
+        windows=(
+            _window(
+                "17",
+                date(2029, 11, 8),
+                Seen("endoflife-date/endoflife.date", "products/postgresql.md", "285ccbbd5f33"),
+                "17.11",
+                "17.0 was released 2024-09-26; the final-minor date is postgresql.org's, read "
+                "through the endoflife.date mirror",
+            ),
+        ),
+        digits=1,
+        names=("postgres",),
+    ),
+    "mysql": Product(
+        name="mysql",
+        policy="An LTS series gets about five years of Premier and three of Extended Support; "
+        "Innovation releases only until the next one.",
+        windows=(
+            _window(
+                "8.4",
+                date(2032, 4, 30),
+                Seen("endoflife-date/endoflife.date", "products/mysql.md", "b79ea7a45f9f"),
+                "8.4.11",
+                "Extended Support end (Premier ends 2029-04-30), from Oracle's Lifetime Support "
+                "policy through the endoflife.date mirror",
+            ),
+        ),
+        names=("mysql",),
+    ),
+    "drupal": Product(
+        name="drupal",
+        policy="A minor release gets security coverage until the release of the next-but-one "
+        "minor (CORE_MINORS_WITH_SECURITY_COVERAGE = 2, drupal/core "
+        "modules/update/src/ProjectSecurityData.php).",
+        windows=(
+            _window(
+                "11.2",
+                date(2026, 7, 6),
+                Seen("docker-library/drupal", "versions.json", "7b4a1dd2c3fb"),
+                "11.2.14",
+                "removed from the library as end of life (commit 7b4a1dd2c3fb, 'Remove end of "
+                "life versions: 10.5 and 11.2')",
+            ),
+            _window(
+                "11.3",
+                None,
+                Seen("drupal/core", "modules/update/src/ProjectSecurityData.php", "f20b2bcb5c65"),
+                "11.3.17",
+                "no date published: coverage ends with the release of 12.0.0, planned 'early "
+                "December 2026' (drupal.org issue 3449806)",
+            ),
+            _window(
+                "11.4",
+                None,
+                Seen("drupal/core", "modules/update/src/ProjectSecurityData.php", "a07143587a57"),
+                "11.4.7",
+                "no date published: covered until the next-but-one minor is released",
+            ),
+        ),
+        names=("drupal",),
+    ),
+    "php": Product(
+        name="php",
+        policy="Two years of active support, then security fixes until four years after the "
+        "release, each rounded to 31 December (php/web-php include/branches.inc).",
+        windows=(
+            _window(
+                "8.4",
+                date(2028, 12, 31),
+                Seen("php/web-php", "include/branches.inc", "049c59fcf247"),
+                "8.4.26",
+                "security fixes only from 2027-01-01",
+            ),
+        ),
+        names=("php",),
+    ),
+    "nginx": Product(
+        name="nginx",
+        policy="Stable branches get only critical fixes backported from mainline; a stable branch "
+        "stops when the next even-numbered one is released (about each April).",
+        windows=(
+            _window(
+                "1.28",
+                date(2026, 4, 14),
+                Seen(LIBRARY, "library/nginx", "71567fbcfa79"),
+                "1.28.3",
+                "superseded by 1.30.0 ('Updated stable nginx to 1.30.0'); stable-1.28 has no "
+                "commit since 1.28.3",
+            ),
+            _window(
+                "1.30",
+                None,
+                Seen("nginx/nginx", "SECURITY.md", "ad8c94a63537"),
+                "1.30.5",
+                "no date published: 'Security fixes will be applied to all supported stable "
+                "releases'; by branch history it ends when 1.32 is released (about April 2027)",
+            ),
+        ),
+        names=("nginx", "nginxinc/nginx-unprivileged"),
+    ),
+}
+
+# ---- upgrade paths (issue 21): what the vendors document about moving stateful data ---------
+
+UPGRADES: tuple[UpgradeRule, ...] = (
+    UpgradeRule(
+        product="postgres",
+        change="major",
+        action="refuse",
+        reason="a new PostgreSQL major cannot start on the old major's data directory: 'For major "
+        "releases of PostgreSQL, the internal data storage format is subject to change'",
+        way="dump with the old major (pg_dumpall) and restore into a new volume, or run "
+        "pg_upgrade with both majors' binaries; then pass --allow-upgrade with the new data in place",
+        source=Seen("postgres/postgres", "doc/src/sgml/runtime.sgml", "183bbd1b6d43"),
+    ),
+    UpgradeRule(
+        product="mysql",
+        change="major",
+        action="refuse",
+        reason="MySQL upgrades a data directory in place only from one LTS series to the next, or "
+        "to an Innovation release before it; any other jump needs two steps",
+        way="check with MySQL Shell's util.checkForServerUpgrade(), move one supported step at a "
+        "time (8.4 LTS -> the next LTS), and pass --allow-upgrade for each step",
+        # Table 3.1 "Upgrade Paths for MySQL Server" (the manual is not kept in a repository)
+        source=Seen("dev.mysql.com", "doc/refman/8.4/en/upgrade-paths.html"),
+    ),
+    UpgradeRule(
+        product="mattermost",
+        change="window",
+        action="refuse",
+        reason="'Customers should not upgrade from >=10.11.17 to <=11.7.2 due to a bug that causes "
+        "an issue with database migration numbers. The bug is fixed in v11.7.3.'",
+        way="upgrade to 11.7.3 or later instead",
+        source=Seen(MATTERMOST_DOCS, "source/upgrade/important-upgrade-notes.rst", "b8085fa2f3c5"),
+        from_versions=("10.11.17", "10.11.9999"),
+        to_versions=("11.0.0", "11.7.2"),
+    ),
+    UpgradeRule(
+        product="drupal",
+        change="any",
+        action="after",
+        reason="core updates ship hook_update_N and post_update functions; the status report shows "
+        "an error until they ran",
+        way="sign in as the site's administrator and open https://<drupal host>/update.php (the "
+        "image ships no drush), then clear the caches",
+        source=Seen("drupal/core", "modules/system/src/Hook/SystemRequirementsHooks.php", "a07143587a57"),
+    ),
+)

@@ -5,7 +5,10 @@ community fork osscontainertools/kaniko, which continues its releases on ghcr.io
 same executor flags.
 """
 
+from datetime import date
+
 from components.contracts import ClusterImageContract, Fact, Seen, User
+from components.lifecycle import Product, Window
 
 _GIT_SYNC = "kubernetes/git-sync"
 _GIT_SYNC_DOCKERFILE = Seen(_GIT_SYNC, "Dockerfile.in", "v4.5.1")
@@ -56,6 +59,38 @@ KANIKO_CONTRACT = ClusterImageContract(
 GIT_SYNC = GIT_SYNC_CONTRACT.image
 KANIKO = KANIKO_CONTRACT.image
 CONTRACTS = {"git-sync": GIT_SYNC_CONTRACT, "kaniko": KANIKO_CONTRACT}
+
+# Support windows (issue 21): neither project publishes one. The base images of the example
+# apps' Dockerfiles (nginx-unprivileged) are nginx's, in components/homelab/images.py.
+_READ = date(2026, 12, 7)
+SUPPORT: dict[str, Product] = {
+    "git-sync": Product(
+        name="git-sync",
+        policy="No support window is published (kubernetes/git-sync has no version policy).",
+        windows=(
+            Window(
+                "4.5",
+                None,
+                Seen(_GIT_SYNC, "SECURITY.md", "61520d8a95b0"),
+                _READ,
+                "v4.5.1",
+                "no end published; v4.7.1 is the newest v4 release",
+            ),
+        ),
+        names=("registry.k8s.io/git-sync/git-sync",),
+    ),
+    "kaniko": Product(
+        name="kaniko",
+        policy="No support window is published; the fork calls itself the 'supported replacement' "
+        "of the archived upstream (osscontainertools/kaniko README.md @ dca70b95a86a).",
+        windows=(
+            Window(
+                "1.28", None, Seen(_KANIKO, "README.md", "dca70b95a86a"), _READ, "v1.28.3", "no end published"
+            ),
+        ),
+        names=("ghcr.io/osscontainertools/kaniko",),
+    ),
+}
 
 # GitHub's published SSH host key (ed25519), so git-sync verifies whom it talks to.
 GITHUB_KNOWN_HOSTS = (

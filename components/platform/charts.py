@@ -1,12 +1,19 @@
-"""Every Helm chart of the platform: repository, chart name and pinned version, in one table."""
+"""Every Helm chart of the platform: repository, chart name and pinned version, in one table;
+the Kubernetes version the manifests target; and the support window of each (SUPPORT)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any
+from datetime import date
+from typing import TYPE_CHECKING, Any
 
 import pulumi
-import pulumi_kubernetes as k8s
+
+from components.contracts import Seen
+from components.lifecycle import Product, Window
+
+if TYPE_CHECKING:
+    import pulumi_kubernetes as k8s
 
 
 @dataclass(frozen=True)
@@ -35,9 +42,17 @@ CHARTS: dict[str, Chart] = {
     ),
     # kubernetes/ingress-nginx tag helm-chart-4.14.5, the newest of the 4.14 line (controller 1.14.5)
     "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.14.5"),
-    # cert-manager/cert-manager tag v1.19.6, the newest of the v1.19 line (chart version = tag)
-    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.19.6"),
+    # cert-manager/cert-manager tag v1.21.1, the newest of the v1.21 line (chart version = tag);
+    # 1.19 ended 2026-07-08 and 1.20 ends with the release of 1.22 (see SUPPORT)
+    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.21.1"),
 }
+
+# The Kubernetes minor the manifests are validated for (the config's default): one that every
+# pinned chart and operator supports. kubernetes/website data/releases/releases.yaml @
+# df272d38ff6c: 1.35 ends 2027-02-28. cloudnative-pg 1.30 supports 1.34-1.36
+# (docs/src/supported_releases.md @ 0c0a73677e92), Argo CD 3.4 is tested on 1.32-1.35
+# (docs/operator-manual/tested-kubernetes-versions.md), cert-manager 1.21 supports 1.33-1.36.
+KUBERNETES_VERSION = "1.35"
 
 
 def helm_release(
@@ -48,6 +63,8 @@ def helm_release(
     opts: pulumi.ResourceOptions,
 ) -> k8s.helm.v3.Release:
     """A Helm release of a chart from the table, pinned, waiting for its resources."""
+    import pulumi_kubernetes as k8s
+
     c = CHARTS[chart]
     return k8s.helm.v3.Release(
         name,
@@ -68,3 +85,143 @@ def helm_release(
 def ingress_annotations(cluster_issuer: str, **extra: str) -> dict[str, str]:
     """cert-manager's ingress-shim issues the TLS secret named in the ingress."""
     return {"cert-manager.io/cluster-issuer": cluster_issuer, **extra}
+
+
+# ---- support windows (issue 21) ---------------------------------------------------------------
+
+_READ = date(2026, 12, 7)
+_K8S = Seen("kubernetes/website", "data/releases/releases.yaml", "df272d38ff6c")
+_CERT_MANAGER = Seen("cert-manager/website", "content/docs/releases/README.md", "c17bb3c8530d")
+_OTEL = Seen("open-telemetry/opentelemetry-collector", "VERSIONING.md", "71f0462d5460")
+_OTEL_POLICY = (
+    "No support window for 0.x releases: the long-term rules apply 'starting on v1' (VERSIONING.md); "
+    "a release every two weeks."
+)
+_CNPG = Seen("cloudnative-pg/cloudnative-pg", "docs/src/supported_releases.md", "0c0a73677e92")
+
+
+def _window(line: str, ends: date | None, source: Seen, newest: str, note: str = "") -> Window:
+    return Window(line, ends, source, _READ, newest, note)
+
+
+SUPPORT: dict[str, Product] = {
+    "kubernetes": Product(
+        name="kubernetes",
+        policy="Each minor is supported about fourteen months: twelve standard, then two of "
+        "maintenance mode, ending on the 28th (kubernetes/website content/en/releases/"
+        "patch-releases.md @ 00501bc51cd2).",
+        windows=(
+            _window("1.33", date(2026, 6, 28), _K8S, "1.33.10"),
+            _window("1.34", date(2026, 10, 27), _K8S, "1.34.9"),
+            _window("1.35", date(2027, 2, 28), _K8S, "1.35.9"),
+            _window("1.36", date(2027, 6, 28), _K8S, "1.36.4"),
+            _window("1.37", date(2027, 10, 28), _K8S, "1.37.1"),
+        ),
+        names=("kubernetes",),
+    ),
+    "argo-cd": Product(
+        name="argo-cd",
+        policy="Argo CD supports its three most recent minor versions (argoproj/argo-cd "
+        "SECURITY.md); a minor is released each quarter. Chart 10.1 installs Argo CD 3.4.",
+        windows=(
+            _window(
+                "10.1",
+                None,
+                Seen("argoproj/argo-cd", "SECURITY.md", "abe9a37fbea7"),
+                "10.1.1",
+                "Argo CD 3.4: no date published; supported until 3.7 is released (about February "
+                "2027 by the cadence)",
+            ),
+        ),
+        names=("chart:argo-cd",),
+    ),
+    "harbor": Product(
+        name="harbor",
+        policy="Harbor maintains its three most recent minor releases, about nine months each "
+        "(goharbor/harbor RELEASES.md @ c83f2d114f5b). Chart 1.19 installs Harbor 2.15.",
+        windows=(
+            _window(
+                "1.19",
+                None,
+                Seen("goharbor/harbor", "RELEASES.md", "c83f2d114f5b"),
+                "1.19.1",
+                "Harbor 2.15: no date published; one of the three newest minors (no v2.16 tag seen)",
+            ),
+        ),
+        names=("chart:harbor",),
+    ),
+    "cloudnative-pg": Product(
+        name="cloudnative-pg",
+        policy="Each minor is supported until three months after the next minor's release "
+        "(a minor every three months). Chart 0.29 installs operator 1.30.",
+        windows=(
+            _window(
+                "0.29",
+                date(2026, 12, 31),
+                _CNPG,
+                "0.29.0",
+                "operator 1.30: end of life '~ Dec 2026' (the month's last day)",
+            ),
+        ),
+        names=("chart:cloudnative-pg",),
+    ),
+    "jaeger": Product(
+        name="jaeger",
+        policy="Jaeger v1 reached end of life on 2025-12-31; v2 gives community support to its "
+        "latest minor only (jaegertracing/jaeger SECURITY.md). Chart 3.x installs Jaeger v1.",
+        windows=(
+            _window(
+                "3.4",
+                date(2025, 12, 31),
+                Seen("jaegertracing/jaeger", "cmd/internal/flags/service.go", "v1.76.0"),
+                "3.4.1",
+                "Jaeger v1: 'December 31st, 2025'",
+            ),
+        ),
+        names=("chart:jaeger",),
+    ),
+    "opentelemetry-collector": Product(
+        name="opentelemetry-collector",
+        policy=_OTEL_POLICY,
+        windows=(_window("0.158", None, _OTEL, "0.158.2", "no end published"),),
+        names=("chart:opentelemetry-collector",),
+    ),
+    "otel-collector": Product(
+        name="otel-collector",
+        policy=_OTEL_POLICY,
+        windows=(_window("0.153", None, _OTEL, "0.153.0", "no end published"),),
+        names=("otel/opentelemetry-collector-k8s",),
+    ),
+    "ingress-nginx": Product(
+        name="ingress-nginx",
+        policy="Retired: 'Best-effort maintenance will continue until March 2026', then no "
+        "releases or security fixes (kubernetes/ingress-nginx README.md @ dbb11b92ddb7).",
+        windows=(
+            _window(
+                "4.14",
+                date(2026, 3, 31),
+                Seen("kubernetes/ingress-nginx", "README.md", "dbb11b92ddb7"),
+                "4.14.5",
+                "retired: the last releases were 2026-03-19/20",
+            ),
+        ),
+        names=("chart:ingress-nginx",),
+    ),
+    "cert-manager": Product(
+        name="cert-manager",
+        policy="Each release is supported at least until the release of the second one after it; "
+        "only the last patch of a branch is supported.",
+        windows=(
+            _window("1.19", date(2026, 7, 8), _CERT_MANAGER, "v1.19.6"),
+            _window(
+                "1.20",
+                None,
+                _CERT_MANAGER,
+                "v1.20.3",
+                "no date published: until the release of 1.22 (planned about November 2026)",
+            ),
+            _window("1.21", None, _CERT_MANAGER, "v1.21.1", "no date published: until the release of 1.23"),
+        ),
+        names=("chart:cert-manager",),
+    ),
+}

@@ -51,7 +51,7 @@ class IngressController(pulumi.ComponentResource):
 @dataclass(frozen=True)
 class AcmeIssuer:
     """An ACME account and how it proves control of the names (cert-manager ClusterIssuer fields,
-    cert-manager deploy/crds/cert-manager.io_clusterissuers.yaml @ v1.19.6)."""
+    cert-manager deploy/crds/cert-manager.io_clusterissuers.yaml @ v1.21.1)."""
 
     email: str
     server: str
