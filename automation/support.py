@@ -262,7 +262,8 @@ def render_text(rows: list[Row], today: date, within: int) -> str:
         when = "ended" if r.status == ENDED else "ends"
         move = f"; move to {r.newest_supported}" if r.newest_supported else ""
         lines.append(
-            f"  {r.pin.component}: {r.pin.product} {r.line} {when} {w.ends.isoformat()} ({w.source}){move}"
+            f"  {r.pin.component}: {products()[r.pin.product].name.removeprefix('pypi:')} {r.line} {when} "
+            f"{w.ends.isoformat()} ({w.source}){move}"
         )
     for r in unknown:
         lines.append(
