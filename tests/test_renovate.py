@@ -257,3 +257,55 @@ def test_installed_validator_is_the_pinned_release():
     assert (
         installed == json.loads((VALIDATOR_DIR / "package.json").read_text())["devDependencies"]["renovate"]
     )
+
+
+# ---- Renovate follows the support windows (issue 21) ----------------------------------------
+
+
+def held_pins(rule: dict[str, Any]) -> list[Any]:
+    """The pins of the code a rule with `allowedVersions` holds back (matched by package name:
+    an image repository, or a chart's name)."""
+    from automation.support import table_pins
+
+    names = set(rule.get("matchPackageNames") or [])
+    return [
+        p
+        for p in table_pins()
+        if p.product in names or p.product.removeprefix("chart:") in names and p.kind == "chart"
+    ]
+
+
+def test_no_rule_holds_a_dependency_on_a_line_past_its_end_of_support():
+    from datetime import date
+
+    from automation.support import ENDED, report
+
+    rules = [r for r in config()["packageRules"] if "allowedVersions" in r]
+    for rule in rules:
+        held = held_pins(rule)
+        assert held, f"{rule['description']}: holds no pin of the code"
+        ended = [r.pin.reference for r in report(held, date(2026, 12, 7)) if r.status == ENDED]
+        assert ended == [], f"{rule['description']}: keeps {ended} on a dead line"
+
+
+def test_the_old_jaeger_hold_would_be_caught():
+    rule = {"description": "jaeger below 4", "matchPackageNames": ["jaeger"], "allowedVersions": "<4.0.0"}
+    assert [p.reference for p in held_pins(rule)] == ["jaeger 3.4.1"]
+
+
+def test_stateful_majors_wait_for_approval_and_link_their_upgrade_rule():
+    from components.homelab.images import CONTRACTS, UPGRADES
+
+    rules = config()["packageRules"]
+    for product in sorted({u.product for u in UPGRADES}):
+        repository = CONTRACTS[product].image.split("@")[0].rsplit(":", 1)[0]
+        notes = [
+            note
+            for r in rules
+            if repository in (r.get("matchPackageNames") or [])
+            for note in r.get("prBodyNotes") or []
+        ]
+        assert notes and all("docs/concepts.md#upgrade-paths" in n for n in notes), product
+    majors = [r for r in rules if r.get("matchUpdateTypes") == ["major"]]
+    assert all(r.get("dependencyDashboardApproval") is True for r in majors)
+    assert (ROOT / "docs" / "concepts.md").read_text().count("## Upgrade paths") == 1

@@ -25,7 +25,8 @@ class Chart:
 
 # Each version is a tag in the chart's repository (named beside it); argo-cd, harbor and
 # cloudnative-pg are pinned on purpose (their default values are checked in the tests).
-# jaeger stays on the 3.x line: 4.x (Jaeger v2) renames the all-in-one keys used here.
+# jaeger 3.x installs Jaeger v1, which ended 2025-12-31 (SUPPORT below): `python -m automation
+# lifecycle` reports it until the platform moves to Jaeger v2 (the 4.x charts).
 CHARTS: dict[str, Chart] = {
     # argoproj/argo-helm tag argo-cd-10.1.1 (Argo CD v3.4.4)
     "argo-cd": Chart("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1"),
