@@ -169,6 +169,33 @@ class SshProxyConfig(Model):
         return ssh_parts(self.address)
 
 
+def ssh_endpoint_problems(
+    path: str,
+    ssh: tuple[str, str, int],
+    host_key: str | None,
+    tofu: bool,
+    proxy: SshProxyConfig | None,
+) -> list[tuple[str, str]]:
+    """The host-key problems of an SSH endpoint and of its jump host (a Docker host, or a
+    cluster node the platform reaches): each pins a key unless it opts in to trust on first use."""
+    _, host, port = ssh
+    keyscan = f"ssh-keyscan -p {port} {host}"
+    problems = []
+    hop = proxy.ssh if proxy is not None else None
+    if proxy is not None and hop is not None:
+        p_user, p_host, p_port = hop
+        problems += _host_key_problems(
+            f"{path}.proxy",
+            hop,
+            proxy.host_key,
+            proxy.trust_on_first_use,
+            f"ssh-keyscan -p {p_port} {p_host}",
+        )
+        # Behind a jump host, ask from there: the host may be unreachable from here.
+        keyscan = f"ssh -p {p_port} {p_user}@{p_host} {keyscan}"
+    return _host_key_problems(path, ssh, host_key, tofu, keyscan) + problems
+
+
 class HostConfig(Model):
     """A Docker host: `local` (this machine's socket) or `user@host[:port]` over SSH."""
 
@@ -229,22 +256,7 @@ class HostConfig(Model):
         ssh = self.ssh
         if ssh is None:
             return []
-        _, host, port = ssh
-        keyscan = f"ssh-keyscan -p {port} {host}"
-        problems = []
-        proxy = self.proxy.ssh if self.proxy is not None else None
-        if self.proxy is not None and proxy is not None:
-            p_user, p_host, p_port = proxy
-            problems += _host_key_problems(
-                f"{path}.proxy",
-                proxy,
-                self.proxy.host_key,
-                self.proxy.trust_on_first_use,
-                f"ssh-keyscan -p {p_port} {p_host}",
-            )
-            # Behind a jump host, ask from there: the host may be unreachable from here.
-            keyscan = f"ssh -p {p_port} {p_user}@{p_host} {keyscan}"
-        return _host_key_problems(path, ssh, self.host_key, self.trust_on_first_use, keyscan) + problems
+        return ssh_endpoint_problems(path, ssh, self.host_key, self.trust_on_first_use, self.proxy)
 
     @property
     def is_local(self) -> bool:

@@ -26,6 +26,13 @@ from stacks.config_base import (
     Subdomain,
     ssh_endpoint,
 )
+from stacks.config_hosts import (
+    HOST_KEY_HELP,
+    TOFU_HELP,
+    SshHostKey,
+    SshProxyConfig,
+    ssh_endpoint_problems,
+)
 
 Role = Literal["admin", "developer", "viewer"]
 ROLES: tuple[Role, ...] = ("admin", "developer", "viewer")
@@ -209,10 +216,20 @@ class NodeConfig(Model):
     runtime: Literal["containerd", "docker"] = Field(
         default="containerd", description="The container runtime that pulls the node's images."
     )
+    # As a Docker host has them (stacks/config_hosts.py): the install runs as root, so whom it
+    # talks to is checked (issue 22).
+    host_key: SshHostKey | None = Field(default=None, description=HOST_KEY_HELP)
+    trust_on_first_use: bool = Field(default=False, description=TOFU_HELP)
+    proxy: SshProxyConfig | None = Field(
+        default=None, description="Jump host (bastion) the node is reached through."
+    )
 
     @property
     def ssh(self) -> tuple[str, str, int]:
         return ssh_endpoint(self.address)
+
+    def problems(self, path: str) -> list[tuple[str, str]]:
+        return ssh_endpoint_problems(path, self.ssh, self.host_key, self.trust_on_first_use, self.proxy)
 
 
 class PlatformTlsConfig(Model):
@@ -362,6 +379,11 @@ class PlatformConfig(Model):
             for i, node in enumerate(tls.nodes)
             if node.private_key_secret
         ]
+        refs += [
+            (f"platform.tls.nodes[{i}].proxy.private-key-secret", node.proxy.private_key_secret)
+            for i, node in enumerate(tls.nodes)
+            if node.proxy is not None and node.proxy.private_key_secret
+        ]
         return refs
 
     @property
@@ -431,6 +453,7 @@ def _tls_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
             problems.append((f"{base}.tls.ca.key-secret", "only used when cert-manager is enabled"))
     seen: dict[str, int] = {}
     for i, node in enumerate(tls.nodes):
+        problems += node.problems(f"{base}.tls.nodes[{i}]")
         host = node.ssh[1]
         if host in seen:
             problems.append((f"{base}.tls.nodes[{i}].address", f"node {host!r} is listed twice"))

@@ -28,9 +28,17 @@ from components.platform.ingress import (
 )
 from components.platform.postgres import PlatformPostgres, PostgresArgs, ServiceDatabase
 from components.platform.tracing import Tracing, TracingArgs
-from components.platform.trust import Node, NodeTrust, NodeTrustArgs, machine_trusts, untrusted_ca_message
+from components.platform.trust import (
+    Node,
+    NodeProxy,
+    NodeTrust,
+    NodeTrustArgs,
+    machine_trusts,
+    untrusted_ca_message,
+)
 from stacks.config import ConfigError, StackConfig
-from stacks.config_base import host_name
+from stacks.config_base import host_name, ssh_endpoint
+from stacks.config_hosts import public_host_key
 from stacks.config_platform import PlatformConfig
 
 HARBOR_DATABASE = ServiceDatabase("harbor", "harbor-database")
@@ -45,6 +53,7 @@ class PlatformSecrets:
     cloudflare_api_token: pulumi.Output[str] | None = None
     ca_key: pulumi.Output[str] | None = None
     node_keys: dict[int, pulumi.Output[str]] = field(default_factory=dict)
+    node_proxy_keys: dict[int, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -192,7 +201,19 @@ def build_platform(
         harbor_host = host_name(c.harbor.hostname, domain)
         if p.tls.nodes and c.harbor.enabled:
             nodes = tuple(
-                Node(*n.ssh, runtime=n.runtime, private_key=secrets.node_keys.get(i))
+                Node(
+                    *n.ssh,
+                    runtime=n.runtime,
+                    private_key=secrets.node_keys.get(i),
+                    host_key=public_host_key(n.host_key),
+                    proxy=None
+                    if n.proxy is None
+                    else NodeProxy(
+                        *ssh_endpoint(n.proxy.address),
+                        private_key=secrets.node_proxy_keys.get(i),
+                        host_key=public_host_key(n.proxy.host_key),
+                    ),
+                )
                 for i, n in enumerate(p.tls.nodes)
             )
             platform.node_trust.extend(

@@ -67,6 +67,11 @@ def read_platform_secrets(config: StackConfig) -> Any:
             for i, node in enumerate(tls.nodes)
             if node.private_key_secret
         },
+        node_proxy_keys={
+            i: cfg.require_secret(node.proxy.private_key_secret)
+            for i, node in enumerate(tls.nodes)
+            if node.proxy is not None and node.proxy.private_key_secret
+        },
     )
 
 

@@ -43,6 +43,8 @@ from harness import (
 from components.platform import trust
 from components.platform.charts import CHARTS, KUBERNETES_VERSION
 from components.platform.trust import certificate_bodies, go_system_roots, machine_trusts
+from stacks.checks import validate
+from stacks.config import ConfigError
 
 SECRET_T = "kubernetes:core/v1:Secret"
 CONFIGMAP_T = "kubernetes:core/v1:ConfigMap"
@@ -69,6 +71,10 @@ def platform_config() -> tuple[dict[str, Any], dict[str, str]]:
     return copy.deepcopy(config), dict(example_secrets(config))
 
 
+NODE_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdVbGBox2z5oc1BTI7B11ToThP3+guHB0k5ATqlYG6U"
+JUMP_KEY = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIGBL+9U0aqUhsXFOmbwkK0RUJK+1cIAUmIk24lB3twqn"
+
+
 def private_ca_apps_config() -> tuple[dict[str, Any], dict[str, str]]:
     """The apps example on the homelab layer's private CA, with two nodes reached over SSH."""
     config, secrets = apps_config()
@@ -76,8 +82,13 @@ def private_ca_apps_config() -> tuple[dict[str, Any], dict[str, str]]:
         "mode": "private-ca",
         "ca": {"source": "homelab"},
         "nodes": [
-            {"address": "ubuntu@10.0.0.21", "private-key-secret": "node-key"},
-            {"address": "admin@10.0.0.22:2222", "runtime": "docker"},
+            {"address": "ubuntu@10.0.0.21", "private-key-secret": "node-key", "host-key": NODE_KEY},
+            {
+                "address": "admin@10.0.0.22:2222",
+                "runtime": "docker",
+                "trust-on-first-use": True,
+                "proxy": {"address": "jump@bastion.lab.example.com", "host-key": JUMP_KEY},
+            },
         ],
     }
     secrets.pop("cloudflare-token")
@@ -218,6 +229,27 @@ def test_nodes_get_the_ca_in_system_trust_and_the_runtimes_registry_directory(pr
         assert 'ANCHOR="/usr/local/share/ca-certificates/${NAME}.crt"' in c.inputs["create"]
         assert c.inputs["create"].endswith("node-ca install")
         assert c.inputs["delete"].endswith("node-ca remove")
+
+
+def test_nodes_are_reached_with_their_pinned_host_key_or_through_their_jump_host(private):
+    """Issue 22: the nodes' SSH as the Docker hosts' (host-key, trust-on-first-use, proxy)."""
+    by_host = {c.inputs["connection"]["host"]: c.inputs["connection"] for c in private.of_type(COMMAND_T)}
+    assert by_host["10.0.0.21"]["hostKey"] == NODE_KEY
+    assert "proxy" not in by_host["10.0.0.21"]
+    hop = by_host["10.0.0.22"]
+    assert "hostKey" not in hop, "trust-on-first-use: opted in"
+    assert hop["proxy"]["host"] == "bastion.lab.example.com" and hop["proxy"]["user"] == "jump"
+    assert hop["proxy"]["hostKey"] == JUMP_KEY
+
+
+def test_a_node_without_a_host_key_is_an_error_naming_the_keyscan():
+    config, _ = private_ca_apps_config()
+    del config["platform"]["tls"]["nodes"][0]["host-key"]
+    with pytest.raises(ConfigError) as raised:
+        validate(config)
+    [(path, message)] = [(p, m) for p, m in raised.value.problems if "nodes" in p]
+    assert path == "platform.tls.nodes[0].host-key"
+    assert "ssh-keyscan -p 22 10.0.0.21" in message
 
 
 def test_apps_deploy_only_after_the_nodes_trust_the_registry(private):
@@ -377,10 +409,12 @@ def test_every_harbor_member_is_a_user_the_program_creates(platform):
 
 
 def test_harbor_users_can_be_created_on_the_first_up(platform):
-    auth = platform.named("harbor-auth", "harbor:index/configAuth:ConfigAuth")
-    assert auth.inputs["authMode"] == "db_auth"  # local users exist only in db_auth mode
+    # Harbor starts in db_auth mode, where local users can be created; no ConfigAuth claims to
+    # enforce it (the provider never sends auth_mode=db_auth: issue 22).
+    assert platform.of_type("harbor:index/configAuth:ConfigAuth") == []
+    release = platform.named("harbor", RELEASE_T)
     for user in platform.of_type(USER_T):
-        assert auth.urn in user.dependencies
+        assert release.urn in user.dependencies
         assert user.inputs["email"] == f"{user.inputs['username']}@users.noreply.github.com"
         assert len(user.inputs["comment"]) <= 30  # Harbor's limit (user.go @ v2.15.1)
         assert "password" in user.secret_paths

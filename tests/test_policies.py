@@ -1431,7 +1431,7 @@ def test_the_examples_hold_what_the_guard_rule_reads(example_run):
     for cluster in clusters:
         # The annotation says what the option says (the pack cannot see the option).
         assert cluster.retain_on_delete is True
-        assert cluster.inputs["metadata"]["annotations"] == {"homelab.data-safety": "retain"}
+        assert cluster.inputs["metadata"]["annotations"]["homelab.data-safety"] == "retain"
 
 
 def test_turning_the_pre_upgrade_backup_off_is_reported(tmp_path):

@@ -681,7 +681,7 @@ def platform_tls_configs(draw: st.DrawFn) -> dict[str, Any]:
             tls["nodes-trust-ca"] = True
         if trust in ("nodes", "both"):
             node = st.fixed_dictionaries(
-                {"address": pick(NODE_ADDRESSES, bad)},
+                {"address": pick(NODE_ADDRESSES, bad), "trust-on-first-use": st.just(True)},
                 optional={
                     "runtime": pick((["containerd", "docker"], ["crio"]), bad),
                     "private-key-secret": pick((["node-key"], ["name"]), bad),

@@ -143,7 +143,10 @@ def build_job(
         "spec": {
             "backoffLimit": 2,
             "activeDeadlineSeconds": BUILD_DEADLINE_SECONDS,
-            "ttlSecondsAfterFinished": 86400,
+            # No ttlSecondsAfterFinished: the TTL controller would delete the finished Job, a
+            # later `pulumi refresh` would then drop it from the state, and the next `up` would
+            # build the same commit again. The Job stays until a new build (a new hash, a new
+            # name) replaces it.
             "template": {
                 "metadata": {"labels": {"app.kubernetes.io/name": b.app, "homelab.build": b.tag}},
                 "spec": {

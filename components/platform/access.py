@@ -77,7 +77,10 @@ ARGO_ACTIONS: dict[str, list[tuple[str, str]]] = {
         ("applications", "action/*"),
         ("logs", "get"),
     ],
-    "admin": [("applications", "*"), ("logs", "get"), ("exec", "create")],
+    # No ("exec", "create"): the argo-cd chart keeps the UI's exec off (`exec.enabled: false`,
+    # values.yaml @ 10.1.1), so the grant would promise what the server refuses; project admins
+    # exec through the cluster's RBAC (pods/exec above) instead.
+    "admin": [("applications", "*"), ("logs", "get")],
 }
 HARBOR_ROLES = {"admin": "projectadmin", "developer": "developer", "viewer": "guest"}
 GITHUB_PERMISSIONS = {"admin": "maintain", "developer": "push", "viewer": "pull"}

@@ -195,12 +195,11 @@ class Harbor(pulumi.ComponentResource):
             insecure=not args.verify_tls,
             opts=pulumi.ResourceOptions(parent=self, depends_on=[self.release, self.certificate]),
         )
-        # Local users can only be created in db_auth mode (requireCreatable, user.go @ v2.15.1).
-        self.auth = harbor.ConfigAuth(
-            f"{name}-auth",
-            auth_mode="db_auth",
-            opts=pulumi.ResourceOptions(parent=self, provider=self.provider),
-        )
+        # Local users can only be created in db_auth mode (requireCreatable, user.go @ v2.15.1),
+        # which is Harbor's default (src/lib/config/metadata/metadatalist.go @ v2.15.1: AUTHMode
+        # DefaultValue "db_auth"). No `ConfigAuth` says so: the provider never sends auth_mode
+        # for db_auth (terraform-provider-harbor client/config.go @ v3.10.21 handles only
+        # oidc_auth and ldap_auth) and would write ldap_scope=0, enforcing nothing (issue 22).
         self.users: dict[str, harbor.User] = {}
         self.user_passwords: dict[str, pulumi.Output[str]] = {}
         self.register_outputs({"url": self.url})
@@ -230,5 +229,5 @@ class Harbor(pulumi.ComponentResource):
                 email=member_email(login, emails),
                 password=password.result,
                 comment="managed by Pulumi",
-                opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.auth]),
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.release]),
             )

@@ -35,6 +35,21 @@ class PostgresArgs:
     services: tuple[ServiceDatabase, ...] = ()
 
 
+# pulumi-kubernetes awaits a custom resource only when told how (the `pulumi.com/waitFor`
+# annotation, "New in v4.17.0" in the provider's annotation reference; 4.34.2 is pinned): the
+# Cluster's `Ready` condition (cloudnative-pg api/v1/cluster_types.go @ v1.30.0:
+# `ConditionClusterReady ClusterConditionType = "Ready"`) and the Database's `status.applied`
+# ("Applied is true if the database was reconciled correctly", api/v1/database_types.go). Harbor
+# then starts on a database that exists, instead of racing its bootstrap.
+WAIT_FOR = "pulumi.com/waitFor"
+CLUSTER_READY = "condition=Ready"
+DATABASE_APPLIED = "jsonpath={.status.applied}=true"
+# A role's password Secret is re-read when it changes only with this label
+# (docs/src/declarative_role_management.md @ v1.30.0: 'Label the Secret with
+# `cnpg.io/reload: "true"`').
+RELOAD_LABELS = {"cnpg.io/reload": "true"}
+
+
 def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> dict[str, Any]:
     storage: dict[str, Any] = {"size": args.storage_size}
     if args.storage_class:
@@ -46,7 +61,7 @@ def cluster_manifest(args: PostgresArgs, namespace: str, secret_name: str) -> di
         "metadata": {
             "name": args.name,
             "namespace": namespace,
-            "annotations": {"homelab.data-safety": "retain"},
+            "annotations": {"homelab.data-safety": "retain", WAIT_FOR: CLUSTER_READY},
         },
         "spec": {
             "instances": args.instances,
@@ -86,7 +101,11 @@ def database_manifest(db: ServiceDatabase, cluster: str, namespace: str) -> dict
     return {
         "apiVersion": "postgresql.cnpg.io/v1",
         "kind": "Database",
-        "metadata": {"name": f"{cluster}-{db.name}", "namespace": namespace},
+        "metadata": {
+            "name": f"{cluster}-{db.name}",
+            "namespace": namespace,
+            "annotations": {WAIT_FOR: DATABASE_APPLIED},
+        },
         "spec": {
             "name": db.name,
             "owner": db.name,
@@ -126,7 +145,7 @@ class PlatformPostgres(pulumi.ComponentResource):
         secret_name = f"{args.name}-owner"
         secret = k8s.core.v1.Secret(
             f"{name}-owner",
-            metadata={"name": secret_name, "namespace": namespace},
+            metadata={"name": secret_name, "namespace": namespace, "labels": RELOAD_LABELS},
             type="kubernetes.io/basic-auth",
             string_data={"username": args.owner, "password": self.password},
             opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),
@@ -144,7 +163,7 @@ class PlatformPostgres(pulumi.ComponentResource):
                 f"{name}-{db.name}-credentials",
                 # basic-auth with username and password: the format `passwordSecret` asks for
                 # (cnpg-cluster CRD, managed.roles[].passwordSecret) and Harbor reads `password`.
-                metadata={"name": db.secret_name, "namespace": namespace},
+                metadata={"name": db.secret_name, "namespace": namespace, "labels": RELOAD_LABELS},
                 type="kubernetes.io/basic-auth",
                 string_data={"username": db.name, "password": db_password},
                 opts=cluster.opts(parent=self, depends_on=[cluster.namespace]),

@@ -107,12 +107,49 @@ def untrusted_ca_message(harbor_url: str, where: str) -> str:
 
 
 @dataclass(frozen=True)
+class NodeProxy:
+    """A jump host the node is reached through."""
+
+    user: str
+    host: str
+    port: int = 22
+    private_key: pulumi.Input[str] | None = None  # secret; default: the SSH agent
+    host_key: str | None = None  # `<type> <base64>`; None: trust on first use (opted in)
+
+
+@dataclass(frozen=True)
 class Node:
     user: str
     host: str
     port: int = 22
     runtime: str = "containerd"
     private_key: pulumi.Input[str] | None = None  # secret; default: the SSH agent
+    host_key: str | None = None  # `<type> <base64>`; None: trust on first use (opted in)
+    proxy: NodeProxy | None = None
+
+
+def node_connection(node: Node) -> command.remote.ConnectionArgs:
+    """The SSH connection to a node: its pinned host key (`hostKey`) and jump host (`proxy`,
+    with its own `hostKey`), keys as secrets (pulumi-command v1.2.1 schema), as the Docker hosts
+    have it (components/docker/host.py `remote_connection`)."""
+    proxy = None
+    if node.proxy is not None:
+        hop = node.proxy
+        proxy = command.remote.ProxyConnectionArgs(
+            host=hop.host,
+            port=hop.port,
+            user=hop.user,
+            private_key=pulumi.Output.secret(hop.private_key) if hop.private_key else None,
+            host_key=hop.host_key,
+        )
+    return command.remote.ConnectionArgs(
+        host=node.host,
+        port=node.port,
+        user=node.user,
+        private_key=pulumi.Output.secret(node.private_key) if node.private_key else None,
+        host_key=node.host_key,
+        proxy=proxy,
+    )
 
 
 @dataclass(frozen=True)
@@ -148,16 +185,10 @@ class NodeTrust(pulumi.ComponentResource):
         self.commands = []
         for node in args.nodes:
             script = node_script(node.runtime, args.registry_host)
-            connection = command.remote.ConnectionArgs(
-                host=node.host,
-                port=node.port,
-                user=node.user,
-                private_key=pulumi.Output.secret(node.private_key) if node.private_key else None,
-            )
             self.commands.append(
                 command.remote.Command(
                     f"{name}-{node.host}",
-                    connection=connection,
+                    connection=node_connection(node),
                     create=f"sh -c {_quote(script)} node-ca install",
                     update=f"sh -c {_quote(script)} node-ca install",
                     delete=f"sh -c {_quote(script)} node-ca remove",
