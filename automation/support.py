@@ -187,7 +187,7 @@ def config_pins(config: object) -> list[Pin]:
         from components.platform.images import CONTRACTS as PLATFORM
 
         p = config.platform
-        for key in p.components.charts():
+        for key in p.components.charts(p.routing):
             chart = CHARTS[key]
             pins.append(
                 Pin(

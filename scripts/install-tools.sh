@@ -6,7 +6,8 @@
 # BusyBox that runs alone in an image (the tiny local image of the restore test, the stand-in
 # base image the example Dockerfiles are built on) (Debian/Ubuntu); docker-registry, the
 # registry the bundle tests push a digest-pinned image to (tests/test_bundle.py); and Renovate's config
-# validator (npm, the release and lockfile in .ci/renovate). A no-op for what is already there.
+# validator (npm, the release and lockfile in .ci/renovate); the kubernetes-models schemas of
+# the Gateway API and Envoy Gateway resources (npm, .ci/k8s-models). A no-op for what is already there.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -20,6 +21,19 @@ renovate_validator() {
   echo "install-tools: installing Renovate's validator (npm ci in $dir)"
   # The lockfile pins every package; no install scripts run (re2 is optional: without it
   # the validator checks patterns with JavaScript's RegExp and says so).
+  npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+}
+
+k8s_models() {
+  # The schemas of the Gateway API and Envoy Gateway resources the platform creates
+  # (tests/custom_resources.py), pinned with their lockfile.
+  local dir=.ci/k8s-models
+  [ -d "$dir/node_modules/@kubernetes-models/gateway-api" ] && return 0
+  if ! command -v npm >/dev/null 2>&1; then
+    echo "install-tools: npm not found; the Gateway API schema checks are skipped" >&2
+    return 0
+  fi
+  echo "install-tools: installing the Gateway API and Envoy Gateway schemas (npm ci in $dir)"
   npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 }
 
@@ -46,3 +60,4 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 fi
 renovate_validator
+k8s_models

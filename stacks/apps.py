@@ -91,7 +91,7 @@ def build_apps(config: StackConfig, platform: Platform, secrets: AppsSecrets) ->
                 resources=Resources(r.cpu_request, r.memory_request, r.cpu_limit, r.memory_limit),
                 health_path=app.health_path,
                 cluster_issuer=p.cluster_issuer,
-                ingress_class=p.ingress_class,
+                route=platform.routes[f"app:{app.project}/{app.name}"],
                 notifier=notifier,
                 run_as_root=app.run_as_root,
                 registry_ca_configmap=REGISTRY_CA_CONFIGMAP if platform.ca_cert_pem is not None else None,

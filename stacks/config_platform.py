@@ -270,7 +270,44 @@ class PlatformTlsConfig(Model):
 
 
 class IngressNginxConfig(ComponentConfig):
-    enabled: bool = Field(default=False, description="Install ingress-nginx (for clusters without one).")
+    enabled: bool = Field(
+        default=False,
+        description="Retired: ingress-nginx gets no releases or security fixes after March 2026 "
+        "(kubernetes/ingress-nginx README), so the platform refuses to install it. Route through "
+        "the Gateway API (`routing.mode: gateway`) or your own ingress controller "
+        "(`routing.mode: ingress`).",
+    )
+
+
+class GatewayConfig(Model):
+    """The Gateway the platform's UIs are routed through (Gateway API v1, standard channel)."""
+
+    install: bool = Field(
+        default=True,
+        description="Install Envoy Gateway (with the Gateway API CRDs its chart brings) and a "
+        "GatewayClass named `class-name` for it; false: use the GatewayClass `class-name` your "
+        "cluster already has (k3s' Traefik with its Gateway provider on, Cilium, ...).",
+    )
+    class_name: Label = Field(default="homelab", description="The GatewayClass of the platform's Gateway.")
+    service_type: Literal["NodePort", "LoadBalancer", "ClusterIP"] = Field(
+        default="NodePort",
+        description="How the installed gateway's Envoy is exposed: NodePort works on every cluster "
+        "(kind and k3s included); LoadBalancer needs a load-balancer implementation (k3s' "
+        "servicelb, MetalLB, cloud-provider-kind), or the first `up` waits for an address that "
+        "never comes.",
+    )
+
+
+class RoutingConfig(Model):
+    """How requests reach the platform's UIs (Argo CD, Harbor, Jaeger)."""
+
+    mode: Literal["gateway", "ingress"] = Field(
+        default="gateway",
+        description="`gateway`: a Gateway API Gateway with one HTTPS listener per UI (the default, "
+        "for a bare cluster too); `ingress`: plain Ingresses of the class `ingress-class`, with no "
+        "implementation-specific annotations, for a cluster that has only an ingress controller.",
+    )
+    gateway: GatewayConfig = Field(default_factory=GatewayConfig)
 
 
 class ComponentsConfig(Model):
@@ -281,11 +318,11 @@ class ComponentsConfig(Model):
     cert_manager: CertManagerConfig = Field(default_factory=CertManagerConfig)
     ingress_nginx: IngressNginxConfig = Field(default_factory=IngressNginxConfig)
 
-    def charts(self) -> list[str]:
+    def charts(self, routing: RoutingConfig) -> list[str]:
         """The keys of components/platform/charts.py CHARTS that stacks/platform.py installs
         for these settings (tests/test_lifecycle.py checks them against a program run)."""
         found = [
-            ("ingress-nginx", self.ingress_nginx.enabled),
+            ("envoy-gateway", routing.mode == "gateway" and routing.gateway.install),
             ("cert-manager", self.cert_manager.enabled),
             ("argo-cd", self.argocd.enabled),
             ("cloudnative-pg", self.postgres.enabled),
@@ -339,7 +376,12 @@ class PlatformConfig(Model):
     )
     namespace: Label = Field(default="idp-system", description="Namespace of the platform components.")
     domain: Domain | None = Field(default=None, description="Platform domain (default: the stack domain).")
-    ingress_class: Label = Field(default="nginx", description="IngressClass of the platform's ingresses.")
+    routing: RoutingConfig = Field(default_factory=RoutingConfig)
+    ingress_class: Label | None = Field(
+        default=None,
+        description="IngressClass of the platform's Ingresses (routing.mode ingress): your "
+        "cluster's controller's.",
+    )
     cluster_issuer: Label = Field(
         default="homelab-ca", description="cert-manager ClusterIssuer that signs ingress certificates."
     )
@@ -404,6 +446,7 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
     if platform.kubeconfig_secret and platform.kubeconfig_path:
         problems.append((f"{base}.kubeconfig-path", "give kubeconfig-secret or kubeconfig-path, not both"))
     problems += _tls_problems(platform, base)
+    problems += _routing_problems(platform, base)
     seen: set[str] = set()
     for i, project in enumerate(platform.projects):
         path = f"{base}.projects[{i}]"
@@ -424,6 +467,35 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
                         )
                     )
                 first_role.setdefault(key, role)
+    return problems
+
+
+def _routing_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
+    problems: list[tuple[str, str]] = []
+    routing = platform.routing
+    if platform.components.ingress_nginx.enabled:
+        problems.append(
+            (
+                f"{base}.components.ingress-nginx.enabled",
+                "ingress-nginx is retired: no releases or security fixes after March 2026 "
+                "(kubernetes/ingress-nginx README: 'if you are not already using ingress-nginx, you "
+                "should not be deploying it'). Remove it: the platform routes through the Gateway "
+                "API (routing.mode: gateway, the default, installs Envoy Gateway), or through your "
+                "cluster's own ingress controller (routing.mode: ingress with ingress-class)",
+            )
+        )
+    if routing.mode == "ingress" and platform.ingress_class is None:
+        problems.append(
+            (
+                f"{base}.ingress-class",
+                "routing.mode ingress needs the IngressClass of your cluster's ingress controller "
+                "(kubectl get ingressclass)",
+            )
+        )
+    if routing.mode == "gateway" and platform.ingress_class is not None:
+        problems.append(
+            (f"{base}.ingress-class", "only used with routing.mode ingress (the Gateway has no IngressClass)")
+        )
     return problems
 
 

@@ -18,15 +18,9 @@ from components.platform.argocd import ArgoCd, ArgoCdArgs, GitHubSsoArgs
 from components.platform.cluster import ClusterArgs, KubernetesCluster
 from components.platform.gitops import GitOpsArgs, GitOpsRepository
 from components.platform.harbor import ExternalDatabase, Harbor, HarborArgs
-from components.platform.ingress import (
-    AcmeIssuer,
-    CaIssuer,
-    CertManager,
-    CertManagerArgs,
-    IngressController,
-    IngressControllerArgs,
-)
+from components.platform.ingress import AcmeIssuer, CaIssuer, CertManager, CertManagerArgs
 from components.platform.postgres import PlatformPostgres, PostgresArgs, ServiceDatabase
+from components.platform.routing import GatewayArgs, Listener, PlatformGateway, Route, route_certificate
 from components.platform.tracing import Tracing, TracingArgs
 from components.platform.trust import (
     Node,
@@ -36,7 +30,7 @@ from components.platform.trust import (
     machine_trusts,
     untrusted_ca_message,
 )
-from stacks.config import ConfigError, StackConfig
+from stacks.config import ConfigError, StackConfig, app_fqdn
 from stacks.config_base import host_name, ssh_endpoint
 from stacks.config_hosts import public_host_key
 from stacks.config_platform import PlatformConfig
@@ -80,6 +74,39 @@ class Platform:
     ca_cert_pem: pulumi.Input[str] | None = None
     # What must exist before a node pulls from Harbor (the CA installed on the nodes).
     node_trust: list[pulumi.Resource] = field(default_factory=list)
+    # Where each UI ("argocd", "harbor", "tracing") and app ("app:<project>/<name>") is served.
+    routes: dict[str, Route] = field(default_factory=dict)
+
+
+GATEWAY_NAME = "platform"
+
+
+def platform_routes(config: StackConfig) -> dict[str, Route]:
+    """The route of every enabled UI and, with the apps layer, of every app: a listener of the
+    platform's Gateway, or an Ingress of the configured class."""
+    p = config.platform
+    assert p is not None
+    domain = platform_domain(config)
+    c = p.components
+
+    def route(key: str, host: str) -> Route:
+        return Route(p.routing.mode, key, host, GATEWAY_NAME, p.namespace, p.ingress_class or "")
+
+    routes = {
+        key: route(key, host_name(hostname, domain))
+        for key, hostname, enabled in (
+            ("argocd", c.argocd.hostname, c.argocd.enabled),
+            ("harbor", c.harbor.hostname, c.harbor.enabled),
+            ("tracing", c.tracing.hostname, c.tracing.enabled),
+        )
+        if enabled
+    }
+    if config.layers.apps:
+        for app in config.apps:
+            # An app's listener and TLS Secret live with the Gateway; its HTTPRoute in its project.
+            r = route(f"{app.project}-{app.name}", app_fqdn(config, app))
+            routes[f"app:{app.project}/{app.name}"] = r
+    return routes
 
 
 def platform_domain(config: StackConfig) -> str:
@@ -177,12 +204,25 @@ def build_platform(
         ),
     )
     platform = Platform(p, cluster)
-    # Ingress and certificates first: every UI below is an ingress with a TLS secret.
+    # Routing and certificates first: every UI below is a route with a TLS secret.
+    platform.routes = platform_routes(config)
     prerequisites: list[pulumi.Resource] = []
-    if c.ingress_nginx.enabled:
-        prerequisites.append(
-            IngressController("ingress-nginx", IngressControllerArgs(p.ingress_class), cluster).release
+    gateway_crds: list[pulumi.Resource] = []
+    if p.routing.mode == "gateway":
+        g = p.routing.gateway
+        # An app's route lives in its project's namespace: only that one may attach to it.
+        listeners = tuple(
+            Listener(route, key.removeprefix("app:").split("/")[0] if key.startswith("app:") else "")
+            for key, route in platform.routes.items()
         )
+        gateway = PlatformGateway(
+            "gateway",
+            GatewayArgs(GATEWAY_NAME, g.class_name, g.install, g.service_type, listeners),
+            cluster,
+        )
+        prerequisites += gateway.ready
+        if gateway.release is not None:
+            gateway_crds.append(gateway.release)
     if c.cert_manager.enabled:
         acme = None
         if p.tls.acme is not None:
@@ -193,9 +233,29 @@ def build_platform(
             assert ca.key_pem is not None, "validated: cert-manager's CA issuer needs the key"
             ca_issuer = CaIssuer(ca.cert_pem, ca.key_pem)
         cert_manager = CertManager(
-            "cert-manager", CertManagerArgs(p.cluster_issuer, acme, ca_issuer, p.ingress_class), cluster
+            "cert-manager",
+            CertManagerArgs(
+                p.cluster_issuer,
+                acme,
+                ca_issuer,
+                gateway=(GATEWAY_NAME, p.namespace) if p.routing.mode == "gateway" else None,
+                ingress_class=p.ingress_class or "",
+                depends_on=gateway_crds,
+            ),
+            cluster,
         )
         prerequisites.append(cert_manager.issuer)
+    if p.routing.mode == "gateway":
+        # An app's TLS Secret lives with the Gateway that terminates its listener.
+        for key, r in platform.routes.items():
+            if key.startswith("app:"):
+                route_certificate(
+                    f"app-{r.key}-certificate",
+                    r,
+                    p.cluster_issuer,
+                    cluster,
+                    cluster.opts(depends_on=[cluster.namespace, *prerequisites]),
+                )
     if ca is not None:
         platform.ca_cert_pem = ca.cert_pem
         harbor_host = host_name(c.harbor.hostname, domain)
@@ -230,7 +290,7 @@ def build_platform(
             ArgoCdArgs(
                 host_name(c.argocd.hostname, domain),
                 pulumi.Output.secret(webhook_secret.result),
-                p.ingress_class,
+                platform.routes["argocd"],
                 p.cluster_issuer,
                 sso,
                 c.argocd.ha,
@@ -273,7 +333,7 @@ def build_platform(
             "harbor",
             HarborArgs(
                 harbor_host,
-                p.ingress_class,
+                platform.routes["harbor"],
                 p.cluster_issuer,
                 c.harbor.registry_size,
                 p.storage_class,
@@ -284,6 +344,7 @@ def build_platform(
                 database=database,
                 database_ready=database_ready,
                 api_url=api_url,
+                envoy_gateway=p.routing.mode == "gateway" and p.routing.gateway.install,
             ),
             cluster,
         )
@@ -293,7 +354,10 @@ def build_platform(
         platform.tracing = Tracing(
             "tracing",
             TracingArgs(
-                host_name(c.tracing.hostname, domain), p.ingress_class, p.cluster_issuer, prerequisites
+                host_name(c.tracing.hostname, domain),
+                platform.routes["tracing"],
+                p.cluster_issuer,
+                prerequisites,
             ),
             cluster,
         )

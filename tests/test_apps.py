@@ -19,6 +19,7 @@ import jsonschema
 import kubernetes_validate
 import pulumi
 import pytest
+from custom_resources import GROUPS, schema_errors
 from harness import (
     ROOT,
     SECRET_MARK,
@@ -36,6 +37,7 @@ from harness import (
 )
 
 from components.pipeline import images
+from components.platform.charts import KUBERNETES_VERSION
 from stacks.checks import validate
 
 EXAMPLE = ROOT / "examples" / "apps.yaml"
@@ -352,7 +354,8 @@ def test_gitops_webhook_has_a_secret_and_json_content_type(apps):
 @ids
 def test_files_committed_to_the_gitops_repository(apps, app):
     files = committed(apps, app)
-    expected = {f"{app.gitops_dir}/{name}" for name in ("deployment.yaml", "service.yaml", "ingress.yaml")}
+    # The example routes through the platform's Gateway: an HTTPRoute, no Ingress (issue 22).
+    expected = {f"{app.gitops_dir}/{name}" for name in ("deployment.yaml", "service.yaml", "httproute.yaml")}
     if app.files:
         expected.add(f"{app.gitops_dir}/configmap.yaml")
     if app.created:  # the inline Dockerfile, for review
@@ -634,7 +637,10 @@ def test_manifests_validate_strictly(apps, app, k8s_version):
     docs = manifests(apps, app)
     assert docs
     for name, doc in docs.items():
-        kubernetes_validate.validate(doc, k8s_version, strict=True)
+        if doc["apiVersion"].startswith(GROUPS):  # a custom resource: its published schema
+            assert schema_errors([doc]) == [None], name
+        else:
+            kubernetes_validate.validate(doc, k8s_version, strict=True)
         assert doc["metadata"]["namespace"] == app.project, name
 
 
@@ -706,20 +712,62 @@ def test_shop_files_are_mounted_from_the_configmap(apps):
     assert configmap["data"][mount["subPath"]] == content
 
 
+GATEWAY_T = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+CERTIFICATE_T = "kubernetes:cert-manager.io/v1:Certificate"
+
+
 @ids
-def test_ingress_serves_the_host_with_tls(apps, app):
-    ingress = manifests(apps, app)["ingress.yaml"]
-    spec = ingress["spec"]
-    assert [r["host"] for r in spec["rules"]] == [app.host]
-    assert spec["tls"] and all(app.host in t["hosts"] and t.get("secretName") for t in spec["tls"])
-    backend = spec["rules"][0]["http"]["paths"][0]["backend"]["service"]
+def test_route_serves_the_host_with_tls_on_its_own_gateway_listener(apps, app):
+    route = manifests(apps, app)["httproute.yaml"]
+    spec = route["spec"]
+    assert spec["hostnames"] == [app.host]
     service = manifests(apps, app)["service.yaml"]
-    assert backend["name"] == service["metadata"]["name"]
+    assert spec["rules"][0]["backendRefs"] == [{"name": service["metadata"]["name"], "port": 80}]
+    (parent,) = spec["parentRefs"]
+    (gateway,) = apps.of_type(GATEWAY_T)
+    assert (parent["name"], parent["namespace"]) == (
+        gateway.input("metadata.name"),
+        gateway.input("metadata.namespace"),
+    )
+    (listener,) = [
+        entry for entry in gateway.inputs["spec"]["listeners"] if entry["name"] == parent["sectionName"]
+    ]
+    assert listener["hostname"] == app.host and listener["protocol"] == "HTTPS"
+    # Only the app's project may attach to its listener.
+    assert listener["allowedRoutes"]["namespaces"] == {
+        "from": "Selector",
+        "selector": {"matchLabels": {"kubernetes.io/metadata.name": app.project}},
+    }
+    # Its certificate lives with the Gateway, written by a Certificate the program waits for.
+    (secret,) = listener["tls"]["certificateRefs"]
+    (certificate,) = [c for c in apps.of_type(CERTIFICATE_T) if c.input("spec.secretName") == secret["name"]]
+    assert certificate.input("spec.dnsNames") == [app.host]
+    assert certificate.input("metadata.namespace") == gateway.input("metadata.namespace")
     assert apps.outputs["apps"][app.key]["url"] == f"https://{app.host}/"
 
 
 def test_shop_uses_its_own_hostname(apps):
-    assert manifests(apps, SHOP)["ingress.yaml"]["spec"]["rules"][0]["host"] == "shop.idp.lab.example.com"
+    assert manifests(apps, SHOP)["httproute.yaml"]["spec"]["hostnames"] == ["shop.idp.lab.example.com"]
+
+
+def test_ingress_mode_gives_each_app_an_ingress_of_the_class_with_no_controller_annotation(tmp_path_factory):
+    """routing.mode ingress: plain Ingresses of the cluster's class; cert-manager's ingress-shim
+    writes the TLS Secret (its annotation is cert-manager's, not a controller's)."""
+
+    def ingress_mode(config: dict[str, Any], secrets: dict[str, str]) -> None:
+        config["platform"]["routing"] = {"mode": "ingress"}
+        config["platform"]["ingress-class"] = "traefik"
+
+    mocks = run_variant(tmp_path_factory, ingress_mode)
+    assert mocks.of_type(GATEWAY_T) == []
+    for app in APPS:
+        docs = manifests(mocks, app)
+        assert "httproute.yaml" not in docs
+        ingress = docs["ingress.yaml"]
+        assert ingress["spec"]["ingressClassName"] == "traefik"
+        assert set(ingress["metadata"]["annotations"]) == {"cert-manager.io/cluster-issuer"}
+        assert [r["host"] for r in ingress["spec"]["rules"]] == [app.host]
+        kubernetes_validate.validate(ingress, f"{KUBERNETES_VERSION}.0", strict=True)
 
 
 # ---- 4. the Argo CD Application -------------------------------------------------------------------

@@ -134,6 +134,7 @@ VERIFIED_TAGS = {
     "git-sync": "v4.5.1",  # kubernetes/git-sync tags: v4.5.0, v4.5.1, then v4.6.0
     "kaniko": "v1.28.3",  # osscontainertools/kaniko: newest tag v1.28.3 (no v1.28.4)
     "otel-collector": "0.153.0",  # opentelemetry-collector-releases v0.153.0 = chart appVersion
+    "jaeger": "2.20.0",  # jaegertracing/jaeger v2.20.0, the newest release (issue 22: Jaeger v2)
 }
 
 

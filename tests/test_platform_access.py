@@ -304,9 +304,16 @@ def test_cert_manager_ca_issuer_signs_with_the_homelab_ca(platform):
     assert secret.inputs["stringData"]["tls.crt"] == cert_pem("tls-ca-cert")
     assert _fake("PRIVATE_KEY", "tls-ca-key") in secret.inputs["stringData"]["tls.key"]
     assert "stringData" in secret.secret_paths, "the CA key is a secret"
-    # One Certificate: Harbor's, which Pulumi waits for before calling Harbor's API.
-    (certificate,) = platform.of_type(CERTIFICATE_T)
-    assert certificate.input("spec.issuerRef.name") == "homelab-ca"
+    # One Certificate per routed UI, each waited for (Harbor's before Pulumi calls its API).
+    certificates = platform.of_type(CERTIFICATE_T)
+    assert sorted(c.name for c in certificates) == [
+        "argocd-certificate",
+        "harbor-certificate",
+        "tracing-certificate",
+    ]
+    for certificate in certificates:
+        assert certificate.input("spec.issuerRef.name") == "homelab-ca"
+        assert certificate.input("metadata.annotations")["pulumi.com/waitFor"] == "condition=Ready"
     assert platform.outputs["platform-ca-certificate"] == secret.inputs["stringData"]["tls.crt"]
 
 
@@ -324,10 +331,28 @@ def test_cert_manager_acme_issuer(acme):
     assert issuer.input("metadata.name") == "homelab-ca"
     check_cluster_issuer(issuer)
     assert issuer.inputs["spec"]["acme"]["email"] == "ops@example.com"
+    # HTTP-01 through the platform's Gateway: the solver's HTTPRoute on its port-80 listener
+    # (cert-manager.io_clusterissuers.yaml @ v1.21.1, http01.gatewayHTTPRoute.parentRefs), with
+    # cert-manager's Gateway API support on and started after the Gateway API CRDs.
     solver = issuer.inputs["spec"]["acme"]["solvers"][0]
-    assert solver["http01"]["ingress"]["ingressClassName"] == "nginx"
-    (certificate,) = acme.of_type(CERTIFICATE_T)
-    assert certificate.input("spec.issuerRef.name") == "homelab-ca"
+    assert solver == {
+        "http01": {
+            "gatewayHTTPRoute": {
+                "parentRefs": [{"name": "platform", "namespace": PLATFORM_NS, "sectionName": "http"}]
+            }
+        }
+    }
+    release = acme.named("cert-manager", "kubernetes:helm.sh/v3:Release")
+    assert release.inputs["values"]["config"]["gatewayAPI"] == {"enabled": True}
+    assert acme.named("gateway-envoy-gateway", "kubernetes:helm.sh/v3:Release").urn in release.dependencies
+    (gateway,) = acme.of_type("kubernetes:gateway.networking.k8s.io/v1:Gateway")
+    http = gateway.inputs["spec"]["listeners"][0]
+    assert (http["name"], http["protocol"], int(http["port"])) == ("http", "HTTP", 80)
+    for certificate in acme.of_type(CERTIFICATE_T):
+        assert certificate.input("spec.issuerRef.name") == "homelab-ca"
+        assert gateway.urn in certificate.dependencies or any(
+            gateway.urn in r.dependencies for r in acme.resources if r.urn in certificate.dependencies
+        ), "HTTP-01 answers through the Gateway: it must exist first"
 
 
 # ---- 3. per project --------------------------------------------------------------------------

@@ -37,7 +37,7 @@ RELEASES = {
     "postgres-operator": "cloudnative-pg",
     "tracing-jaeger": "jaeger",
     "tracing-collector": "opentelemetry-collector",
-    "ingress-nginx": "ingress-nginx",
+    "gateway-envoy-gateway": "envoy-gateway",
     "cert-manager": "cert-manager",
 }
 PINNED = re.compile(r"^v?[0-9]+\.[0-9]+\.[0-9]+$")
@@ -83,8 +83,11 @@ def test_every_release_is_registered_once_and_every_chart_is_used(platform):
 def test_release_is_the_pinned_chart_of_the_table_on_the_cluster(platform, name):
     chart = CHARTS[RELEASES[name]]
     r = release(platform, name)
-    assert r.inputs["chart"] == chart.name
-    assert r.inputs["repositoryOpts"]["repo"] == chart.repo
+    if chart.repo.startswith("oci://"):  # an OCI chart is named by its reference alone
+        assert r.inputs["chart"] == chart.repo and "repositoryOpts" not in r.inputs
+    else:
+        assert r.inputs["chart"] == chart.name
+        assert r.inputs["repositoryOpts"]["repo"] == chart.repo
     assert r.inputs["version"] == chart.version
     # An exact version: no range, no wildcard, no `latest`.
     assert PINNED.match(r.inputs["version"]), r.inputs["version"]
@@ -96,7 +99,9 @@ def test_release_is_the_pinned_chart_of_the_table_on_the_cluster(platform, name)
 def test_chart_table_versions_are_all_exact():
     for key, chart in CHARTS.items():
         assert PINNED.match(chart.version), f"{key}: {chart.version!r} is not an exact version"
-        assert chart.repo.startswith("https://"), f"{key}: {chart.repo}"
+        assert chart.repo.startswith(("https://", "oci://")), f"{key}: {chart.repo}"
+        if chart.repo.startswith("oci://"):
+            assert chart.repo.endswith("/" + chart.name), f"{key}: the reference ends with the chart"
 
 
 # ---- 2. values that matter ----------------------------------------------------------
@@ -117,22 +122,35 @@ def test_argocd_admin_password_is_the_bcrypt_hash_and_values_are_secret(platform
             assert secret["githubSecret"] not in text, (res.name, path)
 
 
-def test_argocd_server_keeps_its_own_tls(platform):
+GATEWAY_T = "kubernetes:gateway.networking.k8s.io/v1:Gateway"
+CERTIFICATE_T = "kubernetes:cert-manager.io/v1:Certificate"
+
+
+def listener(platform, host: str) -> dict[str, Any]:
+    (gateway,) = platform.of_type(GATEWAY_T)
+    (found,) = [entry for entry in gateway.inputs["spec"]["listeners"] if entry.get("hostname") == host]
+    return found
+
+
+def test_argocd_is_routed_through_its_gateway_listener_with_tls_ending_there(platform):
+    """Issue 22: no ingress-nginx; the chart's HTTPRoute on the Gateway's Argo CD listener. TLS
+    ends at the Gateway, so the server serves plain HTTP inside the cluster (server.insecure)."""
     values = release(platform, "argocd").inputs["values"]
-    assert "server.insecure" not in values.get("configs", {}).get("params", {})
-    assert "insecure" not in values.get("server", {})
+    assert "ingress" not in values["server"]
+    route = values["server"]["httproute"]
+    host = f"argocd.{DOMAIN}"
+    assert route["enabled"] is True and route["hostnames"] == [host]
+    (parent,) = route["parentRefs"]
+    entry = listener(platform, host)
+    assert parent["sectionName"] == entry["name"] and parent["namespace"] == NAMESPACE
+    assert values["configs"]["params"] == {"server.insecure": True}
+    certificate = platform.named("argocd-certificate", CERTIFICATE_T)
+    assert certificate.input("spec.dnsNames") == [host]
+    assert entry["tls"]["certificateRefs"] == [
+        {"kind": "Secret", "name": certificate.input("spec.secretName")}
+    ]
     for path, _ in plain_strings(values):
-        assert "insecure" not in path, path
-
-
-def test_argocd_ingress_is_tls_behind_nginx_with_cert_manager(platform):
-    ingress = release(platform, "argocd").inputs["values"]["server"]["ingress"]
-    assert ingress["enabled"] is True
-    assert ingress["tls"] is True
-    assert ingress["hostname"] == f"argocd.{DOMAIN}"
-    assert ingress["ingressClassName"] == "nginx"
-    assert ingress["annotations"]["cert-manager.io/cluster-issuer"] == "homelab-ca"
-    assert ingress["annotations"]["nginx.ingress.kubernetes.io/backend-protocol"] == "HTTPS"
+        assert "nginx" not in path, path
 
 
 def test_argocd_dex_github_connector_reads_the_client_secret_from_argocd_secret(platform):
@@ -157,11 +175,13 @@ def test_harbor_values(platform):
     assert values["persistence"]["enabled"] is True
     assert values["persistence"]["persistentVolumeClaim"]["registry"]["size"] == "100Gi"
     assert values["trivy"]["enabled"] is True
-    assert values["expose"]["type"] == "ingress"
-    assert values["expose"]["ingress"]["hosts"]["core"] == f"harbor.{DOMAIN}"
-    assert values["expose"]["ingress"]["className"] == "nginx"
-    # Harbor's certificate is a Certificate of its own (Pulumi waits for it), not ingress-shim's.
-    assert "cert-manager.io/cluster-issuer" not in values["expose"]["ingress"]["annotations"]
+    # The chart's HTTPRoute (expose.type route) on the Gateway's Harbor listener.
+    assert values["expose"]["type"] == "route"
+    assert values["expose"]["route"]["hosts"] == [f"harbor.{DOMAIN}"]
+    (parent,) = values["expose"]["route"]["parentRefs"]
+    assert parent["sectionName"] == listener(platform, f"harbor.{DOMAIN}")["name"]
+    assert "ingress" not in values["expose"]
+    # Harbor's certificate is a Certificate of its own (Pulumi waits for it), not a shim's.
     certificate = platform.named("harbor-certificate", "kubernetes:cert-manager.io/v1:Certificate")
     assert certificate.input("spec.issuerRef") == {
         "name": "homelab-ca",
@@ -199,13 +219,25 @@ def test_harbor_admin_password_and_secret_key_come_from_kubernetes_secrets(platf
     assert admin.urn in r.dependencies and secret_key.urn in r.dependencies
 
 
-def test_jaeger_ui_ingress_has_tls(platform):
-    ingress = release(platform, "tracing-jaeger").inputs["values"]["allInOne"]["ingress"]
+def test_jaeger_v2_ui_is_routed_with_tls_and_the_collector_sends_to_its_service(platform):
+    values = release(platform, "tracing-jaeger").inputs["values"]
     host = f"tracing.{DOMAIN}"
-    assert ingress["enabled"] is True
-    assert ingress["hosts"] == [host]
-    assert any(host in tls["hosts"] and tls.get("secretName") for tls in ingress["tls"])
-    assert ingress["annotations"]["cert-manager.io/cluster-issuer"] == "homelab-ca"
+    route = values["jaeger"]["httproute"]
+    assert route["enabled"] is True and route["hostnames"] == [host]
+    assert route["parentRefs"][0]["sectionName"] == listener(platform, host)["name"]
+    # Jaeger v2: the image the contract pins, no v1 keys (allInOne, agent, collector, query).
+    assert values["jaeger"]["image"] == {"repository": "jaegertracing/jaeger", "tag": "2.20.0"}
+    assert set(values) == {"fullnameOverride", "jaeger"}
+    # The v2 chart has one Service, named by the fullname (OTLP gRPC on 4317); `otlp_grpc` is the
+    # exporter's current name (`otlp` is a deprecated alias since collector 0.144.0).
+    config = release(platform, "tracing-collector").inputs["values"]["config"]
+    assert config["exporters"] == {
+        "otlp_grpc": {
+            "endpoint": f"{values['fullnameOverride']}.{NAMESPACE}.svc:4317",
+            "tls": {"insecure": True},
+        }
+    }
+    assert config["service"]["pipelines"]["traces"]["exporters"] == ["otlp_grpc"]
 
 
 def test_cnpg_cluster(platform):
@@ -287,9 +319,18 @@ def unknown_keys(values: dict[str, Any], defaults: dict[str, Any], chart: str) -
     return unknown
 
 
+# argo-cd's `configs.params` is passed through to argocd-cmd-params-cm ("You can customize
+# parameters by adding parameters here", values.yaml @ argo-cd-10.1.1): its keys are Argo CD's
+# parameters (argoproj/argo-cd docs/operator-manual/argocd-cmd-params-cm.yaml @ v3.4.4).
+ARGOCD_PARAMS = {"server.insecure": "str"}
+
+
 def chart_defaults(chart: str) -> dict[str, Any]:
     # The key tree of the pinned version's values (tests/data, scripts/derive_test_data.py).
-    return chart_keys(chart)
+    keys = copy.deepcopy(chart_keys(chart))
+    if chart == "argo-cd":
+        keys["configs"]["params"].update(ARGOCD_PARAMS)
+    return keys
 
 
 @pytest.mark.parametrize(
@@ -307,15 +348,15 @@ def test_key_checker_catches_a_misspelled_key(platform):
     assert unknown_keys(good, defaults, "argo-cd") == []
 
     bad = copy.deepcopy(good)
-    bad["server"]["ingress"]["ingresClassName"] = bad["server"]["ingress"].pop("ingressClassName")
+    bad["server"]["httproute"]["hostname"] = bad["server"]["httproute"].pop("hostnames")
     bad["configs"]["secret"]["githubSecrett"] = "x"
     bad["configs"]["params"] = {"server.insecur": True}
-    bad["server"]["ingress"]["anotations"] = {"a": "b"}
+    bad["server"]["httproute"]["anotations"] = {"a": "b"}
     assert sorted(unknown_keys(bad, defaults, "argo-cd")) == [
         "configs.params.server.insecur",
         "configs.secret.githubSecrett",
-        "server.ingress.anotations.a",
-        "server.ingress.ingresClassName",
+        "server.httproute.anotations.a",
+        "server.httproute.hostname",
     ]
     # Inside a free-form map anything goes, but the map itself must be known.
     free = {"configs": {"cm": {"anything.at.all": "x"}}, "server": {"ingress": {"annotations": {"x/y": "z"}}}}
@@ -347,7 +388,8 @@ def test_cnpg_cluster_depends_on_the_operator_and_its_secret(platform):
 def test_cert_manager_issuer_chain_depends_on_the_cert_manager_release(platform):
     cert_manager = release(platform, "cert-manager")
     chain = [r for r in platform.resources if r.type.startswith("kubernetes:cert-manager.io/")]
-    assert sorted(r.inputs["kind"] for r in chain) == ["Certificate", "ClusterIssuer"]
+    # One Certificate per routed host (Argo CD, Harbor, Jaeger), and the issuer.
+    assert sorted(r.inputs["kind"] for r in chain) == ["Certificate"] * 3 + ["ClusterIssuer"]
     (issuer,) = [r for r in chain if r.inputs["kind"] == "ClusterIssuer"]
     # The issuer waits for the release (its CRDs come with the chart) and for the CA's Secret.
     assert cert_manager.urn in issuer.dependencies
@@ -356,15 +398,17 @@ def test_cert_manager_issuer_chain_depends_on_the_cert_manager_release(platform)
 
 
 @pytest.mark.parametrize("name", ["argocd", "harbor", "tracing-jaeger"])
-def test_routed_releases_wait_for_ingress_controller_and_issuer(platform, name):
+def test_routed_releases_wait_for_the_gateway_and_issuer(platform, name):
     r = release(platform, name)
-    assert release(platform, "ingress-nginx").urn in r.dependencies
+    (gateway,) = platform.of_type(GATEWAY_T)
+    assert depends_on(platform, r, gateway)
+    assert depends_on(platform, gateway, release(platform, "gateway-envoy-gateway"))
     issuer = platform.named(
         "cert-manager-clusterissuer-homelab-ca", "kubernetes:cert-manager.io/v1:ClusterIssuer"
     )
     # The issuer the ingresses name, not only the bootstrap one.
     assert issuer.inputs["metadata"]["name"] == "homelab-ca"
-    assert issuer.urn in r.dependencies
+    assert depends_on(platform, r, issuer)
 
 
 def test_harbor_api_provider_depends_on_the_harbor_release(platform):

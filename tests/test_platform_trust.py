@@ -306,7 +306,7 @@ def test_the_crd_check_catches_a_wrong_field(acme):
     solver = issuer["spec"]["acme"]["solvers"][0]
     solver["dns01"]["cloudflare"]["apiTokenSecretRef"] = {"key": "token"}  # no name
     assert any("'name' is a required property" in e for e in cert_manager_errors(issuer))
-    (certificate,) = [obj for _, obj in cert_manager_objects(acme) if obj["kind"] == "Certificate"]
+    certificate = next(obj for _, obj in cert_manager_objects(acme) if obj["kind"] == "Certificate")
     del certificate["spec"]["secretName"]
     assert any("'secretName' is a required property" in e for e in cert_manager_errors(certificate))
 
@@ -566,9 +566,9 @@ VERIFIED_CHARTS = {
     "argo-cd": "10.1.1",  # argoproj/argo-helm argo-cd-10.1.1
     "harbor": "1.19.1",  # goharbor/harbor-helm v1.19.1
     "cloudnative-pg": "0.29.0",  # cloudnative-pg/charts cloudnative-pg-v0.29.0
-    "jaeger": "3.4.1",  # jaegertracing/helm-charts jaeger-3.4.1
+    "jaeger": "4.11.1",  # jaegertracing/helm-charts jaeger-4.11.1 (Jaeger v2; v1 ended 2025-12-31)
     "opentelemetry-collector": "0.158.2",  # opentelemetry-helm-charts: 0.158.3 was never published
-    "ingress-nginx": "4.14.5",  # kubernetes/ingress-nginx helm-chart-4.14.5
+    "envoy-gateway": "v1.9.0",  # envoyproxy/gateway v1.9.0 (ingress-nginx is retired)
     "cert-manager": "v1.21.1",  # cert-manager/cert-manager v1.21.1 (1.19 ended 2026-07-08)
 }
 

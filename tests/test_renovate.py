@@ -109,6 +109,12 @@ def test_every_chart_pin_is_found():
     charts = {
         (d["registryUrl"], d["depName"], d["currentValue"]) for d in extracted() if d["datasource"] == "helm"
     }
+    # OCI charts (Envoy Gateway's) as the OCI artifacts they are
+    charts |= {
+        (f"oci://{d['packageName']}", d["depName"], d["currentValue"])
+        for d in extracted()
+        if d["datasource"] == "docker" and d["file"] == "components/platform/charts.py"
+    }
     assert charts == {(c.repo, c.name, c.version) for c in CHARTS.values()}
 
 
@@ -174,9 +180,12 @@ def test_digest_replacement_rebuilds_the_matched_string():
         )
         return re.sub(r"\{\{\{(\w+)\}\}\}", lambda m: values[m.group(1)], template)
 
-    managers = [m for m in config()["customManagers"] if m["datasourceTemplate"] == "docker"]
+    managers = [m for m in config()["customManagers"] if "autoReplaceStringTemplate" in m]
     assert managers
-    deps = [d for d in extracted() if d["datasource"] == "docker"]
+    # (OCI charts are replaced by version alone, Renovate's default: no template.)
+    deps = [
+        d for d in extracted() if d["datasource"] == "docker" and d["file"] != "components/platform/charts.py"
+    ]
     assert deps
     digest = "sha256:" + "b" * 64
     for dep in deps:
@@ -198,10 +207,15 @@ def test_digest_replacement_rebuilds_the_matched_string():
 def test_container_images_get_their_digest_pinned():
     rules = config()["packageRules"]
     assert any(r.get("matchDatasources") == ["docker"] and r.get("pinDigests") is True for r in rules)
+    charts = "/(^|/)components/platform/charts\\.py$/"
     for manager in config()["customManagers"]:
-        if manager["datasourceTemplate"] == "docker":
+        if manager["datasourceTemplate"] == "docker" and manager["managerFilePatterns"] != [charts]:
             assert "currentDigest" in manager["matchStrings"][0]
             assert "newDigest" in manager["autoReplaceStringTemplate"]
+    # An OCI chart keeps its version alone: the rule for it comes after the one that pins digests.
+    docker = [i for i, r in enumerate(rules) if r.get("matchDatasources") == ["docker"] and "pinDigests" in r]
+    assert [rules[i]["pinDigests"] for i in docker] == [True, False]
+    assert rules[docker[1]]["matchFileNames"] == ["components/platform/charts.py"]
 
 
 def test_patterns_avoid_what_re2_lacks():
@@ -290,7 +304,15 @@ def test_no_rule_holds_a_dependency_on_a_line_past_its_end_of_support():
 
 def test_the_old_jaeger_hold_would_be_caught():
     rule = {"description": "jaeger below 4", "matchPackageNames": ["jaeger"], "allowedVersions": "<4.0.0"}
-    assert [p.reference for p in held_pins(rule)] == ["jaeger 3.4.1"]
+    old = [p for p in held_pins(rule)]
+    assert [p.reference for p in old] == [f"jaeger {CHARTS['jaeger'].version}"]
+    # On the day the hold was in place (chart 3.4.1, Jaeger v1), the check fails it.
+    from datetime import date
+
+    from automation.support import ENDED, Pin, report
+
+    stale = Pin("chart jaeger", "chart", "jaeger 3.4.1", "chart:jaeger", "3.4.1")
+    assert report([stale], date(2026, 12, 7))[0].status == ENDED
 
 
 def test_stateful_majors_wait_for_approval_and_link_their_upgrade_rule():

@@ -11,11 +11,14 @@ import hashlib
 import json
 import re
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import yaml
 
 from components.pipeline.images import GIT_SYNC, KANIKO
+
+if TYPE_CHECKING:
+    from components.platform.routing import Route
 
 IN_CLUSTER = "https://kubernetes.default.svc"
 REGISTRY_PULL_SECRET = "registry-pull"
@@ -228,7 +231,10 @@ class AppSpec:
     resources: Resources = field(default_factory=Resources)
     health_path: str = "/"
     cluster_issuer: str = "homelab-ca"
-    ingress_class: str = "nginx"
+    # Gateway mode: an HTTPRoute on the app's listener of the platform's Gateway (which holds the
+    # TLS Secret); ingress mode: an Ingress of the class, its certificate from cert-manager's
+    # ingress-shim (`cert-manager.io/cluster-issuer`, not specific to any controller).
+    route: Route | None = None
     run_as_root: bool = False
 
     @property
@@ -303,12 +309,30 @@ def app_manifests(a: AppSpec) -> dict[str, dict[str, Any]]:
             "ports": [{"name": "http", "port": 80, "targetPort": "http"}],
         },
     }
+    route = a.route
+    if route is not None and route.mode == "gateway":
+        out["httproute.yaml"] = {
+            "apiVersion": "gateway.networking.k8s.io/v1",
+            "kind": "HTTPRoute",
+            "metadata": meta,
+            "spec": {
+                "parentRefs": route.parent_refs(),
+                "hostnames": [a.host],
+                "rules": [
+                    {
+                        "matches": [{"path": {"type": "PathPrefix", "value": "/"}}],
+                        "backendRefs": [{"name": a.name, "port": 80}],
+                    }
+                ],
+            },
+        }
+        return out
     out["ingress.yaml"] = {
         "apiVersion": "networking.k8s.io/v1",
         "kind": "Ingress",
         "metadata": {**meta, "annotations": {"cert-manager.io/cluster-issuer": a.cluster_issuer}},
         "spec": {
-            "ingressClassName": a.ingress_class,
+            "ingressClassName": route.ingress_class if route is not None else "",
             "tls": [{"hosts": [a.host], "secretName": f"{a.name}-tls"}],
             "rules": [
                 {

@@ -31,6 +31,7 @@ from components.pipeline.manifests import (
     to_yaml,
 )
 from components.platform.cluster import custom_resource
+from components.platform.routing import Route
 
 
 @dataclass(frozen=True)
@@ -73,7 +74,7 @@ class AppPipelineArgs:
     resources: Resources = field(default_factory=Resources)
     health_path: str = "/"
     cluster_issuer: str = "homelab-ca"
-    ingress_class: str = "nginx"
+    route: Route | None = None
     notifier: str | None = None
     run_as_root: bool = False
     registry_ca_configmap: str | None = None
@@ -228,7 +229,7 @@ class AppPipeline(pulumi.ComponentResource):
             resources=args.resources,
             health_path=args.health_path,
             cluster_issuer=args.cluster_issuer,
-            ingress_class=args.ingress_class,
+            route=args.route,
             run_as_root=args.run_as_root,
         )
         self.files: dict[str, github.RepositoryFile] = {}

@@ -1,5 +1,9 @@
 """Argo CD: the GitOps controller, its admin password generated and given as a bcrypt hash,
-TLS on the server itself (no `server.insecure`), optional GitHub sign-in through Dex."""
+optional GitHub sign-in through Dex, reached through the platform's Gateway (an HTTPRoute of
+the chart's `server.httproute`) or an Ingress of the cluster's class. TLS ends there, with a
+certificate the program waits for; the hop to the server inside the cluster is plain HTTP
+(`server.insecure`, as argoproj/argo-cd docs/operator-manual/ingress.md @ v3.4.4 has it for a
+TLS-terminating Gateway), which needs no implementation-specific backend annotation."""
 
 from __future__ import annotations
 
@@ -11,8 +15,9 @@ import pulumi_random as random
 import pulumiverse_time
 import yaml
 
-from components.platform.charts import helm_release, ingress_annotations
+from components.platform.charts import helm_release
 from components.platform.cluster import KubernetesCluster
+from components.platform.routing import Route, route_certificate
 
 
 @dataclass(frozen=True)
@@ -26,7 +31,7 @@ class GitHubSsoArgs:
 class ArgoCdArgs:
     host: str
     webhook_secret: pulumi.Input[str]
-    ingress_class: str = "nginx"
+    route: Route
     cluster_issuer: str = "homelab-ca"
     sso: GitHubSsoArgs | None = None
     ha: bool = False
@@ -114,6 +119,10 @@ def argocd_values(
     return {
         "global": {"domain": args.host},
         "configs": {
+            # argocd-cmd-params-cm (docs/operator-manual/argocd-cmd-params-cm.yaml @ v3.4.4:
+            # `server.insecure`): TLS ends at the Gateway or Ingress; the chart's HTTPRoute then
+            # targets the server's HTTP port (templates/argocd-server/httproute.yaml @ 10.1.1).
+            "params": {"server.insecure": True},
             "cm": cm,
             "secret": secret,
             # Project roles name GitHub logins; Dex puts the login in preferred_username.
@@ -123,21 +132,24 @@ def argocd_values(
         "controller": {"replicas": 1},
         "repoServer": {"replicas": replicas},
         "applicationSet": {"replicas": replicas},
-        "server": {
-            "replicas": replicas,
-            "ingress": {
-                "enabled": True,
-                "ingressClassName": args.ingress_class,
-                "hostname": args.host,
-                "tls": True,
-                # The server keeps its own TLS: the ingress talks HTTPS to it.
-                "annotations": ingress_annotations(
-                    args.cluster_issuer, **{"nginx.ingress.kubernetes.io/backend-protocol": "HTTPS"}
-                ),
-            },
-        },
+        "server": {"replicas": replicas, **server_route_values(args.route)},
         "dex": {"enabled": args.sso is not None},
         "notifications": notifications_values(args),
+    }
+
+
+def server_route_values(route: Route) -> dict[str, Any]:
+    """`server.httproute` (gateway mode) or `server.ingress` with the certificate's Secret in
+    `extraTls` (ingress mode: `tls: true` would name the chart's own `argocd-server-tls`)."""
+    if route.mode == "gateway":
+        return {"httproute": {"enabled": True, "parentRefs": route.parent_refs(), "hostnames": [route.host]}}
+    return {
+        "ingress": {
+            "enabled": True,
+            "ingressClassName": route.ingress_class,
+            "hostname": route.host,
+            "extraTls": [{"hosts": [route.host], "secretName": route.tls_secret}],
+        }
     }
 
 
@@ -165,6 +177,13 @@ class ArgoCd(pulumi.ComponentResource):
             opts=pulumi.ResourceOptions(parent=self),
         )
         values = argocd_values(args, pulumi.Output.secret(password.bcrypt_hash), mtime.rfc3339)
+        self.certificate = route_certificate(
+            f"{name}-certificate",
+            args.route,
+            args.cluster_issuer,
+            cluster,
+            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+        )
         self.release = helm_release(
             name,
             "argo-cd",

@@ -25,8 +25,7 @@ class Chart:
 
 # Each version is a tag in the chart's repository (named beside it); argo-cd, harbor and
 # cloudnative-pg are pinned on purpose (their default values are checked in the tests).
-# jaeger 3.x installs Jaeger v1, which ended 2025-12-31 (SUPPORT below): `python -m automation
-# lifecycle` reports it until the platform moves to Jaeger v2 (the 4.x charts).
+# jaeger 3.x installed Jaeger v1, which ended 2025-12-31 (SUPPORT below); 4.x installs Jaeger v2.
 CHARTS: dict[str, Chart] = {
     # argoproj/argo-helm tag argo-cd-10.1.1 (Argo CD v3.4.4)
     "argo-cd": Chart("https://argoproj.github.io/argo-helm", "argo-cd", "10.1.1"),
@@ -34,15 +33,18 @@ CHARTS: dict[str, Chart] = {
     "harbor": Chart("https://helm.goharbor.io", "harbor", "1.19.1"),
     # cloudnative-pg/charts tag cloudnative-pg-v0.29.0 (operator 1.30.0)
     "cloudnative-pg": Chart("https://cloudnative-pg.github.io/charts", "cloudnative-pg", "0.29.0"),
-    # jaegertracing/helm-charts tag jaeger-3.4.1, the last of the 3.x line (Jaeger 1.53.0)
-    "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "3.4.1"),
+    # jaegertracing/helm-charts tag jaeger-4.11.1, the newest 4.x chart (Jaeger v2, appVersion
+    # 2.19.0; the platform names the 2.20.0 image itself: components/platform/images.py)
+    "jaeger": Chart("https://jaegertracing.github.io/helm-charts", "jaeger", "4.11.1"),
     # open-telemetry/opentelemetry-helm-charts tag opentelemetry-collector-0.158.2, the newest of
     # the 0.158 line (0.158.3 was never published; appVersion 0.153.0)
     "opentelemetry-collector": Chart(
         "https://open-telemetry.github.io/opentelemetry-helm-charts", "opentelemetry-collector", "0.158.2"
     ),
-    # kubernetes/ingress-nginx tag helm-chart-4.14.5, the newest of the 4.14 line (controller 1.14.5)
-    "ingress-nginx": Chart("https://kubernetes.github.io/ingress-nginx", "ingress-nginx", "4.14.5"),
+    # envoyproxy/gateway tag v1.9.0 (the chart's version is the release's; published only as an
+    # OCI chart: site/content/en/latest/install/install-helm.md @ v1.9.0). Replaces ingress-nginx,
+    # retired in March 2026 (components/platform/routing.py).
+    "envoy-gateway": Chart("oci://docker.io/envoyproxy/gateway-helm", "gateway-helm", "v1.9.0"),
     # cert-manager/cert-manager tag v1.21.1, the newest of the v1.21 line (chart version = tag);
     # 1.19 ended 2026-07-08 and 1.20 ends with the release of 1.22 (see SUPPORT)
     "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.21.1"),
@@ -67,12 +69,14 @@ def helm_release(
     import pulumi_kubernetes as k8s
 
     c = CHARTS[chart]
+    # An OCI chart is named by its reference; a repository chart by name and repository.
+    oci = c.repo.startswith("oci://")
     return k8s.helm.v3.Release(
         name,
         name=name,
-        chart=c.name,
+        chart=c.repo if oci else c.name,
         version=c.version,
-        repository_opts=k8s.helm.v3.RepositoryOptsArgs(repo=c.repo),
+        repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=c.repo),
         namespace=namespace,
         values=values,
         atomic=True,
@@ -168,8 +172,9 @@ SUPPORT: dict[str, Product] = {
     ),
     "jaeger": Product(
         name="jaeger",
-        policy="Jaeger v1 reached end of life on 2025-12-31; v2 gives community support to its "
-        "latest minor only (jaegertracing/jaeger SECURITY.md). Chart 3.x installs Jaeger v1.",
+        policy="Jaeger v1 reached end of life on 2025-12-31; v2 gives 'community support only for "
+        "last minor version' (jaegertracing/jaeger SECURITY.md @ 8498073ff809). Chart 3.x installs "
+        "Jaeger v1, chart 4.x Jaeger v2 (marked experimental by its README).",
         windows=(
             _window(
                 "3.4",
@@ -178,8 +183,29 @@ SUPPORT: dict[str, Product] = {
                 "3.4.1",
                 "Jaeger v1: 'December 31st, 2025'",
             ),
+            _window(
+                "4.11",
+                None,
+                Seen("jaegertracing/jaeger", "SECURITY.md", "8498073ff809"),
+                "4.11.1",
+                "no date published: only Jaeger's newest minor is supported (2.20, the image pinned)",
+            ),
         ),
         names=("chart:jaeger",),
+    ),
+    "jaeger-image": Product(
+        name="jaeger-image",
+        policy="Only the newest minor of Jaeger v2 is supported (jaegertracing/jaeger SECURITY.md).",
+        windows=(
+            _window(
+                "2.20",
+                None,
+                Seen("jaegertracing/jaeger", "SECURITY.md", "8498073ff809"),
+                "2.20.0",
+                "no date published: supported until 2.21 is released",
+            ),
+        ),
+        names=("jaegertracing/jaeger",),
     ),
     "opentelemetry-collector": Product(
         name="opentelemetry-collector",
@@ -207,6 +233,21 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("chart:ingress-nginx",),
+    ),
+    "envoy-gateway": Product(
+        name="envoy-gateway",
+        policy="A minor release every quarter, each supported for about six months "
+        "(envoyproxy/gateway site/content/en/news/releases/matrix.md, its End of Life column).",
+        windows=(
+            _window(
+                "1.9",
+                date(2027, 2, 14),
+                Seen("envoyproxy/gateway", "site/content/en/news/releases/matrix.md", "v1.9.0"),
+                "v1.9.0",
+                "Gateway API v1.6.1; Kubernetes 1.33-1.36",
+            ),
+        ),
+        names=("chart:gateway-helm",),
     ),
     "cert-manager": Product(
         name="cert-manager",

@@ -21,7 +21,7 @@ import pulumiverse_harbor as harbor
 
 from components.platform.charts import helm_release
 from components.platform.cluster import KubernetesCluster, custom_resource
-from components.platform.ingress import certificate_manifest
+from components.platform.routing import Route, harbor_timeout_manifest, route_certificate
 
 ADMIN_SECRET = "harbor-admin"
 SECRET_KEY_SECRET = "harbor-secret-key"
@@ -46,7 +46,7 @@ class ExternalDatabase:
 @dataclass(frozen=True)
 class HarborArgs:
     host: str
-    ingress_class: str = "nginx"
+    route: Route
     cluster_issuer: str = "homelab-ca"
     registry_size: str = "50Gi"
     storage_class: str | None = None
@@ -60,25 +60,14 @@ class HarborArgs:
     # The API provider's URL, when something must hold it back (the trust check of the machine
     # running Pulumi); default: https://<host>.
     api_url: pulumi.Input[str] | None = None
+    envoy_gateway: bool = False  # the platform installed Envoy Gateway (its policies exist)
 
 
 def harbor_values(args: HarborArgs) -> dict[str, Any]:
     storage = {"storageClass": args.storage_class} if args.storage_class else {}
     values: dict[str, Any] = {
         "externalURL": f"https://{args.host}",
-        "expose": {
-            "type": "ingress",
-            # The Certificate below writes this Secret (no ingress-shim annotation needed).
-            "tls": {"enabled": True, "certSource": "secret", "secret": {"secretName": TLS_SECRET}},
-            "ingress": {
-                "hosts": {"core": args.host},
-                "className": args.ingress_class,
-                "annotations": {
-                    "nginx.ingress.kubernetes.io/ssl-redirect": "true",
-                    "nginx.ingress.kubernetes.io/proxy-body-size": "0",
-                },
-            },
-        },
+        "expose": expose_values(args.route),
         "existingSecretAdminPassword": ADMIN_SECRET,
         "existingSecretAdminPasswordKey": "HARBOR_ADMIN_PASSWORD",
         "existingSecretSecretKey": SECRET_KEY_SECRET,
@@ -113,6 +102,27 @@ def harbor_values(args: HarborArgs) -> dict[str, Any]:
         # The portal's "download CA" link serves ca.crt of this Secret (values.yaml @ v1.19.1).
         values["caSecretName"] = CA_SECRET
     return values
+
+
+def expose_values(route: Route) -> dict[str, Any]:
+    """Gateway mode: the chart's HTTPRoute (`expose.type: route`, templates/gateway-apis/route.yaml
+    @ v1.19.1: /api/, /service/, /v2/, /c/ to core, / to the portal) on the Harbor listener.
+    Ingress mode: an Ingress of the cluster's class with no implementation-specific annotation
+    (an uploaded layer's size limit is then the controller's own setting). The Certificate the
+    program waits for writes the TLS Secret either way; `certSource: secret` keeps the chart from
+    expecting a Secret it does not create."""
+    tls = {"enabled": True, "certSource": "secret", "secret": {"secretName": route.tls_secret}}
+    if route.mode == "gateway":
+        return {
+            "type": "route",
+            "tls": tls,
+            "route": {"parentRefs": route.parent_refs(), "hosts": [route.host]},
+        }
+    return {
+        "type": "ingress",
+        "tls": tls,
+        "ingress": {"hosts": {"core": route.host}, "className": route.ingress_class},
+    }
 
 
 def member_email(login: str, emails: dict[str, str]) -> str:
@@ -155,9 +165,11 @@ class Harbor(pulumi.ComponentResource):
             )
         ]
         in_ns = cluster.opts(parent=self, depends_on=[cluster.namespace])
-        self.certificate = custom_resource(
+        self.certificate = route_certificate(
             f"{name}-certificate",
-            certificate_manifest("harbor", namespace, args.host, TLS_SECRET, args.cluster_issuer),
+            args.route,
+            args.cluster_issuer,
+            cluster,
             cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
         )
         if args.ca_cert_pem is not None:
@@ -180,6 +192,13 @@ class Harbor(pulumi.ComponentResource):
                 depends_on=[*secrets, self.certificate, *args.depends_on, *args.database_ready],
             ),
         )
+        if args.route.mode == "gateway" and args.envoy_gateway:
+            # Envoy's 15 s route timeout would cut a large layer's upload short.
+            custom_resource(
+                f"{name}-push-timeout",
+                harbor_timeout_manifest(f"{name}-route", namespace),
+                cluster.opts(parent=self, depends_on=[self.release]),
+            )
         self.url = f"https://{args.host}"
         self.registry_host = args.host
         # Registry objects (projects, members, robots) go through Harbor's own API provider. It

@@ -1,10 +1,12 @@
-"""For clusters that lack them: ingress-nginx, and cert-manager with the ClusterIssuer the
-platform's certificates name: ACME (DNS-01 through Cloudflare, or HTTP-01) or a private CA
-that exists before the platform (given in config, or the homelab layer's)."""
+"""For clusters that lack it: cert-manager with the ClusterIssuer the platform's certificates
+name: ACME (DNS-01 through Cloudflare, or HTTP-01 through the platform's Gateway or an Ingress)
+or a private CA that exists before the platform (given in config, or the homelab layer's).
+(The ingress-nginx controller this module also installed is retired: components/platform/
+routing.py routes through the Gateway API instead.)"""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import pulumi
@@ -15,37 +17,6 @@ from components.platform.cluster import KubernetesCluster, custom_resource
 
 CA_SECRET = "homelab-ca"
 CLOUDFLARE_SECRET = "cloudflare-api-token"
-
-
-@dataclass(frozen=True)
-class IngressControllerArgs:
-    ingress_class: str = "nginx"
-
-
-class IngressController(pulumi.ComponentResource):
-    def __init__(
-        self,
-        name: str,
-        args: IngressControllerArgs,
-        cluster: KubernetesCluster,
-        opts: pulumi.ResourceOptions | None = None,
-    ):
-        super().__init__("homelab:platform:IngressController", name, None, opts)
-        values = {
-            "controller": {
-                "ingressClassResource": {"name": args.ingress_class, "default": False},
-                "ingressClass": args.ingress_class,
-                "service": {"type": "LoadBalancer"},
-            }
-        }
-        self.release = helm_release(
-            name,
-            "ingress-nginx",
-            cluster.args.namespace,
-            values,
-            cluster.opts(parent=self, depends_on=[cluster.namespace]),
-        )
-        self.register_outputs({})
 
 
 @dataclass(frozen=True)
@@ -74,7 +45,11 @@ class CertManagerArgs:
     issuer_name: str = "homelab-ca"
     acme: AcmeIssuer | None = None
     ca: CaIssuer | None = None
-    ingress_class: str = "nginx"
+    # Where the HTTP-01 solver's route goes: the platform Gateway's HTTP listener (name,
+    # namespace), or an Ingress of `ingress_class`.
+    gateway: tuple[str, str] | None = None
+    ingress_class: str = ""
+    depends_on: list[pulumi.Resource] = field(default_factory=list)  # e.g. the Gateway API CRDs
 
 
 def issuer_manifest(args: CertManagerArgs) -> dict[str, Any]:
@@ -86,6 +61,17 @@ def issuer_manifest(args: CertManagerArgs) -> dict[str, Any]:
             solver = {
                 "dns01": {
                     "cloudflare": {"apiTokenSecretRef": {"name": CLOUDFLARE_SECRET, "key": "api-token"}}
+                }
+            }
+        elif args.gateway is not None:
+            # http01.gatewayHTTPRoute.parentRefs (cert-manager.io_clusterissuers.yaml @ v1.21.1):
+            # the solver's HTTPRoute on the Gateway's port-80 listener.
+            name, namespace = args.gateway
+            solver = {
+                "http01": {
+                    "gatewayHTTPRoute": {
+                        "parentRefs": [{"name": name, "namespace": namespace, "sectionName": "http"}]
+                    }
                 }
             }
         else:
@@ -144,13 +130,26 @@ class CertManager(pulumi.ComponentResource):
         if (args.acme is None) == (args.ca is None):
             raise ValueError("CertManagerArgs: give exactly one of acme and ca")
         # The issuer's secrets must live in cert-manager's "cluster resource namespace": ours.
-        values = {"crds": {"enabled": True}, "clusterResourceNamespace": cluster.args.namespace}
+        values: dict[str, Any] = {
+            "crds": {"enabled": True},
+            "clusterResourceNamespace": cluster.args.namespace,
+        }
+        if args.gateway is not None:
+            # The Gateway API integration (HTTP-01 through a Gateway) is off unless the
+            # ControllerConfiguration turns it on (gatewayAPI.enabled, pkg/apis/config/controller/
+            # v1alpha1/types.go @ v1.21.1; values.yaml `config`), and it needs the Gateway API
+            # CRDs installed before the controller starts.
+            values["config"] = {
+                "apiVersion": "controller.config.cert-manager.io/v1alpha1",
+                "kind": "ControllerConfiguration",
+                "gatewayAPI": {"enabled": True},
+            }
         self.release = helm_release(
             name,
             "cert-manager",
             cluster.args.namespace,
             values,
-            cluster.opts(parent=self, depends_on=[cluster.namespace]),
+            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
         )
         needs: list[pulumi.Resource] = [self.release]
         in_ns = cluster.opts(parent=self, depends_on=[cluster.namespace])

@@ -1,5 +1,13 @@
-"""Tracing: Jaeger (all-in-one) with its UI behind the ingress, and an OpenTelemetry Collector
-that receives OTLP from everything else and forwards traces to Jaeger."""
+"""Tracing: Jaeger v2 (one all-in-one Deployment, chart jaeger 4.x) with its UI behind the
+platform's Gateway or an Ingress, and an OpenTelemetry Collector that receives OTLP from
+everything else and forwards traces to Jaeger.
+
+Jaeger v1 (chart 3.x) reached end of life on 2025-12-31. The v2 chart runs the binary with its
+built-in all-in-one configuration when `userconfig` is unset: memory storage holding the newest
+100,000 traces (`max_traces`, cmd/jaeger/internal/all-in-one.yaml @ v2.20.0), which is what a
+small platform's tracing needs; the traces are gone when the pod restarts. The chart's one
+Service is named by its fullname and carries OTLP gRPC 4317 and the UI 16686
+(charts/jaeger/templates/jaeger/jaeger-service.yaml @ jaeger-4.11.1)."""
 
 from __future__ import annotations
 
@@ -8,9 +16,10 @@ from typing import Any
 
 import pulumi
 
-from components.platform.charts import helm_release, ingress_annotations
+from components.platform.charts import helm_release
 from components.platform.cluster import KubernetesCluster
-from components.platform.images import OTEL_COLLECTOR_CONTRACT
+from components.platform.images import JAEGER_CONTRACT, OTEL_COLLECTOR_CONTRACT
+from components.platform.routing import Route, route_certificate
 
 JAEGER = "jaeger"
 COLLECTOR = "otel-collector"
@@ -19,33 +28,31 @@ COLLECTOR = "otel-collector"
 @dataclass(frozen=True)
 class TracingArgs:
     host: str
-    ingress_class: str = "nginx"
+    route: Route
     cluster_issuer: str = "homelab-ca"
     depends_on: list[pulumi.Resource] = field(default_factory=list)
 
 
 def jaeger_values(args: TracingArgs) -> dict[str, Any]:
-    # allInOne.ingress.{ingressClassName,hosts,tls} are read by the chart's template
-    # (jaegertracing/helm-charts charts/jaeger/templates/allinone-ing.yaml @ jaeger-3.4.1) though
-    # its values.yaml lists only enabled/annotations/labels/pathType under allInOne.ingress.
-    return {
-        "fullnameOverride": JAEGER,
-        "provisionDataStore": {"cassandra": False},
-        "storage": {"type": "memory"},
-        "agent": {"enabled": False},
-        "collector": {"enabled": False},
-        "query": {"enabled": False},
-        "allInOne": {
-            "enabled": True,
-            "ingress": {
-                "enabled": True,
-                "ingressClassName": args.ingress_class,
-                "annotations": ingress_annotations(args.cluster_issuer),
-                "hosts": [args.host],
-                "tls": [{"secretName": "jaeger-tls", "hosts": [args.host]}],
-            },
-        },
+    route = args.route
+    jaeger: dict[str, Any] = {
+        # The chart's appVersion is 2.19.0; only the newest minor gets fixes (SECURITY.md).
+        "image": {"repository": JAEGER_CONTRACT.repository, "tag": JAEGER_CONTRACT.tag_name},
     }
+    if route.mode == "gateway":
+        # jaeger.httproute (templates/jaeger/jaeger-httproute.yaml @ jaeger-4.11.1): the
+        # fullname Service on 16686; it fails to render without parentRefs.
+        jaeger["httproute"] = {"enabled": True, "parentRefs": route.parent_refs(), "hostnames": [route.host]}
+    else:
+        # jaeger.ingress.{ingressClassName,hosts,tls} are read by templates/jaeger/jaeger-ingress.yaml
+        jaeger["ingress"] = {
+            "enabled": True,
+            "ingressClassName": route.ingress_class,
+            "pathType": "Prefix",
+            "hosts": [route.host],
+            "tls": [{"secretName": route.tls_secret, "hosts": [route.host]}],
+        }
+    return {"fullnameOverride": JAEGER, "jaeger": jaeger}
 
 
 def collector_values(namespace: str) -> dict[str, Any]:
@@ -57,15 +64,17 @@ def collector_values(namespace: str) -> dict[str, Any]:
         "image": {"repository": image.repository, "tag": image.tag_name},
         "command": {"name": image.runs[0].value.lstrip("/")},
         "config": {
+            # `otlp_grpc`: the name of the OTLP gRPC exporter since collector 0.144.0, where
+            # `otlp` became a deprecated alias (open-telemetry/opentelemetry-collector CHANGELOG).
             "exporters": {
-                "otlp": {"endpoint": f"{JAEGER}-collector.{namespace}.svc:4317", "tls": {"insecure": True}}
+                "otlp_grpc": {"endpoint": f"{JAEGER}.{namespace}.svc:4317", "tls": {"insecure": True}}
             },
             "service": {
                 "pipelines": {
                     "traces": {
                         "receivers": ["otlp"],
                         "processors": ["memory_limiter", "batch"],
-                        "exporters": ["otlp"],
+                        "exporters": ["otlp_grpc"],
                     }
                 }
             },
@@ -86,6 +95,13 @@ class Tracing(pulumi.ComponentResource):
     ):
         super().__init__("homelab:platform:Tracing", name, None, opts)
         namespace = cluster.args.namespace
+        self.certificate = route_certificate(
+            f"{name}-certificate",
+            args.route,
+            args.cluster_issuer,
+            cluster,
+            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+        )
         jaeger = helm_release(
             f"{name}-jaeger",
             "jaeger",
