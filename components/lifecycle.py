@@ -40,6 +40,10 @@ def line_of(version: str, digits: int) -> str:
     return ".".join(str(n) for n in numbers[:digits]) if len(numbers) >= digits else ""
 
 
+# The day the tables were last read upstream (every window says when it was read).
+READ = date(2026, 12, 7)
+
+
 @dataclass(frozen=True)
 class Window:
     """One line's support, as its vendor states it."""
@@ -47,9 +51,9 @@ class Window:
     line: str  # "3.11", "17", "11.3"
     ends: date | None  # the last day of support; None: no end is published
     source: Seen  # where the date (or the statement) was read
-    read: date  # the day it was read
-    newest: str  # the newest release of the line on that day
+    newest: str  # the newest release of the line on the day it was read
     note: str = ""  # the maintainer's words where no date is published, or how the date follows
+    read: date = READ  # the day it was read
 
 
 @dataclass(frozen=True)
@@ -150,7 +154,6 @@ def upgrade_findings(
 
 # ---- the program's own runtime ----------------------------------------------------------------
 
-_READ = date(2026, 12, 7)
 
 _NO_PULUMI_END = "no end published; the latest major of each provider is maintained"
 
@@ -165,7 +168,6 @@ def _pulumi(name: str, line: str, newest: str, note: str = _NO_PULUMI_END) -> Pr
                 line,
                 None,
                 Seen("pulumi/docs", "content/docs/support/provider-support-policy.md", "438cef54e930"),
-                _READ,
                 newest,
                 note,
             ),
@@ -184,7 +186,6 @@ RUNTIME: dict[str, Product] = {
                 "3.11",
                 date(2027, 10, 1),
                 Seen("python/peps", "release_management/python-releases.toml", "b53285d29f16"),
-                _READ,
                 "3.11.15",
                 "security fixes only (source releases) since 2024-04",
             ),

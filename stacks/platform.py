@@ -249,13 +249,7 @@ def build_platform(
         # An app's TLS Secret lives with the Gateway that terminates its listener.
         for key, r in platform.routes.items():
             if key.startswith("app:"):
-                route_certificate(
-                    f"app-{r.key}-certificate",
-                    r,
-                    p.cluster_issuer,
-                    cluster,
-                    cluster.opts(depends_on=[cluster.namespace, *prerequisites]),
-                )
+                route_certificate(f"app-{r.key}-certificate", r, p.cluster_issuer, cluster, prerequisites)
     if ca is not None:
         platform.ca_cert_pem = ca.cert_pem
         harbor_host = host_name(c.harbor.hostname, domain)

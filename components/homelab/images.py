@@ -363,16 +363,11 @@ def contract_of(image: str) -> ImageContract | None:
 # whose line is no longer pinned stays in the table: `python -m automation lifecycle` then
 # tells a config that still uses it (a custom service, an `image:` override) that it ended.
 
-_READ = date(2026, 12, 7)
 _NO_END_PROMETHEUS = (
     "No support window is published for the exporters and Alertmanager: security fixes are "
     'released "best-effort" as new releases (prometheus/docs docs/operating/security.md), so '
     "only the newest release gets them."
 )
-
-
-def _window(line: str, ends: date | None, source: Seen, newest: str, note: str = "") -> Window:
-    return Window(line, ends, source, _READ, newest, note)
 
 
 SUPPORT: dict[str, Product] = {
@@ -381,21 +376,21 @@ SUPPORT: dict[str, Product] = {
         policy="An LTS line is supported until the next LTS plus three months; an STS line only "
         "until the next release. Dates are given as months, 'for guidance only'.",
         windows=(
-            _window(
+            Window(
                 "2.33",
                 date(2026, 5, 31),
                 Seen("portainer/portainer-docs", "start/lifecycle.md", "019ec08e9976"),
                 "2.33.7",
                 "May 2026",
             ),
-            _window(
+            Window(
                 "2.39",
                 date(2026, 11, 30),
                 Seen("portainer/portainer-docs", "start/lifecycle.md", "019ec08e9976"),
                 "2.39.4",
                 "Nov 2026",
             ),
-            _window(
+            Window(
                 "2.45",
                 date(2027, 5, 31),
                 Seen("portainer/portainer-docs", "start/lifecycle.md", "019ec08e9976"),
@@ -410,13 +405,13 @@ SUPPORT: dict[str, Product] = {
         policy="An LTS release is chosen about once a year and supported for one year; other "
         "minor releases only until the next one (six weeks).",
         windows=(
-            _window(
+            Window(
                 "3.5",
                 date(2026, 7, 31),
                 Seen("prometheus/docs", "docs/introduction/release-cycle.md", "b07a46e827c6"),
                 "v3.5.5",
             ),
-            _window(
+            Window(
                 "3.13",
                 date(2027, 7, 31),
                 Seen("prometheus/docs", "docs/introduction/release-cycle.md", "b07a46e827c6"),
@@ -431,7 +426,7 @@ SUPPORT: dict[str, Product] = {
         "fifteen (grafana/grafana docs/sources/upgrade-guide/when-to-upgrade/index.md @ "
         "31367f6763bb).",
         windows=(
-            _window(
+            Window(
                 "12.3",
                 date(2026, 8, 18),
                 Seen(
@@ -439,7 +434,7 @@ SUPPORT: dict[str, Product] = {
                 ),
                 "12.3.11",
             ),
-            _window(
+            Window(
                 "12.4",
                 date(2027, 5, 24),
                 Seen("endoflife-date/release-data", "releases/grafana.json", "26ef641f9f87"),
@@ -454,7 +449,7 @@ SUPPORT: dict[str, Product] = {
         name="cadvisor",
         policy="No support window is published; the README asks for the latest release.",
         windows=(
-            _window(
+            Window(
                 "0.60",
                 None,
                 Seen("google/cadvisor", "README.md", "v0.60.5"),
@@ -468,7 +463,7 @@ SUPPORT: dict[str, Product] = {
         name="node-exporter",
         policy=_NO_END_PROMETHEUS,
         windows=(
-            _window(
+            Window(
                 "1.12",
                 None,
                 Seen("prometheus/docs", "docs/operating/security.md", "c105550aad07"),
@@ -482,7 +477,7 @@ SUPPORT: dict[str, Product] = {
         name="alertmanager",
         policy=_NO_END_PROMETHEUS,
         windows=(
-            _window(
+            Window(
                 "0.34",
                 None,
                 Seen("prometheus/docs", "docs/operating/security.md", "c105550aad07"),
@@ -496,7 +491,7 @@ SUPPORT: dict[str, Product] = {
         name="blackbox-exporter",
         policy=_NO_END_PROMETHEUS,
         windows=(
-            _window(
+            Window(
                 "0.28",
                 None,
                 Seen("prometheus/docs", "docs/operating/security.md", "c105550aad07"),
@@ -510,7 +505,7 @@ SUPPORT: dict[str, Product] = {
         name="haproxy",
         policy="Even-numbered May/June releases are LTS branches with about five years of fixes.",
         windows=(
-            _window(
+            Window(
                 "3.2",
                 date(2030, 6, 30),
                 Seen("haproxy/haproxy", "include/haproxy/version.h", "v3.2.0"),
@@ -524,7 +519,7 @@ SUPPORT: dict[str, Product] = {
         name="docker-volume-backup",
         policy="No support window is published; v2 is the maintained major (v1 lives on a branch).",
         windows=(
-            _window("2.48", None, Seen(OFFEN_REPO, "README.md", OFFEN_AT), "v2.48.2", "no end published"),
+            Window("2.48", None, Seen(OFFEN_REPO, "README.md", OFFEN_AT), "v2.48.2", "no end published"),
         ),
         names=("offen/docker-volume-backup",),
     ),
@@ -533,13 +528,13 @@ SUPPORT: dict[str, Product] = {
         policy="An Extended Support Release comes every nine months and is supported for twelve; "
         "a monthly feature release for about three months.",
         windows=(
-            _window(
+            Window(
                 "10.11",
                 date(2026, 8, 15),
                 Seen(MATTERMOST_DOCS, "source/product-overview/release-policy.md", "80ee18051d41"),
                 "10.11.23",
             ),
-            _window(
+            Window(
                 "11.7",
                 date(2027, 5, 15),
                 Seen(MATTERMOST_DOCS, "source/product-overview/release-policy.md", "80ee18051d41"),
@@ -553,7 +548,7 @@ SUPPORT: dict[str, Product] = {
         policy="A major version is supported for five years after its first release, then gets a "
         "final minor release (postgres/pgweb templates/support/versioning.html @ 11988adfc2cd).",
         windows=(
-            _window(
+            Window(
                 "17",
                 date(2029, 11, 8),
                 Seen("endoflife-date/endoflife.date", "products/postgresql.md", "285ccbbd5f33"),
@@ -570,7 +565,7 @@ SUPPORT: dict[str, Product] = {
         policy="An LTS series gets about five years of Premier and three of Extended Support; "
         "Innovation releases only until the next one.",
         windows=(
-            _window(
+            Window(
                 "8.4",
                 date(2032, 4, 30),
                 Seen("endoflife-date/endoflife.date", "products/mysql.md", "b79ea7a45f9f"),
@@ -587,7 +582,7 @@ SUPPORT: dict[str, Product] = {
         "minor (CORE_MINORS_WITH_SECURITY_COVERAGE = 2, drupal/core "
         "modules/update/src/ProjectSecurityData.php).",
         windows=(
-            _window(
+            Window(
                 "11.2",
                 date(2026, 7, 6),
                 Seen("docker-library/drupal", "versions.json", "7b4a1dd2c3fb"),
@@ -595,7 +590,7 @@ SUPPORT: dict[str, Product] = {
                 "removed from the library as end of life (commit 7b4a1dd2c3fb, 'Remove end of "
                 "life versions: 10.5 and 11.2')",
             ),
-            _window(
+            Window(
                 "11.3",
                 None,
                 Seen("drupal/core", "modules/update/src/ProjectSecurityData.php", "f20b2bcb5c65"),
@@ -603,7 +598,7 @@ SUPPORT: dict[str, Product] = {
                 "no date published: coverage ends with the release of 12.0.0, planned 'early "
                 "December 2026' (drupal.org issue 3449806)",
             ),
-            _window(
+            Window(
                 "11.4",
                 None,
                 Seen("drupal/core", "modules/update/src/ProjectSecurityData.php", "a07143587a57"),
@@ -618,7 +613,7 @@ SUPPORT: dict[str, Product] = {
         policy="Two years of active support, then security fixes until four years after the "
         "release, each rounded to 31 December (php/web-php include/branches.inc).",
         windows=(
-            _window(
+            Window(
                 "8.4",
                 date(2028, 12, 31),
                 Seen("php/web-php", "include/branches.inc", "049c59fcf247"),
@@ -633,7 +628,7 @@ SUPPORT: dict[str, Product] = {
         policy="Stable branches get only critical fixes backported from mainline; a stable branch "
         "stops when the next even-numbered one is released (about each April).",
         windows=(
-            _window(
+            Window(
                 "1.28",
                 date(2026, 4, 14),
                 Seen(LIBRARY, "library/nginx", "71567fbcfa79"),
@@ -641,7 +636,7 @@ SUPPORT: dict[str, Product] = {
                 "superseded by 1.30.0 ('Updated stable nginx to 1.30.0'); stable-1.28 has no "
                 "commit since 1.28.3",
             ),
-            _window(
+            Window(
                 "1.30",
                 None,
                 Seen("nginx/nginx", "SECURITY.md", "ad8c94a63537"),

@@ -5,8 +5,6 @@ community fork osscontainertools/kaniko, which continues its releases on ghcr.io
 same executor flags.
 """
 
-from datetime import date
-
 from components.contracts import ClusterImageContract, Fact, Seen, User
 from components.lifecycle import Product, Window
 
@@ -62,7 +60,6 @@ CONTRACTS = {"git-sync": GIT_SYNC_CONTRACT, "kaniko": KANIKO_CONTRACT}
 
 # Support windows (issue 21): neither project publishes one. The base images of the example
 # apps' Dockerfiles (nginx-unprivileged) are nginx's, in components/homelab/images.py.
-_READ = date(2026, 12, 7)
 SUPPORT: dict[str, Product] = {
     "git-sync": Product(
         name="git-sync",
@@ -72,7 +69,6 @@ SUPPORT: dict[str, Product] = {
                 "4.5",
                 None,
                 Seen(_GIT_SYNC, "SECURITY.md", "61520d8a95b0"),
-                _READ,
                 "v4.5.1",
                 "no end published; v4.7.1 is the newest v4 release",
             ),
@@ -84,9 +80,7 @@ SUPPORT: dict[str, Product] = {
         policy="No support window is published; the fork calls itself the 'supported replacement' "
         "of the archived upstream (osscontainertools/kaniko README.md @ dca70b95a86a).",
         windows=(
-            Window(
-                "1.28", None, Seen(_KANIKO, "README.md", "dca70b95a86a"), _READ, "v1.28.3", "no end published"
-            ),
+            Window("1.28", None, Seen(_KANIKO, "README.md", "dca70b95a86a"), "v1.28.3", "no end published"),
         ),
         names=("ghcr.io/osscontainertools/kaniko",),
     ),

@@ -178,11 +178,7 @@ class ArgoCd(pulumi.ComponentResource):
         )
         values = argocd_values(args, pulumi.Output.secret(password.bcrypt_hash), mtime.rfc3339)
         self.certificate = route_certificate(
-            f"{name}-certificate",
-            args.route,
-            args.cluster_issuer,
-            cluster,
-            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+            f"{name}-certificate", args.route, args.cluster_issuer, cluster, args.depends_on, self
         )
         self.release = helm_release(
             name,

@@ -94,7 +94,6 @@ def ingress_annotations(cluster_issuer: str, **extra: str) -> dict[str, str]:
 
 # ---- support windows (issue 21) ---------------------------------------------------------------
 
-_READ = date(2026, 12, 7)
 _K8S = Seen("kubernetes/website", "data/releases/releases.yaml", "df272d38ff6c")
 _CERT_MANAGER = Seen("cert-manager/website", "content/docs/releases/README.md", "c17bb3c8530d")
 _OTEL = Seen("open-telemetry/opentelemetry-collector", "VERSIONING.md", "71f0462d5460")
@@ -105,10 +104,6 @@ _OTEL_POLICY = (
 _CNPG = Seen("cloudnative-pg/cloudnative-pg", "docs/src/supported_releases.md", "0c0a73677e92")
 
 
-def _window(line: str, ends: date | None, source: Seen, newest: str, note: str = "") -> Window:
-    return Window(line, ends, source, _READ, newest, note)
-
-
 SUPPORT: dict[str, Product] = {
     "kubernetes": Product(
         name="kubernetes",
@@ -116,11 +111,11 @@ SUPPORT: dict[str, Product] = {
         "maintenance mode, ending on the 28th (kubernetes/website content/en/releases/"
         "patch-releases.md @ 00501bc51cd2).",
         windows=(
-            _window("1.33", date(2026, 6, 28), _K8S, "1.33.10"),
-            _window("1.34", date(2026, 10, 27), _K8S, "1.34.9"),
-            _window("1.35", date(2027, 2, 28), _K8S, "1.35.9"),
-            _window("1.36", date(2027, 6, 28), _K8S, "1.36.4"),
-            _window("1.37", date(2027, 10, 28), _K8S, "1.37.1"),
+            Window("1.33", date(2026, 6, 28), _K8S, "1.33.10"),
+            Window("1.34", date(2026, 10, 27), _K8S, "1.34.9"),
+            Window("1.35", date(2027, 2, 28), _K8S, "1.35.9"),
+            Window("1.36", date(2027, 6, 28), _K8S, "1.36.4"),
+            Window("1.37", date(2027, 10, 28), _K8S, "1.37.1"),
         ),
         names=("kubernetes",),
     ),
@@ -129,7 +124,7 @@ SUPPORT: dict[str, Product] = {
         policy="Argo CD supports its three most recent minor versions (argoproj/argo-cd "
         "SECURITY.md); a minor is released each quarter. Chart 10.1 installs Argo CD 3.4.",
         windows=(
-            _window(
+            Window(
                 "10.1",
                 None,
                 Seen("argoproj/argo-cd", "SECURITY.md", "abe9a37fbea7"),
@@ -145,7 +140,7 @@ SUPPORT: dict[str, Product] = {
         policy="Harbor maintains its three most recent minor releases, about nine months each "
         "(goharbor/harbor RELEASES.md @ c83f2d114f5b). Chart 1.19 installs Harbor 2.15.",
         windows=(
-            _window(
+            Window(
                 "1.19",
                 None,
                 Seen("goharbor/harbor", "RELEASES.md", "c83f2d114f5b"),
@@ -160,7 +155,7 @@ SUPPORT: dict[str, Product] = {
         policy="Each minor is supported until three months after the next minor's release "
         "(a minor every three months). Chart 0.29 installs operator 1.30.",
         windows=(
-            _window(
+            Window(
                 "0.29",
                 date(2026, 12, 31),
                 _CNPG,
@@ -176,14 +171,14 @@ SUPPORT: dict[str, Product] = {
         "last minor version' (jaegertracing/jaeger SECURITY.md @ 8498073ff809). Chart 3.x installs "
         "Jaeger v1, chart 4.x Jaeger v2 (marked experimental by its README).",
         windows=(
-            _window(
+            Window(
                 "3.4",
                 date(2025, 12, 31),
                 Seen("jaegertracing/jaeger", "cmd/internal/flags/service.go", "v1.76.0"),
                 "3.4.1",
                 "Jaeger v1: 'December 31st, 2025'",
             ),
-            _window(
+            Window(
                 "4.11",
                 None,
                 Seen("jaegertracing/jaeger", "SECURITY.md", "8498073ff809"),
@@ -197,7 +192,7 @@ SUPPORT: dict[str, Product] = {
         name="jaeger-image",
         policy="Only the newest minor of Jaeger v2 is supported (jaegertracing/jaeger SECURITY.md).",
         windows=(
-            _window(
+            Window(
                 "2.20",
                 None,
                 Seen("jaegertracing/jaeger", "SECURITY.md", "8498073ff809"),
@@ -210,13 +205,13 @@ SUPPORT: dict[str, Product] = {
     "opentelemetry-collector": Product(
         name="opentelemetry-collector",
         policy=_OTEL_POLICY,
-        windows=(_window("0.158", None, _OTEL, "0.158.2", "no end published"),),
+        windows=(Window("0.158", None, _OTEL, "0.158.2", "no end published"),),
         names=("chart:opentelemetry-collector",),
     ),
     "otel-collector": Product(
         name="otel-collector",
         policy=_OTEL_POLICY,
-        windows=(_window("0.153", None, _OTEL, "0.153.0", "no end published"),),
+        windows=(Window("0.153", None, _OTEL, "0.153.0", "no end published"),),
         names=("otel/opentelemetry-collector-k8s",),
     ),
     "ingress-nginx": Product(
@@ -224,7 +219,7 @@ SUPPORT: dict[str, Product] = {
         policy="Retired: 'Best-effort maintenance will continue until March 2026', then no "
         "releases or security fixes (kubernetes/ingress-nginx README.md @ dbb11b92ddb7).",
         windows=(
-            _window(
+            Window(
                 "4.14",
                 date(2026, 3, 31),
                 Seen("kubernetes/ingress-nginx", "README.md", "dbb11b92ddb7"),
@@ -239,7 +234,7 @@ SUPPORT: dict[str, Product] = {
         policy="A minor release every quarter, each supported for about six months "
         "(envoyproxy/gateway site/content/en/news/releases/matrix.md, its End of Life column).",
         windows=(
-            _window(
+            Window(
                 "1.9",
                 date(2027, 2, 14),
                 Seen("envoyproxy/gateway", "site/content/en/news/releases/matrix.md", "v1.9.0"),
@@ -254,15 +249,15 @@ SUPPORT: dict[str, Product] = {
         policy="Each release is supported at least until the release of the second one after it; "
         "only the last patch of a branch is supported.",
         windows=(
-            _window("1.19", date(2026, 7, 8), _CERT_MANAGER, "v1.19.6"),
-            _window(
+            Window("1.19", date(2026, 7, 8), _CERT_MANAGER, "v1.19.6"),
+            Window(
                 "1.20",
                 None,
                 _CERT_MANAGER,
                 "v1.20.3",
                 "no date published: until the release of 1.22 (planned about November 2026)",
             ),
-            _window("1.21", None, _CERT_MANAGER, "v1.21.1", "no date published: until the release of 1.23"),
+            Window("1.21", None, _CERT_MANAGER, "v1.21.1", "no date published: until the release of 1.23"),
         ),
         names=("chart:cert-manager",),
     ),

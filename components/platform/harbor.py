@@ -166,11 +166,7 @@ class Harbor(pulumi.ComponentResource):
         ]
         in_ns = cluster.opts(parent=self, depends_on=[cluster.namespace])
         self.certificate = route_certificate(
-            f"{name}-certificate",
-            args.route,
-            args.cluster_issuer,
-            cluster,
-            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+            f"{name}-certificate", args.route, args.cluster_issuer, cluster, args.depends_on, self
         )
         if args.ca_cert_pem is not None:
             secrets.append(

@@ -203,14 +203,21 @@ def harbor_timeout_manifest(route_name: str, namespace: str) -> dict[str, Any]:
 
 
 def route_certificate(
-    name: str, route: Route, issuer: str, cluster: KubernetesCluster, opts: pulumi.ResourceOptions
+    name: str,
+    route: Route,
+    issuer: str,
+    cluster: KubernetesCluster,
+    depends_on: list[pulumi.Resource],
+    parent: pulumi.Resource | None = None,
 ) -> pulumi.Resource:
     """The route's TLS Secret, written by a cert-manager Certificate the program waits for
     (components/platform/ingress.py `certificate_manifest`): the same in both modes, so no
-    Ingress or Gateway needs cert-manager's shim annotations."""
+    Ingress or Gateway needs cert-manager's shim annotations. It comes after the namespace and
+    `depends_on` (the issuer, and the Gateway that answers HTTP-01)."""
     from components.platform.ingress import certificate_manifest
 
     manifest = certificate_manifest(route.key, cluster.args.namespace, route.host, route.tls_secret, issuer)
+    opts = cluster.opts(parent=parent, depends_on=[cluster.namespace, *depends_on])
     return custom_resource(name, manifest, opts)
 
 

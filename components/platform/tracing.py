@@ -96,11 +96,7 @@ class Tracing(pulumi.ComponentResource):
         super().__init__("homelab:platform:Tracing", name, None, opts)
         namespace = cluster.args.namespace
         self.certificate = route_certificate(
-            f"{name}-certificate",
-            args.route,
-            args.cluster_issuer,
-            cluster,
-            cluster.opts(parent=self, depends_on=[cluster.namespace, *args.depends_on]),
+            f"{name}-certificate", args.route, args.cluster_issuer, cluster, args.depends_on, self
         )
         jaeger = helm_release(
             f"{name}-jaeger",
