@@ -99,6 +99,7 @@ class UpgradeRule:
 
     `change` says when the rule applies to a move from `old` to a newer `new`:
     - "major": the first version number differs;
+    - "minor": the first two numbers differ (a new major or minor line);
     - "window": `old` lies in `from_versions` and `new` in `to_versions` (inclusive bounds);
     - "any": the version differs at all.
     `action` "refuse" stops `up` unless the service is named with `--allow-upgrade`;
@@ -106,7 +107,7 @@ class UpgradeRule:
     """
 
     product: str
-    change: Literal["major", "window", "any"]
+    change: Literal["major", "minor", "window", "any"]
     action: Literal["refuse", "after"]
     reason: str  # what goes wrong, in the vendor's terms
     way: str  # the way through
@@ -120,6 +121,8 @@ class UpgradeRule:
             return False
         if self.change == "major":
             return o[0] != n[0]
+        if self.change == "minor":
+            return _padded(o)[:2] != _padded(n)[:2]
         if self.change == "window":
             assert self.from_versions is not None and self.to_versions is not None
             return _within(o, self.from_versions) and _within(n, self.to_versions)

@@ -231,7 +231,11 @@ def test_patch_bumps_go_through_and_drupal_says_what_to_run_after():
     assert findings("postgres", "17.9-alpine", "17.11-alpine") == []
     assert findings("mysql", "8.4.8", "8.4.11") == []
     assert findings("mysql", "8.4.11", "9.7.0")[0][0] == "refuse"
-    [(action, _, way)] = findings("drupal", "11.2.14-php8.4-apache-bookworm", "11.4.7-php8.4-apache-bookworm")
+    # A new Drupal line waits for --allow-upgrade and says what to run after; a patch only says it.
+    refuse, after = findings("drupal", "11.2.14-php8.4-apache-bookworm", "11.4.7-php8.4-apache-bookworm")
+    assert refuse[0] == "refuse" and "--allow-upgrade drupal" in refuse[2] and "/update.php" in refuse[2]
+    assert after[0] == "after" and "/update.php" in after[2]
+    [(action, _, way)] = findings("drupal", "11.4.5-php8.4-apache-bookworm", "11.4.7-php8.4-apache-bookworm")
     assert action == "after" and "/update.php" in way
 
 
@@ -318,13 +322,25 @@ def test_preview_says_it_and_up_refuses_a_downgrade(deployed):
     assert run("up", options)[0] == 1
 
 
-def test_up_says_what_to_run_after_a_drupal_update_and_goes_ahead(deployed):
+def test_up_refuses_a_new_drupal_line_until_named_and_says_what_to_run_after(deployed):
     old = "drupal:11.2.14-php8.4-apache-bookworm"
     stack, options = deployed(deployment(("drupal", "homelab-drupal", old)))
     code, text = run("up", options)
+    assert code == 1 and stack.calls == ["preview"]
+    assert "--allow-upgrade drupal" in text
+    code, text = run("up", options, allow=("drupal",))
     assert code == 0 and stack.calls[-1] == "up"
     assert f"AFTER   {old} -> {CONTRACTS['drupal'].image} (service drupal on local)" in text
     assert "/update.php" in text
+
+
+def test_a_drupal_patch_goes_ahead_and_says_what_to_run_after(deployed):
+    new = CONTRACTS["drupal"].image
+    old = new.split("@")[0].replace("11.4.7", "11.4.5")
+    stack, options = deployed(deployment(("drupal", "homelab-drupal", old)))
+    code, text = run("up", options)
+    assert code == 0 and stack.calls[-1] == "up"
+    assert "AFTER" in text and "UPGRADE" not in text
 
 
 def test_a_new_stack_and_unchanged_images_say_nothing(deployed):

@@ -686,6 +686,16 @@ UPGRADES: tuple[UpgradeRule, ...] = (
     ),
     UpgradeRule(
         product="drupal",
+        change="minor",
+        action="refuse",
+        reason="a new minor or major of Drupal core runs its database updates only when told to: "
+        "until then the status report shows an error and the site runs new code on an old schema",
+        way="pass --allow-upgrade drupal (the pre-upgrade backup runs first), then open "
+        "https://<drupal host>/update.php as the site's administrator and clear the caches",
+        source=Seen("drupal/core", "modules/system/src/Hook/SystemRequirementsHooks.php", "a07143587a57"),
+    ),
+    UpgradeRule(
+        product="drupal",
         change="any",
         action="after",
         reason="core updates ship hook_update_N and post_update functions; the status report shows "
