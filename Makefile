@@ -41,8 +41,10 @@ test: $(BIN)/.installed tools
 fuzz: $(BIN)/.installed tools
 	HYPOTHESIS_PROFILE=long $(BIN)/python -m pytest -q -n 2 tests/test_properties.py
 
+## tools: the tools the tests use (Debian packages, npm packages), and a running Docker engine
 tools:
 	scripts/install-tools.sh
+	scripts/start-dockerd.sh
 
 lint: $(BIN)/.installed
 	$(BIN)/ruff check .

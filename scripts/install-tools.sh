@@ -5,7 +5,8 @@
 # archives like the backup engine and decrypts them like the restore; busybox-static, a
 # BusyBox that runs alone in an image (the tiny local image of the restore test, the stand-in
 # base image the example Dockerfiles are built on) (Debian/Ubuntu); docker-registry, the
-# registry the bundle tests push a digest-pinned image to (tests/test_bundle.py); and Renovate's config
+# registry the bundle tests push a digest-pinned image to (tests/test_bundle.py); the Docker engine
+# (docker.io), pigz, openssh-server and openssh-client for the engine and SSH tests; and Renovate's config
 # validator (npm, the release and lockfile in .ci/renovate); the kubernetes-models schemas of
 # the Gateway API and Envoy Gateway resources (npm, .ci/k8s-models). A no-op for what is already there.
 set -euo pipefail
@@ -44,6 +45,13 @@ command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v age >/dev/null 2>&1 || missing+=(age)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+# The engine tests (restore, drill, bundle, pre-upgrade, builds) need a Docker engine, and the
+# bundle's compressed images pigz; the SSH transport tests a real sshd and ssh (issue 23: the
+# README's `make test` runs every test, not only .ci/run).
+command -v dockerd >/dev/null 2>&1 || missing+=(docker.io)
+command -v pigz >/dev/null 2>&1 || missing+=(pigz)
+[ -x /usr/sbin/sshd ] || missing+=(openssh-server)
+command -v ssh >/dev/null 2>&1 || missing+=(openssh-client)
 # The restore test needs a busybox that runs alone in an image: the static build.
 if ! command -v dpkg >/dev/null 2>&1 || ! dpkg -s busybox-static >/dev/null 2>&1; then
   [ -x /bin/busybox ] && ! ldd /bin/busybox >/dev/null 2>&1 || missing+=(busybox-static)

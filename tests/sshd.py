@@ -28,7 +28,7 @@ PING = b"GET /_ping HTTP/1.1\r\nHost: docker.example.com\r\nConnection: close\r\
 def unavailable() -> str | None:
     """Why a real sshd with a Docker engine behind it cannot run here, or None."""
     if not Path(SSHD).exists():
-        return "sshd is not installed (Debian: apt-get install openssh-server; .ci/run does)"
+        return "sshd is not installed (make test installs it: apt-get install openssh-server)"
     if shutil.which("ssh") is None or shutil.which("ssh-keygen") is None:
         return "the OpenSSH client (ssh, ssh-keygen) is not installed"
     if os.geteuid() != 0:

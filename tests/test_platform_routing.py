@@ -9,10 +9,12 @@ import copy
 from typing import Any
 
 import pytest
+import yaml
 from custom_resources import schema_errors
 from harness import (
     ROOT,
     RecordingMocks,
+    chart_keys,
     example_run,
     example_secrets,
     load_stack_file,
@@ -115,6 +117,10 @@ def test_an_existing_gateway_class_is_used_as_it_is(tmp_path):
     assert "infrastructure" not in gateway.inputs["spec"]
 
 
+def platform_release_files() -> Any:
+    return example_run(EXAMPLE).named("harbor", RELEASE).inputs.get("valueYamlFiles")
+
+
 def test_ingress_mode_uses_the_class_and_no_controller_annotation(tmp_path):
     def ingress(p: dict[str, Any]) -> None:
         p["routing"] = {"mode": "ingress"}
@@ -127,8 +133,17 @@ def test_ingress_mode_uses_the_class_and_no_controller_annotation(tmp_path):
     assert argocd["ingress"]["extraTls"] == [
         {"hosts": ["argocd.idp.lab.example.com"], "secretName": "argocd-tls"}
     ]
-    harbor = mocks.named("harbor", RELEASE).inputs["values"]["expose"]
+    release = mocks.named("harbor", RELEASE)
+    harbor = release.inputs["values"]["expose"]
     assert harbor["type"] == "ingress" and harbor["ingress"]["className"] == "traefik"
+    # The chart's own default annotations (ingress-nginx's) are deleted with a values file of
+    # nulls: `values` cannot carry a null past the SDK (a real helm template showed them).
+    (asset,) = release.inputs["valueYamlFiles"]
+    deleted = yaml.safe_load(asset.text)["expose"]["ingress"]["annotations"]
+    defaults = chart_keys("harbor")["expose"]["ingress"]["annotations"]
+    assert set(deleted) == set(defaults) and set(deleted.values()) == {None}
+    # gateway mode deletes nothing
+    assert platform_release_files() is None
     jaeger = mocks.named("tracing-jaeger", RELEASE).inputs["values"]["jaeger"]
     assert jaeger["ingress"]["ingressClassName"] == "traefik" and "httproute" not in jaeger
     for r in mocks.resources:

@@ -64,8 +64,14 @@ def helm_release(
     namespace: pulumi.Input[str],
     values: dict[str, Any],
     opts: pulumi.ResourceOptions,
+    deleted: str | None = None,
 ) -> k8s.helm.v3.Release:
-    """A Helm release of a chart from the table, pinned, waiting for its resources."""
+    """A Helm release of a chart from the table, pinned, waiting for its resources.
+
+    `deleted` is a YAML values file whose `null`s delete chart defaults: the SDKs drop a None
+    in `values` before it reaches the engine, a values file reaches Helm as written
+    (pulumi-kubernetes v4.30 and later, 4.34.2 pinned: "Delete a Chart Default Value",
+    pulumi/registry#10773, pulumi/pulumi-kubernetes#4306)."""
     import pulumi_kubernetes as k8s
 
     c = CHARTS[chart]
@@ -79,6 +85,7 @@ def helm_release(
         repository_opts=None if oci else k8s.helm.v3.RepositoryOptsArgs(repo=c.repo),
         namespace=namespace,
         values=values,
+        value_yaml_files=[pulumi.StringAsset(deleted)] if deleted else None,
         atomic=True,
         cleanup_on_fail=True,
         max_history=5,

@@ -108,7 +108,8 @@ def expose_values(route: Route) -> dict[str, Any]:
     """Gateway mode: the chart's HTTPRoute (`expose.type: route`, templates/gateway-apis/route.yaml
     @ v1.19.1: /api/, /service/, /v2/, /c/ to core, / to the portal) on the Harbor listener.
     Ingress mode: an Ingress of the cluster's class with no implementation-specific annotation
-    (an uploaded layer's size limit is then the controller's own setting). The Certificate the
+    (the chart's ingress-nginx defaults are deleted: `deleted_defaults`; an uploaded layer's size
+    limit is then the controller's own setting). The Certificate the
     program waits for writes the TLS Secret either way; `certSource: secret` keeps the chart from
     expecting a Secret it does not create."""
     tls = {"enabled": True, "certSource": "secret", "secret": {"secretName": route.tls_secret}}
@@ -123,6 +124,25 @@ def expose_values(route: Route) -> dict[str, Any]:
         "tls": tls,
         "ingress": {"hosts": {"core": route.host}, "className": route.ingress_class},
     }
+
+
+# The chart's default Ingress annotations (values.yaml @ v1.19.1, expose.ingress.annotations) are
+# ingress-nginx's and the old generic ones; ingress mode sets none of its own, so it deletes them.
+INGRESS_DEFAULT_ANNOTATIONS = (
+    "ingress.kubernetes.io/ssl-redirect",
+    "ingress.kubernetes.io/proxy-body-size",
+    "nginx.ingress.kubernetes.io/ssl-redirect",
+    "nginx.ingress.kubernetes.io/proxy-body-size",
+)
+
+
+def deleted_defaults(route: Route) -> str | None:
+    """A values file deleting the chart's default Ingress annotations (ingress mode)."""
+    if route.mode != "ingress":
+        return None
+    lines = ["expose:", "  ingress:", "    annotations:"]
+    lines += [f'      "{key}": null' for key in INGRESS_DEFAULT_ANNOTATIONS]
+    return "\n".join(lines) + "\n"
 
 
 def member_email(login: str, emails: dict[str, str]) -> str:
@@ -183,7 +203,8 @@ class Harbor(pulumi.ComponentResource):
             "harbor",
             namespace,
             harbor_values(args),
-            cluster.opts(
+            deleted=deleted_defaults(args.route),
+            opts=cluster.opts(
                 parent=self,
                 depends_on=[*secrets, self.certificate, *args.depends_on, *args.database_ready],
             ),
