@@ -12,8 +12,8 @@ from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
 from components.homelab import alerting, backup
 from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
-from components.homelab.proxy import cert_secret_name
-from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs
+from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
+from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs, fallback_certificate
 from stacks.config import StackConfig
 from stacks.config_hosts import HostConfig, public_host_key
 from stacks.plan import Plan, build_plan
@@ -83,6 +83,10 @@ def build_homelab(
                 shared[cert_secret_name(fqdn)] = pem
         for fqdn, pem in secrets.certificates.items():
             shared[cert_secret_name(fqdn)] = pem
+        if plan.tls_hosts():
+            shared[cert_secret_name(FALLBACK_NAME)] = fallback_certificate(
+                "tls-fallback", FALLBACK_NAME, config.tls.validity_days
+            )
 
     hosts = {
         h.name: DockerHost(h.name, host_args(config, h, secrets, key_dir, stack, labels))

@@ -672,8 +672,13 @@ def test_own_certificates_for_every_host_need_no_ca(key_dir):
     secrets = {k: f"{SECRET_MARK}-config-{k}" for k in keys.values()}
     mocks = run_program({"tls": {"self-signed": False, "certificates": keys}}, secrets, key_dir=key_dir)
     assert not mocks.of_type(CA)
-    # The only key left is the backup encryption key (an ssh-ed25519 key pair, not TLS).
-    assert [r.name for r in mocks.resources if r.type.startswith("tls:")] == ["backup-key"]
+    # The keys left: the backup encryption key (an ssh-ed25519 key pair, not TLS) and the
+    # self-signed fallback certificate HAProxy serves to a host name no service has.
+    assert sorted(r.name for r in mocks.resources if r.type.startswith("tls:")) == [
+        "backup-key",
+        "tls-fallback-cert",
+        "tls-fallback-key",
+    ]
     assert "ca-certificate" not in mocks.outputs
     files = uploads(containers_on(mocks, "local")["haproxy"])
     for host, key in keys.items():

@@ -23,7 +23,7 @@ from harness import (
 )
 
 from components.docker.spec import Route
-from components.homelab.proxy import CONFIG_DIR, crt_list, haproxy_config
+from components.homelab.proxy import CONFIG_DIR, FALLBACK_NAME, crt_list, haproxy_config
 
 CONTAINER = "docker:index/container:Container"
 CFG_PATH = f"{CONFIG_DIR}/haproxy.cfg"
@@ -177,7 +177,13 @@ def test_tls_routes_by_host_name_on_https(tls_on):
 
 def test_tls_redirects_http_to_https(tls_on):
     parsed = sections(uploads(tls_on)[CFG_PATH])
-    assert "http-request redirect scheme https code 301 unless { ssl_fc }" in parsed["frontend http"]
+    # Only a request naming a host is redirected (HTTP/1.0 without Host gets the 404 backend).
+    assert (
+        "http-request redirect scheme https code 301 if !{ ssl_fc } { req.hdr(host) -m found }"
+        in parsed["frontend http"]
+    )
+    assert "default_backend no_service" in parsed["frontend http"]
+    assert "default_backend no_service" in parsed["frontend https"]
     assert host_routes(uploads(tls_on)[CFG_PATH], "http") == {}
     https = parsed["frontend https"]
     assert f"bind :443 ssl crt-list {CRT_LIST_PATH} alpn h2,http/1.1" in https
@@ -186,13 +192,15 @@ def test_tls_redirects_http_to_https(tls_on):
 def test_tls_crt_list_names_every_routed_host_with_an_uploaded_cert(tls_on):
     files = uploads(tls_on)
     listed = crt_list_hosts(files[CRT_LIST_PATH])
-    assert sorted(listed) == sorted(SINGLE_HOST_HTTP)
+    # The fallback first: HAProxy's default for an SNI name no service has.
+    assert list(listed)[0] == FALLBACK_NAME
+    assert sorted(listed) == sorted([*SINGLE_HOST_HTTP, FALLBACK_NAME])
     assert all(path in files for path in listed.values())
 
 
 def test_tls_cert_uploads_are_secret(tls_on):
     certs = [i for i, u in enumerate(tls_on.inputs["uploads"]) if u["file"].endswith(".pem")]
-    assert len(certs) == len(SINGLE_HOST_HTTP)
+    assert len(certs) == len(SINGLE_HOST_HTTP) + 1  # and the fallback
     assert all(is_secret(tls_on, f"uploads[{i}].content") for i in certs)
     assert [p for p, text in plain_strings(tls_on.raw_inputs) if "PRIVATE KEY" in text] == []
 
@@ -304,7 +312,7 @@ def test_each_proxy_routes_only_its_own_host(multi, host):
     cfg = files[CFG_PATH]
     assert host_routes(cfg, "https") == MULTI_HOST_HTTP[host]
     assert tcp_routes(cfg) == MULTI_HOST_TCP[host]
-    assert sorted(crt_list_hosts(files[CRT_LIST_PATH])) == sorted(MULTI_HOST_HTTP[host])
+    assert sorted(crt_list_hosts(files[CRT_LIST_PATH])) == sorted([*MULTI_HOST_HTTP[host], FALLBACK_NAME])
     certs = sorted(path for path in files if path.endswith(".pem"))
     assert certs == sorted(crt_list_hosts(files[CRT_LIST_PATH]).values())
 

@@ -27,6 +27,9 @@ from components.templating import render
 
 CONFIG_DIR = "/usr/local/etc/haproxy"
 CERT_DIR = f"{CONFIG_DIR}/certs"
+# The certificate served to a client that names no routed host (or none): first in the crt-list,
+# so HAProxy's default, and no service's (the .invalid name is reserved, RFC 2606).
+FALLBACK_NAME = "no-service.invalid"
 
 
 def cert_secret_name(fqdn: str) -> str:
@@ -85,8 +88,10 @@ def haproxy_config(
 
 
 def crt_list(fqdns: list[str], cert_dir: str = CERT_DIR) -> str:
-    """One line per host: its combined PEM and the SNI name it answers."""
-    return "".join(f"{cert_dir}/{fqdn}.pem {fqdn}\n" for fqdn in sorted(fqdns))
+    """One line per host: its combined PEM and the SNI name it answers; the fallback first (the
+    first certificate is the one an unknown or missing SNI name gets)."""
+    names = [FALLBACK_NAME, *sorted(fqdns)]
+    return "".join(f"{cert_dir}/{fqdn}.pem {fqdn}\n" for fqdn in names)
 
 
 @dataclass(frozen=True)
@@ -118,7 +123,7 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
                 owner=CONTRACTS["haproxy"].uid,
                 mode="0400",
             )
-            for fqdn in hosts
+            for fqdn in [FALLBACK_NAME, *hosts]
         ]
         ports.append(PublishedPort(443, a.https_port))
     ports += [

@@ -71,3 +71,22 @@ class CertificateAuthority(pulumi.ComponentResource):
             )
             self.pems[fqdn] = pulumi.Output.secret(combined)
         self.register_outputs({"ca_cert_pem": self.ca_cert_pem})
+
+
+def fallback_certificate(name: str, common_name: str, validity_days: int = 825) -> pulumi.Output[str]:
+    """A self-signed certificate for a name no service has, as one combined secret PEM: what
+    HAProxy serves to a client that asks for no routed host (components/homelab/proxy.py)."""
+    key = tls.PrivateKey(f"{name}-key", algorithm="ECDSA", ecdsa_curve="P256")
+    cert = tls.SelfSignedCert(
+        f"{name}-cert",
+        private_key_pem=key.private_key_pem,
+        validity_period_hours=validity_days * 24,
+        early_renewal_hours=24 * 30,
+        allowed_uses=["digital_signature", "server_auth"],
+        dns_names=[common_name],
+        subject=tls.SelfSignedCertSubjectArgs(common_name=common_name),
+    )
+    combined = pulumi.Output.all(key.private_key_pem, cert.cert_pem).apply(
+        lambda parts: "".join(p if p.endswith("\n") else p + "\n" for p in parts)
+    )
+    return pulumi.Output.secret(combined)
