@@ -71,6 +71,14 @@ class SidecarConfig(Model):
     restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
+class AlertmanagerConfig(SidecarConfig):
+    hostname: Subdomain | None = Field(
+        default="alerts",
+        description="Name under the domain its UI is routed at; the chat messages link there "
+        "(--web.external-url). null: not routed, and the messages carry no link.",
+    )
+
+
 class ProxyConfig(Model):
     """HAProxy on every host that has routes."""
 
@@ -146,7 +154,7 @@ class ServicesConfig(Model):
     grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
     cadvisor: AgentConfig = Field(default_factory=AgentConfig)
     node_exporter: AgentConfig = Field(default_factory=AgentConfig)
-    alertmanager: SidecarConfig = Field(default_factory=SidecarConfig)
+    alertmanager: AlertmanagerConfig = Field(default_factory=AlertmanagerConfig)
     blackbox_exporter: SidecarConfig = Field(default_factory=SidecarConfig)
     mattermost: MattermostConfig = Field(default_factory=MattermostConfig)
     postgres: PostgresConfig = Field(default_factory=PostgresConfig)

@@ -381,8 +381,10 @@ def backup_args(config: StackConfig, host: str, entries: tuple[backup.BackupEntr
 def _alertmanager_args(config: StackConfig, host: str) -> alerting.AlertmanagerArgs:
     am, a = config.services.alertmanager, config.monitoring.alerting
     receiver = a.receiver
+    fqdn = config.fqdn(am.hostname) if am.hostname is not None else None
+    scheme = "https" if config.tls.enabled else "http"
     return alerting.AlertmanagerArgs(
-        Basics(host, am.image or IMAGES["alertmanager"], None, am.memory_mb, am.restart),
+        Basics(host, am.image or IMAGES["alertmanager"], fqdn, am.memory_mb, am.restart, scheme=scheme),
         alerting.Receiver(receiver.kind, receiver.channel) if receiver else None,
         alerting.Routing(a.group_wait, a.group_interval, a.repeat_interval),
     )

@@ -107,6 +107,7 @@ def test_validate_dev_json() -> None:
         "portainer": "https://infra.localhost/",
         "grafana": "https://monitoring.localhost/",
         "prometheus": "https://metrics.localhost/",
+        "alertmanager": "https://alerts.localhost/",
         "landing": "https://home.localhost/",
     }
 

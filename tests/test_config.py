@@ -346,9 +346,9 @@ INVALID = [
         {},
         [
             ("tls.certificates", f"no certificate for '{n}.localhost'")
-            for n in ("home", "infra", "metrics", "monitoring")
+            for n in ("alerts", "home", "infra", "metrics", "monitoring")
         ],
-        4,
+        5,
     ),
     (
         "image-latest",
@@ -651,7 +651,7 @@ def test_own_certificate_replaces_the_generated_one(key_dir):
         {"tls": {"certificates": {"monitoring.localhost": "my-cert"}}}, {"my-cert": mine}, key_dir=key_dir
     )
     certs = {r.name for r in mocks.of_type(CERT)}
-    assert certs == {f"tls-{n}.localhost-cert" for n in ("home", "infra", "metrics")}
+    assert certs == {f"tls-{n}.localhost-cert" for n in ("alerts", "home", "infra", "metrics")}
     assert not [r for r in mocks.resources if r.type.startswith("tls:") and "monitoring.localhost" in r.name]
     assert len(mocks.of_type(CA)) == 1
 
@@ -667,7 +667,7 @@ def test_own_certificate_replaces_the_generated_one(key_dir):
 
 
 def test_own_certificates_for_every_host_need_no_ca(key_dir):
-    hosts = [f"{n}.localhost" for n in ("home", "infra", "metrics", "monitoring")]
+    hosts = [f"{n}.localhost" for n in ("alerts", "home", "infra", "metrics", "monitoring")]
     keys = {h: f"cert-{h.split('.')[0]}" for h in hosts}
     secrets = {k: f"{SECRET_MARK}-config-{k}" for k in keys.values()}
     mocks = run_program({"tls": {"self-signed": False, "certificates": keys}}, secrets, key_dir=key_dir)

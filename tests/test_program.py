@@ -20,6 +20,7 @@ def test_outputs_name_every_routed_service_and_keep_the_password_secret(single):
         "portainer": "https://infra.lab.example.com/",
         "prometheus": "https://metrics.lab.example.com/",
         "grafana": "https://monitoring.lab.example.com/",
+        "alertmanager": "https://alerts.lab.example.com/",
         "mattermost": "https://mattermost.lab.example.com/",
         "drupal": "https://intranet.lab.example.com/",
         "web": "https://lab.example.com/",

@@ -33,6 +33,7 @@ needs_haproxy = pytest.mark.skipif(shutil.which("haproxy") is None, reason="hapr
 
 # The single-host example's routes: host name -> container:port.
 SINGLE_HOST_HTTP = {
+    "alerts.lab.example.com": "alertmanager:9093",
     "home.lab.example.com": "landing:80",
     "infra.lab.example.com": "portainer:9000",
     "intranet.lab.example.com": "drupal:80",
@@ -46,6 +47,7 @@ SINGLE_HOST_TCP = {3307: "mysql:3306", 5432: "postgres:5432"}
 
 MULTI_HOST_HTTP = {
     "ops": {
+        "alerts.lab.example.com": "alertmanager:9093",
         "home.lab.example.com": "landing:80",
         "infra.lab.example.com": "portainer:9000",
         "metrics.lab.example.com": "prometheus:9090",

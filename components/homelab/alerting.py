@@ -99,6 +99,9 @@ def alertmanager(a: AlertmanagerArgs) -> ServiceSpec:
             f"--storage.path={ALERTMANAGER_DATA}",
             # One instance: no gossip cluster (flag of cmd/alertmanager/main.go).
             "--cluster.listen-address=",
+            # The URL the chat messages link to (`.ExternalURL`, cmd/alertmanager/main.go
+            # --web.external-url): its route, not the container's own name (a dead link).
+            *((f"--web.external-url={b.url}",) if b.url else ()),
         ),
         # Silences and the notification log: kept (and backed up) across re-creation.
         volumes=(Volume("alertmanager-data", ALERTMANAGER_DATA),),
@@ -114,6 +117,7 @@ def alertmanager(a: AlertmanagerArgs) -> ServiceSpec:
         host=b.host,
         containers=(container,),
         metrics=(MetricsEndpoint("alertmanager", "alertmanager", ALERTMANAGER_PORT),),
+        routes=(Route(b.fqdn, "alertmanager", ALERTMANAGER_PORT),) if b.fqdn else (),
         restart=b.restart,
         title="Alertmanager",
     )
