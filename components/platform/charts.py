@@ -46,8 +46,11 @@ CHARTS: dict[str, Chart] = {
     # retired in March 2026 (components/platform/routing.py).
     "envoy-gateway": Chart("oci://docker.io/envoyproxy/gateway-helm", "gateway-helm", "v1.9.0"),
     # cert-manager/cert-manager tag v1.21.1, the newest of the v1.21 line (chart version = tag);
-    # 1.19 ended 2026-07-08 and 1.20 ends with the release of 1.22 (see SUPPORT)
-    "cert-manager": Chart("https://charts.jetstack.io", "cert-manager", "v1.21.1"),
+    # 1.19 ended 2026-07-08 and 1.20 ends with the release of 1.22 (see SUPPORT). From the OCI
+    # registry the project recommends: "We recommend using the OCI Helm chart for any recent
+    # version of cert-manager" (cert-manager/website content/docs/installation/helm.md @
+    # 776e5dba5651; the https repository is updated hours later).
+    "cert-manager": Chart("oci://quay.io/jetstack/charts/cert-manager", "cert-manager", "v1.21.1"),
 }
 
 # The Kubernetes minor the manifests are validated for (the config's default): one that every
