@@ -27,6 +27,7 @@ import contextlib
 import datetime
 import json
 import os
+import re
 import sys
 import time
 from pathlib import Path
@@ -307,11 +308,15 @@ def _parser() -> argparse.ArgumentParser:
     sub = parser.add_subparsers(dest="command", required=True)
 
     def with_stack(p: argparse.ArgumentParser) -> argparse.ArgumentParser:
-        p.add_argument("--stack", default="dev", help="stack name (Pulumi.<stack>.yaml); default dev")
+        p.add_argument(
+            "--stack", default="dev", type=_stack_name, help="stack name (Pulumi.<stack>.yaml); default dev"
+        )
         return p
 
     p = sub.add_parser("init", help="create a stack: local state, passphrase secrets, its secrets asked")
-    p.add_argument("--stack", required=True, help="name of the new stack (Pulumi.<stack>.yaml)")
+    p.add_argument(
+        "--stack", required=True, type=_stack_name, help="name of the new stack (Pulumi.<stack>.yaml)"
+    )
     p.add_argument(
         "--from",
         dest="source",
@@ -353,7 +358,7 @@ def _parser() -> argparse.ArgumentParser:
             p.add_argument("--show-secrets", action="store_true", help="print secret outputs in clear")
     p = sub.add_parser("lifecycle", help="every pin's line and its end of support (offline)")
     which_pins = p.add_mutually_exclusive_group()
-    which_pins.add_argument("--stack", help="the pins this stack's config registers")
+    which_pins.add_argument("--stack", type=_stack_name, help="the pins this stack's config registers")
     which_pins.add_argument("--file", type=Path, help="the pins this stack file registers")
     which_pins.add_argument(
         "--all", action="store_true", help="every pin of the code, whatever a config uses (the default)"
@@ -415,6 +420,20 @@ def _parser() -> argparse.ArgumentParser:
         if name != "backup":
             p.add_argument("--helper-image", help="image of the throwaway container (default: the engine's)")
     return parser
+
+
+# The Pulumi service's rule for stack names (pulumi/pulumi's validateStackName:
+# `^[a-zA-Z0-9-_.]{1,100}$`), which a file backend's `Pulumi.<stack>.yaml` needs too.
+_STACK_NAME = re.compile(r"[A-Za-z0-9_.-]{1,100}")
+
+
+def _stack_name(text: str) -> str:
+    if not _STACK_NAME.fullmatch(text) or text in (".", ".."):
+        raise argparse.ArgumentTypeError(
+            f"{text!r} is not a stack name: 1-100 letters, digits, '-', '_' or '.' "
+            "(it names Pulumi.<stack>.yaml)"
+        )
+    return text
 
 
 def _days(text: str) -> int:

@@ -164,6 +164,11 @@ def init_stack(
                 f"{target.name} exists already: run `init --stack {stack}` without --from to use it, "
                 "or choose another stack name"
             )
+        if source.is_dir():
+            raise LifecycleError(
+                f"--from {source} is a folder: name one stack file in it "
+                f"(e.g. --from {source / 'single-host.yaml'})"
+            )
         if not source.is_file():
             raise FileNotFoundError(f"no stack file {source.name} in {source.parent}")
         offline.load(project_dir, stack, path=source, require_secrets=False)  # a valid template

@@ -14,7 +14,7 @@ from typing import Any
 import yaml
 
 from stacks.checks import validate_pulumi_config
-from stacks.config import NAMESPACE, ConfigError, StackConfig, pulumi_wire_value
+from stacks.config import MAX_DEPTH, NAMESPACE, ConfigError, StackConfig, pulumi_wire_value
 
 
 class StackFileError(ConfigError):
@@ -53,6 +53,48 @@ class StackFileLoader(yaml.SafeLoader):
         return super().construct_mapping(node, deep)  # type: ignore[no-untyped-call,no-any-return]
 
 
+# Explicit YAML 1.1 tags PyYAML would turn into values no stack file can hold (bytes, sets,
+# dates, ordered pairs): the Pulumi CLI hands the program text and JSON only, so they are an
+# error at their line, not a traceback later.
+_FOREIGN_TAGS = ("binary", "set", "timestamp", "omap", "pairs")
+
+
+def _refuse_tag(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+    tag = node.tag.rsplit(":", 1)[-1]
+    raise yaml.constructor.ConstructorError(
+        None,
+        None,
+        f"the explicit tag !!{tag} is not allowed in a stack file: write the value as text, a "
+        "number, true/false, a list or a mapping",
+        node.start_mark,
+    )
+
+
+for _tag in _FOREIGN_TAGS:
+    StackFileLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
+
+
+def _too_deep(text: str) -> str | None:
+    """Where the document nests deeper than MAX_DEPTH ("line L, column C: ..."), else None;
+    read as a stream of events, so a pathological file cannot exhaust the recursion limit."""
+    depth = 0
+    try:
+        for event in yaml.parse(text, Loader=StackFileLoader):
+            if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
+                depth += 1
+                if depth > MAX_DEPTH:
+                    mark = event.start_mark
+                    return (
+                        f"line {mark.line + 1}, column {mark.column + 1}: nested more than "
+                        f"{MAX_DEPTH} levels deep"
+                    )
+            elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
+                depth -= 1
+    except yaml.YAMLError:
+        return None  # the real load says what is wrong
+    return None
+
+
 # The YAML 1.2 core schema's tags (https://yaml.org/spec/1.2.2/#1032-tag-resolution).
 for _tag, _pattern, _first in (
     ("bool", r"true|True|TRUE|false|False|FALSE", "tTfF"),
@@ -73,7 +115,11 @@ for _tag, _pattern, _first in (
 def load_yaml(path: Path) -> Any:
     """The document of a stack file, read strictly (see `StackFileLoader`), or `StackFileError`."""
     try:
-        return yaml.load(path.read_text(), Loader=StackFileLoader)  # noqa: S506 - a SafeLoader
+        text = path.read_text()
+        deep = _too_deep(text)
+        if deep is not None:
+            raise StackFileError(path, deep)
+        return yaml.load(text, Loader=StackFileLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as error:
         message = str(error.problem or error.context)
         if error.problem_mark is not None:

@@ -184,6 +184,24 @@ def pulumi_wire_value(value: Any) -> str:
     return json.dumps(value)
 
 
+# How deep a config value may nest: far beyond any real config, well below Python's recursion
+# limit (the stack-file reader, automation/validate.py, holds files to the same).
+MAX_DEPTH = 64
+
+
+def nesting(value: Any) -> int:
+    """How many levels of lists and mappings `value` has, counted without recursion."""
+    deepest, todo = 0, [(value, 0)]
+    while todo:
+        item, depth = todo.pop()
+        if isinstance(item, dict | list):
+            depth += 1
+            deepest = max(deepest, depth)
+            if depth <= MAX_DEPTH:
+                todo.extend((v, depth) for v in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def _decode(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
@@ -206,7 +224,12 @@ def raw_from_pulumi_config(
         present.add(key)
         if value is None or value == "null":  # `key: null` (the CLI passes "null"): not set
             continue
-        raw[key] = _decode(value)
+        try:
+            raw[key] = _decode(value)
+        except RecursionError:
+            raise ConfigError([(key, f"nested more than {MAX_DEPTH} levels deep")]) from None
+        if nesting(raw[key]) > MAX_DEPTH:
+            raise ConfigError([(key, f"nested more than {MAX_DEPTH} levels deep")])
     secrets = {k.partition(":")[2] for k in secret_keys if k.startswith(f"{NAMESPACE}:")}
     return raw, secrets, present
 

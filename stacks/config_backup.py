@@ -51,8 +51,12 @@ def _cron_field(text: str, index: int) -> None:
         match = _CRON_PART_RE.fullmatch(part)
         if not match or (match.group("range") == "?" and name not in ("day of month", "day of week")):
             raise ValueError(f"{name} {text!r} is not a cron field")
-        if match.group("step") is not None and int(match.group("step")) == 0:
-            raise ValueError(f"{name} {text!r}: a step must be at least 1")
+        step = match.group("step")
+        span = high - low + 1
+        # robfig/cron parses a step as an int (one that overflows is an error when the engine
+        # starts); a step beyond the field's span would only ever match its first value.
+        if step is not None and not 1 <= int(step) <= span:
+            raise ValueError(f"{name} {text!r}: a step must be 1-{span}")
         if match.group("range") in ("*", "?"):
             continue
         try:

@@ -127,11 +127,43 @@ def _address(value: str) -> str:
         ) from None
 
 
+_HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
+
+
+def host_problem(host: str) -> str | None:
+    """Why `host` is no host name (RFC 1123 labels, at most 253 characters), IPv4 address or
+    bracketed IPv6 address; None when it is one."""
+    import ipaddress
+
+    if host.startswith("["):
+        try:
+            ipaddress.IPv6Address(host[1:-1])
+        except ValueError:
+            return f"{host} is not an IPv6 address"
+        return None
+    if re.fullmatch(r"[0-9.]+", host):
+        try:
+            ipaddress.IPv4Address(host)
+        except ValueError:
+            return f"{host!r} is not an IPv4 address"
+        return None
+    name = host.removesuffix(".")
+    if len(name) > 253 or not name or not all(_HOST_LABEL.fullmatch(label) for label in name.split(".")):
+        return (
+            f"{host!r} is not a host name (labels of letters, digits and inner hyphens, "
+            "253 characters at most)"
+        )
+    return None
+
+
 def ssh_address(value: str) -> str:
     """`user@host[:port]`, the whole value (a final newline is not part of it)."""
     match = _SSH_RE.fullmatch(value)
     if not match:
         raise ValueError(f"{value!r} must be 'user@host[:port]'")
+    problem = host_problem(match.group("host"))
+    if problem is not None:
+        raise ValueError(f"{value!r}: {problem}")
     port = match.group("port")
     if port is not None and not 1 <= int(port) <= 65535:
         raise ValueError(f"{value!r}: port {port} is out of range 1-65535")

@@ -467,6 +467,15 @@ def _host_name_claims(plan: Plan) -> Problems:
         if route.fqdn in claimed:
             problems.append((path, f"host name {route.fqdn!r} is already claimed by {claimed[route.fqdn]}"))
         claimed.setdefault(route.fqdn, plan.origins[spec.name])
+        # A DNS name has at most 253 characters; HAProxy's certificate file is `<name>.pem`,
+        # and a file name has at most 255 bytes.
+        size = f"host name {route.fqdn[:40]}... is {len(route.fqdn)} characters"
+        if len(route.fqdn) > 253:
+            problems.append((path, f"{size}: a DNS name has at most 253"))
+        elif plan.config.tls.enabled and len(route.fqdn) > 251:
+            problems.append(
+                (path, f"{size}: its certificate file <name>.pem would pass a file name's 255 bytes")
+            )
     return problems
 
 

@@ -1,0 +1,124 @@
+"""Bad input the generated and mutated configs of issue 23 found: each class used to give a
+traceback or slip through, and is now one message with its place (file line, key path or
+command-line option), before anything is created."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+from harness import HOST_KEY, cli_here, cli_process
+
+from stacks.checks import validate
+from stacks.config import ConfigError, raw_from_pulumi_config
+
+SSH = {"name": "server", "address": "deploy@server.example.com", "host-key": HOST_KEY}
+
+
+def stack_file(tmp_path: Path, body: str) -> Path:
+    path = tmp_path / "Pulumi.bad.yaml"
+    path.write_text(body)
+    return path
+
+
+def problems(config: dict[str, Any]) -> list[tuple[str, str]]:
+    with pytest.raises(ConfigError) as raised:
+        validate(config)
+    return raised.value.problems
+
+
+# ---- YAML the stack file cannot hold -------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("value", "tag"),
+    [("!!binary aGVsbG8=", "binary"), ("!!set {a, b}", "set"), ("!!timestamp 2001-12-14", "timestamp")],
+)
+def test_an_explicit_yaml_tag_is_an_error_at_its_line(tmp_path, value, tag):
+    path = stack_file(tmp_path, f"config:\n  homelab:domain: lab.example.com\n  homelab:name: {value}\n")
+    result = cli_here("validate", "--file", str(path))
+    assert result.returncode == 1
+    assert f"line 3, column 17: the explicit tag !!{tag} is not allowed in a stack file" in result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_a_value_nested_too_deeply_is_an_error_at_its_line(tmp_path):
+    deep = "[" * 2000 + "]" * 2000
+    path = stack_file(tmp_path, f"config:\n  homelab:custom-services: {deep}\n")
+    result = cli_here("validate", "--file", str(path))
+    assert result.returncode == 1
+    assert "line 2, column 90: nested more than 64 levels deep" in result.stderr
+    assert "recursion" not in result.stderr
+
+
+@pytest.mark.parametrize("levels", [100, 5000])
+def test_the_program_reports_a_value_nested_too_deeply_by_its_key(levels):
+    """The program gets its config from the Pulumi CLI as JSON text: no RecursionError."""
+    with pytest.raises(ConfigError) as raised:
+        raw_from_pulumi_config([("homelab:custom-services", "[" * levels + "]" * levels)], [])
+    assert raised.value.problems == [("custom-services", "nested more than 64 levels deep")]
+
+
+# ---- accepted, but broken --------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("host", ["...", "-x", "a..b", "999.1.1.1", "[:::::]", "a_b.example.com"])
+def test_an_ssh_address_whose_host_is_no_host_is_refused_everywhere(host):
+    address = f"deploy@{host}"
+    assert [p for p, _ in problems({"hosts": [{**SSH, "address": address}]})] == ["hosts[0].address"]
+    jump = {"hosts": [{**SSH, "proxy": {"address": address, "trust-on-first-use": True}}]}
+    assert [p for p, _ in problems(jump)] == ["hosts[0].proxy.address"]
+    target = {
+        "hosts": [{"name": "local", "address": "local"}],
+        "backup": {"ssh": {"address": address, "path": "/srv/backups", "private-key-secret": "sftp-key"}},
+    }
+    found = problems(target)
+    assert [p for p, _ in found] == ["backup.ssh.address"], found
+
+
+def test_a_cron_step_beyond_the_fields_span_is_refused():
+    found = problems({"backup": {"schedule": "*/99999999999999999999 * * * *"}})
+    assert found == [("backup.schedule", "minute '*/99999999999999999999': a step must be 1-60")]
+
+
+def test_a_host_name_longer_than_dns_allows_is_refused():
+    label = "a" * 63
+    domain = ".".join([label, label, label, "b" * 57])  # 249 characters, a valid domain
+    assert len(domain) == 249
+    found = problems({"domain": domain, "hosts": [{"name": "local", "address": "local"}]})
+    paths = {p for p, m in found if "a DNS name has at most 253" in m}
+    assert "services.grafana.hostname" in paths  # monitoring.<domain>: 260 characters
+
+
+def test_a_host_name_whose_certificate_file_name_is_too_long_is_refused():
+    label = "a" * 63
+    domain = ".".join([label, label, label, "b" * 52])  # 244 characters
+    found = problems(
+        {
+            "domain": domain,
+            "hosts": [{"name": "local", "address": "local"}],
+            "services": {"landing": {"hostname": "1234567"}},  # 252 characters
+        }
+    )
+    assert any(p == "services.landing.hostname" and "its certificate file" in m for p, m in found), found
+
+
+# ---- the command line ----------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("stack", ["a/b", "a\nb", "", "..", "x" * 101])
+def test_a_stack_name_pulumi_would_refuse_is_refused_first(stack):
+    result = cli_process("validate", "--stack", stack)
+    assert result.returncode == 2
+    assert "is not a stack name" in result.stderr
+    assert "Errno" not in result.stderr
+
+
+def test_init_from_a_folder_names_the_file_to_give(tmp_path, monkeypatch):
+    monkeypatch.setenv("PULUMI_CONFIG_PASSPHRASE", "x")
+    result = cli_here("init", "--stack", "fresh", "--from", "examples")
+    assert result.returncode == 1
+    assert "--from examples is a folder: name one stack file in it" in result.stderr
+    assert json.dumps("no stack file") not in result.stderr
