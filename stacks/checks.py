@@ -42,7 +42,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))
         else:
             problems += platform_problems(config.platform)
-            problems += platform_tls_problems(config)
+            problems += platform_tls_problems(config) + acme_zone_problems(config)
     if config.layers.apps:
         problems += apps_problems(config)
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
@@ -106,6 +106,38 @@ def hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
         if message is not None:
             problems.append((path, message))
     return problems
+
+
+def acme_zone_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """ACME `dns-zones` that cover none of the names the platform certifies: every certificate
+    would find no solver (cert-manager selects a solver by `selector.dnsZones`)."""
+    p = config.platform
+    if p is None or p.tls is None or p.tls.acme is None or not p.tls.acme.dns_zones:
+        return []
+    domain = p.domain or config.domain
+    c = p.components
+    names = [
+        host_name(hostname, domain)
+        for hostname, on in (
+            (c.argocd.hostname, c.argocd.enabled),
+            (c.harbor.hostname, c.harbor.enabled),
+            (c.tracing.hostname, c.tracing.enabled),
+        )
+        if on
+    ]
+    if config.layers.apps:
+        names += [app_fqdn(config, app) for app in config.apps]
+    zones = p.tls.acme.dns_zones
+    covered = [n for n in names if any(n == z or n.endswith("." + z) for z in zones)]
+    if names and not covered:
+        return [
+            (
+                "platform.tls.acme.dns-zones",
+                f"{', '.join(zones)} cover none of the names to certify ({', '.join(names[:3])}"
+                f"{', ...' if len(names) > 3 else ''}): name the zone they are in, or leave dns-zones out",
+            )
+        ]
+    return []
 
 
 def platform_tls_problems(config: StackConfig) -> list[tuple[str, str]]:

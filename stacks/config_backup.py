@@ -99,10 +99,61 @@ _AGE_RECIPIENT_RE = re.compile(
 )
 
 
+_BECH32 = "qpzry9x8gf2tvdw0s3jn54khce6mua7l"
+
+
+def _bech32_ok(text: str) -> bool:
+    """Whether `text` is a Bech32 string whose checksum holds (BIP 173; age's recipients are
+    Bech32 with the human-readable part "age", age-encryption.org/v1) and whose data is 32 bytes."""
+    hrp, _, data = text.rpartition("1")
+    values = [_BECH32.index(c) for c in data]
+    generator = (0x3B6A57B2, 0x26508E6D, 0x1EA119FA, 0x3D4233DD, 0x2A1462B3)
+    check = 1
+    for value in [ord(c) >> 5 for c in hrp] + [0] + [ord(c) & 31 for c in hrp] + values:
+        top = check >> 25
+        check = (check & 0x1FFFFFF) << 5 ^ value
+        for i in range(5):
+            check ^= generator[i] if (top >> i) & 1 else 0
+    return check == 1 and len(values) - 6 == 52  # 52 five-bit groups hold 32 bytes
+
+
+def _ssh_key_ok(kind: str, blob: str) -> bool:
+    """Whether the base64 blob is a whole key of `kind` (RFC 4253 6.6: the type as a string,
+    then the key: ssh-ed25519 a 32-byte string, ssh-rsa two mpints)."""
+    import base64
+    import binascii
+    import struct
+
+    try:
+        data = base64.b64decode(blob, validate=True)
+    except (binascii.Error, ValueError):
+        return False
+    fields, offset = [], 0
+    while offset < len(data):
+        if offset + 4 > len(data):
+            return False
+        (size,) = struct.unpack(">I", data[offset : offset + 4])
+        if offset + 4 + size > len(data):
+            return False
+        fields.append(data[offset + 4 : offset + 4 + size])
+        offset += 4 + size
+    if not fields or fields[0] != kind.encode():
+        return False
+    if kind == "ssh-ed25519":
+        return len(fields) == 2 and len(fields[1]) == 32
+    return len(fields) == 3 and len(fields[2]) >= 128  # ssh-rsa: e, n (1024 bits and up)
+
+
 def _age_recipient(value: str) -> str:
     value = value.strip()
     if not _AGE_RECIPIENT_RE.fullmatch(value):
         raise ValueError(f"{value[:40]!r} is not an age public key (age1...) or an ssh-ed25519/ssh-rsa key")
+    if value.startswith("age1") and not _bech32_ok(value):
+        raise ValueError(f"{value[:40]!r}: its checksum does not hold (a typo, or a truncated key?)")
+    if value.startswith("ssh-"):
+        kind, blob = value.split()[:2]
+        if not _ssh_key_ok(kind, blob):
+            raise ValueError(f"{value[:40]!r}: not a whole {kind} public key (truncated or garbled?)")
     return value
 
 

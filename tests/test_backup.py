@@ -205,7 +205,8 @@ def test_archives_are_encrypted_to_a_generated_key(key_dir):
 def test_your_own_recipients_instead_of_a_generated_key(key_dir):
     mine = [
         "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p",
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAI me",
+        # a whole key (a truncated one is refused: its blob must hold the 32-byte key)
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdVbGBox2z5oc1BTI7B11ToThP3+guHB0k5ATqlYG6U me",
     ]
     mocks = run_program({**DEV, "backup": {"age-recipients": mine}}, key_dir=key_dir)
     assert not [r for r in mocks.resources if r.name == "backup-key"]

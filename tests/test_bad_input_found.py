@@ -122,3 +122,49 @@ def test_init_from_a_folder_names_the_file_to_give(tmp_path, monkeypatch):
     assert result.returncode == 1
     assert "--from examples is a folder: name one stack file in it" in result.stderr
     assert json.dumps("no stack file") not in result.stderr
+
+
+def test_an_age_recipient_must_be_a_whole_key_with_a_valid_checksum():
+    good = "age1x3dukn4zyv2dcgnhl6avqnm7kwrd2au4y3fqx888vs52r27l7fzs8c25we"  # from age-keygen
+    validate({"backup": {"age-recipients": [good]}})
+    flipped = good[:-1] + "x"
+    found = problems({"backup": {"age-recipients": [flipped]}})
+    assert found[0][0] == "backup.age-recipients[0]" and "checksum does not hold" in found[0][1], found
+    truncated = "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIAdVbGBox2z5oc1BTI7B11ToThP3"
+    found = problems({"backup": {"age-recipients": [truncated]}})
+    assert "not a whole ssh-ed25519 public key" in found[0][1], found
+
+
+def test_acme_dns_zones_that_cover_no_name_to_certify_are_refused():
+    config = {
+        "domain": "lab.example.com",
+        "layers": {"platform": True},
+        "platform": {
+            "kubeconfig-path": "/k",
+            "github-owner": "acme",
+            "github-token-secret": "gh",
+            "gitops": {"repository": "acme/gitops"},
+            "components": {"cert-manager": {"enabled": True}},
+            "tls": {
+                "mode": "acme",
+                "acme": {
+                    "email": "ops@example.com",
+                    "solver": "dns01-cloudflare",
+                    "cloudflare-api-token-secret": "cf",
+                    "dns-zones": ["other.example.org"],
+                },
+            },
+        },
+    }
+    found = [(p, m) for p, m in problems(config) if p == "platform.tls.acme.dns-zones"]
+    assert found and "cover none of the names to certify (argocd.lab.example.com" in found[0][1]
+    config["platform"]["tls"]["acme"]["dns-zones"] = ["lab.example.com"]
+    assert not [p for p, _ in problems_or_none(config) if p == "platform.tls.acme.dns-zones"]
+
+
+def problems_or_none(config: dict[str, Any]) -> list[tuple[str, str]]:
+    try:
+        validate(config)
+    except ConfigError as error:
+        return error.problems
+    return []
