@@ -542,11 +542,14 @@ def _bundle_tags(plan: Plan) -> Problems:
         for spec in plan.on_host(h.name):
             for c in spec.containers:
                 if tagged_name(c.image) is None:
+                    # At the image's own key: the service's `image` (an override or a custom
+                    # service's), where the fix is made.
                     message = (
-                        f"{spec.name}'s image {c.image!r} has no tag, which a bundle restores its "
-                        "images under: pin it as name:tag@sha256:<digest>"
+                        f"{c.image!r} has no tag, and host {h.name!r} takes its images from a bundle "
+                        f"(hosts[{i}].images-from-bundle), which restores them under name:tag: pin it "
+                        "as name:tag@sha256:<digest>"
                     )
-                    problems.append((f"hosts[{i}].images-from-bundle", message))
+                    problems.append((f"{plan.origins[spec.name]}.image", message))
     return problems
 
 
