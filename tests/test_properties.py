@@ -101,7 +101,12 @@ PATHS = (["/metrics", "/m", "/metrics/x"], ["/metrics\n", "metrics", "/a b"])
 # The backup engine's 5-field cron (the old 6-field form is refused with its equivalent).
 SCHEDULES = (
     ["0 4 * * *", "30 3 * * 1-5", "@daily", "*/15 * * * *"],
-    ["0 0 4 * * *", "61 * * * *", "0 4 * *"],
+    [
+        "0 0 4 * * *",
+        "61 * * * *",
+        "0 4 * *",
+        "*/99999999999999999999 * * * *",
+    ],  # a step past the span (issue 23)
 )
 # Host keys (ssh-ed25519, real wire format) and the bad ones: a line break, a non-key, a DSA key.
 HOST_KEYS = (
@@ -111,7 +116,11 @@ HOST_KEYS = (
     ],
     ["ssh-ed25519 AAAA\nssh-rsa AAAA", "not a key", "ssh-dss AAAAB3NzaC1kc3MAAACBAP"],
 )
-SSH_ADDRESSES = (["backup@nas.lan", "b@10.0.0.9:2222"], ["b@nas.lan\n", "nas.lan", "b@nas.lan:0"])
+SSH_ADDRESSES = (
+    ["backup@nas.lan", "b@10.0.0.9:2222"],
+    # issue 23: hosts that are no host name or IP address
+    ["b@nas.lan\n", "nas.lan", "b@nas.lan:0", "b@...", "b@-x", "b@a..b", "b@999.1.1.1", "b@[:::::]"],
+)
 ABSOLUTE_PATHS = (["/srv/backups", "/b"], ["backups", "/srv/b\n", "/a,b", "/a b"])
 URLS = (
     ["https://dav.example.com", "http://10.0.0.9:8080/dav"],
@@ -119,7 +128,14 @@ URLS = (
 )
 AGE_RECIPIENTS = (
     ["age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8p", HOST_KEYS[0][0] + " me"],
-    ["age1short", HOST_KEYS[0][0] + " me\nX=1", "ssh-ed25519 AAAA,ssh-rsa"],
+    # issue 23: a broken Bech32 checksum, a truncated ssh key
+    [
+        "age1short",
+        HOST_KEYS[0][0] + " me\nX=1",
+        "ssh-ed25519 AAAA,ssh-rsa",
+        "age1ql3z7hjy54pw3hyww5ayyfg7zqgvc7w3j2elw8zmrj2kg5sfn9aqmcac8q",
+        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAIHpj6Tcv6KAlrYrgS4aiVp0R4PQZz6gb",
+    ],
 )
 PERCENTS = ([50, 85, 99.5], [0, 100, -1])
 ENV_NAMES = (["A", "B", "API_TOKEN", "MODE"], ["1X", "A B"])
