@@ -19,26 +19,56 @@ from components.homelab.proxy import CONFIG_DIR
 CRT_LIST_PATH = f"{CONFIG_DIR}/crt-list.txt"
 
 
-def self_signed_pem(fqdn: str) -> bytes:
-    """A key and a self-signed certificate for `fqdn`, combined as HAProxy loads them."""
+def _name(cn: str) -> x509.Name:
+    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
+
+
+def make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
+    """A test CA (key and certificate) to sign the certificates of `certificate_pem` with."""
     key = ec.generate_private_key(ec.SECP256R1())
-    name = x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, fqdn)])
     now = datetime.datetime.now(datetime.UTC)
     cert = (
         x509.CertificateBuilder()
-        .subject_name(name)
-        .issuer_name(name)
+        .subject_name(_name("test CA"))
+        .issuer_name(_name("test CA"))
+        .public_key(key.public_key())
+        .serial_number(x509.random_serial_number())
+        .not_valid_before(now - datetime.timedelta(minutes=5))
+        .not_valid_after(now + datetime.timedelta(days=1))
+        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
+        .sign(key, hashes.SHA256())
+    )
+    return key, cert
+
+
+def certificate_pem(
+    fqdn: str, ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate] | None = None
+) -> bytes:
+    """A key and a certificate for `fqdn` (self-signed, or signed by `ca`), combined as HAProxy
+    loads them."""
+    key = ec.generate_private_key(ec.SECP256R1())
+    signer, issuer = (key, _name(fqdn)) if ca is None else (ca[0], ca[1].subject)
+    now = datetime.datetime.now(datetime.UTC)
+    cert = (
+        x509.CertificateBuilder()
+        .subject_name(_name(fqdn))
+        .issuer_name(issuer)
         .public_key(key.public_key())
         .serial_number(x509.random_serial_number())
         .not_valid_before(now - datetime.timedelta(minutes=5))
         .not_valid_after(now + datetime.timedelta(days=1))
         .add_extension(x509.SubjectAlternativeName([x509.DNSName(fqdn)]), critical=False)
-        .sign(key, hashes.SHA256())
+        .sign(signer, hashes.SHA256())
     )
     key_pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
     return key_pem + cert.public_bytes(serialization.Encoding.PEM)
+
+
+def self_signed_pem(fqdn: str) -> bytes:
+    """A key and a self-signed certificate for `fqdn`, combined as HAProxy loads them."""
+    return certificate_pem(fqdn)
 
 
 def crt_list_hosts(text: str) -> dict[str, str]:

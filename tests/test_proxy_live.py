@@ -10,7 +10,6 @@ echo (TCP), so each request shows which backend it reached and with which certif
 
 from __future__ import annotations
 
-import datetime
 import http.client
 import re
 import shutil
@@ -27,10 +26,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import ec
-from cryptography.x509.oid import NameOID
-from haproxy_check import CRT_LIST_PATH, crt_list_hosts
+from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca
 from harness import ROOT, example_run
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
@@ -43,51 +39,6 @@ def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
-
-
-# ---- a test CA and one certificate per SNI name ---------------------------------------------
-
-
-def _name(cn: str) -> x509.Name:
-    return x509.Name([x509.NameAttribute(NameOID.COMMON_NAME, cn)])
-
-
-def make_ca() -> tuple[ec.EllipticCurvePrivateKey, x509.Certificate]:
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name("live test CA"))
-        .issuer_name(_name("live test CA"))
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.BasicConstraints(ca=True, path_length=None), critical=True)
-        .sign(key, hashes.SHA256())
-    )
-    return key, cert
-
-
-def leaf_pem(ca: tuple[Any, x509.Certificate], fqdn: str) -> bytes:
-    ca_key, ca_cert = ca
-    key = ec.generate_private_key(ec.SECP256R1())
-    now = datetime.datetime.now(datetime.UTC)
-    cert = (
-        x509.CertificateBuilder()
-        .subject_name(_name(fqdn))
-        .issuer_name(ca_cert.subject)
-        .public_key(key.public_key())
-        .serial_number(x509.random_serial_number())
-        .not_valid_before(now - datetime.timedelta(minutes=5))
-        .not_valid_after(now + datetime.timedelta(days=1))
-        .add_extension(x509.SubjectAlternativeName([x509.DNSName(fqdn)]), critical=False)
-        .sign(ca_key, hashes.SHA256())
-    )
-    key_pem = key.private_bytes(
-        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
-    )
-    return key_pem + cert.public_bytes(serialization.Encoding.PEM)
 
 
 # ---- stub backends -------------------------------------------------------------------------
@@ -130,7 +81,7 @@ class Lab:
         certs.mkdir()
         lines = []
         for fqdn in crt_list_hosts(crt_list):
-            (certs / f"{fqdn}.pem").write_bytes(leaf_pem(self.ca, fqdn))
+            (certs / f"{fqdn}.pem").write_bytes(certificate_pem(fqdn, self.ca))
             lines.append(f"{certs / f'{fqdn}.pem'} {fqdn}\n")
         (tmp / "crt-list.txt").write_text("".join(lines))
         cfg = self.cfg.replace(CRT_LIST_PATH, str(tmp / "crt-list.txt"))
