@@ -95,6 +95,11 @@ class Resource:
         return value
 
 
+def mock_image_id(name: str) -> str:
+    """The image ID the mocks give a pulled image (`RemoteImage.imageId`) of reference `name`."""
+    return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
+
+
 def _fake(kind: str, name: str) -> str:
     digest = hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()[:16]
     return f"{SECRET_MARK}-{kind}-{digest}"
@@ -177,9 +182,8 @@ class RecordingMocks(pulumi.runtime.Mocks):
         elif t == "time:index/static:Static":
             outputs["rfc3339"] = "2026-01-02T03:04:05Z"  # the creation time, fixed in state
         elif t == "docker:index/remoteImage:RemoteImage":
-            digest = hashlib.sha256(str(inputs.get("name")).encode()).hexdigest()
-            outputs["imageId"] = f"sha256:{digest}"
-            outputs["repoDigest"] = f"{inputs.get('name')}@sha256:{digest}"
+            outputs["imageId"] = mock_image_id(str(inputs.get("name")))
+            outputs["repoDigest"] = f"{inputs.get('name')}@{outputs['imageId']}"
         return f"{n}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:

@@ -359,3 +359,41 @@ def test_the_charts_a_platform_config_installs_are_the_programs():
     config = validate(load_stack_file(path))
     assert config.platform is not None
     assert {CHARTS[k].name for k in config.platform.components.charts(config.platform.routing)} == registered
+
+
+def state_of(mocks: Any) -> dict[str, Any]:
+    """The deployment a real `up` of this program run leaves: each pulled image with the ID the
+    containers name, and the containers as registered (what `export_stack` gives the guard)."""
+    from harness import mock_image_id
+
+    resources = [
+        {
+            "type": upgrades.REMOTE_IMAGE,
+            "inputs": r.inputs,
+            "outputs": {"imageId": mock_image_id(r.inputs["name"])},
+        }
+        for r in mocks.of_type(upgrades.REMOTE_IMAGE)
+    ]
+    resources += [{"type": upgrades.CONTAINER, "inputs": r.inputs} for r in mocks.of_type(upgrades.CONTAINER)]
+    return {"resources": resources}
+
+
+def test_the_guard_reads_the_state_the_program_leaves():
+    """Against the state of the single-host example: the same config changes no image; the
+    config with PostgreSQL 18 is the one major the guard refuses."""
+    from harness import load_stack_file
+
+    path = ROOT / "examples" / "single-host.yaml"
+    state = state_of(example_run(path))
+    deployed = upgrades.deployed_images(state)
+    assert deployed[("server", "homelab-postgres")] == CONTRACTS["postgres"].image
+    config = validate(load_stack_file(path))
+    assert upgrades.image_changes(deployed, upgrades.planned_images(config)) == []
+    raw = load_stack_file(path)
+    raw["services"]["postgres"] = {**raw["services"].get("postgres", {}), "image": "postgres:18.1-alpine"}
+    changes = upgrades.image_changes(deployed, upgrades.planned_images(validate(raw)))
+    assert [(c.service, c.old, c.new) for c in changes] == [
+        ("postgres", CONTRACTS["postgres"].image, "postgres:18.1-alpine")
+    ]
+    [verdict] = upgrades.judge_upgrades(changes)
+    assert verdict.action == "refuse" and not verdict.allowed
