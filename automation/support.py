@@ -67,6 +67,14 @@ class Pin:
     version: str  # the version the line is read from
 
 
+def chart_pin(key: str) -> Pin:
+    """The pin of chart `key` of components/platform/charts.py CHARTS."""
+    from components.platform.charts import CHARTS
+
+    c = CHARTS[key]
+    return Pin(f"chart {key}", "chart", f"{c.name} {c.version}", f"chart:{c.name}", c.version)
+
+
 def image_pin(component: str, ref: str, kind: str = "image") -> Pin:
     repo, tag = split_image(ref)
     return Pin(component, kind, ref, repo, tag)
@@ -152,10 +160,7 @@ def table_pins() -> list[Pin]:
 
     pins = [image_pin(key, c.image) for key, c in HOMELAB.items()]
     pins += [image_pin(key, c.image) for key, c in {**PLATFORM, **PIPELINE}.items()]
-    pins += [
-        Pin(f"chart {key}", "chart", f"{c.name} {c.version}", f"chart:{c.name}", c.version)
-        for key, c in CHARTS.items()
-    ]
+    pins += [chart_pin(key) for key in CHARTS]
     pins.append(Pin("kubernetes", "kubernetes", KUBERNETES_VERSION, "kubernetes", KUBERNETES_VERSION))
     pins.append(_python())
     pins += _requirements()
@@ -167,7 +172,6 @@ _FROM = re.compile(r"^\s*FROM\s+(?:--platform=\S+\s+)?(\S+)", re.IGNORECASE | re
 
 def config_pins(config: object) -> list[Pin]:
     """What one stack config registers (see the module's docstring)."""
-    from components.platform.charts import CHARTS
     from stacks.config import StackConfig
 
     assert isinstance(config, StackConfig)
@@ -187,17 +191,7 @@ def config_pins(config: object) -> list[Pin]:
         from components.platform.images import CONTRACTS as PLATFORM
 
         p = config.platform
-        for key in p.components.charts(p.routing):
-            chart = CHARTS[key]
-            pins.append(
-                Pin(
-                    f"chart {key}",
-                    "chart",
-                    f"{chart.name} {chart.version}",
-                    f"chart:{chart.name}",
-                    chart.version,
-                )
-            )
+        pins += [chart_pin(key) for key in p.components.charts(p.routing)]
         if p.components.tracing.enabled:
             pins += [image_pin(name, contract.image) for name, contract in PLATFORM.items()]
         pins.append(Pin("kubernetes", "kubernetes", p.kubernetes_version, "kubernetes", p.kubernetes_version))
