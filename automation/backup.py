@@ -483,8 +483,20 @@ def decrypt(archive: Path, identity: Path | None, workdir: Path) -> Path:
         check=False,
     )
     if result.returncode != 0:
+        plain.unlink(missing_ok=True)  # what a failed run wrote is no archive
+        said = _message(result.stderr)
+        # age (filippo.io/age, 1.1.1 seen here) tells a key that opens no stanza of the header
+        # ("no identity matched any of the recipients") from a payload or header that does not
+        # authenticate or parse: the second is a damaged or truncated file, whatever the key.
+        if "no identity matched" in said:
+            raise BackupError(
+                f"{name} is not encrypted to the key in {identity} (age: {said}): give the "
+                "identity this stack exported (pulumi stack output backup-identity); nothing was changed"
+            )
         raise BackupError(
-            f"{name} could not be decrypted with {identity}: {_message(result.stderr)}; nothing was changed"
+            f"{name} is damaged or truncated: it does not decrypt and authenticate with {identity} "
+            f"(age: {said}); take another archive (python -m automation backups --host H); "
+            "nothing was changed"
         )
     return plain
 

@@ -310,8 +310,9 @@ def test_one_service(lab: Lab) -> None:
     [
         (flip_byte, False, "is not a readable backup archive"),
         (truncate, False, "is not a readable backup archive"),
-        (flip_byte, True, "could not be decrypted"),
-        (truncate, True, "could not be decrypted"),
+        # issue 27: a damaged archive is told apart from a wrong key
+        (flip_byte, True, "is damaged or truncated"),
+        (truncate, True, "is damaged or truncated"),
     ],
     ids=["flipped-byte", "truncated", "flipped-byte-encrypted", "truncated-encrypted"],
 )
@@ -848,7 +849,7 @@ def test_each_failure_is_in_the_metric(lab: Lab, verified: Verified, damage: str
     report, out = drill_with_metrics(lab, 1_900_003_600)
     assert not report.ok
     # age encryption is authenticated: a flipped or missing byte does not decrypt.
-    reason = {"flipped-byte": "could not be decrypted", "truncated": "could not be decrypted"}
+    reason = {"flipped-byte": "is damaged or truncated", "truncated": "is damaged or truncated"}
     assert reason.get(damage, f"no archive in {lab.archives} on host local") in out
     after = values(textfile(lab))
     for service in ("notes", "ledger"):

@@ -481,7 +481,9 @@ def test_restore_refuses_an_archive_it_cannot_decrypt(lab: Lab, tmp_path: Path) 
 
     assert result.returncode == 1
     # Errors go to stderr (issue 12), one line, no traceback.
-    assert "could not be decrypted" in result.stderr and "nothing was changed" in result.stderr
+    # A key the archive is not encrypted to, said as such (not as a damaged archive: issue 27).
+    assert "is not encrypted to the key in" in result.stderr and "nothing was changed" in result.stderr
+    assert "damaged" not in result.stderr
     assert "Traceback" not in result.stderr
     assert snapshot(lab) == before
     assert events(lab, since) == []  # nothing stopped, no helper container
