@@ -19,7 +19,8 @@ configured recipients and named `<file>.age` (cmd/backup/encrypt_archive.go).
 Decryption happens here, on the operator's machine, with the `age` tool and the identity the
 stack exported (`backup-identity`): the private key never goes to the server. The decrypted
 archive is read completely (gzip checksum included) before any container is stopped. Each
-volume is then emptied and refilled by a throwaway container of a helper image (default: the
+volume is then refilled by a throwaway container of a helper image (restore_script: the new
+files are extracted beside the old and swapped in once complete; default image: the
 engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2 is
 `FROM alpine:3.24`) that reads a tar of that volume alone on stdin, with numeric owners.
 """
@@ -547,11 +548,32 @@ def _running_users(docker: DockerCli, volume: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
+def free_space(
+    hb: HostBackup, volumes: list[str], docker: DockerCli, image: str | None = None
+) -> dict[str, int]:
+    """Bytes free in each volume, from one helper container mounting them all read-only."""
+    mounts = [
+        arg
+        for i, volume in enumerate(volumes)
+        for arg in ("--mount", f"type=volume,source={volume},target=/v{i},readonly")
+    ]
+    args = ["run", "--rm", "--network", "none", "--user", "0:0", *mounts, "--entrypoint", "df"]
+    args += [image or hb.image, "-Pk", *(f"/v{i}" for i in range(len(volumes)))]
+    text = docker.text(args, "checking the volumes' free space")
+    free: dict[str, int] = {}
+    for line in text.splitlines()[1:]:
+        fields = line.split()
+        if len(fields) >= 6 and fields[-1].startswith("/v") and fields[-1][2:].isdigit():
+            free[volumes[int(fields[-1][2:])]] = int(fields[3]) * 1024
+    return free
+
+
 def plan_restore(
     hb: HostBackup,
     archive: Path,
     service: str | None,
     docker: DockerCli,
+    image: str | None = None,
 ) -> RestorePlan:
     contents = read_archive(archive)
     chosen = hb.select(service)
@@ -568,6 +590,32 @@ def plan_restore(
             f"volume(s) {', '.join(missing)} do not exist on host {hb.host}: run `pulumi up` first "
             "(it creates them empty), then restore; nothing was changed"
         )
+    # Found before anything is stopped: a helper left by a killed restore would make the refill
+    # of the first volume fail with the services already down.
+    helper = f"{hb.prefix}-restore"
+    left = docker.text(
+        ["ps", "-a", "--filter", f"name=^/{helper}$", "--format", "{{.Names}}"],
+        "looking for a restore helper",
+    )
+    if left.strip():
+        raise BackupError(
+            f"a container {helper} is left from an earlier restore: if no restore is running, remove it "
+            f"(docker rm -f {helper}) and run again; nothing was stopped or changed"
+        )
+    # The files are extracted next to the old ones (restore_script): each volume must hold both.
+    free = free_space(hb, [e.volume for e, _ in present], docker, image)
+    short = [
+        (e.volume, free[e.volume], c.size) for e, c in present if e.volume in free and free[e.volume] < c.size
+    ]
+    if short:
+        raise BackupError(
+            "; ".join(
+                f"{volume} has {human_size(room)} free, and the archive's files need {human_size(size)} "
+                "next to the old data (kept until the new is complete)"
+                for volume, room, size in short
+            )
+            + ": make room in the volume's file system first; nothing was stopped or changed"
+        )
     stop: list[str] = []
     for entry, _ in present:
         for name in _running_users(docker, entry.volume):
@@ -578,6 +626,34 @@ def plan_restore(
     if idle:
         notes.append(f"not running (left as they are): {', '.join(idle)}")
     return RestorePlan(hb, archive.name, present, skipped, stop, notes)
+
+
+NEW_DIR = ".homelab-restore-new"
+SPACE_EXIT = 3  # the restore script's exit code when the volume has too little room
+
+
+def restore_script(size: int, volume: str, fix_root: str = "") -> str:
+    """The helper's script: the archive's files are extracted beside the old ones, in a
+    directory of the same volume, and only once all of them are there do they replace the old
+    ones (a rename within the volume). Refused up front, with the numbers, when the volume's
+    free space cannot hold them next to the old data; a failed extraction leaves the old data
+    as it was."""
+    new = f"{RESTORE_MOUNT}/{NEW_DIR}"
+    entries = f"{RESTORE_MOUNT}/..?* {RESTORE_MOUNT}/.[!.]* {RESTORE_MOUNT}/*"
+    return (
+        "set -e; "
+        f"free=$(df -Pk {RESTORE_MOUNT} | awk 'NR==2 {{print $4}}'); "
+        f'if [ $((free * 1024)) -lt {size} ]; then echo "{volume} has $((free * 1024)) bytes free; the '
+        f"archive's files need {size} next to the old data, which is kept until they are all there\" >&2; "
+        f"exit {SPACE_EXIT}; fi; "
+        f'rm -rf "{new}"; mkdir "{new}"; '
+        f'if ! tar -xf - -C "{new}"; then rm -rf "{new}"; exit 1; fi; '
+        f'for f in {entries}; do if [ "$f" != "{new}" ] && {{ [ -e "$f" ] || [ -L "$f" ]; }}; then '
+        f'rm -rf "$f"; fi; done; '
+        f'for f in "{new}"/..?* "{new}"/.[!.]* "{new}"/*; do if [ -e "$f" ] || [ -L "$f" ]; then '
+        f'mv "$f" {RESTORE_MOUNT}/; fi; done; '
+        f'rmdir "{new}"{fix_root}'
+    )
 
 
 def _restore_volume(
@@ -594,10 +670,7 @@ def _restore_volume(
         if root
         else ""
     )
-    script = (
-        f"set -e; rm -rf {RESTORE_MOUNT}/..?* {RESTORE_MOUNT}/.[!.]* {RESTORE_MOUNT}/*; "
-        f"tar -xf - -C {RESTORE_MOUNT}{fix_root}"
-    )
+    script = restore_script(content.size, entry.volume, fix_root)
     mount = f"type=volume,source={entry.volume},target={RESTORE_MOUNT}"
     args = _helper(plan.hb, image, mount, script)
     # A fixed name: one restore at a time; no service can have it (stacks/checks.py RESERVED_NAMES).
@@ -613,8 +686,9 @@ def execute_restore(
     """Stop the users of the volumes, refill each volume, start them again.
 
     Refuses, restarting what it stopped and changing nothing, when a container cannot be
-    stopped. When refilling a volume fails, the containers stay stopped (their data may be
-    half restored) and the error says so.
+    stopped. When refilling a volume fails, the containers stay stopped and the error says so:
+    the failed volume keeps its old data (restore_script), volumes refilled before it hold the
+    archive's.
     """
     stopped: list[str] = []
     for name in plan.stop:
@@ -633,9 +707,12 @@ def execute_restore(
             _restore_volume(plan, entry, content, archive, docker, image)
         except Exception as error:  # whatever went wrong, the volume is now in doubt
             left = ", ".join(stopped) or "none"
+            done = [e.volume for e, _ in plan.volumes[: plan.volumes.index((entry, content))]]
             raise BackupError(
-                f"{error}. {entry.volume} may be partly restored; left stopped: {left}. "
-                "Fix the cause and run the restore again"
+                f"{error}. {entry.volume} keeps its old data unless the error came after all files were "
+                "extracted"
+                + (f"; already restored: {', '.join(done)}" if done else "")
+                + f"; left stopped: {left}. Fix the cause and run the restore again"
             ) from None
         out.write(f"restored {entry.volume}: {content.files} file(s), {human_size(content.size)}\n")
     failed = []
@@ -664,7 +741,7 @@ def restore(
         local = Path(archive).expanduser()
         path = local if local.is_file() else _fetch(hb, archive, docker, image, workdir)
         plain = decrypt(path, identity, workdir)
-        plan = plan_restore(hb, plain, service, docker)
+        plan = plan_restore(hb, plain, service, docker, image)
         plan.archive = path.name
         out.write(plan.render())
         if dry_run:

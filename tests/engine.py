@@ -3,7 +3,7 @@ tiny busybox image per test session (per xdist worker) for their helper and serv
 
 Images cannot be pulled here, so the image is made with `docker import` from Debian's static
 busybox (`busybox-static`, installed by .ci/run and scripts/install-tools.sh): the applets the
-restore and the drill run (sh, tar, find, sha256sum, ...), an /etc/passwd whose `postgres` has
+restore and the drill run (sh, tar, find, sha256sum, df, awk, ...), an /etc/passwd whose `postgres` has
 another uid than the archives' (a restore that mapped owners by name would show), and a
 stand-in `backup` command (the backup engine's manual trigger) that says what it ran for and
 exits with $BACKUP_EXIT.
@@ -21,7 +21,7 @@ from pathlib import Path
 BUSYBOX = Path("/bin/busybox")
 APPLETS = (
     "sh", "sleep", "tar", "rm", "cat", "stat", "chown", "chmod", "ls", "true", "echo",
-    "find", "wc", "sha256sum", "mv",
+    "find", "wc", "sha256sum", "mv", "mkdir", "rmdir", "df", "awk",
 )  # fmt: skip
 PASSWD = "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/:/bin/sh\n"
 BACKUP_SCRIPT = '#!/bin/sh\necho "backup run for $BACKUP_LABEL"\nexit "${BACKUP_EXIT:-0}"\n'

@@ -1051,17 +1051,31 @@ def test_backups_without_a_local_directory_says_where_to_look(tmp_path: Path) ->
 class FakeDocker(backups.DockerCli):
     """Records calls; answers `ps`, `volume inspect`, `stop`, `start`, `exec` from tables."""
 
-    def __init__(self, users: dict[str, list[str]], unstoppable: tuple[str, ...] = ()) -> None:
+    def __init__(
+        self,
+        users: dict[str, list[str]],
+        unstoppable: tuple[str, ...] = (),
+        free_kib: int = 99_999_999,
+        leftover: str = "",
+    ) -> None:
         super().__init__("unix:///fake.sock")
         self.users, self.unstoppable = users, unstoppable
+        self.free_kib, self.leftover = free_kib, leftover
         self.calls: list[list[str]] = []
 
     def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
         args = list(args)
         self.calls.append(args)
         code, out = 0, b""
-        if args[0] == "ps":
-            out = "\n".join(self.users.get(args[2].removeprefix("volume="), [])).encode()
+        if args[0] == "ps" and args[-3].startswith("name="):  # a restore helper left behind
+            out = self.leftover.encode()
+        elif args[0] == "ps":
+            out = "\n".join(self.users.get(args[-3].removeprefix("volume="), [])).encode()
+        elif args[0] == "run" and "df" in args:  # free_space, in df -P's layout
+            mounts = [a for a in args if a.startswith("/v")]
+            lines = ["Filesystem 1024-blocks Used Available Capacity Mounted on"]
+            lines += [f"/dev/x 99999999 0 {self.free_kib} 0% {m}" for m in mounts]
+            out = "\n".join(lines).encode()
         elif args[0] == "stop" and args[1] in self.unstoppable:
             code = 1
         return subprocess.CompletedProcess(args, code, out, b"permission denied" if code else b"")
@@ -1110,7 +1124,39 @@ def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path
         ("start", "homelab-backup"),
         ("start", "homelab-grafana"),
     ]
-    assert not [c for c in docker.calls if c[0] == "run"]
+    assert not refills(docker)
+
+
+def refills(docker: FakeDocker) -> list[list[str]]:
+    """The helper runs that change a volume (not the read-only free-space check)."""
+    return [c for c in docker.calls if c[0] == "run" and "df" not in c]
+
+
+def test_restore_refuses_a_leftover_helper_before_stopping_anything(tmp_path: Path) -> None:
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" for e in hb.entries})
+    docker = FakeDocker({e.volume: [e.container] for e in hb.entries}, leftover="homelab-restore")
+    with pytest.raises(
+        BackupError, match=r"homelab-restore is left .*docker rm -f homelab-restore.* nothing was stopped"
+    ):
+        backups.plan_restore(hb, archive, None, docker)
+    assert not [c for c in docker.calls if c[0] in ("stop", "start")] and not refills(docker)
+
+
+def test_restore_refuses_a_volume_without_room_for_old_and_new(tmp_path: Path) -> None:
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" * 5000 for e in hb.entries})
+    docker = FakeDocker({e.volume: [e.container] for e in hb.entries}, free_kib=4)
+    with pytest.raises(BackupError) as caught:
+        backups.plan_restore(hb, archive, "grafana", docker)
+    assert "homelab_grafana_data has 4.0 KiB free" in str(caught.value)
+    assert "nothing was stopped or changed" in str(caught.value)
+    assert not [c for c in docker.calls if c[0] in ("stop", "start")] and not refills(docker)
+    # One helper checks every chosen volume at once, read-only.
+    (check,) = [c for c in docker.calls if c[0] == "run"]
+    assert "type=volume,source=homelab_grafana_data,target=/v0,readonly" in check
+    # With room (5 KiB free for 5000 bytes), the same plan goes ahead.
+    assert backups.plan_restore(hb, archive, "grafana", FakeDocker({}, free_kib=5)).stop == []
 
 
 def test_restore_runs_one_helper_per_volume_between_stop_and_start(tmp_path: Path) -> None:
@@ -1120,8 +1166,8 @@ def test_restore_runs_one_helper_per_volume_between_stop_and_start(tmp_path: Pat
     plan = backups.plan_restore(hb, archive, "grafana", docker)
     backups.execute_restore(plan, archive, docker, io.StringIO(), image="helper:1")
     verbs = [c[0] for c in docker.calls if c[0] in ("stop", "start", "run")]
-    assert verbs == ["stop", "run", "start"]
-    (run,) = [c for c in docker.calls if c[0] == "run"]
+    assert verbs == ["run", "stop", "run", "start"]  # the free-space check comes before the stop
+    (run,) = refills(docker)
     assert run[:6] == ["run", "-i", "--name", "homelab-restore", "--rm", "--network"]
     assert "type=volume,source=homelab_grafana_data,target=/restore" in run
     assert run[run.index("--entrypoint") + 1 :][:3] == ["sh", "helper:1", "-c"]

@@ -33,6 +33,8 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness import cli_here, cli_process
 
+from automation.backup import RESTORE_MOUNT, SPACE_EXIT, restore_script
+
 # A service's process: it ends on SIGTERM as real services do (a bare `sleep` as PID 1 ignores
 # SIGTERM, so every `docker stop` waited out the whole stop timeout).
 SERVICE = ("sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait')
@@ -617,3 +619,96 @@ def test_backup_runs_the_engine_in_its_container(lab: Lab) -> None:
     failed = cli(lab, "backup")
     assert failed.returncode == 1
     assert "the backup run on host 'local' failed" in failed.stderr
+
+
+# ---- a restore that cannot finish leaves the old data (issue 27) ---------------------------------
+
+
+def test_restore_refuses_a_helper_left_by_an_earlier_restore(lab: Lab) -> None:
+    """A restore killed mid-way leaves its helper container: found before anything stops."""
+    notes = lab.volume("notes", "data")
+    fill_volume(lab, notes, known_files("current"))
+    archive = engine_archive(lab, {notes: known_files("old")}, "t10-leftover")
+    docker("create", "--network", "none", "--name", lab.container("restore"), lab.image, "true")
+    before = snapshot(lab)
+    since = time.time()
+
+    result = restore(lab, str(archive))
+
+    assert result.returncode == 1
+    assert f"docker rm -f {lab.container('restore')}" in result.stderr, result.stderr
+    assert "nothing was stopped or changed" in result.stderr
+    assert snapshot(lab) == before
+    assert not [e for e in events(lab, since) if e[1] in ("stop", "start", "die")]
+    assert running(lab, "notes") and running(lab, "ledger")
+
+
+@pytest.fixture
+def small_ledger(lab: Lab) -> Iterator[str]:
+    """The ledger's volume on a 1 MiB tmpfs (a nearly full disk), its container using it;
+    put back as a plain volume by the `lab` fixture of the next test."""
+    ledger = lab.volume("ledger", "db")
+    docker("rm", "-f", lab.container("ledger"))
+    docker("volume", "rm", ledger)
+    docker(
+        "volume", "create", "--driver", "local",
+        "--opt", "type=tmpfs", "--opt", "device=tmpfs", "--opt", "o=size=1m", ledger,
+    )  # fmt: skip
+    start_services(lab, ["ledger"])
+    yield ledger
+    docker("rm", "-f", lab.container("ledger"), check=False)
+    docker("volume", "rm", "-f", ledger, check=False)
+
+
+def big_files(seed: str, size: int) -> Tree:
+    return {"big.bin": ("file", os.urandom(size), 0o600, 0, 0), "seed": ("file", seed.encode(), 0o644, 0, 0)}
+
+
+def test_restore_refuses_a_volume_without_room_for_old_and_new(lab: Lab, small_ledger: str) -> None:
+    """The archive's files are extracted beside the old ones: 600 KiB of old data and 600 KiB
+    of archive do not fit in 1 MiB, so the restore stops nothing and changes nothing."""
+    current = big_files("current", 600 * 1024)
+    fill_volume(lab, small_ledger, current)
+    archive = engine_archive(lab, {small_ledger: big_files("old", 600 * 1024)}, "t10-no-room")
+    since = time.time()
+
+    result = restore(lab, str(archive), "--service", "ledger")
+
+    assert result.returncode == 1
+    assert f"{small_ledger} has " in result.stderr and "KiB free" in result.stderr, result.stderr
+    assert "nothing was stopped or changed" in result.stderr
+    assert read_volume(lab, small_ledger)[0] == current
+    assert not [e for e in events(lab, since) if e[1] in ("stop", "start", "die")]
+    assert running(lab, "ledger")
+
+
+def run_restore_script(lab: Lab, volume: str, script: str, data: bytes) -> subprocess.CompletedProcess:
+    mount = f"type=volume,source={volume},target={RESTORE_MOUNT}"
+    command = ["run", "--rm", "-i", "--network", "none", "--mount", mount, lab.image, "sh", "-c", script]
+    return docker(*command, input=data, check=False)
+
+
+def test_the_helper_script_keeps_the_old_data_when_extraction_fails(lab: Lab, small_ledger: str) -> None:
+    """The helper's own script (automation/backup.py restore_script) in busybox sh: a stream
+    cut short, or a volume filled after the plan checked it, leave the old data whole and no
+    half-extracted directory behind; a whole stream replaces every entry, dot files included."""
+    current = big_files("current", 300 * 1024)
+    fill_volume(lab, small_ledger, current)
+    new = big_files("new", 200 * 1024) | {".dot": ("file", b"dot\n", 0o644, 0, 0)}
+    stream = tar_of(new)
+    size = sum(len(content) for _, content, *_ in new.values())
+
+    cut = run_restore_script(
+        lab, small_ledger, restore_script(size, small_ledger), stream[: len(stream) // 2]
+    )
+    assert cut.returncode not in (0, SPACE_EXIT), cut.stderr
+    assert read_volume(lab, small_ledger)[0] == current
+
+    full = run_restore_script(lab, small_ledger, restore_script(900 * 1024, small_ledger), stream)
+    assert full.returncode == SPACE_EXIT
+    assert f"{small_ledger} has " in full.stderr.decode() and "bytes free" in full.stderr.decode()
+    assert read_volume(lab, small_ledger)[0] == current
+
+    whole = run_restore_script(lab, small_ledger, restore_script(size, small_ledger), stream)
+    assert whole.returncode == 0, whole.stderr
+    assert read_volume(lab, small_ledger)[0] == new  # NEW_DIR gone, old entries gone
