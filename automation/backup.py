@@ -30,14 +30,18 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gzip
+import json
+import os
 import re
 import shutil
+import signal
 import subprocess
 import tarfile
 import tempfile
+import threading
 import time
-from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
 
@@ -268,10 +272,20 @@ class DockerCli:
             return code, stderr.read(), lines if marked else None
 
 
-def _message(stderr: bytes | str | None) -> str:
+def _message(stderr: bytes | str | None, code: int | None = None) -> str:
+    """The last lines a command printed on stderr; with nothing there, its exit code and what
+    that usually means (a container or docker CLI killed, the engine gone)."""
     text = stderr.decode(errors="replace") if isinstance(stderr, bytes) else (stderr or "")
     lines = [line for line in text.strip().splitlines() if line.strip()]
-    return " / ".join(lines[-3:]) or "no message"
+    if lines:
+        return " / ".join(lines[-3:])
+    if code is None:
+        return "no message"
+    hint = "killed" if code in (137, -9) else "ended"
+    return (
+        f"exit code {code}, no message: the helper container or the docker CLI was {hint}, or the "
+        "Docker engine went away (check `docker info` on the host)"
+    )
 
 
 # ---- backup now ---------------------------------------------------------------------------
@@ -513,6 +527,9 @@ class RestorePlan:
     skipped: list[str]  # host volumes the archive does not hold
     stop: list[str]  # running containers that use a volume being restored
     notes: list[str] = field(default_factory=list)
+    # Stopped by an earlier restore that did not finish, still there and not running: started
+    # again at the end, with what this run stops.
+    restart: list[str] = field(default_factory=list)
 
     def render(self) -> str:
         lines = [f"restore from {self.archive} on host {self.hb.host}:"]
@@ -522,6 +539,11 @@ class RestorePlan:
         if self.skipped:
             lines.append(f"  not in the archive, left as they are: {', '.join(self.skipped)}")
         lines.append(f"  containers stopped during the restore: {', '.join(self.stop) or 'none running'}")
+        if self.restart:
+            lines.append(
+                f"  stopped by an earlier restore that did not finish, started again at the end: "
+                f"{', '.join(self.restart)}"
+            )
         lines += [f"  {note}" for note in self.notes]
         return "\n".join(lines) + "\n"
 
@@ -574,6 +596,7 @@ def plan_restore(
     service: str | None,
     docker: DockerCli,
     image: str | None = None,
+    earlier: Journal | None = None,
 ) -> RestorePlan:
     contents = read_archive(archive)
     chosen = hb.select(service)
@@ -621,11 +644,21 @@ def plan_restore(
         for name in _running_users(docker, entry.volume):
             if name not in stop:
                 stop.append(name)
+    restart = _stopped_of(docker, [c for c in (earlier.stopped if earlier else []) if c not in stop])
     notes = []
-    idle = sorted({e.container for e, _ in present} - set(stop))
+    idle = sorted({e.container for e, _ in present} - set(stop) - set(restart))
     if idle:
         notes.append(f"not running (left as they are): {', '.join(idle)}")
-    return RestorePlan(hb, archive.name, present, skipped, stop, notes)
+    return RestorePlan(hb, archive.name, present, skipped, stop, notes, restart)
+
+
+def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
+    """Those of `names` that exist and are not running (a removed one is left out)."""
+    if not names:
+        return []
+    result = docker.run(["inspect", "--format", "{{.Name}} {{.State.Running}}", *names])
+    state = dict(line.split() for line in result.stdout.decode(errors="replace").splitlines() if " " in line)
+    return [n for n in names if state.get(f"/{n}") == "false"]
 
 
 NEW_DIR = ".homelab-restore-new"
@@ -677,75 +710,250 @@ def _restore_volume(
     args[1:1] = ["-i", "--name", f"{plan.hb.prefix}-restore"]
     code, stderr = docker.feed(args, lambda sink: volume_stream(archive, entry.volume, sink))
     if code != 0:
-        raise BackupError(f"restoring {entry.volume} failed: {_message(stderr)}")
+        raise BackupError(f"restoring {entry.volume} failed: {_message(stderr, code)}")
 
 
 def execute_restore(
-    plan: RestorePlan, archive: Path, docker: DockerCli, out: TextIO, image: str | None = None
+    plan: RestorePlan,
+    archive: Path,
+    docker: DockerCli,
+    out: TextIO,
+    image: str | None = None,
+    journal: Journal | None = None,
 ) -> None:
-    """Stop the users of the volumes, refill each volume, start them again.
+    """Stop the users of the volumes, refill each volume, start them again (and what an
+    earlier, unfinished restore left stopped: plan.restart).
 
     Refuses, restarting what it stopped and changing nothing, when a container cannot be
-    stopped. When refilling a volume fails, the containers stay stopped and the error says so:
-    the failed volume keeps its old data (restore_script), volumes refilled before it hold the
-    archive's.
+    stopped. When refilling a volume fails or the run is interrupted (SIGINT, SIGTERM), the
+    containers stay stopped, the journal says what was done, and the error says how to finish:
+    the volume being refilled keeps its old data (restore_script), those refilled before it
+    hold the archive's.
     """
+    journal = journal or Journal(plan.archive, plan.archive, None)
+    hb = plan.hb
     stopped: list[str] = []
-    for name in plan.stop:
-        result = docker.run(["stop", name])
-        if result.returncode != 0:
-            restarted = [c for c in stopped if docker.run(["start", c]).returncode == 0]
-            raise BackupError(
-                f"refusing to restore: could not stop {name} ({_message(result.stderr)}); its data would "
-                f"change under it. Nothing was changed"
-                + (f"; started again: {', '.join(restarted)}" if restarted else "")
-            )
-        stopped.append(name)
-        out.write(f"stopped {name}\n")
+    try:
+        if plan.stop or plan.restart:
+            journal.save(hb)
+        for name in plan.stop:
+            result = docker.run(["stop", name])
+            if result.returncode != 0:
+                restarted = [c for c in stopped if docker.run(["start", c]).returncode == 0]
+                journal.stopped = [c for c in journal.stopped if c not in restarted]
+                if journal.stopped:
+                    journal.save(hb)
+                else:
+                    Journal.remove(hb)
+                said = _message(result.stderr, result.returncode)
+                raise BackupError(
+                    f"refusing to restore: could not stop {name} ({said}); "
+                    "its data would change under it. Nothing was changed"
+                    + (f"; started again: {', '.join(restarted)}" if restarted else "")
+                )
+            stopped.append(name)
+            journal.stopped.append(name)
+            journal.save(hb)
+            out.write(f"stopped {name}\n")
+    except (KeyboardInterrupt, Interrupted):
+        raise BackupError(
+            _unfinished(plan, journal, None, "interrupted while stopping the containers")
+        ) from None
     for entry, content in plan.volumes:
+        if entry.volume in journal.restored:
+            out.write(f"{entry.volume}: already restored by the earlier run\n")
+            continue
         try:
             _restore_volume(plan, entry, content, archive, docker, image)
-        except Exception as error:  # whatever went wrong, the volume is now in doubt
-            left = ", ".join(stopped) or "none"
-            done = [e.volume for e, _ in plan.volumes[: plan.volumes.index((entry, content))]]
-            raise BackupError(
-                f"{error}. {entry.volume} keeps its old data unless the error came after all files were "
-                "extracted"
-                + (f"; already restored: {', '.join(done)}" if done else "")
-                + f"; left stopped: {left}. Fix the cause and run the restore again"
-            ) from None
+        except (KeyboardInterrupt, Interrupted):
+            docker.run(["rm", "-f", f"{hb.prefix}-restore"])  # the helper, if it still runs
+            raise BackupError(_unfinished(plan, journal, entry.volume, "interrupted")) from None
+        except Exception as error:  # whatever went wrong, the journal knows where it stopped
+            raise BackupError(_unfinished(plan, journal, entry.volume, str(error))) from None
+        journal.restored.append(entry.volume)
+        journal.save(hb)
         out.write(f"restored {entry.volume}: {content.files} file(s), {human_size(content.size)}\n")
     failed = []
-    for name in stopped:
+    for name in [*journal.stopped]:
         result = docker.run(["start", name])
         if result.returncode != 0:
-            failed.append(f"{name} ({_message(result.stderr)})")
+            failed.append(f"{name} ({_message(result.stderr, result.returncode)})")
         else:
             out.write(f"started {name}\n")
     if failed:
-        raise BackupError(f"the volumes are restored, but these did not start again: {', '.join(failed)}")
+        raise BackupError(
+            f"the volumes are restored, but these did not start again: {', '.join(failed)} "
+            f"(the journal {Journal.path(hb)} keeps them: a rerun with --resume starts them)"
+        )
+    Journal.remove(hb)
+
+
+def _unfinished(plan: RestorePlan, journal: Journal, volume: str | None, what: str) -> str:
+    """The message of a restore that stopped part way: what state it left, how to finish."""
+    hb = plan.hb
+    parts = [what]
+    if volume is not None:
+        parts.append(f"{volume} keeps its old data unless the error came after all files were extracted")
+    if journal.restored:
+        parts.append(f"already restored: {', '.join(journal.restored)}")
+    parts.append(f"left stopped: {', '.join(journal.stopped) or 'none'}")
+    return (
+        ". ".join(parts) + f". The journal {Journal.path(hb)} keeps this: fix the cause, then finish with "
+        f"`python -m automation restore --resume --host {hb.host} --identity KEY` (with the same "
+        "--stack/--file), or run the same restore again"
+    )
+
+
+# ---- restore: a journal, so that an interrupted restore can be finished ----------------------
+
+
+def state_dir() -> Path:
+    """Where the restore journal is kept on this machine: $HOMELAB_STATE_DIR, else
+    $XDG_STATE_HOME/homelab, else ~/.local/state/homelab (the XDG Base Directory default)."""
+    if os.environ.get("HOMELAB_STATE_DIR"):
+        return Path(os.environ["HOMELAB_STATE_DIR"])
+    base = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(base) / "homelab"
+
+
+@dataclass
+class Journal:
+    """What a restore has done so far: written before its first `docker stop`, updated after
+    each stop and each volume, removed once everything it stopped runs again. A restore that
+    finds one finishes that job: it starts what the earlier run stopped, and, for the same
+    archive, skips the volumes that run had already refilled."""
+
+    archive: str  # as given (a file here or an archive name): what --resume restores
+    shown: str  # the archive's name
+    service: str | None
+    stopped: list[str] = field(default_factory=list)
+    restored: list[str] = field(default_factory=list)
+    started: float = field(default_factory=time.time)
+
+    @staticmethod
+    def path(hb: HostBackup) -> Path:
+        return state_dir() / f"restore-{hb.prefix}-{hb.host}.json"
+
+    @classmethod
+    def load(cls, hb: HostBackup) -> Journal | None:
+        path = cls.path(hb)
+        try:
+            data = json.loads(path.read_text())
+            return cls(
+                **{k: data[k] for k in ("archive", "shown", "service", "stopped", "restored", "started")}
+            )
+        except FileNotFoundError:
+            return None
+        except (ValueError, KeyError, TypeError) as error:
+            raise BackupError(
+                f"the restore journal {path} is unreadable ({error}): look at it, remove it, "
+                "and start the containers it names yourself"
+            ) from None
+
+    def save(self, hb: HostBackup) -> None:
+        path = self.path(hb)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        part = path.with_suffix(".part")
+        part.write_text(json.dumps(asdict(self), indent=2) + "\n")
+        part.replace(path)  # a kill mid-write leaves the previous journal whole
+
+    @classmethod
+    def remove(cls, hb: HostBackup) -> None:
+        cls.path(hb).unlink(missing_ok=True)
+
+
+TEMP_PREFIX = "homelab-restore-"
+
+
+def sweep_temp(out: TextIO) -> None:
+    """Remove what killed restores left in the temp directory (the decrypted archive): each
+    run writes its pid in its directory; a directory whose process is gone is removed."""
+    for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
+        try:
+            pid = int((folder / "pid").read_text())
+        except (OSError, ValueError):
+            continue  # not one of ours, or not yet written: left alone
+        if _alive(pid):
+            continue
+        size = sum(f.stat().st_size for f in folder.rglob("*") if f.is_file())
+        shutil.rmtree(folder, ignore_errors=True)
+        out.write(
+            f"removed {folder}, left by an interrupted restore ({human_size(size)} of decrypted data)\n"
+        )
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:
+        return True
+    return True
+
+
+class Interrupted(BaseException):
+    """SIGTERM, as KeyboardInterrupt is SIGINT: raised in the main thread by the handler."""
+
+
+@contextlib.contextmanager
+def _signals_raise() -> Iterator[None]:
+    """SIGTERM raises Interrupted (the default would end the process with no cleanup); SIGINT
+    raises KeyboardInterrupt as always. Only in the main thread, where handlers can be set."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def raise_interrupted(signum: int, frame: object) -> None:
+        raise Interrupted()
+
+    previous = signal.signal(signal.SIGTERM, raise_interrupted)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
 
 
 def restore(
     hb: HostBackup,
-    archive: str,
+    archive: str | None,
     docker: DockerCli,
     out: TextIO,
     service: str | None = None,
     identity: Path | None = None,
     dry_run: bool = False,
     image: str | None = None,
+    resume: bool = False,
 ) -> RestorePlan:
-    with tempfile.TemporaryDirectory(prefix="homelab-restore-") as tmp:
+    """Restore `archive` (or, with `resume`, the archive of the unfinished restore the journal
+    names). SIGINT and SIGTERM end it with the state it left and how to finish."""
+    sweep_temp(out)
+    earlier = Journal.load(hb)
+    if resume:
+        if earlier is None:
+            raise BackupError(
+                f"no unfinished restore on host {hb.host} to resume ({Journal.path(hb)} does not exist)"
+            )
+        archive, service = archive or earlier.archive, earlier.service
+    if archive is None:
+        raise BackupError("give --archive FILE, or --resume to finish an interrupted restore")
+    with _signals_raise(), tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         workdir = Path(tmp)
-        local = Path(archive).expanduser()
-        path = local if local.is_file() else _fetch(hb, archive, docker, image, workdir)
-        plain = decrypt(path, identity, workdir)
-        plan = plan_restore(hb, plain, service, docker, image)
+        (workdir / "pid").write_text(str(os.getpid()))
+        try:
+            local = Path(archive).expanduser()
+            path = local if local.is_file() else _fetch(hb, archive, docker, image, workdir)
+            plain = decrypt(path, identity, workdir)
+            plan = plan_restore(hb, plain, service, docker, image, earlier)
+        except (KeyboardInterrupt, Interrupted):
+            raise BackupError("interrupted before anything was stopped; nothing was changed") from None
         plan.archive = path.name
         out.write(plan.render())
         if dry_run:
             out.write("dry run: nothing was changed\n")
             return plan
-        execute_restore(plan, plain, docker, out, image)
+        journal = Journal(archive, path.name, service, stopped=list(plan.restart))
+        if earlier is not None and earlier.shown == path.name and earlier.service == service:
+            journal.restored = [v for v in earlier.restored if v in {e.volume for e, _ in plan.volumes}]
+        execute_restore(plan, plain, docker, out, image, journal)
         return plan

@@ -13,7 +13,7 @@
     setup bundle.tar.gz [--stack S]        verify, load it onto the stack's hosts, check image IDs
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
-    restore --host H --archive FILE [--service S] [--identity KEY] [--dry-run]
+    restore --host H --archive FILE | --resume [--service S] [--identity KEY] [--dry-run]
     drill --host H [--service S] | --due | --rules  restore drills: scratch volumes, checks, metrics
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
@@ -387,8 +387,12 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--host", required=True, help=host_help)
     p = with_stack(sub.add_parser("restore", help="restore a host's volumes from an archive"))
     p.add_argument("--host", required=True, help=host_help)
-    p.add_argument(
-        "--archive", required=True, help="a file here, or the name of an archive in the host's directory"
+    which = p.add_mutually_exclusive_group(required=True)
+    which.add_argument("--archive", help="a file here, or the name of an archive in the host's directory")
+    which.add_argument(
+        "--resume",
+        action="store_true",
+        help="finish the restore that was interrupted on this host (its archive and --service)",
     )
     p.add_argument("--service", help="only this service's volumes")
     p.add_argument("--identity", type=Path, help=identity_help)
@@ -548,7 +552,11 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | 
             extra["image"] = args.helper_image
         if args.command == "restore":
             extra.update(
-                archive=args.archive, service=args.service, identity=args.identity, dry_run=args.dry_run
+                archive=args.archive,
+                service=args.service,
+                identity=args.identity,
+                dry_run=args.dry_run,
+                resume=args.resume,
             )
         backup(args.command, args.host, args.stack, args.file, out, **extra)
         return 0

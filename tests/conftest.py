@@ -91,3 +91,10 @@ def busybox_image(tmp_path_factory):
         yield ref
     finally:
         docker("rmi", "-f", ref, check=False)
+
+
+@pytest.fixture(autouse=True)
+def restore_journal_here(tmp_path_factory, monkeypatch):
+    """Each test keeps the restore journal (automation/backup.py Journal) in a folder of its
+    own, never in the user's ~/.local/state."""
+    monkeypatch.setenv("HOMELAB_STATE_DIR", str(tmp_path_factory.mktemp("state")))
