@@ -712,3 +712,107 @@ def test_the_helper_script_keeps_the_old_data_when_extraction_fails(lab: Lab, sm
     whole = run_restore_script(lab, small_ledger, restore_script(size, small_ledger), stream)
     assert whole.returncode == 0, whole.stderr
     assert read_volume(lab, small_ledger)[0] == new  # NEW_DIR gone, old entries gone
+
+
+def restore_process(
+    lab: Lab, tmp: Path, *args: str, wrapper: str | None = None
+) -> subprocess.CompletedProcess[str]:
+    """`python -m automation restore ...` with its own temp directory (to see what it leaves)
+    and, given `wrapper` (a shell fragment run before the real docker CLI), a `docker` in
+    front of the real one."""
+    env = dict(os.environ, TMPDIR=str(tmp))
+    if wrapper is not None:
+        bin_dir = tmp.parent / "bin"
+        bin_dir.mkdir(exist_ok=True)
+        script = bin_dir / "docker"
+        script.write_text(f'#!/bin/sh\n{wrapper}\nexec {shutil.which("docker")} "$@"\n')
+        script.chmod(0o755)
+        env["PATH"] = f"{bin_dir}:{env['PATH']}"
+    argv = ["restore", *args, "--identity", str(lab.key), "--helper-image", lab.image]
+    return cli_process(*argv, "--host", "local", "--file", str(lab.stack_file), env=env)
+
+
+def helper_gone(lab: Lab) -> None:
+    for _ in range(100):
+        if docker("inspect", lab.container("restore"), check=False).returncode != 0:
+            return
+        time.sleep(0.1)
+    raise AssertionError("the restore helper container is still there")
+
+
+# The restore helper's `docker run -i --name <stack>-restore ...`: $1 $2 are the CLI's --host.
+HELPER_RUN = '[ "$3" = run ] && [ "$4" = -i ]'
+
+
+def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
+    """SIGKILL while the first volume is extracted (its stream cut short): the services stay
+    stopped, the volumes keep their old data; the same command again restores everything,
+    starts both services, and removes the plaintext the killed run left."""
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
+    fill_volumes(lab, current)
+    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
+    archive = engine_archive(lab, old, "t10-killed")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    kill = (
+        f'if {HELPER_RUN}; then head -c 100000 | {shutil.which("docker")} "$@"; kill -KILL $PPID; exit 1; fi'
+    )
+
+    killed = restore_process(lab, tmp, "--archive", str(archive), wrapper=kill)
+
+    assert killed.returncode == -9, killed.stderr
+    assert not running(lab, "notes") and not running(lab, "ledger")  # the fault as users met it
+    assert snapshot(lab) == current  # the cut stream changed nothing
+    left = list(tmp.glob("homelab-restore-*"))
+    assert left and any(f.name.endswith(".tar.gz") for f in left[0].iterdir())  # plaintext left
+    helper_gone(lab)
+
+    rerun = restore_process(lab, tmp, "--archive", str(archive))
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert "stopped by an earlier restore that did not finish, started again at the end" in rerun.stdout
+    assert f"removed {left[0]}, left by an interrupted restore" in rerun.stdout
+    assert snapshot(lab) == old
+    assert running(lab, "notes") and running(lab, "ledger")
+    assert not list(tmp.iterdir())  # no plaintext, no temp directory
+    assert not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*"))  # the journal is done
+
+
+@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
+def test_an_interrupted_restore_says_what_it_left_and_resume_finishes(
+    lab: Lab, tmp_path: Path, signal_name: str
+) -> None:
+    """Ctrl-C (SIGINT) or SIGTERM while a volume is refilled: one clean message with the
+    containers left stopped and the command that finishes; `--resume` finishes."""
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    fill_volumes(lab, {notes: known_files("notes, current"), ledger: known_files("ledger, current")})
+    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
+    archive = engine_archive(lab, old, f"t10-{signal_name.lower()}")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+
+    stopped = restore_process(
+        lab, tmp, "--archive", str(archive), wrapper=f"if {HELPER_RUN}; then kill -{signal_name} $PPID; fi"
+    )
+
+    assert stopped.returncode == 1
+    assert "Traceback" not in stopped.stderr, stopped.stderr
+    assert stopped.stderr.startswith("interrupted."), stopped.stderr
+    assert (
+        f"left stopped: {lab.container('notes')}" in stopped.stderr
+        or f"left stopped: {lab.container('ledger')}" in stopped.stderr
+    )
+    assert "restore --resume --host local" in stopped.stderr
+    assert not running(lab, "notes") and not running(lab, "ledger")
+    assert not list(tmp.iterdir())  # the temp directory went on the way out
+    helper_gone(lab)
+
+    resumed = restore_process(lab, tmp, "--resume")
+
+    assert resumed.returncode == 0, resumed.stdout + resumed.stderr
+    assert f"restore from {archive.name}" in resumed.stdout
+    assert snapshot(lab) == old
+    assert running(lab, "notes") and running(lab, "ledger")
+    nothing = restore_process(lab, tmp, "--resume")
+    assert nothing.returncode == 1 and "no unfinished restore on host local" in nothing.stderr
