@@ -17,8 +17,9 @@ volume is mounted there; with encryption the whole file is encrypted with age to
 configured recipients and named `<file>.age` (cmd/backup/encrypt_archive.go).
 
 Decryption happens here, on the operator's machine, with the `age` tool and the identity the
-stack exported (`backup-identity`): the private key never goes to the server. The decrypted
-archive is read completely (gzip checksum included) before any container is stopped. Each
+stack exported (`backup-identity`): the private key never goes to the server. The archive is
+decrypted as a stream each time it is read (ArchiveFile: no plaintext on disk), and read
+completely once (age's authentication, gzip's CRC, the tar) before any container is stopped. Each
 volume is then refilled by a throwaway container of a helper image (restore_script: the new
 files are extracted beside the old and swapped in once complete; default image: the
 engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2 is
@@ -30,6 +31,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import gzip
+import io
 import json
 import os
 import re
@@ -222,6 +224,25 @@ class DockerCli:
             stderr.seek(0)
             return code, stderr.read()
 
+    def read(self, args: Sequence[str], consume: Callable[[IO[bytes]], None]) -> tuple[int, bytes]:
+        """Run `docker args` with `consume` reading what it prints; (exit code, stderr). When
+        `consume` raises, the command is ended and the error raised once it has."""
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                [*self.base, *args], stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=stderr
+            )
+            assert process.stdout is not None
+            try:
+                consume(process.stdout)
+            except BaseException:
+                process.kill()
+                raise
+            finally:
+                process.stdout.close()
+                code = process.wait()
+            stderr.seek(0)
+            return code, stderr.read()
+
     def exchange(
         self,
         args: Sequence[str],
@@ -404,23 +425,96 @@ def _volume_of(member: tarfile.TarInfo) -> tuple[str, list[str]] | None:
     return parts[1], parts[2:]
 
 
-def _is_gzip(path: Path) -> bool:
-    with path.open("rb") as f:
-        return f.read(2) == b"\x1f\x8b"
+class ArchiveUnreadableError(BackupError):
+    """age could not decrypt the archive (a key it is not encrypted to, or a damaged file)."""
 
 
-def _open_tar(path: Path) -> tarfile.TarFile:
-    return tarfile.open(path, "r|gz" if _is_gzip(path) else "r|")
+@dataclass(frozen=True)
+class ArchiveFile:
+    """An archive on this machine: a plain tar(.gz), or one encrypted with age and decrypted
+    as a stream each time it is read, so that no plaintext copy is ever written to disk. age
+    authenticates each 64 KiB chunk before it writes it, and a cut file at its end
+    (C2SP age.md, "Payload"): whoever reads to the end has read only what the key's owner
+    wrote."""
 
+    path: Path
+    identity: Path | None = None
 
-def read_archive(path: Path) -> dict[str, VolumeContent]:
-    """Every volume in a (decrypted) archive, after reading all of it: a damaged archive is
-    refused here, before anything on the host changes."""
-    try:
-        if _is_gzip(path):
-            with gzip.open(path) as gz:  # to the end: the length and CRC are checked there
-                while gz.read(CHUNK):
+    @property
+    def name(self) -> str:
+        return self.path.name
+
+    @contextlib.contextmanager
+    def stream(self) -> Iterator[IO[bytes]]:
+        if not self.name.endswith(".age"):
+            with self.path.open("rb") as f:
+                yield f
+            return
+        age = shutil.which("age")
+        if age is None or self.identity is None:
+            raise BackupError(f"{self.name}: decrypting needs the age tool and --identity")
+        with tempfile.TemporaryFile() as stderr:
+            process = subprocess.Popen(
+                [age, "--decrypt", "--identity", str(self.identity), str(self.path)],
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.PIPE,
+                stderr=stderr,
+            )
+            assert process.stdout is not None
+            try:
+                yield process.stdout
+                while process.stdout.read(CHUNK):  # to age's end: the last chunk is checked there
                     pass
+            except BaseException:
+                process.stdout.close()  # a reader that stops early: age ends on the closed pipe
+                code = process.wait()
+                stderr.seek(0)
+                said = stderr.read()
+                if code not in (0, -signal.SIGPIPE) and said.strip():
+                    raise self._failed(said) from None  # age's reason, not its consequence
+                raise
+            process.stdout.close()
+            code = process.wait()
+            stderr.seek(0)
+            if code != 0:
+                raise self._failed(stderr.read())
+
+    def _failed(self, stderr: bytes) -> ArchiveUnreadableError:
+        said = _message(stderr)
+        # age (filippo.io/age, 1.1.1 seen here) tells a key that opens no stanza of the header
+        # ("no identity matched any of the recipients") from a payload or header that does not
+        # authenticate or parse: the second is a damaged or truncated file, whatever the key.
+        if "no identity matched" in said:
+            return ArchiveUnreadableError(
+                f"{self.name} is not encrypted to the key in {self.identity} (age: {said}): give the "
+                "identity this stack exported (pulumi stack output backup-identity); nothing was changed"
+            )
+        return ArchiveUnreadableError(
+            f"{self.name} is damaged or truncated: it does not decrypt and authenticate with "
+            f"{self.identity} (age: {said}); take another archive (python -m automation backups "
+            "--host H); nothing was changed"
+        )
+
+
+@contextlib.contextmanager
+def _open_tar(archive: ArchiveFile | Path) -> Iterator[tarfile.TarFile]:
+    """The archive's tar, read as a stream in one pass; gunzipped when it is gzip, and then read
+    to the gzip end, where the length and CRC are checked."""
+    source = archive if isinstance(archive, ArchiveFile) else ArchiveFile(Path(archive))
+    with source.stream() as raw:
+        buffered = raw if isinstance(raw, io.BufferedReader) else io.BufferedReader(raw)  # type: ignore[type-var,arg-type]
+        gz = gzip.GzipFile(fileobj=buffered, mode="rb") if buffered.peek(2)[:2] == b"\x1f\x8b" else None
+        with tarfile.open(fileobj=gz or buffered, mode="r|") as tar:
+            yield tar
+        if gz is not None:
+            while gz.read(CHUNK):
+                pass
+
+
+def read_archive(path: ArchiveFile | Path) -> dict[str, VolumeContent]:
+    """Every volume in an archive, after reading all of it once (decryption, gzip CRC, tar):
+    a damaged archive is refused here, before anything on the host changes."""
+    try:
         volumes: dict[str, VolumeContent] = {}
         with _open_tar(path) as tar:
             for member in tar:
@@ -437,6 +531,8 @@ def read_archive(path: Path) -> dict[str, VolumeContent]:
                 elif member.isfile():
                     content.files += 1
                     content.size += member.size
+    except ArchiveUnreadableError:
+        raise
     except BackupError as error:
         raise BackupError(f"{path.name}: {error}; nothing was changed") from None
     except (OSError, EOFError, tarfile.TarError, gzip.BadGzipFile) as error:
@@ -448,7 +544,7 @@ def read_archive(path: Path) -> dict[str, VolumeContent]:
     return volumes
 
 
-def volume_stream(path: Path, volume: str, sink: IO[bytes]) -> None:
+def volume_stream(path: ArchiveFile | Path, volume: str, sink: IO[bytes]) -> None:
     """Write a tar of `volume`'s files alone, paths relative to the volume, to `sink`.
 
     Owner names are dropped so that tar restores the numeric uid/gid of the archive: a name
@@ -471,13 +567,14 @@ def volume_stream(path: Path, volume: str, sink: IO[bytes]) -> None:
 # ---- restore: decrypt -----------------------------------------------------------------------
 
 
-def decrypt(archive: Path, identity: Path | None, workdir: Path) -> Path:
-    """The plain tar(.gz) of `archive`: decrypted with age when it ends in .age."""
+def open_archive(archive: Path, identity: Path | None) -> ArchiveFile:
+    """`archive`, to be read as a stream (decrypted with age when it ends in .age), once the
+    key and the tool it needs are known to be there."""
     name = archive.name
     if name.endswith(".gpg"):
         raise BackupError(f"{name} is GPG-encrypted: this stack encrypts with age; decrypt it with gpg first")
     if not name.endswith(".age"):
-        return archive
+        return ArchiveFile(archive)
     if identity is None:
         raise BackupError(
             f"{name} is encrypted: give --identity FILE, the key this stack exported "
@@ -485,35 +582,11 @@ def decrypt(archive: Path, identity: Path | None, workdir: Path) -> Path:
         )
     if not identity.is_file():
         raise BackupError(f"identity file {identity} does not exist; nothing was changed")
-    age = shutil.which("age")
-    if age is None:
+    if shutil.which("age") is None:
         raise BackupError(
             "decrypting needs the age tool (Debian/Ubuntu: apt install age; macOS: brew install age)"
         )
-    plain = workdir / name.removesuffix(".age")
-    result = subprocess.run(
-        [age, "--decrypt", "--identity", str(identity), "--output", str(plain), str(archive)],
-        stdin=subprocess.DEVNULL,
-        capture_output=True,
-        check=False,
-    )
-    if result.returncode != 0:
-        plain.unlink(missing_ok=True)  # what a failed run wrote is no archive
-        said = _message(result.stderr)
-        # age (filippo.io/age, 1.1.1 seen here) tells a key that opens no stanza of the header
-        # ("no identity matched any of the recipients") from a payload or header that does not
-        # authenticate or parse: the second is a damaged or truncated file, whatever the key.
-        if "no identity matched" in said:
-            raise BackupError(
-                f"{name} is not encrypted to the key in {identity} (age: {said}): give the "
-                "identity this stack exported (pulumi stack output backup-identity); nothing was changed"
-            )
-        raise BackupError(
-            f"{name} is damaged or truncated: it does not decrypt and authenticate with {identity} "
-            f"(age: {said}); take another archive (python -m automation backups --host H); "
-            "nothing was changed"
-        )
-    return plain
+    return ArchiveFile(archive, identity)
 
 
 # ---- restore: the plan and its execution ----------------------------------------------------
@@ -553,14 +626,46 @@ def _fetch(hb: HostBackup, name: str, docker: DockerCli, image: str | None, work
     if not ARCHIVE_NAME.fullmatch(name):
         raise BackupError(f"{name}: no such file here, and not the name of an archive")
     local = workdir / name
-    with local.open("wb") as sink:
-        result = docker.run(_helper(hb, image, _archive_mount(hb), f'cat "/archive/{name}"'), stdout=sink)
-    if result.returncode != 0:
+    copy_out(hb, docker, image or hb.image, name, local)
+    return local
+
+
+def copy_out(hb: HostBackup, docker: DockerCli, image: str, name: str, dest: Path) -> None:
+    """The archive `name` of the host's backup directory, copied to `dest` at disk speed:
+    `docker cp` out of a container that is created with the directory mounted and never
+    started (the engine sends the file as a one-entry tar through its API, GET
+    /containers/{id}/archive). A container's `cat` through an attached stream moved about
+    28 MB/s here (issue 27); `docker cp` of the same 200 MB file took 0.7-0.9 s."""
+    mount = ["--mount", _archive_mount(hb)]
+    created = docker.run(["create", "--network", "none", *mount, "--entrypoint", "true", image])
+    if created.returncode != 0:
+        said = _message(created.stderr, created.returncode)
+        raise BackupError(f"reading {hb.directory} on host {hb.host} failed: {said}{docker.ssh_said()}")
+    reader = created.stdout.decode().strip()
+    found: list[int] = []
+
+    def save(stream: IO[bytes]) -> None:
+        with tarfile.open(fileobj=stream, mode="r|") as tar, dest.open("wb") as sink:
+            for member in tar:
+                if member.isfile():
+                    source = tar.extractfile(member)
+                    assert source is not None
+                    shutil.copyfileobj(source, sink, CHUNK)
+                    found.append(member.size)
+                    break
+
+    try:
+        code, stderr = docker.read(["cp", f"{reader}:/archive/{name}", "-"], save)
+    except tarfile.TarError as error:
+        code, stderr = 1, str(error).encode()
+    finally:
+        docker.run(["rm", "-f", reader])
+    if code != 0 or not found or dest.stat().st_size != found[0]:
+        dest.unlink(missing_ok=True)
         raise BackupError(
-            f"no archive {name} in {hb.directory} on host {hb.host} ({_message(result.stderr)}); "
+            f"no archive {name} in {hb.directory} on host {hb.host} ({_message(stderr, code)}); "
             f"`backups --host {hb.host}` lists them"
         )
-    return local
 
 
 def _running_users(docker: DockerCli, volume: str) -> list[str]:
@@ -592,7 +697,7 @@ def free_space(
 
 def plan_restore(
     hb: HostBackup,
-    archive: Path,
+    archive: ArchiveFile | Path,
     service: str | None,
     docker: DockerCli,
     image: str | None = None,
@@ -693,7 +798,7 @@ def _restore_volume(
     plan: RestorePlan,
     entry: BackupEntry,
     content: VolumeContent,
-    archive: Path,
+    archive: ArchiveFile | Path,
     docker: DockerCli,
     image: str | None,
 ) -> None:
@@ -715,7 +820,7 @@ def _restore_volume(
 
 def execute_restore(
     plan: RestorePlan,
-    archive: Path,
+    archive: ArchiveFile | Path,
     docker: DockerCli,
     out: TextIO,
     image: str | None = None,
@@ -866,8 +971,9 @@ TEMP_PREFIX = "homelab-restore-"
 
 
 def sweep_temp(out: TextIO) -> None:
-    """Remove what killed restores left in the temp directory (the decrypted archive): each
-    run writes its pid in its directory; a directory whose process is gone is removed."""
+    """Remove what killed restores left in the temp directory (an archive fetched from the
+    host, still encrypted if the stack encrypts): each run writes its pid in its directory;
+    a directory whose process is gone is removed."""
     for folder in Path(tempfile.gettempdir()).glob(f"{TEMP_PREFIX}*"):
         try:
             pid = int((folder / "pid").read_text())
@@ -943,7 +1049,7 @@ def restore(
         try:
             local = Path(archive).expanduser()
             path = local if local.is_file() else _fetch(hb, archive, docker, image, workdir)
-            plain = decrypt(path, identity, workdir)
+            plain = open_archive(path, identity)
             plan = plan_restore(hb, plain, service, docker, image, earlier)
         except (KeyboardInterrupt, Interrupted):
             raise BackupError("interrupted before anything was stopped; nothing was changed") from None

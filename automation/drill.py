@@ -47,18 +47,18 @@ from typing import IO, TextIO
 
 from automation.backup import (
     ARCHIVE_NAME,
+    ArchiveFile,
     BackupEntry,
     BackupError,
     DockerCli,
     HostBackup,
-    _archive_mount,
     _message,
     _open_tar,
     _volume_of,
-    decrypt,
+    copy_out,
     host_backup,
-    listing_script,
-    parse_listing,
+    list_archives,
+    open_archive,
     read_archive,
     volume_stream,
 )
@@ -151,7 +151,9 @@ class DrillReport:
 # ---- the archive's content -------------------------------------------------------------------
 
 
-def _volume_files(path: Path, volume: str) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
+def _volume_files(
+    path: ArchiveFile | Path, volume: str
+) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
     with _open_tar(path) as tar:
         for member in tar:
             where = _volume_of(member)
@@ -160,7 +162,7 @@ def _volume_files(path: Path, volume: str) -> Iterator[tuple[str, tarfile.TarInf
             yield "/".join(where[1]), member, tar.extractfile(member)
 
 
-def sample_checksums(path: Path, volume: str, size: int) -> tuple[int, dict[str, str]]:
+def sample_checksums(path: ArchiveFile | Path, volume: str, size: int) -> tuple[int, dict[str, str]]:
     """(regular files of `volume` in the archive, sha256 of an evenly spread sample of them)."""
     names = sorted(name for name, _, _ in _volume_files(path, volume))
     if len(names) <= size:
@@ -214,7 +216,9 @@ class Scratch:
         return problems
 
 
-def restore_and_check(scratch: Scratch, plain: Path, entry: BackupEntry, target: str, sample: int) -> str:
+def restore_and_check(
+    scratch: Scratch, plain: ArchiveFile | Path, entry: BackupEntry, target: str, sample: int
+) -> str:
     """Fill the scratch volume `target` with `entry`'s files from the archive, and check them
     there: the files are all back, and the sample reads back with the archive's checksums.
     One helper container does both (one container start per volume: over SSH each costs a
@@ -385,33 +389,18 @@ def fetch_archive(
 ) -> tuple[str | None, Path | None]:
     """The archive to drill, copied to `workdir`: `archive` (a name in the host's backup
     directory), or the newest there (as `backups` lists them); (None, None) when there is
-    none. One helper container lists the directory, is sent the name, and sends that file."""
+    none. A named archive is copied without listing; the copy is `docker cp` out of a
+    container never started (automation/backup.py copy_out: at disk speed)."""
     if archive is not None and not ARCHIVE_NAME.fullmatch(archive):
         raise BackupError(f"{archive}: no such file here, and not the name of an archive")
-    script = f'{listing_script(hb)}; echo "{_END}"; read -r name; [ -z "$name" ] || exec cat -- "$name"'
-    args = [*_RUN, "-i", "--mount", _archive_mount(hb), "--entrypoint", "sh", image, "-c", script]
-    chosen: list[str] = []
-
-    def choose(lines: list[str]) -> bytes:
-        newest = parse_listing(lines)
-        chosen.append(archive or (newest[0].name if newest else ""))
-        return f"{chosen[0]}\n".encode()
-
-    partial = workdir / ".fetching"
-    with partial.open("wb") as sink:
-        code, stderr, listed = docker.exchange(args, _END, choose, rest=sink)
-    if listed is None:
-        raise BackupError(
-            f"listing {hb.directory} on {hb.host} failed: {_message(stderr)}{docker.ssh_said()}"
-        )
-    if not chosen[0]:
-        return None, None
-    if code != 0:
-        raise BackupError(
-            f"no archive {chosen[0]} in {hb.directory} on host {hb.host} ({_message(stderr)}); "
-            f"`backups --host {hb.host}` lists them"
-        )
-    return chosen[0], partial.rename(workdir / chosen[0])
+    if archive is None:
+        newest = list_archives(hb, docker, image)
+        if not newest:
+            return None, None
+        archive = newest[0].name
+    local = workdir / archive
+    copy_out(hb, docker, image, archive, local)
+    return archive, local
 
 
 def _need_identity(name: str, identity: Path | None) -> None:
@@ -465,7 +454,7 @@ def run_drill(
             if path is not None:
                 _need_identity(path.name, identity)
                 try:
-                    plain = decrypt(path, identity, Path(tmp))
+                    plain = open_archive(path, identity)
                     contents = read_archive(plain)
                 except BackupError as error:
                     fail_all(str(error).replace("; nothing was changed", ""))
@@ -486,7 +475,7 @@ def _drill_service(
     spec: ServiceSpec,
     hb: HostBackup,
     scratch: Scratch,
-    plain: Path,
+    plain: ArchiveFile | Path,
     contents: Mapping[str, object],
     result: ServiceResult,
     sample: int,

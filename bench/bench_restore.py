@@ -12,7 +12,9 @@ compression gains), then times, ROUNDS times each:
   write every file), into an empty directory;
 - restore: `python -m automation restore --archive ARCHIVE` (decrypt, check, plan, stop the
   service, refill its volume, start it);
-- down: the service's `stop` to `start`, from the engine's events.
+- down: the service's `stop` to `start`, from the engine's events;
+- by name: `restore --archive NAME`, the archive fetched from the host's backup directory
+  first (automation/backup.py copy_out), and the fetch's speed in MB/s.
 
 The median of each and the ratios restore/floor and down/floor are printed. Needs a Docker
 engine (scripts/start-dockerd.sh), busybox-static and age; takes about ROUNDS x 3 x the
@@ -90,7 +92,9 @@ def floor(archive: Path, key: Path, folder: Path) -> float:
     return elapsed
 
 
-def restore(archive: Path, key: Path, stack_file: Path, image: str, container: str) -> tuple[float, float]:
+def restore(
+    archive: Path | str, key: Path, stack_file: Path, image: str, container: str
+) -> tuple[float, float]:
     since = time.time()
     start = time.perf_counter()
     result = subprocess.run(
@@ -152,18 +156,21 @@ def main() -> None:
         }
         stack_file = folder / "Pulumi.bench.yaml"
         stack_file.write_text(yaml.safe_dump({"config": config}))
-        archive = folder / f"{prefix}-local-2026-01-01T04-00-00.tar.gz.age"
+        (folder / "archives").mkdir()
+        archive = folder / "archives" / f"{prefix}-local-2026-01-01T04-00-00.tar.gz.age"
         try:
             docker("volume", "create", volume)
             mount = f"{volume}:/var/lib/db"
             docker("run", "-d", "--network", "none", "--name", container, "-v", mount, image, *SERVICE)
             write_archive(archive, volume, args.mb, args.files, recipient.decode(), folder)
-            floors, restores, downs = [], [], []
+            archive_size = archive.stat().st_size
+            floors, restores, downs, by_name = [], [], [], []
             for _ in range(args.rounds):
                 floors.append(floor(archive, key_file, folder))
                 elapsed, down = restore(archive, key_file, stack_file, image, container)
                 restores.append(elapsed)
                 downs.append(down)
+                by_name.append(restore(archive.name, key_file, stack_file, image, container)[0])
         finally:
             docker("rm", "-f", container, check=False)
             docker("volume", "rm", "-f", volume, check=False)
@@ -175,7 +182,10 @@ def main() -> None:
         "floor_s": round(statistics.median(floors), 2),
         "restore_s": round(statistics.median(restores), 2),
         "down_s": round(statistics.median(downs), 2),
+        "by_name_s": round(statistics.median(by_name), 2),
     }
+    fetch = max(0.01, result["by_name_s"] - result["restore_s"])
+    result["fetch_mb_per_s"] = round(archive_size / 1e6 / fetch)
     result["restore_over_floor"] = round(result["restore_s"] / result["floor_s"], 2)
     result["down_over_floor"] = round(result["down_s"] / result["floor_s"], 2)
     if args.json:
@@ -186,6 +196,8 @@ def main() -> None:
     ratio = result["restore_over_floor"]
     print(f"  restore (python -m automation restore)  {result['restore_s']:7.2f} s  ({ratio}x)")
     print(f"  service down (stop -> start)  {result['down_s']:7.2f} s  ({result['down_over_floor']}x)")
+    print(f"  by name (fetched from the host first)  {result['by_name_s']:7.2f} s")
+    print(f"  fetch, estimated (by name - from a file)  {result['fetch_mb_per_s']} MB/s")
 
 
 if __name__ == "__main__":

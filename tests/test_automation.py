@@ -1191,9 +1191,9 @@ def test_an_encrypted_archive_needs_an_identity(tmp_path: Path) -> None:
     archive = tmp_path / "homelab-local-2026.tar.gz.age"
     archive.write_bytes(b"age-encryption.org/v1")
     with pytest.raises(BackupError, match="is encrypted: give --identity FILE"):
-        backups.decrypt(archive, None, tmp_path)
+        backups.open_archive(archive, None)
     with pytest.raises(BackupError, match="GPG-encrypted"):
-        backups.decrypt(tmp_path / "x.tar.gz.gpg", None, tmp_path)
+        backups.open_archive(tmp_path / "x.tar.gz.gpg", None)
 
 
 def test_archive_listing_renders_age_and_size() -> None:

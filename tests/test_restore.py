@@ -747,7 +747,8 @@ HELPER_RUN = '[ "$3" = run ] && [ "$4" = -i ]'
 def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
     """SIGKILL while the first volume is extracted (its stream cut short): the services stay
     stopped, the volumes keep their old data; the same command again restores everything,
-    starts both services, and removes the plaintext the killed run left."""
+    starts both services, and removes the temp directory the killed run left (which holds no
+    plaintext: the archive is decrypted as a stream)."""
     notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
     current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
     fill_volumes(lab, current)
@@ -765,7 +766,7 @@ def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_pa
     assert not running(lab, "notes") and not running(lab, "ledger")  # the fault as users met it
     assert snapshot(lab) == current  # the cut stream changed nothing
     left = list(tmp.glob("homelab-restore-*"))
-    assert left and any(f.name.endswith(".tar.gz") for f in left[0].iterdir())  # plaintext left
+    assert [f.name for f in left[0].iterdir()] == ["pid"]  # no plaintext, even when killed
     helper_gone(lab)
 
     rerun = restore_process(lab, tmp, "--archive", str(archive))
@@ -816,3 +817,20 @@ def test_an_interrupted_restore_says_what_it_left_and_resume_finishes(
     assert running(lab, "notes") and running(lab, "ledger")
     nothing = restore_process(lab, tmp, "--resume")
     assert nothing.returncode == 1 and "no unfinished restore on host local" in nothing.stderr
+
+
+def test_a_missing_named_archive_is_refused_and_its_reader_removed(lab: Lab) -> None:
+    """By name, the archive is `docker cp`-ed out of a container that never starts
+    (automation/backup.py copy_out); a name the directory does not hold is refused, and that
+    container does not stay behind."""
+    since = time.time()
+    name = f"{lab.prefix}-local-1999-01-01T00-00-00.tar.gz.age"
+
+    result = restore(lab, name)
+
+    assert result.returncode == 1
+    assert f"no archive {name} in {lab.archives} on host local" in result.stderr, result.stderr
+    assert "`backups --host local` lists them" in result.stderr
+    created = docker("ps", "-a", "--filter", f"ancestor={lab.image}", "--filter", "status=created", "-q")
+    assert created.stdout.decode().strip() == ""
+    assert not [e for e in events(lab, since) if e[1] in ("stop", "start")]
