@@ -4,9 +4,10 @@ services.
 For each backed-up service of the host (or one `--service`), the drill:
 
 1. takes the host's newest archive (as `backups` lists them) or the one named, copies it
-   here (one throwaway container of the helper image lists the directory and sends the
-   file), decrypts it with the stack's age identity (as `restore` does: the key stays off
-   the server) and reads all of it (gzip length and CRC, every tar entry);
+   here (`docker cp` out of a container never started: automation/backup.py copy_out),
+   and reads all of it once, decrypting it as a stream with the stack's age identity (as
+   `restore` does: the key stays off the server, no plaintext on disk): age's
+   authentication, gzip length and CRC, every tar entry, every file's sha256;
 2. restores each of the service's volumes into a scratch volume of its own, through a
    throwaway container of the helper image (the engine image: Alpine, with sh, tar, find and
    sha256sum), never into the service's own volume;
@@ -34,16 +35,14 @@ and need no password variables; mysql passes arguments starting with `-` to mysq
 from __future__ import annotations
 
 import dataclasses
-import hashlib
 import shlex
-import tarfile
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Iterator, Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import IO, TextIO
+from typing import TextIO
 
 from automation.backup import (
     ARCHIVE_NAME,
@@ -52,9 +51,8 @@ from automation.backup import (
     BackupError,
     DockerCli,
     HostBackup,
+    VolumeContent,
     _message,
-    _open_tar,
-    _volume_of,
     copy_out,
     host_backup,
     list_archives,
@@ -151,33 +149,16 @@ class DrillReport:
 # ---- the archive's content -------------------------------------------------------------------
 
 
-def _volume_files(
-    path: ArchiveFile | Path, volume: str
-) -> Iterator[tuple[str, tarfile.TarInfo, IO[bytes] | None]]:
-    with _open_tar(path) as tar:
-        for member in tar:
-            where = _volume_of(member)
-            if where is None or where[0] != volume or not where[1] or not member.isfile():
-                continue
-            yield "/".join(where[1]), member, tar.extractfile(member)
-
-
-def sample_checksums(path: ArchiveFile | Path, volume: str, size: int) -> tuple[int, dict[str, str]]:
-    """(regular files of `volume` in the archive, sha256 of an evenly spread sample of them)."""
-    names = sorted(name for name, _, _ in _volume_files(path, volume))
+def sample_checksums(content: VolumeContent, size: int) -> tuple[int, dict[str, str]]:
+    """(regular files of a volume in the archive, sha256 of an evenly spread sample of them),
+    from what read_archive(..., digests=True) took in its one pass."""
+    names = sorted(content.digests)
     if len(names) <= size:
-        chosen = set(names)
+        chosen = names
     else:
         step = len(names) / size
-        chosen = {names[int(i * step)] for i in range(size)}
-    sums: dict[str, str] = {}
-    for name, _, content in _volume_files(path, volume):
-        if name in chosen and content is not None:
-            digest = hashlib.sha256()
-            for chunk in iter(lambda: content.read(1 << 20), b""):  # noqa: B023
-                digest.update(chunk)
-            sums[name] = digest.hexdigest()
-    return len(names), sums
+        chosen = [names[int(i * step)] for i in range(size)]
+    return content.files, {name: content.digests[name] for name in chosen}
 
 
 # ---- the engine side: scratch volumes and throwaway containers ------------------------------
@@ -217,13 +198,18 @@ class Scratch:
 
 
 def restore_and_check(
-    scratch: Scratch, plain: ArchiveFile | Path, entry: BackupEntry, target: str, sample: int
+    scratch: Scratch,
+    plain: ArchiveFile | Path,
+    entry: BackupEntry,
+    content: VolumeContent,
+    target: str,
+    sample: int,
 ) -> str:
     """Fill the scratch volume `target` with `entry`'s files from the archive, and check them
     there: the files are all back, and the sample reads back with the archive's checksums.
     One helper container does both (one container start per volume: over SSH each costs a
     round trip or more)."""
-    count, sums = sample_checksums(plain, entry.volume, sample)
+    count, sums = sample_checksums(content, sample)
     # Exit 3: the files did not go in. Then the count, and the sample's checksums (a file
     # sha256sum cannot open prints no line: it shows as a mismatch).
     script = f"tar -xf - -C {SCRATCH} || exit 3; cd {SCRATCH} && find . -type f | wc -l"
@@ -455,7 +441,7 @@ def run_drill(
                 _need_identity(path.name, identity)
                 try:
                     plain = open_archive(path, identity)
-                    contents = read_archive(plain)
+                    contents = read_archive(plain, digests=True)
                 except BackupError as error:
                     fail_all(str(error).replace("; nothing was changed", ""))
                 else:
@@ -476,7 +462,7 @@ def _drill_service(
     hb: HostBackup,
     scratch: Scratch,
     plain: ArchiveFile | Path,
-    contents: Mapping[str, object],
+    contents: Mapping[str, VolumeContent],
     result: ServiceResult,
     sample: int,
     sleep: Sleep,
@@ -491,7 +477,9 @@ def _drill_service(
         restored: dict[str, str] = {}
         for volume, entry in sorted(entries.items()):
             restored[volume] = scratch.volume(hb.prefix, volume)
-            result.lines.append(restore_and_check(scratch, plain, entry, restored[volume], sample))
+            result.lines.append(
+                restore_and_check(scratch, plain, entry, contents[volume], restored[volume], sample)
+            )
         for c in spec.containers:
             if database_kind(c) is None:
                 continue

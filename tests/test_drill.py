@@ -39,7 +39,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from harness import cli_here, cli_process
 
 from automation import drill as drills
-from automation.backup import BackupError, DockerCli
+from automation.backup import BackupError, DockerCli, read_archive
 from components.docker.spec import ContainerSpec, Volume
 from components.homelab import drill as metrics
 from stacks.config import parse
@@ -303,6 +303,26 @@ def test_one_service(lab: Lab) -> None:
     assert result.returncode == 0, result.stdout + result.stderr
     assert "notes: PASSED" in result.stdout and "ledger" not in result.stdout
     assert "6 file(s) listed and restored; 2 sampled checksum(s) match" in result.stdout
+
+
+def test_the_drill_reads_the_archive_twice(lab: Lab, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Issue 27: once to check it and take every file's checksum, once to refill the scratch
+    volume (it was five: decrypt to a file, gzip CRC, tar, names, checksums, refill)."""
+    from automation import backup as backups
+
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    reads: list[str] = []
+    stream = backups.ArchiveFile.stream
+
+    def counted(self: backups.ArchiveFile):  # type: ignore[no-untyped-def]
+        reads.append(self.name)
+        return stream(self)
+
+    monkeypatch.setattr(backups.ArchiveFile, "stream", counted)
+    result = cli(lab, "--service", "ledger")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "ledger: PASSED" in result.stdout
+    assert len(reads) == 2, reads
 
 
 @pytest.mark.parametrize(
@@ -649,7 +669,14 @@ def test_restore_and_check_is_one_helper_container(tmp_path: Path) -> None:
     path, entry = plain_archive(tmp_path)
     printed = f"2\n{A_SUM}  ./a.txt\n{B_SUM}  ./b.txt\n"
     docker_ = ScriptedFeed(0, printed)
-    said = drills.restore_and_check(drills.Scratch(docker_, "helper:1", token="t"), path, entry, "scratch", 8)
+    said = drills.restore_and_check(
+        drills.Scratch(docker_, "helper:1", token="t"),
+        path,
+        entry,
+        read_archive(path, digests=True)[entry.volume],
+        "scratch",
+        8,
+    )
     assert said == "v: 2 file(s) listed and restored; 2 sampled checksum(s) match"
     [(args, streamed)] = docker_.fed  # one container: the files go in, then are read back
     script = args[-1]
@@ -677,7 +704,14 @@ def test_restore_and_check_failures(tmp_path: Path, code: int, printed: str, say
     path, entry = plain_archive(tmp_path)
     docker_ = ScriptedFeed(code, printed, b"tar: write error\n")
     with pytest.raises(BackupError) as error:
-        drills.restore_and_check(drills.Scratch(docker_, "helper:1", token="t"), path, entry, "scratch", 8)
+        drills.restore_and_check(
+            drills.Scratch(docker_, "helper:1", token="t"),
+            path,
+            entry,
+            read_archive(path, digests=True)[entry.volume],
+            "scratch",
+            8,
+        )
     assert says in str(error.value)
 
 
