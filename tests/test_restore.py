@@ -834,3 +834,26 @@ def test_a_missing_named_archive_is_refused_and_its_reader_removed(lab: Lab) -> 
     created = docker("ps", "-a", "--filter", f"ancestor={lab.image}", "--filter", "status=created", "-q")
     assert created.stdout.decode().strip() == ""
     assert not [e for e in events(lab, since) if e[1] in ("stop", "start")]
+
+
+def test_a_helper_that_dies_without_a_word_is_reported_with_its_exit_code(lab: Lab, tmp_path: Path) -> None:
+    """The engine going away mid-run (here: the helper's docker CLI ends with 137 and says
+    nothing): the message gives the exit code and what it usually means, and how to finish."""
+    notes = lab.volume("notes", "data")
+    current = known_files("notes, current")
+    fill_volume(lab, notes, current)
+    archive = engine_archive(lab, {notes: known_files("notes, old")}, "t10-gone")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+
+    gone = restore_process(
+        lab, tmp, "--archive", str(archive), "--service", "notes",
+        wrapper=f"if {HELPER_RUN}; then cat > /dev/null; exit 137; fi",
+    )  # fmt: skip
+
+    assert gone.returncode == 1
+    assert f"restoring {notes} failed: exit code 137, no message" in gone.stderr, gone.stderr
+    assert "Docker engine went away" in gone.stderr and "restore --resume --host local" in gone.stderr
+    assert read_volume(lab, notes)[0] == current and not running(lab, "notes")
+    assert restore_process(lab, tmp, "--resume").returncode == 0
+    assert running(lab, "notes")

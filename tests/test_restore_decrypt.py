@@ -102,3 +102,17 @@ def test_a_damaged_archive_is_said_as_such_and_leaves_no_plaintext(encrypted, tm
     assert str(raised.value).startswith(f"{archive.name} is damaged or truncated"), raised.value
     assert "nothing was changed" in str(raised.value)
     assert files_in(tmp_path) == before  # nothing age decrypted before the bad chunk is on disk
+
+
+def test_a_command_that_said_nothing_is_reported_with_its_exit_code():
+    """Issue 27: the engine going away mid-run gave "failed: no message"."""
+    from automation.backup import _message
+
+    assert _message(b"", 137).startswith(
+        "exit code 137, no message: the helper container or the docker CLI was killed"
+    )
+    assert "the Docker engine went away (check `docker info` on the host)" in _message(b"\n", 1)
+    assert (
+        _message(b"line one\nError response from daemon: gone\n", 1)
+        == "line one / Error response from daemon: gone"
+    )
