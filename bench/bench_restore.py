@@ -82,7 +82,7 @@ def floor(archive: Path, key: Path, folder: Path) -> float:
     target.mkdir()
     start = time.perf_counter()
     subprocess.run(
-        f"age --decrypt -i {key} {archive} | tar -xz -C {target}",
+        f"set -o pipefail; age --decrypt -i {key} {archive} | tar -xz -C {target} 2>/dev/null",
         shell=True,
         check=True,
         executable="/bin/bash",
