@@ -46,9 +46,7 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "tests"))
 
 import yaml  # noqa: E402
-from cryptography.hazmat.primitives import serialization  # noqa: E402
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey  # noqa: E402
-from engine import docker, engine_problem, import_busybox_image  # noqa: E402
+from engine import docker, engine_problem, import_busybox_image, ssh_age_key  # noqa: E402
 
 SERVICE = ("sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait')
 
@@ -132,16 +130,8 @@ def main() -> None:
             raise SystemExit(f"cannot run: {why}")
         prefix = f"b27-{uuid.uuid4().hex[:8]}"
         volume, container = f"{prefix}_ledger_db".replace("-", "_"), f"{prefix}-ledger"
-        key = Ed25519PrivateKey.generate()
         key_file = folder / "backup.key"
-        key_file.write_bytes(
-            key.private_bytes(
-                serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-            )
-        )
-        recipient = key.public_key().public_bytes(
-            serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-        )
+        recipient = ssh_age_key(key_file)
         off = {"enabled": False}
         builtins = ("portainer", "prometheus", "grafana", "cadvisor", "node-exporter", "mysql", "landing")
         config = {
@@ -162,7 +152,7 @@ def main() -> None:
             docker("volume", "create", volume)
             mount = f"{volume}:/var/lib/db"
             docker("run", "-d", "--network", "none", "--name", container, "-v", mount, image, *SERVICE)
-            write_archive(archive, volume, args.mb, args.files, recipient.decode(), folder)
+            write_archive(archive, volume, args.mb, args.files, recipient, folder)
             archive_size = archive.stat().st_size
             floors, restores, downs, by_name = [], [], [], []
             for _ in range(args.rounds):

@@ -71,3 +71,19 @@ def import_busybox_image(folder: Path) -> tuple[str | None, str]:
         docker("rmi", "-f", ref, check=False)
         return None, f"{BUSYBOX} does not run alone in an image (not busybox-static?): {probe.stderr!r}"
     return ref, ""
+
+
+def ssh_age_key(path: Path) -> str:
+    """An ssh-ed25519 key written at `path` (OpenSSH PEM, as `backup-identity` exports it; age
+    takes it as an identity) and its public line, the recipient the backup engine encrypts to."""
+    from cryptography.hazmat.primitives import serialization
+    from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+    key = Ed25519PrivateKey.generate()
+    path.write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+        )
+    )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return public.decode()

@@ -34,8 +34,7 @@ from typing import Any
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from engine import ssh_age_key
 from harness import cli_here, cli_process
 
 from automation import drill as drills
@@ -106,16 +105,8 @@ def new_lab(image: str, tmp_path: Path) -> Iterator[Lab]:
     prefix = f"t16-{uuid.uuid4().hex[:8]}"
     archives = tmp_path / "archives"
     archives.mkdir()
-    key = Ed25519PrivateKey.generate()
     key_file = tmp_path / "backup.key"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
-    )
-    recipient = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
+    recipient = ssh_age_key(key_file)
     off = {"enabled": False}
     config = {
         "homelab:name": prefix,
@@ -144,7 +135,7 @@ def new_lab(image: str, tmp_path: Path) -> Iterator[Lab]:
     stack_file.write_text(yaml.safe_dump({"config": config}))
     textfile = f"{prefix}-textfile"
     docker("volume", "create", textfile)
-    lab = Lab(prefix, image, stack_file, archives, key_file, recipient.decode(), textfile)
+    lab = Lab(prefix, image, stack_file, archives, key_file, recipient, textfile)
     try:
         yield lab
     finally:

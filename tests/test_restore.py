@@ -29,8 +29,7 @@ from pathlib import Path
 
 import pytest
 import yaml
-from cryptography.hazmat.primitives import serialization
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from engine import ssh_age_key
 from harness import cli_here, cli_process
 
 from automation.backup import RESTORE_MOUNT, SPACE_EXIT, restore_script
@@ -115,16 +114,8 @@ def prepared(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     prefix = f"t10-{uuid.uuid4().hex[:8]}"
     archives = tmp_path / "archives"
     archives.mkdir()
-    key = Ed25519PrivateKey.generate()
     key_file = tmp_path / "backup.key"
-    key_file.write_bytes(
-        key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
-    )
-    recipient = key.public_key().public_bytes(
-        serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH
-    )
+    recipient = ssh_age_key(key_file)
     off = {"enabled": False}
     config = {
         "homelab:name": prefix,
@@ -151,7 +142,7 @@ def prepared(image: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[L
     }
     stack_file = tmp_path / "Pulumi.t10.yaml"
     stack_file.write_text(yaml.safe_dump({"config": config}))
-    lab = Lab(prefix, image, stack_file, archives, key_file, recipient.decode())
+    lab = Lab(prefix, image, stack_file, archives, key_file, recipient)
     # What `pulumi up` would have made: the volumes and the running containers.
     for name, (vol, _) in SERVICES.items():
         docker("volume", "create", lab.volume(name, vol))
@@ -470,11 +461,7 @@ def test_restore_refuses_an_archive_it_cannot_decrypt(lab: Lab, tmp_path: Path) 
     archive = engine_archive(lab, {lab.volume("notes", "data"): known_files("old")}, "t10-other-key")
     before = snapshot(lab)
     other = tmp_path / "other.key"
-    other.write_bytes(
-        Ed25519PrivateKey.generate().private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
-        )
-    )
+    ssh_age_key(other)
     since = time.time()
 
     result = cli(
