@@ -68,10 +68,11 @@ renovate-check: tools
 schema: $(BIN)/.installed
 	$(BIN)/python scripts/export_schema.py schema/homelab.schema.json
 
-## bench: program evaluation time/memory, and Docker API calls over SSH with and without multiplexing
+## bench: program evaluation time/memory, Docker API calls over SSH with and without multiplexing, restore against its floor
 bench: $(BIN)/.installed
 	$(BIN)/python bench/bench_homelab.py
 	$(BIN)/python bench/bench_ssh.py
+	$(BIN)/python bench/bench_restore.py
 
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache
