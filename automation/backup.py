@@ -780,52 +780,94 @@ NEW_DIR = ".homelab-restore-new"
 SPACE_EXIT = 3  # the restore script's exit code when the volume has too little room
 
 
-def restore_script(size: int, volume: str, fix_root: str = "") -> str:
-    """The helper's script: the archive's files are extracted beside the old ones, in a
-    directory of the same volume, and only once all of them are there do they replace the old
-    ones (a rename within the volume). Refused up front, with the numbers, when the volume's
-    free space cannot hold them next to the old data; a failed extraction leaves the old data
-    as it was."""
-    new = f"{RESTORE_MOUNT}/{NEW_DIR}"
-    entries = f"{RESTORE_MOUNT}/..?* {RESTORE_MOUNT}/.[!.]* {RESTORE_MOUNT}/*"
-    return (
-        "set -e; "
-        f"free=$(df -Pk {RESTORE_MOUNT} | awk 'NR==2 {{print $4}}'); "
-        f'if [ $((free * 1024)) -lt {size} ]; then echo "{volume} has $((free * 1024)) bytes free; the '
-        f"archive's files need {size} next to the old data, which is kept until they are all there\" >&2; "
-        f"exit {SPACE_EXIT}; fi; "
-        f'rm -rf "{new}"; mkdir "{new}"; '
-        f'if ! tar -xf - -C "{new}"; then rm -rf "{new}"; exit 1; fi; '
-        f'for f in {entries}; do if [ "$f" != "{new}" ] && {{ [ -e "$f" ] || [ -L "$f" ]; }}; then '
-        f'rm -rf "$f"; fi; done; '
-        f'for f in "{new}"/..?* "{new}"/.[!.]* "{new}"/*; do if [ -e "$f" ] || [ -L "$f" ]; then '
-        f'mv "$f" {RESTORE_MOUNT}/; fi; done; '
-        f'rmdir "{new}"{fix_root}'
-    )
+@dataclass(frozen=True)
+class Refill:
+    """One volume of a refill: where the helper mounts it, and what goes in."""
+
+    volume: str
+    mount: str  # /restore/v0, /restore/v1, ...
+    size: int  # bytes of regular files the archive holds for it
+    root: tarfile.TarInfo | None = None  # the volume root's owner and mode in the archive
 
 
-def _restore_volume(
+def restore_script(refills: list[Refill]) -> str:
+    """The helper's script, for all the volumes at once: the archive's files of each volume
+    are extracted beside its old ones (`<mount>/.homelab-restore-new`, from one tar whose
+    entries are named `v<i>/.homelab-restore-new/...`), and only once all of them, of every
+    volume, are there do they replace the old ones (renames within each volume). Refused up
+    front, with the numbers, when a volume's free space cannot hold them next to the old
+    data; a failed extraction leaves every volume's old data as it was."""
+    lines = ["set -e"]
+    for r in refills:
+        lines.append(
+            f"free=$(df -Pk {r.mount} | awk 'NR==2 {{print $4}}'); "
+            f'if [ $((free * 1024)) -lt {r.size} ]; then echo "{r.volume} has $((free * 1024)) bytes free; '
+            f"the archive's files need {r.size} next to the old data, which is kept until they are all "
+            f'there" >&2; exit {SPACE_EXIT}; fi'
+        )
+    news = " ".join(f'"{r.mount}/{NEW_DIR}"' for r in refills)
+    lines.append(f'for d in {news}; do rm -rf "$d"; mkdir "$d"; done')
+    lines.append(f'if ! tar -xf - -C {RESTORE_MOUNT}; then for d in {news}; do rm -rf "$d"; done; exit 1; fi')
+    for r in refills:
+        new = f"{r.mount}/{NEW_DIR}"
+        lines.append(
+            f'for f in {r.mount}/..?* {r.mount}/.[!.]* {r.mount}/*; do if [ "$f" != "{new}" ] && '
+            f'{{ [ -e "$f" ] || [ -L "$f" ]; }}; then rm -rf "$f"; fi; done'
+        )
+        lines.append(
+            f'for f in "{new}"/..?* "{new}"/.[!.]* "{new}"/*; do if [ -e "$f" ] || [ -L "$f" ]; then '
+            f'mv "$f" {r.mount}/; fi; done; rmdir "{new}"'
+        )
+        if r.root is not None:
+            mode = r.root.mode & 0o7777
+            lines.append(f"chown {r.root.uid}:{r.root.gid} {r.mount}; chmod {mode:o} {r.mount}")
+    return "; ".join(lines)
+
+
+def refill_stream(archive: ArchiveFile | Path, refills: list[Refill], sink: IO[bytes]) -> None:
+    """Write, in one pass over the archive, a tar of the chosen volumes' files, each named
+    `v<i>/.homelab-restore-new/<path in the volume>` (restore_script extracts it under
+    /restore). Owner names are dropped, as in volume_stream."""
+    index = {r.volume: r.mount.removeprefix(RESTORE_MOUNT + "/") for r in refills}
+    with (
+        _open_tar(archive) as source,
+        tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out,
+    ):
+        for member in source:
+            where = _volume_of(member)
+            if where is None or where[0] not in index or not where[1]:
+                continue
+            base = f"{index[where[0]]}/{NEW_DIR}/"
+            copy = tarfile.TarInfo(base + "/".join(where[1]))
+            for attr in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "devmajor", "devminor"):
+                setattr(copy, attr, getattr(member, attr))
+            if member.islnk():  # checked by read_archive: inside the same volume
+                copy.linkname = base + "/".join(_parts(member.linkname)[2:])
+            out.addfile(copy, source.extractfile(member) if member.isfile() else None)
+
+
+def _refill(
     plan: RestorePlan,
-    entry: BackupEntry,
-    content: VolumeContent,
+    todo: list[tuple[BackupEntry, VolumeContent]],
     archive: ArchiveFile | Path,
     docker: DockerCli,
     image: str | None,
 ) -> None:
-    root = content.root
-    fix_root = (
-        f"; chown {root.uid}:{root.gid} {RESTORE_MOUNT}; chmod {root.mode & 0o7777:o} {RESTORE_MOUNT}"
-        if root
-        else ""
-    )
-    script = restore_script(content.size, entry.volume, fix_root)
-    mount = f"type=volume,source={entry.volume},target={RESTORE_MOUNT}"
-    args = _helper(plan.hb, image, mount, script)
+    """Refill the volumes of `todo` from one helper container and one pass over the archive."""
+    refills = [
+        Refill(entry.volume, f"{RESTORE_MOUNT}/v{i}", content.size, content.root)
+        for i, (entry, content) in enumerate(todo)
+    ]
+    mounts = [f"type=volume,source={r.volume},target={r.mount}" for r in refills]
+    args = _helper(plan.hb, image, mounts[0], restore_script(refills))
+    first = args.index(mounts[0]) + 1
+    args[first:first] = [arg for mount in mounts[1:] for arg in ("--mount", mount)]
     # A fixed name: one restore at a time; no service can have it (stacks/checks.py RESERVED_NAMES).
     args[1:1] = ["-i", "--name", f"{plan.hb.prefix}-restore"]
-    code, stderr = docker.feed(args, lambda sink: volume_stream(archive, entry.volume, sink))
+    code, stderr = docker.feed(args, lambda sink: refill_stream(archive, refills, sink))
     if code != 0:
-        raise BackupError(f"restoring {entry.volume} failed: {_message(stderr, code)}")
+        names = ", ".join(r.volume for r in refills)
+        raise BackupError(f"restoring {names} failed: {_message(stderr, code)}")
 
 
 def execute_restore(
@@ -842,8 +884,8 @@ def execute_restore(
     Refuses, restarting what it stopped and changing nothing, when a container cannot be
     stopped. When refilling a volume fails or the run is interrupted (SIGINT, SIGTERM), the
     containers stay stopped, the journal says what was done, and the error says how to finish:
-    the volume being refilled keeps its old data (restore_script), those refilled before it
-    hold the archive's.
+    the volumes keep their old data (restore_script swaps only once every volume's files are
+    extracted).
     """
     journal = journal or Journal(plan.archive, plan.archive, None)
     hb = plan.hb
@@ -874,20 +916,23 @@ def execute_restore(
         raise BackupError(
             _unfinished(plan, journal, None, "interrupted while stopping the containers")
         ) from None
-    for entry, content in plan.volumes:
+    todo = [(e, c) for e, c in plan.volumes if e.volume not in journal.restored]
+    for entry, _ in plan.volumes:
         if entry.volume in journal.restored:
             out.write(f"{entry.volume}: already restored by the earlier run\n")
-            continue
+    if todo:
+        volumes = [e.volume for e, _ in todo]
         try:
-            _restore_volume(plan, entry, content, archive, docker, image)
+            _refill(plan, todo, archive, docker, image)
         except (KeyboardInterrupt, Interrupted):
             docker.run(["rm", "-f", f"{hb.prefix}-restore"])  # the helper, if it still runs
-            raise BackupError(_unfinished(plan, journal, entry.volume, "interrupted")) from None
+            raise BackupError(_unfinished(plan, journal, volumes, "interrupted")) from None
         except Exception as error:  # whatever went wrong, the journal knows where it stopped
-            raise BackupError(_unfinished(plan, journal, entry.volume, str(error))) from None
-        journal.restored.append(entry.volume)
+            raise BackupError(_unfinished(plan, journal, volumes, str(error))) from None
+        journal.restored += volumes
         journal.save(hb)
-        out.write(f"restored {entry.volume}: {content.files} file(s), {human_size(content.size)}\n")
+        for entry, content in todo:
+            out.write(f"restored {entry.volume}: {content.files} file(s), {human_size(content.size)}\n")
     failed = []
     for name in [*journal.stopped]:
         result = docker.run(["start", name])
@@ -903,12 +948,14 @@ def execute_restore(
     Journal.remove(hb)
 
 
-def _unfinished(plan: RestorePlan, journal: Journal, volume: str | None, what: str) -> str:
+def _unfinished(plan: RestorePlan, journal: Journal, volumes: list[str] | None, what: str) -> str:
     """The message of a restore that stopped part way: what state it left, how to finish."""
     hb = plan.hb
     parts = [what]
-    if volume is not None:
-        parts.append(f"{volume} keeps its old data unless the error came after all files were extracted")
+    if volumes:
+        parts.append(
+            f"{', '.join(volumes)} keep their old data unless the error came after all files were extracted"
+        )
     if journal.restored:
         parts.append(f"already restored: {', '.join(journal.restored)}")
     parts.append(f"left stopped: {', '.join(journal.stopped) or 'none'}")

@@ -1159,17 +1159,22 @@ def test_restore_refuses_a_volume_without_room_for_old_and_new(tmp_path: Path) -
     assert backups.plan_restore(hb, archive, "grafana", FakeDocker({}, free_kib=5)).stop == []
 
 
-def test_restore_runs_one_helper_per_volume_between_stop_and_start(tmp_path: Path) -> None:
+def test_restore_runs_one_helper_for_all_volumes_between_stop_and_start(tmp_path: Path) -> None:
     hb = host_backup(example("multi-host.yaml"), "ops")
     archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" for e in hb.entries})
     docker = FakeDocker({e.volume: [e.container] for e in hb.entries})
-    plan = backups.plan_restore(hb, archive, "grafana", docker)
+    plan = backups.plan_restore(hb, archive, None, docker)
+    assert len(plan.volumes) > 1
     backups.execute_restore(plan, archive, docker, io.StringIO(), image="helper:1")
     verbs = [c[0] for c in docker.calls if c[0] in ("stop", "start", "run")]
-    assert verbs == ["run", "stop", "run", "start"]  # the free-space check comes before the stop
+    # The free-space check comes before the stops; one refill for every volume in between.
+    assert verbs == ["run", *["stop"] * len(plan.stop), "run", *["start"] * len(plan.stop)]
     (run,) = refills(docker)
-    assert run[:6] == ["run", "-i", "--name", "homelab-restore", "--rm", "--network"]
-    assert "type=volume,source=homelab_grafana_data,target=/restore" in run
+    assert run[:4] == ["run", "-i", "--name", "homelab-restore"]
+    mounts = [run[i + 1] for i, a in enumerate(run) if a == "--mount"]
+    assert mounts == [
+        f"type=volume,source={entry.volume},target=/restore/v{i}" for i, (entry, _) in enumerate(plan.volumes)
+    ]
     assert run[run.index("--entrypoint") + 1 :][:3] == ["sh", "helper:1", "-c"]
 
 

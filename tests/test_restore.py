@@ -32,7 +32,7 @@ import yaml
 from engine import ssh_age_key
 from harness import cli_here, cli_process
 
-from automation.backup import RESTORE_MOUNT, SPACE_EXIT, restore_script
+from automation.backup import NEW_DIR, RESTORE_MOUNT, SPACE_EXIT, Refill, restore_script
 
 # A service's process: it ends on SIGTERM as real services do (a bare `sleep` as PID 1 ignores
 # SIGTERM, so every `docker stop` waited out the whole stop timeout).
@@ -430,7 +430,7 @@ def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
         stopped = seen.index((owner, "stop"))
         started = seen.index((owner, "start"))
         helper_runs = [i for i, (name, action) in enumerate(seen) if name == restorer and action == "start"]
-        assert len(helper_runs) == 2, seen  # one throwaway container per volume
+        assert len(helper_runs) == 1, seen  # one throwaway container for all the volumes
         assert stopped < helper_runs[0] and helper_runs[-1] < started, seen
     assert not [e for e in seen if e[0] == lab.container("frontend")], "a stateless service was touched"
     assert f"restored {notes}: 8 file(s)" in result.stdout
@@ -669,36 +669,51 @@ def test_restore_refuses_a_volume_without_room_for_old_and_new(lab: Lab, small_l
     assert running(lab, "ledger")
 
 
-def run_restore_script(lab: Lab, volume: str, script: str, data: bytes) -> subprocess.CompletedProcess:
-    mount = f"type=volume,source={volume},target={RESTORE_MOUNT}"
-    command = ["run", "--rm", "-i", "--network", "none", "--mount", mount, lab.image, "sh", "-c", script]
+def run_restore_script(lab: Lab, volumes: list[str], script: str, data: bytes) -> subprocess.CompletedProcess:
+    mounts = [f"type=volume,source={v},target={RESTORE_MOUNT}/v{i}" for i, v in enumerate(volumes)]
+    options = [a for mount in mounts for a in ("--mount", mount)]
+    command = ["run", "--rm", "-i", "--network", "none", *options, lab.image, "sh", "-c", script]
     return docker(*command, input=data, check=False)
 
 
 def test_the_helper_script_keeps_the_old_data_when_extraction_fails(lab: Lab, small_ledger: str) -> None:
-    """The helper's own script (automation/backup.py restore_script) in busybox sh: a stream
-    cut short, or a volume filled after the plan checked it, leave the old data whole and no
+    """The helper's own script (automation/backup.py restore_script) in busybox sh, for two
+    volumes at once: a stream cut short (the first volume's files all in, the second's not),
+    or a volume filled after the plan checked it, leave every volume's old data whole and no
     half-extracted directory behind; a whole stream replaces every entry, dot files included."""
-    current = big_files("current", 300 * 1024)
-    fill_volume(lab, small_ledger, current)
-    new = big_files("new", 200 * 1024) | {".dot": ("file", b"dot\n", 0o644, 0, 0)}
-    stream = tar_of(new)
-    size = sum(len(content) for _, content, *_ in new.values())
+    notes = lab.volume("notes", "data")
+    current = {notes: known_files("notes, current"), small_ledger: big_files("current", 300 * 1024)}
+    fill_volumes(lab, current)
+    new = {notes: known_files("notes, new"), small_ledger: big_files("new", 200 * 1024)}
+    new[small_ledger][".dot"] = ("file", b"dot\n", 0o644, 0, 0)
+    volumes = [notes, small_ledger]
+    named = {f"v{i}/{NEW_DIR}/{path}": e for i, v in enumerate(volumes) for path, e in new[v].items()}
+    stream = tar_of(named, names=False)  # numeric owners, as refill_stream writes them
+    sizes = [sum(len(content) for kind, content, *_ in new[v].values() if kind == "file") for v in volumes]
 
-    cut = run_restore_script(
-        lab, small_ledger, restore_script(size, small_ledger), stream[: len(stream) // 2]
-    )
+    def script(ledger_size: int) -> str:
+        refills = [
+            Refill(notes, f"{RESTORE_MOUNT}/v0", sizes[0]),
+            Refill(small_ledger, f"{RESTORE_MOUNT}/v1", ledger_size),
+        ]
+        return restore_script(refills)
+
+    cut = run_restore_script(lab, volumes, script(sizes[1]), stream[: len(stream) * 3 // 4])
     assert cut.returncode not in (0, SPACE_EXIT), cut.stderr
-    assert read_volume(lab, small_ledger)[0] == current
+    assert snapshot_of(lab, volumes) == current
 
-    full = run_restore_script(lab, small_ledger, restore_script(900 * 1024, small_ledger), stream)
+    full = run_restore_script(lab, volumes, script(900 * 1024), stream)
     assert full.returncode == SPACE_EXIT
     assert f"{small_ledger} has " in full.stderr.decode() and "bytes free" in full.stderr.decode()
-    assert read_volume(lab, small_ledger)[0] == current
+    assert snapshot_of(lab, volumes) == current
 
-    whole = run_restore_script(lab, small_ledger, restore_script(size, small_ledger), stream)
+    whole = run_restore_script(lab, volumes, script(sizes[1]), stream)
     assert whole.returncode == 0, whole.stderr
-    assert read_volume(lab, small_ledger)[0] == new  # NEW_DIR gone, old entries gone
+    assert snapshot_of(lab, volumes) == new  # NEW_DIR gone, old entries gone
+
+
+def snapshot_of(lab: Lab, volumes: list[str]) -> dict[str, Tree]:
+    return {v: tree for v, (tree, _) in read_volumes(lab, volumes).items()}
 
 
 def restore_process(
