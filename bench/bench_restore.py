@@ -12,7 +12,7 @@ compression gains), then times, ROUNDS times each:
   write every file), into an empty directory;
 - restore: `python -m automation restore --archive ARCHIVE` (decrypt, check, plan, stop the
   service, refill its volume, start it);
-- down: the service's `stop` to `start`, from the engine's events;
+- down: the first service's `stop` to the last one's `start`, from the engine's events;
 - by name: `restore --archive NAME`, the archive fetched from the host's backup directory
   first (automation/backup.py copy_out), and the fetch's speed in MB/s.
 
@@ -22,6 +22,7 @@ floor.
 
     python bench/bench_restore.py                   # 200 MB in 4000 files, 3 rounds
     python bench/bench_restore.py --mb 1300 --files 22000 --json
+    python bench/bench_restore.py --volumes 6         # a whole host: 6 services' volumes
 """
 
 from __future__ import annotations
@@ -51,16 +52,18 @@ from engine import docker, engine_problem, import_busybox_image, ssh_age_key  # 
 SERVICE = ("sh", "-c", 'trap "exit 0" TERM; sleep 100000 & wait')
 
 
-def write_archive(path: Path, volume: str, mb: int, files: int, recipient: str, folder: Path) -> None:
-    """An engine-layout archive of `files` random files, `mb` MB in all, encrypted with age."""
+def write_archive(path: Path, volumes: list[str], mb: int, files: int, recipient: str, folder: Path) -> None:
+    """An engine-layout archive of `files` random files, `mb` MB in all, spread evenly over
+    `volumes`, encrypted with age."""
     size = max(1, mb * 1_000_000 // files)
     plain = folder / "plain.tar.gz"
     with gzip.open(plain, "wb", compresslevel=1) as raw, tarfile.open(fileobj=raw, mode="w|") as tar:
-        for name in ("/backup", f"/backup/{volume}"):
+        for name in ("/backup", *(f"/backup/{v}" for v in volumes)):
             info = tarfile.TarInfo(name)
             info.type, info.mode = tarfile.DIRTYPE, 0o755
             tar.addfile(info)
         for i in range(files):
+            volume = volumes[i * len(volumes) // files]
             if i % 100 == 0:
                 info = tarfile.TarInfo(f"/backup/{volume}/d{i // 100}")
                 info.type, info.mode = tarfile.DIRTYPE, 0o755
@@ -91,8 +94,9 @@ def floor(archive: Path, key: Path, folder: Path) -> float:
 
 
 def restore(
-    archive: Path | str, key: Path, stack_file: Path, image: str, container: str
+    archive: Path | str, key: Path, stack_file: Path, image: str, containers: list[str]
 ) -> tuple[float, float]:
+    """(the restore's time, the time from the first service's stop to the last one's start)."""
     since = time.time()
     start = time.perf_counter()
     result = subprocess.run(
@@ -105,10 +109,12 @@ def restore(
         raise SystemExit(f"restore failed: {result.stderr}")
     seen = docker(
         "events", "--since", f"{since:.3f}", "--until", f"{time.time() + 0.1:.3f}",
-        "--filter", f"container={container}", "--format", "{{.TimeNano}} {{.Action}}",
+        *(a for c in containers for a in ("--filter", f"container={c}")),
+        "--format", "{{.TimeNano}} {{.Action}}",
     ).stdout.decode().split("\n")  # fmt: skip
-    times = {action: int(nano) / 1e9 for nano, action in (line.split() for line in seen if line)}
-    return elapsed, times["start"] - times["stop"]
+    stops = [int(n) / 1e9 for n, action in (line.split() for line in seen if line) if action == "stop"]
+    starts = [int(n) / 1e9 for n, action in (line.split() for line in seen if line) if action == "start"]
+    return elapsed, max(starts) - min(stops)
 
 
 def main() -> None:
@@ -118,6 +124,7 @@ def main() -> None:
     parser.add_argument("--mb", type=int, default=200)
     parser.add_argument("--files", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--volumes", type=int, default=1, help="services, one volume each, sharing the files")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     problem = engine_problem() or (None if shutil.which("age") else "the age tool is not installed")
@@ -129,7 +136,9 @@ def main() -> None:
         if image is None:
             raise SystemExit(f"cannot run: {why}")
         prefix = f"b27-{uuid.uuid4().hex[:8]}"
-        volume, container = f"{prefix}_ledger_db".replace("-", "_"), f"{prefix}-ledger"
+        services = [f"s{i}" for i in range(args.volumes)]
+        volumes = [f"{prefix}_{s}_db".replace("-", "_") for s in services]
+        containers = [f"{prefix}-{s}" for s in services]
         key_file = folder / "backup.key"
         recipient = ssh_age_key(key_file)
         off = {"enabled": False}
@@ -141,7 +150,8 @@ def main() -> None:
             "homelab:backup": {"directory": str(folder / "archives")},
             "homelab:services": {name: off for name in builtins},
             "homelab:custom-services": [
-                {"name": "ledger", "image": image, "volumes": [{"name": "db", "path": "/var/lib/db"}]}
+                {"name": s, "image": image, "volumes": [{"name": "db", "path": "/var/lib/db"}]}
+                for s in services
             ],
         }
         stack_file = folder / "Pulumi.bench.yaml"
@@ -149,25 +159,27 @@ def main() -> None:
         (folder / "archives").mkdir()
         archive = folder / "archives" / f"{prefix}-local-2026-01-01T04-00-00.tar.gz.age"
         try:
-            docker("volume", "create", volume)
-            mount = f"{volume}:/var/lib/db"
-            docker("run", "-d", "--network", "none", "--name", container, "-v", mount, image, *SERVICE)
-            write_archive(archive, volume, args.mb, args.files, recipient, folder)
+            for volume, container in zip(volumes, containers, strict=True):
+                docker("volume", "create", volume)
+                mount = f"{volume}:/var/lib/db"
+                docker("run", "-d", "--network", "none", "--name", container, "-v", mount, image, *SERVICE)
+            write_archive(archive, volumes, args.mb, args.files, recipient, folder)
             archive_size = archive.stat().st_size
             floors, restores, downs, by_name = [], [], [], []
             for _ in range(args.rounds):
                 floors.append(floor(archive, key_file, folder))
-                elapsed, down = restore(archive, key_file, stack_file, image, container)
+                elapsed, down = restore(archive, key_file, stack_file, image, containers)
                 restores.append(elapsed)
                 downs.append(down)
-                by_name.append(restore(archive.name, key_file, stack_file, image, container)[0])
+                by_name.append(restore(archive.name, key_file, stack_file, image, containers)[0])
         finally:
-            docker("rm", "-f", container, check=False)
-            docker("volume", "rm", "-f", volume, check=False)
+            docker("rm", "-f", *containers, check=False)
+            docker("volume", "rm", "-f", *volumes, check=False)
             docker("rmi", "-f", image, check=False)
     result = {
         "archive_mb": args.mb,
         "files": args.files,
+        "volumes": args.volumes,
         "rounds": args.rounds,
         "floor_s": round(statistics.median(floors), 2),
         "restore_s": round(statistics.median(restores), 2),
@@ -181,7 +193,10 @@ def main() -> None:
     if args.json:
         print(json.dumps(result, indent=2))
         return
-    print(f"archive: {args.mb} MB in {args.files} files (age, gzip), {args.rounds} rounds, medians")
+    print(
+        f"archive: {args.mb} MB in {args.files} files over {args.volumes} volume(s) (age, gzip), "
+        f"{args.rounds} rounds, medians"
+    )
     print(f"  floor   (age -d | tar -xz)  {result['floor_s']:7.2f} s")
     ratio = result["restore_over_floor"]
     print(f"  restore (python -m automation restore)  {result['restore_s']:7.2f} s  ({ratio}x)")
