@@ -146,6 +146,22 @@ def docker_privileges(res: Res, config: Config) -> list[str]:
     return out
 
 
+def bounded_logs(res: Res, config: Config) -> list[str]:
+    """A container's logs rotate: the `local` driver (5 files of 20 MB unless told otherwise),
+    or a `max-size` for `json-file`, Docker's default driver, which otherwise keeps everything
+    (docs.docker.com/engine/logging/drivers/json-file.md: max-size "Defaults to -1 (unlimited)")."""
+    if res.type != "docker:index/container:Container":
+        return []
+    props = plain(res.props)
+    driver = props.get("logDriver") or "json-file"
+    if driver == "json-file" and not (props.get("logOpts") or {}).get("max-size"):
+        return [
+            f"{res.name}: its logs grow without bound (json-file without max-size); set the stack's "
+            "`logs` (the local driver) or a max-size"
+        ]
+    return []
+
+
 def secret_env(res: Res, config: Config) -> list[str]:
     """Env vars named like credentials hold secret values (or point to a file).
 
@@ -559,6 +575,7 @@ RULES: list[Rule] = [
             "docker-socket-allowlist": {"type": "object", "additionalProperties": {"enum": ["ro", "rw"]}}
         },
     ),
+    Rule("bounded-logs", "Every container's logs are rotated.", bounded_logs),
     Rule(
         "secret-env",
         "Env vars named like credentials hold secret values.",

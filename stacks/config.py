@@ -32,6 +32,7 @@ from stacks.config_base import (
 from stacks.config_homelab import (
     CustomService,
     DataConfig,
+    LogsConfig,
     MonitoringConfig,
     ProxyConfig,
     ServicesConfig,
@@ -83,6 +84,7 @@ class StackConfig(Model):
     backup: BackupConfig = Field(default_factory=BackupConfig)
     monitoring: MonitoringConfig = Field(default_factory=MonitoringConfig)
     data: DataConfig = Field(default_factory=DataConfig)
+    logs: LogsConfig = Field(default_factory=LogsConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     custom_services: list[CustomService] = Field(
         default_factory=list, description="Your own services, routed, scraped and backed up."

@@ -339,6 +339,25 @@ class RestoreDrillConfig(Model):
         ]
 
 
+class LogsConfig(Model):
+    """Every container's logs, rotated so that a chatty service cannot fill the disk (Docker's
+    default `json-file` driver keeps everything). Option names and defaults as Docker documents
+    them (docs.docker.com/engine/logging/drivers/local.md and json-file.md: `max-size`, a
+    positive integer with k, m or g; `max-file`, a positive integer)."""
+
+    driver: Literal["local", "json-file"] = Field(
+        default="local",
+        description="`local` (Docker's compressed, rotating format) or `json-file` (for tools "
+        "that read Docker's JSON log files).",
+    )
+    max_size: Annotated[str, Field(pattern=r"^[1-9][0-9]{0,5}[kmg]$")] = Field(
+        default="20m", description="Size of one log file before it is rotated, e.g. 20m."
+    )
+    max_file: Annotated[int, Field(ge=1, le=100)] = Field(
+        default=5, description="Rotated files kept per container (the oldest goes first)."
+    )
+
+
 class DataConfig(Model):
     """What happens to stateful volumes when a service or the stack goes away."""
 

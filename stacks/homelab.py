@@ -9,7 +9,7 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
-from components.docker.service import DataSafety, Service, ServiceArgs
+from components.docker.service import DataSafety, LogLimits, Service, ServiceArgs
 from components.homelab import alerting, backup
 from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
@@ -94,6 +94,7 @@ def build_homelab(
     }
 
     safety = DataSafety(retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect)
+    logs = LogLimits(config.logs.driver, config.logs.max_size, config.logs.max_file)
     services: dict[str, Service] = {}
     backups = [s for s in plan.services if s.kind == "BackupSchedule"]
     pre_upgrade = pre_upgrade_backups(config, plan, hosts)
@@ -107,7 +108,7 @@ def build_homelab(
             after = [svc for svc in services.values() if svc.spec.host == spec.host]
         services[spec.name] = Service(
             spec.name,
-            ServiceArgs(spec, config.name, labels, shared, safety),
+            ServiceArgs(spec, config.name, labels, shared, safety, logs),
             hosts[spec.host],
             after=after,
         )

@@ -542,6 +542,15 @@ BAD: list[Case] = [
         what="Docker socket",
         fix="read-only",
     ),
+    # bounded-logs
+    Case("logs-default-driver", "bounded-logs", [container("app")], what="logs", fix="max-size"),
+    Case(
+        "logs-json-file-unbounded",
+        "bounded-logs",
+        [container("app", logDriver="json-file", logOpts={"max-file": "3"})],
+        what="without bound",
+        fix="max-size",
+    ),
     # secret-env
     Case(
         "docker-plain-password",
@@ -835,6 +844,14 @@ BAD: list[Case] = [
 ]
 
 GOOD: list[Case] = [
+    # bounded-logs
+    Case("logs-local", "bounded-logs", [container("app", logDriver="local", logOpts={"max-size": "20m"})]),
+    Case("logs-local-defaults", "bounded-logs", [container("app", logDriver="local")]),
+    Case(
+        "logs-json-file-bounded",
+        "bounded-logs",
+        [container("app", logDriver="json-file", logOpts={"max-size": "10m", "max-file": "3"})],
+    ),
     # pinned-images
     Case("job-pinned", "pinned-images", [job(GOOD_POD)]),
     Case(
@@ -1044,7 +1061,7 @@ GOOD: list[Case] = [
 
 def test_every_rule_has_bad_and_good_cases():
     names = {rule.name for rule in RULES}
-    assert len(names) == 13
+    assert len(names) == 14
     assert {c.rule for c in BAD} == names
     assert {c.rule for c in GOOD} == names
     assert len({c.id for c in BAD + GOOD}) == len(BAD) + len(GOOD)

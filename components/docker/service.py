@@ -35,12 +35,27 @@ class DataSafety:
 
 
 @dataclass(frozen=True)
+class LogLimits:
+    """Every container's log driver and rotation (Docker's option names: `max-size`,
+    `max-file`; docs.docker.com/engine/logging/drivers/local.md). The defaults are the
+    `local` driver's own: 5 files of 20 MB, compressed."""
+
+    driver: str = "local"
+    max_size: str = "20m"
+    max_file: int = 5
+
+    def options(self) -> dict[str, str]:
+        return {"max-size": self.max_size, "max-file": str(self.max_file)}
+
+
+@dataclass(frozen=True)
 class ServiceArgs:
     spec: ServiceSpec
     prefix: str = "homelab"
     labels: dict[str, str] = field(default_factory=dict)
     shared_secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     data_safety: DataSafety = DataSafety()
+    logs: LogLimits = field(default_factory=lambda: LogLimits())
 
 
 def secret_names(ref: SecretRef) -> list[str]:
@@ -268,6 +283,8 @@ class Service(pulumi.ComponentResource):
             healthcheck=healthcheck,
             memory=c.memory_mb,
             stop_timeout=c.stop_timeout,
+            log_driver=args.logs.driver,
+            log_opts=args.logs.options(),
             sysctls=c.sysctls or None,
             restart=spec.restart,
             must_run=True,
