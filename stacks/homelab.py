@@ -9,7 +9,8 @@ import pulumi_random as random
 import pulumi_tls as tls
 
 from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
-from components.docker.service import DataSafety, LogLimits, Service, ServiceArgs
+from components.docker.service import DataSafety, Service, ServiceArgs
+from components.docker.spec import LogLimits
 from components.homelab import alerting, backup
 from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
@@ -162,6 +163,7 @@ def host_args(
         stack=stack,
         network_name=config.name,
         labels=labels or {},
+        logs=LogLimits(config.logs.driver, config.logs.max_size, config.logs.max_file),
     )
 
 

@@ -149,6 +149,9 @@ def run_bootstrap(
     """Run the rendered script with its ROOT moved to `root` and the system commands stubbed."""
     script, count = re.subn(r"^ROOT=.*$", f"ROOT={shlex.quote(str(root))}", script, flags=re.M)
     assert count == 1
+    daemon_json = shlex.quote(str(tmp_path / "etc-docker" / "daemon.json"))
+    script, count = re.subn(r"^DAEMON_JSON=.*$", f"DAEMON_JSON={daemon_json}", script, flags=re.M)
+    assert count == 1  # never the machine's own /etc/docker
     log = tmp_path / "calls.log"
     log.touch()
     stubs = tmp_path / "bin"
@@ -492,6 +495,41 @@ def test_bootstrap_prepares_the_host(multi, tmp_path):
     assert "usermod -aG docker deploy" in calls.splitlines()
     assert "systemctl enable --now docker" in calls.splitlines()
     assert "host ready" in result.stdout
+
+
+def test_bootstrap_sets_rotated_logs_as_the_daemon_default(multi, tmp_path):
+    """Issue 26: where Docker has no daemon.json, the bootstrap writes one whose logs rotate
+    as this stack's containers do; Docker was there already, so it is not restarted."""
+    root = tmp_path / "root"
+    result, calls = run_bootstrap(bootstraps(multi)["ops"].inputs["create"], root, tmp_path)
+    assert result.returncode == 0, result.stderr
+    written = json.loads((tmp_path / "etc-docker" / "daemon.json").read_text())
+    assert written == {"log-driver": "local", "log-opts": {"max-file": "5", "max-size": "20m"}}
+    assert "systemctl restart docker" not in calls.splitlines()
+    assert "logs of new containers rotate (local driver)" in result.stdout
+
+
+@pytest.mark.parametrize(
+    ("existing", "warns"),
+    [('{"data-root": "/srv/docker"}\n', True), ('{"log-driver": "journald"}\n', False)],
+    ids=["without-log-driver", "with-log-driver"],
+)
+def test_bootstrap_never_rewrites_a_users_daemon_json(multi, tmp_path, existing, warns):
+    path = tmp_path / "etc-docker" / "daemon.json"
+    path.parent.mkdir()
+    path.write_text(existing)
+    result, calls = run_bootstrap(bootstraps(multi)["ops"].inputs["create"], tmp_path / "root", tmp_path)
+    assert result.returncode == 0, result.stderr
+    assert path.read_text() == existing
+    assert ("sets no log-driver" in result.stderr) is warns
+    assert not any(line.startswith("systemctl restart") for line in calls.splitlines())
+
+
+def test_the_daemon_default_follows_the_config(tmp_path):
+    config = multi_config()
+    config["logs"] = {"driver": "json-file", "max-size": "50m", "max-file": 2}
+    script = bootstraps(run(config, tmp_path))["ops"].inputs["create"]
+    assert '{"log-driver": "json-file", "log-opts": {"max-file": "2", "max-size": "50m"}}' in script
 
 
 def test_bootstrap_runs_again_safely(multi, tmp_path):

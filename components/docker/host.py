@@ -20,6 +20,7 @@ import pulumi_command as command
 import pulumi_docker as docker
 
 from components.docker.reference import tagged_name
+from components.docker.spec import LogLimits
 from components.docker.ssh import (
     CONTROL_NAME_LENGTH,
     SOCKET_PATH_MAX,
@@ -55,6 +56,8 @@ class HostArgs:
     ssh: SshTarget | None
     root_dir: str = "/opt/homelab"
     install_docker: bool = True
+    # The daemon's default log settings, written to a host whose Docker has no daemon.json.
+    logs: LogLimits = field(default_factory=LogLimits)
     # Images come from a release bundle: found by `name:tag`, never by digest (see image()).
     images_from_bundle: bool = False
     # Secret PEM; without it the SSH agent (SSH_AUTH_SOCK) is used.
@@ -97,6 +100,8 @@ class HostArgs:
             user=self.ssh.user if self.ssh else "root",
             install_docker=self.install_docker,
             extra_dirs=self.extra_dirs,
+            daemon_json=self.logs.daemon_json(),
+            log_driver=self.logs.driver,
         )
 
     def check_host_keys(self) -> None:

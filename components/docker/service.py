@@ -17,7 +17,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.docker.host import DockerHost
-from components.docker.spec import ContainerSpec, SecretRef, ServiceSpec, Volume
+from components.docker.spec import ContainerSpec, LogLimits, SecretRef, ServiceSpec, Volume
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 # The backup engine stops, for the length of an archive run, every running container whose
@@ -32,20 +32,6 @@ class DataSafety:
 
     retain_on_delete: bool = True
     protect: bool = False
-
-
-@dataclass(frozen=True)
-class LogLimits:
-    """Every container's log driver and rotation (Docker's option names: `max-size`,
-    `max-file`; docs.docker.com/engine/logging/drivers/local.md). The defaults are the
-    `local` driver's own: 5 files of 20 MB, compressed."""
-
-    driver: str = "local"
-    max_size: str = "20m"
-    max_file: int = 5
-
-    def options(self) -> dict[str, str]:
-        return {"max-size": self.max_size, "max-file": str(self.max_file)}
 
 
 @dataclass(frozen=True)

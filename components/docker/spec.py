@@ -10,6 +10,7 @@ Everything here is plain, immutable data: no Pulumi resources are created in thi
 
 from __future__ import annotations
 
+import json
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -253,3 +254,22 @@ def http_check(url: str, tool: Literal["wget", "curl"] = "wget", any_status: boo
             raise ValueError("BusyBox wget cannot accept every HTTP status; use curl")
         return HealthCheck(test=("CMD", "wget", "-q", "--spider", url))
     return HealthCheck(test=("CMD", "curl", "-sS" if any_status else "-fsS", "-o", "/dev/null", url))
+
+
+@dataclass(frozen=True)
+class LogLimits:
+    """Every container's log driver and rotation (Docker's option names: `max-size`,
+    `max-file`; docs.docker.com/engine/logging/drivers/local.md). The defaults are the
+    `local` driver's own: 5 files of 20 MB, compressed."""
+
+    driver: str = "local"
+    max_size: str = "20m"
+    max_file: int = 5
+
+    def options(self) -> dict[str, str]:
+        return {"max-size": self.max_size, "max-file": str(self.max_file)}
+
+    def daemon_json(self) -> str:
+        """The same as the Docker daemon's default for every other container (`log-driver`,
+        `log-opts` in daemon.json, docs.docker.com/engine/logging/drivers/local.md)."""
+        return json.dumps({"log-driver": self.driver, "log-opts": self.options()}, sort_keys=True)
