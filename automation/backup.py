@@ -555,7 +555,13 @@ def read_archive(path: ArchiveFile | Path, digests: bool = False) -> dict[str, V
 
 
 def volume_stream(path: ArchiveFile | Path, volume: str, sink: IO[bytes]) -> None:
-    """Write a tar of `volume`'s files alone, paths relative to the volume, to `sink`.
+    """Write a tar of `volume`'s files alone, paths relative to the volume, to `sink`."""
+    retar(path, {volume: ""}, sink)
+
+
+def retar(path: ArchiveFile | Path, prefixes: dict[str, str], sink: IO[bytes]) -> None:
+    """Write to `sink`, in one pass over the archive, a tar of the files of the volumes in
+    `prefixes`, each named `<its volume's prefix><path in the volume>`.
 
     Owner names are dropped so that tar restores the numeric uid/gid of the archive: a name
     would be looked up in the helper image's /etc/passwd, which knows nothing of the service.
@@ -563,14 +569,15 @@ def volume_stream(path: ArchiveFile | Path, volume: str, sink: IO[bytes]) -> Non
     with _open_tar(path) as source, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out:
         for member in source:
             where = _volume_of(member)
-            if where is None or where[0] != volume or not where[1]:
+            if where is None or where[0] not in prefixes or not where[1]:
                 continue
+            base = prefixes[where[0]]
             # A fresh header: the source's PAX records (path, uname, ...) must not come along.
-            copy = tarfile.TarInfo("/".join(where[1]))
+            copy = tarfile.TarInfo(base + "/".join(where[1]))
             for attr in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "devmajor", "devminor"):
                 setattr(copy, attr, getattr(member, attr))
             if member.islnk():  # checked by read_archive: inside the same volume
-                copy.linkname = "/".join(_parts(member.linkname)[2:])
+                copy.linkname = base + "/".join(_parts(member.linkname)[2:])
             out.addfile(copy, source.extractfile(member) if member.isfile() else None)
 
 
@@ -827,23 +834,9 @@ def restore_script(refills: list[Refill]) -> str:
 def refill_stream(archive: ArchiveFile | Path, refills: list[Refill], sink: IO[bytes]) -> None:
     """Write, in one pass over the archive, a tar of the chosen volumes' files, each named
     `v<i>/.homelab-restore-new/<path in the volume>` (restore_script extracts it under
-    /restore). Owner names are dropped, as in volume_stream."""
-    index = {r.volume: r.mount.removeprefix(RESTORE_MOUNT + "/") for r in refills}
-    with (
-        _open_tar(archive) as source,
-        tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out,
-    ):
-        for member in source:
-            where = _volume_of(member)
-            if where is None or where[0] not in index or not where[1]:
-                continue
-            base = f"{index[where[0]]}/{NEW_DIR}/"
-            copy = tarfile.TarInfo(base + "/".join(where[1]))
-            for attr in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "devmajor", "devminor"):
-                setattr(copy, attr, getattr(member, attr))
-            if member.islnk():  # checked by read_archive: inside the same volume
-                copy.linkname = base + "/".join(_parts(member.linkname)[2:])
-            out.addfile(copy, source.extractfile(member) if member.isfile() else None)
+    /restore)."""
+    prefixes = {r.volume: f"{r.mount.removeprefix(RESTORE_MOUNT + '/')}/{NEW_DIR}/" for r in refills}
+    retar(archive, prefixes, sink)
 
 
 def _refill(

@@ -112,8 +112,9 @@ def restore(
         *(a for c in containers for a in ("--filter", f"container={c}")),
         "--format", "{{.TimeNano}} {{.Action}}",
     ).stdout.decode().split("\n")  # fmt: skip
-    stops = [int(n) / 1e9 for n, action in (line.split() for line in seen if line) if action == "stop"]
-    starts = [int(n) / 1e9 for n, action in (line.split() for line in seen if line) if action == "start"]
+    events = [(int(n) / 1e9, action) for n, action in (line.split() for line in seen if line)]
+    stops = [t for t, action in events if action == "stop"]
+    starts = [t for t, action in events if action == "start"]
     return elapsed, max(starts) - min(stops)
 
 

@@ -12,30 +12,30 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-renovate_validator() {
-  local dir=.ci/renovate
-  [ -x "$dir/node_modules/.bin/renovate-config-validator" ] && return 0
+npm_tree() {
+  # npm_tree DIR PRESENT WHAT: `npm ci` in DIR (its lockfile pins every package; no install
+  # scripts run) unless PRESENT is there already (an executable file or a directory); without npm, says which checks skip.
+  local dir=$1 present=$2 what=$3
+  [ -x "$present" ] && return 0
   if ! command -v npm >/dev/null 2>&1; then
-    echo "install-tools: npm not found; Renovate's validator (tests/test_renovate.py) is skipped" >&2
+    echo "install-tools: npm not found; $what not installed: the tests that use it skip" >&2
     return 0
   fi
-  echo "install-tools: installing Renovate's validator (npm ci in $dir)"
-  # The lockfile pins every package; no install scripts run (re2 is optional: without it
-  # the validator checks patterns with JavaScript's RegExp and says so).
+  echo "install-tools: installing $what (npm ci in $dir)"
   npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
 }
 
+# Renovate's validator (tests/test_renovate.py); re2 is optional: without it the validator
+# checks patterns with JavaScript's RegExp and says so.
+renovate_validator() {
+  npm_tree .ci/renovate .ci/renovate/node_modules/.bin/renovate-config-validator \
+    "Renovate's validator (tests/test_renovate.py)"
+}
+
+# The schemas of the Gateway API and Envoy Gateway resources the platform creates.
 k8s_models() {
-  # The schemas of the Gateway API and Envoy Gateway resources the platform creates
-  # (tests/custom_resources.py), pinned with their lockfile.
-  local dir=.ci/k8s-models
-  [ -d "$dir/node_modules/@kubernetes-models/gateway-api" ] && return 0
-  if ! command -v npm >/dev/null 2>&1; then
-    echo "install-tools: npm not found; the Gateway API schema checks are skipped" >&2
-    return 0
-  fi
-  echo "install-tools: installing the Gateway API and Envoy Gateway schemas (npm ci in $dir)"
-  npm ci --prefix "$dir" --ignore-scripts --no-audit --no-fund --loglevel=error >/dev/null
+  npm_tree .ci/k8s-models .ci/k8s-models/node_modules/@kubernetes-models/gateway-api \
+    "the Gateway API and Envoy Gateway schemas (tests/custom_resources.py)"
 }
 
 missing=()

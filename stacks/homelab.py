@@ -95,7 +95,7 @@ def build_homelab(
     }
 
     safety = DataSafety(retain_on_delete=not config.data.delete_on_destroy, protect=config.data.protect)
-    logs = LogLimits(config.logs.driver, config.logs.max_size, config.logs.max_file)
+    logs = log_limits(config)
     services: dict[str, Service] = {}
     backups = [s for s in plan.services if s.kind == "BackupSchedule"]
     pre_upgrade = pre_upgrade_backups(config, plan, hosts)
@@ -114,6 +114,11 @@ def build_homelab(
             after=after,
         )
     return Homelab(plan, hosts, services, shared["admin-password"], ca, backup_key, pre_upgrade)
+
+
+def log_limits(config: StackConfig) -> LogLimits:
+    """The stack's `logs`: every container's and each bootstrapped host's daemon default."""
+    return LogLimits(config.logs.driver, config.logs.max_size, config.logs.max_file)
 
 
 def pre_upgrade_backups(
@@ -163,7 +168,7 @@ def host_args(
         stack=stack,
         network_name=config.name,
         labels=labels or {},
-        logs=LogLimits(config.logs.driver, config.logs.max_size, config.logs.max_file),
+        logs=log_limits(config),
     )
 
 

@@ -15,6 +15,7 @@ import io
 import json
 import os
 import re
+import socket
 import subprocess
 import sys
 import tempfile
@@ -246,6 +247,13 @@ def read_yaml(text: str) -> Any:
     """`yaml.safe_load` through libyaml when PyYAML has it (the same safe schema, several
     times faster: the tests parse every generated config file)."""
     return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))  # noqa: S506
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now (for a live daemon under test)."""
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
 
 
 def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

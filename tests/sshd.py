@@ -12,13 +12,14 @@ import contextlib
 import os
 import shutil
 import signal
-import socket
 import subprocess
 import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from harness import free_port
 
 SSHD = shutil.which("sshd") or "/usr/sbin/sshd"
 # What the Docker client sends first; `Connection: close` makes the daemon end the stream.
@@ -50,12 +51,6 @@ def keypair(folder: Path, name: str) -> tuple[Path, str]:
         capture_output=True,
     )
     return path, " ".join(path.with_suffix(".pub").read_text().split()[:2])
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
 
 
 @dataclass

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import json
 import shutil
-import socket
 import subprocess
 import threading
 import time
@@ -23,7 +22,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import ROOT, example_run
+from harness import ROOT, example_run, free_port
 
 from components.homelab.alerting import ALERTMANAGER_CONFIG, WEBHOOK_URL_FILE
 
@@ -32,12 +31,6 @@ pytestmark = pytest.mark.skipif(
     BINARY is None, reason="Alertmanager is not installed (make test installs prometheus-alertmanager)"
 )
 CONTAINER = "docker:index/container:Container"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class Recorder(BaseHTTPRequestHandler):

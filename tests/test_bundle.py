@@ -16,7 +16,6 @@ import json
 import os
 import re
 import shutil
-import socket
 import subprocess
 import tarfile
 import time
@@ -28,7 +27,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import EXAMPLES, assert_one_problem, example_secrets, load_stack_file, run_program
+from harness import EXAMPLES, assert_one_problem, example_secrets, free_port, load_stack_file, run_program
 
 from automation import bundle
 from automation.bundle import BundleError, images_for, release, setup, verify
@@ -378,12 +377,6 @@ def image_present(ref: str) -> bool:
 def image_id(ref: str) -> str | None:
     found = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
     return found.stdout.strip() if found.returncode == 0 else None
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 @pytest.fixture(scope="module")

@@ -27,18 +27,12 @@ from typing import Any
 import pytest
 from cryptography import x509
 from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca
-from harness import ROOT, example_run
+from harness import ROOT, example_run, free_port
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
 from components.homelab.proxy import FALLBACK_NAME
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 # ---- stub backends -------------------------------------------------------------------------

@@ -451,8 +451,9 @@ def test_restore_of_one_service_leaves_the_others_alone(lab: Lab) -> None:
     assert {name for name, _ in events(lab, since)} == {lab.container("notes"), lab.container("restore")}
 
 
-def snapshot(lab: Lab) -> dict[str, Tree]:
-    volumes = [lab.volume("notes", "data"), lab.volume("ledger", "db")]
+def snapshot(lab: Lab, volumes: list[str] | None = None) -> dict[str, Tree]:
+    """What `volumes` (default: both of the lab's) hold, their roots left out."""
+    volumes = volumes or [lab.volume("notes", "data"), lab.volume("ledger", "db")]
     return {v: tree for v, (tree, _) in read_volumes(lab, volumes).items()}
 
 
@@ -700,20 +701,16 @@ def test_the_helper_script_keeps_the_old_data_when_extraction_fails(lab: Lab, sm
 
     cut = run_restore_script(lab, volumes, script(sizes[1]), stream[: len(stream) * 3 // 4])
     assert cut.returncode not in (0, SPACE_EXIT), cut.stderr
-    assert snapshot_of(lab, volumes) == current
+    assert snapshot(lab, volumes) == current
 
     full = run_restore_script(lab, volumes, script(900 * 1024), stream)
     assert full.returncode == SPACE_EXIT
     assert f"{small_ledger} has " in full.stderr.decode() and "bytes free" in full.stderr.decode()
-    assert snapshot_of(lab, volumes) == current
+    assert snapshot(lab, volumes) == current
 
     whole = run_restore_script(lab, volumes, script(sizes[1]), stream)
     assert whole.returncode == 0, whole.stderr
-    assert snapshot_of(lab, volumes) == new  # NEW_DIR gone, old entries gone
-
-
-def snapshot_of(lab: Lab, volumes: list[str]) -> dict[str, Tree]:
-    return {v: tree for v, (tree, _) in read_volumes(lab, volumes).items()}
+    assert snapshot(lab, volumes) == new  # NEW_DIR gone, old entries gone
 
 
 def restore_process(
