@@ -23,7 +23,10 @@ completely once (age's authentication, gzip's CRC, the tar) before any container
 volume is then refilled by a throwaway container of a helper image (restore_script: the new
 files are extracted beside the old and swapped in once complete; default image: the
 engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2 is
-`FROM alpine:3.24`) that reads a tar of that volume alone on stdin, with numeric owners.
+`FROM alpine:3.24`; Alpine's busybox also carries the df and awk the script uses, patched in
+alpinelinux/aports main/busybox, e.g. 0001-df-use-f_frsize-instead-of-f_bsize-for-correct-sizes.patch
+and 0001-awk-fix-use-after-free-CVE-2023-42363.patch) that reads a tar of the volumes on stdin,
+with numeric owners.
 """
 
 from __future__ import annotations
@@ -435,10 +438,12 @@ class ArchiveUnreadableError(BackupError):
 @dataclass(frozen=True)
 class ArchiveFile:
     """An archive on this machine: a plain tar(.gz), or one encrypted with age and decrypted
-    as a stream each time it is read, so that no plaintext copy is ever written to disk. age
-    authenticates each 64 KiB chunk before it writes it, and a cut file at its end
-    (C2SP age.md, "Payload"): whoever reads to the end has read only what the key's owner
-    wrote."""
+    as a stream each time it is read, so that no plaintext copy is ever written to disk. age's
+    payload is STREAM in 64 KiB ChaCha20-Poly1305 chunks, the last one flagged (FiloSottile's
+    age-encryption npm package, dist/stream.js: chunkSize 64 * 1024, "Last chunk flag"): each
+    chunk is authenticated before it is written out and a cut file fails at its end, so
+    whoever reads to the end, and checks age's exit code, has read only what was encrypted
+    (tests/test_restore_decrypt.py: flipped byte, truncated, header only)."""
 
     path: Path
     identity: Path | None = None
