@@ -418,6 +418,56 @@ def tls_routes(resources: list[Res], config: Config) -> list[str]:
     return out
 
 
+_SECTION = re.compile(r"^(\S.*)\n((?:[ \t]+.*\n?|[ \t]*\n)*)", re.M)
+
+
+def tcp_sources(res: Res, config: Config) -> list[str]:
+    """A proxy's TCP frontend (a database) accepts only listed source networks, and its port is
+    published on one host address, not every interface (`tcp-request connection reject
+    unless <acl>` closes any other connection at accept; haproxy/haproxy doc/configuration.txt,
+    "tcp-request connection")."""
+    if res.type != "docker:index/container:Container":
+        return []
+    cfg = next((plain(v) for k, v in uploads(res).items() if str(k).endswith("haproxy.cfg")), None)
+    if not isinstance(cfg, str):
+        return []
+    ports = plain(res.props).get("ports") or []
+    out = []
+    for head, body in _SECTION.findall(cfg):
+        lines = [
+            line.strip() for line in body.splitlines() if line.strip() and not line.strip().startswith("#")
+        ]
+        if not head.startswith("frontend ") or "mode tcp" not in lines:
+            continue
+        name = head.split()[1]
+        acls = {
+            words[1]: words[3:]
+            for words in (line.split() for line in lines)
+            if words[:1] == ["acl"] and words[2:3] == ["src"]
+        }
+        guards = [
+            line.split()[-1] for line in lines if line.startswith("tcp-request connection reject unless ")
+        ]
+        sources = [net for acl in guards for net in acls.get(acl, [])]
+        if not sources:
+            out.append(
+                f"{res.name}: TCP frontend {name} accepts every source; list the networks that may connect "
+                "(allow-from) so the proxy rejects the rest"
+            )
+        elif any(net.endswith("/0") for net in sources):
+            out.append(
+                f"{res.name}: TCP frontend {name} accepts {', '.join(sources)}; narrow allow-from to your LAN"
+            )
+        binds = [int(m) for line in lines for m in re.findall(r"^bind \S*:(\d+)", line)]
+        for port in ports:
+            if int(port.get("internal") or 0) in binds and (port.get("ip") or "0.0.0.0") in ("0.0.0.0", "::"):
+                out.append(
+                    f"{res.name}: TCP frontend {name} is published on every interface of the host (port "
+                    f"{port.get('external')}); set its bind-address to the LAN address"
+                )
+    return out
+
+
 def host_ports(resources: list[Res], config: Config) -> list[str]:
     """No two containers on one host publish the same host port."""
     out = []
@@ -605,6 +655,11 @@ RULES: list[Rule] = [
         "With TLS on, every routed host has a certificate and HTTP redirects.",
         tls_routes,
         stack=True,
+    ),
+    Rule(
+        "tcp-sources",
+        "A proxy's TCP frontends (databases) accept only listed networks on one host address.",
+        tcp_sources,
     ),
     Rule("host-ports", "No two services on one host publish the same port.", host_ports, stack=True),
     Rule("metrics-scraped", "Every declared metrics endpoint is scraped.", metrics_scraped, stack=True),

@@ -127,6 +127,32 @@ def _address(value: str) -> str:
         ) from None
 
 
+def _bind_address(value: str) -> str:
+    """One address of the host to publish a port on: never the wildcard (every interface)."""
+    try:
+        address = ipaddress.ip_address(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not an IP address (the host's LAN address, e.g. 192.168.1.10)"
+        ) from None
+    if address.is_unspecified:
+        raise ValueError(
+            f"{value} is every interface of the host; name the one address (the LAN one) to listen on"
+        )
+    return str(address)
+
+
+def _source_network(value: str) -> str:
+    """A network allowed to connect (CIDR, or one address): never the whole internet."""
+    try:
+        network = ipaddress.ip_network(value, strict=True)
+    except ValueError as e:
+        raise ValueError(f"{value!r} is not a network in CIDR form like 192.168.1.0/24 ({e})") from None
+    if network.prefixlen == 0:
+        raise ValueError(f"{value} is every address; list the networks that may connect (e.g. your LAN)")
+    return str(network)
+
+
 _HOST_LABEL = re.compile(r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?")
 
 
@@ -312,6 +338,8 @@ Image = Annotated[str, AfterValidator(_image)]
 Duration = Annotated[str, AfterValidator(_duration)]
 DockerDuration = Annotated[str, AfterValidator(_docker_duration)]
 Address = Annotated[str, AfterValidator(_address)]
+BindAddress = Annotated[str, AfterValidator(_bind_address)]
+SourceNetwork = Annotated[str, AfterValidator(_source_network)]
 Text = Annotated[str, AfterValidator(_text)]
 AbsolutePath = Annotated[str, AfterValidator(_absolute_path)]
 UrlPath = Annotated[str, AfterValidator(_url_path)]

@@ -13,6 +13,7 @@ from pydantic import Field, model_validator
 
 from stacks.config_base import (
     AbsolutePath,
+    BindAddress,
     DockerDuration,
     Domain,
     Duration,
@@ -24,6 +25,7 @@ from stacks.config_base import (
     Port,
     Restart,
     SecretKey,
+    SourceNetwork,
     Subdomain,
     Text,
     UrlPath,
@@ -46,10 +48,50 @@ class RoutedServiceConfig(ServiceConfig):
     hostname: Subdomain = Field(description="Name under the domain; '@' is the domain itself.")
 
 
+EXPOSE_HELP = (
+    "Publish the proxy's TCP frontend for it on the host (off by default: the service is then "
+    "reachable only on the stack network)."
+)
+BIND_ADDRESS_HELP = (
+    "The one host address the TCP port is published on (its LAN address), never every interface."
+)
+ALLOW_FROM_HELP = (
+    "Networks (CIDR) that may connect; the proxy refuses any other source. Connections from the "
+    "host itself come from the Docker bridge's gateway address."
+)
+
+
+def exposure_problems(expose: bool, bind_address: str | None, allow_from: list[str], what: str) -> list[str]:
+    """What an exposed TCP frontend lacks, or what a closed one sets in vain."""
+    if not expose:
+        extra = [k for k, v in (("bind-address", bind_address), ("allow-from", allow_from)) if v]
+        return [f"{' and '.join(extra)} only apply to {what}: set expose: true too"] if extra else []
+    out = []
+    if bind_address is None:
+        out.append(
+            f"{what} needs bind-address: the host's LAN address to publish it on (e.g. 192.168.1.10), "
+            "not every interface"
+        )
+    if not allow_from:
+        out.append(f"{what} needs allow-from: the networks that may connect (e.g. [192.168.1.0/24])")
+    return out
+
+
 class TcpServiceConfig(RoutedServiceConfig):
-    """A service the proxy exposes over TCP on `exposed-port` of its host."""
+    """A service the proxy may expose over TCP on `exposed-port` of one host address, to the
+    networks `allow-from` lists; not exposed unless `expose: true`."""
 
     exposed_port: Port
+    expose: bool = Field(default=False, description=EXPOSE_HELP)
+    bind_address: BindAddress | None = Field(default=None, description=BIND_ADDRESS_HELP)
+    allow_from: list[SourceNetwork] = Field(default_factory=list, description=ALLOW_FROM_HELP)
+
+    @model_validator(mode="after")
+    def _check_exposure(self) -> TcpServiceConfig:
+        problems = exposure_problems(self.expose, self.bind_address, self.allow_from, "an exposed database")
+        if problems:
+            raise ValueError("; ".join(problems))
+        return self
 
 
 class AgentConfig(Model):
@@ -172,13 +214,29 @@ class CustomRoute(Model):
     port: Port
     mode: Literal["http", "tcp"] = "http"
     exposed_port: Port | None = None
+    bind_address: BindAddress | None = Field(default=None, description=BIND_ADDRESS_HELP)
+    allow_from: list[SourceNetwork] = Field(default_factory=list, description=ALLOW_FROM_HELP)
 
     @model_validator(mode="after")
     def _check(self) -> CustomRoute:
         if self.mode == "tcp" and self.exposed_port is None:
             raise ValueError("a tcp route needs exposed-port")
-        if self.mode == "http" and self.exposed_port is not None:
-            raise ValueError("exposed-port is only for tcp routes")
+        if self.mode == "http":
+            extra = [
+                key
+                for key, value in (
+                    ("exposed-port", self.exposed_port),
+                    ("bind-address", self.bind_address),
+                    ("allow-from", self.allow_from),
+                )
+                if value
+            ]
+            if extra:
+                raise ValueError(f"{' and '.join(extra)} only apply to tcp routes")
+            return self
+        problems = exposure_problems(True, self.bind_address, self.allow_from, "a tcp route")
+        if problems:
+            raise ValueError("; ".join(problems))
         return self
 
 

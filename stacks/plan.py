@@ -24,6 +24,7 @@ from components.docker.service import (
 from components.docker.spec import (
     Basics,
     ContainerSpec,
+    Exposure,
     HealthCheck,
     MetricsEndpoint,
     PublishedPort,
@@ -50,7 +51,7 @@ from components.homelab.schedule import ScheduleError, longest_gap
 from components.homelab.web import web
 from stacks.config import StackConfig
 from stacks.config_base import duration_seconds
-from stacks.config_homelab import CustomService
+from stacks.config_homelab import CustomRoute, CustomService, TcpServiceConfig
 
 
 @dataclass
@@ -100,10 +101,21 @@ def _basics(config: StackConfig, key: str, svc, name: str = "") -> Basics:  # ty
     )
 
 
+def _exposure(c: CustomRoute | TcpServiceConfig) -> Exposure | None:
+    """Where a TCP frontend listens and who may connect (the config checked both are set)."""
+    if isinstance(c, CustomRoute) and c.mode != "tcp":
+        return None
+    if isinstance(c, TcpServiceConfig) and not c.expose:
+        return None
+    assert c.bind_address is not None  # the config's validators require it
+    return Exposure(c.bind_address, tuple(c.allow_from))
+
+
 def custom_spec(config: StackConfig, svc: CustomService) -> ServiceSpec:
     """A service declared in config: the same model as the built-ins, nothing special-cased."""
     routes = tuple(
-        Route(config.fqdn(r.hostname), svc.name, r.port, r.mode, r.exposed_port) for r in svc.routes
+        Route(config.fqdn(r.hostname), svc.name, r.port, r.mode, r.exposed_port, _exposure(r))
+        for r in svc.routes
     )
     metrics = tuple(
         MetricsEndpoint(
@@ -200,10 +212,12 @@ def _plan(config: StackConfig) -> Plan:
     if s.portainer.enabled:
         plan.add(portainer(_basics(config, "portainer", s.portainer)), "services.portainer")
     if s.postgres.enabled:
-        tcp = databases.TcpBasics(_basics(config, "postgres", s.postgres), s.postgres.exposed_port)
+        tcp = databases.TcpBasics(
+            _basics(config, "postgres", s.postgres), s.postgres.exposed_port, _exposure(s.postgres)
+        )
         plan.add(databases.postgres(tcp), "services.postgres")
     if s.mysql.enabled:
-        tcp = databases.TcpBasics(_basics(config, "mysql", s.mysql), s.mysql.exposed_port)
+        tcp = databases.TcpBasics(_basics(config, "mysql", s.mysql), s.mysql.exposed_port, _exposure(s.mysql))
         plan.add(databases.mysql(tcp), "services.mysql")
     if s.mattermost.enabled:
         args = mattermost.MattermostArgs(_basics(config, "mattermost", s.mattermost), IMAGES["postgres"])

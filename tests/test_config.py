@@ -27,6 +27,10 @@ CERT = "tls:index/locallySignedCert:LocallySignedCert"
 CA = "homelab:tls:CertificateAuthority"
 HAPROXY_CERTS = "/usr/local/etc/haproxy/certs"
 
+# A TCP frontend on the LAN address only, for the LAN only (issue 26).
+LAN_ONLY = {"bind-address": "192.168.1.10", "allow-from": ["192.168.1.0/24"]}
+EXPOSED = {"expose": True, **LAN_ONLY}
+
 
 @pytest.fixture
 def key_dir(tmp_path):
@@ -132,7 +136,16 @@ def test_keys_are_kebab_case():
                     "image": "traefik/whoami:v1.11.0",
                     "memory-mb": 64,
                     "health-check": {"test": ["true"]},
-                    "routes": [{"hostname": "db", "port": 5432, "mode": "tcp", "exposed-port": 6000}],
+                    "routes": [
+                        {
+                            "hostname": "db",
+                            "port": 5432,
+                            "mode": "tcp",
+                            "exposed-port": 6000,
+                            "bind-address": "192.168.1.10",
+                            "allow-from": ["192.168.1.0/24"],
+                        }
+                    ],
                     "metrics": [{"port": 80, "host-port": 9999}],
                 }
             ],
@@ -214,7 +227,7 @@ def custom(**fields: Any) -> list[dict[str, Any]]:
 
 
 def tcp_route(exposed: int) -> dict[str, Any]:
-    return {"hostname": "app", "port": 5000, "mode": "tcp", "exposed-port": exposed}
+    return {"hostname": "app", "port": 5000, "mode": "tcp", "exposed-port": exposed, **LAN_ONLY}
 
 
 # (id, config, secrets, [(key path (alternatives with |), fragment of the problem)], problem count)
@@ -278,8 +291,8 @@ INVALID = [
         "two-tcp-routes-one-port",
         {
             "services": {
-                "postgres": {"enabled": True, "exposed-port": 3307},
-                "mysql": {"enabled": True, "exposed-port": 3307},
+                "postgres": {"enabled": True, "exposed-port": 3307, **EXPOSED},
+                "mysql": {"enabled": True, "exposed-port": 3307, **EXPOSED},
             }
         },
         {},
@@ -535,8 +548,8 @@ COMBINED = [
         {
             "services": {
                 "grafana": {"hostname": "infra"},
-                "postgres": {"enabled": True, "exposed-port": 3307},
-                "mysql": {"enabled": True},
+                "postgres": {"enabled": True, "exposed-port": 3307, **EXPOSED},
+                "mysql": {"enabled": True, **EXPOSED},
             }
         },
         {},
@@ -629,7 +642,7 @@ def test_a_valid_config_is_not_rejected_by_the_same_checks(key_dir):
         "hosts": [{"name": "a"}, {"name": "b", "address": "deploy@b.example.com:2222", "host-key": HOST_KEY}],
         "services": {
             "grafana": {"hostname": "grafana", "host": "a", "image": "grafana/grafana:12.3.1"},
-            "postgres": {"enabled": True, "exposed-port": 5432},
+            "postgres": {"enabled": True, "exposed-port": 5432, **EXPOSED},
         },
         "backup": {"schedule": "0 3 * * MON-FRI", "s3": S3},
         "custom-services": custom(host="b", routes=[tcp_route(6000)]),

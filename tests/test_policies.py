@@ -176,6 +176,22 @@ def container(
     )
 
 
+def haproxy_with_tcp(acl: str | None, ip: str | None = "192.168.1.10") -> Res:
+    """A proxy with one database frontend on 5432: `acl` its source networks (None: no guard)."""
+    guard = (
+        f"    acl allowed_source src {acl}\n    tcp-request connection reject unless allowed_source\n"
+        if acl is not None
+        else ""
+    )
+    cfg = f"frontend tcp_5432\n    mode tcp\n    bind :5432\n{guard}    default_backend be_postgres_5432\n"
+    port = {"internal": 5432, "external": 5432, "protocol": "tcp", **({"ip": ip} if ip else {})}
+    return container(
+        "haproxy",
+        uploads=[{"file": "/usr/local/etc/haproxy/haproxy.cfg", "content": cfg}],
+        ports=[port],
+    )
+
+
 def socket(read_only: bool = True, host_path: str = "/var/run/docker.sock") -> dict[str, Any]:
     return {"hostPath": host_path, "containerPath": "/var/run/docker.sock", "readOnly": read_only}
 
@@ -551,6 +567,28 @@ BAD: list[Case] = [
         what="without bound",
         fix="max-size",
     ),
+    # tcp-sources
+    Case(
+        "tcp-frontend-any-source",
+        "tcp-sources",
+        [haproxy_with_tcp(None)],
+        what="every source",
+        fix="allow-from",
+    ),
+    Case(
+        "tcp-frontend-world",
+        "tcp-sources",
+        [haproxy_with_tcp("0.0.0.0/0")],
+        what="0.0.0.0/0",
+        fix="allow-from",
+    ),
+    Case(
+        "tcp-frontend-every-interface",
+        "tcp-sources",
+        [haproxy_with_tcp("192.168.1.0/24", ip=None)],
+        what="every interface",
+        fix="bind-address",
+    ),
     # secret-env
     Case(
         "docker-plain-password",
@@ -844,6 +882,8 @@ BAD: list[Case] = [
 ]
 
 GOOD: list[Case] = [
+    # tcp-sources
+    Case("tcp-frontend-lan-only", "tcp-sources", [haproxy_with_tcp("192.168.1.0/24 10.8.0.0/24")]),
     # bounded-logs
     Case("logs-local", "bounded-logs", [container("app", logDriver="local", logOpts={"max-size": "20m"})]),
     Case("logs-local-defaults", "bounded-logs", [container("app", logDriver="local")]),
@@ -1061,7 +1101,7 @@ GOOD: list[Case] = [
 
 def test_every_rule_has_bad_and_good_cases():
     names = {rule.name for rule in RULES}
-    assert len(names) == 14
+    assert len(names) == 15
     assert {c.rule for c in BAD} == names
     assert {c.rule for c in GOOD} == names
     assert len({c.id for c in BAD + GOOD}) == len(BAD) + len(GOOD)

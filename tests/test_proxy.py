@@ -22,7 +22,7 @@ from harness import (
     run_program,
 )
 
-from components.docker.spec import Route
+from components.docker.spec import Exposure, Route
 from components.homelab.proxy import CONFIG_DIR, FALLBACK_NAME, crt_list, haproxy_config
 
 CONTAINER = "docker:index/container:Container"
@@ -138,6 +138,17 @@ def tcp_routes(cfg: str) -> dict[int, str]:
     return out
 
 
+def tcp_sources(cfg: str) -> dict[int, list[str]]:
+    """Exposed port -> the source networks its frontend accepts; every other source rejected."""
+    out = {}
+    for name, body in sections(cfg).items():
+        if name.startswith("frontend tcp_"):
+            assert "tcp-request connection reject unless allowed_source" in body, body
+            acl = next(line.split() for line in body if line.startswith("acl allowed_source src "))
+            out[int(name.removeprefix("frontend tcp_"))] = acl[3:]
+    return out
+
+
 # ---- helpers: the real haproxy --------------------------------------------------------
 
 
@@ -212,6 +223,32 @@ def test_tcp_frontends_on_exposed_ports(request, proxy):
     assert tcp_routes(uploads(request.getfixturevalue(proxy))[CFG_PATH]) == SINGLE_HOST_TCP
 
 
+def test_database_frontends_accept_only_the_listed_networks(tls_on):
+    assert tcp_sources(uploads(tls_on)[CFG_PATH]) == {
+        3307: ["192.168.1.0/24", "10.8.0.0/24"],
+        5432: ["192.168.1.0/24"],
+    }
+
+
+def test_database_ports_are_published_on_the_bind_address_only(tls_on):
+    by_port = {p["external"]: p.get("ip") for p in tls_on.inputs["ports"]}
+    assert by_port == {80: None, 443: None, 3307: "192.168.1.10", 5432: "192.168.1.10"}
+
+
+def test_a_database_not_exposed_has_no_frontend_and_no_port(tmp_path):
+    config = {
+        "domain": "lab.example.com",
+        "services": {"postgres": {"enabled": True}, "mysql": {"enabled": True}},
+    }
+    lab = run_program(config, example_secrets(config), key_dir=str(tmp_path / "keys"))
+    proxy = proxies(lab).get("main")
+    if proxy is not None:
+        assert tcp_routes(uploads(proxy)[CFG_PATH]) == {}
+        assert {p["external"] for p in proxy.inputs["ports"]}.isdisjoint({3307, 5432})
+    published = [p for c in lab.of_type(CONTAINER) for p in c.inputs.get("ports") or []]
+    assert {p["external"] for p in published}.isdisjoint({3306, 3307, 5432})
+
+
 @pytest.mark.parametrize("proxy", ["tls_on", "tls_off"])
 def test_stats_frontend_serves_prometheus_metrics(request, proxy):
     stats = sections(uploads(request.getfixturevalue(proxy))[CFG_PATH])["frontend stats"]
@@ -253,7 +290,7 @@ def test_plain_has_no_certificates_and_no_443(tls_off):
 UNIT_ROUTES = (
     Route("b.example.org", "my-app", 8080),
     Route("a.example.org", "other", 3000),
-    Route("db.example.org", "db", 5432, "tcp", 15432),
+    Route("db.example.org", "db", 5432, "tcp", 15432, Exposure("192.168.1.10", ("192.168.1.0/24",))),
 )
 
 
@@ -343,7 +380,15 @@ def test_tcp_only_host_with_tls(tmp_path):
             {"name": "main", "address": "local"},
             {"name": "db", "address": "deploy@db.lab.example.com", "host-key": HOST_KEY},
         ],
-        "services": {"postgres": {"enabled": True, "host": "db"}},
+        "services": {
+            "postgres": {
+                "enabled": True,
+                "host": "db",
+                "expose": True,
+                "bind-address": "10.0.0.5",
+                "allow-from": ["10.0.0.0/24"],
+            }
+        },
     }
     lab = run_program(config, example_secrets(config), key_dir=str(tmp_path / "keys"))
     files = uploads(proxies(lab)["db"])

@@ -1,10 +1,11 @@
 """The single-host example's HAProxy config, run by the real `haproxy` on loopback (issue 23).
 
-What the program generates is started as it is, with four test-only rewrites: the listeners
+What the program generates is started as it is, with five test-only rewrites: the listeners
 bind 127.0.0.1 on free ports instead of :80, :443, :8404 and the TCP ports; each server points
 at a stub backend on loopback instead of `<container>:<port>` through Docker's DNS; health
-checks run every 200 ms instead of every 10 s; and the crt-list's certificates are made here,
-one per SNI name, signed by a test CA. The stubs answer with their backend's name (HTTP) or
+checks run every 200 ms instead of every 10 s; the TCP frontends' source networks (the
+example's LAN) become 127.0.0.1/32, so that 127.0.0.2 is a source outside the list; and the
+crt-list's certificates are made here, one per SNI name, signed by a test CA. The stubs answer with their backend's name (HTTP) or
 echo (TCP), so each request shows which backend it reached and with which certificate.
 """
 
@@ -88,6 +89,8 @@ class Lab:
             "default-server inter 10s fall 3 rise 2", "default-server inter 200ms fall 1 rise 1"
         )
         assert "bind :" not in cfg, "a listener left on every interface"
+        cfg, rewritten = re.subn(r"acl allowed_source src [^\n]+", "acl allowed_source src 127.0.0.1/32", cfg)
+        assert rewritten == len(self.tcp_ports), "a TCP frontend without its source list"
         # Each backend's one server: a stub on loopback, started here.
         for name, mode, container, port in re.findall(
             r"backend (\S+)\n    mode (\S+)\n    server (\S+) \S+:(\d+) check resolvers docker init-addr \S+",
@@ -219,6 +222,21 @@ def test_each_tcp_frontend_passes_bytes_through(lab, port):
     with socket.create_connection(("127.0.0.1", lab.tcp_ports[port]), timeout=5) as sock:
         sock.sendall(b"\x00hello database\xff")
         assert sock.recv(4096) == b"\x00hello database\xff"
+
+
+@pytest.mark.parametrize("port", sorted(SINGLE_HOST_TCP))
+def test_a_tcp_frontend_refuses_a_source_outside_its_list(lab, port):
+    """127.0.0.2 is on loopback too, but not in the frontend's list: the connection is closed
+    at accept, before a byte reaches the backend."""
+    try:
+        with socket.create_connection(
+            ("127.0.0.1", lab.tcp_ports[port]), timeout=5, source_address=("127.0.0.2", 0)
+        ) as sock:
+            sock.sendall(b"\x00hello database\xff")
+            answer = sock.recv(4096)
+    except (ConnectionResetError, BrokenPipeError):
+        answer = b""
+    assert answer == b""
 
 
 def test_a_stopped_backend_is_marked_down_and_gets_503(lab):

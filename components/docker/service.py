@@ -259,7 +259,9 @@ class Service(pulumi.ComponentResource):
             ]
             or None,
             ports=[
-                docker.ContainerPortArgs(internal=p.container_port, external=p.host_port, protocol=p.protocol)
+                docker.ContainerPortArgs(
+                    internal=p.container_port, external=p.host_port, protocol=p.protocol, ip=p.host_ip
+                )
                 for p in c.ports
             ]
             or None,

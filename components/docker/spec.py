@@ -21,6 +21,19 @@ RouteMode = Literal["http", "tcp"]
 
 
 @dataclass(frozen=True)
+class Exposure:
+    """Who reaches a TCP route: the proxy publishes its port on one host address only
+    (`bind_address`) and refuses every source outside `allow_from` (CIDR networks)."""
+
+    bind_address: str
+    allow_from: tuple[str, ...]
+
+    def __post_init__(self) -> None:
+        if not self.allow_from:
+            raise ValueError("an exposed TCP route needs at least one source network")
+
+
+@dataclass(frozen=True)
 class Route:
     """A public entry point: `fqdn` reaches `container:port` through the host's proxy."""
 
@@ -28,8 +41,13 @@ class Route:
     container: str
     port: int
     mode: RouteMode = "http"
-    # TCP routes only: the port the proxy listens on, published on the host.
+    # TCP routes only: the port the proxy listens on, published on the host, and who may connect.
     exposed_port: int | None = None
+    exposure: Exposure | None = None
+
+    def __post_init__(self) -> None:
+        if self.mode == "tcp" and (self.exposed_port is None or self.exposure is None):
+            raise ValueError(f"{self.fqdn}: a tcp route needs its exposed port, bind address and sources")
 
 
 @dataclass(frozen=True)
@@ -147,11 +165,13 @@ class HealthCheck:
 
 @dataclass(frozen=True)
 class PublishedPort:
-    """A container port published on the host (`host_port`, optionally on one address)."""
+    """A container port published on the host (`host_port`, on every address of the host or
+    only on `host_ip`)."""
 
     container_port: int
     host_port: int
     protocol: Literal["tcp", "udp"] = "tcp"
+    host_ip: str | None = None
 
 
 DockerSocket = Literal["none", "ro", "rw"]

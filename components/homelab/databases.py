@@ -13,6 +13,7 @@ from dataclasses import dataclass
 from components.docker.spec import (
     Basics,
     ContainerSpec,
+    Exposure,
     HealthCheck,
     Route,
     SecretSpec,
@@ -60,8 +61,17 @@ def postgres_container(
 
 @dataclass(frozen=True)
 class TcpBasics:
+    """A database's settings; `exposure` None: no TCP frontend, reachable on the stack network only."""
+
     basics: Basics
     exposed_port: int
+    exposure: Exposure | None = None
+
+    def routes(self, container: str, port: int) -> tuple[Route, ...]:
+        b = self.basics
+        if self.exposure is None or not b.fqdn:
+            return ()
+        return (Route(b.fqdn, container, port, "tcp", self.exposed_port, self.exposure),)
 
 
 def postgres(t: TcpBasics) -> ServiceSpec:
@@ -73,7 +83,7 @@ def postgres(t: TcpBasics) -> ServiceSpec:
         containers=(
             postgres_container("postgres", b.image, "homelab", "homelab", "password", b.memory(512)),
         ),
-        routes=(Route(b.fqdn, "postgres", 5432, "tcp", t.exposed_port),) if b.fqdn else (),
+        routes=t.routes("postgres", 5432),
         secrets=(SecretSpec("password"),),
         restart=b.restart,
         title="PostgreSQL",
@@ -108,7 +118,7 @@ def mysql(t: TcpBasics) -> ServiceSpec:
         kind="MySQL",
         host=b.host,
         containers=(container,),
-        routes=(Route(b.fqdn, "mysql", 3306, "tcp", t.exposed_port),) if b.fqdn else (),
+        routes=t.routes("mysql", 3306),
         secrets=(SecretSpec("root-password"), SecretSpec("password")),
         restart=b.restart,
         title="MySQL",

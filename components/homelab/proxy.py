@@ -49,6 +49,7 @@ class Backend:
     port: int
     fqdn: str
     exposed_port: int | None
+    allow_from: tuple[str, ...] = ()
 
 
 def backends(routes: tuple[Route, ...]) -> tuple[list[Backend], list[Backend]]:
@@ -56,7 +57,8 @@ def backends(routes: tuple[Route, ...]) -> tuple[list[Backend], list[Backend]]:
     http: list[Backend] = []
     tcp: list[Backend] = []
     for r in sorted(routes, key=lambda r: (r.mode, r.fqdn, r.exposed_port or 0)):
-        b = Backend(_backend_name(r), r.mode, r.container, r.port, r.fqdn, r.exposed_port)
+        allow = r.exposure.allow_from if r.exposure else ()
+        b = Backend(_backend_name(r), r.mode, r.container, r.port, r.fqdn, r.exposed_port, allow)
         (http if r.mode == "http" else tcp).append(b)
     return http, tcp
 
@@ -126,10 +128,11 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
             for fqdn in [FALLBACK_NAME, *hosts]
         ]
         ports.append(PublishedPort(443, a.https_port))
+    # A TCP frontend is published on its one host address only (Exposure.bind_address).
     ports += [
-        PublishedPort(r.exposed_port, r.exposed_port)
+        PublishedPort(r.exposed_port, r.exposed_port, host_ip=r.exposure.bind_address)
         for r in sorted(a.routes, key=lambda r: r.exposed_port or 0)
-        if r.mode == "tcp" and r.exposed_port
+        if r.mode == "tcp" and r.exposed_port and r.exposure
     ]
     container = ContainerSpec(
         name="haproxy",
