@@ -5,8 +5,9 @@ bind 127.0.0.1 on free ports instead of :80, :443, :8404 and the TCP ports; each
 at a stub backend on loopback instead of `<container>:<port>` through Docker's DNS; health
 checks run every 200 ms instead of every 10 s; the TCP frontends' source networks (the
 example's LAN) become 127.0.0.1/32, so that 127.0.0.2 is a source outside the list; and the
-crt-list's certificates are made here, one per SNI name, signed by a test CA. The stubs answer with their backend's name (HTTP) or
-echo (TCP), so each request shows which backend it reached and with which certificate.
+crt-list's certificates are made here, one per SNI name, signed by a test CA. The stubs answer
+with their backend's name (HTTP) or echo (TCP), so each request shows which backend it reached
+and with which certificate.
 """
 
 from __future__ import annotations
