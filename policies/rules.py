@@ -146,6 +146,45 @@ def docker_privileges(res: Res, config: Config) -> list[str]:
     return out
 
 
+# What the image contracts of components/homelab/images.py give back after dropping ALL.
+DEFAULT_CAPABILITIES = ("CHOWN", "DAC_READ_SEARCH", "KILL", "NET_BIND_SERVICE", "SETGID", "SETUID")
+
+
+def least_privilege(res: Res, config: Config) -> list[str]:
+    """Every container drops all capabilities and adds back only ones a contract needs, and
+    cannot gain privileges through setuid binaries or file capabilities (no-new-privileges).
+    A container that must differ is named in the pack config (`capability-allowlist`,
+    `new-privileges-allowlist`)."""
+    if res.type != "docker:index/container:Container":
+        return []
+    props = plain(res.props)
+    who = labels(res).get("homelab.container", props.get("name", res.name))
+    out = []
+    opts = [str(o).replace(":", "=") for o in props.get("securityOpts") or []]
+    allowed_nnp = who in (config.get("new-privileges-allowlist") or [])
+    if not {"no-new-privileges", "no-new-privileges=true"} & set(opts) and not allowed_nnp:
+        out.append(
+            f"{res.name}: may gain privileges through a setuid binary or file capability; set "
+            "no-new-privileges (or name it in new-privileges-allowlist)"
+        )
+    caps = props.get("capabilities") or {}
+    drops = {str(c).upper().removeprefix("CAP_") for c in caps.get("drops") or []}
+    if "ALL" not in drops:
+        out.append(
+            f"{res.name}: keeps Docker's default capabilities; drop ALL and add back only what its "
+            "image needs"
+        )
+    adds = {str(c).upper().removeprefix("CAP_") for c in caps.get("adds") or []}
+    extra = (config.get("capability-allowlist") or {}).get(who, [])
+    beyond = sorted(adds - set(DEFAULT_CAPABILITIES) - set(extra))
+    if beyond:
+        out.append(
+            f"{res.name}: adds {', '.join(beyond)}; grant it in capability-allowlist of the pack "
+            "config if the image truly needs it"
+        )
+    return out
+
+
 def bounded_logs(res: Res, config: Config) -> list[str]:
     """A container's logs rotate: the `local` driver (5 files of 20 MB unless told otherwise),
     or a `max-size` for `json-file`, Docker's default driver, which otherwise keeps everything
@@ -623,6 +662,18 @@ RULES: list[Rule] = [
         docker_privileges,
         config_schema={
             "docker-socket-allowlist": {"type": "object", "additionalProperties": {"enum": ["ro", "rw"]}}
+        },
+    ),
+    Rule(
+        "least-privilege",
+        "Containers drop all capabilities but the contract's, and cannot gain new privileges.",
+        least_privilege,
+        config_schema={
+            "capability-allowlist": {
+                "type": "object",
+                "additionalProperties": {"type": "array", "items": {"type": "string"}},
+            },
+            "new-privileges-allowlist": {"type": "array", "items": {"type": "string"}},
         },
     ),
     Rule("bounded-logs", "Every container's logs are rotated.", bounded_logs),

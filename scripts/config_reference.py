@@ -99,6 +99,10 @@ def image_rows() -> list[str]:
             f"- health-check tools: {probes}; {_seen(contract.probes.seen)}",
         ]
         out += [f"- writes `{w.value}`; {_seen(w.seen)}" for w in contract.writes]
+        out += [f"- needs capability `{c.value}`; {_seen(c.seen)}" for c in contract.capabilities]
+        if contract.read_only is not None:
+            out.append(f"- runs with a read-only root filesystem; {_seen(contract.read_only)}")
+        out += [f"- writes outside its volumes (tmpfs): `{t.value}`; {_seen(t.seen)}" for t in contract.tmpfs]
         if contract.file_env is not None:
             names = ", ".join(f"`{n}`" for n in contract.file_env.value)
             out.append(f"- reads `*_FILE` for: {names}; {_seen(contract.file_env.seen)}")

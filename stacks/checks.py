@@ -12,9 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Mapping
 from typing import Any
 
+from components.docker.spec import CAPABILITIES
+from components.homelab.images import contract_of
 from stacks.config import StackConfig, app_fqdn, parse, read_pulumi_config
 from stacks.config_base import ConfigError, _kebab, host_name, hostname_problem
-from stacks.config_homelab import ServicesConfig
+from stacks.config_homelab import CustomService, ServicesConfig
 from stacks.config_platform import ca_origin, node_instructions, platform_problems
 from stacks.plan import build_plan, plan_problems
 
@@ -65,6 +67,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
                 problems.append(
                     (f"custom-services[{i}].volumes[{j}].name", f"volume {v.name!r} declared twice")
                 )
+        problems += security_problems(f"custom-services[{i}].security", svc)
         secrets = [x.name for x in svc.secrets]
         envs = {name: f"custom-services[{i}].env.{name}" for name in svc.env}
         for j, x in enumerate(svc.secrets):
@@ -77,6 +80,39 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
     if problems:
         return problems
     return plan_problems(config)
+
+
+def security_problems(path: str, svc: CustomService) -> list[tuple[str, str]]:
+    """Capabilities the kernel knows, and, for an image the program has a contract for, every
+    capability that contract says its entrypoint needs (else it fails at its first start)."""
+    sec = svc.security
+    contract = contract_of(svc.image)
+    if sec.tmpfs and sec.read_only is None and contract is not None and contract.read_only is None:
+        return [
+            (
+                f"{path}.tmpfs",
+                f"{svc.image} runs with a writable root filesystem (its contract), so tmpfs has no "
+                "use; set read-only: true too, or drop tmpfs",
+            )
+        ]
+    wanted = sec.capabilities
+    if wanted is None:
+        return []
+    unknown = [c for c in wanted if c not in CAPABILITIES]
+    if unknown:
+        return [
+            (f"{path}.capabilities", f"not Linux capabilities: {', '.join(unknown)} (see capabilities(7))")
+        ]
+    missing = sorted({f.value for f in contract.capabilities} - set(wanted)) if contract else []
+    if missing:
+        return [
+            (
+                f"{path}.capabilities",
+                f"{svc.image} needs {', '.join(missing)} (its contract in components/homelab/images.py "
+                "names the line of its entrypoint that does); add them",
+            )
+        ]
+    return []
 
 
 def hostname_problems(config: StackConfig) -> list[tuple[str, str]]:

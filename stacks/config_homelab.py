@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from typing import Annotated, Literal
 
-from pydantic import Field, model_validator
+from pydantic import AfterValidator, Field, model_validator
 
 from stacks.config_base import (
     AbsolutePath,
@@ -209,6 +209,15 @@ class ServicesConfig(Model):
 # ---- custom services ----------------------------------------------------------------
 
 
+def _capability(value: str) -> str:
+    """The spelling only; stacks/checks.py checks the name against the kernel's list."""
+    if value.startswith(("CAP_", "cap_")):
+        raise ValueError(f"write {value!r} as {value[4:].upper()!r} (Docker's name, without CAP_)")
+    if not value.isupper() or not value.replace("_", "").isalpha():
+        raise ValueError(f"{value!r} is not a capability name (upper case, like CHOWN or NET_BIND_SERVICE)")
+    return value
+
+
 class CustomRoute(Model):
     hostname: Subdomain
     port: Port
@@ -267,6 +276,38 @@ class CustomHealthCheck(Model):
     retries: Annotated[int, Field(ge=1, le=100)] = 3
 
 
+Capability = Annotated[str, AfterValidator(_capability)]
+
+
+class CustomSecurity(Model):
+    """How far a custom service is confined. Unset keys take the image's contract where the
+    program knows the image (components/homelab/images.py), else the strict defaults."""
+
+    capabilities: list[Capability] | None = Field(
+        default=None,
+        description="Capabilities the container keeps (Docker names: CHOWN, SETUID, ...); every "
+        "other one is dropped. Default: what the image's contract lists, else none.",
+    )
+    no_new_privileges: bool = Field(
+        default=True, description="Forbid gaining privileges through setuid binaries or file capabilities."
+    )
+    read_only: bool | None = Field(
+        default=None,
+        description="Read-only root filesystem; the volumes and `tmpfs` stay writable. Default: "
+        "true, unless the image's contract says the image is not run read-only.",
+    )
+    tmpfs: list[AbsolutePath] | None = Field(
+        default=None,
+        description="Writable in-memory paths of a read-only container (default: [/tmp]).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> CustomSecurity:
+        if self.read_only is False and self.tmpfs:
+            raise ValueError("tmpfs is only for a read-only root filesystem (read-only: true)")
+        return self
+
+
 class CustomService(Model):
     """A service declared in config alone: routed, scraped and backed up like the built-ins."""
 
@@ -284,6 +325,7 @@ class CustomService(Model):
     memory_mb: MemoryMb | None = None
     restart: Restart = "unless-stopped"
     title: Text | None = None
+    security: CustomSecurity = Field(default_factory=CustomSecurity)
 
 
 # ---- cross-cutting sections ---------------------------------------------------------

@@ -27,6 +27,7 @@ from components.docker.spec import (
     Exposure,
     HealthCheck,
     MetricsEndpoint,
+    Privileges,
     PublishedPort,
     Route,
     SecretRef,
@@ -45,7 +46,7 @@ from components.homelab import (
     monitoring,
     proxy,
 )
-from components.homelab.images import IMAGES
+from components.homelab.images import IMAGES, contract_of
 from components.homelab.portainer import portainer
 from components.homelab.schedule import ScheduleError, longest_gap
 from components.homelab.web import web
@@ -111,6 +112,25 @@ def _exposure(c: CustomRoute | TcpServiceConfig) -> Exposure | None:
     return Exposure(c.bind_address, tuple(c.allow_from))
 
 
+# A custom service whose image the program has no contract for: no capability, a read-only
+# root filesystem with an in-memory /tmp, no new privileges (each relaxed under `security`).
+CUSTOM_DEFAULT = Privileges(read_only=True, tmpfs=("/tmp",))
+
+
+def custom_privileges(svc: CustomService) -> Privileges:
+    """The image's contract (or CUSTOM_DEFAULT), with what `security` sets instead."""
+    contract = contract_of(svc.image)
+    base = contract.privileges() if contract else CUSTOM_DEFAULT
+    sec = svc.security
+    read_only = base.read_only if sec.read_only is None else sec.read_only
+    if sec.tmpfs is not None:
+        tmpfs = tuple(sec.tmpfs)
+    else:
+        tmpfs = (base.tmpfs or CUSTOM_DEFAULT.tmpfs) if read_only else ()
+    capabilities = base.capabilities if sec.capabilities is None else tuple(sorted(set(sec.capabilities)))
+    return Privileges(capabilities, sec.no_new_privileges, read_only, tmpfs)
+
+
 def custom_spec(config: StackConfig, svc: CustomService) -> ServiceSpec:
     """A service declared in config: the same model as the built-ins, nothing special-cased."""
     routes = tuple(
@@ -143,6 +163,7 @@ def custom_spec(config: StackConfig, svc: CustomService) -> ServiceSpec:
         volumes=tuple(Volume(v.name, v.path, v.stateful) for v in svc.volumes),
         healthcheck=healthcheck,
         memory_mb=svc.memory_mb,
+        privileges=custom_privileges(svc),
     )
     return ServiceSpec(
         name=svc.name,

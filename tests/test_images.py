@@ -114,6 +114,8 @@ def is_secret(resource, path: str) -> bool:
 def facts(contract: ImageContract) -> list[Seen]:
     seen = [contract.tag, contract.user.seen, contract.shell.seen, contract.probes.seen]
     seen += [w.seen for w in contract.writes]
+    seen += [f.seen for f in contract.capabilities + contract.tmpfs]
+    seen += [contract.read_only] if contract.read_only else []
     seen += [contract.digest] if contract.digest else []
     return seen + ([contract.file_env.seen] if contract.file_env else [])
 

@@ -567,6 +567,34 @@ BAD: list[Case] = [
         what="without bound",
         fix="max-size",
     ),
+    # least-privilege
+    Case(
+        "nnp-missing",
+        "least-privilege",
+        [container("app", capabilities={"drops": ["ALL"]})],
+        what="gain privileges",
+        fix="no-new-privileges",
+    ),
+    Case(
+        "caps-not-dropped",
+        "least-privilege",
+        [container("app", securityOpts=["no-new-privileges=true"])],
+        what="default capabilities",
+        fix="drop ALL",
+    ),
+    Case(
+        "cap-sys-admin",
+        "least-privilege",
+        [
+            container(
+                "app",
+                securityOpts=["no-new-privileges=true"],
+                capabilities={"drops": ["ALL"], "adds": ["SYS_ADMIN"]},
+            )
+        ],
+        what="SYS_ADMIN",
+        fix="capability-allowlist",
+    ),
     # tcp-sources
     Case(
         "tcp-frontend-any-source",
@@ -882,6 +910,24 @@ BAD: list[Case] = [
 ]
 
 GOOD: list[Case] = [
+    # least-privilege
+    Case(
+        "confined",
+        "least-privilege",
+        [
+            container(
+                "db",
+                securityOpts=["no-new-privileges=true"],
+                capabilities={"drops": ["ALL"], "adds": ["CHOWN", "SETUID"]},
+            )
+        ],
+    ),
+    Case(
+        "allowlisted",
+        "least-privilege",
+        [container("vpn", capabilities={"drops": ["ALL"], "adds": ["NET_ADMIN"]})],
+        config={"capability-allowlist": {"vpn": ["NET_ADMIN"]}, "new-privileges-allowlist": ["vpn"]},
+    ),
     # tcp-sources
     Case("tcp-frontend-lan-only", "tcp-sources", [haproxy_with_tcp("192.168.1.0/24 10.8.0.0/24")]),
     # bounded-logs
@@ -1101,7 +1147,7 @@ GOOD: list[Case] = [
 
 def test_every_rule_has_bad_and_good_cases():
     names = {rule.name for rule in RULES}
-    assert len(names) == 15
+    assert len(names) == 16
     assert {c.rule for c in BAD} == names
     assert {c.rule for c in GOOD} == names
     assert len({c.id for c in BAD + GOOD}) == len(BAD) + len(GOOD)

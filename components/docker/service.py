@@ -17,7 +17,7 @@ import pulumi_docker as docker
 import pulumi_random as random
 
 from components.docker.host import DockerHost
-from components.docker.spec import ContainerSpec, LogLimits, SecretRef, ServiceSpec, Volume
+from components.docker.spec import TMPFS_OPTIONS, ContainerSpec, LogLimits, SecretRef, ServiceSpec, Volume
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 # The backup engine stops, for the length of an archive run, every running container whose
@@ -271,6 +271,12 @@ class Service(pulumi.ComponentResource):
             healthcheck=healthcheck,
             memory=c.memory_mb,
             stop_timeout=c.stop_timeout,
+            security_opts=c.privileges.security_opts() or None,
+            capabilities=docker.ContainerCapabilitiesArgs(
+                drops=["ALL"], adds=list(c.privileges.capabilities) or None
+            ),
+            read_only=c.privileges.read_only,
+            tmpfs={path: TMPFS_OPTIONS for path in c.privileges.tmpfs} or None,
             log_driver=args.logs.driver,
             log_opts=args.logs.options(),
             sysctls=c.sysctls or None,

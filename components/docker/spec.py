@@ -176,6 +176,56 @@ class PublishedPort:
 
 DockerSocket = Literal["none", "ro", "rw"]
 
+# Linux capabilities by their Docker names (capabilities(7) without the CAP_ prefix), the ones
+# a container may keep; every other one is dropped.
+CAPABILITIES = frozenset(
+    {
+        "AUDIT_CONTROL", "AUDIT_READ", "AUDIT_WRITE", "BLOCK_SUSPEND", "BPF", "CHECKPOINT_RESTORE",
+        "CHOWN", "DAC_OVERRIDE", "DAC_READ_SEARCH", "FOWNER", "FSETID", "IPC_LOCK", "IPC_OWNER",
+        "KILL", "LEASE", "LINUX_IMMUTABLE", "MAC_ADMIN", "MAC_OVERRIDE", "MKNOD", "NET_ADMIN",
+        "NET_BIND_SERVICE", "NET_BROADCAST", "NET_RAW", "PERFMON", "SETFCAP", "SETGID", "SETPCAP",
+        "SETUID", "SYSLOG", "SYS_ADMIN", "SYS_BOOT", "SYS_CHROOT", "SYS_MODULE", "SYS_NICE",
+        "SYS_PACCT", "SYS_PTRACE", "SYS_RAWIO", "SYS_RESOURCE", "SYS_TIME", "SYS_TTY_CONFIG",
+        "WAKE_ALARM",
+    }
+)  # fmt: skip
+
+
+@dataclass(frozen=True)
+class Privileges:
+    """What a container may do beyond an unprivileged process.
+
+    Every capability is dropped but `capabilities` (what the image's entrypoint needs, from its
+    contract); `no_new_privileges` stops a setuid binary or file capability from raising them
+    again; `read_only` makes the root filesystem read-only, with `tmpfs` the paths the image
+    writes outside its volumes. Docker refuses an upload (the provider's copy into the
+    container before it starts) into a read-only root filesystem, so a container with uploads
+    keeps a writable one.
+    """
+
+    capabilities: tuple[str, ...] = ()
+    no_new_privileges: bool = True
+    read_only: bool = False
+    tmpfs: tuple[str, ...] = ()
+
+    def __post_init__(self) -> None:
+        unknown = sorted(set(self.capabilities) - CAPABILITIES)
+        if unknown:
+            raise ValueError(f"unknown capabilities {unknown} (Docker names, e.g. CHOWN, without CAP_)")
+        if self.tmpfs and not self.read_only:
+            raise ValueError("tmpfs paths are for a read-only root filesystem")
+
+    def security_opts(self) -> list[str]:
+        """`no-new-privileges=true`: the `key=value` form (the `:` one is deprecated; moby
+        daemon/daemon_unix.go parseSecurityOpt @ v28.5.2)."""
+        return ["no-new-privileges=true"] if self.no_new_privileges else []
+
+
+# tmpfs mounts: the options Docker itself adds (noexec, nosuid, nodev: moby daemon/oci_linux.go
+# @ b985e2313a86, the tmpfs mounts of a container) plus a size bound, so a runaway writer fills
+# its own mount and not the host's memory. tests/test_least_privilege.py runs them.
+TMPFS_OPTIONS = "rw,noexec,nosuid,nodev,size=64m"
+
 
 @dataclass(frozen=True)
 class ContainerSpec:
@@ -205,6 +255,15 @@ class ContainerSpec:
     stop_timeout: int | None = None
     # Extra container labels another program reads (e.g. the backup engine's command hooks).
     labels: Mapping[str, str] = field(default_factory=dict)
+    # Capabilities kept, no-new-privileges, read-only root: from the image's contract.
+    privileges: Privileges = field(default_factory=Privileges)
+
+    def __post_init__(self) -> None:
+        if self.privileges.read_only and self.uploads:
+            raise ValueError(
+                f"{self.name}: a read-only root filesystem cannot take uploads "
+                f"({', '.join(u.path for u in self.uploads)}); Docker refuses the copy"
+            )
 
 
 @dataclass(frozen=True)

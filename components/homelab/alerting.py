@@ -94,6 +94,7 @@ def alertmanager(a: AlertmanagerArgs) -> ServiceSpec:
     container = ContainerSpec(
         name="alertmanager",
         image=b.image,
+        privileges=CONTRACTS["alertmanager"].privileges(),
         command=(
             f"--config.file={ALERTMANAGER_CONFIG}",
             f"--storage.path={ALERTMANAGER_DATA}",
@@ -183,6 +184,7 @@ def blackbox_exporter(b: Basics) -> ServiceSpec:
     container = ContainerSpec(
         name="blackbox-exporter",
         image=b.image,
+        privileges=CONTRACTS["blackbox-exporter"].privileges(),
         command=(f"--config.file={BLACKBOX_CONFIG}",),
         uploads=(FileUpload(BLACKBOX_CONFIG, blackbox_config()),),
         # /-/healthy: main.go of v0.28.0; BusyBox wget as in the Alertmanager image.

@@ -36,6 +36,7 @@ from components.docker.spec import (
     SecretRef,
     ServiceSpec,
 )
+from components.homelab.images import CONTRACTS
 
 SOURCES = "/backup"  # BACKUP_SOURCES: each volume at /backup/<docker volume name>
 ARCHIVE = "/archive"  # BACKUP_ARCHIVE: the host directory, when archives are kept locally
@@ -203,6 +204,7 @@ def backup_schedule(a: BackupArgs) -> ServiceSpec:
     container = ContainerSpec(
         name=CONTAINER,
         image=b.image,
+        privileges=CONTRACTS["backup"].privileges(),
         env=env,
         external_volumes=tuple(
             ExternalVolume(e.volume, f"{SOURCES}/{e.volume}", read_only=True) for e in a.entries

@@ -40,6 +40,7 @@ def postgres_container(
     return ContainerSpec(
         name=name,
         image=image,
+        privileges=CONTRACTS["postgres"].privileges(),
         env={
             "POSTGRES_DB": database,
             "POSTGRES_USER": user,
@@ -97,6 +98,7 @@ def mysql(t: TcpBasics) -> ServiceSpec:
     container = ContainerSpec(
         name="mysql",
         image=b.image,
+        privileges=CONTRACTS["mysql"].privileges(),
         env={
             "MYSQL_ROOT_PASSWORD_FILE": root_password.path,
             "MYSQL_DATABASE": "kodi",

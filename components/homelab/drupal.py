@@ -21,6 +21,7 @@ from components.docker.spec import (
     http_check,
 )
 from components.homelab.databases import postgres_container
+from components.homelab.images import CONTRACTS
 
 DATABASE = "drupal"
 DATABASE_USER = "drupal"
@@ -39,6 +40,7 @@ def drupal(a: DrupalArgs) -> ServiceSpec:
     app = ContainerSpec(
         name="drupal",
         image=b.image,
+        privileges=CONTRACTS["drupal"].privileges(),
         volumes=(
             Volume("drupal-sites", f"{site}/sites"),
             Volume("drupal-modules", f"{site}/modules"),

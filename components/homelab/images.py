@@ -17,6 +17,7 @@ from dataclasses import dataclass
 from datetime import date
 
 from components.contracts import Fact, Seen, User
+from components.docker.spec import Privileges
 from components.lifecycle import Product, UpgradeRule, Window
 
 __all__ = [
@@ -44,6 +45,20 @@ class ImageContract:
     # Where the `@sha256:` index digest of the pin was read (docker-library/repo-info records
     # it for official images); None for images pinned by tag, whose digest Renovate adds.
     digest: Seen | None = None
+    # Least privilege (issue 26): the capabilities the image needs with every other one
+    # dropped, each with the line that needs it; whether the program runs it with a read-only
+    # root filesystem (None: it does not; an upload needs a writable one, see
+    # components.docker.spec.Privileges), and then the paths it writes outside its volumes.
+    capabilities: tuple[Fact[str], ...] = ()
+    read_only: Seen | None = None
+    tmpfs: tuple[Fact[str], ...] = ()
+
+    def privileges(self) -> Privileges:
+        return Privileges(
+            capabilities=tuple(sorted(f.value for f in self.capabilities)),
+            read_only=self.read_only is not None,
+            tmpfs=tuple(f.value for f in self.tmpfs),
+        )
 
     @property
     def uid(self) -> int:
@@ -162,6 +177,14 @@ CONTRACTS: dict[str, ImageContract] = {
         shell=Fact(True, Seen("google/cadvisor", "deploy/Dockerfile", "v0.60.5")),
         # its own HEALTHCHECK runs deploy/healthcheck.sh, which runs BusyBox wget
         probes=Fact(("wget",), Seen("google/cadvisor", "deploy/healthcheck.sh", "v0.60.5")),
+        # Root, but no capability of Docker's default set except one: the disk-usage walk of
+        # each container's writable layer (filepath.Walk under /rootfs/var/lib/docker) reads
+        # directories of any owner (a permission error is logged and that metric goes stale).
+        # No SYSLOG: reading /dev/kmsg for OOM events needs it only where dmesg_restrict=1, and
+        # is best-effort (cmd/internal/api/oom.go). It logs to stderr and writes no file
+        # (deploy/entrypoint.sh: -logtostderr), so its root filesystem is read-only.
+        capabilities=(Fact("DAC_READ_SEARCH", Seen("google/cadvisor", "lib/fs/fs.go", "v0.60.5")),),
+        read_only=Seen("google/cadvisor", "deploy/entrypoint.sh", "v0.60.5"),
     ),
     "node-exporter": ImageContract(
         image="prom/node-exporter:v1.12.1",  # the newest release (fixes ship only in new ones)
@@ -169,6 +192,9 @@ CONTRACTS: dict[str, ImageContract] = {
         user=Fact(User("nobody", None), Seen("prometheus/node_exporter", "Dockerfile", "v1.12.1")),
         shell=Fact(True, Seen("prometheus/node_exporter", "Dockerfile", "v1.12.1")),
         probes=Fact(("wget",), Seen("prometheus/node_exporter", "Dockerfile", "v1.12.1")),
+        # USER nobody, no capability (README: only the timex collector may want SYS_TIME, and
+        # a permission error there is "no data", collector/timex.go); it writes no file.
+        read_only=Seen("prometheus/node_exporter", "README.md", "v1.12.1"),
     ),
     "alertmanager": ImageContract(
         # CHANGELOG "0.34.0 / 2026-08-16"; the release workflow publishes prom/alertmanager:<tag>
@@ -241,6 +267,10 @@ CONTRACTS: dict[str, ImageContract] = {
             ),
             Seen(OFFEN_REPO, "cmd/backup/config_provider.go", OFFEN_AT),
         ),
+        # Root: it archives volumes whose files belong to other users (PostgreSQL's 0700 data
+        # directory, uid 70), and any EACCES of its WalkDir fails the whole run; it chowns
+        # nothing. Not read-only: it takes uploads, and writes the archive to /tmp.
+        capabilities=(Fact("DAC_READ_SEARCH", Seen(OFFEN_REPO, "cmd/backup/create_archive.go", OFFEN_AT)),),
     ),
     "mattermost": ImageContract(
         # 11.7 is the ESR supported on 2026-12-07 (to 2027-05-15; 10.11 ended 2026-08-15):
@@ -290,6 +320,15 @@ CONTRACTS: dict[str, ImageContract] = {
             ("POSTGRES_PASSWORD", "POSTGRES_USER", "POSTGRES_DB", "POSTGRES_INITDB_ARGS"),
             _POSTGRES_ENTRYPOINT,
         ),
+        # Started as root, the entrypoint reads the *_FILE secrets (0400, owned by uid 70), gives
+        # the data and socket directories to postgres, then re-runs itself through gosu (tianon/gosu
+        # 1.19 = 6456aaa0f3c8: Setgroups, Setgid, Setuid; gosu refuses to be setuid itself).
+        capabilities=(
+            Fact("CHOWN", Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT)),
+            Fact("DAC_READ_SEARCH", Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT)),
+            Fact("SETGID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
+            Fact("SETUID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
+        ),
     ),
     "mysql": ImageContract(
         image="mysql:8.4.11@sha256:85b9bf2e29cf836ecb8c2a15a935d4ba0c606631dff1dd79531a11983c638f2a",
@@ -304,6 +343,13 @@ CONTRACTS: dict[str, ImageContract] = {
         file_env=Fact(
             ("MYSQL_ROOT_HOST", "MYSQL_DATABASE", "MYSQL_USER", "MYSQL_PASSWORD", "MYSQL_ROOT_PASSWORD"),
             _MYSQL_ENTRYPOINT,
+        ),
+        # As postgres: file_env reads the secrets as root, find -exec chown, then gosu mysql.
+        capabilities=(
+            Fact("CHOWN", _MYSQL_ENTRYPOINT),
+            Fact("DAC_READ_SEARCH", _MYSQL_ENTRYPOINT),
+            Fact("SETGID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
+            Fact("SETUID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
         ),
     ),
     "drupal": ImageContract(
@@ -320,6 +366,16 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
         shell=Fact(True, Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
+        # Apache's parent runs as root: it binds port 80 (without relying on Docker's
+        # ip_unprivileged_port_start default), switches its children to www-data (mod_unixd:
+        # setgid, initgroups, setuid) and signals them for a graceful stop (prefork). httpd read
+        # at tag 2.4.62 = f4c1e18ead5d.
+        capabilities=(
+            Fact("KILL", Seen("apache/httpd", "server/mpm/prefork/prefork.c", "f4c1e18ead5d")),
+            Fact("NET_BIND_SERVICE", Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
+            Fact("SETGID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
+            Fact("SETUID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
+        ),
     ),
     "web": ImageContract(
         image="php:8.4.26-apache@sha256:b10b6b65fd2a02fd091968c106bdfd8859052e89815921b96825b12d934f1d63",
@@ -329,6 +385,26 @@ CONTRACTS: dict[str, ImageContract] = {
         shell=Fact(True, Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
         # curl is a runtime dependency; docker-php.conf sets "Options -Indexes" on /var/www/
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
+        # Apache's parent runs as root: it binds port 80 (without relying on Docker's
+        # ip_unprivileged_port_start default), switches its children to www-data (mod_unixd:
+        # setgid, initgroups, setuid) and signals them for a graceful stop (prefork). httpd read
+        # at tag 2.4.62 = f4c1e18ead5d.
+        capabilities=(
+            Fact("KILL", Seen("apache/httpd", "server/mpm/prefork/prefork.c", "f4c1e18ead5d")),
+            Fact("NET_BIND_SERVICE", Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
+            Fact("SETGID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
+            Fact("SETUID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
+        ),
+        # No uploads: the root filesystem is read-only. apache2-foreground recreates its run
+        # and lock directories (APACHE_RUN_DIR /var/run/apache2, APACHE_LOCK_DIR /var/lock/apache2,
+        # both under /run on Debian) with `mkdir -p`; /tmp is PHP's temporary directory.
+        read_only=Seen(PHP_REPO, "8.4/trixie/apache/apache2-foreground", PHP_AT),
+        tmpfs=(
+            Fact("/run", Seen(PHP_REPO, "8.4/trixie/apache/apache2-foreground", PHP_AT)),
+            # php_get_temporary_directory: sys_temp_dir, else $TMPDIR, else P_tmpdir, else
+            # "/tmp" (read at an old commit; the PHP 7 copy has the same fallback chain)
+            Fact("/tmp", Seen("php/php-src", "main/php_open_temporary_file.c", "0203cc3d446b")),
+        ),
     ),
     "landing": ImageContract(
         # The newest tag of the 1.30 stable line (1.28 left the library with "Updated stable
@@ -344,6 +420,18 @@ CONTRACTS: dict[str, ImageContract] = {
         shell=Fact(True, Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "0d7f4380c735")),
         probes=Fact(("wget",), Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "0d7f4380c735")),
         writes=(Fact("/usr/share/nginx/html/", Seen(DOCS_REPO, "nginx/content.md", DOCS_AT)),),
+        # The master (root) creates its temp directories under /var/cache/nginx and gives them to
+        # the worker user (ngx_create_paths: chown), binds port 80, then setgid/setuid to nginx
+        # (nginx/nginx tag release-1.30.4 = 017cf98dcce2).
+        capabilities=(
+            Fact("CHOWN", Seen("nginx/nginx", "src/core/ngx_file.c", "017cf98dcce2")),
+            Fact(
+                "NET_BIND_SERVICE",
+                Seen("nginx/docker-nginx", "stable/alpine-slim/Dockerfile", "0d7f4380c735"),
+            ),
+            Fact("SETGID", Seen("nginx/nginx", "src/os/unix/ngx_process_cycle.c", "017cf98dcce2")),
+            Fact("SETUID", Seen("nginx/nginx", "src/os/unix/ngx_process_cycle.c", "017cf98dcce2")),
+        ),
     ),
 }
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from components.docker.spec import Basics, ContainerSpec, FileUpload, Route, ServiceSpec, http_check
+from components.homelab.images import CONTRACTS
 from components.templating import render
 
 
@@ -41,6 +42,7 @@ def landing(a: LandingArgs) -> ServiceSpec:
     container = ContainerSpec(
         name="landing",
         image=b.image,
+        privileges=CONTRACTS["landing"].privileges(),
         uploads=(FileUpload("/usr/share/nginx/html/index.html", landing_page(a)),),
         healthcheck=http_check("http://127.0.0.1/"),
         memory_mb=b.memory(64),

@@ -48,6 +48,7 @@ def mattermost(a: MattermostArgs) -> ServiceSpec:
     app = ContainerSpec(
         name="mattermost",
         image=b.image,
+        privileges=CONTRACTS["mattermost"].privileges(),
         env={
             "TZ": "UTC",
             "MM_SQLSETTINGS_DRIVERNAME": "postgres",

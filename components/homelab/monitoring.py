@@ -133,6 +133,7 @@ def prometheus(a: PrometheusArgs) -> ServiceSpec:
     container = ContainerSpec(
         name="prometheus",
         image=b.image,
+        privileges=CONTRACTS["prometheus"].privileges(),
         command=(
             f"--config.file={PROMETHEUS_CONFIG}",
             "--storage.tsdb.path=/prometheus",
@@ -259,6 +260,7 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
     container = ContainerSpec(
         name="grafana",
         image=b.image,
+        privileges=CONTRACTS["grafana"].privileges(),
         env=env,
         volumes=(Volume("grafana-data", "/var/lib/grafana"),),
         uploads=tuple(uploads),
@@ -294,6 +296,7 @@ def cadvisor(b: Basics) -> ServiceSpec:
     container = ContainerSpec(
         name="cadvisor",
         image=b.image,
+        privileges=CONTRACTS["cadvisor"].privileges(),
         command=("--docker_only=true", "--housekeeping_interval=30s", "--store_container_labels=false"),
         binds=(
             BindMount("/", "/rootfs"),
@@ -330,6 +333,7 @@ def node_exporter(b: Basics) -> ServiceSpec:
     container = ContainerSpec(
         name="node-exporter",
         image=b.image,
+        privileges=CONTRACTS["node-exporter"].privileges(),
         command=(f"--path.rootfs={NODE_EXPORTER_ROOTFS}",),
         binds=(BindMount("/", NODE_EXPORTER_ROOTFS, read_only=True, propagation="rslave"),),
         pid_mode="host",

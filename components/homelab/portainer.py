@@ -12,6 +12,7 @@ def portainer(b: Basics) -> ServiceSpec:
     container = ContainerSpec(
         name="portainer",
         image=b.image,
+        privileges=CONTRACTS["portainer"].privileges(),
         command=("--admin-password-file", password.path),
         volumes=(Volume("portainer-data", "/data"),),
         uploads=(password,),

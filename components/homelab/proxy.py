@@ -137,6 +137,7 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
     container = ContainerSpec(
         name="haproxy",
         image=b.image,
+        privileges=CONTRACTS["haproxy"].privileges(),
         uploads=tuple(uploads),
         ports=tuple(ports),
         # The stats frontend binds IPv4 only (`bind :port`): probe the IPv4 loopback.

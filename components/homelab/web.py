@@ -7,12 +7,14 @@ page "/" answers 403: the health check asks only that Apache answers HTTP at all
 from __future__ import annotations
 
 from components.docker.spec import Basics, ContainerSpec, Route, ServiceSpec, Volume, http_check
+from components.homelab.images import CONTRACTS
 
 
 def web(b: Basics) -> ServiceSpec:
     container = ContainerSpec(
         name="web",
         image=b.image,
+        privileges=CONTRACTS["web"].privileges(),
         volumes=(
             Volume("web-html", "/var/www/html"),
             Volume("web-logs", "/var/log/apache2", stateful=False),
