@@ -13,7 +13,7 @@ from collections.abc import Iterable, Mapping
 from typing import Any
 
 from components.docker.spec import CAPABILITIES
-from components.homelab.images import contract_of
+from components.homelab.images import contract_of_tag
 from stacks.config import StackConfig, app_fqdn, parse, read_pulumi_config
 from stacks.config_base import ConfigError, _kebab, host_name, hostname_problem
 from stacks.config_homelab import CustomService, ServicesConfig
@@ -86,7 +86,7 @@ def security_problems(path: str, svc: CustomService) -> list[tuple[str, str]]:
     """Capabilities the kernel knows, and, for an image the program has a contract for, every
     capability that contract says its entrypoint needs (else it fails at its first start)."""
     sec = svc.security
-    contract = contract_of(svc.image)
+    contract = contract_of_tag(svc.image)
     if sec.tmpfs and sec.read_only is None and contract is not None and contract.read_only is None:
         return [
             (

@@ -46,7 +46,7 @@ from components.homelab import (
     monitoring,
     proxy,
 )
-from components.homelab.images import IMAGES, contract_of
+from components.homelab.images import IMAGES, contract_of_tag
 from components.homelab.portainer import portainer
 from components.homelab.schedule import ScheduleError, longest_gap
 from components.homelab.web import web
@@ -119,7 +119,7 @@ CUSTOM_DEFAULT = Privileges(read_only=True, tmpfs=("/tmp",))
 
 def custom_privileges(svc: CustomService) -> Privileges:
     """The image's contract (or CUSTOM_DEFAULT), with what `security` sets instead."""
-    contract = contract_of(svc.image)
+    contract = contract_of_tag(svc.image)
     base = contract.privileges() if contract else CUSTOM_DEFAULT
     sec = svc.security
     read_only = base.read_only if sec.read_only is None else sec.read_only

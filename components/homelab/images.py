@@ -445,6 +445,20 @@ def contract_of(image: str) -> ImageContract | None:
     return next((c for c in CONTRACTS.values() if c.image == image), None)
 
 
+def contract_of_tag(image: str) -> ImageContract | None:
+    """The contract of the pinned tag `image` names, with or without the pin's digest (a custom
+    service may run `nginx:1.30.5-alpine`): the facts are the tag's, the digest pins its index."""
+    tag = image.split("@", 1)[0]
+    return next(
+        (
+            c
+            for c in CONTRACTS.values()
+            if c.image.split("@", 1)[0] == tag and (image == tag or image == c.image)
+        ),
+        None,
+    )
+
+
 # ---- support windows (issue 21): how long each line above gets fixes ----------------------
 #
 # One `Product` per image above (components/lifecycle.py says how lines are named). A window
