@@ -227,7 +227,10 @@ def test_the_engine_confines_a_container_with_the_registered_settings(busybox_im
     assert "chown-allowed" in run.stdout.decode().split()
 
 
-@pytest.mark.skipif(os.geteuid() != 0, reason="not root: the Docker engine tests write a file capability into a volume on the host")
+@pytest.mark.skipif(
+    os.geteuid() != 0,
+    reason="not root: the Docker engine tests write a file capability into a volume on the host",
+)
 def test_no_new_privileges_stops_a_file_capability(busybox_image, volume, tmp_path):
     """A copy of busybox with the file capability CAP_CHOWN, run as nobody: with Docker's
     defaults it gains CHOWN and chowns a root-owned file; with the registered settings
