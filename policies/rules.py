@@ -121,7 +121,25 @@ def pinned_images(res: Res, config: Config) -> list[str]:
 # ---- Docker containers ----------------------------------------------------------------
 
 DOCKER_SOCKET = "/var/run/docker.sock"
-DEFAULT_SOCKET_ALLOWLIST = {"portainer": "rw", "backup": "rw", "cadvisor": "ro"}
+# Portainer manages the host (full access); the backup engine and cAdvisor reach the API only
+# through their proxies (components/homelab/docker_api.py), which alone mount the socket.
+# cAdvisor may mount containerd's socket, on a host whose images are in containerd.
+DEFAULT_SOCKET_ALLOWLIST = {
+    "portainer": "rw",
+    "backup-docker-api": "ro",
+    "cadvisor-docker-api": "ro",
+    "cadvisor": "ro",
+}
+# Sockets that are root on the host (and the directories that hold them).
+ROOT_SOCKETS = (
+    DOCKER_SOCKET,
+    "/run/docker.sock",
+    "/var/run",
+    "/run",
+    "/run/containerd/containerd.sock",
+    "/var/run/containerd/containerd.sock",
+    "/run/containerd",
+)
 
 
 def docker_privileges(res: Res, config: Config) -> list[str]:
@@ -134,7 +152,7 @@ def docker_privileges(res: Res, config: Config) -> list[str]:
     allow = {**DEFAULT_SOCKET_ALLOWLIST, **(config.get("docker-socket-allowlist") or {})}
     who = labels(res).get("homelab.container", props.get("name", res.name))
     for mount in props.get("volumes") or []:
-        if mount.get("hostPath") in (DOCKER_SOCKET, "/run/docker.sock", "/var/run", "/run"):
+        if mount.get("hostPath") in ROOT_SOCKETS:
             allowed = allow.get(who)
             if allowed is None:
                 out.append(

@@ -104,6 +104,16 @@ class AgentConfig(Model):
     restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
+class CadvisorConfig(AgentConfig):
+    containerd_socket: bool = Field(
+        default=False,
+        description="Mount containerd's socket (/run/containerd/containerd.sock): needed where "
+        "Docker keeps its images in containerd (`docker info` shows the storage driver "
+        "`overlayfs`), for cAdvisor to name the containers. That socket is root on the host; "
+        "the Docker API itself reaches cAdvisor through a read-only proxy either way.",
+    )
+
+
 class SidecarConfig(Model):
     """A monitoring service that runs beside Prometheus (same host, same network)."""
 
@@ -194,7 +204,7 @@ class ServicesConfig(Model):
     portainer: PortainerConfig = Field(default_factory=PortainerConfig)
     prometheus: PrometheusConfig = Field(default_factory=PrometheusConfig)
     grafana: GrafanaConfig = Field(default_factory=GrafanaConfig)
-    cadvisor: AgentConfig = Field(default_factory=AgentConfig)
+    cadvisor: CadvisorConfig = Field(default_factory=CadvisorConfig)
     node_exporter: AgentConfig = Field(default_factory=AgentConfig)
     alertmanager: AlertmanagerConfig = Field(default_factory=AlertmanagerConfig)
     blackbox_exporter: SidecarConfig = Field(default_factory=SidecarConfig)

@@ -220,8 +220,11 @@ def _plan(config: StackConfig) -> Plan:
     all_hosts = [h.name for h in config.hosts]
 
     # Per-host agents.
+    def cadvisor(b: Basics) -> ServiceSpec:
+        return monitoring.cadvisor(b, containerd=s.cadvisor.containerd_socket)
+
     for key, agent, build in (
-        ("cadvisor", s.cadvisor, monitoring.cadvisor),
+        ("cadvisor", s.cadvisor, cadvisor),
         ("node-exporter", s.node_exporter, monitoring.node_exporter),
     ):
         if agent.enabled:

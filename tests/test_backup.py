@@ -169,10 +169,9 @@ def test_the_pinned_engine_runs_with_the_schedule_and_retention(key_dir):
     assert values["BACKUP_RETENTION_DAYS"] == "30"
     assert values["BACKUP_FILENAME"] == "homelab-local-%Y-%m-%dT%H-%M-%S.{{ .Extension }}"
     assert values["BACKUP_PRUNING_PREFIX"] == "homelab-local-"  # pruning never touches other files
-    assert {m["hostPath"] for m in b.inputs["volumes"] if m.get("hostPath")} == {
-        "/opt/homelab/backups",
-        "/var/run/docker.sock",
-    }
+    # The archive directory only: the Docker API through the engine's proxy, not the socket.
+    assert {m["hostPath"] for m in b.inputs["volumes"] if m.get("hostPath")} == {"/opt/homelab/backups"}
+    assert values["DOCKER_HOST"] == "tcp://backup-docker-api:2375"
 
 
 @pytest.mark.parametrize(

@@ -88,6 +88,8 @@ def test_empty_config_gives_a_working_local_stack(key_dir):
         "landing",
         "haproxy",
         "backup",
+        "backup-docker-api",
+        "cadvisor-docker-api",
     }
     assert expected <= set(local)
     for r in local.values():
@@ -117,6 +119,8 @@ def test_default_stack_follows_the_original_feature_toggles(key_dir):
         "landing",
         "haproxy",
         "backup",
+        "backup-docker-api",
+        "cadvisor-docker-api",
     }
 
 

@@ -73,6 +73,8 @@ def test_which_built_ins_run_read_only():
         if c.inputs.get("readOnly")
     }
     assert read_only == {
+        "homelab-backup-docker-api": [],
+        "homelab-cadvisor-docker-api": [],
         "homelab-cadvisor": [],
         "homelab-node-exporter": [],
         "homelab-web": ["/run", "/tmp"],

@@ -544,6 +544,20 @@ BAD: list[Case] = [
         fix="docker-socket-allowlist",
     ),
     Case(
+        "backup-engine-with-the-raw-socket",
+        "docker-privileges",
+        [container("backup", volumes=[socket(read_only=False)])],
+        what="Docker socket",
+        fix="docker-socket-allowlist",
+    ),
+    Case(
+        "containerd-socket-not-allowlisted",
+        "docker-privileges",
+        [container("app", volumes=[socket(host_path="/run/containerd/containerd.sock")])],
+        what="Docker socket",
+        fix="docker-socket-allowlist",
+    ),
+    Case(
         "socket-read-write-cadvisor",
         "docker-privileges",
         [container("cadvisor", volumes=[socket(read_only=False)])],

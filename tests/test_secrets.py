@@ -282,10 +282,10 @@ def test_docker_socket_only_where_needed(case):
     for c in containers(mocks):
         for m in c.inputs.get("volumes") or []:
             if m.get("hostPath") in (SOCKET, "/run/docker.sock", "/var/run", "/run"):
-                # cAdvisor mounts all of /var/run (its README), the others the socket alone.
-                expected = "/var/run" if alias(c) == "cadvisor" else SOCKET
-                assert m["hostPath"] == expected and m["containerPath"] == expected, c.name
+                assert m["hostPath"] == SOCKET and m["containerPath"] == SOCKET, c.name
                 holders.setdefault(alias(c), []).append(m["readOnly"])
-    assert set(holders) <= {"portainer", "backup", "cadvisor"}
-    assert {"cadvisor", "portainer", "backup"} & {alias(c) for c in containers(mocks)} <= set(holders)
-    assert all(ro is True for ro in holders.get("cadvisor", [])), "cAdvisor reads the socket read-only"
+    # Portainer (read-write), and the Docker API proxies of the backup run and cAdvisor.
+    proxies = {"backup-docker-api", "cadvisor-docker-api"}
+    assert set(holders) <= {"portainer", *proxies}
+    assert {"portainer", *proxies} & {alias(c) for c in containers(mocks)} <= set(holders)
+    assert all(ro is True for p in proxies for ro in holders.get(p, [])), "the proxies mount it read-only"

@@ -35,6 +35,8 @@ EXPECTED_IMAGES = {
     "node-exporter": IMAGES["node-exporter"],
     "haproxy": IMAGES["haproxy"],
     "backup": IMAGES["backup"],
+    "backup-docker-api": IMAGES["docker-api-proxy"],
+    "cadvisor-docker-api": IMAGES["docker-api-proxy"],
     "mattermost": IMAGES["mattermost"],
     "mattermost-db": IMAGES["postgres"],
     "postgres": IMAGES["postgres"],
@@ -63,6 +65,8 @@ MEMORY_MB = {
     "node-exporter": 128,
     "haproxy": 256,
     "backup": 256,
+    "backup-docker-api": 32,
+    "cadvisor-docker-api": 32,
     "mattermost": 2048,
     "mattermost-db": 512,
     "postgres": 512,
@@ -137,6 +141,10 @@ def named_mounts(container) -> list[dict]:
 
 def bind_mounts(container) -> list[dict]:
     return [v for v in container.inputs.get("volumes") or [] if "hostPath" in v]
+
+
+def env_of(container) -> dict[str, str]:
+    return dict(e.split("=", 1) for e in container.inputs.get("envs") or [])
 
 
 def socket_mode(container) -> str | None:
@@ -279,12 +287,12 @@ def host_mounts(container) -> dict[str, tuple[str, bool, str | None]]:
 @pytest.mark.parametrize(
     "alias, expected",
     [
-        # google/cadvisor README.md @ v0.60.5: the quick start's --volume list, all read-only.
+        # google/cadvisor README.md @ v0.60.5: the quick start's --volume list, all read-only,
+        # but /var/run (the raw Docker socket): cAdvisor reads the API through its proxy.
         (
             "cadvisor",
             {
                 "/": ("/rootfs", True, None),
-                "/var/run": ("/var/run", True, None),
                 "/sys": ("/sys", True, None),
                 "/var/lib/docker": ("/var/lib/docker", True, None),
                 "/dev/disk": ("/dev/disk", True, None),
@@ -300,10 +308,12 @@ def test_exporters_mount_host_paths_as_upstream_says(containers, alias, expected
 
 def test_docker_socket_only_where_needed(containers):
     modes = {alias: socket_mode(c) for alias, c in containers.items() if socket_mode(c)}
-    assert modes == {"portainer": "rw", "backup": "rw"}
-    # cAdvisor reaches the Docker (and containerd) socket through its read-only /var/run.
+    # Portainer manages the host; the backup engine and cAdvisor get a proxy each (issue 26).
+    assert modes == {"portainer": "rw", "backup-docker-api": "ro", "cadvisor-docker-api": "ro"}
     with_run = {alias for alias, c in containers.items() if "/var/run" in host_mounts(c)}
-    assert with_run == {"cadvisor"}
+    assert with_run == set()
+    assert env_of(containers["backup"])["DOCKER_HOST"] == "tcp://backup-docker-api:2375"
+    assert "--docker=tcp://cadvisor-docker-api:2375" in containers["cadvisor"].inputs["command"]
 
 
 # ---- network --------------------------------------------------------------------------

@@ -311,8 +311,8 @@ def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
     jobs = sorted({m.job for m in spec.metrics if m.container == c.name})
     if jobs:
         labels["homelab.metrics"] = ",".join(jobs)
-    if spec.kind == "BackupSchedule":
-        labels["homelab.role"] = "backup"
+    if spec.kind == "BackupSchedule" and "DOCKER_HOST" in c.env:
+        labels["homelab.role"] = "backup"  # the engine, not its Docker API proxy
     secret = sorted(k for k, v in c.env.items() if isinstance(v, SecretRef))
     if secret:
         labels["homelab.secret-env"] = ",".join(secret)

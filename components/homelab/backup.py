@@ -36,12 +36,14 @@ from components.docker.spec import (
     SecretRef,
     ServiceSpec,
 )
-from components.homelab.images import CONTRACTS
+from components.homelab.docker_api import BACKUP_API, DockerApiProxy
+from components.homelab.images import CONTRACTS, IMAGES
 
 SOURCES = "/backup"  # BACKUP_SOURCES: each volume at /backup/<docker volume name>
 ARCHIVE = "/archive"  # BACKUP_ARCHIVE: the host directory, when archives are kept locally
 SECRETS_DIR = "/run/homelab"
 CONTAINER = "backup"  # the container's name on the host is <stack name>-backup
+API = DockerApiProxy(CONTAINER, BACKUP_API)  # the engine's narrowed Docker API
 
 # Names of the secrets the backup run reads, in the stack's shared secrets.
 RECIPIENTS = "backup-recipients"  # comma-separated age recipients (public, kept as a secret value)
@@ -136,6 +138,7 @@ class BackupArgs:
     ssh: SshStorage | None = None
     webdav: WebdavStorage | None = None
     notify: bool = False  # failed runs go to the shared secret NOTIFY_URL
+    api_proxy_image: str = IMAGES["docker-api-proxy"]
 
 
 def _secret_file(env: dict[str, str | SecretRef], key: str, name: str) -> FileUpload:
@@ -159,6 +162,7 @@ def backup_schedule(a: BackupArgs) -> ServiceSpec:
         "BACKUP_STOP_DURING_BACKUP_LABEL": group,
         "BACKUP_STOP_DURING_BACKUP_NO_RESTART_LABEL": group,
         "EXEC_LABEL": group,
+        "DOCKER_HOST": API.url,
     }
     if a.retention_days is not None:
         env["BACKUP_RETENTION_DAYS"] = str(a.retention_days)
@@ -211,15 +215,17 @@ def backup_schedule(a: BackupArgs) -> ServiceSpec:
         ),
         binds=binds,
         uploads=tuple(uploads),
-        # Stopping and starting the owners of the volumes needs the Docker API.
-        docker_socket="rw",
         memory_mb=b.memory(256),
+        # Stopping and starting the owners of the volumes needs the Docker API: its own proxy,
+        # which allows those calls and no others (the engine reads DOCKER_HOST: client.FromEnv
+        # in cmd/backup/script.go).
+        depends_on=(API.name,),
     )
     return ServiceSpec(
         name=b.name or f"backup-{b.host}",
         kind="BackupSchedule",
         host=b.host,
-        containers=(container,),
+        containers=(API.container(a.api_proxy_image), container),
         restart=b.restart,
         title="Backups",
     )

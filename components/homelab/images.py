@@ -99,6 +99,7 @@ PHP_REPO, PHP_AT = "docker-library/php", "445bf414f1d5"
 DOCS_REPO, DOCS_AT = "docker-library/docs", "c4a9ba414434"
 MATTERMOST_DOCS, MATTERMOST_DOCS_AT = "mattermost/docs", "9dd1c713ed5e"
 OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
+SOCKET_PROXY_REPO, SOCKET_PROXY_AT = "wollomatic/socket-proxy", "bc6606ade30b"  # tag 1.13.1
 # docker-library/repo-info repos/<image>/remote/<tag>.md: "docker pull <image>@sha256:..." of
 # the tag's image index (all platforms), at the commit named beside each pin.
 REPO_INFO = "docker-library/repo-info"
@@ -271,6 +272,22 @@ CONTRACTS: dict[str, ImageContract] = {
         # directory, uid 70), and any EACCES of its WalkDir fails the whole run; it chowns
         # nothing. Not read-only: it takes uploads, and writes the archive to /tmp.
         capabilities=(Fact("DAC_READ_SEARCH", Seen(OFFEN_REPO, "cmd/backup/create_archive.go", OFFEN_AT)),),
+    ),
+    "docker-api-proxy": ImageContract(
+        # Tags are pushed by the release workflow as docker.io/wollomatic/socket-proxy:<tag>
+        # (and :1); 1.13.1 is the newest tag (2026-08-15).
+        image="wollomatic/socket-proxy:1.13.1",
+        tag=Seen(SOCKET_PROXY_REPO, ".github/workflows/docker-image-release.yaml", SOCKET_PROXY_AT),
+        # FROM scratch, USER 65534:65534; the program runs it as root without capabilities
+        # (components/homelab/docker_api.py says why).
+        user=Fact(User("nobody", 65534), Seen(SOCKET_PROXY_REPO, "Dockerfile", SOCKET_PROXY_AT)),
+        shell=Fact(False, Seen(SOCKET_PROXY_REPO, "Dockerfile", SOCKET_PROXY_AT)),
+        # COPY --from=build ./healthcheck ./socket-proxy /: cmd/healthcheck asks
+        # http://127.0.0.1:55555/health, which -allowhealthcheck opens.
+        probes=Fact(("/healthcheck",), Seen(SOCKET_PROXY_REPO, "cmd/healthcheck/main.go", SOCKET_PROXY_AT)),
+        # No capability, no file written: upstream's own example runs it read_only, cap_drop ALL
+        # and no-new-privileges (README.md).
+        read_only=Seen(SOCKET_PROXY_REPO, "README.md", SOCKET_PROXY_AT),
     ),
     "mattermost": ImageContract(
         # 11.7 is the ESR supported on 2026-12-07 (to 2027-05-15; 10.11 ended 2026-08-15):
@@ -501,6 +518,20 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("portainer/portainer-ce", "portainer/portainer-ee"),
+    ),
+    "docker-api-proxy": Product(
+        name="socket-proxy",
+        policy="Only the most recent version is supported; no breaking changes are planned.",
+        windows=(
+            Window(
+                "1.13",
+                None,
+                Seen(SOCKET_PROXY_REPO, "SECURITY.md", SOCKET_PROXY_AT),
+                "1.13.1",
+                "'only the most recent version is supported'",
+            ),
+        ),
+        names=("wollomatic/socket-proxy", "ghcr.io/wollomatic/socket-proxy"),
     ),
     "prometheus": Product(
         name="prometheus",

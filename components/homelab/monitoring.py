@@ -33,7 +33,8 @@ from components.docker.spec import (
     secret_file,
 )
 from components.homelab.alerting import RULES_FILE, RULES_FILE_REF, ProbeJob
-from components.homelab.images import CONTRACTS
+from components.homelab.docker_api import CADVISOR_API, DockerApiProxy
+from components.homelab.images import CONTRACTS, IMAGES
 from components.templating import render
 
 PROMETHEUS_PORT = 9090
@@ -282,38 +283,57 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
 # ---- exporters ----------------------------------------------------------------------
 
 CADVISOR_PORT = 8080
+# containerd's socket (lib/container/containerd/factory.go --containerd default, v0.60.5).
+CONTAINERD_SOCKET = "/run/containerd/containerd.sock"
 NODE_EXPORTER_PORT = 9100
 NODE_EXPORTER_ROOTFS = "/host"
 
 
-def cadvisor(b: Basics) -> ServiceSpec:
-    """cAdvisor with the mounts and the /dev/kmsg device of its README's `docker run`.
+def cadvisor(
+    b: Basics, api_proxy_image: str = IMAGES["docker-api-proxy"], containerd: bool = False
+) -> ServiceSpec:
+    """cAdvisor with the mounts and the /dev/kmsg device of its README's `docker run`, but the
+    Docker API through its own proxy (reads only: components/homelab/docker_api.py) instead of
+    the host's /var/run, which holds the raw Docker socket.
 
     Not `--privileged` (the README's quick start has it; the policy pack forbids it, and
-    docs/running.md describes running with `--device` instead). /var/run carries the Docker
-    and containerd sockets, both read-only.
+    docs/running.md describes running with `--device` instead). `--docker` is the only way to
+    point it elsewhere: it ignores DOCKER_HOST (container/docker/client.go: WithHost of the
+    flag, v0.60.5). `containerd`: on a host whose Docker keeps its images in containerd
+    (storage driver `overlayfs`), cAdvisor's Docker support dials containerd's socket too
+    (container/docker/factory.go), which no HTTP proxy can narrow: that socket is then
+    mounted, read-only (which does not stop a client: the socket is root on the host).
     """
+    proxy = DockerApiProxy("cadvisor", CADVISOR_API)
+    binds = [
+        BindMount("/", "/rootfs"),
+        BindMount("/sys", "/sys"),
+        BindMount("/var/lib/docker", "/var/lib/docker"),
+        BindMount("/dev/disk", "/dev/disk"),
+    ]
+    if containerd:
+        binds.append(BindMount(CONTAINERD_SOCKET, CONTAINERD_SOCKET))
     container = ContainerSpec(
         name="cadvisor",
         image=b.image,
         privileges=CONTRACTS["cadvisor"].privileges(),
-        command=("--docker_only=true", "--housekeeping_interval=30s", "--store_container_labels=false"),
-        binds=(
-            BindMount("/", "/rootfs"),
-            BindMount("/var/run", "/var/run"),
-            BindMount("/sys", "/sys"),
-            BindMount("/var/lib/docker", "/var/lib/docker"),
-            BindMount("/dev/disk", "/dev/disk"),
+        command=(
+            "--docker_only=true",
+            "--housekeeping_interval=30s",
+            "--store_container_labels=false",
+            f"--docker={proxy.url}",
         ),
+        binds=tuple(binds),
         devices=(Device("/dev/kmsg"),),
         healthcheck=http_check(f"http://127.0.0.1:{CADVISOR_PORT}/healthz"),
         memory_mb=b.memory(256),
+        depends_on=(proxy.name,),
     )
     return ServiceSpec(
         name=b.name or f"cadvisor-{b.host}",
         kind="CAdvisor",
         host=b.host,
-        containers=(container,),
+        containers=(proxy.container(api_proxy_image), container),
         metrics=(MetricsEndpoint("cadvisor", "cadvisor", CADVISOR_PORT, host_port=9338),),
         restart=b.restart,
         title="cAdvisor",
