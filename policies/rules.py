@@ -374,15 +374,35 @@ def by_type(resources: Iterable[Res], type_: str) -> list[Res]:
     return [r for r in resources if r.type == type_]
 
 
+# A stager (components/docker/service.py) receives another container's files at STAGE + the
+# path that container reads them at; its label homelab.files-for names that container.
+STAGE = "/stage"
+
+
 def uploads(res: Res) -> dict[str, Any]:
-    """file -> content (SecretValue kept) of a container's uploads."""
+    """file -> content (SecretValue kept) of a container's uploads; for a stager, by the path
+    the container it stages for reads them at."""
     raw = res.props.get("uploads") or []
     items = raw.value if isinstance(raw, SecretValue) else raw
+    staged = labels(res).get("homelab.role") == "files"
     out = {}
     for item in items:
         item = item.value if isinstance(item, SecretValue) else item
-        out[plain(item.get("file"))] = item.get("content")
+        path = str(plain(item.get("file")))
+        out[path.removeprefix(STAGE) if staged else path] = item.get("content")
     return out
+
+
+def served(res: Res, resources: list[Res]) -> Res:
+    """The container that reads `res`'s files: itself, or, for a stager, the container of the
+    same host its homelab.files-for label names."""
+    target = labels(res).get("homelab.files-for")
+    if target is None:
+        return res
+    for c in by_type(resources, "docker:index/container:Container"):
+        if c.provider == res.provider and labels(c).get("homelab.container") == target:
+            return c
+    return res
 
 
 # offen/docker-volume-backup stops the containers whose label has the value its
@@ -478,17 +498,24 @@ def tls_routes(resources: list[Res], config: Config) -> list[str]:
 _SECTION = re.compile(r"^(\S.*)\n((?:[ \t]+.*\n?|[ \t]*\n)*)", re.M)
 
 
-def tcp_sources(res: Res, config: Config) -> list[str]:
+def tcp_sources(resources: list[Res], config: Config) -> list[str]:
     """A proxy's TCP frontend (a database) accepts only listed source networks, and its port is
     published on one host address, not every interface (`tcp-request connection reject
     unless <acl>` closes any other connection at accept; haproxy/haproxy doc/configuration.txt,
     "tcp-request connection")."""
-    if res.type != "docker:index/container:Container":
-        return []
+    out = []
+    for c in by_type(resources, "docker:index/container:Container"):
+        out += _tcp_sources(c, served(c, resources))
+    return out
+
+
+def _tcp_sources(res: Res, proxy: Res) -> list[str]:
+    """`res` holds a haproxy.cfg (the proxy itself, or its stager); `proxy` publishes the ports."""
     cfg = next((plain(v) for k, v in uploads(res).items() if str(k).endswith("haproxy.cfg")), None)
     if not isinstance(cfg, str):
         return []
-    ports = plain(res.props).get("ports") or []
+    res = proxy
+    ports = plain(proxy.props).get("ports") or []
     out = []
     for head, body in _SECTION.findall(cfg):
         lines = [
@@ -729,6 +756,7 @@ RULES: list[Rule] = [
         "tcp-sources",
         "A proxy's TCP frontends (databases) accept only listed networks on one host address.",
         tcp_sources,
+        stack=True,
     ),
     Rule("host-ports", "No two services on one host publish the same port.", host_ports, stack=True),
     Rule("metrics-scraped", "Every declared metrics endpoint is scraped.", metrics_scraped, stack=True),

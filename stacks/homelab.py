@@ -12,6 +12,7 @@ from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
 from components.docker.spec import LogLimits
 from components.homelab import alerting, backup
+from components.homelab.images import IMAGES
 from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs, fallback_certificate
@@ -109,7 +110,8 @@ def build_homelab(
             after = [svc for svc in services.values() if svc.spec.host == spec.host]
         services[spec.name] = Service(
             spec.name,
-            ServiceArgs(spec, config.name, labels, shared, safety, logs),
+            # The backup engine's image (Alpine: sh, find, cp, chmod, chown) stages the files.
+            ServiceArgs(spec, config.name, labels, shared, safety, logs, IMAGES["backup"]),
             hosts[spec.host],
             after=after,
         )

@@ -19,6 +19,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -123,8 +124,82 @@ def _pem(label: str, name: str) -> str:
     return f"-----BEGIN {label}-----\n{_fake(label.replace(' ', '_'), name)}\n-----END {label}-----\n"
 
 
+# Every run's mocks, so that a container's staged files can be found from the container.
+_RUNS: weakref.WeakSet[RecordingMocks] = weakref.WeakSet()
+DOCKER_CONTAINER = "docker:index/container:Container"
+STAGE = "/stage"  # components/docker/service.py: where a stager receives a container's files
+
+
+def is_stager(container: Resource) -> bool:
+    """A one-shot container that stages another's files (components/docker/service.py)."""
+    labels = {item["label"]: item["value"] for item in container.inputs.get("labels") or []}
+    return labels.get("homelab.role") == "files"
+
+
+def stager_of(container: Resource) -> Resource | None:
+    """The one-shot container that stages `container`'s files (components/docker/service.py)."""
+    name = f"{container.inputs.get('name', '')}-files"
+    for run in list(_RUNS):
+        if any(r is container for r in run.resources):
+            return next(
+                (
+                    r
+                    for r in run.resources
+                    if r.type == DOCKER_CONTAINER
+                    and r.inputs.get("name") == name
+                    and r.provider == container.provider
+                ),
+                None,
+            )
+    return None
+
+
+def files(container: Resource) -> dict[str, Any]:
+    """The files `container` reads, by the path it reads them at: its own uploads and those its
+    stager copies into the volumes it mounts there."""
+    out = {u["file"]: u["content"] for u in container.inputs.get("uploads") or []}
+    stager = stager_of(container)
+    if stager is not None:
+        out.update({u["file"].removeprefix(STAGE): u["content"] for u in stager.inputs.get("uploads") or []})
+    return out
+
+
+def file_is_secret(container: Resource, path: str) -> bool:
+    """Whether the content of the file `container` reads at `path` is a secret input."""
+    for holder, prefix in ((container, ""), (stager_of(container), STAGE)):
+        if holder is None:
+            continue
+        for i, u in enumerate(holder.inputs.get("uploads") or []):
+            if u["file"] == prefix + path:
+                where = f"uploads[{i}].content"
+                return any(
+                    where == p or where.startswith((p + ".", p + "[")) for p in holder.secret_paths
+                ) or any(p == "uploads" for p in holder.secret_paths)
+    raise KeyError(path)
+
+
+def file_owner_and_mode(container: Resource, path: str) -> tuple[str | None, str]:
+    """(owner uid or None for root, mode) the stager gives the file `container` reads at
+    `path`: the chown and chmod lines of its script."""
+    stager = stager_of(container)
+    assert stager is not None, f"{container.name} has no staged files"
+    script = stager.inputs["command"][-1]
+    target = f"/files{path}"
+    modes = re.findall(rf"^chmod (0[0-7]{{3}}) {re.escape(target)}$", script, re.M)
+    owners = re.findall(rf"^chown (\d+) {re.escape(target)}$", script, re.M)
+    assert len(modes) == 1 and len(owners) <= 1, script
+    return (owners[0] if owners else None), modes[0]
+
+
+def holds_secret_files(container: Resource) -> bool:
+    """Whether the files `container` reads come as secret inputs (its own or its stager's)."""
+    holders = [container, stager_of(container)]
+    return any(h is not None and any(p.startswith("uploads") for p in h.secret_paths) for h in holders)
+
+
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
+        _RUNS.add(self)
         self.resources: list[Resource] = []
         self.generated_secrets: set[str] = set()
         # Stack outputs: name -> resolved value, and the names whose Output is secret.

@@ -26,11 +26,15 @@ from harness import (
     example_files,
     example_run,
     example_secrets,
+    file_is_secret,
+    file_owner_and_mode,
     load_stack_file,
     plain_strings,
     read_yaml,
     run_program,
+    stager_of,
 )
+from harness import files as harness_files
 
 from components.homelab import alerting, drill
 from components.homelab.schedule import ScheduleError, longest_gap
@@ -66,7 +70,8 @@ def container(mocks: RecordingMocks, alias: str) -> Resource:
 
 
 def uploads(c: Resource) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in c.inputs.get("uploads") or []}
+    """The files it reads, by path (staged ones included: harness.files)."""
+    return harness_files(c)
 
 
 def rules_of(mocks: RecordingMocks) -> dict[str, Any]:
@@ -1042,13 +1047,12 @@ def test_webhook_url_reaches_alertmanager_only_as_a_secret_file(run, kind):
     am = container(mocks, "alertmanager")
     files = uploads(am)
     assert files[alerting.WEBHOOK_URL_FILE] == WEBHOOK
-    [upload] = [u for u in am.inputs["uploads"] if u["file"] == alerting.WEBHOOK_URL_FILE]
-    assert (upload["owner"], upload["permissions"]) == ("65534", "0400")  # nobody, alone
-    assert "uploads" in am.secret_paths or any(p.startswith("uploads") for p in am.secret_paths)
+    assert file_owner_and_mode(am, alerting.WEBHOOK_URL_FILE) == ("65534", "0400")  # nobody, alone
+    assert file_is_secret(am, alerting.WEBHOOK_URL_FILE)
     assert WEBHOOK not in files[ALERTMANAGER_YML]
     assert WEBHOOK not in json.dumps(am.inputs.get("envs") or [])
     holders = [r.name for r in mocks.resources if WEBHOOK in json.dumps(r.inputs)]
-    assert holders == [am.name]
+    assert holders == [stager_of(am).name]  # the one-shot container that stages its files
     for r in mocks.resources:
         for path, text in plain_strings(r.raw_inputs):
             assert WEBHOOK not in text, f"{r.name}: {path} holds the webhook URL in plain text"

@@ -23,6 +23,7 @@ from typing import Any
 import pytest
 import yaml
 from harness import ROOT, example_run, free_port
+from harness import files as staged_files
 
 from components.homelab.alerting import ALERTMANAGER_CONFIG, WEBHOOK_URL_FILE
 
@@ -48,7 +49,7 @@ class Lab:
     def __init__(self, tmp: Path) -> None:
         lab = example_run(ROOT / "examples" / "single-host.yaml")
         (container,) = [c for c in lab.of_type(CONTAINER) if c.inputs["name"] == "homelab-alertmanager"]
-        files = {u["file"]: u["content"] for u in container.inputs["uploads"]}
+        files = staged_files(container)
         config = yaml.safe_load(files[ALERTMANAGER_CONFIG])
         assert config["receivers"][0]["slack_configs"][0]["api_url_file"] == WEBHOOK_URL_FILE
         self.recorder = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)

@@ -20,9 +20,12 @@ from harness import (
     Resource,
     _pem,
     example_run,
+    holds_secret_files,
     plain_strings,
     run_program,
+    stager_of,
 )
+from harness import files as harness_files
 
 from components.homelab import backup
 from components.homelab.images import IMAGES
@@ -62,7 +65,8 @@ def env(r: Resource) -> dict[str, str]:
 
 
 def uploads(r: Resource) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in r.inputs.get("uploads") or []}
+    """The files it reads, by path (staged ones included: harness.files)."""
+    return harness_files(r)
 
 
 def on_host(mocks: RecordingMocks, host: str) -> dict[str, Resource]:
@@ -269,9 +273,10 @@ def test_secrets_reach_the_engine_only_as_files(remote):
         assert files[values[key]] == content, key  # exactly: the engine does not trim
     assert files[values["SSH_IDENTITY_FILE"]] == SECRETS["nas-key"]
     assert values["NOTIFICATION_LEVEL"] == "error"
-    assert "uploads" in remote.secret_paths
-    for path, text in plain_strings(remote.raw_inputs):
-        assert SECRET_MARK not in text, path
+    assert holds_secret_files(remote)
+    for holder in (remote, stager_of(remote)):
+        for path, text in plain_strings(holder.raw_inputs):
+            assert SECRET_MARK not in text, path
     assert not [k for k in values if k in ("AWS_SECRET_ACCESS_KEY", "WEBDAV_PASSWORD", "NOTIFICATION_URLS")]
     assert "homelab.secret-env" not in labels(remote)
 

@@ -10,7 +10,7 @@ from typing import Any
 
 import pytest
 import yaml
-from harness import HOST_KEY, RecordingMocks, run_invalid, run_program
+from harness import HOST_KEY, RecordingMocks, files, run_invalid, run_program
 
 from automation import validate as offline
 from stacks.checks import validate
@@ -226,7 +226,7 @@ def test_an_ipv6_scrape_address_is_bracketed_in_the_target(key_dir):
     config = {"hosts": [{"name": "local"}, {**SSH, "scrape-address": "fd00::5"}]}
     mocks = run_program(config, key_dir=key_dir)
     (prometheus,) = [c for c in mocks.of_type(CONTAINER) if c.inputs["name"] == "homelab-prometheus"]
-    yml = {u["file"]: u["content"] for u in prometheus.inputs["uploads"]}["/etc/prometheus/prometheus.yml"]
+    yml = files(prometheus)["/etc/prometheus/prometheus.yml"]
     assert "[fd00::5]:9100" in yml
 
 

@@ -10,6 +10,7 @@ import harness
 import pulumi
 import pytest
 from harness import HOST_KEY, SECRET_MARK, RecordingMocks, run_program
+from harness import files as harness_files
 
 from stacks.checks import check, validate
 from stacks.config import ConfigError, StackConfig
@@ -121,6 +122,9 @@ def test_default_stack_follows_the_original_feature_toggles(key_dir):
         "backup",
         "backup-docker-api",
         "cadvisor-docker-api",
+        # The one-shot stagers of the containers that read files (their config, secrets).
+        *(f"{c}-files" for c in ("portainer", "prometheus", "alertmanager", "blackbox-exporter")),
+        *(f"{c}-files" for c in ("grafana", "landing", "haproxy", "backup")),
     }
 
 
@@ -659,7 +663,8 @@ def test_a_valid_config_is_not_rejected_by_the_same_checks(key_dir):
 
 
 def uploads(container: harness.Resource) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in container.inputs.get("uploads") or []}
+    """The files it reads, by path (staged ones included: harness.files)."""
+    return harness_files(container)
 
 
 def test_own_certificate_replaces_the_generated_one(key_dir):
@@ -680,7 +685,7 @@ def test_own_certificate_replaces_the_generated_one(key_dir):
         in files["/usr/local/etc/haproxy/crt-list.txt"]
     )
     assert "cert-tls-home.localhost-cert" in files[f"{HAPROXY_CERTS}/home.localhost.pem"]
-    assert "uploads" in haproxy.secret_paths
+    assert harness.holds_secret_files(haproxy)
 
 
 def test_own_certificates_for_every_host_need_no_ca(key_dir):

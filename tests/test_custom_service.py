@@ -7,6 +7,7 @@ import re
 
 import pytest
 from harness import HOST_KEY, RecordingMocks, Resource, plain_strings, read_yaml, run_program
+from harness import files as harness_files
 
 CONTAINER = "docker:index/container:Container"
 DOMAIN = "lab.example.com"
@@ -38,7 +39,8 @@ def container(mocks: RecordingMocks, host: str, alias: str) -> Resource:
 
 
 def uploads(c: Resource) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in c.inputs.get("uploads") or []}
+    """The files it reads, by path (staged ones included: harness.files)."""
+    return harness_files(c)
 
 
 def labels(c: Resource) -> dict[str, str]:

@@ -602,6 +602,8 @@ def test_docker_resources_use_their_hosts_provider(request, stack):
 def test_containers_land_on_their_planned_host(multi):
     plan = build_plan(validate(multi_config()))
     planned = {(spec.host, f"homelab-{c.name}") for spec in plan.services for c in spec.containers}
+    # and the one-shot stager of each container that reads files
+    planned |= {(s.host, f"homelab-{c.name}-files") for s in plan.services for c in s.containers if c.uploads}
     actual = {(host_of(c), c.inputs["name"]) for c in multi.of_type("docker:index/container:Container")}
     assert actual == planned
     assert {host for host, _ in actual} == set(SSH_HOSTS)

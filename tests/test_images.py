@@ -30,8 +30,13 @@ from harness import (
     example_files,
     example_run,
     example_secrets,
+    file_is_secret,
+    file_owner_and_mode,
+    files,
+    is_stager,
     load_stack_file,
     run_program,
+    stager_of,
 )
 
 from components.docker.spec import http_check
@@ -104,6 +109,8 @@ def alias(container) -> str:
 def contracted(lab) -> Iterator[tuple[Any, ImageContract]]:
     """Every container of a built-in service with the contract of its image."""
     for c in lab.of_type(CONTAINER):
+        if is_stager(c):
+            continue
         contract = contract_of(image_of(lab, c))
         if contract is not None:
             yield c, contract
@@ -169,7 +176,7 @@ def everything(runner):
 @pytest.fixture(scope="module")
 def by_alias(everything):
     _, lab = everything
-    return {alias(c): c for c in lab.of_type(CONTAINER)}
+    return {alias(c): c for c in lab.of_type(CONTAINER) if not is_stager(c)}
 
 
 # ---- the table ------------------------------------------------------------------------
@@ -274,20 +281,19 @@ def test_health_checks_probe_the_ipv4_loopback(case):
 def test_uploads_go_only_where_the_image_reads(case):
     _, lab = case
     for c, contract in contracted(lab):
-        for upload in c.inputs.get("uploads") or []:
-            assert contract.allows_write(upload["file"]), f"{alias(c)}: {upload['file']} ({contract.image})"
+        for path in files(c):
+            assert contract.allows_write(path), f"{alias(c)}: {path} ({contract.image})"
 
 
 def test_secret_files_belong_to_the_image_user_alone(case):
     _, lab = case
     checked = 0
     for c, contract in contracted(lab):
-        for upload in c.inputs.get("uploads") or []:
+        for path, content in files(c).items():
             # Every value the mocks generate, and every config secret, carries SECRET_MARK.
-            if SECRET_MARK in upload["content"]:
-                assert is_secret(c, "uploads"), alias(c)
-                assert upload.get("owner") == str(contract.uid), f"{alias(c)}: {upload['file']}"
-                assert upload.get("permissions") == "0400", f"{alias(c)}: {upload['file']}"
+            if SECRET_MARK in content:
+                assert file_is_secret(c, path), alias(c)
+                assert file_owner_and_mode(c, path) == (str(contract.uid), "0400"), f"{alias(c)}: {path}"
                 checked += 1
     assert checked, "no secret file in this example"
 
@@ -295,10 +301,10 @@ def test_secret_files_belong_to_the_image_user_alone(case):
 def test_file_variables_are_read_by_the_image(case):
     _, lab = case
     for c, contract in contracted(lab):
-        files = {u["file"] for u in c.inputs.get("uploads") or []}
+        read = set(files(c))
         for key, value in env(c).items():
             if key.endswith("_FILE") or key == "PGPASSFILE":
-                assert value in files, f"{alias(c)}: {key} names no uploaded file"
+                assert value in read, f"{alias(c)}: {key} names no uploaded file"
             if key.endswith("_FILE"):
                 assert contract.reads_file_env(key), f"{alias(c)}: {contract.image} does not read {key}"
 
@@ -339,7 +345,7 @@ def test_mattermost_checks_itself_with_mmctl_not_curl(by_alias):
 
 def test_haproxy_probe_reaches_its_ipv4_only_stats_bind(by_alias):
     haproxy = by_alias["haproxy"]
-    config = next(u["content"] for u in haproxy.inputs["uploads"] if u["file"].endswith("haproxy.cfg"))
+    config = next(content for path, content in files(haproxy).items() if path.endswith("haproxy.cfg"))
     stats = config.split("frontend stats", 1)[1].split("\nfrontend ", 1)[0]
     [bind] = re.findall(r"^\s*bind (\S+)", stats, re.M)
     host, _, port = bind.rpartition(":")
@@ -429,10 +435,13 @@ def test_cadvisor_knows_the_containerd_image_store():
 def test_prometheus_lifecycle_api_is_off(by_alias):
     prometheus = by_alias["prometheus"]
     assert not [arg for arg in prometheus.inputs["command"] if arg.startswith("--web.enable-lifecycle")]
-    # A changed prometheus.yml still takes effect: it is an upload, and the provider replaces
-    # the container when an upload changes (kreuzwerker/terraform-provider-docker
-    # internal/provider/resource_docker_container.go: "upload" is ForceNew).
-    assert "/etc/prometheus/prometheus.yml" in {u["file"] for u in prometheus.inputs["uploads"]}
+    # A changed prometheus.yml still takes effect: it is an upload of its stager, which the
+    # provider replaces when an upload changes (kreuzwerker/terraform-provider-docker
+    # internal/provider/resource_docker_container.go: "upload" is ForceNew), and the new
+    # stager's ID in the label homelab.files-run replaces Prometheus in turn.
+    assert "/etc/prometheus/prometheus.yml" in files(prometheus)
+    labels = {item["label"]: item["value"] for item in prometheus.inputs["labels"]}
+    assert labels["homelab.files-run"] == f"{stager_of(prometheus).name}-id"  # the mocks' ID
 
 
 def test_mysql_is_off_unless_enabled(tmp_path):
@@ -448,9 +457,7 @@ def test_drupal_database_credentials_are_a_secret_output(everything, by_alias):
     # The image takes no database settings; its installer asks for them (docker-library/docs
     # drupal/content.md, "Set up database").
     db = by_alias["drupal-db"]
-    password = next(
-        u["content"] for u in db.inputs["uploads"] if u["file"] == env(db)["POSTGRES_PASSWORD_FILE"]
-    )
+    password = files(db)[env(db)["POSTGRES_PASSWORD_FILE"]]
     assert lab.outputs["drupal-credentials"] == {
         "database-type": "PostgreSQL",
         "database-name": env(db)["POSTGRES_DB"],

@@ -26,7 +26,7 @@ from harness import example_files, example_run, run_program
 from test_bad_input import assert_rejected, custom
 from test_images import contracted
 
-from components.docker.spec import ContainerSpec, FileUpload, Privileges
+from components.docker.spec import ContainerSpec, FileUpload, Privileges, Volume
 
 CONTAINER = "docker:index/container:Container"
 
@@ -86,13 +86,26 @@ def test_which_built_ins_run_read_only():
     assert adds["homelab-grafana"] == [] and adds["homelab-haproxy"] == []
 
 
-def test_a_read_only_container_cannot_take_uploads():
+def test_a_read_only_container_takes_its_files_staged_only():
     with pytest.raises(ValueError, match="cannot take uploads"):
         ContainerSpec(
             "app",
             "nginx:1.30.5-alpine",
             uploads=(FileUpload("/etc/x", "y"),),
             privileges=Privileges(read_only=True),
+            stage_files=False,
+        )
+    staged = ContainerSpec(
+        "app",
+        "nginx:1.30.5-alpine",
+        uploads=(FileUpload("/etc/x", "y"),),
+        privileges=Privileges(read_only=True),
+    )
+    assert staged.staged_dirs() == ("/etc",)
+    # A staged directory inside a volume would be hidden by it (or hide it).
+    with pytest.raises(ValueError, match="would sit in a volume"):
+        ContainerSpec(
+            "app", "x:1", uploads=(FileUpload("/data/conf/x", "y"),), volumes=(Volume("d", "/data"),)
         )
 
 

@@ -20,6 +20,7 @@ from harness import (
     read_yaml,
     run_program,
 )
+from harness import files as harness_files
 
 from stacks.checks import validate
 from stacks.plan import build_plan
@@ -57,7 +58,8 @@ def container(lab, alias: str, host: str | None = None):
 
 
 def uploads(c) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in c.inputs.get("uploads") or []}
+    """The files it reads, by path (staged ones included: harness.files)."""
+    return harness_files(c)
 
 
 def promtool(*args: str) -> subprocess.CompletedProcess:

@@ -6,7 +6,7 @@ import subprocess
 import sys
 
 import pytest
-from harness import ROOT, example_run, load_stack_file, run_program
+from harness import ROOT, example_run, files, load_stack_file, run_program
 
 
 @pytest.fixture(scope="module")
@@ -39,12 +39,12 @@ def test_outputs_name_every_routed_service_and_keep_the_password_secret(single):
 
 def test_landing_page_lists_every_enabled_service(single):
     landing = single.containers()["homelab-landing"]
-    (page,) = [u["content"] for u in landing.inputs["uploads"] if u["file"].endswith("index.html")]
+    (page,) = [content for path, content in files(landing).items() if path.endswith("index.html")]
     for url in single.outputs["urls"].values():
         assert f'href="{url}"' in page
     # A disabled service is not listed.
     dev = run_program(load_stack_file(ROOT / "Pulumi.dev.yaml"))
-    (dev_page,) = [u["content"] for u in dev.containers()["homelab-landing"].inputs["uploads"]]
+    (dev_page,) = files(dev.containers()["homelab-landing"]).values()
     assert "mattermost" not in dev_page.lower()
     assert 'href="https://monitoring.localhost/"' in dev_page
 

@@ -17,9 +17,12 @@ from harness import (
     HOST_KEY,
     example_run,
     example_secrets,
+    file_is_secret,
+    files,
     load_stack_file,
     plain_strings,
     run_program,
+    stager_of,
 )
 
 from components.docker.spec import Exposure, Route
@@ -78,7 +81,8 @@ def proxies(lab) -> dict[str, object]:
 
 
 def uploads(container) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in container.inputs.get("uploads") or []}
+    """The files the proxy reads (its stager copies them into the volumes it mounts)."""
+    return files(container)
 
 
 def is_secret(resource, path: str) -> bool:
@@ -212,10 +216,11 @@ def test_tls_crt_list_names_every_routed_host_with_an_uploaded_cert(tls_on):
 
 
 def test_tls_cert_uploads_are_secret(tls_on):
-    certs = [i for i, u in enumerate(tls_on.inputs["uploads"]) if u["file"].endswith(".pem")]
+    certs = [path for path in uploads(tls_on) if path.endswith(".pem")]
     assert len(certs) == len(SINGLE_HOST_HTTP) + 1  # and the fallback
-    assert all(is_secret(tls_on, f"uploads[{i}].content") for i in certs)
-    assert [p for p, text in plain_strings(tls_on.raw_inputs) if "PRIVATE KEY" in text] == []
+    assert all(file_is_secret(tls_on, path) for path in certs)
+    for holder in (tls_on, stager_of(tls_on)):
+        assert [p for p, text in plain_strings(holder.raw_inputs) if "PRIVATE KEY" in text] == []
 
 
 @pytest.mark.parametrize("proxy", ["tls_on", "tls_off"])
@@ -359,10 +364,11 @@ def test_each_proxy_routes_only_its_own_host(multi, host):
 @pytest.mark.parametrize("host", ["ops", "apps"])
 def test_each_proxys_cert_uploads_are_secret(multi, host):
     proxy = proxies(multi)[host]
-    certs = [i for i, u in enumerate(proxy.inputs["uploads"]) if u["file"].endswith(".pem")]
+    certs = [path for path in uploads(proxy) if path.endswith(".pem")]
     assert certs
-    assert all(is_secret(proxy, f"uploads[{i}].content") for i in certs)
-    assert [p for p, text in plain_strings(proxy.raw_inputs) if "PRIVATE KEY" in text] == []
+    assert all(file_is_secret(proxy, path) for path in certs)
+    for holder in (proxy, stager_of(proxy)):
+        assert [p for p, text in plain_strings(holder.raw_inputs) if "PRIVATE KEY" in text] == []
 
 
 @needs_haproxy

@@ -20,10 +20,13 @@ from harness import (
     example_key_dir,
     example_run,
     example_secrets,
+    file_is_secret,
+    holds_secret_files,
     load_stack_file,
     plain_strings,
     run_program,
 )
+from harness import files as harness_files
 
 from components.docker.spec import SecretRef
 from stacks.checks import validate
@@ -100,7 +103,8 @@ def env(container: Resource) -> dict[str, str]:
 
 
 def uploads(container: Resource) -> dict[str, str]:
-    return {u["file"]: u["content"] for u in container.inputs.get("uploads") or []}
+    """The files it reads, by path (staged ones included: harness.files)."""
+    return harness_files(container)
 
 
 def containers(mocks: RecordingMocks) -> list[Resource]:
@@ -191,11 +195,11 @@ def test_admin_password_is_generated_and_only_in_secret_files(case):
     assert admin.inputs["length"] == 26 and admin.inputs["special"] is False
     value = mocks.outputs["admin-password"]
     holders = {alias(c) for c in containers(mocks) if value in json.dumps(c.inputs)}
-    assert holders <= {"grafana", "portainer"}
+    assert holders <= {"grafana", "portainer", "grafana-files", "portainer-files"}  # and their stagers
     for c in containers(mocks):
         if alias(c) in ("grafana", "portainer"):
             assert uploads(c)["/run/homelab/admin-password"] == value
-            assert "uploads" in c.secret_paths
+            assert file_is_secret(c, "/run/homelab/admin-password")
     grafana = [c for c in containers(mocks) if alias(c) == "grafana"]
     for c in grafana:
         assert env(c)["GF_SECURITY_ADMIN_PASSWORD__FILE"] == "/run/homelab/admin-password"
@@ -234,8 +238,10 @@ def test_database_passwords_and_salts_are_generated(tmp_path):
     seen: list[str] = []
     for container, variables in [*in_files.items(), *in_env.items()]:
         c = by_alias[container]
-        secret_part = "uploads" if container in in_files else "envs"
-        assert any(p.startswith(secret_part) for p in c.secret_paths), container
+        if container in in_files:
+            assert holds_secret_files(c), container
+        else:
+            assert any(p.startswith("envs") for p in c.secret_paths), container
         for key, password in variables.items():
             mocks.named(password, PASSWORD)
             value = uploads(c)[env(c)[key]] if container in in_files else env(c)[key]

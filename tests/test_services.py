@@ -11,7 +11,16 @@ from __future__ import annotations
 import hashlib
 
 import pytest
-from harness import EXAMPLES, example_run, plain_strings
+from harness import (
+    EXAMPLES,
+    example_run,
+    file_is_secret,
+    file_owner_and_mode,
+    files,
+    is_stager,
+    plain_strings,
+    stager_of,
+)
 
 from components.homelab.images import IMAGES
 
@@ -105,6 +114,33 @@ OWN_VOLUMES = {
     },
     "web": {"homelab_web_html": "/var/www/html", "homelab_web_logs": "/var/log/apache2"},
 }
+# The directories each container reads staged files from (components/docker/service.py): one
+# volume each, filled by the container's stager, mounted read-only.
+STAGED_DIRS = {
+    "portainer": ["/run/homelab"],
+    "prometheus": ["/etc/prometheus"],
+    "alertmanager": ["/etc/alertmanager", "/run/homelab"],
+    "blackbox-exporter": ["/etc/blackbox_exporter"],
+    "grafana": [
+        "/etc/grafana/dashboards",
+        "/etc/grafana/provisioning/dashboards",
+        "/etc/grafana/provisioning/datasources",
+        "/run/homelab",
+    ],
+    "haproxy": ["/usr/local/etc/haproxy"],
+    "landing": ["/usr/share/nginx/html"],
+    "backup": ["/run/homelab"],
+    "mattermost": ["/run/homelab"],
+    "mattermost-db": ["/run/homelab"],
+    "postgres": ["/run/homelab"],
+    "mysql": ["/run/homelab"],
+    "drupal-db": ["/run/homelab"],
+}
+STAGED_VOLUMES = {
+    f"homelab_{alias.replace('-', '_')}_files_{i}"
+    for alias, dirs in STAGED_DIRS.items()
+    for i in range(len(dirs))
+}
 # Scratch volumes: not backed up, not retained on destroy.
 SCRATCH_VOLUMES = {
     "homelab_mattermost_logs",
@@ -175,7 +211,7 @@ def lab(tmp_path_factory):
 @pytest.fixture(scope="module")
 def containers(lab):
     """Containers by alias ('grafana'), from their Docker names ('homelab-grafana')."""
-    found = lab.of_type(CONTAINER)
+    found = [c for c in lab.of_type(CONTAINER) if not is_stager(c)]  # their stagers: below
     by_alias = {c.inputs["name"].removeprefix(f"{PREFIX}-"): c for c in found}
     assert len(by_alias) == len(found), "two containers share a Docker name"
     return by_alias
@@ -249,13 +285,37 @@ def test_named_volumes_and_mount_paths(containers, alias):
 
 def test_every_named_volume_is_a_volume_resource(lab):
     declared = {r.inputs["name"] for r in lab.of_type(VOLUME)}
-    assert declared == {name for volumes in OWN_VOLUMES.values() for name in volumes}
+    assert declared == {name for volumes in OWN_VOLUMES.values() for name in volumes} | STAGED_VOLUMES
+
+
+@pytest.mark.parametrize("alias", sorted(STAGED_DIRS))
+def test_staged_files_are_mounted_read_only_where_the_container_reads_them(lab, containers, alias):
+    c = containers[alias]
+    key = alias.replace("-", "_")
+    staged = {m["containerPath"]: m for m in named_mounts(c) if "_files_" in m["volumeName"]}
+    assert sorted(staged) == STAGED_DIRS[alias]
+    for i, path in enumerate(STAGED_DIRS[alias]):
+        assert staged[path] == {
+            "volumeName": f"homelab_{key}_files_{i}",
+            "containerPath": path,
+            "readOnly": True,
+        }
+    assert not c.inputs.get("uploads"), "the container takes no upload itself"
+    stager = stager_of(c)
+    assert stager.inputs["name"] == f"homelab-{alias}-files"
+    assert [m["containerPath"] for m in stager.inputs["volumes"]] == [
+        f"/files{p}" for p in STAGED_DIRS[alias]
+    ]
+    assert stager.inputs["mustRun"] is False and stager.inputs["attach"] is True
+    assert stager.inputs["restart"] == "no" and stager.inputs["networkMode"] == "none"
+    assert stager.inputs["capabilities"] == {"drops": ["ALL"], "adds": ["CHOWN"]}
+    assert stager.inputs["image"] == mock_image_id(IMAGES["backup"])
 
 
 def test_stateful_volumes_are_retained_and_scratch_volumes_are_not(lab):
     retained = {r.inputs["name"] for r in lab.of_type(VOLUME) if r.retain_on_delete}
     declared = {r.inputs["name"] for r in lab.of_type(VOLUME)}
-    assert retained == declared - SCRATCH_VOLUMES
+    assert retained == declared - SCRATCH_VOLUMES - STAGED_VOLUMES
 
 
 def test_backup_mounts_every_stateful_volume_read_only(lab, containers):
@@ -267,7 +327,8 @@ def test_backup_mounts_every_stateful_volume_read_only(lab, containers):
     }
     assert all(m["readOnly"] for m in sources)
     # Besides its sources, only the textfile directory it records its successes in.
-    assert [m["containerPath"] for m in mounts if m not in sources] == ["/var/lib/node-exporter/textfile"]
+    others = [m["containerPath"] for m in mounts if m not in sources and "_files_" not in m["volumeName"]]
+    assert others == ["/var/lib/node-exporter/textfile"]
     target = [m for m in bind_mounts(containers["backup"]) if m["containerPath"] == "/archive"]
     assert target == [{"hostPath": "/srv/backups/homelab", "containerPath": "/archive", "readOnly": False}]
 
@@ -346,10 +407,8 @@ def test_grafana_admin_password_comes_from_a_secret_file(lab, containers):
     e = env(grafana)
     assert "GF_SECURITY_ADMIN_PASSWORD" not in e
     path = e["GF_SECURITY_ADMIN_PASSWORD__FILE"]
-    uploads = grafana.inputs["uploads"]
-    index = next(i for i, u in enumerate(uploads) if u["file"] == path)
-    assert uploads[index]["content"] in lab.generated_secrets
-    assert is_secret(grafana, f"uploads[{index}].content")
+    assert files(grafana)[path] in lab.generated_secrets
+    assert file_is_secret(grafana, path)
 
 
 @pytest.mark.parametrize(
@@ -374,13 +433,6 @@ def test_generated_secrets_reach_env_only_as_secrets(lab, containers, alias, key
         assert is_secret(c, f"envs[{index}]"), f"{alias}: {key} is not secret"
 
 
-def uploaded(container, path: str) -> tuple[int, dict]:
-    """The index and the entry of the upload at `path`."""
-    uploads = container.inputs["uploads"]
-    index = next(i for i, u in enumerate(uploads) if u["file"] == path)
-    return index, uploads[index]
-
-
 # Database passwords: a `*_FILE` variable names a 0400 file of the database user (uid from
 # components/homelab/images.py: postgres 70, mysql 999).
 DATABASE_PASSWORD_FILES = {
@@ -396,14 +448,14 @@ def test_database_passwords_are_files_of_the_database_user(lab, containers, alia
     c = containers[alias]
     for variable, uid in DATABASE_PASSWORD_FILES[alias].items():
         assert variable.removesuffix("_FILE") not in env(c)
-        index, upload = uploaded(c, env(c)[variable])
-        assert upload["content"] in lab.generated_secrets
-        assert is_secret(c, f"uploads[{index}].content")
-        assert (upload["owner"], upload["permissions"]) == (str(uid), "0400")
+        path = env(c)[variable]
+        assert files(c)[path] in lab.generated_secrets
+        assert file_is_secret(c, path)
+        assert file_owner_and_mode(c, path) == (str(uid), "0400")
 
 
 def password_of(container, variable: str) -> str:
-    return uploaded(container, env(container)[variable])[1]["content"]
+    return files(container)[env(container)[variable]]
 
 
 def test_mattermost_reads_its_database_password_from_a_pgpass_file(containers):
@@ -412,10 +464,10 @@ def test_mattermost_reads_its_database_password_from_a_pgpass_file(containers):
     assert datasource.startswith("postgres://mattermost@mattermost-db:5432/mattermost?")
     password = password_of(containers["mattermost-db"], "POSTGRES_PASSWORD_FILE")
     assert password not in datasource
-    _, pgpass = uploaded(mattermost, env(mattermost)["PGPASSFILE"])
-    assert pgpass["content"] == f"mattermost-db:5432:mattermost:mattermost:{password}\n"
+    pgpass = env(mattermost)["PGPASSFILE"]
+    assert files(mattermost)[pgpass] == f"mattermost-db:5432:mattermost:mattermost:{password}\n"
     # lib/pq (conn.go, v1.10.9) ignores a pgpass file that group or others may read.
-    assert (pgpass["owner"], pgpass["permissions"]) == ("2000", "0400")
+    assert file_owner_and_mode(mattermost, pgpass) == ("2000", "0400")
 
 
 def test_each_secret_is_distinct(containers):

@@ -9,7 +9,9 @@ and stateful volumes that survive `pulumi destroy` unless the user opts out.
 
 from __future__ import annotations
 
+import shlex
 import string
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 
 import pulumi
@@ -42,6 +44,35 @@ class ServiceArgs:
     shared_secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     data_safety: DataSafety = DataSafety()
     logs: LogLimits = field(default_factory=lambda: LogLimits())
+    # The image that stages files (ContainerSpec.stage_files): it needs /bin/sh, find, cp,
+    # chmod and chown, and runs as root.
+    stager_image: str | None = None
+
+
+# Staged files: the stager gets each upload at STAGE + its path, and mounts the volume of each
+# staged directory at FILES + that directory.
+STAGE = "/stage"
+FILES = "/files"
+
+
+def stage_script(c: ContainerSpec) -> str:
+    """What the stager runs: empty each volume (a file dropped from the config goes), copy the
+    uploads in, then give each file its mode and owner (the provider's own upload owner is
+    not relied on: issue 23). Directories stay root's, 0755."""
+    lines = ["set -eu"]
+    for d in c.staged_dirs():
+        target = shlex.quote(FILES + d)
+        lines += [
+            f"find {target} -mindepth 1 -delete",
+            f"cp -a {shlex.quote(STAGE + d)}/. {target}/",
+            f"find {target} -type d -exec chmod 0755 {{}} +",
+        ]
+    for u in c.uploads:
+        path = shlex.quote(FILES + u.path)
+        lines.append(f"chmod {u.mode or ('0755' if u.executable else '0644')} {path}")
+        if u.owner is not None:
+            lines.append(f"chown {u.owner} {path}")
+    return "\n".join(lines)
 
 
 def secret_names(ref: SecretRef) -> list[str]:
@@ -171,8 +202,9 @@ class Service(pulumi.ComponentResource):
             else:
                 envs.append(f"{key}={value}")
 
+        staged = c.stage_files and bool(c.uploads)
         uploads = []
-        for upload in c.uploads:
+        for upload in () if staged else c.uploads:
             content: pulumi.Input[str] = (
                 resolve_secret(upload.content, secrets)
                 if isinstance(upload.content, SecretRef)
@@ -227,6 +259,17 @@ class Service(pulumi.ComponentResource):
                     read_only=c.docker_socket == "ro",
                 )
             )
+
+        extra_labels: dict[str, pulumi.Input[str]] = {}
+        if staged:
+            volumes, stager = self._stager(name, args, host, c, secrets)
+            mounts += [
+                docker.ContainerVolumeArgs(volume_name=v.name, container_path=d, read_only=True)
+                for d, v in zip(c.staged_dirs(), volumes, strict=True)
+            ]
+            after = [*after, stager]
+            # A new stager run (new files) replaces the container, which then reads them.
+            extra_labels["homelab.files-run"] = stager.id
 
         healthcheck = None
         if c.healthcheck is not None:
@@ -283,13 +326,74 @@ class Service(pulumi.ComponentResource):
             restart=spec.restart,
             must_run=True,
             labels=_labels(
-                {**args.labels, **container_labels(spec, c)},
+                {**args.labels, **container_labels(spec, c), **extra_labels},
                 spec,
                 docker.ContainerLabelArgs,
                 container=c.name,
             ),
             opts=host.opts(parent=self, depends_on=after or None),
         )
+
+    def _stager(
+        self,
+        name: str,
+        args: ServiceArgs,
+        host: DockerHost,
+        c: ContainerSpec,
+        secrets: dict[str, pulumi.Output[str]],
+    ) -> tuple[list[docker.Volume], docker.Container]:
+        """The volumes of `c`'s staged directories, and the one-shot container that fills them:
+        it runs to its end before `c` is created (`attach`), on no network, as root with only
+        CHOWN, and is not restarted."""
+        if args.stager_image is None:
+            raise ValueError(f"{c.name}: staged files need ServiceArgs.stager_image")
+        spec = args.spec
+        volumes = [
+            docker.Volume(
+                f"{container_resource_name(name, c.name)}-files-{i}",
+                name=f"{args.prefix}_{c.name}_files_{i}".replace("-", "_"),
+                labels=_labels({**args.labels, "homelab.stateful": "false"}, spec, docker.VolumeLabelArgs),
+                opts=host.opts(parent=self),
+            )
+            for i, _ in enumerate(c.staged_dirs())
+        ]
+        uploads = [
+            docker.ContainerUploadArgs(
+                file=STAGE + u.path,
+                content=resolve_secret(u.content, secrets) if isinstance(u.content, SecretRef) else u.content,
+                executable=u.executable,
+            )
+            for u in c.uploads
+        ]
+        stager = docker.Container(
+            f"{container_resource_name(name, c.name)}-files",
+            name=f"{args.prefix}-{c.name}-files",
+            image=host.image(args.stager_image).image_id,
+            entrypoints=["/bin/sh", "-c"],
+            command=[stage_script(c)],
+            user="0:0",
+            uploads=uploads,
+            volumes=[
+                docker.ContainerVolumeArgs(volume_name=v.name, container_path=FILES + d)
+                for d, v in zip(c.staged_dirs(), volumes, strict=True)
+            ],
+            network_mode="none",
+            must_run=False,
+            attach=True,
+            restart="no",
+            security_opts=["no-new-privileges=true"],
+            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["CHOWN"]),
+            log_driver=args.logs.driver,
+            log_opts=args.logs.options(),
+            labels=_labels(
+                {**args.labels, "homelab.role": "files", "homelab.files-for": c.name},
+                spec,
+                docker.ContainerLabelArgs,
+                container=f"{c.name}-files",
+            ),
+            opts=host.opts(parent=self, depends_on=volumes),
+        )
+        return volumes, stager
 
 
 def volume_labels(volume: Volume, safety: DataSafety) -> dict[str, str]:
@@ -319,8 +423,10 @@ def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
     return labels
 
 
-def _labels(base: dict[str, str], spec: ServiceSpec, cls, container: str | None = None) -> list:  # type: ignore[no-untyped-def]
-    labels = {**base, "homelab.service": spec.name, "homelab.host": spec.host}
+def _labels(  # type: ignore[no-untyped-def]
+    base: Mapping[str, pulumi.Input[str]], spec: ServiceSpec, cls, container: str | None = None
+) -> list:
+    labels: dict[str, pulumi.Input[str]] = {**base, "homelab.service": spec.name, "homelab.host": spec.host}
     if container is not None:
         labels["homelab.container"] = container
     return [cls(label=k, value=v) for k, v in sorted(labels.items())]

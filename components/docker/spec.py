@@ -11,6 +11,7 @@ Everything here is plain, immutable data: no Pulumi resources are created in thi
 from __future__ import annotations
 
 import json
+import posixpath
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
@@ -257,13 +258,31 @@ class ContainerSpec:
     labels: Mapping[str, str] = field(default_factory=dict)
     # Capabilities kept, no-new-privileges, read-only root: from the image's contract.
     privileges: Privileges = field(default_factory=Privileges)
+    # The uploads reach the container through volumes a one-shot stager fills (with each
+    # file's owner and mode), mounted read-only where they belong: see `staged_dirs`.
+    stage_files: bool = True
 
     def __post_init__(self) -> None:
-        if self.privileges.read_only and self.uploads:
+        if self.privileges.read_only and self.uploads and not self.stage_files:
             raise ValueError(
                 f"{self.name}: a read-only root filesystem cannot take uploads "
-                f"({', '.join(u.path for u in self.uploads)}); Docker refuses the copy"
+                f"({', '.join(u.path for u in self.uploads)}); Docker refuses the copy: stage them"
             )
+        for d in self.staged_dirs():
+            if any(d == v.path or d.startswith(v.path.rstrip("/") + "/") for v in self.volumes):
+                raise ValueError(f"{self.name}: staged files under {d} would sit in a volume")
+
+    def staged_dirs(self) -> tuple[str, ...]:
+        """The directories the staged uploads are mounted at: the uploads' own directories,
+        the outermost of nested ones. Each is one volume, mounted read-only over what the
+        image has there."""
+        if not self.stage_files:
+            return ()
+        out: list[str] = []
+        for d in sorted({posixpath.dirname(u.path) for u in self.uploads}):
+            if not any(d == o or d.startswith(o + "/") for o in out):
+                out.append(d)
+        return tuple(out)
 
 
 @dataclass(frozen=True)
