@@ -110,7 +110,9 @@ def build_homelab(
             after = [svc for svc in services.values() if svc.spec.host == spec.host]
         services[spec.name] = Service(
             spec.name,
-            # The backup engine's image (Alpine: sh, find, cp, chmod, chown) stages the files.
+            # The backup engine's image stages the files: FROM alpine:3.24 (offen/docker-volume-
+            # backup Dockerfile @ v2.48.2), whose BusyBox has sh, find (-maxdepth, -exec +), cp,
+            # rm, chmod and chown (alpinelinux/aports main/busybox/busyboxconfig @ 05253d2ccfbc).
             ServiceArgs(spec, config.name, labels, shared, safety, logs, IMAGES["backup"]),
             hosts[spec.host],
             after=after,

@@ -21,7 +21,7 @@ from pathlib import Path
 BUSYBOX = Path("/bin/busybox")
 APPLETS = (
     "sh", "sleep", "tar", "rm", "cat", "stat", "chown", "chmod", "ls", "true", "echo",
-    "find", "wc", "sha256sum", "mv", "mkdir", "rmdir", "df", "awk",
+    "find", "wc", "sha256sum", "mv", "mkdir", "rmdir", "df", "awk", "cp", "id",
 )  # fmt: skip
 PASSWD = "root:x:0:0:root:/root:/bin/sh\npostgres:x:999:999:postgres:/:/bin/sh\n"
 BACKUP_SCRIPT = '#!/bin/sh\necho "backup run for $BACKUP_LABEL"\nexit "${BACKUP_EXIT:-0}"\n'

@@ -65,7 +65,7 @@ def test_contracted_containers_keep_exactly_their_contracts_capabilities(path: P
 
 
 def test_which_built_ins_run_read_only():
-    """The single-host example: the containers without uploads, and nothing else."""
+    """The single-host example: every container whose image allows it, its files staged."""
     lab = example_run(Path(__file__).resolve().parent.parent / "examples" / "single-host.yaml")
     read_only = {
         c.inputs["name"]: sorted(c.inputs.get("tmpfs") or {})
@@ -77,9 +77,21 @@ def test_which_built_ins_run_read_only():
         "homelab-cadvisor-docker-api": [],
         "homelab-cadvisor": [],
         "homelab-node-exporter": [],
+        "homelab-prometheus": [],
+        "homelab-alertmanager": [],
+        "homelab-blackbox-exporter": [],
+        "homelab-haproxy": [],
+        "homelab-grafana": ["/tmp"],
+        "homelab-portainer": ["/tmp"],
+        "homelab-landing": ["/run", "/var/cache/nginx"],
+        "homelab-postgres": ["/tmp", "/var/run/postgresql"],
+        "homelab-mattermost-db": ["/tmp", "/var/run/postgresql"],
+        "homelab-drupal-db": ["/tmp", "/var/run/postgresql"],
         "homelab-web": ["/run", "/tmp"],
         "homelab-whoami": ["/tmp"],
     }
+    # Writable, each for a reason its contract gives: MySQL's temporary tables, Mattermost's
+    # client files, Drupal's Composer, the backup engine's archive in /tmp; and the stagers.
     # The database containers keep what their entrypoints need before gosu, and no more.
     adds = {c.inputs["name"]: caps(c)[1] for c in lab.of_type(CONTAINER)}
     assert adds["homelab-postgres"] == ["CHOWN", "DAC_READ_SEARCH", "SETGID", "SETUID"]
@@ -135,6 +147,8 @@ def test_a_custom_service_of_an_unknown_image_gets_the_strict_defaults(tmp_path:
 def test_a_custom_service_of_a_contracted_image_gets_its_contract(tmp_path: Path) -> None:
     c = custom_container(tmp_path, image="nginx:1.30.5-alpine")
     assert caps(c)[1] == ["CHOWN", "NET_BIND_SERVICE", "SETGID", "SETUID"]
+    assert c.inputs["readOnly"] is True and sorted(c.inputs["tmpfs"]) == ["/run", "/var/cache/nginx"]
+    c = custom_container(tmp_path, image="mysql:8.4.11")
     assert not c.inputs.get("readOnly") and not c.inputs.get("tmpfs")
 
 
@@ -167,7 +181,7 @@ def test_security_keys_relax_each_default(tmp_path: Path) -> None:
             "security.capabilities",
             "needs NET_BIND_SERVICE, SETGID, SETUID",
         ),
-        ("nginx:1.30.5-alpine", {"tmpfs": ["/run"]}, "security.tmpfs", "set read-only: true too"),
+        ("mysql:8.4.11", {"tmpfs": ["/run"]}, "security.tmpfs", "set read-only: true too"),
     ],
     ids=[
         "cap-prefix",

@@ -63,7 +63,7 @@ def stage_script(c: ContainerSpec) -> str:
     for d in c.staged_dirs():
         target = shlex.quote(FILES + d)
         lines += [
-            f"find {target} -mindepth 1 -delete",
+            f"find {target} -mindepth 1 -maxdepth 1 -exec rm -rf {{}} +",
             f"cp -a {shlex.quote(STAGE + d)}/. {target}/",
             f"find {target} -type d -exec chmod 0755 {{}} +",
         ]

@@ -124,6 +124,14 @@ CONTRACTS: dict[str, ImageContract] = {
             # --admin-password-file names the file (api/cli/cli.go)
             Fact(SECRETS, Seen("portainer/portainer", "api/cli/cli.go", "cc75167437c0")),
         ),
+        # VOLUME /data holds its state; /tmp takes the temporary files of its Kubernetes, Helm and
+        # Git features (os.CreateTemp / os.MkdirTemp with the default directory).
+        read_only=Seen("portainer/portainer", "build/linux/Dockerfile", "17b2322b9254"),
+        tmpfs=(
+            Fact(
+                "/tmp", Seen("portainer/portainer", "api/http/handler/helm/helm_install.go", "cc75167437c0")
+            ),
+        ),
     ),
     "prometheus": ImageContract(
         # Newest tag of the 3.13 LTS line (release-3.13 has nothing after v3.13.2). The plain
@@ -144,6 +152,9 @@ CONTRACTS: dict[str, ImageContract] = {
                 Seen("prometheus/prometheus", "docs/configuration/configuration.md", "v3.13.2"),
             ),
         ),
+        # The server writes only its storage path (the TSDB and queries.active under it); its
+        # files are staged read-only, so its root filesystem is read-only.
+        read_only=Seen("prometheus/prometheus", "promql/query_logger.go", "v3.13.2"),
     ),
     "grafana": ImageContract(
         # 12.4 is the last minor of Grafana 12, supported 15 months (to 2027-05-24); 12.4.9 is
@@ -167,6 +178,11 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
         # run.sh: every GF_<SECTION>_<KEY>__FILE, read as the grafana user
         file_env=Fact(("GF_*",), Seen("grafana/grafana", "packaging/docker/run.sh", "07754534fbaf")),
+        # Data, logs and plugins live in /var/lib/grafana (a volume); run.sh logs to the console
+        # and writes elsewhere only for GF_AWS_PROFILES. /tmp takes plugin downloads
+        # (pkg/plugins/repo/client.go: os.CreateTemp("", "*.zip")).
+        read_only=Seen("grafana/grafana", "packaging/docker/run.sh", "07754534fbaf"),
+        tmpfs=(Fact("/tmp", Seen("grafana/grafana", "pkg/plugins/repo/client.go", "130af5d7a32c")),),
     ),
     "cadvisor": ImageContract(
         # v0.54.0 is the first release with containerd-snapshotter support (commit 7eda1904,
@@ -216,6 +232,8 @@ CONTRACTS: dict[str, ImageContract] = {
             # slack_configs.api_url_file / webhook_configs.url_file name any readable file
             Fact(SECRETS, Seen("prometheus/alertmanager", "config/notifiers.go", "v0.34.0")),
         ),
+        # Writes only its data directory (nflog, silences, and their temp files beside them).
+        read_only=Seen("prometheus/alertmanager", "app/app.go", "v0.34.0"),
     ),
     "blackbox-exporter": ImageContract(
         # Makefile DOCKER_IMAGE_NAME blackbox-exporter, published as prom/blackbox-exporter:<tag>
@@ -232,6 +250,8 @@ CONTRACTS: dict[str, ImageContract] = {
                 Seen("prometheus/blackbox_exporter", "Dockerfile", "v0.28.0"),
             ),
         ),
+        # Writes no file (TCP probes only here; ICMP would try an unprivileged socket first).
+        read_only=Seen("prometheus/blackbox_exporter", "prober/icmp.go", "v0.28.0"),
     ),
     "haproxy": ImageContract(
         image="haproxy:3.2.22-alpine@sha256:79799e8b2977e60802774fa53d29e6b54e045402cdd8a8b9fe43923e7095a047",
@@ -245,6 +265,9 @@ CONTRACTS: dict[str, ImageContract] = {
             # mkdir -p /usr/local/etc/haproxy; CMD ["haproxy", "-f", "/usr/local/etc/haproxy/haproxy.cfg"]
             Fact("/usr/local/etc/haproxy/", Seen(HAPROXY_REPO, "3.2/alpine/Dockerfile", HAPROXY_AT)),
         ),
+        # The entrypoint only execs haproxy; the generated config sets no pidfile, stats socket
+        # or chroot, so nothing is written outside its staged files.
+        read_only=Seen(HAPROXY_REPO, "3.2/alpine/docker-entrypoint.sh", HAPROXY_AT),
     ),
     "backup": ImageContract(
         # The newest v2 release tag; .github/workflows/release.yml at that tag pushes
@@ -346,6 +369,14 @@ CONTRACTS: dict[str, ImageContract] = {
             Fact("SETGID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
             Fact("SETUID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
         ),
+        # Read-only: PGDATA is a volume, the socket and lock directory (/var/run/postgresql,
+        # where DEFAULT_PGSOCKET_DIR points) is in memory and given to postgres by the
+        # entrypoint, and /tmp takes the entrypoint's here-documents.
+        read_only=Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT),
+        tmpfs=(
+            Fact("/var/run/postgresql", Seen(POSTGRES_REPO, "17/alpine3.23/Dockerfile", POSTGRES_AT)),
+            Fact("/tmp", Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT)),
+        ),
     ),
     "mysql": ImageContract(
         image="mysql:8.4.11@sha256:85b9bf2e29cf836ecb8c2a15a935d4ba0c606631dff1dd79531a11983c638f2a",
@@ -368,6 +399,8 @@ CONTRACTS: dict[str, ImageContract] = {
             Fact("SETGID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
             Fact("SETUID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
         ),
+        # Not read-only: mysqld's tmpdir (/tmp) takes on-disk temporary tables and sort files,
+        # whose size a small in-memory /tmp would cap.
     ),
     "drupal": ImageContract(
         # The newest tag of the 11.4 line (11.2 left the library as end of life, docker-library/
@@ -448,6 +481,15 @@ CONTRACTS: dict[str, ImageContract] = {
             ),
             Fact("SETGID", Seen("nginx/nginx", "src/os/unix/ngx_process_cycle.c", "017cf98dcce2")),
             Fact("SETUID", Seen("nginx/nginx", "src/os/unix/ngx_process_cycle.c", "017cf98dcce2")),
+        ),
+        # Read-only with the master's temp directories and pid file in memory: --http-client-body-
+        # temp-path=/var/cache/nginx/client_temp (and proxy, fastcgi, uwsgi, scgi), `pid
+        # /run/nginx.pid`; the entrypoint scripts skip their edits on a read-only filesystem
+        # (10-listen-on-ipv6-by-default.sh: "can not modify ... (read-only file system?)").
+        read_only=Seen("nginx/docker-nginx", "entrypoint/10-listen-on-ipv6-by-default.sh", "0d7f4380c735"),
+        tmpfs=(
+            Fact("/var/cache/nginx", Seen("nginx/pkg-oss", "alpine/Makefile", "e6727633b9dd")),
+            Fact("/run", Seen("nginx/pkg-oss", "alpine/alpine/nginx.conf", "e6727633b9dd")),
         ),
     ),
 }
