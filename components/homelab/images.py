@@ -109,6 +109,20 @@ _MYSQL_ENTRYPOINT = Seen(MYSQL_REPO, "8.4/docker-entrypoint.sh", MYSQL_AT)
 
 SECRETS = "/run/homelab/"  # where the program uploads secret files (components.docker.spec)
 
+# Apache's parent runs as root: it binds port 80 (without relying on Docker's
+# ip_unprivileged_port_start default), switches its children to www-data (mod_unixd: setgid,
+# initgroups, setuid) and signals them for a graceful stop (prefork). httpd read at tag
+# 2.4.62 = f4c1e18ead5d. The drupal and web (php) images run the same Apache.
+_APACHE_CAPABILITIES = (
+    Fact("KILL", Seen("apache/httpd", "server/mpm/prefork/prefork.c", "f4c1e18ead5d")),
+    Fact("NET_BIND_SERVICE", Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
+    Fact("SETGID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
+    Fact("SETUID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
+)
+# gosu (tianon/gosu tag 1.19 = 6456aaa0f3c8): Setgroups, Setgid, Setuid as root; it refuses
+# to be setuid itself.
+_GOSU = Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")
+
 CONTRACTS: dict[str, ImageContract] = {
     "portainer": ImageContract(
         # 2.45 is the LTS line supported on 2026-12-07 (2.33 LTS ended May 2026, 2.39 LTS Nov
@@ -366,8 +380,8 @@ CONTRACTS: dict[str, ImageContract] = {
         capabilities=(
             Fact("CHOWN", Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT)),
             Fact("DAC_READ_SEARCH", Seen(POSTGRES_REPO, "17/alpine3.23/docker-entrypoint.sh", POSTGRES_AT)),
-            Fact("SETGID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
-            Fact("SETUID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
+            Fact("SETGID", _GOSU),
+            Fact("SETUID", _GOSU),
         ),
         # Read-only: PGDATA is a volume, the socket and lock directory (/var/run/postgresql,
         # where DEFAULT_PGSOCKET_DIR points) is in memory and given to postgres by the
@@ -396,8 +410,8 @@ CONTRACTS: dict[str, ImageContract] = {
         capabilities=(
             Fact("CHOWN", _MYSQL_ENTRYPOINT),
             Fact("DAC_READ_SEARCH", _MYSQL_ENTRYPOINT),
-            Fact("SETGID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
-            Fact("SETUID", Seen("tianon/gosu", "setup-user.go", "6456aaa0f3c8")),
+            Fact("SETGID", _GOSU),
+            Fact("SETUID", _GOSU),
         ),
         # Not read-only: mysqld's tmpdir (/tmp) takes on-disk temporary tables and sort files,
         # whose size a small in-memory /tmp would cap.
@@ -416,16 +430,7 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
         shell=Fact(True, Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/bookworm/apache/Dockerfile", PHP_AT)),
-        # Apache's parent runs as root: it binds port 80 (without relying on Docker's
-        # ip_unprivileged_port_start default), switches its children to www-data (mod_unixd:
-        # setgid, initgroups, setuid) and signals them for a graceful stop (prefork). httpd read
-        # at tag 2.4.62 = f4c1e18ead5d.
-        capabilities=(
-            Fact("KILL", Seen("apache/httpd", "server/mpm/prefork/prefork.c", "f4c1e18ead5d")),
-            Fact("NET_BIND_SERVICE", Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
-            Fact("SETGID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
-            Fact("SETUID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
-        ),
+        capabilities=_APACHE_CAPABILITIES,
     ),
     "web": ImageContract(
         image="php:8.4.26-apache@sha256:b10b6b65fd2a02fd091968c106bdfd8859052e89815921b96825b12d934f1d63",
@@ -435,16 +440,7 @@ CONTRACTS: dict[str, ImageContract] = {
         shell=Fact(True, Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
         # curl is a runtime dependency; docker-php.conf sets "Options -Indexes" on /var/www/
         probes=Fact(("curl",), Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
-        # Apache's parent runs as root: it binds port 80 (without relying on Docker's
-        # ip_unprivileged_port_start default), switches its children to www-data (mod_unixd:
-        # setgid, initgroups, setuid) and signals them for a graceful stop (prefork). httpd read
-        # at tag 2.4.62 = f4c1e18ead5d.
-        capabilities=(
-            Fact("KILL", Seen("apache/httpd", "server/mpm/prefork/prefork.c", "f4c1e18ead5d")),
-            Fact("NET_BIND_SERVICE", Seen(PHP_REPO, "8.4/trixie/apache/Dockerfile", PHP_AT)),
-            Fact("SETGID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
-            Fact("SETUID", Seen("apache/httpd", "modules/arch/unix/mod_unixd.c", "f4c1e18ead5d")),
-        ),
+        capabilities=_APACHE_CAPABILITIES,
         # No uploads: the root filesystem is read-only. apache2-foreground recreates its run
         # and lock directories (APACHE_RUN_DIR /var/run/apache2, APACHE_LOCK_DIR /var/lock/apache2,
         # both under /run on Debian) with `mkdir -p`; /tmp is PHP's temporary directory.
