@@ -38,6 +38,23 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
         problems += host.problems(f"hosts[{i}]")
     problems += config.backup.problems()
     problems += config.proxy.problems() + config.data.problems() + hostname_problems(config)
+    problems += config.identity.problems()
+    if config.identity.enabled and config.layers.homelab:
+        if not config.tls.enabled:
+            problems.append(
+                (
+                    "identity.enabled",
+                    "the sign-in portal needs HTTPS (Authelia's authelia_url): turn tls.enabled on",
+                )
+            )
+        if "." not in config.domain:
+            problems.append(
+                (
+                    "domain",
+                    f"{config.domain!r} has no dot: sign-in cookies need a domain like lab.example.com "
+                    "(Authelia refuses one without a period)",
+                )
+            )
     problems += config.data.restore_drills.problems([h.name for h in config.hosts])
     if config.layers.platform:
         if config.platform is None:
@@ -126,6 +143,8 @@ def hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
         for i, custom in enumerate(config.custom_services):
             for j, route in enumerate(custom.routes):
                 names.append((f"custom-services[{i}].routes[{j}].hostname", route.hostname, config.domain))
+        if config.identity.enabled:
+            names.append(("identity.hostname", config.identity.hostname, config.domain))
     p = config.platform
     if config.layers.platform and p is not None:
         domain = p.domain or config.domain

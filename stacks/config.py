@@ -39,6 +39,7 @@ from stacks.config_homelab import (
     TlsConfig,
 )
 from stacks.config_hosts import HostConfig
+from stacks.config_identity import IdentityConfig
 from stacks.config_platform import PlatformConfig
 
 __all__ = ["NAMESPACE", "ConfigError", "StackConfig", "app_fqdn", "parse", "raw_from_pulumi_config"]
@@ -86,6 +87,7 @@ class StackConfig(Model):
     data: DataConfig = Field(default_factory=DataConfig)
     logs: LogsConfig = Field(default_factory=LogsConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
+    identity: IdentityConfig = Field(default_factory=IdentityConfig)
     custom_services: list[CustomService] = Field(
         default_factory=list, description="Your own services, routed, scraped and backed up."
     )
@@ -121,6 +123,8 @@ class StackConfig(Model):
             if h.proxy is not None and h.proxy.private_key_secret
         ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
+        if self.layers.homelab:
+            refs += self.identity.secret_refs()
         if self.backup.enabled:
             refs += self.backup.secret_refs()
         receiver = self.monitoring.alerting.receiver

@@ -11,7 +11,7 @@ import pulumi_tls as tls
 from components.docker.host import DockerHost, HostArgs, JumpHost, SshTarget
 from components.docker.service import DataSafety, Service, ServiceArgs
 from components.docker.spec import LogLimits
-from components.homelab import alerting, backup
+from components.homelab import alerting, backup, identity
 from components.homelab.images import IMAGES
 from components.homelab.preupgrade import PreUpgradeBackup, PreUpgradeBackupArgs
 from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
@@ -32,6 +32,8 @@ class HomelabSecrets:
     # The backup section's secrets by the names the backup run reads (components/homelab/backup.py).
     backup: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     alert_webhook_url: pulumi.Output[str] | None = None
+    # The identity users' passwords, by user name (hashed before they reach any resource).
+    identity_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -72,6 +74,9 @@ def build_homelab(
     if secrets.alert_webhook_url is not None:
         # Uploaded to Alertmanager as a file its config names; never in env or plain state.
         shared[alerting.WEBHOOK_SECRET] = secrets.alert_webhook_url
+
+    if config.identity.enabled:
+        shared[identity.USERS_SECRET] = identity_users(config, secrets)
 
     ca = None
     if config.tls.enabled:
@@ -205,3 +210,20 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
     if lab.pre_upgrade:
         # The archive each service's last pre-upgrade backup wrote (or why it skipped).
         pulumi.export("pre-upgrade-backups", {name: b.archive for name, b in lab.pre_upgrade.items()})
+
+
+def identity_users(config: StackConfig, secrets: HomelabSecrets) -> pulumi.Output[str]:
+    """The identity provider's users file, each password an argon2id hash made here from a
+    salt kept in state (so the file changes only when a password or a user does)."""
+    users = [
+        identity.IdentityUserSpec(u.name, u.display_name or u.name, u.email, tuple(u.groups), u.disabled)
+        for u in config.identity.users
+    ]
+    hashes: dict[str, pulumi.Output[str]] = {}
+    for u in users:
+        salt = random.RandomBytes(f"identity-{u.name}-salt", length=identity.SALT_LENGTH)
+        hashes[u.name] = pulumi.Output.all(secrets.identity_passwords[u.name], salt.base64).apply(
+            lambda args: identity.password_hash(args[0], args[1])
+        )
+    text = pulumi.Output.all(**hashes).apply(lambda done: identity.users_file(users, done))
+    return pulumi.Output.secret(text)

@@ -41,6 +41,7 @@ from components.homelab import (
     databases,
     drill,
     drupal,
+    identity,
     landing,
     mattermost,
     monitoring,
@@ -243,6 +244,12 @@ def _plan(config: StackConfig) -> Plan:
     if s.mysql.enabled:
         tcp = databases.TcpBasics(_basics(config, "mysql", s.mysql), s.mysql.exposed_port, _exposure(s.mysql))
         plan.add(databases.mysql(tcp), "services.mysql")
+    if config.identity.enabled:
+        idc = config.identity
+        args_i = identity.IdentityArgs(
+            _basics(config, "authelia", idc), config.domain, tuple(idc.admin_groups)
+        )
+        plan.add(identity.authelia(args_i), "identity")
     if s.mattermost.enabled:
         args = mattermost.MattermostArgs(_basics(config, "mattermost", s.mattermost), IMAGES["postgres"])
         plan.add(mattermost.mattermost(args), "services.mattermost")

@@ -40,6 +40,10 @@ def read_homelab_secrets(config: StackConfig) -> Any:
     receiver = config.monitoring.alerting.receiver
     if receiver is not None:
         secrets.alert_webhook_url = cfg.require_secret(receiver.url_secret)
+    if config.identity.enabled:
+        secrets.identity_passwords = {
+            u.name: cfg.require_secret(u.password_secret) for u in config.identity.users
+        }
     return secrets
 
 

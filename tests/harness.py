@@ -10,6 +10,7 @@ recognisable values, so a test can look for them anywhere they should not be.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import io
 import json
@@ -235,6 +236,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["result"] = _fake("password", n)
             outputs["bcryptHash"] = "$2a$10$" + _fake("bcrypt", n)
             self.generated_secrets.update((outputs["result"], outputs["bcryptHash"]))
+        elif t == "random:index/randomBytes:RandomBytes":
+            raw = hashlib.sha256(f"bytes-{n}".encode()).digest()[: int(inputs.get("length") or 32)]
+            outputs["base64"], outputs["hex"] = base64.b64encode(raw).decode(), raw.hex()
         elif t == "tls:index/privateKey:PrivateKey":
             outputs["privateKeyPem"] = _pem("PRIVATE KEY", n)
             outputs["privateKeyOpenssh"] = _pem("OPENSSH PRIVATE KEY", n)

@@ -76,6 +76,8 @@ VERIFIED_PINS = {
     "haproxy": "haproxy:3.2.22-alpine",  # docker-library/official-images library/haproxy
     # issue 26: wollomatic/socket-proxy tag 1.13.1 (bc6606ade30b, 2026-08-15), the newest
     "docker-api-proxy": "wollomatic/socket-proxy:1.13.1",
+    # issue 24: authelia/authelia tag v4.39.20 (1b524f7f4bbf, 2026-05-26), the newest release
+    "authelia": "authelia/authelia:4.39.20",
     "backup": "offen/docker-volume-backup:v2.48.2",  # offen/docker-volume-backup tag v2.48.2
     "mattermost": "mattermost/mattermost-team-edition:11.7.16",  # 11.7 ESR, release v11.7.16
     "postgres": "postgres:17.11-alpine",  # library/postgres

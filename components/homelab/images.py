@@ -100,6 +100,7 @@ DOCS_REPO, DOCS_AT = "docker-library/docs", "c4a9ba414434"
 MATTERMOST_DOCS, MATTERMOST_DOCS_AT = "mattermost/docs", "9dd1c713ed5e"
 OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
 SOCKET_PROXY_REPO, SOCKET_PROXY_AT = "wollomatic/socket-proxy", "bc6606ade30b"  # tag 1.13.1
+AUTHELIA_REPO, AUTHELIA_AT = "authelia/authelia", "v4.39.20"
 # docker-library/repo-info repos/<image>/remote/<tag>.md: "docker pull <image>@sha256:..." of
 # the tag's image index (all platforms), at the commit named beside each pin.
 REPO_INFO = "docker-library/repo-info"
@@ -325,6 +326,41 @@ CONTRACTS: dict[str, ImageContract] = {
         # No capability, no file written: upstream's own example runs it read_only, cap_drop ALL
         # and no-new-privileges (README.md).
         read_only=Seen(SOCKET_PROXY_REPO, "README.md", SOCKET_PROXY_AT),
+    ),
+    "authelia": ImageContract(
+        # The release script pushes authelia/authelia:<X.Y.Z> (and X.Y, X) for each vX.Y.Z tag;
+        # 4.39.20 is the newest release (2026-05-26; no 4.40 tag).
+        image="authelia/authelia:4.39.20",
+        tag=Seen(AUTHELIA_REPO, "cmd/authelia-scripts/cmd/docker.go", AUTHELIA_AT),
+        # No USER: the entrypoint starts as root, chowns /config to PUID:PGID and runs authelia
+        # through su-exec (entrypoint.sh); the program sets PUID and PGID to AUTHELIA_UID.
+        user=Fact(User("root", 0), Seen(AUTHELIA_REPO, "Dockerfile", AUTHELIA_AT)),
+        # FROM authelia/base: Chisel-cut Ubuntu with BusyBox (sh, wget), su-exec, no curl.
+        shell=Fact(True, Seen("authelia/baseimage", "README.md", "494f0cdfcce8")),
+        probes=Fact(("wget",), Seen("authelia/baseimage", "README.md", "494f0cdfcce8")),
+        writes=(
+            # --config names the file; the program keeps /config for the data (the volume).
+            Fact("/etc/authelia/", Seen(AUTHELIA_REPO, "entrypoint.sh", AUTHELIA_AT)),
+            Fact(SECRETS, Seen(AUTHELIA_REPO, "docs/content/configuration/methods/secrets.md", AUTHELIA_AT)),
+        ),
+        # "take the expected environment variable ... with the _FILE suffix" (secrets.md); the
+        # names are those of docs/data/configkeys.json.
+        file_env=Fact(
+            (
+                "AUTHELIA_IDENTITY_VALIDATION_RESET_PASSWORD_JWT_SECRET",
+                "AUTHELIA_SESSION_SECRET",
+                "AUTHELIA_STORAGE_ENCRYPTION_KEY",
+            ),
+            Seen(AUTHELIA_REPO, "docs/data/configkeys.json", AUTHELIA_AT),
+        ),
+        # The entrypoint's `chown -R "${PUID}:${PGID}" /config` and su-exec (setgroups, setgid,
+        # setuid). Not read-only: at start Authelia writes /app/.healthcheck.env
+        # (internal/middlewares/startup.go, writeHealthCheckEnv).
+        capabilities=(
+            Fact("CHOWN", Seen(AUTHELIA_REPO, "entrypoint.sh", AUTHELIA_AT)),
+            Fact("SETGID", Seen(AUTHELIA_REPO, "entrypoint.sh", AUTHELIA_AT)),
+            Fact("SETUID", Seen(AUTHELIA_REPO, "entrypoint.sh", AUTHELIA_AT)),
+        ),
     ),
     "mattermost": ImageContract(
         # 11.7 is the ESR supported on 2026-12-07 (to 2027-05-15; 10.11 ended 2026-08-15):
@@ -556,6 +592,21 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("portainer/portainer-ce", "portainer/portainer-ee"),
+    ),
+    "authelia": Product(
+        name="authelia",
+        policy="Bug fixes go to the latest minor version only; vulnerability fixes to the last three "
+        "minors on request; no period is given.",
+        windows=(
+            Window(
+                "4.39",
+                None,
+                Seen(AUTHELIA_REPO, "docs/content/policies/versioning.md", AUTHELIA_AT),
+                "4.39.20",
+                "no end published: 'bug fixes (as a patch) to the latest minor version'",
+            ),
+        ),
+        names=("authelia/authelia", "ghcr.io/authelia/authelia"),
     ),
     "docker-api-proxy": Product(
         name="socket-proxy",

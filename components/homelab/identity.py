@@ -1,0 +1,184 @@
+"""Authelia, the stack's identity provider (issue 24): its sign-in portal, the users and groups
+of the stack config, and the access rules.
+
+Why Authelia (docs/concepts.md, "Identity"): it is OpenID Certified (README, @ v4.39.20), made
+for a proxy in front of services (forward auth), runs from one small container with a file of
+users and SQLite, and is configured entirely by files the program can generate and check
+against the JSON schema Authelia publishes for its version. Keycloak and authentik have Pulumi
+providers, but each needs a database server and several hundred MB more.
+
+The users file holds argon2id hashes, made on the operator's machine (`password_hash`), with
+the parameters Authelia documents as its "Low Memory" recommendation and defaults (argon2id,
+t=3, m=65536 KiB, p=4, 16-byte salt, 32-byte key: docs/content/reference/guides/passwords.md
+and docs/content/configuration/first-factor/file.md @ v4.39.20). Each user's salt is a
+`random.RandomBytes` kept in state, so a hash changes only when the password does.
+"""
+
+from __future__ import annotations
+
+import base64
+from dataclasses import dataclass
+
+import yaml
+
+from components.docker.spec import (
+    Basics,
+    ContainerSpec,
+    FileUpload,
+    Route,
+    SecretRef,
+    SecretSpec,
+    ServiceSpec,
+    Volume,
+    http_check,
+    secret_file,
+)
+from components.homelab.images import CONTRACTS
+
+PORT = 9091  # server.address default tcp://:9091/ (docs/content/configuration/miscellaneous/server.md)
+# PUID/PGID the entrypoint gives /config and runs authelia as: the uid docs/content/
+# integration/deployment/docker.md uses in its example (8000), no other image's here.
+UID = 8000
+CONFIG_DIR = "/etc/authelia"
+CONFIG = f"{CONFIG_DIR}/configuration.yml"
+USERS = f"{CONFIG_DIR}/users_database.yml"
+DATA = "/config"  # the volume: SQLite and the filesystem notifier's file
+USERS_SECRET = "identity-users"  # the shared secret holding the users file (hashes inside)
+
+# argon2id as Authelia documents it (see the module docstring).
+ITERATIONS, MEMORY_KIB, PARALLELISM, KEY_LENGTH, SALT_LENGTH = 3, 65536, 4, 32, 16
+ARGON2 = {
+    "variant": "argon2id",
+    "iterations": ITERATIONS,
+    "memory": MEMORY_KIB,
+    "parallelism": PARALLELISM,
+    "key_length": KEY_LENGTH,
+    "salt_length": SALT_LENGTH,
+}
+
+
+@dataclass(frozen=True)
+class IdentityUserSpec:
+    name: str
+    display_name: str
+    email: str
+    groups: tuple[str, ...]
+    disabled: bool = False
+
+
+@dataclass(frozen=True)
+class IdentityArgs:
+    basics: Basics
+    domain: str  # the session cookie's domain: every routed name is under it
+    admin_groups: tuple[str, ...]
+
+
+def password_hash(password: str, salt_b64: str) -> str:
+    """The argon2id hash of `password` in Authelia's (PHC) form, from a fixed salt."""
+    from argon2.low_level import Type, hash_secret
+
+    digest = hash_secret(
+        password.encode(),
+        base64.b64decode(salt_b64),
+        time_cost=ITERATIONS,
+        memory_cost=MEMORY_KIB,
+        parallelism=PARALLELISM,
+        hash_len=KEY_LENGTH,
+        type=Type.ID,
+    )
+    return digest.decode()
+
+
+def users_file(users: list[IdentityUserSpec], hashes: dict[str, str]) -> str:
+    """users_database.yml: `users` by name, as the file backend reads it."""
+    document = {
+        "users": {
+            u.name: {
+                "disabled": u.disabled,
+                "displayname": u.display_name,
+                "password": hashes[u.name],
+                "email": u.email,
+                "groups": list(u.groups),
+            }
+            for u in users
+        }
+    }
+    return yaml.safe_dump(document, sort_keys=False)
+
+
+def authelia_config(a: IdentityArgs) -> dict:
+    """configuration.yml as data (checked against Authelia's JSON schema in the tests). The
+    secrets come from *_FILE variables, so none of them is in it."""
+    everywhere = [a.domain, f"*.{a.domain}"]
+    return {
+        "theme": "auto",
+        "server": {"address": f"tcp://:{PORT}/"},
+        "log": {"level": "info"},
+        "totp": {"issuer": a.domain},
+        "authentication_backend": {
+            # Users live in the stack config: no self-service reset (it would be undone by `up`).
+            "password_reset": {"disable": True},
+            "file": {
+                "path": USERS,
+                "watch": False,
+                "password": {"algorithm": "argon2", "argon2": ARGON2},
+            },
+        },
+        "access_control": {
+            "default_policy": "deny",
+            "rules": [
+                {
+                    "domain": everywhere,
+                    "subject": [[f"group:{g}"] for g in a.admin_groups],
+                    "policy": "two_factor",
+                },
+                {"domain": everywhere, "policy": "one_factor"},
+            ],
+        },
+        "session": {"cookies": [{"domain": a.domain, "authelia_url": a.basics.url}]},
+        "storage": {"local": {"path": f"{DATA}/db.sqlite3"}},
+        "notifier": {"filesystem": {"filename": f"{DATA}/notification.txt"}},
+    }
+
+
+def authelia(a: IdentityArgs) -> ServiceSpec:
+    b = a.basics
+    contract = CONTRACTS["authelia"]
+    files = {
+        "AUTHELIA_SESSION_SECRET_FILE": secret_file("session-secret", "session-secret", owner=UID),
+        "AUTHELIA_STORAGE_ENCRYPTION_KEY_FILE": secret_file("storage-key", "storage-key", owner=UID),
+        "AUTHELIA_IDENTITY_VALIDATION_RESET_PASSWORD_JWT_SECRET_FILE": secret_file(
+            "jwt-secret", "jwt-secret", owner=UID
+        ),
+    }
+    users = FileUpload(USERS, SecretRef("{" + USERS_SECRET + "}"), owner=UID, mode="0400")
+    container = ContainerSpec(
+        name="authelia",
+        image=b.image,
+        privileges=contract.privileges(),
+        command=("--config", CONFIG),
+        env={"PUID": str(UID), "PGID": str(UID), **{k: f.path for k, f in files.items()}},
+        volumes=(Volume("authelia-data", DATA),),
+        uploads=(
+            FileUpload(CONFIG, yaml.safe_dump(authelia_config(a), sort_keys=False)),
+            users,
+            *files.values(),
+        ),
+        healthcheck=http_check(f"http://127.0.0.1:{PORT}/api/health"),
+        memory_mb=b.memory(256),
+    )
+    return ServiceSpec(
+        name=b.name or "authelia",
+        kind="IdentityProvider",
+        host=b.host,
+        containers=(container,),
+        routes=(Route(b.fqdn, "authelia", PORT),) if b.fqdn else (),
+        # The storage key must be 20 characters or more (internal/configuration/validator).
+        secrets=(
+            SecretSpec("session-secret", 64),
+            SecretSpec("storage-key", 64),
+            SecretSpec("jwt-secret", 64),
+        ),
+        restart=b.restart,
+        title="Sign-in",
+    )
