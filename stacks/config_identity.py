@@ -9,7 +9,7 @@ reaches the provider. Field-level rules only; `problems()` holds the rules acros
 from __future__ import annotations
 
 import re
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
 from pydantic import AfterValidator, Field, model_validator
 
@@ -53,6 +53,17 @@ class IdentityUser(Model):
         return data
 
 
+class RoutePolicy(Model):
+    """Who gets through the proxy to a routed service that has no login of its own."""
+
+    policy: Literal["public", "one-factor", "two-factor"] = Field(
+        description="`public`: no sign-in; `one-factor`: a password; `two-factor`: and a second factor."
+    )
+    groups: list[Label] = Field(
+        default_factory=list, description="Only members of these groups (default: any user)."
+    )
+
+
 class IdentityConfig(Model):
     """The identity provider: who may sign in, and in which groups."""
 
@@ -68,6 +79,12 @@ class IdentityConfig(Model):
         description="Groups whose members administer the stack: they sign in with a second factor.",
     )
     users: list[IdentityUser] = Field(default_factory=list, description="Who may sign in.")
+    forward_auth: dict[Subdomain, RoutePolicy] = Field(
+        default_factory=dict,
+        description="Per routed name (as in the services' hostname): who gets through to a service "
+        "without a login of its own. Default: admin tools (Prometheus, Alertmanager) two-factor for "
+        "admin-groups, every other such route one-factor for any user.",
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         """Groups declared once and known; names and e-mail addresses once each; an admin."""
@@ -98,6 +115,13 @@ class IdentityConfig(Model):
                     out.append(
                         (f"{path}.groups[{j}]", f"unknown group {group!r}: declare it in identity.groups")
                     )
+        for host, rule in self.forward_auth.items():
+            for j, group in enumerate(rule.groups):
+                if group not in declared:
+                    path = f"identity.forward-auth.{host}.groups[{j}]"
+                    out.append((path, f"unknown group {group!r}: declare it in identity.groups"))
+            if rule.policy == "public" and rule.groups:
+                out.append((f"identity.forward-auth.{host}.groups", "a public route has no groups"))
         admins = set(self.admin_groups) & declared  # an unknown one is reported above
         if admins and not any(admins & set(u.groups) and not u.disabled for u in self.users):
             out.append(

@@ -12,6 +12,7 @@ from __future__ import annotations
 import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
+from typing import Literal
 
 from components.docker.host import image_resource_name
 from components.docker.reference import tagged_name
@@ -101,6 +102,66 @@ def _basics(config: StackConfig, key: str, svc, name: str = "") -> Basics:  # ty
         name=name,
         scheme="https" if config.tls.enabled else "http",
     )
+
+
+# Services that sign users in themselves (OIDC next: issue 24), and the admin tools whose routes
+# need two factors and the admin groups unless identity.forward-auth says otherwise.
+OWN_LOGIN = frozenset({"Grafana", "Portainer", "Mattermost", "Drupal", identity.KIND})
+ADMIN_TOOLS = frozenset({"Prometheus", "Alertmanager"})
+
+
+def _with_forward_auth(config: StackConfig, spec: ServiceSpec) -> ServiceSpec:
+    """`spec` with each HTTP route's sign-in policy (none for a service with its own login)."""
+    if spec.kind in OWN_LOGIN:
+        return spec
+    idc = config.identity
+    overrides = {config.fqdn(k): v for k, v in idc.forward_auth.items()}
+    routes = []
+    for r in spec.routes:
+        rule = overrides.get(r.fqdn)
+        if r.mode != "http" or (rule is not None and rule.policy == "public"):
+            routes.append(r)
+        elif rule is not None:
+            auth: Literal["one_factor", "two_factor"] = (
+                "two_factor" if rule.policy == "two-factor" else "one_factor"
+            )
+            routes.append(dataclasses.replace(r, auth=auth, auth_groups=tuple(rule.groups)))
+        elif spec.kind in ADMIN_TOOLS:
+            routes.append(dataclasses.replace(r, auth="two_factor", auth_groups=tuple(idc.admin_groups)))
+        else:
+            routes.append(dataclasses.replace(r, auth="one_factor"))
+    return dataclasses.replace(spec, routes=tuple(routes))
+
+
+def _forward_auth_problems(plan: Plan) -> Problems:
+    """identity.forward-auth names routed services without a login of their own, and forward auth
+    reaches the identity provider on the stack network of its own host only."""
+    config = plan.config
+    if not config.identity.enabled:
+        return []
+    problems = []
+    by_fqdn = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    for key in config.identity.forward_auth:
+        spec = by_fqdn.get(config.fqdn(key))
+        path = f"identity.forward-auth.{key}"
+        if spec is None:
+            problems.append((path, f"no service is routed at {config.fqdn(key)}"))
+        elif spec.kind in OWN_LOGIN:
+            problems.append(
+                (path, f"{spec.title or spec.name} has a login of its own: it takes no forward auth")
+            )
+    home = next((s.host for s in plan.services if s.kind == identity.KIND), None)
+    for spec, route in plan.routes:
+        if route.auth is not None and spec.host != home:
+            problems.append(
+                (
+                    plan.route_paths[(spec.name, spec.routes.index(route))],
+                    f"{route.fqdn} runs on host {spec.host!r}, the identity provider on {home!r}: "
+                    "forward auth reaches it on its own host only; run them together or make the "
+                    "route public in identity.forward-auth",
+                )
+            )
+    return problems
 
 
 def _exposure(c: CustomRoute | TcpServiceConfig) -> Exposure | None:
@@ -314,6 +375,18 @@ def _plan(config: StackConfig) -> Plan:
             landing.landing(landing.LandingArgs(b, links, title=config.name.capitalize())), "services.landing"
         )
 
+    # Forward auth: the routes of services without a login of their own sign in through the
+    # identity provider, which gets one access rule per such name.
+    verify = None
+    if config.identity.enabled:
+        plan.services = [_with_forward_auth(config, spec) for spec in plan.services]
+        access = tuple(
+            identity.AccessRule(r.fqdn, r.auth, r.auth_groups) for _, r in plan.routes if r.auth is not None
+        )
+        at = next(i for i, x in enumerate(plan.services) if x.kind == identity.KIND)
+        plan.services[at] = identity.authelia(dataclasses.replace(args_i, rules=access))
+        verify = identity.verify_url()
+
     # One reverse proxy per host that has routes.
     routes_by_host: dict[str, list[Route]] = defaultdict(list)
     for spec, route in plan.routes:
@@ -323,7 +396,13 @@ def _plan(config: StackConfig) -> Plan:
             p = config.proxy
             b = Basics(host, p.image or IMAGES["haproxy"], None, p.memory_mb, p.restart)
             args_p = proxy.ProxyArgs(
-                b, tuple(routes_by_host[host]), config.tls.enabled, p.http_port, p.https_port, p.stats_port
+                b,
+                tuple(routes_by_host[host]),
+                config.tls.enabled,
+                p.http_port,
+                p.https_port,
+                p.stats_port,
+                verify_url=verify,
             )
             plan.add(proxy.haproxy(args_p), "proxy")
 
@@ -386,7 +465,8 @@ def _plan(config: StackConfig) -> Plan:
             final = prometheus_spec((monitoring.prometheus_self(plan.prometheus_host),), rules, probe_jobs)
         # The backup run of its host already stops it: keep the placeholder's stop label.
         placeholder = next(x for x in plan.services if x.name == "prometheus")
-        final = dataclasses.replace(final, backup_group=placeholder.backup_group)
+        # ... and its routes' sign-in (the proxy was configured from the placeholder's).
+        final = dataclasses.replace(final, backup_group=placeholder.backup_group, routes=placeholder.routes)
         plan.services = [final if x.name == "prometheus" else x for x in plan.services]
     return plan
 
@@ -745,7 +825,7 @@ def plan_problems(config: StackConfig) -> Problems:
             message = f"Grafana must run beside Prometheus (host {prometheus_host!r})"
             problems.append(("services.grafana.host", message))
     plan = build_plan(config)
-    problems += _host_name_claims(plan) + _metrics_jobs(plan)
+    problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

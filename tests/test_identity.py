@@ -19,6 +19,7 @@ import pytest
 import yaml
 from argon2 import PasswordHasher
 from harness import (
+    HOST_KEY,
     SECRET_MARK,
     file_is_secret,
     file_owner_and_mode,
@@ -27,7 +28,7 @@ from harness import (
     plain_strings,
     run_program,
 )
-from test_bad_input import assert_rejected
+from test_bad_input import assert_rejected, problems_of
 
 from components.homelab import identity
 
@@ -130,12 +131,15 @@ def test_the_configuration_validates_against_authelias_schema(authelia):
     assert config["session"]["cookies"] == [
         {"domain": "lab.example.com", "authelia_url": "https://auth.lab.example.com/"}
     ]
-    rules = config["access_control"]["rules"]
-    assert config["access_control"]["default_policy"] == "deny"
-    assert rules[0] == {
-        "domain": ["lab.example.com", "*.lab.example.com"],
-        "subject": [["group:admins"]],
-        "policy": "two_factor",
+    # One rule per name behind forward auth: the admin tools for the admins with two factors,
+    # the landing page for any user; every other name is denied.
+    assert config["access_control"] == {
+        "default_policy": "deny",
+        "rules": [
+            {"domain": ["metrics.lab.example.com"], "policy": "two_factor", "subject": [["group:admins"]]},
+            {"domain": ["alerts.lab.example.com"], "policy": "two_factor", "subject": [["group:admins"]]},
+            {"domain": ["home.lab.example.com"], "policy": "one_factor"},
+        ],
     }
     # No secret in the file: they are *_FILE variables, each a file of uid 8000 alone.
     env = dict(e.split("=", 1) for e in authelia.inputs["envs"])
@@ -237,3 +241,65 @@ def test_a_password_secret_that_is_not_set_is_named(tmp_path):
     error, mocks = run_invalid(CONFIG, {"alice-password": PASSWORDS["alice-password"]})
     assert "identity.users[1].password-secret" in str(error) and "bob-password" in str(error)
     assert mocks.resources == []
+
+
+@pytest.mark.parametrize(
+    ("rules", "path", "fragment"),
+    [
+        (
+            {"metrics": {"policy": "two-factor", "groups": ["ops"]}},
+            "identity.forward-auth.metrics.groups[0]",
+            "unknown group 'ops'",
+        ),
+        (
+            {"monitoring": {"policy": "one-factor"}},
+            "identity.forward-auth.monitoring",
+            "has a login of its own",
+        ),
+        (
+            {"nowhere": {"policy": "one-factor"}},
+            "identity.forward-auth.nowhere",
+            "no service is routed at nowhere.lab",
+        ),
+        (
+            {"home": {"policy": "public", "groups": ["family"]}},
+            "identity.forward-auth.home.groups",
+            "a public route has no groups",
+        ),
+    ],
+    ids=["unknown-group", "own-login", "not-routed", "public-with-groups"],
+)
+def test_bad_forward_auth_rules_are_named(rules, path, fragment):
+    assert_rejected(with_identity(**{"forward-auth": rules}), path, fragment, PASSWORDS)
+
+
+def test_forward_auth_rules_set_each_routes_policy(tmp_path):
+    rules = {"home": {"policy": "public"}, "metrics": {"policy": "one-factor", "groups": ["family"]}}
+    lab = run_program(with_identity(**{"forward-auth": rules}), PASSWORDS, key_dir=str(tmp_path))
+    (authelia,) = [c for c in lab.of_type(CONTAINER) if c.inputs["name"] == "homelab-authelia"]
+    config = yaml.safe_load(files(authelia)[identity.CONFIG])
+    assert config["access_control"]["rules"] == [
+        {"domain": ["metrics.lab.example.com"], "policy": "one_factor", "subject": [["group:family"]]},
+        {"domain": ["alerts.lab.example.com"], "policy": "two_factor", "subject": [["group:admins"]]},
+    ]
+    (proxy,) = [c for c in lab.of_type(CONTAINER) if c.inputs["name"] == "homelab-haproxy"]
+    cfg = files(proxy)["/usr/local/etc/haproxy/haproxy.cfg"]
+    acl = "acl signed_in_route req.hdr(host),field(1,:),lower -m str "
+    assert acl + "alerts.lab.example.com metrics.lab.example.com\n" in cfg
+
+
+def test_forward_auth_needs_the_identity_provider_on_the_routes_host():
+    config = with_identity()
+    config["hosts"] = [
+        {"name": "local"},
+        {"name": "b", "address": "deploy@b.example.com", "host-key": HOST_KEY},
+    ]
+    config["identity"] = {**config["identity"], "host": "b"}
+    problems = problems_of(config, PASSWORDS)
+    paths = {path for path, message in problems if "forward auth reaches it on its own host only" in message}
+    # Every route behind sign-in on the other host, each at its own key.
+    assert paths == {
+        "services.prometheus.hostname",
+        "services.alertmanager.hostname",
+        "services.landing.hostname",
+    }

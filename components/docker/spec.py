@@ -45,6 +45,10 @@ class Route:
     # TCP routes only: the port the proxy listens on, published on the host, and who may connect.
     exposed_port: int | None = None
     exposure: Exposure | None = None
+    # HTTP routes only: sign-in through the identity provider's forward auth at the proxy
+    # ("one_factor" or "two_factor"), limited to `auth_groups` when any; None: none.
+    auth: Literal["one_factor", "two_factor"] | None = None
+    auth_groups: tuple[str, ...] = ()
 
     def __post_init__(self) -> None:
         if self.mode == "tcp" and (self.exposed_port is None or self.exposure is None):

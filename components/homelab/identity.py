@@ -43,6 +43,7 @@ CONFIG_DIR = "/etc/authelia"
 CONFIG = f"{CONFIG_DIR}/configuration.yml"
 USERS = f"{CONFIG_DIR}/users_database.yml"
 DATA = "/config"  # the volume: SQLite and the filesystem notifier's file
+KIND = "IdentityProvider"
 USERS_SECRET = "identity-users"  # the shared secret holding the users file (hashes inside)
 
 # argon2id as Authelia documents it (see the module docstring).
@@ -67,10 +68,30 @@ class IdentityUserSpec:
 
 
 @dataclass(frozen=True)
+class AccessRule:
+    """Who may reach `fqdn` through forward auth: `policy` ("one_factor", "two_factor") and,
+    when any, only members of `groups`."""
+
+    fqdn: str
+    policy: str
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class IdentityArgs:
     basics: Basics
     domain: str  # the session cookie's domain: every routed name is under it
     admin_groups: tuple[str, ...]
+    rules: tuple[AccessRule, ...] = ()
+
+
+# The ForwardAuth endpoint HAProxy asks (docs/content/reference/guides/proxy-authorization.md
+# @ v4.39.20), on the stack network.
+VERIFY_PATH = "/api/authz/forward-auth"
+
+
+def verify_url(container: str = "authelia") -> str:
+    return f"http://{container}:{PORT}{VERIFY_PATH}"
 
 
 def password_hash(password: str, salt_b64: str) -> str:
@@ -106,10 +127,24 @@ def users_file(users: list[IdentityUserSpec], hashes: dict[str, str]) -> str:
     return yaml.safe_dump(document, sort_keys=False)
 
 
+def access_control(a: IdentityArgs) -> dict:
+    """One rule per name behind forward auth; everything else denied. Without any rule the
+    default must be a sign-in policy (internal/configuration/validator), and then no name
+    asks Authelia anyway."""
+    if not a.rules:
+        return {"default_policy": "two_factor"}
+    rules = []
+    for r in a.rules:
+        rule: dict = {"domain": [r.fqdn], "policy": r.policy}
+        if r.groups:
+            rule["subject"] = [[f"group:{g}"] for g in r.groups]
+        rules.append(rule)
+    return {"default_policy": "deny", "rules": rules}
+
+
 def authelia_config(a: IdentityArgs) -> dict:
     """configuration.yml as data (checked against Authelia's JSON schema in the tests). The
     secrets come from *_FILE variables, so none of them is in it."""
-    everywhere = [a.domain, f"*.{a.domain}"]
     return {
         "theme": "auto",
         "server": {"address": f"tcp://:{PORT}/"},
@@ -124,17 +159,7 @@ def authelia_config(a: IdentityArgs) -> dict:
                 "password": {"algorithm": "argon2", "argon2": ARGON2},
             },
         },
-        "access_control": {
-            "default_policy": "deny",
-            "rules": [
-                {
-                    "domain": everywhere,
-                    "subject": [[f"group:{g}"] for g in a.admin_groups],
-                    "policy": "two_factor",
-                },
-                {"domain": everywhere, "policy": "one_factor"},
-            ],
-        },
+        "access_control": access_control(a),
         "session": {"cookies": [{"domain": a.domain, "authelia_url": a.basics.url}]},
         "storage": {"local": {"path": f"{DATA}/db.sqlite3"}},
         "notifier": {"filesystem": {"filename": f"{DATA}/notification.txt"}},
@@ -169,7 +194,7 @@ def authelia(a: IdentityArgs) -> ServiceSpec:
     )
     return ServiceSpec(
         name=b.name or "authelia",
-        kind="IdentityProvider",
+        kind=KIND,
         host=b.host,
         containers=(container,),
         routes=(Route(b.fqdn, "authelia", PORT),) if b.fqdn else (),

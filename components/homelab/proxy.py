@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass
+from pathlib import Path
 
 from components.docker.spec import (
     Basics,
@@ -71,14 +72,33 @@ def unique_backends(routes: list[Backend]) -> list[Backend]:
     return list(seen.values())
 
 
+FORWARD_AUTH_LUA = "forward-auth.lua"  # in config_dir; components/homelab/templates/forward-auth.lua
+
+
+def forward_auth_lua() -> str:
+    return (Path(__file__).parent / "templates" / FORWARD_AUTH_LUA).read_text()
+
+
 def haproxy_config(
-    routes: tuple[Route, ...], tls: bool, stats_port: int, config_dir: str = CONFIG_DIR
+    routes: tuple[Route, ...],
+    tls: bool,
+    stats_port: int,
+    config_dir: str = CONFIG_DIR,
+    verify_url: str | None = None,
 ) -> str:
-    """Render haproxy.cfg; `config_dir` is where crt-list.txt and certs/ are found."""
+    """Render haproxy.cfg; `config_dir` is where crt-list.txt, certs/ and the forward-auth Lua
+    are found; `verify_url`: the identity provider's forward-auth endpoint, asked for every
+    route with an `auth` policy (HTTPS only: the identity provider needs TLS)."""
     http, tcp = backends(routes)
+    protected = sorted({r.fqdn for r in routes if r.mode == "http" and r.auth})
+    if protected and not (tls and verify_url):
+        raise ValueError("routes with sign-in need TLS and the identity provider's forward-auth URL")
     return render(
         __file__,
         "haproxy.cfg.j2",
+        protected=protected,
+        verify_url=verify_url,
+        lua=f"{config_dir}/{FORWARD_AUTH_LUA}",
         # Without an HTTP route there is no certificate, so no TLS listener either.
         tls=tls and bool(http),
         sections=unique_backends(http + tcp),
@@ -104,6 +124,7 @@ class ProxyArgs:
     http_port: int = 80
     https_port: int = 443
     stats_port: int = 8404
+    verify_url: str | None = None  # the identity provider's forward-auth endpoint
 
 
 def tls_hosts(routes: tuple[Route, ...]) -> list[str]:
@@ -113,7 +134,10 @@ def tls_hosts(routes: tuple[Route, ...]) -> list[str]:
 def haproxy(a: ProxyArgs) -> ServiceSpec:
     b = a.basics
     hosts = tls_hosts(a.routes)
-    uploads = [FileUpload(f"{CONFIG_DIR}/haproxy.cfg", haproxy_config(a.routes, a.tls, a.stats_port))]
+    config = haproxy_config(a.routes, a.tls, a.stats_port, verify_url=a.verify_url)
+    uploads = [FileUpload(f"{CONFIG_DIR}/haproxy.cfg", config)]
+    if any(r.auth for r in a.routes):
+        uploads.append(FileUpload(f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}", forward_auth_lua()))
     ports = [PublishedPort(80, a.http_port)]
     if a.tls and hosts:
         uploads.append(FileUpload(f"{CONFIG_DIR}/crt-list.txt", crt_list(hosts)))
