@@ -9,6 +9,10 @@ the same number of plain resources directly (the cost of the Pulumi SDK itself).
 
 Scenarios:
 - single-host: examples/single-host.yaml (every built-in service plus one custom service);
+- single-host-identity: the same with Authelia and 5 users (issue 24): argon2id hashing of
+  every password (t=3, 64 MiB, p=4) is part of the evaluation time; Authelia's container gets
+  256 MB (its documented argon2 memory is 64 MiB per hash: docs/content/configuration/
+  first-factor/file.md @ v4.39.20);
 - synthetic: 10 SSH hosts, every built-in service enabled, exporters on all 10 hosts,
   and 200 custom services (route, metrics, stateful volume, a secret) spread over the hosts;
 - apps: the platform layer with 5 projects and 100 apps (20 each; a third with an inline
@@ -116,8 +120,15 @@ def _peak_rss_mb() -> float:
 def run_scenario(name: str, key_dir: str) -> dict[str, Any]:
     import harness  # the tests' mocks harness: the real program, recorded
 
-    if name == "single-host":
+    if name.startswith("single-host"):
         config = harness.load_stack_file(ROOT / "examples" / "single-host.yaml")
+        if name == "single-host-identity":
+            users = [
+                {"name": f"user{i}", "email": f"user{i}@lab.example.com",
+                 "groups": ["admins"] if i == 0 else [], "password-secret": f"user{i}-password"}
+                for i in range(5)
+            ]  # fmt: skip
+            config["identity"] = {"enabled": True, "users": users}
         secrets = harness.example_secrets(config)
     elif name == "apps":
         config, secrets = apps_config()
@@ -183,7 +194,7 @@ def main() -> None:
         return
 
     rows = []
-    for scenario in ("single-host", "synthetic", "apps"):
+    for scenario in ("single-host", "single-host-identity", "synthetic", "apps"):
         result = _child(["--scenario", scenario])
         base = _child(["--baseline", str(result["resources"])])
         result["baseline_seconds"] = base["seconds"]
