@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives import hashes, serialization
 from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.x509.oid import NameOID
 
-from components.homelab.proxy import CONFIG_DIR
+from components.homelab.proxy import CONFIG_DIR, FORWARD_AUTH_LUA, forward_auth_lua
 
 CRT_LIST_PATH = f"{CONFIG_DIR}/crt-list.txt"
 
@@ -102,6 +102,11 @@ def haproxy_check(
         (tmp_path / "crt-list.txt").write_text("".join(lines))
         assert CRT_LIST_PATH in cfg
         cfg = cfg.replace(CRT_LIST_PATH, str(tmp_path / "crt-list.txt"))
+    lua = f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}"
+    if f"lua-load {lua}\n" in cfg:
+        # The forward-auth action the proxy gets beside its config (components/homelab/proxy.py).
+        (tmp_path / FORWARD_AUTH_LUA).write_text(forward_auth_lua())
+        cfg = cfg.replace(lua, str(tmp_path / FORWARD_AUTH_LUA))
     (tmp_path / "haproxy.cfg").write_text(cfg)
     # The config resolves servers with `init-addr last,libc,none`: let libc give up on a lost
     # DNS answer after a second (glibc's RES_OPTIONS) instead of five.

@@ -20,7 +20,6 @@ import socket
 import subprocess
 import sys
 import tempfile
-import weakref
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -88,6 +87,8 @@ class Resource:
     urn: str = ""
     # customTimeouts as registered: {"create": "70m", ...} (empty strings dropped).
     custom_timeouts: dict[str, str] = field(default_factory=dict)
+    # The run that registered it, so a container's stager can be found from the container.
+    run: Any = field(default=None, repr=False, compare=False)
 
     def input(self, path: str, default: Any = None) -> Any:
         value: Any = self.inputs
@@ -125,8 +126,6 @@ def _pem(label: str, name: str) -> str:
     return f"-----BEGIN {label}-----\n{_fake(label.replace(' ', '_'), name)}\n-----END {label}-----\n"
 
 
-# Every run's mocks, so that a container's staged files can be found from the container.
-_RUNS: weakref.WeakSet[RecordingMocks] = weakref.WeakSet()
 DOCKER_CONTAINER = "docker:index/container:Container"
 STAGE = "/stage"  # components/docker/service.py: where a stager receives a container's files
 
@@ -140,19 +139,19 @@ def is_stager(container: Resource) -> bool:
 def stager_of(container: Resource) -> Resource | None:
     """The one-shot container that stages `container`'s files (components/docker/service.py)."""
     name = f"{container.inputs.get('name', '')}-files"
-    for run in list(_RUNS):
-        if any(r is container for r in run.resources):
-            return next(
-                (
-                    r
-                    for r in run.resources
-                    if r.type == DOCKER_CONTAINER
-                    and r.inputs.get("name") == name
-                    and r.provider == container.provider
-                ),
-                None,
-            )
-    return None
+    run = container.run
+    if run is None:
+        return None
+    return next(
+        (
+            r
+            for r in run.resources
+            if r.type == DOCKER_CONTAINER
+            and r.inputs.get("name") == name
+            and r.provider == container.provider
+        ),
+        None,
+    )
 
 
 def files(container: Resource) -> dict[str, Any]:
@@ -200,7 +199,6 @@ def holds_secret_files(container: Resource) -> bool:
 
 class RecordingMocks(pulumi.runtime.Mocks):
     def __init__(self) -> None:
-        _RUNS.add(self)
         self.resources: list[Resource] = []
         self.generated_secrets: set[str] = set()
         # Stack outputs: name -> resolved value, and the names whose Output is secret.
@@ -228,6 +226,7 @@ class RecordingMocks(pulumi.runtime.Mocks):
                 options.get("dependencies", []),
                 urn,
                 options.get("custom_timeouts", {}),
+                self,
             )
         )
         outputs = dict(inputs)

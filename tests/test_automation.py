@@ -63,6 +63,8 @@ EXAMPLE_SECRETS = {
     "single-host.yaml": [
         ("hosts[0].private-key-secret", "server-ssh-key"),
         ("monitoring.alerting.receiver.url-secret", "alerts-webhook"),
+        ("identity.users[0].password-secret", "alice-password"),
+        ("identity.users[1].password-secret", "bob-password"),
     ],
 }
 

@@ -54,9 +54,9 @@ def test_images_single_host_is_every_enabled_service_image() -> None:
     expected = {c.image for s in build_plan(config).services for c in s.containers}
     images = images_for(config, all_images=False)
     assert images == sorted(expected)
-    # Every built-in is enabled in this example (but the identity provider), plus the custom whoami.
-    assert images == sorted(set(IMAGES.values()) - {IMAGES["authelia"]} | {WHOAMI})
-    assert images_for(config, all_images=True) == sorted([*images, IMAGES["authelia"]])
+    # Every built-in is enabled in this example, plus the custom whoami.
+    assert images == sorted(set(IMAGES.values()) | {WHOAMI})
+    assert images_for(config, all_images=True) == images
 
 
 def test_the_backup_engine_image_is_bundled_for_every_host_with_backups() -> None:

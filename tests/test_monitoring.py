@@ -257,7 +257,8 @@ def test_grafana_without_anonymous_access(example):
 
 
 def test_urls_follow_the_tls_setting(tmp_path):
-    config = load_stack_file(EXAMPLES / "single-host.yaml") | {"tls": {"enabled": False}}
+    # Without TLS the example runs without its identity provider (sign-in needs HTTPS).
+    config = load_stack_file(EXAMPLES / "single-host.yaml") | {"tls": {"enabled": False}, "identity": {}}
     lab = run_program(config, example_secrets(config), key_dir=str(tmp_path))
     e = env(container(lab, "grafana"))
     assert e["GF_SERVER_ROOT_URL"] == "http://monitoring.lab.example.com/"

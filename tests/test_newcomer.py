@@ -169,6 +169,7 @@ def test_init_without_a_terminal_lists_the_secrets_still_to_set(project: Path, o
 def test_init_skips_secrets_the_stack_file_already_holds(project: Path, opened: list[Any]) -> None:
     text = (EXAMPLES / "single-host.yaml").read_text()
     text += "  homelab:server-ssh-key:\n    secure: v1:abc\n  homelab:alerts-webhook:\n    secure: v1:def\n"
+    text += "  homelab:alice-password:\n    secure: v1:ghi\n  homelab:bob-password:\n    secure: v1:jkl\n"
     (project / "Pulumi.lab.yaml").write_text(text)
     result = cli_here("init", "--stack", "lab")
     assert result.returncode == 0, result.stderr

@@ -26,6 +26,7 @@ def test_outputs_name_every_routed_service_and_keep_the_password_secret(single):
         "web": "https://lab.example.com/",
         "landing": "https://home.lab.example.com/",
         "whoami": "https://whoami.lab.example.com/",
+        "authelia": "https://auth.lab.example.com/",
     }
     assert single.outputs["admin-user"] == "admin"
     assert single.outputs["admin-password"] in single.generated_secrets

@@ -4,8 +4,10 @@ What the program generates is started as it is, with five test-only rewrites: th
 bind 127.0.0.1 on free ports instead of :80, :443, :8404 and the TCP ports; each server points
 at a stub backend on loopback instead of `<container>:<port>` through Docker's DNS; health
 checks run every 200 ms instead of every 10 s; the TCP frontends' source networks (the
-example's LAN) become 127.0.0.1/32, so that 127.0.0.2 is a source outside the list; and the
-crt-list's certificates are made here, one per SNI name, signed by a test CA. The stubs answer
+example's LAN) become 127.0.0.1/32, so that 127.0.0.2 is a source outside the list; the
+forward-auth verify URL points at a stub that lets every request through (the sign-in itself is
+test_forward_auth_live.py's); and the crt-list's certificates are made here, one per SNI name,
+signed by a test CA. The stubs answer
 with their backend's name (HTTP) or echo (TCP), so each request shows which backend it reached
 and with which certificate.
 """
@@ -32,7 +34,8 @@ from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_c
 from harness import ROOT, example_run, free_port
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
-from components.homelab.proxy import FALLBACK_NAME
+from components.homelab import identity
+from components.homelab.proxy import CONFIG_DIR, FALLBACK_NAME, FORWARD_AUTH_LUA
 
 pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy is not installed")
 
@@ -58,6 +61,18 @@ class EchoHandler(socketserver.BaseRequestHandler):
         self.request.sendall(data)
 
 
+class LetThrough(BaseHTTPRequestHandler):
+    """A forward-auth verifier that answers 200 to everything."""
+
+    def do_GET(self) -> None:  # noqa: N802 (http.server's name)
+        self.send_response(200)
+        self.send_header("Content-Length", "0")
+        self.end_headers()
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 class ThreadingTCP(socketserver.ThreadingTCPServer):
     allow_reuse_address = True
     daemon_threads = True
@@ -69,6 +84,9 @@ class Lab:
     def __init__(self, tmp: Path) -> None:
         files = uploads(proxies(example_run(ROOT / "examples" / "single-host.yaml"))["server"])
         self.cfg, crt_list = files[CFG_PATH], files[CRT_LIST_PATH]
+        (tmp / FORWARD_AUTH_LUA).write_text(files[f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}"])
+        self.verifier = ThreadingHTTPServer(("127.0.0.1", 0), LetThrough)
+        threading.Thread(target=self.verifier.serve_forever, daemon=True).start()
         self.ports = {"http": free_port(), "https": free_port(), "stats": free_port()}
         self.tcp_ports = {port: free_port() for port in SINGLE_HOST_TCP}
         self.servers: dict[str, Any] = {}
@@ -81,6 +99,9 @@ class Lab:
             lines.append(f"{certs / f'{fqdn}.pem'} {fqdn}\n")
         (tmp / "crt-list.txt").write_text("".join(lines))
         cfg = self.cfg.replace(CRT_LIST_PATH, str(tmp / "crt-list.txt"))
+        cfg = cfg.replace(f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}", str(tmp / FORWARD_AUTH_LUA))
+        assert identity.verify_url() in cfg, "the example has routes behind sign-in"
+        cfg = cfg.replace(identity.verify_url(), f"http://127.0.0.1:{self.verifier.server_address[1]}/")
         cfg = cfg.replace("bind :80\n", f"bind 127.0.0.1:{self.ports['http']}\n")
         cfg = cfg.replace("bind :443 ", f"bind 127.0.0.1:{self.ports['https']} ")
         cfg = re.sub(r"bind :8404\n", f"bind 127.0.0.1:{self.ports['stats']}\n", cfg)
@@ -134,7 +155,7 @@ class Lab:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
-        for server in self.servers.values():
+        for server in [*self.servers.values(), self.verifier]:
             server.shutdown()
             server.server_close()
 

@@ -54,6 +54,7 @@ EXPECTED_IMAGES = {
     "drupal-db": IMAGES["postgres"],
     "web": IMAGES["web"],
     "landing": IMAGES["landing"],
+    "authelia": IMAGES["authelia"],
     "whoami": "traefik/whoami:v1.11.0",  # from the example's custom-services
 }
 ALIASES = sorted(EXPECTED_IMAGES)
@@ -84,6 +85,7 @@ MEMORY_MB = {
     "drupal-db": 512,
     "web": 256,
     "landing": 64,
+    "authelia": 256,
 }
 
 # Named volumes each container owns (Docker volume name -> mount path), all writable.
@@ -113,6 +115,7 @@ OWN_VOLUMES = {
         "homelab_drupal_themes": "/var/www/html/themes",
     },
     "web": {"homelab_web_html": "/var/www/html", "homelab_web_logs": "/var/log/apache2"},
+    "authelia": {"homelab_authelia_data": "/config"},
 }
 # The directories each container reads staged files from (components/docker/service.py): one
 # volume each, filled by the container's stager, mounted read-only.
@@ -135,6 +138,7 @@ STAGED_DIRS = {
     "postgres": ["/run/homelab"],
     "mysql": ["/run/homelab"],
     "drupal-db": ["/run/homelab"],
+    "authelia": ["/etc/authelia", "/run/homelab"],
 }
 STAGED_VOLUMES = {
     f"homelab_{alias.replace('-', '_')}_files_{i}"

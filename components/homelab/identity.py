@@ -38,7 +38,7 @@ from components.homelab.images import CONTRACTS
 PORT = 9091  # server.address default tcp://:9091/ (docs/content/configuration/miscellaneous/server.md)
 # PUID/PGID the entrypoint gives /config and runs authelia as: the uid docs/content/
 # integration/deployment/docker.md uses in its example (8000), no other image's here.
-UID = 8000
+UID = CONTRACTS["authelia"].uid
 CONFIG_DIR = "/etc/authelia"
 CONFIG = f"{CONFIG_DIR}/configuration.yml"
 USERS = f"{CONFIG_DIR}/users_database.yml"

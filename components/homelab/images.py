@@ -333,8 +333,9 @@ CONTRACTS: dict[str, ImageContract] = {
         image="authelia/authelia:4.39.20",
         tag=Seen(AUTHELIA_REPO, "cmd/authelia-scripts/cmd/docker.go", AUTHELIA_AT),
         # No USER: the entrypoint starts as root, chowns /config to PUID:PGID and runs authelia
-        # through su-exec (entrypoint.sh); the program sets PUID and PGID to AUTHELIA_UID.
-        user=Fact(User("root", 0), Seen(AUTHELIA_REPO, "Dockerfile", AUTHELIA_AT)),
+        # through su-exec (entrypoint.sh), as postgres does with gosu; the program sets PUID and
+        # PGID to 8000, the uid of the docs' own example (integration/deployment/docker.md).
+        user=Fact(User("authelia", 8000), Seen(AUTHELIA_REPO, "entrypoint.sh", AUTHELIA_AT)),
         # FROM authelia/base: Chisel-cut Ubuntu with BusyBox (sh, wget), su-exec, no curl.
         shell=Fact(True, Seen("authelia/baseimage", "README.md", "494f0cdfcce8")),
         probes=Fact(("wget",), Seen("authelia/baseimage", "README.md", "494f0cdfcce8")),
