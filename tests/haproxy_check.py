@@ -6,7 +6,9 @@ from __future__ import annotations
 
 import datetime
 import os
+import socket
 import subprocess
+import time
 from pathlib import Path
 
 from cryptography import x509
@@ -126,3 +128,19 @@ def assert_haproxy_accepts(result: subprocess.CompletedProcess, context: str = "
     assert result.returncode == 0, output
     assert "[ALERT]" not in output, output
     assert "Configuration file is valid" in output, output
+
+
+def start_haproxy(cfg: Path, port: int, seconds: float = 10) -> subprocess.Popen:
+    """The real haproxy on `cfg`, in the foreground, once it accepts on 127.0.0.1:`port`."""
+    process = subprocess.Popen(
+        ["haproxy", "-db", "-f", str(cfg)], stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True
+    )
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=0.2):
+                return process
+        except OSError:
+            assert process.poll() is None, process.communicate()[0]
+            time.sleep(0.05)
+    raise AssertionError(f"haproxy accepts nothing on port {port} after {seconds} s")

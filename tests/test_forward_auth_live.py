@@ -20,14 +20,13 @@ import socket
 import ssl
 import subprocess
 import threading
-import time
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
 import pytest
-from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca
+from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
 from harness import files, free_port, run_program
 from test_identity import CONFIG, PASSWORDS
 
@@ -133,20 +132,7 @@ class Lab:
             ["haproxy", "-c", "-f", str(tmp / "haproxy.cfg")], capture_output=True, text=True
         )
         assert check.returncode == 0, check.stdout + check.stderr
-        self.process = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(tmp / "haproxy.cfg")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.2):
-                    break
-            except OSError:
-                assert self.process.poll() is None, self.process.communicate()[0]
-                time.sleep(0.05)
+        self.process = start_haproxy(tmp / "haproxy.cfg", self.port)
 
     def get(self, host: str, path: str = "/", **headers: str) -> tuple[int, dict[str, str], str]:
         context = ssl.create_default_context()

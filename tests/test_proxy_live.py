@@ -20,7 +20,6 @@ import shutil
 import socket
 import socketserver
 import ssl
-import subprocess
 import threading
 import time
 from collections.abc import Iterator
@@ -30,7 +29,7 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca
+from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
 from harness import ROOT, example_run, free_port
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
@@ -126,20 +125,7 @@ class Lab:
             )
         assert "resolvers docker init-addr" not in cfg
         (tmp / "haproxy.cfg").write_text(cfg)
-        self.process = subprocess.Popen(
-            ["haproxy", "-db", "-f", str(tmp / "haproxy.cfg")],
-            stdout=subprocess.PIPE,
-            stderr=subprocess.STDOUT,
-            text=True,
-        )
-        deadline = time.monotonic() + 10
-        while time.monotonic() < deadline:
-            try:
-                with socket.create_connection(("127.0.0.1", self.ports["https"]), timeout=0.2):
-                    break
-            except OSError:
-                assert self.process.poll() is None, self.process.communicate()[0]
-                time.sleep(0.05)
+        self.process = start_haproxy(tmp / "haproxy.cfg", self.ports["https"])
         time.sleep(0.5)  # the first health checks
 
     def _stub(self, name: str, mode: str) -> Any:
