@@ -8,8 +8,9 @@ the same number of plain resources directly (the cost of the Pulumi SDK itself).
     python bench/bench_homelab.py --json     # the same, as JSON lines
 
 Scenarios:
-- single-host: examples/single-host.yaml (every built-in service plus one custom service);
-- single-host-identity: the same with Authelia and 5 users (issue 24): argon2id hashing of
+- single-host: examples/single-host.yaml (every built-in service plus one custom service, and
+  Authelia with 2 users);
+- single-host-identity: the same with 5 users (issue 24): argon2id hashing of
   every password (t=3, 64 MiB, p=4) is part of the evaluation time; Authelia's container gets
   256 MB (its documented argon2 memory is 64 MiB per hash: docs/content/configuration/
   first-factor/file.md @ v4.39.20);
