@@ -204,8 +204,8 @@ class Privileges:
     contract); `no_new_privileges` stops a setuid binary or file capability from raising them
     again; `read_only` makes the root filesystem read-only, with `tmpfs` the paths the image
     writes outside its volumes. Docker refuses an upload (the provider's copy into the
-    container before it starts) into a read-only root filesystem, so a container with uploads
-    keeps a writable one.
+    container before it starts) into a read-only root filesystem, so such a container gets its
+    files staged (ContainerSpec.stage_files, components/docker/service.py).
     """
 
     capabilities: tuple[str, ...] = ()
