@@ -15,6 +15,7 @@ import hashlib
 import io
 import json
 import os
+import random
 import re
 import socket
 import subprocess
@@ -328,10 +329,33 @@ def read_yaml(text: str) -> Any:
 
 
 def free_port() -> int:
-    """A TCP port on 127.0.0.1 that nothing listens on now (for a live daemon under test)."""
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
-        sock.bind(("127.0.0.1", 0))
-        return int(sock.getsockname()[1])
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a live daemon under test.
+
+    Taken below the kernel's ephemeral range (net.ipv4.ip_local_port_range), where every
+    `bind(0)` of a stub server or client lands: a port handed out by the kernel between this
+    check and the daemon's own bind would otherwise let the daemon fail while a stub answers
+    on its port. Random, so two test workers rarely try the same one."""
+    low = min(_ephemeral_low(), 32768)
+    if low <= 20001:  # no room below the ephemeral range: take one the kernel picks
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            sock.bind(("127.0.0.1", 0))
+            return int(sock.getsockname()[1])
+    for _ in range(200):
+        port = random.randrange(20000, low)
+        with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as sock:
+            try:
+                sock.bind(("127.0.0.1", port))
+            except OSError:
+                continue
+            return port
+    raise RuntimeError("no free TCP port below the ephemeral range")
+
+
+def _ephemeral_low() -> int:
+    try:
+        return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
+    except (OSError, ValueError, IndexError):
+        return 32768
 
 
 def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -75,6 +75,8 @@ CONFIG_KEYS: dict[str, tuple[Any, ...] | None] = {
     "session.cookies[].authelia_url": None,
     "storage.local.path": None,
     "notifier.filesystem.filename": None,
+    "telemetry.metrics.enabled": None,
+    "telemetry.metrics.address": None,
 }
 # user-database.json @ v4.39: `users` by name; each user's details ("required": password and
 # displayname, "additionalProperties": false).

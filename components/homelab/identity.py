@@ -25,6 +25,7 @@ from components.docker.spec import (
     Basics,
     ContainerSpec,
     FileUpload,
+    MetricsEndpoint,
     Route,
     SecretRef,
     SecretSpec,
@@ -36,6 +37,9 @@ from components.docker.spec import (
 from components.homelab.images import CONTRACTS
 
 PORT = 9091  # server.address default tcp://:9091/ (docs/content/configuration/miscellaneous/server.md)
+# telemetry.metrics: Prometheus metrics on their own listener, default tcp://:9959/metrics
+# (docs/content/configuration/telemetry/metrics.md @ v4.39.20); off unless enabled.
+METRICS_PORT = 9959
 # PUID/PGID the entrypoint gives /config and runs authelia as: the uid docs/content/
 # integration/deployment/docker.md uses in its example (8000), no other image's here.
 UID = CONTRACTS["authelia"].uid
@@ -163,6 +167,7 @@ def authelia_config(a: IdentityArgs) -> dict:
         "session": {"cookies": [{"domain": a.domain, "authelia_url": a.basics.url}]},
         "storage": {"local": {"path": f"{DATA}/db.sqlite3"}},
         "notifier": {"filesystem": {"filename": f"{DATA}/notification.txt"}},
+        "telemetry": {"metrics": {"enabled": True, "address": f"tcp://:{METRICS_PORT}/metrics"}},
     }
 
 
@@ -198,6 +203,7 @@ def authelia(a: IdentityArgs) -> ServiceSpec:
         host=b.host,
         containers=(container,),
         routes=(Route(b.fqdn, "authelia", PORT),) if b.fqdn else (),
+        metrics=(MetricsEndpoint("authelia", "authelia", METRICS_PORT, "/metrics", METRICS_PORT),),
         # The storage key must be 20 characters or more (internal/configuration/validator).
         secrets=(
             SecretSpec("session-secret", 64),
