@@ -17,7 +17,9 @@ import http.client
 import re
 import shutil
 import socket
+import socketserver
 import ssl
+import struct
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -68,6 +70,28 @@ class Verifier(BaseHTTPRequestHandler):
         pass
 
 
+class Dns(socketserver.BaseRequestHandler):
+    """Docker's DNS, for one name: `authelia` is 127.0.0.1 (A); any other question gets an
+    empty answer. Enough for HAProxy's resolver (RFC 1035 messages, one question each)."""
+
+    def handle(self) -> None:
+        data, sock = self.request
+        end = 12
+        while data[end] != 0:
+            end += data[end] + 1
+        labels, i = [], 12
+        while data[i] != 0:
+            labels.append(data[i + 1 : i + 1 + data[i]].decode())
+            i += data[i] + 1
+        qtype = struct.unpack("!H", data[end + 1 : end + 3])[0]
+        question = data[12 : end + 5]
+        found = ".".join(labels).lower() == "authelia" and qtype == 1
+        self.server.asked.append(".".join(labels))  # type: ignore[attr-defined]
+        header = data[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if found else 0, 0, 0)
+        answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("127.0.0.1") if found else b""
+        sock.sendto(header + question + answer, self.client_address)
+
+
 class Backend(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         body = f"{self.server.backend_name} user={self.headers.get('Remote-User')}".encode()  # type: ignore[attr-defined]
@@ -110,7 +134,16 @@ class Lab:
         self.port = free_port()
         cfg = cfg.replace(CRT_LIST_PATH, str(tmp / "crt-list.txt"))
         cfg = cfg.replace(f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}", str(tmp / FORWARD_AUTH_LUA))
-        verify = f"http://127.0.0.1:{self.verifier.server_address[1]}{identity.VERIFY_PATH}"
+        # The verifier by name, as on the stack network: HAProxy asks "authelia" of the
+        # resolvers section, whose nameserver (Docker's DNS there) is the stub here.
+        self.dns = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Dns)
+        self.dns.asked = []  # type: ignore[attr-defined]
+        threading.Thread(target=self.dns.serve_forever, daemon=True).start()
+        assert "nameserver docker 127.0.0.11:53\n" in cfg and "httpclient.resolvers.id docker\n" in cfg
+        cfg = cfg.replace(
+            "nameserver docker 127.0.0.11:53\n", f"nameserver docker 127.0.0.1:{self.dns.server_address[1]}\n"
+        )
+        verify = f"http://authelia:{self.verifier.server_address[1]}{identity.VERIFY_PATH}"
         assert identity.verify_url() in cfg
         cfg = cfg.replace(identity.verify_url(), verify)
         cfg = cfg.replace("bind :443 ", f"bind 127.0.0.1:{self.port} ")
@@ -148,7 +181,7 @@ class Lab:
     def stop(self) -> None:
         self.process.terminate()
         self.process.wait(timeout=10)
-        for server in [self.verifier, *self.backends]:
+        for server in [self.verifier, self.dns, *self.backends]:
             server.shutdown()
             server.server_close()
 
@@ -174,6 +207,7 @@ def test_without_a_session_a_browser_is_sent_to_the_sign_in_page(lab):
     assert asked["x-forwarded-host"] == "metrics.lab.example.com"
     assert asked["x-forwarded-uri"] == "/graph?g0.expr=up"
     assert asked["x-forwarded-for"] == "127.0.0.1"
+    assert "authelia" in lab.dns.asked  # the provider was found by name
 
 
 def test_a_client_that_does_not_take_html_gets_401(lab):
