@@ -305,3 +305,11 @@ def test_forward_auth_needs_the_identity_provider_on_the_routes_host():
         "services.alertmanager.hostname",
         "services.landing.hostname",
     }
+
+
+def test_a_user_without_an_email_is_named():
+    users = user(1)
+    del users[1]["email"]
+    assert problems_of(with_identity(users=users), PASSWORDS) == [
+        ("identity.users[1].email", "Field required")
+    ]
