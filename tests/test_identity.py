@@ -313,3 +313,23 @@ def test_a_user_without_an_email_is_named():
     assert problems_of(with_identity(users=users), PASSWORDS) == [
         ("identity.users[1].email", "Field required")
     ]
+
+
+def test_prometheus_scrapes_and_probes_pass_by_the_sign_in(lab):
+    """Prometheus scrapes the containers on the stack network, never a name behind forward auth;
+    the blackbox exporter's certificate probes only complete a TLS handshake (prober: tcp),
+    which HAProxy answers before any sign-in."""
+    (prometheus,) = [c for c in lab.of_type(CONTAINER) if c.inputs["name"] == "homelab-prometheus"]
+    document = yaml.safe_load(files(prometheus)["/etc/prometheus/prometheus.yml"])
+    protected = {"metrics.lab.example.com", "alerts.lab.example.com", "home.lab.example.com"}
+    scraped = [
+        target
+        for job in document["scrape_configs"]
+        if job.get("metrics_path") != "/probe"
+        for group in job.get("static_configs") or []
+        for target in group["targets"]
+    ]
+    assert scraped and not [t for t in scraped if t.split(":")[0] in protected]
+    (blackbox,) = [c for c in lab.of_type(CONTAINER) if c.inputs["name"] == "homelab-blackbox-exporter"]
+    modules = yaml.safe_load(files(blackbox)["/etc/blackbox_exporter/config.yml"])["modules"]
+    assert {m["prober"] for m in modules.values()} == {"tcp"}
