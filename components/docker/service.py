@@ -13,13 +13,23 @@ import shlex
 import string
 from collections.abc import Mapping
 from dataclasses import dataclass, field
+from typing import Any
 
 import pulumi
 import pulumi_docker as docker
 import pulumi_random as random
 
 from components.docker.host import DockerHost
-from components.docker.spec import TMPFS_OPTIONS, ContainerSpec, LogLimits, SecretRef, ServiceSpec, Volume
+from components.docker.spec import (
+    TMPFS_OPTIONS,
+    ContainerSpec,
+    FileUpload,
+    LogLimits,
+    Privileges,
+    SecretRef,
+    ServiceSpec,
+    Volume,
+)
 
 DOCKER_SOCKET = "/var/run/docker.sock"
 # The backup engine stops, for the length of an archive run, every running container whose
@@ -73,6 +83,28 @@ def stage_script(c: ContainerSpec) -> str:
         if u.owner is not None:
             lines.append(f"chown {u.owner} {path}")
     return "\n".join(lines)
+
+
+# The stager runs as root and only chowns what it copied.
+STAGER_PRIVILEGES = Privileges(capabilities=("CHOWN",))
+
+
+def privilege_args(p: Privileges) -> dict[str, Any]:
+    """A container's privilege inputs: every capability dropped but `p`'s, no new privileges,
+    the read-only root and its tmpfs mounts."""
+    return {
+        "security_opts": p.security_opts() or None,
+        "capabilities": docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=list(p.capabilities) or None),
+        "read_only": p.read_only,
+        "tmpfs": {path: TMPFS_OPTIONS for path in p.tmpfs} or None,
+    }
+
+
+def upload_content(upload: FileUpload, secrets: dict[str, pulumi.Output[str]]) -> pulumi.Input[str]:
+    """A file's content: plain text, or its secret template filled (always a secret)."""
+    if isinstance(upload.content, SecretRef):
+        return resolve_secret(upload.content, secrets)
+    return upload.content
 
 
 def secret_names(ref: SecretRef) -> list[str]:
@@ -203,22 +235,16 @@ class Service(pulumi.ComponentResource):
                 envs.append(f"{key}={value}")
 
         staged = c.stage_files and bool(c.uploads)
-        uploads = []
-        for upload in () if staged else c.uploads:
-            content: pulumi.Input[str] = (
-                resolve_secret(upload.content, secrets)
-                if isinstance(upload.content, SecretRef)
-                else upload.content
+        uploads = [
+            docker.ContainerUploadArgs(
+                file=upload.path,
+                content=upload_content(upload, secrets),
+                executable=upload.executable,
+                owner=str(upload.owner) if upload.owner is not None else None,
+                permissions=upload.mode,
             )
-            uploads.append(
-                docker.ContainerUploadArgs(
-                    file=upload.path,
-                    content=content,
-                    executable=upload.executable,
-                    owner=str(upload.owner) if upload.owner is not None else None,
-                    permissions=upload.mode,
-                )
-            )
+            for upload in (() if staged else c.uploads)
+        ]
 
         mounts = [
             docker.ContainerVolumeArgs(
@@ -314,12 +340,7 @@ class Service(pulumi.ComponentResource):
             healthcheck=healthcheck,
             memory=c.memory_mb,
             stop_timeout=c.stop_timeout,
-            security_opts=c.privileges.security_opts() or None,
-            capabilities=docker.ContainerCapabilitiesArgs(
-                drops=["ALL"], adds=list(c.privileges.capabilities) or None
-            ),
-            read_only=c.privileges.read_only,
-            tmpfs={path: TMPFS_OPTIONS for path in c.privileges.tmpfs} or None,
+            **privilege_args(c.privileges),
             log_driver=args.logs.driver,
             log_opts=args.logs.options(),
             sysctls=c.sysctls or None,
@@ -359,9 +380,7 @@ class Service(pulumi.ComponentResource):
         ]
         uploads = [
             docker.ContainerUploadArgs(
-                file=STAGE + u.path,
-                content=resolve_secret(u.content, secrets) if isinstance(u.content, SecretRef) else u.content,
-                executable=u.executable,
+                file=STAGE + u.path, content=upload_content(u, secrets), executable=u.executable
             )
             for u in c.uploads
         ]
@@ -381,8 +400,7 @@ class Service(pulumi.ComponentResource):
             must_run=False,
             attach=True,
             restart="no",
-            security_opts=["no-new-privileges=true"],
-            capabilities=docker.ContainerCapabilitiesArgs(drops=["ALL"], adds=["CHOWN"]),
+            **privilege_args(STAGER_PRIVILEGES),
             log_driver=args.logs.driver,
             log_opts=args.logs.options(),
             labels=_labels(
@@ -406,7 +424,7 @@ def volume_labels(volume: Volume, safety: DataSafety) -> dict[str, str]:
 
 
 def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
-    """Metrics jobs declared for this container and the backup role, for the policy pack;
+    """Metrics jobs declared for this container, for the policy pack (its own labels kept);
     the stop-during-backup label when the container writes a stateful volume of a host with
     backups (its value names that host's schedule, so no other schedule stops it)."""
     labels = dict(c.labels)
@@ -415,8 +433,6 @@ def container_labels(spec: ServiceSpec, c: ContainerSpec) -> dict[str, str]:
     jobs = sorted({m.job for m in spec.metrics if m.container == c.name})
     if jobs:
         labels["homelab.metrics"] = ",".join(jobs)
-    if spec.kind == "BackupSchedule" and "DOCKER_HOST" in c.env:
-        labels["homelab.role"] = "backup"  # the engine, not its Docker API proxy
     secret = sorted(k for k, v in c.env.items() if isinstance(v, SecretRef))
     if secret:
         labels["homelab.secret-env"] = ",".join(secret)

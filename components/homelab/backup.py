@@ -210,6 +210,8 @@ def backup_schedule(a: BackupArgs) -> ServiceSpec:
         image=b.image,
         privileges=CONTRACTS["backup"].privileges(),
         env=env,
+        # What the policy pack reads to know the backup run (policies/rules.py).
+        labels={"homelab.role": "backup"},
         external_volumes=tuple(
             ExternalVolume(e.volume, f"{SOURCES}/{e.volume}", read_only=True) for e in a.entries
         ),
