@@ -509,12 +509,12 @@ def tcp_sources(resources: list[Res], config: Config) -> list[str]:
     return out
 
 
-def _tcp_sources(res: Res, proxy: Res) -> list[str]:
-    """`res` holds a haproxy.cfg (the proxy itself, or its stager); `proxy` publishes the ports."""
-    cfg = next((plain(v) for k, v in uploads(res).items() if str(k).endswith("haproxy.cfg")), None)
+def _tcp_sources(holder: Res, proxy: Res) -> list[str]:
+    """`holder` holds a haproxy.cfg (the proxy itself, or its stager); `proxy` publishes the
+    ports, and is the resource the messages name."""
+    cfg = next((plain(v) for k, v in uploads(holder).items() if str(k).endswith("haproxy.cfg")), None)
     if not isinstance(cfg, str):
         return []
-    res = proxy
     ports = plain(proxy.props).get("ports") or []
     out = []
     for head, body in _SECTION.findall(cfg):
@@ -535,18 +535,19 @@ def _tcp_sources(res: Res, proxy: Res) -> list[str]:
         sources = [net for acl in guards for net in acls.get(acl, [])]
         if not sources:
             out.append(
-                f"{res.name}: TCP frontend {name} accepts every source; list the networks that may connect "
+                f"{proxy.name}: TCP frontend {name} accepts every source; list the networks that may connect "
                 "(allow-from) so the proxy rejects the rest"
             )
         elif any(net.endswith("/0") for net in sources):
             out.append(
-                f"{res.name}: TCP frontend {name} accepts {', '.join(sources)}; narrow allow-from to your LAN"
+                f"{proxy.name}: TCP frontend {name} accepts {', '.join(sources)}; "
+                "narrow allow-from to your LAN"
             )
         binds = [int(m) for line in lines for m in re.findall(r"^bind \S*:(\d+)", line)]
         for port in ports:
             if int(port.get("internal") or 0) in binds and (port.get("ip") or "0.0.0.0") in ("0.0.0.0", "::"):
                 out.append(
-                    f"{res.name}: TCP frontend {name} is published on every interface of the host (port "
+                    f"{proxy.name}: TCP frontend {name} is published on every interface of the host (port "
                     f"{port.get('external')}); set its bind-address to the LAN address"
                 )
     return out
