@@ -165,6 +165,12 @@ def files(container: Resource) -> dict[str, Any]:
     return out
 
 
+def is_secret(resource: Resource, path: str) -> bool:
+    """Whether the input at `path` (e.g. 'envs[3]') was inside a secret marker (itself or an
+    enclosing value)."""
+    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in resource.secret_paths)
+
+
 def file_is_secret(container: Resource, path: str) -> bool:
     """Whether the content of the file `container` reads at `path` is a secret input."""
     for holder, prefix in ((container, ""), (stager_of(container), STAGE)):
@@ -172,10 +178,7 @@ def file_is_secret(container: Resource, path: str) -> bool:
             continue
         for i, u in enumerate(holder.inputs.get("uploads") or []):
             if u["file"] == prefix + path:
-                where = f"uploads[{i}].content"
-                return any(
-                    where == p or where.startswith((p + ".", p + "[")) for p in holder.secret_paths
-                ) or any(p == "uploads" for p in holder.secret_paths)
+                return is_secret(holder, f"uploads[{i}].content")
     raise KeyError(path)
 
 

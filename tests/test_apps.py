@@ -30,6 +30,7 @@ from harness import (
     crd_schema,
     example_run,
     example_secrets,
+    is_secret,
     load_stack_file,
     plain_strings,
     read_yaml,
@@ -267,11 +268,6 @@ def volume_at(job: Resource, c: dict[str, Any], mount_path: str) -> dict[str, An
 def arg(c: dict[str, Any], flag: str) -> list[str]:
     """The values of `--flag=value` arguments."""
     return [a.split("=", 1)[1] for a in c["args"] if a.startswith(f"--{flag}=")]
-
-
-def is_secret(r: Resource, path: str) -> bool:
-    """Whether the input at `path` was inside a secret marker (itself or an enclosing value)."""
-    return any(path == p or path.startswith((f"{p}.", f"{p}[")) for p in r.secret_paths)
 
 
 def output_image(mocks: RecordingMocks, app: App) -> str:

@@ -20,6 +20,7 @@ from harness import (
     EXAMPLES,
     ROOT,
     example_secrets,
+    is_secret,
     load_stack_file,
     plain_strings,
     provider_schema,
@@ -78,10 +79,6 @@ def with_host(config: dict, name: str, **changes) -> dict:
 
 def labels(resource) -> dict[str, str]:
     return {item["label"]: item["value"] for item in resource.inputs.get("labels") or []}
-
-
-def is_secret(resource, path: str) -> bool:
-    return any(path == s or path.startswith((s + ".", s + "[")) for s in resource.secret_paths)
 
 
 def ssh_opts(provider) -> list[str]:

@@ -118,10 +118,6 @@ def contracted(lab) -> Iterator[tuple[Any, ImageContract]]:
             yield c, contract
 
 
-def is_secret(resource, path: str) -> bool:
-    return any(path == s or path.startswith((s + ".", s + "[")) for s in resource.secret_paths)
-
-
 def facts(contract: ImageContract) -> list[Seen]:
     seen = [contract.tag, contract.user.seen, contract.shell.seen, contract.probes.seen]
     seen += [w.seen for w in contract.writes]

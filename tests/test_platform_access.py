@@ -28,6 +28,7 @@ from harness import (
     cert_pem,
     example_run,
     example_secrets,
+    is_secret,
     load_stack_file,
     plain_strings,
     run_program,
@@ -123,11 +124,6 @@ def k8s_version() -> str:
     model = validate(example_config())
     assert model.platform is not None
     return f"{model.platform.kubernetes_version}.0"
-
-
-def is_secret(r: Resource, path: str) -> bool:
-    """Whether the input at `path` was inside a secret marker (itself or an enclosing value)."""
-    return any(path == p or path.startswith(f"{p}.") or path.startswith(f"{p}[") for p in r.secret_paths)
 
 
 def integral(value: Any) -> Any:

@@ -86,10 +86,6 @@ def uploads(container) -> dict[str, str]:
     return files(container)
 
 
-def is_secret(resource, path: str) -> bool:
-    return any(path == s or path.startswith((s + ".", s + "[")) for s in resource.secret_paths)
-
-
 # ---- helpers: reading haproxy.cfg -----------------------------------------------------
 
 

@@ -17,6 +17,7 @@ from harness import (
     file_is_secret,
     file_owner_and_mode,
     files,
+    is_secret,
     is_stager,
     plain_strings,
     stager_of,
@@ -168,11 +169,6 @@ def env(container) -> dict[str, str]:
 
 def labels(resource) -> dict[str, str]:
     return {item["label"]: item["value"] for item in resource.inputs.get("labels") or []}
-
-
-def is_secret(resource, path: str) -> bool:
-    """Whether `path` (e.g. 'envs[3]') lies inside a secret input of `resource`."""
-    return any(path == s or path.startswith((s + ".", s + "[")) for s in resource.secret_paths)
 
 
 def named_mounts(container) -> list[dict]:
