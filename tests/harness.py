@@ -21,8 +21,10 @@ import socket
 import subprocess
 import sys
 import tempfile
+import threading
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 from typing import Any
 
@@ -359,6 +361,21 @@ def _ephemeral_low() -> int:
         return int(Path("/proc/sys/net/ipv4/ip_local_port_range").read_text().split()[0])
     except (OSError, ValueError, IndexError):
         return 32768
+
+
+def in_background(server: Any) -> Any:
+    """`server` (a socketserver) answering from a daemon thread; returned for chaining."""
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    return server
+
+
+def serve(handler: type[BaseHTTPRequestHandler], port: int = 0, **attributes: Any) -> ThreadingHTTPServer:
+    """A stub HTTP server on 127.0.0.1 (`port`, or one the kernel picks) answering with
+    `handler`, which finds `attributes` on `self.server`."""
+    server = ThreadingHTTPServer(("127.0.0.1", port), handler)
+    for key, value in attributes.items():
+        setattr(server, key, value)
+    return in_background(server)
 
 
 def cli_process(*args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:

@@ -12,17 +12,16 @@ from __future__ import annotations
 import json
 import shutil
 import subprocess
-import threading
 import time
 import urllib.request
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
-from harness import ROOT, example_run, free_port
+from harness import ROOT, example_run, free_port, serve
 from harness import files as staged_files
 
 from components.homelab.alerting import ALERTMANAGER_CONFIG, WEBHOOK_URL_FILE
@@ -52,9 +51,7 @@ class Lab:
         files = staged_files(container)
         config = yaml.safe_load(files[ALERTMANAGER_CONFIG])
         assert config["receivers"][0]["slack_configs"][0]["api_url_file"] == WEBHOOK_URL_FILE
-        self.recorder = ThreadingHTTPServer(("127.0.0.1", 0), Recorder)
-        self.recorder.messages = []  # type: ignore[attr-defined]
-        threading.Thread(target=self.recorder.serve_forever, daemon=True).start()
+        self.recorder = serve(Recorder, messages=[])
         url_file = tmp / "webhook-url"
         url_file.write_text(f"http://127.0.0.1:{self.recorder.server_address[1]}/hooks/alerts\n")
         text = files[ALERTMANAGER_CONFIG].replace(WEBHOOK_URL_FILE, str(url_file))

@@ -21,15 +21,14 @@ import socketserver
 import ssl
 import struct
 import subprocess
-import threading
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
-from harness import files, free_port, run_program
+from harness import files, free_port, in_background, run_program, serve
 from test_identity import CONFIG, PASSWORDS
 
 from components.homelab import identity
@@ -104,14 +103,6 @@ class Backend(BaseHTTPRequestHandler):
         pass
 
 
-def serve(handler: type[BaseHTTPRequestHandler], **attributes: Any) -> ThreadingHTTPServer:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    for key, value in attributes.items():
-        setattr(server, key, value)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    return server
-
-
 class Lab:
     def __init__(self, tmp: Path) -> None:
         mocks = run_program(CONFIG, PASSWORDS, key_dir=str(tmp / "keys"))
@@ -138,7 +129,7 @@ class Lab:
         # resolvers section, whose nameserver (Docker's DNS there) is the stub here.
         self.dns = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Dns)
         self.dns.asked = []  # type: ignore[attr-defined]
-        threading.Thread(target=self.dns.serve_forever, daemon=True).start()
+        in_background(self.dns)
         assert "nameserver docker 127.0.0.11:53\n" in cfg and "httpclient.resolvers.id docker\n" in cfg
         cfg = cfg.replace(
             "nameserver docker 127.0.0.11:53\n", f"nameserver docker 127.0.0.1:{self.dns.server_address[1]}\n"
@@ -238,7 +229,4 @@ def test_a_verifier_that_does_not_answer_lets_nothing_through(lab, tmp_path):
     try:
         assert lab.get("home.lab.example.com", Cookie="session=alice", **BROWSER)[0] == 403
     finally:
-        port = lab.verifier.server_address[1]
-        lab.verifier = ThreadingHTTPServer(("127.0.0.1", port), Verifier)
-        lab.verifier.asked = []  # type: ignore[attr-defined]
-        threading.Thread(target=lab.verifier.serve_forever, daemon=True).start()
+        lab.verifier = serve(Verifier, lab.verifier.server_address[1], asked=[])

@@ -20,17 +20,16 @@ import shutil
 import socket
 import socketserver
 import ssl
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 from cryptography import x509
 from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
-from harness import ROOT, example_run, free_port
+from harness import ROOT, example_run, free_port, in_background, serve
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
 from components.homelab import identity
@@ -84,8 +83,7 @@ class Lab:
         files = uploads(proxies(example_run(ROOT / "examples" / "single-host.yaml"))["server"])
         self.cfg, crt_list = files[CFG_PATH], files[CRT_LIST_PATH]
         (tmp / FORWARD_AUTH_LUA).write_text(files[f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}"])
-        self.verifier = ThreadingHTTPServer(("127.0.0.1", 0), LetThrough)
-        threading.Thread(target=self.verifier.serve_forever, daemon=True).start()
+        self.verifier = serve(LetThrough)
         self.ports = {"http": free_port(), "https": free_port(), "stats": free_port()}
         self.tcp_ports = {port: free_port() for port in SINGLE_HOST_TCP}
         self.servers: dict[str, Any] = {}
@@ -129,14 +127,9 @@ class Lab:
         time.sleep(0.5)  # the first health checks
 
     def _stub(self, name: str, mode: str) -> Any:
-        server: Any
         if mode == "http":
-            server = ThreadingHTTPServer(("127.0.0.1", 0), NamedHandler)
-            server.backend_name = name
-        else:
-            server = ThreadingTCP(("127.0.0.1", 0), EchoHandler)
-        threading.Thread(target=server.serve_forever, daemon=True).start()
-        return server
+            return serve(NamedHandler, backend_name=name)
+        return in_background(ThreadingTCP(("127.0.0.1", 0), EchoHandler))
 
     def stop(self) -> None:
         self.process.terminate()
