@@ -37,7 +37,7 @@ from components.docker.spec import (
     ServiceSpec,
 )
 from components.homelab.docker_api import BACKUP_API, DockerApiProxy
-from components.homelab.images import CONTRACTS, IMAGES
+from components.homelab.images import CONTRACTS
 
 SOURCES = "/backup"  # BACKUP_SOURCES: each volume at /backup/<docker volume name>
 ARCHIVE = "/archive"  # BACKUP_ARCHIVE: the host directory, when archives are kept locally
@@ -138,7 +138,6 @@ class BackupArgs:
     ssh: SshStorage | None = None
     webdav: WebdavStorage | None = None
     notify: bool = False  # failed runs go to the shared secret NOTIFY_URL
-    api_proxy_image: str = IMAGES["docker-api-proxy"]
 
 
 def _secret_file(env: dict[str, str | SecretRef], key: str, name: str) -> FileUpload:
@@ -227,7 +226,7 @@ def backup_schedule(a: BackupArgs) -> ServiceSpec:
         name=b.name or f"backup-{b.host}",
         kind="BackupSchedule",
         host=b.host,
-        containers=(API.container(a.api_proxy_image), container),
+        containers=(API.container(), container),
         restart=b.restart,
         title="Backups",
     )

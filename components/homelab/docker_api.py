@@ -21,7 +21,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 
 from components.docker.spec import ContainerSpec, HealthCheck
-from components.homelab.images import CONTRACTS
+from components.homelab.images import CONTRACTS, IMAGES
 
 PORT = 2375  # the proxy's default -proxyport (internal/config/config.go @ 1.13.1)
 # An API version prefix, as clients send it ("/v1.47/containers/json"); /_ping has none.
@@ -79,10 +79,10 @@ class DockerApiProxy:
             flags += [f"-allow{method}={p}" for p in patterns]
         return tuple(flags)
 
-    def container(self, image: str, memory_mb: int = 32) -> ContainerSpec:
+    def container(self, memory_mb: int = 32) -> ContainerSpec:
         return ContainerSpec(
             name=self.name,
-            image=image,
+            image=IMAGES["docker-api-proxy"],
             command=self.command(),
             # The image runs as nobody (USER 65534:65534) and upstream asks for the host's docker
             # group as its group, a number that differs per host. Root with every capability

@@ -34,7 +34,7 @@ from components.docker.spec import (
 )
 from components.homelab.alerting import RULES_FILE, RULES_FILE_REF, ProbeJob
 from components.homelab.docker_api import CADVISOR_API, DockerApiProxy
-from components.homelab.images import CONTRACTS, IMAGES
+from components.homelab.images import CONTRACTS
 from components.templating import render
 
 PROMETHEUS_PORT = 9090
@@ -289,9 +289,7 @@ NODE_EXPORTER_PORT = 9100
 NODE_EXPORTER_ROOTFS = "/host"
 
 
-def cadvisor(
-    b: Basics, api_proxy_image: str = IMAGES["docker-api-proxy"], containerd: bool = False
-) -> ServiceSpec:
+def cadvisor(b: Basics, containerd: bool = False) -> ServiceSpec:
     """cAdvisor with the mounts and the /dev/kmsg device of its README's `docker run`, but the
     Docker API through its own proxy (reads only: components/homelab/docker_api.py) instead of
     the host's /var/run, which holds the raw Docker socket.
@@ -333,7 +331,7 @@ def cadvisor(
         name=b.name or f"cadvisor-{b.host}",
         kind="CAdvisor",
         host=b.host,
-        containers=(proxy.container(api_proxy_image), container),
+        containers=(proxy.container(), container),
         metrics=(MetricsEndpoint("cadvisor", "cadvisor", CADVISOR_PORT, host_port=9338),),
         restart=b.restart,
         title="cAdvisor",
