@@ -501,8 +501,8 @@ _SECTION = re.compile(r"^(\S.*)\n((?:[ \t]+.*\n?|[ \t]*\n)*)", re.M)
 def tcp_sources(resources: list[Res], config: Config) -> list[str]:
     """A proxy's TCP frontend (a database) accepts only listed source networks, and its port is
     published on one host address, not every interface (`tcp-request connection reject
-    unless <acl>` closes any other connection at accept; haproxy/haproxy doc/configuration.txt,
-    "tcp-request connection")."""
+    unless <acl>` closes any other connection at accept, as the real haproxy does in
+    tests/test_proxy_live.py)."""
     out = []
     for c in by_type(resources, "docker:index/container:Container"):
         out += _tcp_sources(c, served(c, resources))
