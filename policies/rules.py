@@ -16,6 +16,7 @@ from collections import defaultdict
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
+from urllib.parse import urlsplit
 
 import yaml
 
@@ -219,6 +220,20 @@ def bounded_logs(res: Res, config: Config) -> list[str]:
     return []
 
 
+def _endpoint(name: str, value: str) -> bool:
+    """An address named like a credential (GF_AUTH_GENERIC_OAUTH_TOKEN_URL): a `*_URL` whose
+    value is an http(s) URL without user information or query, so it carries no secret."""
+    if not name.upper().endswith("_URL"):
+        return False
+    parts = urlsplit(value)
+    return (
+        parts.scheme in ("http", "https")
+        and bool(parts.hostname)
+        and "@" not in parts.netloc
+        and not parts.query
+    )
+
+
 def secret_env(res: Res, config: Config) -> list[str]:
     """Env vars named like credentials hold secret values (or point to a file).
 
@@ -238,7 +253,12 @@ def secret_env(res: Res, config: Config) -> list[str]:
                 name, _, value = str(entry).partition("=")
                 if name in declared:
                     continue
-                if pattern.search(name) and not name.endswith("_FILE") and value:
+                if (
+                    pattern.search(name)
+                    and not name.endswith("_FILE")
+                    and value
+                    and not _endpoint(name, value)
+                ):
                     out.append(f"{res.name}: env {name} is a plain value; pass it as a secret (or a *_FILE)")
     for where, pod in pod_specs(res):
         for c in containers_of(pod):

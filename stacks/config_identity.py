@@ -64,6 +64,32 @@ class RoutePolicy(Model):
     )
 
 
+class OidcClientConfig(Model):
+    """A service that signs its users in through the identity provider (OpenID Connect)."""
+
+    enabled: bool = Field(default=True, description="Sign in through the identity provider.")
+    groups: list[Label] = Field(
+        default_factory=list,
+        description="Only members of these groups may sign in (default: any user); admin-groups "
+        "always may, with two factors.",
+    )
+
+
+# Which services sign in through OpenID Connect, and why the others do not (issue 24; each
+# verdict read upstream, sources in docs/concepts.md, "Identity").
+OIDC_SERVICES = ("grafana",)
+NO_OIDC = {
+    "portainer": "Portainer CE has OAuth sign-in, but it is set only through its settings API "
+    "(no flag or variable), which the program does not drive yet: it keeps its own login",
+    "mattermost": "Mattermost Team Edition has no OpenID Connect (a paid-edition feature): "
+    "it keeps its own login",
+    "drupal": "the Drupal image ships no OpenID Connect module: it keeps its own login",
+    "prometheus": "Prometheus has no login of its own: it sits behind forward auth (identity.forward-auth)",
+    "alertmanager": "Alertmanager has no login of its own: it sits behind forward auth "
+    "(identity.forward-auth)",
+}
+
+
 class IdentityConfig(Model):
     """The identity provider: who may sign in, and in which groups."""
 
@@ -79,6 +105,12 @@ class IdentityConfig(Model):
         description="Groups whose members administer the stack: they sign in with a second factor.",
     )
     users: list[IdentityUser] = Field(default_factory=list, description="Who may sign in.")
+    oidc: dict[Label, OidcClientConfig] = Field(
+        default_factory=dict,
+        description="Per service that speaks OpenID Connect (grafana): who signs in to it through "
+        "the identity provider. Default: each such service that is enabled and routed, for any "
+        "user, its admins from admin-groups.",
+    )
     forward_auth: dict[Subdomain, RoutePolicy] = Field(
         default_factory=dict,
         description="Per routed name (as in the services' hostname): who gets through to a service "
@@ -122,6 +154,14 @@ class IdentityConfig(Model):
                     out.append((path, f"unknown group {group!r}: declare it in identity.groups"))
             if rule.policy == "public" and rule.groups:
                 out.append((f"identity.forward-auth.{host}.groups", "a public route has no groups"))
+        for service, client in self.oidc.items():
+            if service not in OIDC_SERVICES:
+                why = NO_OIDC.get(service, f"no service {service!r} signs in through OpenID Connect")
+                out.append((f"identity.oidc.{service}", f"{why} (these do: {', '.join(OIDC_SERVICES)})"))
+            for j, group in enumerate(client.groups):
+                if group not in declared:
+                    path = f"identity.oidc.{service}.groups[{j}]"
+                    out.append((path, f"unknown group {group!r}: declare it in identity.groups"))
         admins = set(self.admin_groups) & declared  # an unknown one is reported above
         if admins and not any(admins & set(u.groups) and not u.disabled for u in self.users):
             out.append(

@@ -18,7 +18,7 @@ from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs, fallback_certificate
 from stacks.config import StackConfig
 from stacks.config_hosts import HostConfig, public_host_key
-from stacks.plan import Plan, build_plan
+from stacks.plan import IDENTITY_CA, Plan, build_plan
 
 
 @dataclass
@@ -77,6 +77,8 @@ def build_homelab(
 
     if config.identity.enabled:
         shared[identity.USERS_SECRET] = identity_users(config, secrets)
+    if plan.oidc_clients:
+        shared.update(oidc_secrets(config, plan.oidc_clients))
 
     ca = None
     if config.tls.enabled:
@@ -86,6 +88,7 @@ def build_homelab(
                 "tls",
                 CertificateAuthorityArgs(config.tls.ca_common_name, generated, config.tls.validity_days),
             )
+            shared[IDENTITY_CA] = ca.ca_cert_pem
             for fqdn, pem in ca.pems.items():
                 shared[cert_secret_name(fqdn)] = pem
         for fqdn, pem in secrets.certificates.items():
@@ -227,3 +230,30 @@ def identity_users(config: StackConfig, secrets: HomelabSecrets) -> pulumi.Outpu
         )
     text = pulumi.Output.all(**hashes).apply(lambda done: identity.users_file(users, done))
     return pulumi.Output.secret(text)
+
+
+def oidc_secrets(
+    config: StackConfig, clients: tuple[identity.OidcClient, ...]
+) -> dict[str, pulumi.Output[str]]:
+    """The identity provider's OpenID Connect secrets, all kept in state as secrets: its signing
+    key (RSA 2048, RS256: the one key Authelia requires, provider.md @ v4.39.20), its HMAC
+    secret (64 alphanumerics, as recommended there), and per client a secret, delivered to the
+    client in plain text and to Authelia only as its pbkdf2-sha512 digest (made here, from a
+    salt kept in state, so the digest changes only with the secret)."""
+    key = tls.PrivateKey("identity-oidc-key", algorithm="RSA", rsa_bits=2048)
+    hmac = random.RandomPassword("identity-oidc-hmac", length=64, special=False)
+    out: dict[str, pulumi.Output[str]] = {}
+    digests: dict[str, pulumi.Output[str]] = {}
+    for c in clients:
+        secret = random.RandomPassword(f"identity-oidc-{c.client_id}-secret", length=64, special=False)
+        salt = random.RandomBytes(f"identity-oidc-{c.client_id}-salt", length=16)
+        out[identity.client_secret_name(c.client_id)] = pulumi.Output.secret(secret.result)
+        digests[c.client_id] = pulumi.Output.all(secret.result, salt.base64).apply(
+            lambda args: identity.client_secret_digest(args[0], args[1])
+        )
+    admins = tuple(config.identity.admin_groups)
+    section = pulumi.Output.all(hmac.result, key.private_key_pem, pulumi.Output.all(**digests)).apply(
+        lambda args: identity.oidc_section(clients, admins, args[0], args[1], args[2])
+    )
+    out[identity.OIDC_SECRET] = pulumi.Output.secret(section)
+    return out

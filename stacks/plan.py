@@ -66,6 +66,8 @@ class Plan:
     # (spec name, route index) -> config path of the route's host name
     route_paths: dict[tuple[str, int], str] = field(default_factory=dict)
     prometheus_host: str | None = None
+    # The identity provider's OpenID Connect clients (their secrets are made in stacks/homelab.py).
+    oidc_clients: tuple[identity.OidcClient, ...] = ()
 
     def add(self, spec: ServiceSpec, origin: str, route_paths: list[str] | None = None) -> None:
         self.services.append(spec)
@@ -133,6 +135,25 @@ def _with_forward_auth(config: StackConfig, spec: ServiceSpec) -> ServiceSpec:
     return dataclasses.replace(spec, routes=tuple(routes))
 
 
+# The shared secret holding the stack CA's certificate, for services that call the identity
+# provider themselves (OIDC token and userinfo requests) when its certificate is the stack's own.
+IDENTITY_CA = "tls-ca-certificate"
+
+
+def _oidc_client(
+    config: StackConfig, key: str, name: str, b: Basics, callback: str
+) -> identity.OidcClient | None:
+    """The OpenID Connect client of service `key`, routed at `b`, whose redirect URI is its
+    URL + `callback`; None when the identity provider is off, the service is not routed, or
+    identity.oidc turns it off."""
+    idc = config.identity
+    wanted = idc.oidc.get(key)
+    if not idc.enabled or not b.url or (wanted is not None and not wanted.enabled):
+        return None
+    groups = tuple(wanted.groups) if wanted is not None else ()
+    return identity.OidcClient(key, name, (f"{b.url}{callback}",), groups)
+
+
 def _forward_auth_problems(plan: Plan) -> Problems:
     """identity.forward-auth names routed services without a login of their own, and forward auth
     reaches the identity provider on the stack network of its own host only."""
@@ -149,6 +170,12 @@ def _forward_auth_problems(plan: Plan) -> Problems:
         elif spec.kind in OWN_LOGIN:
             problems.append(
                 (path, f"{spec.title or spec.name} has a login of its own: it takes no forward auth")
+            )
+    for key, wanted in config.identity.oidc.items():
+        service = getattr(config.services, key.replace("-", "_"), None)
+        if wanted.enabled and service is not None and not (service.enabled and service.hostname):
+            problems.append(
+                (f"identity.oidc.{key}", f"services.{key} is not enabled and routed: nothing signs in")
             )
     home = next((s.host for s in plan.services if s.kind == identity.KIND), None)
     for spec, route in plan.routes:
@@ -328,12 +355,26 @@ def _plan(config: StackConfig) -> Plan:
     prometheus_basics = _basics(config, "prometheus", s.prometheus)
     if s.prometheus.enabled:
         plan.prometheus_host = prometheus_basics.host
+    clients: list[identity.OidcClient] = []
     if s.grafana.enabled:
+        grafana_basics = _basics(config, "grafana", s.grafana)
+        sign_in = None
+        client = _oidc_client(config, "grafana", "Grafana", grafana_basics, "login/generic_oauth")
+        if client is not None:
+            clients.append(client)
+            sign_in = monitoring.OidcSignIn(
+                _basics(config, "authelia", config.identity).url or "",
+                client.client_id,
+                identity.client_secret_name(client.client_id),
+                tuple(config.identity.admin_groups),
+                ca_secret=IDENTITY_CA if config.tls.self_signed else None,
+            )
         args_g = monitoring.GrafanaArgs(
-            _basics(config, "grafana", s.grafana),
+            grafana_basics,
             config.admin_user,
             f"http://prometheus:{monitoring.PROMETHEUS_PORT}",
             config.monitoring.scrape_interval,
+            oidc=sign_in,
         )
         plan.add(monitoring.grafana(args_g), "services.grafana")
 
@@ -384,7 +425,10 @@ def _plan(config: StackConfig) -> Plan:
             identity.AccessRule(r.fqdn, r.auth, r.auth_groups) for _, r in plan.routes if r.auth is not None
         )
         at = next(i for i, x in enumerate(plan.services) if x.kind == identity.KIND)
-        plan.services[at] = identity.authelia(dataclasses.replace(args_i, rules=access))
+        plan.oidc_clients = tuple(clients)
+        plan.services[at] = identity.authelia(
+            dataclasses.replace(args_i, rules=access, clients=plan.oidc_clients)
+        )
         verify = identity.verify_url()
 
     # One reverse proxy per host that has routes.

@@ -108,7 +108,8 @@ def test_authelia_runs_pinned_routed_and_backed_up(lab, authelia):
     labels = {item["label"]: item["value"] for item in authelia.inputs["labels"]}
     assert labels["homelab.service"] == "authelia"
     assert lab.outputs["urls"]["authelia"] == "https://auth.lab.example.com/"
-    assert authelia.inputs["command"] == ["--config", identity.CONFIG]
+    # The OpenID Connect section (Grafana is a client) is a second, secret file.
+    assert authelia.inputs["command"] == ["--config", identity.CONFIG, "--config", identity.OIDC_CONFIG]
     env = dict(e.split("=", 1) for e in authelia.inputs["envs"])
     assert (env["PUID"], env["PGID"]) == ("8000", "8000")
     # Its data (SQLite) is a stateful volume, so it is retained and backed up.

@@ -647,6 +647,20 @@ BAD: list[Case] = [
         fix="secretKeyRef",
     ),
     Case(
+        "token-in-url",
+        "secret-env",
+        [container("app", envs=["OAUTH_TOKEN_URL=https://auth.example.com/token?token=abc123"])],
+        what="OAUTH_TOKEN_URL",
+        fix="secret",
+    ),
+    Case(
+        "credentials-in-url",
+        "secret-env",
+        [container("app", envs=["API_TOKEN_URL=https://bot:hunter2@api.example.com/"])],
+        what="API_TOKEN_URL",
+        fix="secret",
+    ),
+    Case(
         "custom-name-pattern",
         "secret-env",
         [container("app", envs=["SMTP_CREDENTIAL=hunter2"])],
@@ -997,6 +1011,12 @@ GOOD: list[Case] = [
     ),
     Case("docker-secret-list", "secret-env", [container("app", envs=SecretValue(["DB_PASSWORD=hunter2"]))]),
     Case("docker-empty-value", "secret-env", [container("app", envs=["DB_PASSWORD="])]),
+    # An endpoint named like a credential: the OAuth token URL Grafana calls.
+    Case(
+        "docker-token-endpoint",
+        "secret-env",
+        [container("app", envs=["OAUTH_TOKEN_URL=https://auth.example.com/api/oidc/token"])],
+    ),
     Case(
         "k8s-secret-key-ref",
         "secret-env",

@@ -23,6 +23,7 @@ from harness import (
     stager_of,
 )
 
+from components.homelab import proxy
 from components.homelab.images import IMAGES
 
 CONTAINER = "docker:index/container:Container"
@@ -383,7 +384,13 @@ def test_docker_socket_only_where_needed(containers):
 @pytest.mark.parametrize("alias", ALIASES)
 def test_on_the_stack_network_under_its_alias(containers, alias):
     c = containers[alias]
-    assert c.inputs["networksAdvanced"] == [{"name": PREFIX, "aliases": [alias]}]
+    (network,) = c.inputs["networksAdvanced"]
+    assert network["name"] == PREFIX and network["aliases"][0] == alias
+    # Only the proxy answers for more names: each host name it routes, so services reach each
+    # other at their URLs on the stack network.
+    crt_list = files(c).get(f"{proxy.CONFIG_DIR}/crt-list.txt", "")
+    routed = [line.split()[1] for line in crt_list.splitlines()[1:]]  # the fallback name first
+    assert network["aliases"][1:] == (routed if alias == "haproxy" else [])
     assert c.inputs["hostname"] == alias
 
 

@@ -335,7 +335,7 @@ class Service(pulumi.ComponentResource):
             ]
             or None,
             networks_advanced=[
-                docker.ContainerNetworksAdvancedArgs(name=host.network.name, aliases=[c.name])
+                docker.ContainerNetworksAdvancedArgs(name=host.network.name, aliases=[c.name, *c.aliases])
             ],
             healthcheck=healthcheck,
             memory=c.memory_mb,

@@ -255,6 +255,9 @@ class ContainerSpec:
     devices: tuple[Device, ...] = ()
     # Containers this one needs to be created after (same service only).
     depends_on: tuple[str, ...] = ()
+    # More names the stack network resolves to this container, beside `name` (the proxy
+    # answers for the host names it routes, so services reach each other by their URLs).
+    aliases: tuple[str, ...] = ()
     # Seconds `docker stop` (and the backup engine, which stops containers the same way)
     # waits for a clean shutdown before SIGKILL; None keeps Docker's default of 10 s.
     stop_timeout: int | None = None

@@ -18,6 +18,8 @@ and docs/content/configuration/first-factor/file.md @ v4.39.20). Each user's sal
 from __future__ import annotations
 
 import base64
+import functools
+import hashlib
 from dataclasses import dataclass
 
 import yaml
@@ -83,11 +85,24 @@ class AccessRule:
 
 
 @dataclass(frozen=True)
+class OidcClient:
+    """A service that signs its users in through Authelia (OpenID Connect 1.0, authorization
+    code flow with PKCE). `groups`: only their members may sign in (default: any user); the
+    admin groups always may, with two factors."""
+
+    client_id: str
+    name: str
+    redirect_uris: tuple[str, ...]
+    groups: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
 class IdentityArgs:
     basics: Basics
     domain: str  # the session cookie's domain: every routed name is under it
     admin_groups: tuple[str, ...]
     rules: tuple[AccessRule, ...] = ()
+    clients: tuple[OidcClient, ...] = ()
 
 
 # The ForwardAuth endpoint HAProxy asks (docs/content/reference/guides/proxy-authorization.md
@@ -97,6 +112,101 @@ VERIFY_PATH = "/api/authz/forward-auth"
 
 def verify_url(container: str = "authelia") -> str:
     return f"http://{container}:{PORT}{VERIFY_PATH}"
+
+
+# ---- OpenID Connect 1.0 provider ---------------------------------------------------------
+# The identity_providers section holds the issuer's private key, the HMAC secret and the
+# clients' secret digests, so it is a second configuration file, a secret of uid 8000 alone.
+# Authelia merges the files given with --config in order; a section may live in a file of its
+# own (docs/content/configuration/methods/files.md, "Multiple Configuration Files", v4.39.20).
+OIDC_CONFIG = f"{CONFIG_DIR}/oidc.yml"
+OIDC_SECRET = "identity-oidc"  # the shared secret holding that file
+# Endpoints under the issuer (the portal's URL): docs/content/integration/openid-connect/
+# clients/grafana/index.md @ v4.39.20 (auth_url, token_url, api_url).
+AUTHORIZATION_PATH, TOKEN_PATH, USERINFO_PATH = (
+    "api/oidc/authorization",
+    "api/oidc/token",
+    "api/oidc/userinfo",
+)
+# The scopes every client here asks for (configuration.json @ v4.39: the scope enum).
+SCOPES = ("openid", "profile", "email", "groups")
+# Client secrets are stored as pbkdf2-sha512 digests with 310000 iterations and a 16-byte salt,
+# the form of the digests in Authelia's client guides (grafana/index.md: the digest of
+# 'insecure_secret'; the `$pbkdf2-sha512$` prefix: docs/content/reference/guides/passwords.md).
+PBKDF2_ITERATIONS, PBKDF2_KEY_LENGTH = 310000, 64
+
+
+def client_secret_name(client_id: str) -> str:
+    """The shared secret holding a client's secret in plain text (the client's file)."""
+    return f"oidc-{client_id}-secret"
+
+
+def _ab64(raw: bytes) -> str:
+    """passlib's adapted base64, which the PHC-style pbkdf2 digests use: '+' as '.', no '='."""
+    return base64.b64encode(raw).decode().rstrip("=").replace("+", ".")
+
+
+@functools.lru_cache(maxsize=64)
+def client_secret_digest(secret: str, salt_b64: str) -> str:
+    """The pbkdf2-sha512 digest Authelia verifies `secret` against, from a fixed salt (kept in
+    state, so the digest changes only with the secret)."""
+    salt = base64.b64decode(salt_b64)
+    raw = hashlib.pbkdf2_hmac("sha512", secret.encode(), salt, PBKDF2_ITERATIONS, PBKDF2_KEY_LENGTH)
+    return f"$pbkdf2-sha512${PBKDF2_ITERATIONS}${_ab64(salt)}${_ab64(raw)}"
+
+
+def authorization_policy(client: OidcClient, admin_groups: tuple[str, ...]) -> dict:
+    """Who may sign in to `client`: the admin groups with two factors, then its groups (or any
+    user) with one; everyone else is denied (identity_providers.oidc.authorization_policies:
+    first matching rule wins, `deny` only there: provider.md @ v4.39.20)."""
+    rules: list[dict] = []
+    if admin_groups:
+        rules.append({"policy": "two_factor", "subject": [[f"group:{g}"] for g in admin_groups]})
+    if client.groups:
+        rules.append({"policy": "one_factor", "subject": [[f"group:{g}"] for g in client.groups]})
+    return {"default_policy": "deny" if client.groups else "one_factor", "rules": rules}
+
+
+def oidc_section(
+    clients: tuple[OidcClient, ...],
+    admin_groups: tuple[str, ...],
+    hmac_secret: str,
+    key_pem: str,
+    digests: dict[str, str],
+) -> str:
+    """The secret configuration file: the provider's keys and its clients (a confidential
+    client each, PKCE with S256, the code flow only; the fields of the client guides)."""
+    document = {
+        "identity_providers": {
+            "oidc": {
+                "hmac_secret": hmac_secret,
+                "jwks": [{"key_id": "main", "algorithm": "RS256", "use": "sig", "key": key_pem}],
+                "authorization_policies": {
+                    c.client_id: authorization_policy(c, admin_groups) for c in clients
+                },
+                "clients": [
+                    {
+                        "client_id": c.client_id,
+                        "client_name": c.name,
+                        "client_secret": digests[c.client_id],
+                        "public": False,
+                        "authorization_policy": c.client_id,
+                        "require_pkce": True,
+                        "pkce_challenge_method": "S256",
+                        "redirect_uris": list(c.redirect_uris),
+                        "scopes": list(SCOPES),
+                        "response_types": ["code"],
+                        "grant_types": ["authorization_code"],
+                        "access_token_signed_response_alg": "none",
+                        "userinfo_signed_response_alg": "none",
+                        "token_endpoint_auth_method": "client_secret_basic",
+                    }
+                    for c in clients
+                ],
+            }
+        }
+    }
+    return yaml.safe_dump(document, sort_keys=False)
 
 
 def password_hash(password: str, salt_b64: str) -> str:
@@ -183,16 +293,22 @@ def authelia(a: IdentityArgs) -> ServiceSpec:
         ),
     }
     users = FileUpload(USERS, SecretRef("{" + USERS_SECRET + "}"), owner=UID, mode="0400")
+    command: tuple[str, ...] = ("--config", CONFIG)
+    oidc: tuple[FileUpload, ...] = ()
+    if a.clients:
+        command += ("--config", OIDC_CONFIG)
+        oidc = (FileUpload(OIDC_CONFIG, SecretRef("{" + OIDC_SECRET + "}"), owner=UID, mode="0400"),)
     container = ContainerSpec(
         name="authelia",
         image=b.image,
         privileges=contract.privileges(),
-        command=("--config", CONFIG),
+        command=command,
         env={"PUID": str(UID), "PGID": str(UID), **{k: f.path for k, f in files.items()}},
         volumes=(Volume("authelia-data", DATA),),
         uploads=(
             FileUpload(CONFIG, yaml.safe_dump(authelia_config(a), sort_keys=False)),
             users,
+            *oidc,
             *files.values(),
         ),
         healthcheck=http_check(f"http://127.0.0.1:{PORT}/api/health"),

@@ -20,6 +20,7 @@ from pathlib import Path
 import yaml
 
 from components.docker.spec import (
+    SECRETS_DIR,
     Basics,
     BindMount,
     ContainerSpec,
@@ -27,6 +28,7 @@ from components.docker.spec import (
     FileUpload,
     MetricsEndpoint,
     Route,
+    SecretRef,
     ServiceSpec,
     Volume,
     http_check,
@@ -219,11 +221,60 @@ def dashboard_uploads() -> tuple[FileUpload, ...]:
 
 
 @dataclass(frozen=True)
+class OidcSignIn:
+    """Sign-in through the stack's identity provider (issue 24). `issuer`: its URL (with the
+    trailing slash); `ca_secret`: the shared secret holding the CA that signed its certificate,
+    when it is the stack's own."""
+
+    issuer: str
+    client_id: str
+    client_secret: str  # the shared secret holding the client's secret
+    admin_groups: tuple[str, ...]
+    ca_secret: str | None = None
+
+
+@dataclass(frozen=True)
 class GrafanaArgs:
     basics: Basics
     admin_user: str
     prometheus_url: str
     scrape_interval: str = "15s"
+    oidc: OidcSignIn | None = None
+
+
+def role_attribute_path(admin_groups: tuple[str, ...]) -> str:
+    """The JMESPath Grafana maps the `groups` claim with: the admin groups are Admins, every
+    other user a Viewer (the form of Authelia's grafana guide, "Role Attribute Path")."""
+    admin = " || ".join(f"contains(groups[*], '{g}')" for g in admin_groups)
+    return f"({admin}) && 'Admin' || 'Viewer'" if admin else "'Viewer'"
+
+
+def grafana_oidc(o: OidcSignIn, secret_path: str, ca_path: str | None) -> dict[str, str]:
+    """[auth.generic_oauth] as GF_ variables: the settings of Authelia's grafana guide
+    (docs/content/integration/openid-connect/clients/grafana/index.md @ v4.39.20), the secret
+    from a file (`__FILE`, read by the image's run.sh like the admin password). The local
+    admin keeps its login form: the way in when the identity provider is down."""
+    env = {
+        "GF_AUTH_GENERIC_OAUTH_ENABLED": "true",
+        "GF_AUTH_GENERIC_OAUTH_NAME": "Single sign-on",
+        "GF_AUTH_GENERIC_OAUTH_CLIENT_ID": o.client_id,
+        "GF_AUTH_GENERIC_OAUTH_CLIENT_SECRET__FILE": secret_path,
+        "GF_AUTH_GENERIC_OAUTH_SCOPES": "openid profile email groups",
+        "GF_AUTH_GENERIC_OAUTH_AUTH_URL": f"{o.issuer}api/oidc/authorization",
+        "GF_AUTH_GENERIC_OAUTH_TOKEN_URL": f"{o.issuer}api/oidc/token",
+        "GF_AUTH_GENERIC_OAUTH_API_URL": f"{o.issuer}api/oidc/userinfo",
+        "GF_AUTH_GENERIC_OAUTH_LOGIN_ATTRIBUTE_PATH": "preferred_username",
+        "GF_AUTH_GENERIC_OAUTH_GROUPS_ATTRIBUTE_PATH": "groups",
+        "GF_AUTH_GENERIC_OAUTH_NAME_ATTRIBUTE_PATH": "name",
+        "GF_AUTH_GENERIC_OAUTH_USE_PKCE": "true",
+        "GF_AUTH_GENERIC_OAUTH_AUTH_STYLE": "InHeader",
+        "GF_AUTH_GENERIC_OAUTH_ROLE_ATTRIBUTE_PATH": role_attribute_path(o.admin_groups),
+        # The users of the stack config get an account at their first sign-in.
+        "GF_AUTH_GENERIC_OAUTH_ALLOW_SIGN_UP": "true",
+    }
+    if ca_path:
+        env["GF_AUTH_GENERIC_OAUTH_TLS_CLIENT_CA"] = ca_path
+    return env
 
 
 def grafana(a: GrafanaArgs) -> ServiceSpec:
@@ -258,6 +309,14 @@ def grafana(a: GrafanaArgs) -> ServiceSpec:
     }
     if b.url:
         env["GF_SERVER_ROOT_URL"] = b.url
+    if a.oidc is not None:
+        client = secret_file("oidc-client-secret", a.oidc.client_secret, owner=CONTRACTS["grafana"].uid)
+        uploads.append(client)
+        ca_path = None
+        if a.oidc.ca_secret:
+            ca_path = f"{SECRETS_DIR}/identity-ca.pem"  # a certificate: public, any user reads it
+            uploads.append(FileUpload(ca_path, SecretRef("{" + a.oidc.ca_secret + "}"), mode="0444"))
+        env.update(grafana_oidc(a.oidc, client.path, ca_path))
     container = ContainerSpec(
         name="grafana",
         image=b.image,

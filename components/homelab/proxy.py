@@ -169,6 +169,9 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
         memory_mb=b.memory(256),
         # The image runs as the unprivileged haproxy user; let it bind 80 and 443.
         sysctls={"net.ipv4.ip_unprivileged_port_start": "0"},
+        # The stack network resolves every name this proxy routes to it: a service reaches
+        # another by its URL (Grafana the identity provider's token endpoint) without DNS.
+        aliases=tuple(hosts),
     )
     return ServiceSpec(
         name=b.name or f"haproxy-{b.host}",
