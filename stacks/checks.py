@@ -61,6 +61,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems.append(("platform", "layers.platform is on but the platform section is missing"))
         else:
             problems += platform_problems(config.platform)
+            problems += project_group_problems(config)
             problems += platform_tls_problems(config) + acme_zone_problems(config)
     if config.layers.apps:
         problems += apps_problems(config)
@@ -216,6 +217,23 @@ def platform_tls_problems(config: StackConfig) -> list[tuple[str, str]]:
         registry = host_name(harbor.hostname, p.domain or config.domain)
         problems.append(("platform.tls.nodes", node_instructions(registry, ca_origin(p.tls))))
     return problems
+
+
+def project_group_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """With the stack's own identity provider, a project's groups are groups it declares."""
+    if config.platform is None or not config.identity.enabled:
+        return []
+    declared = set(config.identity.groups)
+    return [
+        (
+            f"platform.projects[{i}].groups.{role}[{j}]",
+            f"unknown group {group!r}: declare it in identity.groups",
+        )
+        for i, project in enumerate(config.platform.projects)
+        for role, groups in project.groups.items()
+        for j, group in enumerate(groups)
+        if group not in declared
+    ]
 
 
 def apps_problems(config: StackConfig) -> list[tuple[str, str]]:

@@ -347,10 +347,18 @@ class ProjectConfig(Model):
     members: dict[Role, list[GitHubLogin]] = Field(
         default_factory=dict, description="GitHub logins by role: admin, developer, viewer."
     )
+    groups: dict[Role, list[Label]] = Field(
+        default_factory=dict,
+        description="Identity groups by role (the OIDC `groups` claim, e.g. identity.groups): "
+        "Kubernetes RoleBindings and Argo CD project roles for every member of the group.",
+    )
     quota: QuotaConfig = Field(default_factory=QuotaConfig)
 
     def roles_of(self) -> dict[str, Role]:
         return {login: role for role, logins in self.members.items() for login in logins}
+
+    def group_roles(self) -> dict[str, Role]:
+        return {group: role for role, groups in self.groups.items() for group in groups}
 
 
 class GitOpsConfig(Model):
@@ -388,6 +396,11 @@ class PlatformConfig(Model):
     storage_class: str | None = Field(default=None, description="StorageClass (default: the cluster's).")
     oidc_prefix: str = Field(
         default="oidc:", description="Prefix of Kubernetes user names from your OIDC provider."
+    )
+    oidc_groups_prefix: str = Field(
+        default="oidc:",
+        description="Prefix of Kubernetes group names from your OIDC provider (the API server's "
+        "--oidc-groups-prefix).",
     )
     github_owner: Annotated[str, Field(pattern=_GITHUB_LOGIN)] = Field(
         description="GitHub user or organisation that owns the repositories."
@@ -467,6 +480,17 @@ def platform_problems(platform: PlatformConfig, base: str = "platform") -> list[
                         )
                     )
                 first_role.setdefault(key, role)
+        group_role: dict[str, str] = {}
+        for role, groups in project.groups.items():
+            for j, group in enumerate(groups):
+                if group in group_role:
+                    problems.append(
+                        (
+                            f"{path}.groups.{role}[{j}]",
+                            f"group {group!r} already has role {group_role[group]!r}",
+                        )
+                    )
+                group_role.setdefault(group, role)
     return problems
 
 

@@ -386,6 +386,8 @@ def build_platform(
                 gitops_repo_url=gitops_repo_url,
                 quota=Quota(q.cpu, q.memory, q.pods, q.storage),
                 oidc_prefix=p.oidc_prefix,
+                groups=dict(project.group_roles()),
+                oidc_groups_prefix=p.oidc_groups_prefix,
             ),
             cluster,
             harbor_provider=platform.harbor.provider if platform.harbor else None,

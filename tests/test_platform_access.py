@@ -81,6 +81,10 @@ MEMBERS = {
     "team-a": {"admin": ["alice"], "developer": ["bob", "carol"], "viewer": ["dave"]},
     "team-b": {"admin": ["erin"], "developer": ["alice"]},
 }
+GROUPS = {  # identity groups by role (the example's `groups`)
+    "team-a": {"developer": ["team-a"], "viewer": ["auditors"]},
+    "team-b": {"viewer": ["auditors"]},
+}
 QUOTAS = {  # cpu, memory, pods, storage (team-b: the documented defaults)
     "team-a": ("8", "16Gi", 100, "100Gi"),
     "team-b": ("4", "8Gi", 50, "50Gi"),
@@ -360,6 +364,8 @@ def test_example_declares_the_projects_tested_here():
     assert {p.name: {role: list(m) for role, m in p.members.items()} for p in model.platform.projects} == (
         MEMBERS
     )
+    groups = {p.name: {role: list(g) for role, g in p.groups.items()} for p in model.platform.projects}
+    assert groups == GROUPS
     for p in model.platform.projects:
         q = p.quota
         assert (q.cpu, q.memory, q.pods, q.storage) == QUOTAS[p.name]
@@ -407,17 +413,22 @@ def test_project_roles_and_bindings_grant_exactly_the_members(platform, project)
     members = MEMBERS[project]
     roles = {r.input("metadata.name"): r for r in in_namespace(platform, ROLE_T, project)}
     bindings = {r.input("metadata.name"): r for r in in_namespace(platform, BINDING_T, project)}
-    expected = {f"project-{role}" for role in members}
+    groups = GROUPS[project]
+    expected = {f"project-{role}" for role in [*members, *groups]}
     assert set(roles) == expected
     assert set(bindings) == expected
-    for role, logins in members.items():
+    for role in {*members, *groups}:
         name = f"project-{role}"
         binding = bindings[name].inputs
         assert binding["roleRef"] == {"apiGroup": "rbac.authorization.k8s.io", "kind": "Role", "name": name}
         subjects = binding["subjects"]
-        assert sorted(s["name"] for s in subjects) == sorted(f"{OIDC}{login}" for login in logins)
+        # Each member a User, each identity group a Group, under the API server's prefixes.
+        assert sorted((s["kind"], s["name"]) for s in subjects) == sorted(
+            [("User", f"{OIDC}{login}") for login in members.get(role, [])]
+            + [("Group", f"{OIDC}{group}") for group in groups.get(role, [])]
+        )
         for s in subjects:
-            assert s["kind"] == "User" and s["apiGroup"] == "rbac.authorization.k8s.io"
+            assert s["apiGroup"] == "rbac.authorization.k8s.io"
             assert "namespace" not in s
         assert roles[name].inputs["rules"], f"{name} has no rules"
 
@@ -456,8 +467,9 @@ def test_app_project(platform, project):
     assert spec["sourceRepos"] == [GITOPS_URL]
     assert spec.get("clusterResourceWhitelist") == []
     assert "clusterResourceBlacklist" not in spec or spec["clusterResourceBlacklist"] != []
+    members, groups = MEMBERS[project], GROUPS[project]
     assert {role["name"]: role["groups"] for role in spec["roles"]} == {
-        role: sorted(logins) for role, logins in MEMBERS[project].items()
+        role: sorted([*members.get(role, []), *groups.get(role, [])]) for role in {*members, *groups}
     }
     for role in spec["roles"]:
         for policy in role["policies"]:

@@ -38,6 +38,24 @@ def project(index: int, key: str, value: Any) -> Change:
     return at("platform", "projects", index, key, value=value)
 
 
+def identity_without_the_group(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    """The stack's own identity provider on, which does not declare the example's `auditors`."""
+    config["identity"] = {
+        "enabled": True,
+        "groups": ["admins", "team-a"],
+        "users": [
+            {
+                "name": "alice",
+                "email": "alice@lab.example.com",
+                "groups": ["admins"],
+                "password-secret": "alice-pw",
+            }
+        ],
+    }
+    secrets["alice-pw"] = f"{harness.SECRET_MARK}-alice"
+    del config["platform"]["projects"][1]["groups"]
+
+
 def drop_kubeconfig(config: dict[str, Any], secrets: dict[str, str]) -> None:
     del config["platform"]["kubeconfig-secret"]
     del secrets["kubeconfig"]
@@ -102,6 +120,18 @@ INVALID: list[tuple[str, Change, str, str]] = [
         project(0, "members", {"developer": ["bob", "carol"], "viewer": ["dave", "Carol"]}),
         "platform.projects[0].members.viewer[1]",
         "already has role 'developer'",
+    ),
+    (
+        "group-in-two-roles",
+        project(0, "groups", {"developer": ["team-a"], "viewer": ["team-a"]}),
+        "platform.projects[0].groups.viewer[0]",
+        "already has role 'developer'",
+    ),
+    (
+        "group-the-identity-provider-lacks",
+        identity_without_the_group,
+        "platform.projects[0].groups.viewer[0]",
+        "unknown group 'auditors'",
     ),
     ("name-not-a-dns-label", project(0, "name", "Team_A"), "platform.projects[0].name", "DNS label"),
     ("kubeconfig-missing", drop_kubeconfig, "platform.kubeconfig-secret", "needs a cluster"),

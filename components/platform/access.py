@@ -116,6 +116,14 @@ class ProjectArgs:
     gitops_repo_url: str | None = None
     quota: Quota = field(default_factory=Quota)
     oidc_prefix: str = "oidc:"
+    # Identity groups (the OIDC `groups` claim) -> role, and the API server's group prefix.
+    groups: Mapping[str, str] = field(default_factory=dict)
+    oidc_groups_prefix: str = "oidc:"
+
+    def holders(self, role: str) -> tuple[list[str], list[str]]:
+        """The logins and the groups that hold `role`, sorted."""
+        logins = sorted(login for login, r in self.members.items() if r == role)
+        return logins, sorted(group for group, r in self.groups.items() if r == role)
 
 
 def namespace_manifest(a: ProjectArgs) -> dict[str, Any]:
@@ -171,11 +179,12 @@ def limit_range_manifest(a: ProjectArgs) -> dict[str, Any]:
 
 
 def role_manifests(a: ProjectArgs) -> list[dict[str, Any]]:
-    """A Role and a RoleBinding per role that has members."""
+    """A Role and a RoleBinding per role that has members or groups: each member a User, each
+    group a Group (rbac.authorization.k8s.io/v1 subjects), under the API server's prefixes."""
     out: list[dict[str, Any]] = []
     for role in ("admin", "developer", "viewer"):
-        logins = sorted(login for login, r in a.members.items() if r == role)
-        if not logins:
+        logins, groups = a.holders(role)
+        if not logins and not groups:
             continue
         name = f"project-{role}"
         out.append(
@@ -199,6 +208,14 @@ def role_manifests(a: ProjectArgs) -> list[dict[str, Any]]:
                         "name": f"{a.oidc_prefix}{login}",
                     }
                     for login in logins
+                ]
+                + [
+                    {
+                        "apiGroup": "rbac.authorization.k8s.io",
+                        "kind": "Group",
+                        "name": f"{a.oidc_groups_prefix}{group}",
+                    }
+                    for group in groups
                 ],
             }
         )
@@ -208,8 +225,8 @@ def role_manifests(a: ProjectArgs) -> list[dict[str, Any]]:
 def app_project_manifest(a: ProjectArgs) -> dict[str, Any]:
     roles = []
     for role in ("admin", "developer", "viewer"):
-        logins = sorted(login for login, r in a.members.items() if r == role)
-        if not logins:
+        logins, groups = a.holders(role)
+        if not logins and not groups:
             continue
         subject = f"proj:{a.name}:{role}"
         roles.append(
@@ -219,7 +236,9 @@ def app_project_manifest(a: ProjectArgs) -> dict[str, Any]:
                 "policies": [
                     f"p, {subject}, {res}, {act}, {a.name}/*, allow" for res, act in ARGO_ACTIONS[role]
                 ],
-                "groups": logins,
+                # Matched against the token's groups claim (AppProject CRD: "a list of OIDC
+                # group claims bound to this role"): the logins and the identity groups.
+                "groups": sorted({*logins, *groups}),
             }
         )
     return {
