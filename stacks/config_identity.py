@@ -77,7 +77,7 @@ class OidcClientConfig(Model):
 
 # Which services sign in through OpenID Connect, and why the others do not (issue 24; each
 # verdict read upstream, sources in docs/concepts.md, "Identity").
-OIDC_SERVICES = ("grafana",)
+OIDC_SERVICES = ("grafana", "argocd")
 NO_OIDC = {
     "portainer": "Portainer CE has OAuth sign-in, but it is set only through its settings API "
     "(no flag or variable), which the program does not drive yet: it keeps its own login",
@@ -107,9 +107,9 @@ class IdentityConfig(Model):
     users: list[IdentityUser] = Field(default_factory=list, description="Who may sign in.")
     oidc: dict[Label, OidcClientConfig] = Field(
         default_factory=dict,
-        description="Per service that speaks OpenID Connect (grafana): who signs in to it through "
-        "the identity provider. Default: each such service that is enabled and routed, for any "
-        "user, its admins from admin-groups.",
+        description="Per service that speaks OpenID Connect (grafana, argocd): who signs in to it "
+        "through the identity provider. Default: each such service that is enabled and routed, for "
+        "any user, its admins from admin-groups (Argo CD: unless it signs in with GitHub).",
     )
     forward_auth: dict[Subdomain, RoutePolicy] = Field(
         default_factory=dict,

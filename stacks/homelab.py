@@ -45,6 +45,15 @@ class Homelab:
     ca: CertificateAuthority | None
     backup_key: tls.PrivateKey | None = None
     pre_upgrade: dict[str, PreUpgradeBackup] = field(default_factory=dict)
+    # The identity provider's OpenID Connect clients' secrets, by client ID (the platform
+    # layer's clients read theirs here).
+    oidc_client_secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+    def issuer(self) -> str | None:
+        """The identity provider's issuer URL (no trailing slash), when it runs."""
+        spec = next((s for s in self.plan.services if s.kind == identity.KIND), None)
+        route = spec.url_routes()[0] if spec is not None and spec.url_routes() else None
+        return f"https://{route.fqdn}" if route is not None else None
 
 
 def build_homelab(
@@ -125,7 +134,12 @@ def build_homelab(
             hosts[spec.host],
             after=after,
         )
-    return Homelab(plan, hosts, services, shared["admin-password"], ca, backup_key, pre_upgrade)
+    client_secrets = {
+        c.client_id: shared[identity.client_secret_name(c.client_id)] for c in plan.oidc_clients
+    }
+    return Homelab(
+        plan, hosts, services, shared["admin-password"], ca, backup_key, pre_upgrade, client_secrets
+    )
 
 
 def log_limits(config: StackConfig) -> LogLimits:

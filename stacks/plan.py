@@ -53,7 +53,7 @@ from components.homelab.portainer import portainer
 from components.homelab.schedule import ScheduleError, longest_gap
 from components.homelab.web import web
 from stacks.config import StackConfig
-from stacks.config_base import duration_seconds
+from stacks.config_base import duration_seconds, host_name
 from stacks.config_homelab import CustomRoute, CustomService, TcpServiceConfig
 
 
@@ -141,17 +141,36 @@ IDENTITY_CA = "tls-ca-certificate"
 
 
 def _oidc_client(
-    config: StackConfig, key: str, name: str, b: Basics, callback: str
+    config: StackConfig, key: str, name: str, url: str | None, callback: str
 ) -> identity.OidcClient | None:
-    """The OpenID Connect client of service `key`, routed at `b`, whose redirect URI is its
+    """The OpenID Connect client of service `key`, served at `url`, whose redirect URI is its
     URL + `callback`; None when the identity provider is off, the service is not routed, or
     identity.oidc turns it off."""
     idc = config.identity
     wanted = idc.oidc.get(key)
-    if not idc.enabled or not b.url or (wanted is not None and not wanted.enabled):
+    if not idc.enabled or not url or (wanted is not None and not wanted.enabled):
         return None
     groups = tuple(wanted.groups) if wanted is not None else ()
-    return identity.OidcClient(key, name, (f"{b.url}{callback}",), groups)
+    return identity.OidcClient(key, name, (f"{url}{callback}",), groups)
+
+
+def argocd_client(config: StackConfig) -> identity.OidcClient | None:
+    """Argo CD of the platform layer as a client of the homelab's identity provider: unless
+    it signs in with GitHub (components.argocd.sso) and identity.oidc does not name it."""
+    p = config.platform
+    if (
+        not config.layers.homelab
+        or not config.layers.platform
+        or p is None
+        or not p.components.argocd.enabled
+    ):
+        return None
+    if p.components.argocd.sso is not None and "argocd" not in config.identity.oidc:
+        return None
+    url = f"https://{host_name(p.components.argocd.hostname, p.domain or config.domain)}/"
+    # The callback: "the /auth/callback endpoint of your Argo CD URL" (argoproj/argo-cd
+    # docs/operator-manual/user-management/index.md @ v3.4.4).
+    return _oidc_client(config, "argocd", "Argo CD", url, "auth/callback")
 
 
 def _forward_auth_problems(plan: Plan) -> Problems:
@@ -170,6 +189,18 @@ def _forward_auth_problems(plan: Plan) -> Problems:
         elif spec.kind in OWN_LOGIN:
             problems.append(
                 (path, f"{spec.title or spec.name} has a login of its own: it takes no forward auth")
+            )
+    argocd = config.platform.components.argocd if config.platform else None
+    wanted_argocd = config.identity.oidc.get("argocd")
+    if wanted_argocd is not None and wanted_argocd.enabled:
+        if not (config.layers.platform and argocd is not None and argocd.enabled):
+            problems.append(("identity.oidc.argocd", "the platform layer runs no Argo CD: nothing signs in"))
+        elif argocd.sso is not None:
+            problems.append(
+                (
+                    "identity.oidc.argocd",
+                    "Argo CD signs in with GitHub (platform.components.argocd.sso): use one or the other",
+                )
             )
     for key, wanted in config.identity.oidc.items():
         service = getattr(config.services, key.replace("-", "_"), None)
@@ -359,7 +390,7 @@ def _plan(config: StackConfig) -> Plan:
     if s.grafana.enabled:
         grafana_basics = _basics(config, "grafana", s.grafana)
         sign_in = None
-        client = _oidc_client(config, "grafana", "Grafana", grafana_basics, "login/generic_oauth")
+        client = _oidc_client(config, "grafana", "Grafana", grafana_basics.url, "login/generic_oauth")
         if client is not None:
             clients.append(client)
             sign_in = monitoring.OidcSignIn(
@@ -425,7 +456,8 @@ def _plan(config: StackConfig) -> Plan:
             identity.AccessRule(r.fqdn, r.auth, r.auth_groups) for _, r in plan.routes if r.auth is not None
         )
         at = next(i for i, x in enumerate(plan.services) if x.kind == identity.KIND)
-        plan.oidc_clients = tuple(clients)
+        argocd = argocd_client(config)
+        plan.oidc_clients = tuple(clients) + ((argocd,) if argocd else ())
         plan.services[at] = identity.authelia(
             dataclasses.replace(args_i, rules=access, clients=plan.oidc_clients)
         )

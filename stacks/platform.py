@@ -14,7 +14,7 @@ import pulumi_github as github
 import pulumi_random as random
 
 from components.platform.access import ProjectAccess, ProjectArgs, Quota, gitops_permissions
-from components.platform.argocd import ArgoCd, ArgoCdArgs, GitHubSsoArgs
+from components.platform.argocd import ArgoCd, ArgoCdArgs, GitHubSsoArgs, OidcSsoArgs
 from components.platform.cluster import ClusterArgs, KubernetesCluster
 from components.platform.gitops import GitOpsArgs, GitOpsRepository
 from components.platform.harbor import ExternalDatabase, Harbor, HarborArgs
@@ -180,10 +180,24 @@ def harbor_api_url(url: str, ca: PlatformCa) -> pulumi.Output[str]:
     return pulumi.Output.from_input(asyncio.ensure_future(checked()))
 
 
+def argocd_oidc(lab: object | None) -> OidcSsoArgs | None:
+    """Argo CD's sign-in through the homelab's identity provider, when the plan made it a
+    client (stacks.plan.argocd_client); its CA when the homelab's certificates are its own."""
+    secrets = getattr(lab, "oidc_client_secrets", {})
+    if lab is None or "argocd" not in secrets:
+        return None
+    issuer = lab.issuer()  # type: ignore[attr-defined]
+    assert issuer is not None, "a client exists only when the identity provider is routed"
+    ca = getattr(lab, "ca", None)
+    return OidcSsoArgs(issuer, "argocd", secrets["argocd"], ca.ca_cert_pem if ca is not None else None)
+
+
 def build_platform(
-    config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None = None
+    config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None = None, lab: object | None = None
 ) -> Platform:
-    """`homelab_ca`: the homelab layer's CertificateAuthority, for platform.tls.ca.source homelab."""
+    """`homelab_ca`: the homelab layer's CertificateAuthority, for platform.tls.ca.source homelab;
+    `lab`: the homelab layer (stacks.homelab.Homelab), whose identity provider Argo CD may sign
+    in through."""
     p = config.platform
     assert p is not None, "validated: layers.platform needs the platform section"
     assert p.tls is not None, "validated: platform.tls is required"
@@ -290,6 +304,7 @@ def build_platform(
                 c.argocd.ha,
                 prerequisites,
                 secrets.notifications_webhook,
+                oidc=argocd_oidc(lab),
             ),
             cluster,
         )

@@ -124,7 +124,9 @@ def main() -> None:
         # Imported here: the Kubernetes, GitHub and Harbor SDKs load only for this layer.
         from stacks.platform import build_platform, export_platform
 
-        platform = build_platform(config, read_platform_secrets(config), lab.ca if lab is not None else None)
+        platform = build_platform(
+            config, read_platform_secrets(config), lab.ca if lab is not None else None, lab
+        )
         export_platform(platform)
         if config.layers.apps:
             from stacks.apps import build_apps, export_apps

@@ -28,6 +28,18 @@ class GitHubSsoArgs:
 
 
 @dataclass(frozen=True)
+class OidcSsoArgs:
+    """Sign-in through an OpenID Connect provider (the homelab's Authelia): `oidc.config` in
+    argocd-cm, whose keys are OIDCConfig's (util/settings/settings.go @ v3.4.4). It takes
+    precedence over Dex: IssuerURL() returns it first (same file)."""
+
+    issuer: str  # without the trailing slash, as the provider's discovery document says it
+    client_id: str
+    client_secret: pulumi.Input[str]
+    root_ca: pulumi.Input[str] | None = None  # PEM, when the provider's CA is a private one
+
+
+@dataclass(frozen=True)
 class ArgoCdArgs:
     host: str
     webhook_secret: pulumi.Input[str]
@@ -38,6 +50,8 @@ class ArgoCdArgs:
     depends_on: list[pulumi.Resource] = field(default_factory=list)
     # Sync results are posted here (e.g. a Mattermost incoming webhook); a secret.
     notifications_webhook: pulumi.Input[str] | None = None
+    # Sign-in through the homelab's identity provider instead of Dex.
+    oidc: OidcSsoArgs | None = None
 
 
 NOTIFIER = "homelab"
@@ -101,6 +115,31 @@ def dex_config(sso: GitHubSsoArgs) -> str:
     return yaml.safe_dump({"connectors": [connector]}, sort_keys=False)
 
 
+OIDC_SECRET_KEY = "oidc.authelia.clientSecret"  # argocd-secret key the config names as $<key>
+
+
+def oidc_config(o: OidcSsoArgs) -> pulumi.Output[str]:
+    """oidc.config: Authelia's argocd guide (docs/content/integration/openid-connect/clients/
+    argocd/index.md @ v4.39.20) with `profile` added, which carries preferred_username (the
+    logins the project roles name), and PKCE on (`enablePKCEAuthentication`, docs/operator-
+    manual/user-management/index.md @ v3.4.4). The secret stays in argocd-secret."""
+    document: dict[str, Any] = {
+        "name": "Single sign-on",
+        "issuer": o.issuer,
+        "clientID": o.client_id,
+        "clientSecret": f"${OIDC_SECRET_KEY}",
+        "requestedScopes": ["openid", "profile", "email", "groups"],
+        "enableUserInfoGroups": True,
+        "userInfoPath": "/api/oidc/userinfo",
+        "enablePKCEAuthentication": True,
+    }
+    if o.root_ca is None:
+        return pulumi.Output.from_input(yaml.safe_dump(document, sort_keys=False))
+    return pulumi.Output.from_input(o.root_ca).apply(
+        lambda ca: yaml.safe_dump({**document, "rootCA": ca}, sort_keys=False)
+    )
+
+
 def argocd_values(
     args: ArgoCdArgs, admin_hash: pulumi.Input[str], admin_mtime: pulumi.Input[str]
 ) -> dict[str, Any]:
@@ -112,7 +151,10 @@ def argocd_values(
         "githubSecret": args.webhook_secret,
     }
     cm: dict[str, Any] = {"url": f"https://{args.host}", "admin.enabled": True}
-    if args.sso is not None:
+    if args.oidc is not None:
+        cm["oidc.config"] = oidc_config(args.oidc)
+        secret["extra"] = {OIDC_SECRET_KEY: args.oidc.client_secret}
+    elif args.sso is not None:
         cm["dex.config"] = dex_config(args.sso)
         secret["extra"] = {"dex.github.clientSecret": args.sso.client_secret}
     replicas = 2 if args.ha else 1
@@ -133,7 +175,7 @@ def argocd_values(
         "repoServer": {"replicas": replicas},
         "applicationSet": {"replicas": replicas},
         "server": {"replicas": replicas, **server_route_values(args.route)},
-        "dex": {"enabled": args.sso is not None},
+        "dex": {"enabled": args.sso is not None and args.oidc is None},
         "notifications": notifications_values(args),
     }
 
