@@ -573,6 +573,44 @@ def _tcp_sources(holder: Res, proxy: Res) -> list[str]:
     return out
 
 
+_SIGNED_IN = re.compile(r"^\s*acl signed_in_route \S+ -m str (.+)$", re.M)
+
+
+def admin_sign_in(resources: list[Res], config: Config) -> list[str]:
+    """No admin tool (Portainer, Prometheus, Alertmanager, cAdvisor: the containers labelled
+    `homelab.admin-tool`) is routed without sign-in: its own login, or forward auth that a
+    proxy really asks (its route is in a haproxy.cfg's `signed_in_route` list), unless the
+    stack config serves it open on purpose (`homelab.sign-in: open-by-config`)."""
+    guarded: set[str] = set()
+    for c in by_type(resources, "docker:index/container:Container"):
+        for path, content in uploads(c).items():
+            text = plain(content)
+            if str(path).endswith("haproxy.cfg") and isinstance(text, str):
+                guarded |= {name for line in _SIGNED_IN.findall(text) for name in line.split()}
+    out = []
+    for c in by_type(resources, "docker:index/container:Container"):
+        tags = labels(c)
+        if tags.get("homelab.admin-tool") != "true":
+            continue
+        how = tags.get("homelab.sign-in", "none")
+        routes = [r for r in tags.get("homelab.routes", "").split(",") if r]
+        if how in ("own-login", "open-by-config"):
+            continue
+        open_routes = [r for r in routes if how != "forward-auth" or r not in guarded]
+        if how == "forward-auth" and open_routes:
+            out.append(
+                f"{c.name}: says it signs in through forward auth, but no proxy asks for "
+                f"{', '.join(open_routes)}"
+            )
+        elif how != "forward-auth":
+            out.append(
+                f"{c.name}: an admin tool routed at {', '.join(routes) or '?'} without sign-in; turn on "
+                "homelab:identity (forward auth), or name it in proxy.without-sign-in to serve it open "
+                "on purpose"
+            )
+    return out
+
+
 def host_ports(resources: list[Res], config: Config) -> list[str]:
     """No two containers on one host publish the same host port."""
     out = []
@@ -777,6 +815,12 @@ RULES: list[Rule] = [
         "tcp-sources",
         "A proxy's TCP frontends (databases) accept only listed networks on one host address.",
         tcp_sources,
+        stack=True,
+    ),
+    Rule(
+        "admin-sign-in",
+        "No admin tool is routed without sign-in unless the config serves it open on purpose.",
+        admin_sign_in,
         stack=True,
     ),
     Rule("host-ports", "No two services on one host publish the same port.", host_ports, stack=True),

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs the real tools the tests check generated files with: haproxy (haproxy -c),
 # promtool (Debian package prometheus), amtool (Debian package prometheus-alertmanager) and
-# the shell linter shellcheck; what the real restore test runs (tests/test_restore.py): age, which encrypts
+# the shell linter shellcheck; unbound (unbound-checkconf, and the resolver run live); what the real restore test runs (tests/test_restore.py): age, which encrypts
 # archives like the backup engine and decrypts them like the restore; busybox-static, a
 # BusyBox that runs alone in an image (the tiny local image of the restore test, the stand-in
 # base image the example Dockerfiles are built on) (Debian/Ubuntu); docker-registry, the
@@ -45,6 +45,9 @@ command -v amtool >/dev/null 2>&1 || missing+=(prometheus-alertmanager)
 command -v shellcheck >/dev/null 2>&1 || missing+=(shellcheck)
 command -v age >/dev/null 2>&1 || missing+=(age)
 command -v docker-registry >/dev/null 2>&1 || missing+=(docker-registry)
+# The split-horizon resolver's file: unbound-checkconf, and unbound to answer live
+# (tests/test_resolver.py).
+[ -x /usr/sbin/unbound-checkconf ] || missing+=(unbound)
 # The engine tests (restore, drill, bundle, pre-upgrade, builds) need a Docker engine, and the
 # bundle's compressed images pigz; the SSH transport tests a real sshd and ssh (issue 23: the
 # README's `make test` runs every test, not only .ci/run).

@@ -29,6 +29,7 @@ from stacks.config_base import (
     host_name,
     join_key,
 )
+from stacks.config_dns import DnsConfig
 from stacks.config_homelab import (
     CustomService,
     DataConfig,
@@ -88,6 +89,7 @@ class StackConfig(Model):
     logs: LogsConfig = Field(default_factory=LogsConfig)
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
+    dns: DnsConfig = Field(default_factory=DnsConfig)
     custom_services: list[CustomService] = Field(
         default_factory=list, description="Your own services, routed, scraped and backed up."
     )

@@ -142,6 +142,12 @@ class ProxyConfig(Model):
     )
     memory_mb: MemoryMb | None = Field(default=256, description="Memory limit (MB).")
     restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
+    without_sign_in: list[Subdomain] = Field(
+        default_factory=list,
+        description="Admin tools (Prometheus, Alertmanager) you serve without any sign-in on purpose, "
+        "by hostname. Any other admin tool routed without sign-in (forward auth or a login of its "
+        "own) fails the `admin-sign-in` policy.",
+    )
 
     def problems(self) -> list[tuple[str, str]]:
         """The proxy's own ports are three different ports."""

@@ -9,6 +9,7 @@ import base64
 import binascii
 import hashlib
 import hmac
+import ipaddress
 import re
 from typing import Annotated
 
@@ -18,6 +19,7 @@ from stacks.config_base import (
     _SSH_RE,
     AbsolutePath,
     Address,
+    BindAddress,
     Label,
     Model,
     SecretKey,
@@ -226,6 +228,11 @@ class HostConfig(Model):
         "`name:tag`, which the bundle restores and `setup` checked to be the released image, "
         "instead of its `@sha256:` digest, which `docker load` does not keep.",
     )
+    lan_address: BindAddress | None = Field(
+        default=None,
+        description="The host's address on your LAN: its routed names resolve to it (dns.resolver). "
+        "Default: the SSH address when it is an IP address.",
+    )
     scrape_address: Address | None = Field(
         default=None,
         description="Address other hosts' Prometheus uses to reach this host's exporters "
@@ -265,6 +272,19 @@ class HostConfig(Model):
     @property
     def ssh(self) -> tuple[str, str, int] | None:
         return ssh_parts(self.address)
+
+    @property
+    def lan(self) -> str | None:
+        """The address the host's routed names resolve to on the LAN, when known."""
+        if self.lan_address:
+            return self.lan_address
+        ssh = self.ssh
+        if ssh is None:
+            return None
+        try:
+            return str(ipaddress.ip_address(ssh[1].strip("[]")))
+        except ValueError:
+            return None
 
     @property
     def reachable_address(self) -> str | None:

@@ -47,6 +47,7 @@ from components.homelab import (
     mattermost,
     monitoring,
     proxy,
+    resolver,
 )
 from components.homelab.images import IMAGES, contract_of_tag
 from components.homelab.portainer import portainer
@@ -135,6 +136,46 @@ def _with_forward_auth(config: StackConfig, spec: ServiceSpec) -> ServiceSpec:
     return dataclasses.replace(spec, routes=tuple(routes))
 
 
+# The admin tools: what the `admin-sign-in` policy holds to a sign-in (issue 25). cAdvisor has
+# no route of its own today; it is listed so that a route added later is held too.
+ADMIN_KINDS = frozenset({"Portainer", "Prometheus", "Alertmanager", "CAdvisor"})
+
+
+def with_sign_in_labels(config: StackConfig, spec: ServiceSpec) -> ServiceSpec:
+    """An admin tool's containers say how its routes sign users in, for the policy pack:
+    `own-login`, `forward-auth` (every HTTP route asks the identity provider), `open-by-config`
+    (proxy.without-sign-in or identity.forward-auth names them public), or `none`."""
+    routes = [r for r in spec.routes if r.mode == "http"]
+    if spec.kind not in ADMIN_KINDS or not routes:
+        return spec
+    open_names = {config.fqdn(h) for h in config.proxy.without_sign_in}
+    if config.identity.enabled:
+        open_names |= {
+            config.fqdn(h) for h, rule in config.identity.forward_auth.items() if rule.policy == "public"
+        }
+    unguarded = [r for r in routes if r.auth is None]
+    if spec.kind in OWN_LOGIN:
+        how = "own-login"
+    elif not unguarded:
+        how = "forward-auth"
+    elif all(r.fqdn in open_names for r in unguarded):
+        how = "open-by-config"
+    else:
+        how = "none"
+    labels = {
+        "homelab.admin-tool": "true",
+        "homelab.sign-in": how,
+        "homelab.routes": ",".join(sorted(r.fqdn for r in routes)),
+    }
+    containers = tuple(
+        dataclasses.replace(c, labels={**c.labels, **labels})
+        if c.name in {r.container for r in routes}
+        else c
+        for c in spec.containers
+    )
+    return dataclasses.replace(spec, containers=containers)
+
+
 # The shared secret holding the stack CA's certificate, for services that call the identity
 # provider themselves (OIDC token and userinfo requests) when its certificate is the stack's own.
 IDENTITY_CA = "tls-ca-certificate"
@@ -171,6 +212,54 @@ def argocd_client(config: StackConfig) -> identity.OidcClient | None:
     # The callback: "the /auth/callback endpoint of your Argo CD URL" (argoproj/argo-cd
     # docs/operator-manual/user-management/index.md @ v3.4.4).
     return _oidc_client(config, "argocd", "Argo CD", url, "auth/callback")
+
+
+def _without_sign_in_problems(plan: Plan) -> Problems:
+    """proxy.without-sign-in names routed admin tools that have no login of their own."""
+    config = plan.config
+    by_fqdn = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    problems: Problems = []
+    for i, name in enumerate(config.proxy.without_sign_in):
+        spec = by_fqdn.get(config.fqdn(name))
+        path = f"proxy.without-sign-in[{i}]"
+        if spec is None:
+            problems.append((path, f"no service is routed at {config.fqdn(name)}"))
+        elif spec.kind not in ADMIN_KINDS or spec.kind in OWN_LOGIN:
+            what = "has a login of its own" if spec.kind in OWN_LOGIN else "is not an admin tool"
+            problems.append((path, f"{spec.title or spec.name} {what}: nothing to serve open"))
+        elif any(r.auth is not None for r in spec.routes if r.fqdn == config.fqdn(name)):
+            problems.append(
+                (
+                    path,
+                    f"{config.fqdn(name)} signs in through forward auth: make it public in "
+                    "identity.forward-auth",
+                )
+            )
+    return problems
+
+
+def _resolver_problems(plan: Plan) -> Problems:
+    """The resolver answers each routed name with its host's LAN address: each such host
+    needs one, and the resolver's host must be a declared one."""
+    config = plan.config
+    r = config.dns.resolver
+    if not r.enabled:
+        return []
+    problems: Problems = []
+    names = [h.name for h in config.hosts]
+    if r.host is not None and r.host not in names:
+        problems.append(("dns.resolver.host", f"unknown host {r.host!r} (hosts: {', '.join(names)})"))
+    serving = sorted({spec.host for spec, _ in plan.routes})
+    for i, h in enumerate(config.hosts):
+        if h.name in serving and h.lan is None:
+            problems.append(
+                (
+                    f"hosts[{i}].lan-address",
+                    f"host {h.name!r} serves routed names, which the resolver answers with its LAN "
+                    "address: set it (e.g. 192.168.1.10)",
+                )
+            )
+    return problems
 
 
 def _forward_auth_problems(plan: Plan) -> Problems:
@@ -482,6 +571,28 @@ def _plan(config: StackConfig) -> Plan:
             )
             plan.add(proxy.haproxy(args_p), "proxy")
 
+    # The LAN's resolver: every routed name at the LAN address of the host that serves it.
+    r = config.dns.resolver
+    if r.enabled:
+        assert r.bind_address is not None  # the config's validator requires it
+        lan = {h.name: h.lan for h in config.hosts}
+        records = tuple(
+            sorted(
+                # A host without a LAN address is a problem the checks name (_resolver_problems).
+                {
+                    resolver.Record(route.fqdn, lan[spec.host] or "")
+                    for spec, route in plan.routes
+                    if lan[spec.host]
+                },
+                key=lambda x: x.fqdn,
+            )
+        )
+        b = Basics(r.host or config.default_host, r.image or IMAGES["resolver"], None, r.memory_mb, r.restart)
+        args_r = resolver.ResolverArgs(
+            b, config.domain, records, tuple(r.upstreams), tuple(r.allow_from), r.bind_address, r.port
+        )
+        plan.add(resolver.resolver(args_r), "dns.resolver")
+
     # Certificates of the routed host names, read by the blackbox exporter beside Prometheus.
     addresses = {h.name: _dial(h.reachable_address) for h in config.hosts}
     probes: list[alerting.TlsProbe] = []
@@ -544,6 +655,8 @@ def _plan(config: StackConfig) -> Plan:
         # ... and its routes' sign-in (the proxy was configured from the placeholder's).
         final = dataclasses.replace(final, backup_group=placeholder.backup_group, routes=placeholder.routes)
         plan.services = [final if x.name == "prometheus" else x for x in plan.services]
+    # The admin tools say how they sign in (after Prometheus' last rebuild, for the policy pack).
+    plan.services = [with_sign_in_labels(config, spec) for spec in plan.services]
     return plan
 
 
@@ -902,6 +1015,7 @@ def plan_problems(config: StackConfig) -> Problems:
             problems.append(("services.grafana.host", message))
     plan = build_plan(config)
     problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
+    problems += _resolver_problems(plan) + _without_sign_in_problems(plan)
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

@@ -18,6 +18,8 @@ import os
 import random
 import re
 import socket
+import socketserver
+import struct
 import subprocess
 import sys
 import tempfile
@@ -367,6 +369,76 @@ def in_background(server: Any) -> Any:
     """`server` (a socketserver) answering from a daemon thread; returned for chaining."""
     threading.Thread(target=server.serve_forever, daemon=True).start()
     return server
+
+
+def _question(data: bytes) -> tuple[str, int, int]:
+    """(name, type, end) of the one question of an RFC 1035 message; `end` past QCLASS."""
+    labels, i = [], 12
+    while data[i] != 0:
+        labels.append(data[i + 1 : i + 1 + data[i]].decode())
+        i += data[i] + 1
+    qtype = struct.unpack("!H", data[i + 1 : i + 3])[0]
+    return ".".join(labels).lower(), qtype, i + 5
+
+
+class StubDns(socketserver.BaseRequestHandler):
+    """A DNS server for tests: the A records of `self.server.answers` (name -> IPv4), an empty
+    NOERROR answer for any other question; every question asked is kept in
+    `self.server.asked`."""
+
+    def handle(self) -> None:
+        data, sock = self.request
+        name, qtype, end = _question(data)
+        self.server.asked.append(name)  # type: ignore[attr-defined]
+        address = self.server.answers.get(name) if qtype == 1 else None  # type: ignore[attr-defined]
+        # QR, RD, RA; the RD bit of the query kept; one question, one answer or none.
+        flags = 0x8180 | (data[2] & 0x01) << 8
+        header = data[:2] + struct.pack("!HHHHH", flags, 1, 1 if address else 0, 0, 0)
+        answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton(address) if address else b""
+        sock.sendto(header + data[12:end] + answer, self.client_address)
+
+
+def stub_dns(answers: dict[str, str]) -> socketserver.ThreadingUDPServer:
+    """A StubDns on 127.0.0.1 (a port the kernel picks), answering from a daemon thread."""
+    server = socketserver.ThreadingUDPServer(("127.0.0.1", 0), StubDns)
+    server.answers = {k.lower(): v for k, v in answers.items()}  # type: ignore[attr-defined]
+    server.asked = []  # type: ignore[attr-defined]
+    return in_background(server)
+
+
+RCODES = {0: "NOERROR", 2: "SERVFAIL", 3: "NXDOMAIN", 5: "REFUSED"}
+
+
+def dns_ask(
+    name: str,
+    port: int,
+    qtype: int = 1,
+    server: str = "127.0.0.1",
+    source: str = "127.0.0.1",
+    timeout: float = 5,
+) -> tuple[str, list[str]]:
+    """Ask `server`:`port` one question over UDP from `source`: (rcode name, the A or AAAA
+    addresses of the answer section)."""
+    query_id = random.randrange(65536)
+    question = b"".join(bytes([len(p)]) + p.encode() for p in name.split(".")) + b"\0"
+    message = struct.pack("!HHHHHH", query_id, 0x0100, 1, 0, 0, 0) + question + struct.pack("!HH", qtype, 1)
+    with socket.socket(socket.AF_INET, socket.SOCK_DGRAM) as sock:
+        sock.bind((source, 0))
+        sock.settimeout(timeout)
+        sock.sendto(message, (server, port))
+        data, _ = sock.recvfrom(4096)
+    rid, flags, questions, count = struct.unpack("!HHHH", data[:8])
+    assert rid == query_id
+    i = _question(data)[2] if questions else 12  # a refusal may come without the question
+    addresses = []
+    for _ in range(count):
+        i += 2 if data[i] & 0xC0 == 0xC0 else len(name) + 2  # a compressed or a full owner name
+        rtype, _, _, length = struct.unpack("!HHIH", data[i : i + 10])
+        rdata = data[i + 10 : i + 10 + length]
+        if rtype in (1, 28):
+            addresses.append(socket.inet_ntop(socket.AF_INET if rtype == 1 else socket.AF_INET6, rdata))
+        i += 10 + length
+    return RCODES.get(flags & 0x0F, str(flags & 0x0F)), addresses
 
 
 def serve(handler: type[BaseHTTPRequestHandler], port: int = 0, **attributes: Any) -> ThreadingHTTPServer:

@@ -17,9 +17,7 @@ import http.client
 import re
 import shutil
 import socket
-import socketserver
 import ssl
-import struct
 import subprocess
 from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler
@@ -28,7 +26,7 @@ from typing import Any
 
 import pytest
 from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
-from harness import files, free_port, in_background, run_program, serve
+from harness import files, free_port, run_program, serve, stub_dns
 from test_identity import CONFIG, PASSWORDS
 
 from components.homelab import identity
@@ -69,28 +67,6 @@ class Verifier(BaseHTTPRequestHandler):
         pass
 
 
-class Dns(socketserver.BaseRequestHandler):
-    """Docker's DNS, for one name: `authelia` is 127.0.0.1 (A); any other question gets an
-    empty answer. Enough for HAProxy's resolver (RFC 1035 messages, one question each)."""
-
-    def handle(self) -> None:
-        data, sock = self.request
-        end = 12
-        while data[end] != 0:
-            end += data[end] + 1
-        labels, i = [], 12
-        while data[i] != 0:
-            labels.append(data[i + 1 : i + 1 + data[i]].decode())
-            i += data[i] + 1
-        qtype = struct.unpack("!H", data[end + 1 : end + 3])[0]
-        question = data[12 : end + 5]
-        found = ".".join(labels).lower() == "authelia" and qtype == 1
-        self.server.asked.append(".".join(labels))  # type: ignore[attr-defined]
-        header = data[:2] + struct.pack("!HHHHH", 0x8180, 1, 1 if found else 0, 0, 0)
-        answer = struct.pack("!HHHIH", 0xC00C, 1, 1, 60, 4) + socket.inet_aton("127.0.0.1") if found else b""
-        sock.sendto(header + question + answer, self.client_address)
-
-
 class Backend(BaseHTTPRequestHandler):
     def do_GET(self) -> None:  # noqa: N802
         body = f"{self.server.backend_name} user={self.headers.get('Remote-User')}".encode()  # type: ignore[attr-defined]
@@ -127,9 +103,7 @@ class Lab:
         cfg = cfg.replace(f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}", str(tmp / FORWARD_AUTH_LUA))
         # The verifier by name, as on the stack network: HAProxy asks "authelia" of the
         # resolvers section, whose nameserver (Docker's DNS there) is the stub here.
-        self.dns = socketserver.ThreadingUDPServer(("127.0.0.1", 0), Dns)
-        self.dns.asked = []  # type: ignore[attr-defined]
-        in_background(self.dns)
+        self.dns = stub_dns({"authelia": "127.0.0.1"})  # Docker's DNS, for one name
         assert "nameserver docker 127.0.0.11:53\n" in cfg and "httpclient.resolvers.id docker\n" in cfg
         cfg = cfg.replace(
             "nameserver docker 127.0.0.11:53\n", f"nameserver docker 127.0.0.1:{self.dns.server_address[1]}\n"

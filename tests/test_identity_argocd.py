@@ -45,6 +45,7 @@ def platform_with_identity(github_sso: bool = False, **oidc: Any) -> tuple[dict[
     config = copy.deepcopy(load_stack_file(ROOT / "examples" / "platform.yaml"))
     secrets = dict(example_secrets(config))
     config["identity"] = {**IDENTITY, **({"oidc": oidc} if oidc else {})}
+    del config["proxy"]  # the example serves Prometheus open; here it is behind sign-in
     secrets["alice-password"] = f"{SECRET_MARK}-alice"
     if not github_sso:
         del config["platform"]["components"]["argocd"]["sso"]

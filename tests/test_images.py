@@ -78,6 +78,8 @@ VERIFIED_PINS = {
     "docker-api-proxy": "wollomatic/socket-proxy:1.13.1",
     # issue 24: authelia/authelia tag v4.39.20 (1b524f7f4bbf, 2026-05-26), the newest release
     "authelia": "authelia/authelia:4.39.20",
+    # issue 25: klutchell/unbound-docker tag v1.26.0 (7dfe42db83f0, 2026-08-10), Unbound 1.26.0
+    "resolver": "klutchell/unbound:v1.26.0",
     "backup": "offen/docker-volume-backup:v2.48.2",  # offen/docker-volume-backup tag v2.48.2
     "mattermost": "mattermost/mattermost-team-edition:11.7.16",  # 11.7 ESR, release v11.7.16
     "postgres": "postgres:17.11-alpine",  # library/postgres

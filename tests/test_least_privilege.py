@@ -81,6 +81,7 @@ def test_which_built_ins_run_read_only():
         "homelab-alertmanager": [],
         "homelab-blackbox-exporter": [],
         "homelab-haproxy": [],
+        "homelab-resolver": [],
         "homelab-grafana": ["/tmp"],
         "homelab-portainer": ["/tmp"],
         "homelab-landing": ["/run", "/var/cache/nginx"],

@@ -137,6 +137,10 @@ def test_the_examples_give_every_rule_something_to_check(example_run):
     assert has(CONTAINER, upload(HAPROXY_CFG))
     assert has(CONTAINER, upload(PROMETHEUS_YML))
     assert has(CONTAINER, lambda r: bool(r.props.get("ports")))
+    # admin-sign-in: an admin tool behind forward auth (single-host), one with its own login,
+    # and ones served open on purpose (multi-host).
+    for how in ("forward-auth", "own-login", "open-by-config"):
+        assert has(CONTAINER, lambda r, how=how: labels(r).get("homelab.sign-in") == how), how
     assert has(JOB)
     assert has(RELEASE)
     assert has(REPOSITORY)
@@ -174,6 +178,22 @@ def container(
         urn=f"urn:pulumi:dev::homelab::{CONTAINER}::{alias}-{host}",
         provider=provider(host),
     )
+
+
+def admin_tool(sign_in: str, route: str = "metrics.lab.example.com") -> Res:
+    """A Prometheus container as the program labels an admin tool."""
+    labels = {"homelab.admin-tool": "true", "homelab.sign-in": sign_in, "homelab.routes": route}
+    return container("prometheus", extra_labels=labels)
+
+
+def proxy_asking_for(*names: str) -> Res:
+    """A proxy whose haproxy.cfg sends `names` through forward auth."""
+    cfg = (
+        "frontend https\n    mode http\n"
+        f"    acl signed_in_route req.hdr(host),field(1,:),lower -m str {' '.join(names)}\n"
+        "    http-request lua.forward-auth http://authelia:9091/api/authz/forward-auth if signed_in_route\n"
+    )
+    return container("haproxy", uploads=[{"file": "/usr/local/etc/haproxy/haproxy.cfg", "content": cfg}])
 
 
 def haproxy_with_tcp(acl: str | None, ip: str | None = "192.168.1.10") -> Res:
@@ -631,6 +651,21 @@ BAD: list[Case] = [
         what="every interface",
         fix="bind-address",
     ),
+    # admin-sign-in
+    Case(
+        "admin-tool-open",
+        "admin-sign-in",
+        [admin_tool("none"), proxy_asking_for("home.lab.example.com")],
+        what="metrics.lab.example.com",
+        fix="proxy.without-sign-in",
+    ),
+    Case(
+        "admin-tool-claims-forward-auth",
+        "admin-sign-in",
+        [admin_tool("forward-auth"), proxy_asking_for("home.lab.example.com")],
+        what="metrics.lab.example.com",
+        fix="no proxy asks",
+    ),
     # secret-env
     Case(
         "docker-plain-password",
@@ -999,6 +1034,14 @@ GOOD: list[Case] = [
         "docker-privileges",
         [container("app", volumes=[{"hostPath": "/srv/app", "containerPath": "/data"}])],
     ),
+    # admin-sign-in
+    Case(
+        "admin-tool-forward-auth",
+        "admin-sign-in",
+        [admin_tool("forward-auth"), proxy_asking_for("home.lab.example.com", "metrics.lab.example.com")],
+    ),
+    Case("admin-tool-own-login", "admin-sign-in", [admin_tool("own-login")]),
+    Case("admin-tool-open-by-config", "admin-sign-in", [admin_tool("open-by-config")]),
     # secret-env
     Case(
         "docker-secret-entries",
@@ -1181,7 +1224,7 @@ GOOD: list[Case] = [
 
 def test_every_rule_has_bad_and_good_cases():
     names = {rule.name for rule in RULES}
-    assert len(names) == 16
+    assert len(names) == 17
     assert {c.rule for c in BAD} == names
     assert {c.rule for c in GOOD} == names
     assert len({c.id for c in BAD + GOOD}) == len(BAD) + len(GOOD)

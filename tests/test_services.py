@@ -57,6 +57,7 @@ EXPECTED_IMAGES = {
     "web": IMAGES["web"],
     "landing": IMAGES["landing"],
     "authelia": IMAGES["authelia"],
+    "resolver": IMAGES["resolver"],
     "whoami": "traefik/whoami:v1.11.0",  # from the example's custom-services
 }
 ALIASES = sorted(EXPECTED_IMAGES)
@@ -88,6 +89,7 @@ MEMORY_MB = {
     "web": 256,
     "landing": 64,
     "authelia": 256,
+    "resolver": 128,
 }
 
 # Named volumes each container owns (Docker volume name -> mount path), all writable.
@@ -141,6 +143,7 @@ STAGED_DIRS = {
     "mysql": ["/run/homelab"],
     "drupal-db": ["/run/homelab"],
     "authelia": ["/etc/authelia", "/run/homelab"],
+    "resolver": ["/etc/unbound/homelab"],
 }
 STAGED_VOLUMES = {
     f"homelab_{alias.replace('-', '_')}_files_{i}"
@@ -262,15 +265,18 @@ def test_is_pinned_rejects_unpinned_references(bad):
 # ---- ports ----------------------------------------------------------------------------
 
 
-def test_only_the_proxy_publishes_ports(containers):
+def test_only_the_proxy_and_the_resolver_publish_ports(containers):
     published = {
         alias: sorted((p["external"], p["internal"], p["protocol"]) for p in c.inputs["ports"])
         for alias, c in containers.items()
         if c.inputs.get("ports")
     }
     assert published == {
-        "haproxy": [(80, 80, "tcp"), (443, 443, "tcp"), (3307, 3307, "tcp"), (5432, 5432, "tcp")]
+        "haproxy": [(80, 80, "tcp"), (443, 443, "tcp"), (3307, 3307, "tcp"), (5432, 5432, "tcp")],
+        # DNS on the LAN address only (dns.resolver.bind-address).
+        "resolver": [(53, 5053, "tcp"), (53, 5053, "udp")],
     }
+    assert {p["ip"] for p in containers["resolver"].inputs["ports"]} == {"192.168.1.10"}
 
 
 # ---- volumes --------------------------------------------------------------------------

@@ -101,6 +101,9 @@ MATTERMOST_DOCS, MATTERMOST_DOCS_AT = "mattermost/docs", "9dd1c713ed5e"
 OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
 SOCKET_PROXY_REPO, SOCKET_PROXY_AT = "wollomatic/socket-proxy", "bc6606ade30b"  # tag 1.13.1
 AUTHELIA_REPO, AUTHELIA_AT = "authelia/authelia", "v4.39.20"
+UNBOUND_IMAGE_REPO, UNBOUND_IMAGE_AT = "klutchell/unbound-docker", "v1.26.0"
+# NLnetLabs/unbound tag release-1.26.0 is commit a45da353d3fe.
+UNBOUND_REPO, UNBOUND_AT = "NLnetLabs/unbound", "a45da353d3fe"
 # docker-library/repo-info repos/<image>/remote/<tag>.md: "docker pull <image>@sha256:..." of
 # the tag's image index (all platforms), at the commit named beside each pin.
 REPO_INFO = "docker-library/repo-info"
@@ -326,6 +329,24 @@ CONTRACTS: dict[str, ImageContract] = {
         # No capability, no file written: upstream's own example runs it read_only, cap_drop ALL
         # and no-new-privileges (README.md).
         read_only=Seen(SOCKET_PROXY_REPO, "README.md", SOCKET_PROXY_AT),
+    ),
+    "resolver": ImageContract(
+        # Each git tag is pushed as an image tag of docker.io/klutchell/unbound (docker_images of
+        # .github/workflows/flowzone.yml); v1.26.0 builds Unbound 1.26.0 (ARG UNBOUND_VERSION),
+        # the newest Unbound release (NLnetLabs/unbound tag release-1.26.0, 2026-07-24).
+        image="klutchell/unbound:v1.26.0",
+        tag=Seen(UNBOUND_IMAGE_REPO, ".github/workflows/flowzone.yml", UNBOUND_IMAGE_AT),
+        # FROM scratch with no USER; `adduser -S ... -u 101 ... unbound`: the program runs it as
+        # 101:102 on an unprivileged port with `username: ""`, so nothing needs root.
+        user=Fact(User("unbound", 101), Seen(UNBOUND_IMAGE_REPO, "Dockerfile", UNBOUND_IMAGE_AT)),
+        shell=Fact(False, Seen(UNBOUND_IMAGE_REPO, "Dockerfile", UNBOUND_IMAGE_AT)),
+        # COPY --from=drill-hc /src/drill-hc /usr/bin/drill-hc: drill, exit code 0 or 1.
+        probes=Fact(("drill-hc",), Seen(UNBOUND_IMAGE_REPO, "Dockerfile", UNBOUND_IMAGE_AT)),
+        # ENTRYPOINT ["unbound"]; `-c file` names the configuration (doc/unbound.8.in).
+        writes=(Fact("/etc/unbound/homelab/", Seen(UNBOUND_REPO, "doc/unbound.8.in", UNBOUND_AT)),),
+        # No pidfile, log file or trust anchor written (components/homelab/resolver.py): the
+        # image's own configuration runs the same way (pidfile "", logfile "").
+        read_only=Seen(UNBOUND_IMAGE_REPO, "rootfs_overlay/etc/unbound/unbound.conf", UNBOUND_IMAGE_AT),
     ),
     "authelia": ImageContract(
         # The release script pushes authelia/authelia:<X.Y.Z> (and X.Y, X) for each vX.Y.Z tag;
@@ -608,6 +629,21 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("authelia/authelia", "ghcr.io/authelia/authelia"),
+    ),
+    "resolver": Product(
+        name="unbound",
+        policy="Support is for the latest release only (the highest minor and patch); no "
+        "backports to older minors.",
+        windows=(
+            Window(
+                "1.26",
+                None,
+                Seen(UNBOUND_REPO, "SECURITY.md", UNBOUND_AT),
+                "v1.26.0",
+                "no end published: 'Support is provided in respect of the latest release'",
+            ),
+        ),
+        names=("klutchell/unbound", "ghcr.io/klutchell/unbound"),
     ),
     "docker-api-proxy": Product(
         name="socket-proxy",

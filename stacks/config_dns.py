@@ -1,0 +1,58 @@
+"""The dns section (`homelab:dns`, issue 25): names for the routes on the LAN.
+
+`resolver`: a split-horizon resolver on one host that answers each routed name with the LAN
+address of the host serving it (`hosts[].lan-address`) and forwards the rest upstream.
+"""
+
+from __future__ import annotations
+
+from pydantic import Field, model_validator
+
+from stacks.config_base import BindAddress, Image, Label, MemoryMb, Model, Port, Restart, SourceNetwork
+
+
+class ResolverConfig(Model):
+    """Unbound on one host: routed names answered locally, everything else forwarded."""
+
+    enabled: bool = Field(default=False, description="Run the resolver.")
+    host: Label | None = Field(default=None, description="Host to run on (default: the first).")
+    image: Image | None = Field(default=None, description="Override the pinned image.")
+    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
+    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
+    bind_address: BindAddress | None = Field(
+        default=None,
+        description="The one host address DNS is published on (its LAN address, e.g. 192.168.1.10), "
+        "never every interface.",
+    )
+    port: Port = Field(default=53, description="Port on bind-address (UDP and TCP).")
+    allow_from: list[SourceNetwork] = Field(
+        default_factory=list,
+        description="Networks (CIDR) that may ask; every other source is refused. Questions from the "
+        "host itself come from the Docker bridge's gateway address.",
+    )
+    upstreams: list[BindAddress] = Field(
+        default_factory=list,
+        description="Resolvers (IP addresses) every other question is forwarded to, e.g. your "
+        "router or a public resolver.",
+    )
+
+    @model_validator(mode="after")
+    def _complete(self) -> ResolverConfig:
+        if not self.enabled:
+            return self
+        missing = [
+            f"{key} ({why})"
+            for key, value, why in (
+                ("bind-address", self.bind_address, "the host's LAN address to answer on"),
+                ("allow-from", self.allow_from, "the networks that may ask, e.g. [192.168.1.0/24]"),
+                ("upstreams", self.upstreams, "where every other name is resolved"),
+            )
+            if not value
+        ]
+        if missing:
+            raise ValueError(f"the resolver needs {', '.join(missing)}")
+        return self
+
+
+class DnsConfig(Model):
+    resolver: ResolverConfig = Field(default_factory=ResolverConfig)
