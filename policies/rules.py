@@ -488,9 +488,30 @@ def volumes_backed_up(resources: list[Res], config: Config) -> list[str]:
 _HTTPS_RULE = re.compile(r"-m str (\S+) }")
 
 
+def _acme_domains(resources: list[Res]) -> dict[Any, list[str]]:
+    """The names the ACME renewer of each host (its Docker provider) obtains certificates for:
+    the domains of every certificate in its lego.yml (lego's configuration file)."""
+    out: dict[Any, list[str]] = defaultdict(list)
+    for c in by_type(resources, "docker:index/container:Container"):
+        text = plain(uploads(c).get("/etc/lego/lego.yml"))
+        if isinstance(text, str):
+            document = yaml.safe_load(text) or {}
+            for cert in (document.get("certificates") or {}).values():
+                out[c.provider] += [str(d) for d in cert.get("domains") or []]
+    return out
+
+
+def _covered(domains: list[str], fqdn: str) -> bool:
+    first, _, rest = fqdn.partition(".")
+    return any(d == fqdn or (d.startswith("*.") and bool(first) and rest == d[2:]) for d in domains)
+
+
 def tls_routes(resources: list[Res], config: Config) -> list[str]:
-    """With TLS on, every routed host has a certificate and port 80 redirects to HTTPS."""
+    """With TLS on, every routed host has a certificate and port 80 redirects to HTTPS: its own
+    in the crt-list, or the ACME certificate of the host's renewer (a `crt <dir>` on the bind
+    line, and a lego.yml on that host whose domains cover the name)."""
     out = []
+    acme = _acme_domains(resources)
     for c in by_type(resources, "docker:index/container:Container"):
         files = uploads(c)
         cfg = files.get("/usr/local/etc/haproxy/haproxy.cfg")
@@ -507,7 +528,10 @@ def tls_routes(resources: list[Res], config: Config) -> list[str]:
         listed = {
             line.split()[1]: line.split()[0] for line in crt_list.splitlines() if len(line.split()) >= 2
         }
+        from_acme = re.search(r"^\s*bind \S+ ssl .* crt /\S+/", https, re.M) is not None
         for fqdn in _HTTPS_RULE.findall(https):
+            if fqdn not in listed and from_acme and _covered(acme.get(c.provider, []), fqdn):
+                continue
             if fqdn not in listed:
                 out.append(f"{c.name}: {fqdn} is routed over HTTPS without a certificate")
             elif listed[fqdn] not in files:

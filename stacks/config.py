@@ -126,7 +126,7 @@ class StackConfig(Model):
         ]
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         if self.layers.homelab:
-            refs += self.identity.secret_refs()
+            refs += self.identity.secret_refs() + self.tls.secret_refs()
         if self.backup.enabled:
             refs += self.backup.secret_refs()
         receiver = self.monitoring.alerting.receiver

@@ -17,6 +17,7 @@ from stacks.config_base import (
     DockerDuration,
     Domain,
     Duration,
+    Email,
     EnvName,
     Image,
     Label,
@@ -29,6 +30,7 @@ from stacks.config_base import (
     Subdomain,
     Text,
     UrlPath,
+    _http_url,
 )
 
 # ---- services -----------------------------------------------------------------------
@@ -347,8 +349,72 @@ class CustomService(Model):
 # ---- cross-cutting sections ---------------------------------------------------------
 
 
+def _acme_server(value: str) -> str:
+    if value in ("production", "staging"):
+        return value
+    try:
+        return _http_url(value)
+    except ValueError:
+        raise ValueError(
+            f"{value!r} is not production, staging or an ACME directory URL (https://...)"
+        ) from None
+
+
+AcmeServer = Annotated[str, AfterValidator(_acme_server)]
+
+
+class AcmeConfig(Model):
+    """Publicly trusted certificates through ACME DNS-01 (lego), renewed on each proxy host."""
+
+    email: Email = Field(description="Account e-mail at the CA (expiry notices).")
+    server: AcmeServer = Field(
+        default="staging",
+        description="`staging` (Let's Encrypt's test CA: untrusted certificates, generous limits; "
+        "try this first), `production`, or another CA's ACME directory URL.",
+    )
+    dns_provider: Label = Field(
+        description="lego's code of your DNS provider (e.g. cloudflare, route53, ovh; the list: "
+        "https://go-acme.github.io/lego/dns/).",
+    )
+    credentials: dict[EnvName, SecretKey] = Field(
+        default_factory=dict,
+        description="The provider's variables as lego names them (e.g. CF_DNS_API_TOKEN) -> the "
+        "config key (set with --secret) holding each value.",
+    )
+    resolvers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+:\d+$")]] = Field(
+        default_factory=list,
+        description="DNS servers (host:port) lego checks the challenge records with (default: "
+        "the authoritative ones).",
+    )
+
+    @model_validator(mode="after")
+    def _check(self) -> AcmeConfig:
+        from components.homelab.lego_providers import LEGO_DNS_PROVIDERS
+
+        if self.dns_provider not in LEGO_DNS_PROVIDERS:
+            raise ValueError(
+                f"dns-provider {self.dns_provider!r} is not a DNS provider lego knows (v5.3.1 list: "
+                "https://go-acme.github.io/lego/dns/)"
+            )
+        if not self.credentials:
+            raise ValueError(
+                f"credentials: name the variables {self.dns_provider} needs (lego's page for it) and "
+                "the config keys holding them"
+            )
+        return self
+
+
 class TlsConfig(Model):
     enabled: bool = Field(default=True, description="HTTPS with HTTP->HTTPS redirect.")
+    mode: Literal["generated", "acme"] = Field(
+        default="generated",
+        description="`generated`: the certificates of `self-signed` and `certificates`; `acme`: one "
+        "publicly trusted certificate for the domain and *.domain, renewed by lego on each proxy "
+        "host without `pulumi up` (tls.acme).",
+    )
+    acme: AcmeConfig | None = Field(
+        default=None, description="The ACME account and DNS-01 challenge (mode acme)."
+    )
     self_signed: bool = Field(
         default=True, description="Generate a CA and a certificate per routed host name."
     )
@@ -361,6 +427,19 @@ class TlsConfig(Model):
         description="Your own certificates: host name -> config key (secret) holding the "
         "PEM with private key and certificate chain. Yours wins over the generated one.",
     )
+
+    @model_validator(mode="after")
+    def _acme(self) -> TlsConfig:
+        if self.mode == "acme" and self.acme is None:
+            raise ValueError("mode acme needs the acme section (email, dns-provider, credentials)")
+        if self.mode != "acme" and self.acme is not None:
+            raise ValueError("the acme section is only read with mode: acme")
+        return self
+
+    def secret_refs(self) -> list[tuple[str, str]]:
+        if self.mode != "acme" or self.acme is None:
+            return []
+        return [(f"tls.acme.credentials.{name}", key) for name, key in self.acme.credentials.items()]
 
 
 Percent = Annotated[float, Field(gt=0, lt=100)]

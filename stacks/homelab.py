@@ -34,6 +34,8 @@ class HomelabSecrets:
     alert_webhook_url: pulumi.Output[str] | None = None
     # The identity users' passwords, by user name (hashed before they reach any resource).
     identity_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # The ACME DNS provider's variables (tls.acme.credentials), by variable name.
+    acme_credentials: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
 
 @dataclass
@@ -48,6 +50,20 @@ class Homelab:
     # The identity provider's OpenID Connect clients' secrets, by client ID (the platform
     # layer's clients read theirs here).
     oidc_client_secrets: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+
+    def issuer_ca(self) -> pulumi.Output[str] | None:
+        """The CA certificate the identity provider's certificate chains to, when it is the
+        stack's own (None: yours or ACME's, trusted by the system's roots)."""
+        issuer = self.issuer()
+        if self.ca is None or issuer is None:
+            return None
+        from stacks.plan import signed_by_stack_ca
+
+        return (
+            self.ca.ca_cert_pem
+            if signed_by_stack_ca(self.plan.config, issuer.removeprefix("https://"))
+            else None
+        )
 
     def issuer(self) -> str | None:
         """The identity provider's issuer URL (no trailing slash), when it runs."""
@@ -88,6 +104,12 @@ def build_homelab(
         shared[identity.USERS_SECRET] = identity_users(config, secrets)
     if plan.oidc_clients:
         shared.update(oidc_secrets(config, plan.oidc_clients))
+    if secrets.acme_credentials:
+        from components.homelab import acme
+
+        shared[acme.ENV_SECRET] = pulumi.Output.secret(
+            pulumi.Output.all(**secrets.acme_credentials).apply(acme.env_file)
+        )
 
     ca = None
     if config.tls.enabled:
@@ -102,7 +124,7 @@ def build_homelab(
                 shared[cert_secret_name(fqdn)] = pem
         for fqdn, pem in secrets.certificates.items():
             shared[cert_secret_name(fqdn)] = pem
-        if plan.tls_hosts():
+        if any(r.mode == "http" for _, r in plan.routes):
             shared[cert_secret_name(FALLBACK_NAME)] = fallback_certificate(
                 "tls-fallback", FALLBACK_NAME, config.tls.validity_days
             )

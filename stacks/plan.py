@@ -13,6 +13,7 @@ import dataclasses
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
+from urllib.parse import urlsplit
 
 from components.docker.host import image_resource_name
 from components.docker.reference import tagged_name
@@ -37,6 +38,7 @@ from components.docker.spec import (
     Volume,
 )
 from components.homelab import (
+    acme,
     alerting,
     backup,
     databases,
@@ -88,10 +90,32 @@ class Plan:
         return {s.name: f"{scheme}://{r.fqdn}/" for s in self.services for r in s.url_routes()[:1]}
 
     def tls_hosts(self) -> list[str]:
-        """Routed HTTP host names that need a certificate."""
+        """Routed HTTP host names that need a generated (or your own) certificate: none that
+        the ACME certificate covers."""
         if not self.config.tls.enabled:
             return []
-        return sorted({r.fqdn for _, r in self.routes if r.mode == "http"})
+        names = {r.fqdn for _, r in self.routes if r.mode == "http"}
+        acme_args = acme_of(self.config)
+        if acme_args is not None:
+            names = {n for n in names if not acme.covers(acme_args.domains, n)}
+        return sorted(names)
+
+
+def signed_by_stack_ca(config: StackConfig, fqdn: str) -> bool:
+    """Whether `fqdn`'s certificate is one the stack's own CA signs (not yours, not ACME's)."""
+    a = acme_of(config)
+    covered = a is not None and acme.covers(a.domains, fqdn)
+    return (
+        config.tls.enabled and config.tls.self_signed and fqdn not in config.tls.certificates and not covered
+    )
+
+
+def acme_of(config: StackConfig) -> acme.AcmeArgs | None:
+    """The ACME certificate's settings (tls.mode acme), if any."""
+    a = config.tls.acme
+    if not config.tls.enabled or config.tls.mode != "acme" or a is None:
+        return None
+    return acme.AcmeArgs(config.domain, a.email, a.server, a.dns_provider, tuple(a.resolvers))
 
 
 def _basics(config: StackConfig, key: str, svc, name: str = "") -> Basics:  # type: ignore[no-untyped-def]
@@ -212,6 +236,32 @@ def argocd_client(config: StackConfig) -> identity.OidcClient | None:
     # The callback: "the /auth/callback endpoint of your Argo CD URL" (argoproj/argo-cd
     # docs/operator-manual/user-management/index.md @ v3.4.4).
     return _oidc_client(config, "argocd", "Argo CD", url, "auth/callback")
+
+
+def _acme_problems(plan: Plan) -> Problems:
+    """With tls.mode acme, every routed name is covered by the domain's certificate (the domain
+    or one label under it), or has a certificate of its own in tls.certificates."""
+    config = plan.config
+    a = acme_of(config)
+    if a is None:
+        return []
+    problems: Problems = []
+    for spec, route in plan.routes:
+        if (
+            route.mode != "http"
+            or acme.covers(a.domains, route.fqdn)
+            or route.fqdn in config.tls.certificates
+        ):
+            continue
+        path = plan.route_paths.get((spec.name, spec.routes.index(route)), "tls.mode")
+        problems.append(
+            (
+                path,
+                f"{route.fqdn} is not covered by the ACME certificate ({', '.join(a.domains)}): one label "
+                "under the domain, or bring a certificate for it in tls.certificates",
+            )
+        )
+    return problems
 
 
 def _without_sign_in_problems(plan: Plan) -> Problems:
@@ -482,12 +532,15 @@ def _plan(config: StackConfig) -> Plan:
         client = _oidc_client(config, "grafana", "Grafana", grafana_basics.url, "login/generic_oauth")
         if client is not None:
             clients.append(client)
+            sign_in_url = _basics(config, "authelia", config.identity).url or ""
             sign_in = monitoring.OidcSignIn(
-                _basics(config, "authelia", config.identity).url or "",
+                sign_in_url,
                 client.client_id,
                 identity.client_secret_name(client.client_id),
                 tuple(config.identity.admin_groups),
-                ca_secret=IDENTITY_CA if config.tls.self_signed else None,
+                ca_secret=IDENTITY_CA
+                if signed_by_stack_ca(config, urlsplit(sign_in_url).hostname or "")
+                else None,
             )
         args_g = monitoring.GrafanaArgs(
             grafana_basics,
@@ -568,6 +621,8 @@ def _plan(config: StackConfig) -> Plan:
                 p.https_port,
                 p.stats_port,
                 verify_url=verify,
+                acme=acme_of(config),
+                acme_image=IMAGES["acme"],
             )
             plan.add(proxy.haproxy(args_p), "proxy")
 
@@ -1015,7 +1070,7 @@ def plan_problems(config: StackConfig) -> Problems:
             problems.append(("services.grafana.host", message))
     plan = build_plan(config)
     problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
-    problems += _resolver_problems(plan) + _without_sign_in_problems(plan)
+    problems += _resolver_problems(plan) + _without_sign_in_problems(plan) + _acme_problems(plan)
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

@@ -188,8 +188,7 @@ def argocd_oidc(lab: object | None) -> OidcSsoArgs | None:
         return None
     issuer = lab.issuer()  # type: ignore[attr-defined]
     assert issuer is not None, "a client exists only when the identity provider is routed"
-    ca = getattr(lab, "ca", None)
-    return OidcSsoArgs(issuer, "argocd", secrets["argocd"], ca.ca_cert_pem if ca is not None else None)
+    return OidcSsoArgs(issuer, "argocd", secrets["argocd"], lab.issuer_ca())  # type: ignore[attr-defined]
 
 
 def build_platform(

@@ -180,6 +180,8 @@ class Service(pulumi.ComponentResource):
         self.volumes = {}
         for container in spec.containers:
             for volume in container.volumes:
+                if volume.name in self.volumes:  # shared by two containers of the service
+                    continue
                 self.volumes[volume.name] = docker.Volume(
                     volume_resource_name(name, volume.name),
                     name=volume_name(args.prefix, spec, volume),
@@ -216,6 +218,14 @@ class Service(pulumi.ComponentResource):
                 "volumes": {k: v.name for k, v in self.volumes.items()},
             }
         )
+
+    def _pid_mode(self, c: ContainerSpec) -> pulumi.Input[str] | None:
+        """`container:<name>` names the container by its ID: a new one replaces this one too
+        (its processes die with the namespace's first process)."""
+        if c.pid_mode is None or c.pid_mode == "host":
+            return c.pid_mode
+        target = self.containers[c.pid_mode.removeprefix("container:")]
+        return target.id.apply(lambda i: f"container:{i}")
 
     def _container(
         self,
@@ -319,7 +329,8 @@ class Service(pulumi.ComponentResource):
             uploads=uploads or None,
             volumes=mounts or None,
             mounts=propagated or None,
-            pid_mode=c.pid_mode,
+            pid_mode=self._pid_mode(c),
+            entrypoints=list(c.entrypoint) or None,
             devices=[
                 docker.ContainerDeviceArgs(
                     host_path=d.host_path, container_path=d.container_path, permissions=d.permissions

@@ -250,8 +250,12 @@ class ContainerSpec:
     docker_socket: DockerSocket = "none"
     user: str | None = None
     sysctls: dict[str, str] = field(default_factory=dict)
-    # Host namespaces and devices, for agents that observe the host (node-exporter, cAdvisor).
-    pid_mode: Literal["host"] | None = None
+    # Host namespaces and devices, for agents that observe the host (node-exporter, cAdvisor);
+    # "container:<name>": the PID namespace of another container of the same service (created
+    # first, and this one replaced with it).
+    pid_mode: str | None = None
+    # Replaces the image's ENTRYPOINT (empty: the image's own).
+    entrypoint: tuple[str, ...] = ()
     devices: tuple[Device, ...] = ()
     # Containers this one needs to be created after (same service only).
     depends_on: tuple[str, ...] = ()
@@ -270,6 +274,12 @@ class ContainerSpec:
     stage_files: bool = True
 
     def __post_init__(self) -> None:
+        if self.pid_mode is not None and self.pid_mode != "host":
+            target = self.pid_mode.removeprefix("container:")
+            if not self.pid_mode.startswith("container:") or target not in self.depends_on:
+                raise ValueError(
+                    f"{self.name}: pid_mode {self.pid_mode!r}: 'host' or 'container:<a dependency>'"
+                )
         if self.privileges.read_only and self.uploads and not self.stage_files:
             raise ValueError(
                 f"{self.name}: a read-only root filesystem cannot take uploads "

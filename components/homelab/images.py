@@ -101,6 +101,8 @@ MATTERMOST_DOCS, MATTERMOST_DOCS_AT = "mattermost/docs", "9dd1c713ed5e"
 OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
 SOCKET_PROXY_REPO, SOCKET_PROXY_AT = "wollomatic/socket-proxy", "bc6606ade30b"  # tag 1.13.1
 AUTHELIA_REPO, AUTHELIA_AT = "authelia/authelia", "v4.39.20"
+LEGO_REPO, LEGO_AT = "go-acme/lego", "v5.3.1"
+MAN_PAGES, MAN_PAGES_AT = "mkerrisk/man-pages", "ae6b221882ce"
 UNBOUND_IMAGE_REPO, UNBOUND_IMAGE_AT = "klutchell/unbound-docker", "v1.26.0"
 # NLnetLabs/unbound tag release-1.26.0 is commit a45da353d3fe.
 UNBOUND_REPO, UNBOUND_AT = "NLnetLabs/unbound", "a45da353d3fe"
@@ -329,6 +331,32 @@ CONTRACTS: dict[str, ImageContract] = {
         # No capability, no file written: upstream's own example runs it read_only, cap_drop ALL
         # and no-new-privileges (README.md).
         read_only=Seen(SOCKET_PROXY_REPO, "README.md", SOCKET_PROXY_AT),
+    ),
+    "acme": ImageContract(
+        # goreleaser pushes goacme/lego:{{ .Tag }} (dockers_v2 in .goreleaser.yml); v5.3.1 is
+        # the newest release (2026-07-21).
+        image="goacme/lego:v5.3.1",
+        tag=Seen(LEGO_REPO, ".goreleaser.yml", LEGO_AT),
+        # FROM alpine:3 (BusyBox: sh, cat, mv, chown, chmod, kill, sleep), ENTRYPOINT ["/lego"],
+        # no USER: root, as the renewer runs (components/homelab/acme.py).
+        user=Fact(User("root", 0), Seen(LEGO_REPO, "buildx.Dockerfile", LEGO_AT)),
+        shell=Fact(True, Seen(LEGO_REPO, "buildx.Dockerfile", LEGO_AT)),
+        probes=Fact((), Seen(LEGO_REPO, "buildx.Dockerfile", LEGO_AT)),
+        writes=(
+            # `--config` names the file (cmd/internal/flags/names.go FlgConfig).
+            Fact("/etc/lego/", Seen(LEGO_REPO, "cmd/internal/flags/names.go", LEGO_AT)),
+            # challenges.<name>.dns.envFile: "The path to the dotenv file containing the credentials".
+            Fact(SECRETS, Seen(LEGO_REPO, "docs/content/references/ref-file/_index.md", LEGO_AT)),
+        ),
+        # The deploy hook gives HAProxy's user (uid 99) the PEM: chown; and signals HAProxy's
+        # master, a process of uid 99, from uid 0: without CAP_KILL the kernel refuses a signal
+        # to another user's process (kill(2), "Permissions").
+        capabilities=(
+            Fact("CHOWN", Seen(MAN_PAGES, "man2/chown.2", MAN_PAGES_AT)),
+            Fact("KILL", Seen(MAN_PAGES, "man2/kill.2", MAN_PAGES_AT)),
+        ),
+        # lego writes only its storage (a volume: `storage:` in the file reference).
+        read_only=Seen(LEGO_REPO, "docs/content/references/ref-file/_index.md", LEGO_AT),
     ),
     "resolver": ImageContract(
         # Each git tag is pushed as an image tag of docker.io/klutchell/unbound (docker_images of
@@ -629,6 +657,21 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("authelia/authelia", "ghcr.io/authelia/authelia"),
+    ),
+    "acme": Product(
+        name="lego",
+        policy="No support window is published; fixes ship in new releases of the current major "
+        "line only (v4 had its last release, v4.35.2, on 2026-04-24, before v5.0.0).",
+        windows=(
+            Window(
+                "5.3",
+                None,
+                Seen(LEGO_REPO, "CHANGELOG.md", LEGO_AT),
+                "v5.3.1",
+                "no end published: the newest release is the maintained one",
+            ),
+        ),
+        names=("goacme/lego",),
     ),
     "resolver": Product(
         name="unbound",

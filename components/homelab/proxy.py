@@ -21,8 +21,11 @@ from components.docker.spec import (
     Route,
     SecretRef,
     ServiceSpec,
+    Volume,
     http_check,
 )
+from components.homelab import acme
+from components.homelab.acme import AcmeArgs
 from components.homelab.images import CONTRACTS
 from components.templating import render
 
@@ -85,10 +88,12 @@ def haproxy_config(
     stats_port: int,
     config_dir: str = CONFIG_DIR,
     verify_url: str | None = None,
+    acme_dir: str | None = None,
 ) -> str:
     """Render haproxy.cfg; `config_dir` is where crt-list.txt, certs/ and the forward-auth Lua
     are found; `verify_url`: the identity provider's forward-auth endpoint, asked for every
-    route with an `auth` policy (HTTPS only: the identity provider needs TLS)."""
+    route with an `auth` policy (HTTPS only: the identity provider needs TLS); `acme_dir`: the
+    directory of the ACME certificate, loaded beside the crt-list (its names' SNI picks it)."""
     http, tcp = backends(routes)
     protected = sorted({r.fqdn for r in routes if r.mode == "http" and r.auth})
     if protected and not (tls and verify_url):
@@ -104,6 +109,7 @@ def haproxy_config(
         sections=unique_backends(http + tcp),
         stats_port=stats_port,
         crt_list=f"{config_dir}/crt-list.txt",
+        acme_dir=acme_dir,
         http_backends=http,
         tcp_backends=tcp,
     )
@@ -125,6 +131,9 @@ class ProxyArgs:
     https_port: int = 443
     stats_port: int = 8404
     verify_url: str | None = None  # the identity provider's forward-auth endpoint
+    # ACME (tls.mode acme): the renewer beside HAProxy, and its image.
+    acme: AcmeArgs | None = None
+    acme_image: str | None = None
 
 
 def tls_hosts(routes: tuple[Route, ...]) -> list[str]:
@@ -134,13 +143,17 @@ def tls_hosts(routes: tuple[Route, ...]) -> list[str]:
 def haproxy(a: ProxyArgs) -> ServiceSpec:
     b = a.basics
     hosts = tls_hosts(a.routes)
-    config = haproxy_config(a.routes, a.tls, a.stats_port, verify_url=a.verify_url)
+    acme_dir = acme.HAPROXY_DIR if a.acme is not None else None
+    config = haproxy_config(a.routes, a.tls, a.stats_port, verify_url=a.verify_url, acme_dir=acme_dir)
+    # The ACME certificate answers for the names it covers: no generated one shadows it
+    # (an exact SNI match wins over a wildcard).
+    own_certs = [h for h in hosts if a.acme is None or not acme.covers(a.acme.domains, h)]
     uploads = [FileUpload(f"{CONFIG_DIR}/haproxy.cfg", config)]
     if any(r.auth for r in a.routes):
         uploads.append(FileUpload(f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}", forward_auth_lua()))
     ports = [PublishedPort(80, a.http_port)]
     if a.tls and hosts:
-        uploads.append(FileUpload(f"{CONFIG_DIR}/crt-list.txt", crt_list(hosts)))
+        uploads.append(FileUpload(f"{CONFIG_DIR}/crt-list.txt", crt_list(own_certs)))
         # Key and certificate: readable by the haproxy user only (the image runs as it).
         uploads += [
             FileUpload(
@@ -149,7 +162,7 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
                 owner=CONTRACTS["haproxy"].uid,
                 mode="0400",
             )
-            for fqdn in [FALLBACK_NAME, *hosts]
+            for fqdn in [FALLBACK_NAME, *own_certs]
         ]
         ports.append(PublishedPort(443, a.https_port))
     # A TCP frontend is published on its one host address only (Exposure.bind_address).
@@ -172,12 +185,19 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
         # The stack network resolves every name this proxy routes to it: a service reaches
         # another by its URL (Grafana the identity provider's token endpoint) without DNS.
         aliases=tuple(hosts),
+        volumes=(Volume(acme.CERTS_VOLUME, acme.HAPROXY_DIR, stateful=False, read_only=True),)
+        if acme_dir
+        else (),
     )
+    containers = [container]
+    if a.acme is not None:
+        assert a.acme_image is not None
+        containers.append(acme.renewer(a.acme, a.acme_image, proxy="haproxy"))
     return ServiceSpec(
         name=b.name or f"haproxy-{b.host}",
         kind="ReverseProxy",
         host=b.host,
-        containers=(container,),
+        containers=tuple(containers),
         metrics=(MetricsEndpoint("haproxy", "haproxy", a.stats_port, "/metrics", a.stats_port),),
         restart=b.restart,
         title="HAProxy",
