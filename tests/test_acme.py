@@ -360,5 +360,7 @@ def test_the_renewers_scripts_pass_shellcheck(lab, tmp_path):
     (tmp_path / "hook.sh").write_text(files(renewer)[acme.HOOK])
     (tmp_path / "loop.sh").write_text("#!/bin/sh\n" + renewer.inputs["command"][0] + "\n")
     for script in ("hook.sh", "loop.sh"):
-        run = subprocess.run(["shellcheck", "-s", "sh", str(tmp_path / script)], capture_output=True, text=True)
+        run = subprocess.run(
+            ["shellcheck", "-s", "sh", str(tmp_path / script)], capture_output=True, text=True
+        )
         assert run.returncode == 0, run.stdout
