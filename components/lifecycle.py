@@ -201,6 +201,8 @@ RUNTIME: dict[str, Product] = {
     "pulumi-tls": _pulumi("pulumi-tls", "5", "5.6.2"),
     "pulumi-kubernetes": _pulumi("pulumi-kubernetes", "4", "4.34.2"),
     "pulumi-github": _pulumi("pulumi-github", "6", "6.15.0"),
+    # 6 is the newest major on PyPI (6.23.1, read 2026-12-07).
+    "pulumi-cloudflare": _pulumi("pulumi-cloudflare", "6", "6.23.1"),
     "pulumiverse-harbor": _pulumi(
         "pulumiverse-harbor", "3", "3.10.21", "no end published (a community provider)"
     ),

@@ -42,6 +42,7 @@ from stacks.config_homelab import (
 from stacks.config_hosts import HostConfig
 from stacks.config_identity import IdentityConfig
 from stacks.config_platform import PlatformConfig
+from stacks.config_tunnel import TunnelConfig
 
 __all__ = ["NAMESPACE", "ConfigError", "StackConfig", "app_fqdn", "parse", "raw_from_pulumi_config"]
 
@@ -90,6 +91,7 @@ class StackConfig(Model):
     services: ServicesConfig = Field(default_factory=ServicesConfig)
     identity: IdentityConfig = Field(default_factory=IdentityConfig)
     dns: DnsConfig = Field(default_factory=DnsConfig)
+    tunnel: TunnelConfig = Field(default_factory=TunnelConfig)
     custom_services: list[CustomService] = Field(
         default_factory=list, description="Your own services, routed, scraped and backed up."
     )
@@ -127,6 +129,8 @@ class StackConfig(Model):
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         if self.layers.homelab:
             refs += self.identity.secret_refs() + self.tls.secret_refs()
+            if self.tunnel.cloudflare is not None:
+                refs.append(("tunnel.cloudflare.api-token-secret", self.tunnel.cloudflare.api_token_secret))
         if self.backup.enabled:
             refs += self.backup.secret_refs()
         receiver = self.monitoring.alerting.receiver

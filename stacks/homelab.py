@@ -18,7 +18,7 @@ from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs, fallback_certificate
 from stacks.config import StackConfig
 from stacks.config_hosts import HostConfig, public_host_key
-from stacks.plan import IDENTITY_CA, Plan, build_plan
+from stacks.plan import IDENTITY_CA, Plan, build_plan, signed_by_stack_ca
 
 
 @dataclass
@@ -34,6 +34,8 @@ class HomelabSecrets:
     alert_webhook_url: pulumi.Output[str] | None = None
     # The identity users' passwords, by user name (hashed before they reach any resource).
     identity_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # The Cloudflare API token of tunnel.cloudflare.
+    tunnel_api_token: pulumi.Output[str] | None = None
     # The ACME DNS provider's variables (tls.acme.credentials), by variable name.
     acme_credentials: dict[str, pulumi.Output[str]] = field(default_factory=dict)
 
@@ -57,8 +59,6 @@ class Homelab:
         issuer = self.issuer()
         if self.ca is None or issuer is None:
             return None
-        from stacks.plan import signed_by_stack_ca
-
         return (
             self.ca.ca_cert_pem
             if signed_by_stack_ca(self.plan.config, issuer.removeprefix("https://"))
@@ -128,6 +128,23 @@ def build_homelab(
             shared[cert_secret_name(FALLBACK_NAME)] = fallback_certificate(
                 "tls-fallback", FALLBACK_NAME, config.tls.validity_days
             )
+
+    t = config.tunnel.cloudflare
+    if t is not None and secrets.tunnel_api_token is not None:
+        from components.homelab import tunnel
+
+        cf = tunnel.CloudflareTunnel(
+            "tunnel",
+            tunnel.CloudflareTunnelArgs(
+                t.account_id,
+                t.zone_id,
+                secrets.tunnel_api_token,
+                f"{stack or config.name}-{config.name}",
+                tuple(config.fqdn(h) for h in t.routes),
+                origin_ca=any(signed_by_stack_ca(config, config.fqdn(h)) for h in t.routes),
+            ),
+        )
+        shared[tunnel.TOKEN_SECRET] = cf.token
 
     hosts = {
         h.name: DockerHost(h.name, host_args(config, h, secrets, key_dir, stack, labels))

@@ -50,6 +50,7 @@ from components.homelab import (
     monitoring,
     proxy,
     resolver,
+    tunnel,
 )
 from components.homelab.images import IMAGES, contract_of_tag
 from components.homelab.portainer import portainer
@@ -283,6 +284,39 @@ def _without_sign_in_problems(plan: Plan) -> Problems:
                     path,
                     f"{config.fqdn(name)} signs in through forward auth: make it public in "
                     "identity.forward-auth",
+                )
+            )
+    return problems
+
+
+def _tunnel_problems(plan: Plan) -> Problems:
+    """Each tunnel route is an HTTP route served on the tunnel's host (cloudflared reaches that
+    host's proxy on its stack network), and the stack serves HTTPS (the origin it dials)."""
+    config = plan.config
+    t = config.tunnel.cloudflare
+    if t is None:
+        return []
+    problems: Problems = []
+    names = [h.name for h in config.hosts]
+    host = t.host or config.default_host
+    if t.host is not None and t.host not in names:
+        return [("tunnel.cloudflare.host", f"unknown host {t.host!r} (hosts: {', '.join(names)})")]
+    if not config.tls.enabled:
+        problems.append(
+            ("tunnel.cloudflare", "the tunnel dials the proxy's HTTPS frontend: turn tls.enabled on")
+        )
+    served = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    for i, name in enumerate(t.routes):
+        spec = served.get(config.fqdn(name))
+        path = f"tunnel.cloudflare.routes[{i}]"
+        if spec is None:
+            problems.append((path, f"no service is routed at {config.fqdn(name)}"))
+        elif spec.host != host:
+            problems.append(
+                (
+                    path,
+                    f"{config.fqdn(name)} runs on host {spec.host!r}, cloudflared on {host!r}: it reaches "
+                    "only its own host's proxy; set tunnel.cloudflare.host or move the service",
                 )
             )
     return problems
@@ -625,6 +659,13 @@ def _plan(config: StackConfig) -> Plan:
                 acme_image=IMAGES["acme"],
             )
             plan.add(proxy.haproxy(args_p), "proxy")
+
+    # Remote access: cloudflared beside the proxy that serves the tunnel's names.
+    t = config.tunnel.cloudflare
+    if t is not None:
+        b = Basics(t.host or config.default_host, t.image or IMAGES["tunnel"], None, t.memory_mb, t.restart)
+        origin_ca = any(signed_by_stack_ca(config, config.fqdn(h)) for h in t.routes)
+        plan.add(tunnel.cloudflared(b, origin_ca), "tunnel.cloudflare")
 
     # The LAN's resolver: every routed name at the LAN address of the host that serves it.
     r = config.dns.resolver
@@ -1071,6 +1112,7 @@ def plan_problems(config: StackConfig) -> Problems:
     plan = build_plan(config)
     problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
     problems += _resolver_problems(plan) + _without_sign_in_problems(plan) + _acme_problems(plan)
+    problems += _tunnel_problems(plan)
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

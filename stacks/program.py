@@ -44,6 +44,8 @@ def read_homelab_secrets(config: StackConfig) -> Any:
         secrets.identity_passwords = {
             u.name: cfg.require_secret(u.password_secret) for u in config.identity.users
         }
+    if config.tunnel.cloudflare is not None:
+        secrets.tunnel_api_token = cfg.require_secret(config.tunnel.cloudflare.api_token_secret)
     if config.tls.enabled and config.tls.acme is not None:
         secrets.acme_credentials = {
             name: cfg.require_secret(key) for name, key in config.tls.acme.credentials.items()

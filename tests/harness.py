@@ -109,6 +109,11 @@ def mock_image_id(name: str) -> str:
     return "sha256:" + hashlib.sha256(name.encode()).hexdigest()
 
 
+CLOUDFLARE_TUNNEL_TOKEN = (
+    "cloudflare:index/getZeroTrustTunnelCloudflaredToken:getZeroTrustTunnelCloudflaredToken"
+)
+
+
 def _fake(kind: str, name: str) -> str:
     digest = hashlib.sha256(f"{kind}:{name}".encode()).hexdigest()[:16]
     return f"{SECRET_MARK}-{kind}-{digest}"
@@ -274,6 +279,10 @@ class RecordingMocks(pulumi.runtime.Mocks):
         return f"{n}-id", outputs
 
     def call(self, args: pulumi.runtime.MockCallArgs) -> Any:
+        if args.token == CLOUDFLARE_TUNNEL_TOKEN:
+            token = _fake("tunnel-token", str(args.args.get("tunnelId", "")))
+            self.generated_secrets.add(token)
+            return {"token": token, **{k: args.args.get(k) for k in ("accountId", "tunnelId")}}
         if args.token == "github:index/getRepository:getRepository":
             full_name = args.args.get("fullName", "")
             return {"fullName": full_name, "name": full_name.split("/")[-1], "nodeId": f"R_{full_name}"}

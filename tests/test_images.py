@@ -82,6 +82,8 @@ VERIFIED_PINS = {
     "resolver": "klutchell/unbound:v1.26.0",
     # issue 25: go-acme/lego tag v5.3.1 (589c84af4f26, 2026-07-21), the newest release
     "acme": "goacme/lego:v5.3.1",
+    # issue 25: cloudflare/cloudflared tag 2026.8.2 (733bfb939963, 2026-08-14), the newest release
+    "tunnel": "cloudflare/cloudflared:2026.8.2",
     "backup": "offen/docker-volume-backup:v2.48.2",  # offen/docker-volume-backup tag v2.48.2
     "mattermost": "mattermost/mattermost-team-edition:11.7.16",  # 11.7 ESR, release v11.7.16
     "postgres": "postgres:17.11-alpine",  # library/postgres

@@ -102,6 +102,7 @@ OFFEN_REPO, OFFEN_AT = "offen/docker-volume-backup", "v2.48.2"
 SOCKET_PROXY_REPO, SOCKET_PROXY_AT = "wollomatic/socket-proxy", "bc6606ade30b"  # tag 1.13.1
 AUTHELIA_REPO, AUTHELIA_AT = "authelia/authelia", "v4.39.20"
 LEGO_REPO, LEGO_AT = "go-acme/lego", "v5.3.1"
+CLOUDFLARED_REPO, CLOUDFLARED_AT = "cloudflare/cloudflared", "733bfb939963"  # tag 2026.8.2
 MAN_PAGES, MAN_PAGES_AT = "mkerrisk/man-pages", "ae6b221882ce"
 UNBOUND_IMAGE_REPO, UNBOUND_IMAGE_AT = "klutchell/unbound-docker", "v1.26.0"
 # NLnetLabs/unbound tag release-1.26.0 is commit a45da353d3fe.
@@ -357,6 +358,24 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
         # lego writes only its storage (a volume: `storage:` in the file reference).
         read_only=Seen(LEGO_REPO, "docs/content/references/ref-file/_index.md", LEGO_AT),
+    ),
+    "tunnel": ImageContract(
+        # .docker-images: the image `cloudflared` pushed to docker.io/cloudflare, tagged with the
+        # release (2026.8.2, 2026-08-14, the newest tag), built from Dockerfile.$ARCH.
+        image="cloudflare/cloudflared:2026.8.2",
+        tag=Seen(CLOUDFLARED_REPO, ".docker-images", CLOUDFLARED_AT),
+        # FROM gcr.io/distroless/base-debian13:nonroot, USER 65532:65532; no shell, no probe.
+        user=Fact(User("nonroot", 65532), Seen(CLOUDFLARED_REPO, "Dockerfile.amd64", CLOUDFLARED_AT)),
+        shell=Fact(False, Seen(CLOUDFLARED_REPO, "Dockerfile.amd64", CLOUDFLARED_AT)),
+        probes=Fact((), Seen(CLOUDFLARED_REPO, "Dockerfile.amd64", CLOUDFLARED_AT)),
+        writes=(
+            # TUNNEL_TOKEN_FILE: "Filepath at which to read the tunnel token".
+            Fact(SECRETS, Seen(CLOUDFLARED_REPO, "cmd/cloudflared/tunnel/subcommands.go", CLOUDFLARED_AT)),
+            # The ingress rules' caPool: a file the origin's certificate is verified with.
+            Fact("/etc/cloudflared/", Seen(CLOUDFLARED_REPO, "ingress/config.go", CLOUDFLARED_AT)),
+        ),
+        # It dials out and keeps its state in memory: nothing to write.
+        read_only=Seen(CLOUDFLARED_REPO, "Dockerfile.amd64", CLOUDFLARED_AT),
     ),
     "resolver": ImageContract(
         # Each git tag is pushed as an image tag of docker.io/klutchell/unbound (docker_images of
@@ -672,6 +691,21 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("goacme/lego",),
+    ),
+    "tunnel": Product(
+        name="cloudflared",
+        policy="Versions within one year of the most recent release are supported.",
+        windows=(
+            Window(
+                "2026.8",
+                date(2027, 8, 14),
+                Seen(CLOUDFLARED_REPO, "README.md", CLOUDFLARED_AT),
+                "2026.8.2",
+                "one year after its release (2026-08-14) at the latest: 'within one year of the most "
+                "recent release'",
+            ),
+        ),
+        names=("cloudflare/cloudflared",),
     ),
     "resolver": Product(
         name="unbound",
