@@ -73,6 +73,21 @@ def self_signed_pem(fqdn: str) -> bytes:
     return certificate_pem(fqdn)
 
 
+def local_crt_list(
+    text: str, directory: Path, ca: tuple[ec.EllipticCurvePrivateKey, x509.Certificate]
+) -> Path:
+    """The generated crt-list `text` made real under `directory`: a certificate from `ca` for
+    each of its names, in the same order; the new crt-list's path."""
+    (directory / "certs").mkdir(exist_ok=True)
+    lines = []
+    for fqdn in crt_list_hosts(text):
+        pem = directory / "certs" / f"{fqdn}.pem"
+        pem.write_bytes(certificate_pem(fqdn, ca))
+        lines.append(f"{pem} {fqdn}\n")
+    (directory / "crt-list.txt").write_text("".join(lines))
+    return directory / "crt-list.txt"
+
+
 def crt_list_hosts(text: str) -> dict[str, str]:
     """SNI host name -> certificate path, from a crt-list."""
     out = {}

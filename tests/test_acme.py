@@ -25,7 +25,7 @@ from typing import Any
 import pytest
 import yaml
 from cryptography import x509
-from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca
+from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, local_crt_list, make_ca
 from harness import (
     HOST_KEY,
     file_is_secret,
@@ -275,15 +275,10 @@ def test_live_a_renewed_certificate_reaches_the_running_haproxy_without_a_restar
     proxy = container(lab, "homelab-haproxy")
     staged = files(proxy)
     ca = make_ca()
-    (tmp_path / "certs").mkdir()
     (tmp_path / "acme").mkdir()
-    lines = []
-    for fqdn in crt_list_hosts(staged[CRT_LIST_PATH]):
-        (tmp_path / "certs" / f"{fqdn}.pem").write_bytes(certificate_pem(fqdn, ca))
-        lines.append(f"{tmp_path / 'certs' / f'{fqdn}.pem'} {fqdn}\n")
-    (tmp_path / "crt-list.txt").write_text("".join(lines))
+    crt_list = local_crt_list(staged[CRT_LIST_PATH], tmp_path, ca)
     port = free_port()
-    cfg = staged[f"{CONFIG_DIR}/haproxy.cfg"].replace(CRT_LIST_PATH, str(tmp_path / "crt-list.txt"))
+    cfg = staged[f"{CONFIG_DIR}/haproxy.cfg"].replace(CRT_LIST_PATH, str(crt_list))
     cfg = cfg.replace(f"crt {acme.HAPROXY_DIR}/", f"crt {tmp_path / 'acme'}/")
     cfg = cfg.replace("bind :443 ", f"bind 127.0.0.1:{port} ")
     cfg = cfg.replace("bind :80\n", f"bind 127.0.0.1:{free_port()}\n")

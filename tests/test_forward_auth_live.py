@@ -25,7 +25,12 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
+from haproxy_check import (
+    CRT_LIST_PATH,
+    local_crt_list,
+    make_ca,
+    start_haproxy,
+)
 from harness import files, free_port, run_program, serve, stub_dns
 from test_identity import CONFIG, PASSWORDS
 
@@ -91,12 +96,7 @@ class Lab:
         cfg = staged[CFG_PATH]
         (tmp / FORWARD_AUTH_LUA).write_text(staged[f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}"])
         ca = make_ca()
-        (tmp / "certs").mkdir()
-        lines = []
-        for fqdn in crt_list_hosts(staged[CRT_LIST_PATH]):
-            (tmp / "certs" / f"{fqdn}.pem").write_bytes(certificate_pem(fqdn, ca))
-            lines.append(f"{tmp / 'certs' / f'{fqdn}.pem'} {fqdn}\n")
-        (tmp / "crt-list.txt").write_text("".join(lines))
+        local_crt_list(staged[CRT_LIST_PATH], tmp, ca)
         self.verifier = serve(Verifier, asked=[])
         self.port = free_port()
         cfg = cfg.replace(CRT_LIST_PATH, str(tmp / "crt-list.txt"))

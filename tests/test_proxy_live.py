@@ -28,7 +28,12 @@ from typing import Any
 
 import pytest
 from cryptography import x509
-from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, make_ca, start_haproxy
+from haproxy_check import (
+    CRT_LIST_PATH,
+    local_crt_list,
+    make_ca,
+    start_haproxy,
+)
 from harness import ROOT, example_run, free_port, in_background, serve
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
@@ -88,13 +93,7 @@ class Lab:
         self.tcp_ports = {port: free_port() for port in SINGLE_HOST_TCP}
         self.servers: dict[str, Any] = {}
         self.ca = make_ca()
-        certs = tmp / "certs"
-        certs.mkdir()
-        lines = []
-        for fqdn in crt_list_hosts(crt_list):
-            (certs / f"{fqdn}.pem").write_bytes(certificate_pem(fqdn, self.ca))
-            lines.append(f"{certs / f'{fqdn}.pem'} {fqdn}\n")
-        (tmp / "crt-list.txt").write_text("".join(lines))
+        local_crt_list(crt_list, tmp, self.ca)
         cfg = self.cfg.replace(CRT_LIST_PATH, str(tmp / "crt-list.txt"))
         cfg = cfg.replace(f"{CONFIG_DIR}/{FORWARD_AUTH_LUA}", str(tmp / FORWARD_AUTH_LUA))
         assert identity.verify_url() in cfg, "the example has routes behind sign-in"
