@@ -129,6 +129,8 @@ class StackConfig(Model):
         refs += [(f"tls.certificates.{host}", key) for host, key in self.tls.certificates.items()]
         if self.layers.homelab:
             refs += self.identity.secret_refs() + self.tls.secret_refs()
+            if self.dns.public is not None:
+                refs.append(("dns.public.api-token-secret", self.dns.public.api_token_secret))
             if self.tunnel.cloudflare is not None:
                 refs.append(("tunnel.cloudflare.api-token-secret", self.tunnel.cloudflare.api_token_secret))
         if self.backup.enabled:

@@ -6,9 +6,22 @@ address of the host serving it (`hosts[].lan-address`) and forwards the rest ups
 
 from __future__ import annotations
 
+from typing import Annotated, Literal
+
 from pydantic import Field, model_validator
 
-from stacks.config_base import BindAddress, Image, Label, MemoryMb, Model, Port, Restart, SourceNetwork
+from stacks.config_base import (
+    BindAddress,
+    Image,
+    Label,
+    MemoryMb,
+    Model,
+    Port,
+    Restart,
+    SecretKey,
+    SourceNetwork,
+    Subdomain,
+)
 
 
 class ResolverConfig(Model):
@@ -54,5 +67,24 @@ class ResolverConfig(Model):
         return self
 
 
+class PublicDnsConfig(Model):
+    """Public records for routes served straight from a host (not through the tunnel)."""
+
+    provider: Literal["cloudflare"] = Field(description="The DNS provider whose Pulumi package writes them.")
+    zone_id: Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")] = Field(
+        description="The zone of homelab:domain."
+    )
+    api_token_secret: SecretKey = Field(
+        description="Config key (set with --secret) holding an API token with Zone: DNS: Edit."
+    )
+    routes: list[Subdomain] = Field(
+        min_length=1,
+        description="Routed names to publish at their host's public-address (hosts[].public-address).",
+    )
+
+
 class DnsConfig(Model):
     resolver: ResolverConfig = Field(default_factory=ResolverConfig)
+    public: PublicDnsConfig | None = Field(
+        default=None, description="Public DNS records for routes reachable on a host's public address."
+    )

@@ -233,6 +233,10 @@ class HostConfig(Model):
         description="The host's address on your LAN: its routed names resolve to it (dns.resolver). "
         "Default: the SSH address when it is an IP address.",
     )
+    public_address: BindAddress | None = Field(
+        default=None,
+        description="The host's address on the internet: the names in dns.public resolve to it.",
+    )
     scrape_address: Address | None = Field(
         default=None,
         description="Address other hosts' Prometheus uses to reach this host's exporters "

@@ -18,7 +18,7 @@ from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs, fallback_certificate
 from stacks.config import StackConfig
 from stacks.config_hosts import HostConfig, public_host_key
-from stacks.plan import IDENTITY_CA, Plan, build_plan, signed_by_stack_ca
+from stacks.plan import IDENTITY_CA, Plan, build_plan, public_records, signed_by_stack_ca
 
 
 @dataclass
@@ -34,6 +34,8 @@ class HomelabSecrets:
     alert_webhook_url: pulumi.Output[str] | None = None
     # The identity users' passwords, by user name (hashed before they reach any resource).
     identity_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
+    # The DNS provider's API token of dns.public.
+    public_dns_api_token: pulumi.Output[str] | None = None
     # The Cloudflare API token of tunnel.cloudflare.
     tunnel_api_token: pulumi.Output[str] | None = None
     # The ACME DNS provider's variables (tls.acme.credentials), by variable name.
@@ -145,6 +147,14 @@ def build_homelab(
             ),
         )
         shared[tunnel.TOKEN_SECRET] = cf.token
+
+    if config.dns.public is not None and secrets.public_dns_api_token is not None:
+        from components.homelab.public_dns import PublicRecords, PublicRecordsArgs
+
+        records = tuple(public_records(plan))
+        PublicRecords(
+            "public-dns", PublicRecordsArgs(config.dns.public.zone_id, secrets.public_dns_api_token, records)
+        )
 
     hosts = {
         h.name: DockerHost(h.name, host_args(config, h, secrets, key_dir, stack, labels))

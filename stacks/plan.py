@@ -322,6 +322,52 @@ def _tunnel_problems(plan: Plan) -> Problems:
     return problems
 
 
+def public_records(plan: Plan) -> list[tuple[str, str]]:
+    """(fqdn, public address) of each dns.public route whose host has one."""
+    config = plan.config
+    if config.dns.public is None:
+        return []
+    served = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    public = {h.name: h.public_address for h in config.hosts}
+    out = []
+    for name in config.dns.public.routes:
+        spec = served.get(config.fqdn(name))
+        if spec is not None and public.get(spec.host):
+            out.append((config.fqdn(name), str(public[spec.host])))
+    return out
+
+
+def _public_dns_problems(plan: Plan) -> Problems:
+    """Each public route is routed, its host has a public address, and it is not also a tunnel
+    route (one name, one record: the tunnel's CNAME or the host's A record)."""
+    config = plan.config
+    p = config.dns.public
+    if p is None:
+        return []
+    problems: Problems = []
+    served = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    tunneled = (
+        {config.fqdn(h) for h in config.tunnel.cloudflare.routes} if config.tunnel.cloudflare else set()
+    )
+    index = {h.name: i for i, h in enumerate(config.hosts)}
+    for i, name in enumerate(p.routes):
+        fqdn, path = config.fqdn(name), f"dns.public.routes[{i}]"
+        spec = served.get(fqdn)
+        if spec is None:
+            problems.append((path, f"no service is routed at {fqdn}"))
+        elif fqdn in tunneled:
+            problems.append((path, f"{fqdn} is published through the tunnel already (its CNAME): keep one"))
+        elif config.hosts[index[spec.host]].public_address is None:
+            problems.append(
+                (
+                    f"hosts[{index[spec.host]}].public-address",
+                    f"{fqdn} is public (dns.public) but host {spec.host!r} has no public address: set it, "
+                    "or publish the name through the tunnel",
+                )
+            )
+    return problems
+
+
 def _resolver_problems(plan: Plan) -> Problems:
     """The resolver answers each routed name with its host's LAN address: each such host
     needs one, and the resolver's host must be a declared one."""
@@ -1112,7 +1158,7 @@ def plan_problems(config: StackConfig) -> Problems:
     plan = build_plan(config)
     problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
     problems += _resolver_problems(plan) + _without_sign_in_problems(plan) + _acme_problems(plan)
-    problems += _tunnel_problems(plan)
+    problems += _tunnel_problems(plan) + _public_dns_problems(plan)
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

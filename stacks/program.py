@@ -44,6 +44,8 @@ def read_homelab_secrets(config: StackConfig) -> Any:
         secrets.identity_passwords = {
             u.name: cfg.require_secret(u.password_secret) for u in config.identity.users
         }
+    if config.dns.public is not None:
+        secrets.public_dns_api_token = cfg.require_secret(config.dns.public.api_token_secret)
     if config.tunnel.cloudflare is not None:
         secrets.tunnel_api_token = cfg.require_secret(config.tunnel.cloudflare.api_token_secret)
     if config.tls.enabled and config.tls.acme is not None:

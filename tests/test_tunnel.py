@@ -149,3 +149,57 @@ def test_no_tunnel_no_cloudflare_sdk(tmp_path):
     config = {k: v for k, v in CONFIG.items() if k != "tunnel"}
     lab = run_program(config, {}, key_dir=str(tmp_path))
     assert not [r for r in lab.resources if r.type.startswith(("cloudflare", "pulumi:providers:cloudflare"))]
+
+
+# ---- public records for routes served straight from a host (dns.public) ---------------------
+
+
+def with_public(routes: list[str], **host: Any) -> dict[str, Any]:
+    config = copy.deepcopy(CONFIG)
+    config["hosts"] = [{"name": "local", **host}]
+    config["services"]["mattermost"] = {"enabled": True}
+    config["dns"] = {
+        "public": {
+            "provider": "cloudflare",
+            "zone-id": ZONE,
+            "api-token-secret": "cloudflare-api",
+            "routes": routes,
+        }
+    }
+    return config
+
+
+def test_a_public_route_gets_a_record_at_its_hosts_public_address(tmp_path):
+    lab = run_program(
+        with_public(["mattermost"], **{"public-address": "203.0.113.10"}), SECRETS, key_dir=str(tmp_path)
+    )
+    records = {r.inputs["name"]: r.inputs for r in lab.of_type(RECORD)}
+    # The tunnel's two CNAMEs, and one A record, not proxied, for the public route.
+    assert records["mattermost.lab.example.com"] == {
+        "zoneId": ZONE,
+        "name": "mattermost.lab.example.com",
+        "type": "A",
+        "content": "203.0.113.10",
+        "ttl": 300,
+        "proxied": False,
+        "comment": "homelab public route (managed by Pulumi)",
+    }
+    assert sorted(records) == ["home.lab.example.com", "lab.example.com", "mattermost.lab.example.com"]
+
+
+@pytest.mark.parametrize(
+    ("routes", "host", "path", "fragment"),
+    [
+        (["mattermost"], {}, "hosts[0].public-address", "has no public address"),
+        (
+            ["wiki"],
+            {"public-address": "203.0.113.10"},
+            "dns.public.routes[0]",
+            "no service is routed at wiki",
+        ),
+        (["home"], {"public-address": "203.0.113.10"}, "dns.public.routes[0]", "through the tunnel already"),
+    ],
+    ids=["no-public-address", "unrouted", "also-tunneled"],
+)
+def test_bad_public_dns_config_is_named(routes, host, path, fragment):
+    assert_rejected(with_public(routes, **host), path, fragment, SECRETS)
