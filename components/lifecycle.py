@@ -203,6 +203,8 @@ RUNTIME: dict[str, Product] = {
     "pulumi-github": _pulumi("pulumi-github", "6", "6.15.0"),
     # 6 is the newest major on PyPI (6.23.1, read 2026-12-07).
     "pulumi-cloudflare": _pulumi("pulumi-cloudflare", "6", "6.23.1"),
+    # 0.29.2 is the newest on PyPI (read 2026-12-07): no 1.x yet.
+    "pulumi-tailscale": _pulumi("pulumi-tailscale", "0", "0.29.2"),
     "pulumiverse-harbor": _pulumi(
         "pulumiverse-harbor", "3", "3.10.21", "no end published (a community provider)"
     ),

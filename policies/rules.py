@@ -234,6 +234,12 @@ def _endpoint(name: str, value: str) -> bool:
     )
 
 
+def _reference(name: str, value: str) -> bool:
+    """A value that points at a secret instead of holding one: an endpoint URL, or `file:<path>`
+    (Tailscale's containerboot reads TS_AUTHKEY from that file: cmd/containerboot/main.go)."""
+    return _endpoint(name, value) or re.fullmatch(r"file:/\S+", value) is not None
+
+
 def secret_env(res: Res, config: Config) -> list[str]:
     """Env vars named like credentials hold secret values (or point to a file).
 
@@ -257,7 +263,7 @@ def secret_env(res: Res, config: Config) -> list[str]:
                     pattern.search(name)
                     and not name.endswith("_FILE")
                     and value
-                    and not _endpoint(name, value)
+                    and not _reference(name, value)
                 ):
                     out.append(f"{res.name}: env {name} is a plain value; pass it as a secret (or a *_FILE)")
     for where, pod in pod_specs(res):

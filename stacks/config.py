@@ -131,6 +131,8 @@ class StackConfig(Model):
             refs += self.identity.secret_refs() + self.tls.secret_refs()
             if self.dns.public is not None:
                 refs.append(("dns.public.api-token-secret", self.dns.public.api_token_secret))
+            if self.tunnel.tailscale is not None:
+                refs.append(("tunnel.tailscale.api-key-secret", self.tunnel.tailscale.api_key_secret))
             if self.tunnel.cloudflare is not None:
                 refs.append(("tunnel.cloudflare.api-token-secret", self.tunnel.cloudflare.api_token_secret))
         if self.backup.enabled:

@@ -8,7 +8,7 @@ from typing import Annotated
 
 from pydantic import Field
 
-from stacks.config_base import Image, Label, MemoryMb, Model, Restart, SecretKey, Subdomain
+from stacks.config_base import Image, Label, MemoryMb, Model, Restart, SecretKey, SourceNetwork, Subdomain
 
 CloudflareId = Annotated[str, Field(pattern=r"^[0-9a-f]{32}$")]
 
@@ -33,5 +33,30 @@ class CloudflareTunnelConfig(Model):
     restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
 
 
+class TailscaleConfig(Model):
+    """A Tailscale node for the homelab (userspace networking): with `routes`, a subnet router
+    that lets your tailnet reach those LAN networks (and the routed names, with dns.resolver)."""
+
+    api_key_secret: SecretKey = Field(
+        description="Config key (set with --secret) holding a Tailscale API access token (keys: write)."
+    )
+    tailnet: str = Field(default="-", description="The tailnet (default `-`: the API key's own).")
+    host: Label | None = Field(default=None, description="Host that runs tailscale (default: the first).")
+    hostname: Label = Field(default="homelab", description="The node's name in the tailnet.")
+    routes: list[SourceNetwork] = Field(
+        default_factory=list,
+        description="LAN networks (CIDR) to advertise as subnet routes; approve them in the admin "
+        "console or with autoApprovers in your tailnet policy.",
+    )
+    tags: list[Annotated[str, Field(pattern=r"^tag:[a-z0-9-]+$")]] = Field(
+        default_factory=list,
+        description="ACL tags the node's auth key gives it (e.g. tag:homelab; your policy must own them).",
+    )
+    image: Image | None = Field(default=None, description="Override the pinned image.")
+    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
+    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
+
+
 class TunnelConfig(Model):
     cloudflare: CloudflareTunnelConfig | None = Field(default=None, description="A Cloudflare Tunnel.")
+    tailscale: TailscaleConfig | None = Field(default=None, description="A Tailscale node (subnet router).")

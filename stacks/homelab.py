@@ -36,6 +36,8 @@ class HomelabSecrets:
     identity_passwords: dict[str, pulumi.Output[str]] = field(default_factory=dict)
     # The DNS provider's API token of dns.public.
     public_dns_api_token: pulumi.Output[str] | None = None
+    # The Tailscale API key of tunnel.tailscale.
+    tailscale_api_key: pulumi.Output[str] | None = None
     # The Cloudflare API token of tunnel.cloudflare.
     tunnel_api_token: pulumi.Output[str] | None = None
     # The ACME DNS provider's variables (tls.acme.credentials), by variable name.
@@ -147,6 +149,14 @@ def build_homelab(
             ),
         )
         shared[tunnel.TOKEN_SECRET] = cf.token
+
+    ts = config.tunnel.tailscale
+    if ts is not None and secrets.tailscale_api_key is not None:
+        from components.homelab.tailscale import KEY_SECRET, TailscaleKey, TailscaleKeyArgs
+
+        shared[KEY_SECRET] = TailscaleKey(
+            "tailscale", TailscaleKeyArgs(secrets.tailscale_api_key, ts.tailnet, tuple(ts.tags))
+        ).key
 
     if config.dns.public is not None and secrets.public_dns_api_token is not None:
         from components.homelab.public_dns import PublicRecords, PublicRecordsArgs

@@ -50,6 +50,7 @@ from components.homelab import (
     monitoring,
     proxy,
     resolver,
+    tailscale,
     tunnel,
 )
 from components.homelab.images import IMAGES, contract_of_tag
@@ -713,6 +714,13 @@ def _plan(config: StackConfig) -> Plan:
         origin_ca = any(signed_by_stack_ca(config, config.fqdn(h)) for h in t.routes)
         plan.add(tunnel.cloudflared(b, origin_ca), "tunnel.cloudflare")
 
+    ts = config.tunnel.tailscale
+    if ts is not None:
+        b = Basics(
+            ts.host or config.default_host, ts.image or IMAGES["tailscale"], None, ts.memory_mb, ts.restart
+        )
+        plan.add(tailscale.tailscale_node(b, ts.hostname, tuple(ts.routes)), "tunnel.tailscale")
+
     # The LAN's resolver: every routed name at the LAN address of the host that serves it.
     r = config.dns.resolver
     if r.enabled:
@@ -1159,6 +1167,9 @@ def plan_problems(config: StackConfig) -> Problems:
     problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
     problems += _resolver_problems(plan) + _without_sign_in_problems(plan) + _acme_problems(plan)
     problems += _tunnel_problems(plan) + _public_dns_problems(plan)
+    ts = plan.config.tunnel.tailscale
+    if ts is not None and ts.host is not None and ts.host not in [h.name for h in plan.config.hosts]:
+        problems.append(("tunnel.tailscale.host", f"unknown host {ts.host!r}"))
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

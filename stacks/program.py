@@ -44,6 +44,8 @@ def read_homelab_secrets(config: StackConfig) -> Any:
         secrets.identity_passwords = {
             u.name: cfg.require_secret(u.password_secret) for u in config.identity.users
         }
+    if config.tunnel.tailscale is not None:
+        secrets.tailscale_api_key = cfg.require_secret(config.tunnel.tailscale.api_key_secret)
     if config.dns.public is not None:
         secrets.public_dns_api_token = cfg.require_secret(config.dns.public.api_token_secret)
     if config.tunnel.cloudflare is not None:

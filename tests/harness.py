@@ -248,6 +248,9 @@ class RecordingMocks(pulumi.runtime.Mocks):
             outputs["result"] = _fake("password", n)
             outputs["bcryptHash"] = "$2a$10$" + _fake("bcrypt", n)
             self.generated_secrets.update((outputs["result"], outputs["bcryptHash"]))
+        elif t == "tailscale:index/tailnetKey:TailnetKey":
+            outputs["key"] = _fake("tailscale-key", n)
+            self.generated_secrets.add(outputs["key"])
         elif t == "random:index/randomBytes:RandomBytes":
             raw = hashlib.sha256(f"bytes-{n}".encode()).digest()[: int(inputs.get("length") or 32)]
             outputs["base64"], outputs["hex"] = base64.b64encode(raw).decode(), raw.hex()

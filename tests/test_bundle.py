@@ -55,9 +55,9 @@ def test_images_single_host_is_every_enabled_service_image() -> None:
     images = images_for(config, all_images=False)
     assert images == sorted(expected)
     # Every built-in is enabled in this example, plus the custom whoami; its certificates are
-    # generated (tls.mode generated) and it has no tunnel, so the ACME renewer's and
-    # cloudflared's images are not among them.
-    opt_in = {IMAGES["acme"], IMAGES["tunnel"]}
+    # generated (tls.mode generated) and it has no tunnel, so the ACME renewer's, cloudflared's
+    # and Tailscale's images are not among them.
+    opt_in = {IMAGES["acme"], IMAGES["tunnel"], IMAGES["tailscale"]}
     assert images == sorted((set(IMAGES.values()) - opt_in) | {WHOAMI})
     assert images_for(config, all_images=True) == sorted({*images, *opt_in})
 

@@ -84,6 +84,8 @@ VERIFIED_PINS = {
     "acme": "goacme/lego:v5.3.1",
     # issue 25: cloudflare/cloudflared tag 2026.8.2 (733bfb939963, 2026-08-14), the newest release
     "tunnel": "cloudflare/cloudflared:2026.8.2",
+    # issue 25: tailscale/tailscale tag v1.102.3 (53a0d659afa5, 2026-08-19)
+    "tailscale": "tailscale/tailscale:v1.102.3",
     "backup": "offen/docker-volume-backup:v2.48.2",  # offen/docker-volume-backup tag v2.48.2
     "mattermost": "mattermost/mattermost-team-edition:11.7.16",  # 11.7 ESR, release v11.7.16
     "postgres": "postgres:17.11-alpine",  # library/postgres

@@ -1054,6 +1054,12 @@ GOOD: list[Case] = [
     ),
     Case("docker-secret-list", "secret-env", [container("app", envs=SecretValue(["DB_PASSWORD=hunter2"]))]),
     Case("docker-empty-value", "secret-env", [container("app", envs=["DB_PASSWORD="])]),
+    # A file reference named like a credential: Tailscale's TS_AUTHKEY=file:<path>.
+    Case(
+        "docker-key-file-reference",
+        "secret-env",
+        [container("app", envs=["TS_AUTHKEY=file:/run/homelab/key"])],
+    ),
     # An endpoint named like a credential: the OAuth token URL Grafana calls.
     Case(
         "docker-token-endpoint",

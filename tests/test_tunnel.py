@@ -203,3 +203,72 @@ def test_a_public_route_gets_a_record_at_its_hosts_public_address(tmp_path):
 )
 def test_bad_public_dns_config_is_named(routes, host, path, fragment):
     assert_rejected(with_public(routes, **host), path, fragment, SECRETS)
+
+
+# ---- Tailscale (tunnel.tailscale) -------------------------------------------------------------
+
+TS_KEY = "MOCKSECRET-tailscale-api-key"
+TAILSCALE: dict[str, Any] = {
+    "domain": "lab.example.com",
+    "proxy": {"without-sign-in": ["metrics", "alerts"]},
+    "tunnel": {
+        "tailscale": {"api-key-secret": "ts-api", "routes": ["192.168.1.0/24"], "tags": ["tag:homelab"]}
+    },
+}
+
+
+@pytest.fixture(scope="module")
+def ts_lab(tmp_path_factory):
+    return run_program(TAILSCALE, {"ts-api": TS_KEY}, key_dir=str(tmp_path_factory.mktemp("keys")))
+
+
+def test_a_single_use_preauthorized_key_for_a_tagged_node(ts_lab):
+    (key,) = ts_lab.of_type("tailscale:index/tailnetKey:TailnetKey")
+    assert (key.inputs["reusable"], key.inputs["ephemeral"], key.inputs["preauthorized"]) == (
+        False,
+        False,
+        True,
+    )
+    assert key.inputs["tags"] == ["tag:homelab"]
+    (provider,) = ts_lab.of_type("pulumi:providers:tailscale")
+    assert provider.inputs["tailnet"] == "-"
+    assert provider.inputs["apiKey"] == TS_KEY and TS_KEY not in str(list(plain_strings(provider.raw_inputs)))
+
+
+def test_the_node_logs_in_once_with_the_key_from_a_file_and_routes_the_lan(ts_lab):
+    (c,) = [
+        c for c in ts_lab.of_type(CONTAINER) if c.inputs["name"] == "homelab-tailscale" and not is_stager(c)
+    ]
+    env = dict(e.split("=", 1) for e in c.inputs["envs"])
+    path = env["TS_AUTHKEY"].removeprefix("file:")
+    assert env["TS_AUTHKEY"].startswith("file:") and file_is_secret(c, path)
+    assert file_owner_and_mode(c, path) == ("0", "0400")
+    assert files(c)[path] in ts_lab.generated_secrets  # the TailnetKey's key
+    assert (env["TS_AUTH_ONCE"], env["TS_USERSPACE"], env["TS_ROUTES"]) == ("true", "true", "192.168.1.0/24")
+    assert c.inputs["capabilities"] == {"drops": ["ALL"]} and not c.inputs.get("ports")
+    (state,) = [v for v in c.inputs["volumes"] if v.get("containerPath") == "/var/lib/tailscale"]
+    assert state["volumeName"] == "homelab_tailscale_state"  # stateful: kept and backed up
+    assert c.inputs["healthcheck"]["tests"][-1] == "http://127.0.0.1:9002/healthz"
+    for r in ts_lab.resources:
+        for where, text in plain_strings(r.raw_inputs):
+            assert TS_KEY not in text, (r.name, where)
+    assert {k: v for k, v in evaluate([as_res(r) for r in ts_lab.resources]).items() if v} == {}
+
+
+@pytest.mark.parametrize(
+    ("change", "path", "fragment"),
+    [
+        ({"tags": ["homelab"]}, "tunnel.tailscale.tags[0]", "pattern"),
+        ({"routes": ["not-a-network"]}, "tunnel.tailscale.routes[0]", ""),
+        ({"host": "router"}, "tunnel.tailscale.host", "unknown host 'router'"),
+    ],
+    ids=["tag", "route", "host"],
+)
+def test_bad_tailscale_config_is_named(change, path, fragment):
+    config = copy.deepcopy(TAILSCALE)
+    config["tunnel"]["tailscale"].update(change)
+    assert_rejected(config, path, fragment, {"ts-api": TS_KEY})
+
+
+def test_a_missing_tailscale_api_key_is_named():
+    assert_rejected(TAILSCALE, "tunnel.tailscale.api-key-secret", "'ts-api' is not set", {})

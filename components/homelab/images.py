@@ -103,6 +103,7 @@ SOCKET_PROXY_REPO, SOCKET_PROXY_AT = "wollomatic/socket-proxy", "bc6606ade30b"  
 AUTHELIA_REPO, AUTHELIA_AT = "authelia/authelia", "v4.39.20"
 LEGO_REPO, LEGO_AT = "go-acme/lego", "v5.3.1"
 CLOUDFLARED_REPO, CLOUDFLARED_AT = "cloudflare/cloudflared", "733bfb939963"  # tag 2026.8.2
+TAILSCALE_REPO, TAILSCALE_AT = "tailscale/tailscale", "v1.102.3"
 MAN_PAGES, MAN_PAGES_AT = "mkerrisk/man-pages", "ae6b221882ce"
 UNBOUND_IMAGE_REPO, UNBOUND_IMAGE_AT = "klutchell/unbound-docker", "v1.26.0"
 # NLnetLabs/unbound tag release-1.26.0 is commit a45da353d3fe.
@@ -376,6 +377,22 @@ CONTRACTS: dict[str, ImageContract] = {
         ),
         # It dials out and keeps its state in memory: nothing to write.
         read_only=Seen(CLOUDFLARED_REPO, "Dockerfile.amd64", CLOUDFLARED_AT),
+    ),
+    "tailscale": ImageContract(
+        # build_docker.sh pushes tailscale/tailscale with the tags v${VERSION_SHORT} and
+        # v${VERSION_MINOR}; v1.102.3 is the newest release tag seen (2026-08-19).
+        image="tailscale/tailscale:v1.102.3",
+        tag=Seen(TAILSCALE_REPO, "build_docker.sh", TAILSCALE_AT),
+        # mkctr on tailscale/alpine-base:3.22 (DEFAULT_BASE), entrypoint containerboot, no user
+        # set: root; BusyBox sh and wget from the Alpine base.
+        user=Fact(User("root", 0), Seen(TAILSCALE_REPO, "build_docker.sh", TAILSCALE_AT)),
+        shell=Fact(True, Seen(TAILSCALE_REPO, "build_docker.sh", TAILSCALE_AT)),
+        probes=Fact(("wget",), Seen(TAILSCALE_REPO, "build_docker.sh", TAILSCALE_AT)),
+        # TS_AUTHKEY "file:<path>": the key as a file (cmd/containerboot/main.go).
+        writes=(Fact(SECRETS, Seen(TAILSCALE_REPO, "cmd/containerboot/main.go", TAILSCALE_AT)),),
+        # Userspace networking is containerboot's default (TS_USERSPACE true: settings.go): no
+        # capability. Not read-only: tailscaled's LocalAPI socket is /tmp/tailscaled.sock and the
+        # image's other writes were not checked.
     ),
     "resolver": ImageContract(
         # Each git tag is pushed as an image tag of docker.io/klutchell/unbound (docker_images of
@@ -706,6 +723,21 @@ SUPPORT: dict[str, Product] = {
             ),
         ),
         names=("cloudflare/cloudflared",),
+    ),
+    "tailscale": Product(
+        name="tailscale",
+        policy="No support window is published in the repository; fixes ship in new stable "
+        "releases of the client.",
+        windows=(
+            Window(
+                "1.102",
+                None,
+                Seen(TAILSCALE_REPO, "VERSION.txt", TAILSCALE_AT),
+                "v1.102.3",
+                "no end published: only the newest stable release gets fixes",
+            ),
+        ),
+        names=("tailscale/tailscale",),
     ),
     "resolver": Product(
         name="unbound",
