@@ -77,7 +77,7 @@ class OidcClientConfig(Model):
 
 # Which services sign in through OpenID Connect, and why the others do not (issue 24; each
 # verdict read upstream, sources in docs/concepts.md, "Identity").
-OIDC_SERVICES = ("grafana", "argocd")
+OIDC_SERVICES = ("grafana", "argocd", "kubernetes")
 NO_OIDC = {
     "portainer": "Portainer CE has OAuth sign-in, but it is set only through its settings API "
     "(no flag or variable), which the program does not drive yet: it keeps its own login",
@@ -107,9 +107,10 @@ class IdentityConfig(Model):
     users: list[IdentityUser] = Field(default_factory=list, description="Who may sign in.")
     oidc: dict[Label, OidcClientConfig] = Field(
         default_factory=dict,
-        description="Per service that speaks OpenID Connect (grafana, argocd): who signs in to it "
-        "through the identity provider. Default: each such service that is enabled and routed, for "
-        "any user, its admins from admin-groups (Argo CD: unless it signs in with GitHub).",
+        description="Per service that speaks OpenID Connect (grafana, argocd, kubernetes): who signs "
+        "in to it through the identity provider. Default: each such service that is enabled and "
+        "routed, for any user, its admins from admin-groups (Argo CD: unless it signs in with GitHub); "
+        "`kubernetes` (kubectl through kubelogin) only when named here.",
     )
     forward_auth: dict[Subdomain, RoutePolicy] = Field(
         default_factory=dict,

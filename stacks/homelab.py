@@ -194,7 +194,9 @@ def build_homelab(
             after=after,
         )
     client_secrets = {
-        c.client_id: shared[identity.client_secret_name(c.client_id)] for c in plan.oidc_clients
+        c.client_id: shared[identity.client_secret_name(c.client_id)]
+        for c in plan.oidc_clients
+        if not c.public
     }
     return Homelab(
         plan, hosts, services, shared["admin-password"], ca, backup_key, pre_upgrade, client_secrets
@@ -283,6 +285,9 @@ def export_homelab(config: StackConfig, lab: Homelab) -> None:
         if svc.credentials is not None:
             pulumi.export(f"{name}-credentials", svc.credentials)
     pulumi.export("hosts", {name: host.args.docker_host for name, host in lab.hosts.items()})
+    if "kubernetes" in lab.oidc_client_secrets:
+        # For kubelogin's --oidc-client-secret on the cluster's users' machines.
+        pulumi.export("kubernetes-oidc-client-secret", lab.oidc_client_secrets["kubernetes"])
     if lab.pre_upgrade:
         # The archive each service's last pre-upgrade backup wrote (or why it skipped).
         pulumi.export("pre-upgrade-backups", {name: b.archive for name, b in lab.pre_upgrade.items()})
@@ -317,7 +322,7 @@ def oidc_secrets(
     hmac = random.RandomPassword("identity-oidc-hmac", length=64, special=False)
     out: dict[str, pulumi.Output[str]] = {}
     digests: dict[str, pulumi.Output[str]] = {}
-    for c in clients:
+    for c in [c for c in clients if not c.public]:
         secret = random.RandomPassword(f"identity-oidc-{c.client_id}-secret", length=64, special=False)
         salt = random.RandomBytes(f"identity-oidc-{c.client_id}-salt", length=16)
         out[identity.client_secret_name(c.client_id)] = pulumi.Output.secret(secret.result)

@@ -221,6 +221,10 @@ def _oidc_client(
     return identity.OidcClient(key, name, (f"{url}{callback}",), groups)
 
 
+ARGOCD_CLI = "argocd-cli"
+KUBERNETES = "kubernetes"  # the client ID the API server's --oidc-client-id names
+
+
 def argocd_client(config: StackConfig) -> identity.OidcClient | None:
     """Argo CD of the platform layer as a client of the homelab's identity provider: unless
     it signs in with GitHub (components.argocd.sso) and identity.oidc does not name it."""
@@ -680,7 +684,25 @@ def _plan(config: StackConfig) -> Plan:
         )
         at = next(i for i, x in enumerate(plan.services) if x.kind == identity.KIND)
         argocd = argocd_client(config)
-        plan.oidc_clients = tuple(clients) + ((argocd,) if argocd else ())
+        if argocd is not None:
+            # The argocd CLI's own public client: it listens on localhost:8085 for the callback
+            # (Authelia's argocd guide; Argo CD's `cliClientID`).
+            cli = identity.OidcClient(
+                ARGOCD_CLI,
+                "Argo CD (CLI)",
+                ("http://localhost:8085/auth/callback",),
+                argocd.groups,
+                public=True,
+            )
+            clients += [argocd, cli]
+        kube = config.identity.oidc.get(KUBERNETES)
+        if kube is not None and kube.enabled:
+            # kubectl through kubelogin: a confidential client whose callbacks are kubelogin's
+            # local ports (Authelia's kubelogin guide @ v4.39.20); its secret is the stack
+            # output kubernetes-oidc-client-secret, given to the cluster's users.
+            redirects = ("http://localhost:8000", "http://localhost:18000")
+            clients.append(identity.OidcClient(KUBERNETES, "Kubernetes", redirects, tuple(kube.groups)))
+        plan.oidc_clients = tuple(clients)
         plan.services[at] = identity.authelia(
             dataclasses.replace(args_i, rules=access, clients=plan.oidc_clients)
         )

@@ -123,3 +123,22 @@ def test_argocd_can_keep_its_local_admin_only(tmp_path):
     values = release(lab, "argocd").inputs["values"]
     assert "oidc.config" not in values["configs"]["cm"]
     assert values["configs"]["cm"]["admin.enabled"] is True  # break-glass: argocd-admin-password
+
+
+def test_the_argocd_cli_gets_a_public_client_with_pkce_and_no_secret(lab):
+    from test_identity_oidc import OIDC_KEYS, leaves, schema_path
+
+    section = authelia_section(lab)
+    clients = {c["client_id"]: c for c in section["clients"]}
+    cli = clients["argocd-cli"]
+    assert cli["public"] is True and "client_secret" not in cli
+    assert cli["token_endpoint_auth_method"] == "none" and cli["require_pkce"] is True
+    assert cli["redirect_uris"] == ["http://localhost:8085/auth/callback"]
+    assert cli["grant_types"] == ["authorization_code", "refresh_token"] and "offline_access" in cli["scopes"]
+    assert cli["authorization_policy"] in section["authorization_policies"]
+    # Every key and value of the section, both clients, is one Authelia's schema allows.
+    for path, value in leaves({"identity_providers": {"oidc": section}}):
+        allowed = OIDC_KEYS[schema_path(path)]
+        assert allowed is None or value in allowed, f"{path}: {value!r}"
+    values = release(lab, "argocd").inputs["values"]
+    assert yaml.safe_load(values["configs"]["cm"]["oidc.config"])["cliClientID"] == "argocd-cli"

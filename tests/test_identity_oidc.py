@@ -282,3 +282,26 @@ def test_bad_oidc_config_is_named(oidc, path, fragment):
 def test_a_client_for_a_service_that_is_off_is_named():
     config = {**with_identity(oidc={"grafana": {}}), "services": {"grafana": {"enabled": False}}}
     assert_rejected(config, "identity.oidc.grafana", "not enabled and routed", PASSWORDS)
+
+
+def test_kubectl_signs_in_through_a_kubernetes_client_when_named(tmp_path):
+    lab = run_program(
+        with_identity(oidc={"kubernetes": {"groups": ["admins"]}}), PASSWORDS, key_dir=str(tmp_path)
+    )
+    section = yaml.safe_load(files(container(lab, "homelab-authelia"))[identity.OIDC_CONFIG])
+    clients = {c["client_id"]: c for c in section["identity_providers"]["oidc"]["clients"]}
+    kube = clients["kubernetes"]
+    assert kube["redirect_uris"] == ["http://localhost:8000", "http://localhost:18000"]  # kubelogin's ports
+    assert kube["token_endpoint_auth_method"] == "client_secret_basic"
+    # Its secret is a secret stack output for kubelogin, and verifies against the digest.
+    assert "kubernetes-oidc-client-secret" in lab.secret_outputs
+    assert verifies(kube["client_secret"], lab.outputs["kubernetes-oidc-client-secret"])
+    # Not there unless named.
+    assert "kubernetes" not in {
+        c["client_id"]
+        for c in yaml.safe_load(
+            files(container(run_program(CONFIG, PASSWORDS, key_dir=str(tmp_path / "b")), "homelab-authelia"))[
+                identity.OIDC_CONFIG
+            ]
+        )["identity_providers"]["oidc"]["clients"]
+    }

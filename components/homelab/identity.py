@@ -94,6 +94,9 @@ class OidcClient:
     name: str
     redirect_uris: tuple[str, ...]
     groups: tuple[str, ...] = ()
+    # A public client (a command line tool on the user's machine): no secret, PKCE only, and
+    # refresh tokens (the `argocd-cli` client of Authelia's argocd guide @ v4.39.20).
+    public: bool = False
 
 
 @dataclass(frozen=True)
@@ -167,6 +170,28 @@ def authorization_policy(client: OidcClient, admin_groups: tuple[str, ...]) -> d
     return {"default_policy": "deny" if client.groups else "one_factor", "rules": rules}
 
 
+def client_entry(c: OidcClient, digests: dict[str, str]) -> dict:
+    """One client: confidential (a secret digest, client_secret_basic) or public (no secret,
+    `none`, refresh tokens for a command line tool); PKCE with S256 for both."""
+    entry: dict = {"client_id": c.client_id, "client_name": c.name}
+    if not c.public:
+        entry["client_secret"] = digests[c.client_id]
+    entry |= {
+        "public": c.public,
+        "authorization_policy": c.client_id,
+        "require_pkce": True,
+        "pkce_challenge_method": "S256",
+        "redirect_uris": list(c.redirect_uris),
+        "scopes": [*SCOPES, "offline_access"] if c.public else list(SCOPES),
+        "response_types": ["code"],
+        "grant_types": ["authorization_code", "refresh_token"] if c.public else ["authorization_code"],
+        "access_token_signed_response_alg": "none",
+        "userinfo_signed_response_alg": "none",
+        "token_endpoint_auth_method": "none" if c.public else "client_secret_basic",
+    }
+    return entry
+
+
 def oidc_section(
     clients: tuple[OidcClient, ...],
     admin_groups: tuple[str, ...],
@@ -184,25 +209,7 @@ def oidc_section(
                 "authorization_policies": {
                     c.client_id: authorization_policy(c, admin_groups) for c in clients
                 },
-                "clients": [
-                    {
-                        "client_id": c.client_id,
-                        "client_name": c.name,
-                        "client_secret": digests[c.client_id],
-                        "public": False,
-                        "authorization_policy": c.client_id,
-                        "require_pkce": True,
-                        "pkce_challenge_method": "S256",
-                        "redirect_uris": list(c.redirect_uris),
-                        "scopes": list(SCOPES),
-                        "response_types": ["code"],
-                        "grant_types": ["authorization_code"],
-                        "access_token_signed_response_alg": "none",
-                        "userinfo_signed_response_alg": "none",
-                        "token_endpoint_auth_method": "client_secret_basic",
-                    }
-                    for c in clients
-                ],
+                "clients": [client_entry(c, digests) for c in clients],
             }
         }
     }

@@ -37,6 +37,7 @@ class OidcSsoArgs:
     client_id: str
     client_secret: pulumi.Input[str]
     root_ca: pulumi.Input[str] | None = None  # PEM, when the provider's CA is a private one
+    cli_client_id: str = "argocd-cli"
 
 
 @dataclass(frozen=True)
@@ -128,6 +129,8 @@ def oidc_config(o: OidcSsoArgs) -> pulumi.Output[str]:
         "issuer": o.issuer,
         "clientID": o.client_id,
         "clientSecret": f"${OIDC_SECRET_KEY}",
+        # The CLI signs in through its own public client (`argocd login --sso`).
+        "cliClientID": o.cli_client_id,
         "requestedScopes": ["openid", "profile", "email", "groups"],
         "enableUserInfoGroups": True,
         "userInfoPath": "/api/oidc/userinfo",
