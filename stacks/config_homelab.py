@@ -381,6 +381,11 @@ class AcmeConfig(Model):
         description="The provider's variables as lego names them (e.g. CF_DNS_API_TOKEN) -> the "
         "config key (set with --secret) holding each value.",
     )
+    zone: Domain | None = Field(
+        default=None,
+        description="The DNS zone at dns-provider the challenge records go in (default: the domain "
+        "itself); the domain must be in it.",
+    )
     resolvers: list[Annotated[str, Field(pattern=r"^[A-Za-z0-9.:\[\]-]+:\d+$")]] = Field(
         default_factory=list,
         description="DNS servers (host:port) lego checks the challenge records with (default: "

@@ -252,6 +252,15 @@ def _acme_problems(plan: Plan) -> Problems:
     if a is None:
         return []
     problems: Problems = []
+    zone = config.tls.acme.zone if config.tls.acme is not None else None
+    if zone is not None and config.domain != zone and not config.domain.endswith(f".{zone}"):
+        problems.append(
+            (
+                "tls.acme.zone",
+                f"the certificate's names ({', '.join(a.domains)}) are not in zone {zone}: the DNS-01 "
+                "records could not be written there",
+            )
+        )
     for spec, route in plan.routes:
         if (
             route.mode != "http"

@@ -362,3 +362,9 @@ def test_the_renewers_scripts_pass_shellcheck(lab, tmp_path):
             ["shellcheck", "-s", "sh", str(tmp_path / script)], capture_output=True, text=True
         )
         assert run.returncode == 0, run.stdout
+
+
+def test_a_wildcard_outside_the_dns_zone_is_named(tmp_path):
+    assert_rejected(with_acme(zone="example.org"), "tls.acme.zone", "not in zone example.org", SECRETS)
+    # The domain's parent zone is fine.
+    assert run_program(with_acme(zone="example.com"), SECRETS, key_dir=str(tmp_path)).resources
