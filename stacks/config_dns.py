@@ -12,26 +12,19 @@ from pydantic import Field, model_validator
 
 from stacks.config_base import (
     BindAddress,
-    Image,
-    Label,
-    MemoryMb,
     Model,
     Port,
-    Restart,
     SecretKey,
     SourceNetwork,
     Subdomain,
 )
+from stacks.config_homelab import ServiceConfig
 
 
-class ResolverConfig(Model):
+class ResolverConfig(ServiceConfig):
     """Unbound on one host: routed names answered locally, everything else forwarded."""
 
     enabled: bool = Field(default=False, description="Run the resolver.")
-    host: Label | None = Field(default=None, description="Host to run on (default: the first).")
-    image: Image | None = Field(default=None, description="Override the pinned image.")
-    memory_mb: MemoryMb | None = Field(default=None, description="Memory limit (MB).")
-    restart: Restart = Field(default="unless-stopped", description="Docker restart policy.")
     bind_address: BindAddress | None = Field(
         default=None,
         description="The one host address DNS is published on (its LAN address, e.g. 192.168.1.10), "
