@@ -14,6 +14,9 @@ Scenarios:
   every password (t=3, 64 MiB, p=4) is part of the evaluation time; Authelia's container gets
   256 MB (its documented argon2 memory is 64 MiB per hash: docs/content/configuration/
   first-factor/file.md @ v4.39.20);
+- single-host-networking: the same with tls.mode acme (lego beside the proxy), a Cloudflare
+  Tunnel for two names and a Tailscale node (issue 25): the Cloudflare SDK's import (about
+  2.6 s: pulumi_cloudflare loads every module) is part of the evaluation time;
 - synthetic: 10 SSH hosts, every built-in service enabled, exporters on all 10 hosts,
   and 200 custom services (route, metrics, stateful volume, a secret) spread over the hosts;
 - apps: the platform layer with 5 projects and 100 apps (20 each; a third with an inline
@@ -131,6 +134,19 @@ def run_scenario(name: str, key_dir: str) -> dict[str, Any]:
             ]  # fmt: skip
             config["identity"] = {"enabled": True, "users": users}
         secrets = harness.example_secrets(config)
+        if name == "single-host-networking":
+            # ACME on every proxy host, a Cloudflare Tunnel for two names, a Tailscale node.
+            config["tls"] = {
+                "mode": "acme",
+                "acme": {"email": "admin@lab.example.com", "dns-provider": "cloudflare",
+                         "credentials": {"CF_DNS_API_TOKEN": "cf-token"}},
+            }  # fmt: skip
+            config["tunnel"] = {
+                "cloudflare": {"account-id": "0" * 32, "zone-id": "1" * 32,
+                               "api-token-secret": "cf-token", "routes": ["@", "home"]},
+                "tailscale": {"api-key-secret": "ts-key", "routes": ["192.168.1.0/24"]},
+            }  # fmt: skip
+            secrets |= {"cf-token": "bench-cf", "ts-key": "bench-ts"}
     elif name == "apps":
         config, secrets = apps_config()
     else:
@@ -140,7 +156,12 @@ def run_scenario(name: str, key_dir: str) -> dict[str, Any]:
     mocks = harness.run_program(config, secrets, key_dir=key_dir)
     elapsed = time.perf_counter() - start
     heavy = sorted(
-        {m.split(".")[0] for m in sys.modules if m.split(".")[0] in ("pulumi_kubernetes", "pulumi_github")}
+        {
+            m.split(".")[0]
+            for m in sys.modules
+            if m.split(".")[0]
+            in ("pulumi_kubernetes", "pulumi_github", "pulumi_cloudflare", "pulumi_tailscale")
+        }
     )
     return {
         "scenario": name,
@@ -195,7 +216,7 @@ def main() -> None:
         return
 
     rows = []
-    for scenario in ("single-host", "single-host-identity", "synthetic", "apps"):
+    for scenario in ("single-host", "single-host-identity", "single-host-networking", "synthetic", "apps"):
         result = _child(["--scenario", scenario])
         base = _child(["--baseline", str(result["resources"])])
         result["baseline_seconds"] = base["seconds"]
