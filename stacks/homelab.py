@@ -145,7 +145,9 @@ def build_homelab(
                 secrets.tunnel_api_token,
                 f"{stack or config.name}-{config.name}",
                 tuple(config.fqdn(h) for h in t.routes),
-                origin_ca=any(signed_by_stack_ca(config, config.fqdn(h)) for h in t.routes),
+                stack_ca_names=frozenset(
+                    config.fqdn(h) for h in t.routes if signed_by_stack_ca(config, config.fqdn(h))
+                ),
             ),
         )
         shared[tunnel.TOKEN_SECRET] = cf.token

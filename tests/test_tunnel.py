@@ -272,3 +272,15 @@ def test_bad_tailscale_config_is_named(change, path, fragment):
 
 def test_a_missing_tailscale_api_key_is_named():
     assert_rejected(TAILSCALE, "tunnel.tailscale.api-key-secret", "'ts-api' is not set", {})
+
+
+def test_only_names_the_stack_ca_signed_are_verified_with_it(tmp_path):
+    """A name with your own certificate (a public CA's) is verified with the system's roots."""
+    config = copy.deepcopy(CONFIG)
+    config["tls"] = {"certificates": {"home.lab.example.com": "home-cert"}}
+    secrets = {**SECRETS, "home-cert": "-----BEGIN PRIVATE KEY-----\nk\n-----END PRIVATE KEY-----\n"}
+    lab = run_program(config, secrets, key_dir=str(tmp_path))
+    (tunnel_config,) = lab.of_type(TUNNEL_CONFIG)
+    origins = {r.get("hostname"): r.get("originRequest") for r in tunnel_config.inputs["config"]["ingresses"]}
+    assert origins["lab.example.com"] == {"originServerName": "lab.example.com", "caPool": tunnel.CA_FILE}
+    assert origins["home.lab.example.com"] == {"originServerName": "home.lab.example.com"}

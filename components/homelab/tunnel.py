@@ -73,7 +73,9 @@ class CloudflareTunnelArgs:
     api_token: pulumi.Input[str]
     name: str  # the tunnel's name in the account
     hostnames: tuple[str, ...]  # the public names, each a routed name of the tunnel's host
-    origin_ca: bool  # whether the proxy's certificates are the stack CA's (verify with it)
+    # The public names whose certificate the stack CA signed: verified with it (caPool); the
+    # others (ACME's, yours) with the system's roots.
+    stack_ca_names: frozenset[str] = frozenset()
 
 
 def ingress_rules(a: CloudflareTunnelArgs) -> list[dict]:
@@ -83,7 +85,7 @@ def ingress_rules(a: CloudflareTunnelArgs) -> list[dict]:
     rules: list[dict] = []
     for fqdn in a.hostnames:
         origin: dict = {"origin_server_name": fqdn}
-        if a.origin_ca:
+        if fqdn in a.stack_ca_names:
             origin["ca_pool"] = CA_FILE
         rules.append({"hostname": fqdn, "service": ORIGIN, "origin_request": origin})
     rules.append({"service": "http_status:404"})
