@@ -364,7 +364,8 @@ AcmeServer = Annotated[str, AfterValidator(_acme_server)]
 
 
 class AcmeConfig(Model):
-    """Publicly trusted certificates through ACME DNS-01 (lego), renewed on each proxy host."""
+    """Publicly trusted certificates through ACME (lego), renewed on each proxy host: DNS-01 for
+    the domain and its wildcard, or HTTP-01 for the names a public host serves."""
 
     email: Email = Field(description="Account e-mail at the CA (expiry notices).")
     server: AcmeServer = Field(
@@ -372,9 +373,16 @@ class AcmeConfig(Model):
         description="`staging` (Let's Encrypt's test CA: untrusted certificates, generous limits; "
         "try this first), `production`, or another CA's ACME directory URL.",
     )
-    dns_provider: Label = Field(
-        description="lego's code of your DNS provider (e.g. cloudflare, route53, ovh; the list: "
-        "https://go-acme.github.io/lego/dns/).",
+    challenge: Literal["dns-01", "http-01"] = Field(
+        default="dns-01",
+        description="`dns-01`: one certificate for the domain and *.domain, through your DNS "
+        "provider (hosts the internet cannot reach too); `http-01`: a certificate per proxy host for "
+        "the names it routes, the CA asking the host on port 80 (a public host).",
+    )
+    dns_provider: Label | None = Field(
+        default=None,
+        description="dns-01: lego's code of your DNS provider (e.g. cloudflare, route53, ovh; the "
+        "list: https://go-acme.github.io/lego/dns/).",
     )
     credentials: dict[EnvName, SecretKey] = Field(
         default_factory=dict,
@@ -396,6 +404,15 @@ class AcmeConfig(Model):
     def _check(self) -> AcmeConfig:
         from components.homelab.lego_providers import LEGO_DNS_PROVIDERS
 
+        if self.challenge == "http-01":
+            extra = [
+                k for k, v in (("dns-provider", self.dns_provider), ("credentials", self.credentials)) if v
+            ]
+            if extra:
+                raise ValueError(f"{' and '.join(extra)} only apply to challenge dns-01")
+            return self
+        if self.dns_provider is None:
+            raise ValueError("challenge dns-01 needs dns-provider (lego's code of your DNS provider)")
         if self.dns_provider not in LEGO_DNS_PROVIDERS:
             raise ValueError(
                 f"dns-provider {self.dns_provider!r} is not a DNS provider lego knows (v5.3.1 list: "

@@ -98,6 +98,8 @@ class Plan:
             return []
         names = {r.fqdn for _, r in self.routes if r.mode == "http"}
         acme_args = acme_of(self.config)
+        if acme_args is not None and acme_args.challenge == "http-01":
+            return []  # each host's certificate names all it routes
         if acme_args is not None:
             names = {n for n in names if not acme.covers(acme_args.domains, n)}
         return sorted(names)
@@ -106,7 +108,7 @@ class Plan:
 def signed_by_stack_ca(config: StackConfig, fqdn: str) -> bool:
     """Whether `fqdn`'s certificate is one the stack's own CA signs (not yours, not ACME's)."""
     a = acme_of(config)
-    covered = a is not None and acme.covers(a.domains, fqdn)
+    covered = a is not None and (a.challenge == "http-01" or acme.covers(a.domains, fqdn))
     return (
         config.tls.enabled and config.tls.self_signed and fqdn not in config.tls.certificates and not covered
     )
@@ -117,7 +119,16 @@ def acme_of(config: StackConfig) -> acme.AcmeArgs | None:
     a = config.tls.acme
     if not config.tls.enabled or config.tls.mode != "acme" or a is None:
         return None
-    return acme.AcmeArgs(config.domain, a.email, a.server, a.dns_provider, tuple(a.resolvers))
+    return acme.AcmeArgs(config.domain, a.email, a.server, a.dns_provider, tuple(a.resolvers), a.challenge)
+
+
+def acme_for(config: StackConfig, routes: list[Route]) -> acme.AcmeArgs | None:
+    """The ACME settings of one proxy host: with http-01, its certificate names the host's
+    routed names."""
+    a = acme_of(config)
+    if a is None or a.challenge != "http-01":
+        return a
+    return dataclasses.replace(a, names=tuple(sorted({r.fqdn for r in routes if r.mode == "http"})))
 
 
 def _basics(config: StackConfig, key: str, svc, name: str = "") -> Basics:  # type: ignore[no-untyped-def]
@@ -249,7 +260,7 @@ def _acme_problems(plan: Plan) -> Problems:
     or one label under it), or has a certificate of its own in tls.certificates."""
     config = plan.config
     a = acme_of(config)
-    if a is None:
+    if a is None or a.challenge == "http-01":  # http-01: each host's certificate names its routes
         return []
     problems: Problems = []
     zone = config.tls.acme.zone if config.tls.acme is not None else None
@@ -733,7 +744,7 @@ def _plan(config: StackConfig) -> Plan:
                 p.https_port,
                 p.stats_port,
                 verify_url=verify,
-                acme=acme_of(config),
+                acme=acme_for(config, routes_by_host[host]),
                 acme_image=IMAGES["acme"],
             )
             plan.add(proxy.haproxy(args_p), "proxy")

@@ -19,13 +19,21 @@ import ssl
 import subprocess
 import threading
 import time
+from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
 import pytest
 import yaml
 from cryptography import x509
-from haproxy_check import CRT_LIST_PATH, certificate_pem, crt_list_hosts, local_crt_list, make_ca
+from haproxy_check import (
+    CRT_LIST_PATH,
+    certificate_pem,
+    crt_list_hosts,
+    local_crt_list,
+    make_ca,
+    start_haproxy,
+)
 from harness import (
     HOST_KEY,
     file_is_secret,
@@ -68,6 +76,7 @@ LEGO_KEYS = {
     "challenges.*.dns.provider",
     "challenges.*.dns.envFile",
     "challenges.*.dns.resolvers[]",
+    "challenges.*.http.address",
     "certificates.*.account",
     "certificates.*.challenge",
     "certificates.*.domains[]",
@@ -368,3 +377,105 @@ def test_a_wildcard_outside_the_dns_zone_is_named(tmp_path):
     assert_rejected(with_acme(zone="example.org"), "tls.acme.zone", "not in zone example.org", SECRETS)
     # The domain's parent zone is fine.
     assert run_program(with_acme(zone="example.com"), SECRETS, key_dir=str(tmp_path)).resources
+
+
+# ---- HTTP-01 for a public host ----------------------------------------------------------------
+
+HTTP01: dict[str, Any] = {
+    **CONFIG,
+    "tls": {"mode": "acme", "acme": {"email": "admin@lab.example.com", "challenge": "http-01"}},
+}
+
+
+@pytest.fixture(scope="module")
+def http01(tmp_path_factory):
+    return run_program(HTTP01, {}, key_dir=str(tmp_path_factory.mktemp("keys")))
+
+
+def test_http01_names_every_routed_name_of_the_host_and_answers_on_port_80(http01):
+    renewer, proxy = container(http01, "homelab-acme"), container(http01, "homelab-haproxy")
+    document = yaml.safe_load(files(renewer)[acme.CONFIG])
+    assert key_paths(document) <= LEGO_KEYS
+    (cert,) = document["certificates"].values()
+    routed = list(crt_list_hosts(files(proxy)[CRT_LIST_PATH]))
+    assert routed == ["no-service.invalid"]  # every routed name is in the ACME certificate
+    assert "monitoring.lab.example.com" in cert["domains"] and not any(
+        d.startswith("*") for d in cert["domains"]
+    )
+    assert document["challenges"][cert["challenge"]] == {"http": {"address": f":{acme.HTTP01_PORT}"}}
+    assert acme.ENV_FILE not in files(renewer)  # no DNS provider, no credentials
+    cfg = files(proxy)[f"{CONFIG_DIR}/haproxy.cfg"]
+    assert "use_backend acme_http01 if acme_challenge" in cfg
+    assert f"server acme acme:{acme.HTTP01_PORT} " in cfg
+    assert {k: v for k, v in evaluate([as_res(r) for r in http01.resources]).items() if v} == {}
+
+
+@pytest.mark.parametrize(
+    ("acme_config", "path", "fragment"),
+    [
+        (
+            {"challenge": "http-01", "dns-provider": "cloudflare"},
+            "tls.acme",
+            "only apply to challenge dns-01",
+        ),
+        ({"challenge": "dns-01"}, "tls.acme", "needs dns-provider"),
+    ],
+    ids=["provider-with-http01", "dns01-without-provider"],
+)
+def test_bad_challenge_config_is_named(acme_config, path, fragment):
+    config = {**CONFIG, "tls": {"mode": "acme", "acme": {"email": "admin@lab.example.com", **acme_config}}}
+    assert_rejected(config, path, fragment, {})
+
+
+@pytest.mark.skipif(shutil.which("haproxy") is None, reason="apt-get install haproxy")
+def test_live_the_cas_requests_reach_the_renewer_and_nothing_else_does(http01, tmp_path):
+    """Real haproxy with the generated file: /.well-known/acme-challenge/ on port 80 goes to the
+    renewer's HTTP-01 server (a stub here), every other request is redirected to HTTPS."""
+    import http.client
+
+    from harness import serve
+
+    class Challenge(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:  # noqa: N802
+            body = f"token-for {self.path} {self.headers.get('Host')}".encode()
+            self.send_response(200)
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: Any) -> None:
+            pass
+
+    stub = serve(Challenge)
+    staged = files(container(http01, "homelab-haproxy"))
+    crt_list = local_crt_list(staged[CRT_LIST_PATH], tmp_path, make_ca())
+    (tmp_path / "acme").mkdir()
+    http_port = free_port()
+    cfg = staged[f"{CONFIG_DIR}/haproxy.cfg"].replace(CRT_LIST_PATH, str(crt_list))
+    cfg = cfg.replace(f"crt {acme.HAPROXY_DIR}/", f"crt {tmp_path / 'acme'}/")
+    cfg = cfg.replace("bind :443 ", f"bind 127.0.0.1:{free_port()} ").replace(
+        "bind :80\n", f"bind 127.0.0.1:{http_port}\n"
+    )
+    cfg = re.sub(r"bind :8404\n", f"bind 127.0.0.1:{free_port()}\n", cfg)
+    line = f"server acme acme:{acme.HTTP01_PORT} resolvers docker init-addr last,libc,none"
+    assert line in cfg
+    cfg = cfg.replace(line, f"server acme 127.0.0.1:{stub.server_address[1]}")
+    (tmp_path / "haproxy.cfg").write_text(cfg)
+    process = start_haproxy(tmp_path / "haproxy.cfg", http_port)
+    try:
+
+        def get(path: str) -> http.client.HTTPResponse:
+            conn = http.client.HTTPConnection("127.0.0.1", http_port, timeout=5)
+            conn.request("GET", path, headers={"Host": "monitoring.lab.example.com"})
+            return conn.getresponse()
+
+        answer = get("/.well-known/acme-challenge/abc123")
+        assert answer.status == 200
+        assert answer.read() == b"token-for /.well-known/acme-challenge/abc123 monitoring.lab.example.com"
+        other = get("/dashboards")
+        assert other.status == 301
+        assert other.getheader("Location") == "https://monitoring.lab.example.com/dashboards"
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+        stub.shutdown()

@@ -55,16 +55,23 @@ SERVERS = {"production": "letsencrypt", "staging": "letsencrypt-staging"}
 CHECK_EVERY = 43200  # seconds (12 h) between the renewer's questions to lego: is it due?
 
 
+HTTP01_PORT = 8402  # lego's HTTP-01 server in the renewer, which HAProxy sends the CA's requests to
+
+
 @dataclass(frozen=True)
 class AcmeArgs:
     domain: str
     email: str
     server: str  # "production", "staging" or a directory URL
-    dns_provider: str
+    dns_provider: str | None
     resolvers: tuple[str, ...] = ()
+    challenge: str = "dns-01"
+    names: tuple[str, ...] = ()  # http-01: the names this host's proxy routes
 
     @property
     def domains(self) -> tuple[str, ...]:
+        if self.challenge == "http-01":
+            return self.names
         return (self.domain, f"*.{self.domain}")
 
 
@@ -79,9 +86,15 @@ def covers(domains: tuple[str, ...], fqdn: str) -> bool:
 def lego_config(a: AcmeArgs) -> dict:
     """lego.yml: every key from the configuration file reference (docs/content/references/
     ref-file/_index.md @ v5.3.1; the tests hold the file to it)."""
-    dns: dict = {"provider": a.dns_provider, "envFile": ENV_FILE}
-    if a.resolvers:
-        dns["resolvers"] = list(a.resolvers)
+    challenge: dict
+    if a.challenge == "http-01":
+        # lego's own HTTP server on an unprivileged port; HAProxy routes /.well-known/acme-challenge/
+        # of port 80 to it (challenges.<name>.http.address: the file reference).
+        challenge = {"http": {"address": f":{HTTP01_PORT}"}}
+    else:
+        challenge = {"dns": {"provider": a.dns_provider, "envFile": ENV_FILE}}
+        if a.resolvers:
+            challenge["dns"]["resolvers"] = list(a.resolvers)
     return {
         "storage": STORAGE,
         "accounts": {
@@ -91,8 +104,8 @@ def lego_config(a: AcmeArgs) -> dict:
                 "acceptsTermsOfService": True,
             }
         },
-        "challenges": {"dns": {"dns": dns}},
-        "certificates": {"homelab": {"account": "homelab", "challenge": "dns", "domains": list(a.domains)}},
+        "challenges": {"acme": challenge},
+        "certificates": {"homelab": {"account": "homelab", "challenge": "acme", "domains": list(a.domains)}},
         "hooks": {"deploy": {"command": HOOK}},
     }
 
@@ -155,7 +168,11 @@ def renewer(a: AcmeArgs, image: str, proxy: str = "haproxy") -> ContainerSpec:
         uploads=(
             FileUpload(CONFIG, yaml.safe_dump(lego_config(a), sort_keys=False)),
             FileUpload(HOOK, deploy_hook(), executable=True, mode="0755"),
-            FileUpload(ENV_FILE, SecretRef("{" + ENV_SECRET + "}"), owner=0, mode="0400"),
+            *(
+                (FileUpload(ENV_FILE, SecretRef("{" + ENV_SECRET + "}"), owner=0, mode="0400"),)
+                if a.challenge == "dns-01"
+                else ()
+            ),
         ),
         # In HAProxy's PID namespace, created after it (and replaced with it).
         depends_on=(proxy,),

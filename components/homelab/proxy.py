@@ -89,6 +89,7 @@ def haproxy_config(
     config_dir: str = CONFIG_DIR,
     verify_url: str | None = None,
     acme_dir: str | None = None,
+    acme_http01: int | None = None,
 ) -> str:
     """Render haproxy.cfg; `config_dir` is where crt-list.txt, certs/ and the forward-auth Lua
     are found; `verify_url`: the identity provider's forward-auth endpoint, asked for every
@@ -110,6 +111,7 @@ def haproxy_config(
         stats_port=stats_port,
         crt_list=f"{config_dir}/crt-list.txt",
         acme_dir=acme_dir,
+        acme_http01=acme_http01,
         http_backends=http,
         tcp_backends=tcp,
     )
@@ -144,7 +146,10 @@ def haproxy(a: ProxyArgs) -> ServiceSpec:
     b = a.basics
     hosts = tls_hosts(a.routes)
     acme_dir = acme.HAPROXY_DIR if a.acme is not None else None
-    config = haproxy_config(a.routes, a.tls, a.stats_port, verify_url=a.verify_url, acme_dir=acme_dir)
+    http01 = acme.HTTP01_PORT if a.acme is not None and a.acme.challenge == "http-01" else None
+    config = haproxy_config(
+        a.routes, a.tls, a.stats_port, verify_url=a.verify_url, acme_dir=acme_dir, acme_http01=http01
+    )
     # The ACME certificate answers for the names it covers: no generated one shadows it
     # (an exact SNI match wins over a wildcard).
     own_certs = [h for h in hosts if a.acme is None or not acme.covers(a.acme.domains, h)]
