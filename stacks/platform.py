@@ -188,7 +188,8 @@ def argocd_oidc(lab: object | None) -> OidcSsoArgs | None:
         return None
     issuer = lab.issuer()  # type: ignore[attr-defined]
     assert issuer is not None, "a client exists only when the identity provider is routed"
-    return OidcSsoArgs(issuer, "argocd", secrets["argocd"], lab.issuer_ca())  # type: ignore[attr-defined]
+    admins = tuple(lab.plan.config.identity.admin_groups)  # type: ignore[attr-defined]
+    return OidcSsoArgs(issuer, "argocd", secrets["argocd"], lab.issuer_ca(), admin_groups=admins)  # type: ignore[attr-defined]
 
 
 def build_platform(

@@ -142,3 +142,16 @@ def test_the_argocd_cli_gets_a_public_client_with_pkce_and_no_secret(lab):
         assert allowed is None or value in allowed, f"{path}: {value!r}"
     values = release(lab, "argocd").inputs["values"]
     assert yaml.safe_load(values["configs"]["cm"]["oidc.config"])["cliClientID"] == "argocd-cli"
+
+
+def test_the_identity_admin_groups_administer_argocd(lab):
+    values = release(lab, "argocd").inputs["values"]
+    assert values["configs"]["rbac"]["policy.csv"] == "g, admins, role:admin\n"
+    assert values["configs"]["rbac"]["policy.default"] == ""  # nobody else gets a global role
+    assert unknown_keys(values, chart_defaults("argo-cd"), "argo-cd") == []
+
+
+def test_with_github_sign_in_no_group_is_made_admin(tmp_path):
+    config, secrets = platform_with_identity(github_sso=True)
+    values = release(run_program(config, secrets, key_dir=str(tmp_path)), "argocd").inputs["values"]
+    assert "policy.csv" not in values["configs"]["rbac"]

@@ -38,6 +38,9 @@ class OidcSsoArgs:
     client_secret: pulumi.Input[str]
     root_ca: pulumi.Input[str] | None = None  # PEM, when the provider's CA is a private one
     cli_client_id: str = "argocd-cli"
+    # Identity groups whose members administer Argo CD (`g, <group>, role:admin` in policy.csv:
+    # docs/operator-manual/rbac.md @ v3.4.4, role:admin being "unrestricted access").
+    admin_groups: tuple[str, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -143,6 +146,15 @@ def oidc_config(o: OidcSsoArgs) -> pulumi.Output[str]:
     )
 
 
+def rbac_values(args: ArgoCdArgs) -> dict[str, Any]:
+    """argocd-rbac-cm: no default role; the identity's admin groups as role:admin when Argo CD
+    signs in through the homelab's provider (their `groups` claim, one of the scopes read)."""
+    rbac: dict[str, Any] = {"policy.default": "", "scopes": "[groups, preferred_username]"}
+    if args.oidc is not None and args.oidc.admin_groups:
+        rbac["policy.csv"] = "".join(f"g, {group}, role:admin\n" for group in args.oidc.admin_groups)
+    return rbac
+
+
 def argocd_values(
     args: ArgoCdArgs, admin_hash: pulumi.Input[str], admin_mtime: pulumi.Input[str]
 ) -> dict[str, Any]:
@@ -171,7 +183,7 @@ def argocd_values(
             "cm": cm,
             "secret": secret,
             # Project roles name GitHub logins; Dex puts the login in preferred_username.
-            "rbac": {"policy.default": "", "scopes": "[groups, preferred_username]"},
+            "rbac": rbac_values(args),
         },
         "redis-ha": {"enabled": args.ha},
         "controller": {"replicas": 1},
