@@ -119,8 +119,9 @@ def deploy_hook() -> str:
 set -eu
 umask 077
 cat "$LEGO_HOOK_CERT_KEY_PATH" "$LEGO_HOOK_CERT_PATH" > {staging}
-chown {HAPROXY_UID}:{HAPROXY_UID} {staging}
+# chmod before chown: with only CHOWN and KILL, root may no longer change a file it gave away.
 chmod 0400 {staging}
+chown {HAPROXY_UID}:{HAPROXY_UID} {staging}
 mv -f {staging} {out}
 # HAProxy's master is PID 1 of the PID namespace this container shares (HAPROXY_PID: tests).
 kill -USR2 "${{HAPROXY_PID:-1}}"
