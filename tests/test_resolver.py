@@ -8,9 +8,13 @@ every routed name with the LAN address of the host that serves it, forwards a fo
 from __future__ import annotations
 
 import copy
+import os
+import re
 import shutil
 import subprocess
+import tempfile
 import time
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -115,9 +119,20 @@ def live(container, routed, tmp_path_factory):
     conf = conf.replace(f"interface: 0.0.0.0@{resolver.PORT}", f"interface: 127.0.0.1@{port}")
     conf = conf.replace(f"forward-addr: {UPSTREAM}", f"forward-addr: 127.0.0.1@{upstream.server_address[1]}")
     conf = conf.replace("server:\n", "server:\n    do-not-query-localhost: no\n", 1)
-    path = tmp_path_factory.mktemp("unbound") / "unbound.conf"
+    # As the container runs it: uid 101, gid 102, no capability (where setpriv is there), so
+    # the file must be readable by that user: a directory of its own outside pytest's 0700 tree.
+    folder = Path(tempfile.mkdtemp(prefix="homelab-unbound-"))
+    folder.chmod(0o755)
+    path = folder / "unbound.conf"
     path.write_text(conf)
-    process = subprocess.Popen(["unbound", "-d", "-c", str(path)], stderr=subprocess.PIPE, text=True)
+    path.chmod(0o644)
+    confine = []
+    if shutil.which("setpriv") and os.geteuid() == 0:
+        confine = ["setpriv", f"--reuid={resolver.UID}", f"--regid={resolver.GID}", "--clear-groups",
+                   "--inh-caps=-all", "--bounding-set=-all"]  # fmt: skip
+    process = subprocess.Popen(
+        [*confine, "unbound", "-d", "-c", str(path)], stderr=subprocess.PIPE, text=True
+    )
     try:
         for _ in range(100):
             try:
@@ -126,11 +141,16 @@ def live(container, routed, tmp_path_factory):
             except OSError:
                 assert process.poll() is None, process.stderr.read() if process.stderr else ""
                 time.sleep(0.05)
+        if confine:  # setpriv execs unbound: the same process, now uid 101 without capabilities
+            status = Path(f"/proc/{process.pid}/status").read_text()
+            assert re.search(rf"^Uid:\s+{resolver.UID}\s", status, re.M), status
+            assert re.search(r"^CapEff:\s+0+$", status, re.M), status
         yield port, upstream
     finally:
         process.terminate()
         process.wait(timeout=10)
         upstream.shutdown()
+        shutil.rmtree(folder, ignore_errors=True)
 
 
 def test_live_routed_names_answer_with_their_hosts_lan_address(live, routed):
