@@ -18,7 +18,7 @@ from components.homelab.proxy import FALLBACK_NAME, cert_secret_name
 from components.homelab.tls import CertificateAuthority, CertificateAuthorityArgs, fallback_certificate
 from stacks.config import StackConfig
 from stacks.config_hosts import HostConfig, public_host_key
-from stacks.plan import IDENTITY_CA, Plan, build_plan, public_records, signed_by_stack_ca
+from stacks.plan import IDENTITY_CA, Plan, build_plan, public_records, signed_by_stack_ca, tunnel_ca_names
 
 
 @dataclass
@@ -145,9 +145,7 @@ def build_homelab(
                 secrets.tunnel_api_token,
                 f"{stack or config.name}-{config.name}",
                 tuple(config.fqdn(h) for h in t.routes),
-                stack_ca_names=frozenset(
-                    config.fqdn(h) for h in t.routes if signed_by_stack_ca(config, config.fqdn(h))
-                ),
+                stack_ca_names=tunnel_ca_names(config),
             ),
         )
         shared[tunnel.TOKEN_SECRET] = cf.token

@@ -87,6 +87,10 @@ class Plan:
     def routes(self) -> list[tuple[ServiceSpec, Route]]:
         return [(s, r) for s in self.services for r in s.routes]
 
+    def served(self) -> dict[str, ServiceSpec]:
+        """The service of each routed HTTP host name."""
+        return {r.fqdn: s for s, r in self.routes if r.mode == "http"}
+
     def urls(self) -> dict[str, str]:
         scheme = "https" if self.config.tls.enabled else "http"
         return {s.name: f"{scheme}://{r.fqdn}/" for s in self.services for r in s.url_routes()[:1]}
@@ -112,6 +116,14 @@ def signed_by_stack_ca(config: StackConfig, fqdn: str) -> bool:
     return (
         config.tls.enabled and config.tls.self_signed and fqdn not in config.tls.certificates and not covered
     )
+
+
+def tunnel_ca_names(config: StackConfig) -> frozenset[str]:
+    """The tunnel's public names whose certificate the stack CA signs (cloudflared verifies
+    them with it, and gets it as a file when there is any)."""
+    t = config.tunnel.cloudflare
+    names = [config.fqdn(h) for h in t.routes] if t is not None else []
+    return frozenset(n for n in names if signed_by_stack_ca(config, n))
 
 
 def acme_of(config: StackConfig) -> acme.AcmeArgs | None:
@@ -293,7 +305,7 @@ def _acme_problems(plan: Plan) -> Problems:
 def _without_sign_in_problems(plan: Plan) -> Problems:
     """proxy.without-sign-in names routed admin tools that have no login of their own."""
     config = plan.config
-    by_fqdn = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    by_fqdn = plan.served()
     problems: Problems = []
     for i, name in enumerate(config.proxy.without_sign_in):
         spec = by_fqdn.get(config.fqdn(name))
@@ -322,15 +334,12 @@ def _tunnel_problems(plan: Plan) -> Problems:
     if t is None:
         return []
     problems: Problems = []
-    names = [h.name for h in config.hosts]
-    host = t.host or config.default_host
-    if t.host is not None and t.host not in names:
-        return [("tunnel.cloudflare.host", f"unknown host {t.host!r} (hosts: {', '.join(names)})")]
+    host = t.host or config.default_host  # a known one: _unknown_hosts checked it
     if not config.tls.enabled:
         problems.append(
             ("tunnel.cloudflare", "the tunnel dials the proxy's HTTPS frontend: turn tls.enabled on")
         )
-    served = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    served = plan.served()
     for i, name in enumerate(t.routes):
         spec = served.get(config.fqdn(name))
         path = f"tunnel.cloudflare.routes[{i}]"
@@ -352,7 +361,7 @@ def public_records(plan: Plan) -> list[tuple[str, str]]:
     config = plan.config
     if config.dns.public is None:
         return []
-    served = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    served = plan.served()
     public = {h.name: h.public_address for h in config.hosts}
     out = []
     for name in config.dns.public.routes:
@@ -370,7 +379,7 @@ def _public_dns_problems(plan: Plan) -> Problems:
     if p is None:
         return []
     problems: Problems = []
-    served = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    served = plan.served()
     tunneled = (
         {config.fqdn(h) for h in config.tunnel.cloudflare.routes} if config.tunnel.cloudflare else set()
     )
@@ -395,15 +404,12 @@ def _public_dns_problems(plan: Plan) -> Problems:
 
 def _resolver_problems(plan: Plan) -> Problems:
     """The resolver answers each routed name with its host's LAN address: each such host
-    needs one, and the resolver's host must be a declared one."""
+    needs one."""
     config = plan.config
     r = config.dns.resolver
     if not r.enabled:
         return []
     problems: Problems = []
-    names = [h.name for h in config.hosts]
-    if r.host is not None and r.host not in names:
-        problems.append(("dns.resolver.host", f"unknown host {r.host!r} (hosts: {', '.join(names)})"))
     serving = sorted({spec.host for spec, _ in plan.routes})
     for i, h in enumerate(config.hosts):
         if h.name in serving and h.lan is None:
@@ -424,7 +430,7 @@ def _forward_auth_problems(plan: Plan) -> Problems:
     if not config.identity.enabled:
         return []
     problems = []
-    by_fqdn = {r.fqdn: s for s, r in plan.routes if r.mode == "http"}
+    by_fqdn = plan.served()
     for key in config.identity.forward_auth:
         spec = by_fqdn.get(config.fqdn(key))
         path = f"identity.forward-auth.{key}"
@@ -753,8 +759,7 @@ def _plan(config: StackConfig) -> Plan:
     t = config.tunnel.cloudflare
     if t is not None:
         b = Basics(t.host or config.default_host, t.image or IMAGES["tunnel"], None, t.memory_mb, t.restart)
-        origin_ca = any(signed_by_stack_ca(config, config.fqdn(h)) for h in t.routes)
-        plan.add(tunnel.cloudflared(b, origin_ca), "tunnel.cloudflare")
+        plan.add(tunnel.cloudflared(b, bool(tunnel_ca_names(config))), "tunnel.cloudflare")
 
     ts = config.tunnel.tailscale
     if ts is not None:
@@ -959,6 +964,15 @@ def _unknown_hosts(config: StackConfig) -> Problems:
     for i, custom in enumerate(config.custom_services):
         if custom.enabled and custom.host and custom.host not in names:
             problems.append(unknown(f"custom-services[{i}].host", custom.host))
+    # The other sections that run a container on a host of their choice.
+    t = config.tunnel
+    others = [
+        ("identity.host", config.identity.host if config.identity.enabled else None),
+        ("dns.resolver.host", config.dns.resolver.host if config.dns.resolver.enabled else None),
+        ("tunnel.cloudflare.host", t.cloudflare.host if t.cloudflare else None),
+        ("tunnel.tailscale.host", t.tailscale.host if t.tailscale else None),
+    ]
+    problems += [unknown(path, host) for path, host in others if host and host not in names]
     return problems
 
 
@@ -1209,9 +1223,6 @@ def plan_problems(config: StackConfig) -> Problems:
     problems += _host_name_claims(plan) + _metrics_jobs(plan) + _forward_auth_problems(plan)
     problems += _resolver_problems(plan) + _without_sign_in_problems(plan) + _acme_problems(plan)
     problems += _tunnel_problems(plan) + _public_dns_problems(plan)
-    ts = plan.config.tunnel.tailscale
-    if ts is not None and ts.host is not None and ts.host not in [h.name for h in plan.config.hosts]:
-        problems.append(("tunnel.tailscale.host", f"unknown host {ts.host!r}"))
     for host in config.hosts:
         problems += (
             _port_claims(plan, host.name) + _container_names(plan, host.name) + _names(plan, host.name)

@@ -308,6 +308,10 @@ def test_forward_auth_needs_the_identity_provider_on_the_routes_host():
     }
 
 
+def test_an_unknown_identity_host_is_named():
+    assert_rejected(with_identity(host="nowhere"), "identity.host", "unknown host 'nowhere'", PASSWORDS)
+
+
 def test_a_user_without_an_email_is_named():
     users = user(1)
     del users[1]["email"]
