@@ -453,6 +453,21 @@ def dns_ask(
     return RCODES.get(flags & 0x0F, str(flags & 0x0F)), addresses
 
 
+class StubHandler(BaseHTTPRequestHandler):
+    """A stub server's handler: quiet, and `reply` answers with a status, headers and a body."""
+
+    def reply(self, status: int, body: bytes = b"", headers: dict[str, str] | None = None) -> None:
+        self.send_response(status)
+        for name, value in (headers or {}).items():
+            self.send_header(name, value)
+        self.send_header("Content-Length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *args: Any) -> None:
+        pass
+
+
 def serve(handler: type[BaseHTTPRequestHandler], port: int = 0, **attributes: Any) -> ThreadingHTTPServer:
     """A stub HTTP server on 127.0.0.1 (`port`, or one the kernel picks) answering with
     `handler`, which finds `attributes` on `self.server`."""

@@ -19,7 +19,6 @@ import ssl
 import subprocess
 import threading
 import time
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -435,18 +434,11 @@ def test_live_the_cas_requests_reach_the_renewer_and_nothing_else_does(http01, t
     renewer's HTTP-01 server (a stub here), every other request is redirected to HTTPS."""
     import http.client
 
-    from harness import serve
+    from harness import StubHandler, serve
 
-    class Challenge(BaseHTTPRequestHandler):
+    class Challenge(StubHandler):
         def do_GET(self) -> None:  # noqa: N802
-            body = f"token-for {self.path} {self.headers.get('Host')}".encode()
-            self.send_response(200)
-            self.send_header("Content-Length", str(len(body)))
-            self.end_headers()
-            self.wfile.write(body)
-
-        def log_message(self, *args: Any) -> None:
-            pass
+            self.reply(200, f"token-for {self.path} {self.headers.get('Host')}".encode())
 
     stub = serve(Challenge)
     staged = files(container(http01, "homelab-haproxy"))

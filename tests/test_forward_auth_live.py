@@ -20,9 +20,7 @@ import socket
 import ssl
 import subprocess
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
-from typing import Any
 
 import pytest
 from haproxy_check import (
@@ -31,7 +29,7 @@ from haproxy_check import (
     make_ca,
     start_haproxy,
 )
-from harness import files, free_port, run_program, serve, stub_dns
+from harness import StubHandler, files, free_port, run_program, serve, stub_dns
 from test_identity import CONFIG, PASSWORDS
 
 from components.homelab import identity
@@ -44,7 +42,7 @@ PORTAL = "https://auth.lab.example.com/"
 SESSIONS = {"alice": "admins", "bob": "family"}  # cookie session=<user> -> the user's group
 
 
-class Verifier(BaseHTTPRequestHandler):
+class Verifier(StubHandler):
     """Authelia's ForwardAuth decision for the names of test_identity's rules."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
@@ -54,34 +52,20 @@ class Verifier(BaseHTTPRequestHandler):
         admin_only = host.split(":")[0] in ("metrics.lab.example.com", "alerts.lab.example.com")
         if user is None:
             if "text/html" in (self.headers.get("Accept") or ""):
-                self.send_response(302)
                 target = f"https://{host}{self.headers.get('X-Forwarded-URI', '')}"
-                self.send_header("Location", f"{PORTAL}?rd={target}")
+                self.reply(302, headers={"Location": f"{PORTAL}?rd={target}"})
             else:
-                self.send_response(401)
+                self.reply(401)
         elif admin_only and SESSIONS[user] != "admins":
-            self.send_response(403)
+            self.reply(403)
         else:
-            self.send_response(200)
-            self.send_header("Remote-User", user)
-            self.send_header("Remote-Groups", SESSIONS[user])
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+            self.reply(200, headers={"Remote-User": user, "Remote-Groups": SESSIONS[user]})
 
 
-class Backend(BaseHTTPRequestHandler):
+class Backend(StubHandler):
     def do_GET(self) -> None:  # noqa: N802
-        body = f"{self.server.backend_name} user={self.headers.get('Remote-User')}".encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        user = self.headers.get("Remote-User")
+        self.reply(200, f"{self.server.backend_name} user={user}".encode())  # type: ignore[attr-defined]
 
 
 class Lab:

@@ -22,7 +22,6 @@ import socketserver
 import ssl
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +33,7 @@ from haproxy_check import (
     make_ca,
     start_haproxy,
 )
-from harness import ROOT, example_run, free_port, in_background, serve
+from harness import ROOT, StubHandler, example_run, free_port, in_background, serve
 from test_proxy import CFG_PATH, SINGLE_HOST_HTTP, SINGLE_HOST_TCP, proxies, uploads
 
 from components.homelab import identity
@@ -46,16 +45,9 @@ pytestmark = pytest.mark.skipif(shutil.which("haproxy") is None, reason="haproxy
 # ---- stub backends -------------------------------------------------------------------------
 
 
-class NamedHandler(BaseHTTPRequestHandler):
+class NamedHandler(StubHandler):
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        body = self.server.backend_name.encode()  # type: ignore[attr-defined]
-        self.send_response(200)
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200, self.server.backend_name.encode())  # type: ignore[attr-defined]
 
 
 class EchoHandler(socketserver.BaseRequestHandler):
@@ -64,16 +56,11 @@ class EchoHandler(socketserver.BaseRequestHandler):
         self.request.sendall(data)
 
 
-class LetThrough(BaseHTTPRequestHandler):
+class LetThrough(StubHandler):
     """A forward-auth verifier that answers 200 to everything."""
 
     def do_GET(self) -> None:  # noqa: N802 (http.server's name)
-        self.send_response(200)
-        self.send_header("Content-Length", "0")
-        self.end_headers()
-
-    def log_message(self, *args: Any) -> None:
-        pass
+        self.reply(200)
 
 
 class ThreadingTCP(socketserver.ThreadingTCPServer):
