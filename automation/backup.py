@@ -207,26 +207,11 @@ class DockerCli:
     def feed(
         self, args: Sequence[str], write: Callable[[IO[bytes]], None], stdout: IO[bytes] | None = None
     ) -> tuple[int, bytes]:
-        """Run `docker args` with `write` producing its stdin; (exit code, stderr). What it
-        prints goes to `stdout` (a file), or nowhere."""
-        with tempfile.TemporaryFile() as stderr:
-            process = subprocess.Popen(
-                [*self.base, *args],
-                stdin=subprocess.PIPE,
-                stdout=stdout if stdout is not None else subprocess.DEVNULL,
-                stderr=stderr,
-            )
-            assert process.stdin is not None
-            try:
-                write(process.stdin)
-            except BrokenPipeError:  # it stopped reading: its exit code and stderr say why
-                pass
-            finally:
-                with contextlib.suppress(BrokenPipeError):
-                    process.stdin.close()
-                code = process.wait()
-            stderr.seek(0)
-            return code, stderr.read()
+        """Run `docker args` with `write` producing its stdin (feed_process); (exit code, stderr)."""
+        try:
+            return feed_process([*self.base, *args], write, stdout)
+        except FileNotFoundError:
+            raise BackupError(f"the docker CLI ({self.base[0]}) is not installed") from None
 
     def read(self, args: Sequence[str], consume: Callable[[IO[bytes]], None]) -> tuple[int, bytes]:
         """Run `docker args` with `consume` reading what it prints; (exit code, stderr). When
@@ -519,34 +504,13 @@ def _open_tar(archive: ArchiveFile | Path) -> Iterator[tarfile.TarFile]:
                 pass
 
 
-def read_archive(path: ArchiveFile | Path, digests: bool = False) -> dict[str, VolumeContent]:
-    """Every volume in an archive, after reading all of it once (decryption, gzip CRC, tar):
-    a damaged archive is refused here, before anything on the host changes. With `digests`,
-    the same pass takes every file's sha256 (the drill's sample is checked against them)."""
+@contextlib.contextmanager
+def _reading(path: ArchiveFile | Path) -> Iterator[None]:
+    """The errors of a pass over the archive, as messages that say what to do. A sink that
+    stopped reading (BrokenPipeError) is left to the caller: its exit code says why."""
     try:
-        volumes: dict[str, VolumeContent] = {}
-        with _open_tar(path) as tar:
-            for member in tar:
-                where = _volume_of(member)
-                if where is None:
-                    continue
-                content = volumes.setdefault(where[0], VolumeContent())
-                if member.islnk():
-                    target = _volume_of(tarfile.TarInfo(member.linkname))
-                    if target is None or target[0] != where[0]:
-                        raise BackupError(f"hard link {member.name!r} points outside its volume")
-                if not where[1]:
-                    content.root = member
-                elif member.isfile():
-                    content.files += 1
-                    content.size += member.size
-                    data = tar.extractfile(member)
-                    if digests and data is not None:
-                        digest = hashlib.sha256()
-                        for chunk in iter(lambda: data.read(CHUNK), b""):  # noqa: B023
-                            digest.update(chunk)
-                        content.digests["/".join(where[1])] = digest.hexdigest()
-    except ArchiveUnreadableError:
+        yield
+    except (ArchiveUnreadableError, BrokenPipeError):
         raise
     except BackupError as error:
         raise BackupError(f"{path.name}: {error}; nothing was changed") from None
@@ -554,6 +518,41 @@ def read_archive(path: ArchiveFile | Path, digests: bool = False) -> dict[str, V
         raise BackupError(
             f"{path.name} is not a readable backup archive ({error}); nothing was changed"
         ) from None
+
+
+def _account(volumes: dict[str, VolumeContent], member: tarfile.TarInfo) -> tuple[str, list[str]] | None:
+    """Count `member` in its volume's content; (volume, path in it), None for /backup itself."""
+    where = _volume_of(member)
+    if where is None:
+        return None
+    content = volumes.setdefault(where[0], VolumeContent())
+    if member.islnk():
+        target = _volume_of(tarfile.TarInfo(member.linkname))
+        if target is None or target[0] != where[0]:
+            raise BackupError(f"hard link {member.name!r} points outside its volume")
+    if not where[1]:
+        content.root = member
+    elif member.isfile():
+        content.files += 1
+        content.size += member.size
+    return where
+
+
+def read_archive(path: ArchiveFile | Path, digests: bool = False) -> dict[str, VolumeContent]:
+    """Every volume in an archive, after reading all of it once (decryption, gzip CRC, tar):
+    a damaged archive is refused here, before anything on the host changes. With `digests`,
+    the same pass takes every file's sha256 (the drill's sample is checked against them)."""
+    volumes: dict[str, VolumeContent] = {}
+    with _reading(path), _open_tar(path) as tar:
+        for member in tar:
+            where = _account(volumes, member)
+            if digests and where is not None and where[1] and member.isfile():
+                data = tar.extractfile(member)
+                assert data is not None
+                digest = hashlib.sha256()
+                for chunk in iter(lambda: data.read(CHUNK), b""):  # noqa: B023
+                    digest.update(chunk)
+                volumes[where[0]].digests["/".join(where[1])] = digest.hexdigest()
     if not volumes:
         raise BackupError(f"{path.name} holds no volumes; nothing was changed")
     return volumes
@@ -561,29 +560,75 @@ def read_archive(path: ArchiveFile | Path, digests: bool = False) -> dict[str, V
 
 def volume_stream(path: ArchiveFile | Path, volume: str, sink: IO[bytes]) -> None:
     """Write a tar of `volume`'s files alone, paths relative to the volume, to `sink`."""
-    retar(path, {volume: ""}, sink)
+    scan(path, {volume: ""}, sink)
 
 
-def retar(path: ArchiveFile | Path, prefixes: dict[str, str], sink: IO[bytes]) -> None:
-    """Write to `sink`, in one pass over the archive, a tar of the files of the volumes in
-    `prefixes`, each named `<its volume's prefix><path in the volume>`.
+class _HostGuard:
+    """What a tar run as root on the host may be given (HostStager): the names are already
+    inside their volume (`_volume_of` refuses `..`); this refuses what could still lead a
+    writer out of the staging directory or onto the host's devices: an entry under a symbolic
+    link of the archive (the link would be followed), a name written twice (a directory
+    replaced by a link), a hard link to anything but a regular file before it, a device node."""
+
+    def __init__(self) -> None:
+        self.names: set[str] = set()
+        self.links: set[str] = set()
+        self.files: set[str] = set()
+
+    def check(self, volume: str, parts: list[str], member: tarfile.TarInfo) -> None:
+        path = "/".join([volume, *parts])
+        if path in self.names:
+            raise BackupError(f"entry {member.name!r} is in the archive twice")
+        for i in range(1, len(parts)):
+            if "/".join([volume, *parts[:i]]) in self.links:
+                raise BackupError(f"entry {member.name!r} lies under a symbolic link of the archive")
+        if member.ischr() or member.isblk():
+            raise BackupError(f"entry {member.name!r} is a device node")
+        if member.islnk() and "/".join(_parts(member.linkname)[1:]) not in self.files:
+            raise BackupError(f"hard link {member.name!r} does not point to a file before it")
+        self.names.add(path)
+        if member.issym():
+            self.links.add(path)
+        elif member.isfile():
+            self.files.add(path)
+
+
+def scan(
+    path: ArchiveFile | Path, prefixes: dict[str, str], sink: IO[bytes], host: bool = False
+) -> dict[str, VolumeContent]:
+    """One pass over the archive: what it holds (read_archive's answer, checked to the end:
+    age's last chunk, gzip's CRC) and, written to `sink`, a tar of the files of the volumes in
+    `prefixes`, each named `<its volume's prefix><path in the volume>`. `host`: the tar is
+    extracted by root on the host (_HostGuard).
 
     Owner names are dropped so that tar restores the numeric uid/gid of the archive: a name
-    would be looked up in the helper image's /etc/passwd, which knows nothing of the service.
-    """
-    with _open_tar(path) as source, tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out:
+    would be looked up in the extracting system's /etc/passwd, which knows nothing of the
+    service. The end-of-archive blocks are written before the last checks: whoever extracts
+    the tar must wait for this function to return before using what it extracted."""
+    volumes: dict[str, VolumeContent] = {}
+    guard = _HostGuard() if host else None
+    with (
+        _reading(path),
+        _open_tar(path) as source,
+        tarfile.open(fileobj=sink, mode="w|", format=tarfile.PAX_FORMAT) as out,
+    ):
         for member in source:
-            where = _volume_of(member)
+            where = _account(volumes, member)
             if where is None or where[0] not in prefixes or not where[1]:
                 continue
+            if guard is not None:
+                guard.check(*where, member)
             base = prefixes[where[0]]
             # A fresh header: the source's PAX records (path, uname, ...) must not come along.
             copy = tarfile.TarInfo(base + "/".join(where[1]))
             for attr in ("mode", "uid", "gid", "size", "mtime", "type", "linkname", "devmajor", "devminor"):
                 setattr(copy, attr, getattr(member, attr))
-            if member.islnk():  # checked by read_archive: inside the same volume
+            if member.islnk():  # checked by _account: inside the same volume
                 copy.linkname = base + "/".join(_parts(member.linkname)[2:])
             out.addfile(copy, source.extractfile(member) if member.isfile() else None)
+    if not volumes:
+        raise BackupError(f"{path.name} holds no volumes; nothing was changed")
+    return volumes
 
 
 # ---- restore: decrypt -----------------------------------------------------------------------
@@ -697,51 +742,10 @@ def _running_users(docker: DockerCli, volume: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def free_space(
-    hb: HostBackup, volumes: list[str], docker: DockerCli, image: str | None = None
-) -> dict[str, int]:
-    """Bytes free in each volume, from one helper container mounting them all read-only."""
-    mounts = [
-        arg
-        for i, volume in enumerate(volumes)
-        for arg in ("--mount", f"type=volume,source={volume},target=/v{i},readonly")
-    ]
-    args = ["run", "--rm", "--network", "none", "--user", "0:0", *mounts, "--entrypoint", "df"]
-    args += [image or hb.image, "-Pk", *(f"/v{i}" for i in range(len(volumes)))]
-    text = docker.text(args, "checking the volumes' free space")
-    free: dict[str, int] = {}
-    for line in text.splitlines()[1:]:
-        fields = line.split()
-        if len(fields) >= 6 and fields[-1].startswith("/v") and fields[-1][2:].isdigit():
-            free[volumes[int(fields[-1][2:])]] = int(fields[3]) * 1024
-    return free
-
-
-def plan_restore(
-    hb: HostBackup,
-    archive: ArchiveFile | Path,
-    service: str | None,
-    docker: DockerCli,
-    image: str | None = None,
-    earlier: Journal | None = None,
-) -> RestorePlan:
-    contents = read_archive(archive)
-    chosen = hb.select(service)
-    present = [(e, contents[e.volume]) for e in chosen if e.volume in contents]
-    skipped = [e.volume for e in chosen if e.volume not in contents]
-    if not present or (service is not None and skipped):
-        raise BackupError(
-            f"{archive.name} does not hold {', '.join(skipped)} (it holds: {', '.join(sorted(contents))}); "
-            "nothing was changed"
-        )
-    missing = [e.volume for e, _ in present if docker.run(["volume", "inspect", e.volume]).returncode != 0]
-    if missing:
-        raise BackupError(
-            f"volume(s) {', '.join(missing)} do not exist on host {hb.host}: run `pulumi up` first "
-            "(it creates them empty), then restore; nothing was changed"
-        )
-    # Found before anything is stopped: a helper left by a killed restore would make the refill
-    # of the first volume fail with the services already down.
+def preflight(hb: HostBackup, volumes: list[str], docker: DockerCli) -> list[str]:
+    """The checks that need no archive, before anything is read or stopped: no helper left
+    by a killed restore (it would make the refill fail with the services already down);
+    which of `volumes` exist on the host (those are the ones staged)."""
     helper = f"{hb.prefix}-restore"
     left = docker.text(
         ["ps", "-a", "--filter", f"name=^/{helper}$", "--format", "{{.Names}}"],
@@ -752,19 +756,68 @@ def plan_restore(
             f"a container {helper} is left from an earlier restore: if no restore is running, remove it "
             f"(docker rm -f {helper}) and run again; nothing was stopped or changed"
         )
-    # The files are extracted next to the old ones (restore_script): each volume must hold both.
-    free = free_space(hb, [e.volume for e, _ in present], docker, image)
-    short = [
-        (e.volume, free[e.volume], c.size) for e, c in present if e.volume in free and free[e.volume] < c.size
+    return [v for v in volumes if docker.run(["volume", "inspect", v]).returncode == 0]
+
+
+@dataclass
+class Probe:
+    """The volumes as the engine sees them, from one read-only helper container."""
+
+    free: dict[str, int] = field(default_factory=dict)  # bytes free in each volume's file system
+    # (st_dev, st_ino) of each volume's root: equal to those of its Mountpoint here exactly
+    # when that path on this machine is the engine's volume (HostStager).
+    ident: dict[str, tuple[int, int]] = field(default_factory=dict)
+
+
+def probe_volumes(hb: HostBackup, volumes: list[str], docker: DockerCli, image: str | None = None) -> Probe:
+    """Free space and identity of each volume: `df -Pk` and `stat -c '%n %d %i'` (BusyBox's
+    df and stat, in Alpine's busybox as in Debian's) in one helper mounting them all read-only."""
+    probe = Probe()
+    if not volumes:
+        return probe
+    mounts = [
+        arg
+        for i, volume in enumerate(volumes)
+        for arg in ("--mount", f"type=volume,source={volume},target=/v{i},readonly")
     ]
-    if short:
+    paths = " ".join(f"/v{i}" for i in range(len(volumes)))
+    args = ["run", "--rm", "--network", "none", "--user", "0:0", *mounts, "--entrypoint", "sh"]
+    args += [image or hb.image, "-c", f"df -Pk {paths} && stat -c '%n %d %i' {paths}"]
+    text = docker.text(args, "checking the volumes' free space")
+    for line in text.splitlines():
+        fields = line.split()
+        if not fields or not fields[-1].startswith("/v") and not fields[0].startswith("/v"):
+            continue
+        if len(fields) >= 6 and fields[-1][2:].isdigit() and fields[3].isdigit():
+            probe.free[volumes[int(fields[-1][2:])]] = int(fields[3]) * 1024
+        elif len(fields) == 3 and fields[0][2:].isdigit() and fields[1].isdigit() and fields[2].isdigit():
+            probe.ident[volumes[int(fields[0][2:])]] = (int(fields[1]), int(fields[2]))
+    return probe
+
+
+def plan_restore(
+    hb: HostBackup,
+    archive: str,
+    contents: dict[str, VolumeContent],
+    service: str | None,
+    docker: DockerCli,
+    earlier: Journal | None = None,
+) -> RestorePlan:
+    """What the restore of `archive` (whose `contents` are known) does on the host: the volumes
+    it refills, those it leaves, the containers it stops and starts."""
+    chosen = hb.select(service)
+    present = [(e, contents[e.volume]) for e in chosen if e.volume in contents]
+    skipped = [e.volume for e in chosen if e.volume not in contents]
+    if not present or (service is not None and skipped):
         raise BackupError(
-            "; ".join(
-                f"{volume} has {human_size(room)} free, and the archive's files need {human_size(size)} "
-                "next to the old data (kept until the new is complete)"
-                for volume, room, size in short
-            )
-            + ": make room in the volume's file system first; nothing was stopped or changed"
+            f"{archive} does not hold {', '.join(skipped)} (it holds: {', '.join(sorted(contents))}); "
+            "nothing was stopped or changed"
+        )
+    missing = [e.volume for e, _ in present if docker.run(["volume", "inspect", e.volume]).returncode != 0]
+    if missing:
+        raise BackupError(
+            f"volume(s) {', '.join(missing)} do not exist on host {hb.host}: run `pulumi up` first "
+            "(it creates them empty), then restore; nothing was stopped or changed"
         )
     stop: list[str] = []
     for entry, _ in present:
@@ -776,7 +829,7 @@ def plan_restore(
     idle = sorted({e.container for e, _ in present} - set(stop) - set(restart))
     if idle:
         notes.append(f"not running (left as they are): {', '.join(idle)}")
-    return RestorePlan(hb, archive.name, present, skipped, stop, notes, restart)
+    return RestorePlan(hb, archive, present, skipped, stop, notes, restart)
 
 
 def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
@@ -788,105 +841,312 @@ def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
     return [n for n in names if state.get(f"/{n}") == "false"]
 
 
-NEW_DIR = ".homelab-restore-new"
-SPACE_EXIT = 3  # the restore script's exit code when the volume has too little room
+# ---- restore: the new files staged beside the old ones, then swapped in ----------------------
+#
+# The archive is read once. While the services still run, its files are written beside each
+# volume's old data (staged); the owners are stopped only once every volume's files are
+# complete and the archive has checked out to its end (age's last chunk, gzip's CRC), and are
+# down only for the swap, which is renames. Two ways to stage, one protocol (stage, discard,
+# swap, finish):
+# - HostStager: this machine's tar writes into the engine's volume directory, beside `_data`
+#   (a local engine, as root, plain local volumes): at disk speed, and out of every container's
+#   sight; the swap renames `_data`.
+# - HelperStager: a container of the helper image extracts into `<volume>/.homelab-restore-new`
+#   (any engine, an SSH host too); the swap moves the entries within the volume.
+
+NEW_DIR = ".homelab-restore-new"  # HelperStager: inside the volume
+HOST_NEW, HOST_OLD = "homelab-restore-new", "homelab-restore-old"  # HostStager: beside `_data`
+VIAS = ("auto", "host", "helper")
 
 
-@dataclass(frozen=True)
-class Refill:
-    """One volume of a refill: where the helper mounts it, and what goes in."""
-
-    volume: str
-    mount: str  # /restore/v0, /restore/v1, ...
-    size: int  # bytes of regular files the archive holds for it
-    root: tarfile.TarInfo | None = None  # the volume root's owner and mode in the archive
+class StageError(BackupError):
+    """The files could not be staged (the extracting tar failed): the caller looks for why."""
 
 
-def restore_script(refills: list[Refill]) -> str:
-    """The helper's script, for all the volumes at once: the archive's files of each volume
-    are extracted beside its old ones (`<mount>/.homelab-restore-new`, from one tar whose
-    entries are named `v<i>/.homelab-restore-new/...`), and only once all of them, of every
-    volume, are there do they replace the old ones (renames within each volume). Refused up
-    front, with the numbers, when a volume's free space cannot hold them next to the old
-    data; a failed extraction leaves every volume's old data as it was."""
-    lines = ["set -e"]
-    for r in refills:
-        lines.append(
-            f"free=$(df -Pk {r.mount} | awk 'NR==2 {{print $4}}'); "
-            f'if [ $((free * 1024)) -lt {r.size} ]; then echo "{r.volume} has $((free * 1024)) bytes free; '
-            f"the archive's files need {r.size} next to the old data, which is kept until they are all "
-            f'there" >&2; exit {SPACE_EXIT}; fi'
+def feed_process(
+    argv: Sequence[str], write: Callable[[IO[bytes]], None], stdout: IO[bytes] | None = None
+) -> tuple[int, bytes]:
+    """Run `argv` with `write` producing its stdin; (exit code, stderr). What it prints goes to
+    `stdout` (a file), or nowhere. When `write` raises (other than on a closed pipe), the
+    process is ended and the error raised once it has."""
+    with tempfile.TemporaryFile() as stderr:
+        process = subprocess.Popen(
+            list(argv),
+            stdin=subprocess.PIPE,
+            stdout=stdout if stdout is not None else subprocess.DEVNULL,
+            stderr=stderr,
         )
-    news = " ".join(f'"{r.mount}/{NEW_DIR}"' for r in refills)
-    lines.append(f'for d in {news}; do rm -rf "$d"; mkdir "$d"; done')
-    lines.append(f'if ! tar -xf - -C {RESTORE_MOUNT}; then for d in {news}; do rm -rf "$d"; done; exit 1; fi')
-    for r in refills:
-        new = f"{r.mount}/{NEW_DIR}"
+        assert process.stdin is not None
+        try:
+            write(process.stdin)
+        except BrokenPipeError:  # it stopped reading: its exit code and stderr say why
+            pass
+        except BaseException:
+            process.kill()
+            raise
+        finally:
+            with contextlib.suppress(BrokenPipeError):
+                process.stdin.close()
+            code = process.wait()
+        stderr.seek(0)
+        return code, stderr.read()
+
+
+@dataclass
+class HelperStager:
+    """Staging through a container of the helper image, mounting the volumes at /restore/v<i>."""
+
+    hb: HostBackup
+    docker: DockerCli
+    image: str | None = None
+    how: str = "a helper container"
+
+    def _args(self, volumes: list[str], script: str, *options: str) -> list[str]:
+        mounts = [f"type=volume,source={v},target={RESTORE_MOUNT}/v{i}" for i, v in enumerate(volumes)]
+        args = _helper(self.hb, self.image, mounts[0], script)
+        first = args.index(mounts[0]) + 1
+        args[first:first] = [arg for mount in mounts[1:] for arg in ("--mount", mount)]
+        # A fixed name: one restore at a time; no service can have it (stacks/checks.py RESERVED_NAMES).
+        args[1:1] = [*options, "--name", f"{self.hb.prefix}-restore"]
+        return args
+
+    def _news(self, volumes: list[str]) -> str:
+        return " ".join(f'"{RESTORE_MOUNT}/v{i}/{NEW_DIR}"' for i in range(len(volumes)))
+
+    def stage(self, archive: ArchiveFile | Path, volumes: list[str]) -> dict[str, VolumeContent]:
+        news = self._news(volumes)
+        script = stage_script(news)
+        prefixes = {v: f"v{i}/{NEW_DIR}/" for i, v in enumerate(volumes)}
+        found: dict[str, VolumeContent] = {}
+        args = self._args(volumes, script, "-i")
+        code, stderr = self.docker.feed(args, lambda sink: found.update(scan(archive, prefixes, sink)))
+        if code != 0 or not found:
+            raise StageError(f"extracting into {', '.join(volumes)} failed: {_message(stderr, code)}")
+        return found
+
+    def discard(self, volumes: list[str]) -> None:
+        if volumes:
+            self.docker.run(self._args(volumes, f"rm -rf {self._news(volumes)}"))
+
+    def swap(self, volumes: list[tuple[str, VolumeContent]]) -> None:
+        names = [v for v, _ in volumes]
+        roots = [content.root for _, content in volumes]
+        result = self.docker.run(self._args(names, swap_script(names, roots)))
+        if result.returncode != 0:
+            said = _message(result.stderr, result.returncode)
+            raise BackupError(f"swapping in the new files of {', '.join(names)} failed: {said}")
+
+    def finish(self, volumes: list[str]) -> None:
+        """Nothing left: the swap removed the old entries."""
+
+
+def stage_script(news: str) -> str:
+    """The staging helper's script: empty staging directories, then the tar on stdin; a failed
+    extraction removes them again."""
+    return (
+        f'set -e; for d in {news}; do rm -rf "$d"; mkdir "$d"; done; '
+        f'if ! tar -xf - -C {RESTORE_MOUNT}; then for d in {news}; do rm -rf "$d"; done; exit 1; fi'
+    )
+
+
+def swap_script(volumes: list[str], roots: list[tarfile.TarInfo | None]) -> str:
+    """The swapping helper's script, the owners stopped: in each volume, every old entry
+    removed and the staged ones moved up, the root given the archive's owner and mode. Refused
+    before any change when a volume has nothing staged."""
+    lines = ["set -e"]
+    for i, volume in enumerate(volumes):
+        new = f"{RESTORE_MOUNT}/v{i}/{NEW_DIR}"
         lines.append(
-            f'for f in {r.mount}/..?* {r.mount}/.[!.]* {r.mount}/*; do if [ "$f" != "{new}" ] && '
+            f'[ -d "{new}" ] || {{ echo "nothing is staged in {volume}: restore again" >&2; exit 4; }}'
+        )
+    for i, root in enumerate(roots):
+        mount, new = f"{RESTORE_MOUNT}/v{i}", f"{RESTORE_MOUNT}/v{i}/{NEW_DIR}"
+        lines.append(
+            f'for f in {mount}/..?* {mount}/.[!.]* {mount}/*; do if [ "$f" != "{new}" ] && '
             f'{{ [ -e "$f" ] || [ -L "$f" ]; }}; then rm -rf "$f"; fi; done'
         )
         lines.append(
             f'for f in "{new}"/..?* "{new}"/.[!.]* "{new}"/*; do if [ -e "$f" ] || [ -L "$f" ]; then '
-            f'mv "$f" {r.mount}/; fi; done; rmdir "{new}"'
+            f'mv "$f" {mount}/; fi; done; rmdir "{new}"'
         )
-        if r.root is not None:
-            mode = r.root.mode & 0o7777
-            lines.append(f"chown {r.root.uid}:{r.root.gid} {r.mount}; chmod {mode:o} {r.mount}")
+        if root is not None:
+            lines.append(f"chown {root.uid}:{root.gid} {mount}; chmod {root.mode & 0o7777:o} {mount}")
     return "; ".join(lines)
 
 
-def refill_stream(archive: ArchiveFile | Path, refills: list[Refill], sink: IO[bytes]) -> None:
-    """Write, in one pass over the archive, a tar of the chosen volumes' files, each named
-    `v<i>/.homelab-restore-new/<path in the volume>` (restore_script extracts it under
-    /restore)."""
-    prefixes = {r.volume: f"{r.mount.removeprefix(RESTORE_MOUNT + '/')}/{NEW_DIR}/" for r in refills}
-    retar(archive, prefixes, sink)
+@dataclass
+class HostStager:
+    """Staging by this machine's tar, as root, into `<volumes>/<name>/homelab-restore-new`,
+    beside the volume's `_data` (the local driver's layout: moby volume/local/local.go,
+    `<root>/volumes/<name>/_data`), which no container sees. The swap renames `_data` away and
+    the staged directory into its place; the old data is removed once the owners run again."""
+
+    root: Path  # the engine's volumes directory
+    how: str = "this machine's tar"
+
+    def _dirs(self, volume: str) -> tuple[Path, Path, Path]:
+        base = self.root / volume
+        return base / "_data", base / HOST_NEW, base / HOST_OLD
+
+    def stage(self, archive: ArchiveFile | Path, volumes: list[str]) -> dict[str, VolumeContent]:
+        for volume in volumes:
+            data, new, old = self._dirs(volume)
+            shutil.rmtree(new, ignore_errors=True)
+            if old.exists() and data.exists():  # left by a restore killed after its swap
+                shutil.rmtree(old, ignore_errors=True)
+            new.mkdir(mode=0o700)
+        prefixes = {v: f"{v}/{HOST_NEW}/" for v in volumes}
+        argv = ["tar", "-x", "-f", "-", "-C", str(self.root), "--numeric-owner", "--same-owner", "-p"]
+        found: dict[str, VolumeContent] = {}
+        code, stderr = feed_process(argv, lambda sink: found.update(scan(archive, prefixes, sink, host=True)))
+        if code != 0 or not found:
+            raise StageError(f"extracting into {', '.join(volumes)} failed: {_message(stderr, code)}")
+        return found
+
+    def discard(self, volumes: list[str]) -> None:
+        for volume in volumes:
+            shutil.rmtree(self._dirs(volume)[1], ignore_errors=True)
+
+    def swap(self, volumes: list[tuple[str, VolumeContent]]) -> None:
+        for volume, _ in volumes:
+            if not self._dirs(volume)[1].is_dir():
+                raise BackupError(f"nothing is staged for {volume}: run the restore again")
+        for volume, content in volumes:
+            data, new, old = self._dirs(volume)
+            if data.exists():
+                shutil.rmtree(old, ignore_errors=True)
+                data.rename(old)
+            # else: an earlier swap was cut between its two renames; `old` is the data before it
+            new.rename(data)
+            source = content.root
+            if source is not None:
+                os.chown(data, source.uid, source.gid)
+                os.chmod(data, source.mode & 0o7777)
+            elif old.exists():
+                kept = old.stat()
+                os.chown(data, kept.st_uid, kept.st_gid)
+                os.chmod(data, kept.st_mode & 0o7777)
+
+    def finish(self, volumes: list[str]) -> None:
+        for volume in volumes:
+            shutil.rmtree(self._dirs(volume)[2], ignore_errors=True)
 
 
-def _refill(
-    plan: RestorePlan,
-    todo: list[tuple[BackupEntry, VolumeContent]],
-    archive: ArchiveFile | Path,
-    docker: DockerCli,
-    image: str | None,
-) -> None:
-    """Refill the volumes of `todo` from one helper container and one pass over the archive."""
-    refills = [
-        Refill(entry.volume, f"{RESTORE_MOUNT}/v{i}", content.size, content.root)
-        for i, (entry, content) in enumerate(todo)
-    ]
-    mounts = [f"type=volume,source={r.volume},target={r.mount}" for r in refills]
-    args = _helper(plan.hb, image, mounts[0], restore_script(refills))
-    first = args.index(mounts[0]) + 1
-    args[first:first] = [arg for mount in mounts[1:] for arg in ("--mount", mount)]
-    # A fixed name: one restore at a time; no service can have it (stacks/checks.py RESERVED_NAMES).
-    args[1:1] = ["-i", "--name", f"{plan.hb.prefix}-restore"]
-    code, stderr = docker.feed(args, lambda sink: refill_stream(archive, refills, sink))
-    if code != 0:
-        names = ", ".join(r.volume for r in refills)
-        raise BackupError(f"restoring {names} failed: {_message(stderr, code)}")
+Stager = HelperStager | HostStager
+
+
+def host_volumes_root(
+    hb: HostBackup, docker: DockerCli, volumes: list[str], probe: Probe
+) -> tuple[Path | None, str]:
+    """The engine's volumes directory when this machine can stage into it (HostStager), else
+    None and why not: the engine must be local (a unix socket, no SSH), this process root,
+    each volume a plain `local` one (no driver options: no mount of its own) whose Mountpoint
+    here is the very directory the engine mounts (same device and inode as seen in a
+    container), all under one directory on one file system."""
+    if hb.dial is not None or not hb.docker_host.startswith("unix://"):
+        return None, f"the engine of host {hb.host} is not on this machine"
+    if os.geteuid() != 0:
+        return None, "writing into the engine's volume directories needs root on this machine"
+    if shutil.which("tar") is None:
+        return None, "there is no tar on this machine"
+    text = docker.text(
+        [
+            "volume",
+            "inspect",
+            "--format",
+            "{{.Name}}\t{{.Driver}}\t{{json .Options}}\t{{.Mountpoint}}",
+            *volumes,
+        ],
+        "inspecting the volumes",
+    )
+    roots = set()
+    for line in text.splitlines():
+        name, driver, options, mountpoint = line.split("\t")
+        data = Path(mountpoint)
+        if driver != "local" or options not in ("null", "{}"):
+            return None, f"{name} is not a plain local volume (driver {driver}, options {options})"
+        if data.name != "_data" or data.parent.name != name:
+            return None, f"{name} is not in the local driver's layout ({mountpoint})"
+        try:
+            here, parent = data.stat(), data.parent.stat()
+        except OSError:
+            return None, f"{name}'s directory {mountpoint} is not on this machine"
+        if (here.st_dev, here.st_ino) != probe.ident.get(name) or here.st_dev != parent.st_dev:
+            return None, f"{mountpoint} here is not the directory the engine mounts for {name}"
+        roots.add(data.parent.parent)
+    if len(roots) != 1 or len(text.splitlines()) != len(volumes):
+        return None, "the volumes are not in one directory"
+    return roots.pop(), ""
+
+
+def choose_stager(
+    hb: HostBackup, docker: DockerCli, image: str | None, volumes: list[str], probe: Probe, via: str
+) -> Stager:
+    """`via`: host, helper, or auto (host when it can)."""
+    if via == "helper" or not volumes:
+        return HelperStager(hb, docker, image)
+    root, why = host_volumes_root(hb, docker, volumes, probe)
+    if root is not None:
+        return HostStager(root)
+    if via == "host":
+        raise BackupError(f"--via host: {why}; nothing was stopped or changed")
+    return HelperStager(hb, docker, image)
+
+
+def stage(
+    stager: Stager, archive: ArchiveFile | Path, volumes: list[str], probe: Probe
+) -> dict[str, VolumeContent]:
+    """Stage `volumes` from `archive` (everything else on the host untouched): what the archive
+    holds. On any failure, what was staged is removed and the error says why: too little room
+    (the archive's sizes, from one more pass, against each volume's free space) before what
+    the extracting tar said."""
+    try:
+        return stager.stage(archive, volumes)
+    except StageError as error:
+        stager.discard(volumes)
+        try:
+            contents = read_archive(archive)
+        except BackupError:
+            contents = {}
+        short = [
+            (v, probe.free[v], contents[v].size)
+            for v in volumes
+            if v in contents and v in probe.free and probe.free[v] < contents[v].size
+        ]
+        if short:
+            raise BackupError(
+                "; ".join(
+                    f"{volume} has {human_size(room)} free, and the archive's files need {human_size(size)} "
+                    "next to the old data (kept until the new is complete)"
+                    for volume, room, size in short
+                )
+                + ": make room in the volume's file system first; nothing was stopped or changed"
+            ) from None
+        raise BackupError(f"{error}; nothing was stopped or changed") from None
+    except BaseException:
+        stager.discard(volumes)
+        raise
 
 
 def execute_restore(
     plan: RestorePlan,
-    archive: ArchiveFile | Path,
+    stager: Stager,
     docker: DockerCli,
     out: TextIO,
-    image: str | None = None,
     journal: Journal | None = None,
 ) -> None:
-    """Stop the users of the volumes, refill each volume, start them again (and what an
-    earlier, unfinished restore left stopped: plan.restart).
+    """With every volume's files staged: stop the users of the volumes, swap the staged files
+    in, start them again (and what an earlier, unfinished restore left stopped: plan.restart),
+    then remove the old data.
 
     Refuses, restarting what it stopped and changing nothing, when a container cannot be
-    stopped. When refilling a volume fails or the run is interrupted (SIGINT, SIGTERM), the
-    containers stay stopped, the journal says what was done, and the error says how to finish:
-    the volumes keep their old data (restore_script swaps only once every volume's files are
-    extracted).
+    stopped. When the swap fails or the run is interrupted (SIGINT, SIGTERM), the containers
+    stay stopped, the journal says what was done, and the error says how to finish.
     """
     journal = journal or Journal(plan.archive, plan.archive, None)
     hb = plan.hb
+    todo = [(e, c) for e, c in plan.volumes if e.volume not in journal.restored]
+    volumes = [e.volume for e, _ in todo]
     stopped: list[str] = []
     try:
         if plan.stop or plan.restart:
@@ -900,6 +1160,7 @@ def execute_restore(
                     journal.save(hb)
                 else:
                     Journal.remove(hb)
+                stager.discard(volumes)
                 said = _message(result.stderr, result.returncode)
                 raise BackupError(
                     f"refusing to restore: could not stop {name} ({said}); "
@@ -914,14 +1175,12 @@ def execute_restore(
         raise BackupError(
             _unfinished(plan, journal, None, "interrupted while stopping the containers")
         ) from None
-    todo = [(e, c) for e, c in plan.volumes if e.volume not in journal.restored]
     for entry, _ in plan.volumes:
         if entry.volume in journal.restored:
             out.write(f"{entry.volume}: already restored by the earlier run\n")
     if todo:
-        volumes = [e.volume for e, _ in todo]
         try:
-            _refill(plan, todo, archive, docker, image)
+            stager.swap([(e.volume, c) for e, c in todo])
         except (KeyboardInterrupt, Interrupted):
             docker.run(["rm", "-f", f"{hb.prefix}-restore"])  # the helper, if it still runs
             raise BackupError(_unfinished(plan, journal, volumes, "interrupted")) from None
@@ -938,6 +1197,7 @@ def execute_restore(
             failed.append(f"{name} ({_message(result.stderr, result.returncode)})")
         else:
             out.write(f"started {name}\n")
+    stager.finish(volumes)
     if failed:
         raise BackupError(
             f"the volumes are restored, but these did not start again: {', '.join(failed)} "
@@ -952,7 +1212,8 @@ def _unfinished(plan: RestorePlan, journal: Journal, volumes: list[str] | None, 
     parts = [what]
     if volumes:
         parts.append(
-            f"{', '.join(volumes)} keep their old data unless the error came after all files were extracted"
+            f"{', '.join(volumes)} were being swapped for the staged files (a volume may be half "
+            "swapped): a rerun stages them again and finishes the swap"
         )
     if journal.restored:
         parts.append(f"already restored: {', '.join(journal.restored)}")
@@ -1085,9 +1346,12 @@ def restore(
     dry_run: bool = False,
     image: str | None = None,
     resume: bool = False,
+    via: str = "auto",
 ) -> RestorePlan:
     """Restore `archive` (or, with `resume`, the archive of the unfinished restore the journal
     names). SIGINT and SIGTERM end it with the state it left and how to finish."""
+    if via not in VIAS:
+        raise BackupError(f"--via {via}: one of {', '.join(VIAS)}")
     sweep_temp(out)
     earlier = Journal.load(hb)
     if resume:
@@ -1101,20 +1365,42 @@ def restore(
     with _signals_raise(), tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         workdir = Path(tmp)
         (workdir / "pid").write_text(str(os.getpid()))
+        stager: Stager | None = None
+        staged: list[str] = []
         try:
             local = Path(archive).expanduser()
             path = local if local.is_file() else _fetch(hb, archive, docker, image, workdir)
             plain = open_archive(path, identity)
-            plan = plan_restore(hb, plain, service, docker, image, earlier)
+            if dry_run:
+                plan = plan_restore(hb, path.name, read_archive(plain), service, docker, earlier)
+                out.write(plan.render())
+                out.write("dry run: nothing was changed\n")
+                return plan
+            again = earlier is not None and earlier.shown == path.name and earlier.service == service
+            done = earlier.restored if earlier is not None and again else []
+            chosen = [e.volume for e in hb.select(service) if e.volume not in done]
+            volumes = preflight(hb, chosen, docker)
+            probe = probe_volumes(hb, volumes, docker, image)
+            stager = choose_stager(hb, docker, image, volumes, probe, via)
+            began = time.monotonic()
+            staged = volumes
+            contents = stage(stager, plain, volumes, probe) if volumes else read_archive(plain)
+            plan = plan_restore(hb, path.name, contents, service, docker, earlier)
         except (KeyboardInterrupt, Interrupted):
-            raise BackupError("interrupted before anything was stopped; nothing was changed") from None
-        plan.archive = path.name
+            if stager is not None:
+                stager.discard(staged)
+            raise BackupError(
+                "interrupted before anything was stopped; nothing was stopped or changed"
+            ) from None
+        except BackupError:
+            if stager is not None:
+                stager.discard(staged)
+            raise
         out.write(plan.render())
-        if dry_run:
-            out.write("dry run: nothing was changed\n")
-            return plan
-        journal = Journal(archive, path.name, service, stopped=list(plan.restart))
-        if earlier is not None and earlier.shown == path.name and earlier.service == service:
-            journal.restored = [v for v in earlier.restored if v in {e.volume for e, _ in plan.volumes}]
-        execute_restore(plan, plain, docker, out, image, journal)
+        out.write(f"  staged beside the old data by {stager.how} in {time.monotonic() - began:.1f} s\n")
+        kept = [v for v in done if v in {e.volume for e, _ in plan.volumes}]
+        journal = Journal(archive, path.name, service, stopped=list(plan.restart), restored=kept)
+        unused = [v for v in staged if v not in {e.volume for e, _ in plan.volumes}]
+        stager.discard(unused)
+        execute_restore(plan, stager, docker, out, journal)
         return plan

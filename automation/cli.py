@@ -13,7 +13,7 @@
     setup bundle.tar.gz [--stack S]        verify, load it onto the stack's hosts, check image IDs
     backup --host H                        run the host's backup now
     backups --host H                       the host's archives, newest first, age and size
-    restore --host H --archive FILE | --resume [--service S] [--identity KEY] [--dry-run]
+    restore --host H --archive FILE | --resume [--service S] [--identity KEY] [--dry-run] [--via V]
     drill --host H [--service S] | --due | --rules  restore drills: scratch volumes, checks, metrics
 
 Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
@@ -397,6 +397,14 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--service", help="only this service's volumes")
     p.add_argument("--identity", type=Path, help=identity_help)
     p.add_argument("--dry-run", action="store_true", help="check the archive and show the plan only")
+    p.add_argument(
+        "--via",
+        choices=("auto", "host", "helper"),
+        default="auto",
+        help="how the archive's files reach the volumes: host (this machine's tar writes beside "
+        "each volume's directory: a local engine, as root), helper (a container of the helper "
+        "image: any engine), auto (host when it can; default)",
+    )
     p = with_stack(
         sub.add_parser("drill", help="restore a host's newest archive into scratch volumes and check it")
     )
@@ -557,6 +565,7 @@ def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | 
                 identity=args.identity,
                 dry_run=args.dry_run,
                 resume=args.resume,
+                via=args.via,
             )
         backup(args.command, args.host, args.stack, args.file, out, **extra)
         return 0
