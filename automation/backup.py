@@ -1149,13 +1149,17 @@ def execute_restore(
     volumes = [e.volume for e, _ in todo]
     stopped: list[str] = []
     try:
-        if plan.stop or plan.restart:
+        if plan.restart:
             journal.save(hb)
         for name in plan.stop:
+            # In the journal before it is stopped: a run killed during the stop leaves the
+            # container named there, and the rerun starts it if it is not running.
+            journal.stopped.append(name)
+            journal.save(hb)
             result = docker.run(["stop", name])
             if result.returncode != 0:
                 restarted = [c for c in stopped if docker.run(["start", c]).returncode == 0]
-                journal.stopped = [c for c in journal.stopped if c not in restarted]
+                journal.stopped = [c for c in journal.stopped if c not in restarted and c != name]
                 if journal.stopped:
                     journal.save(hb)
                 else:
@@ -1168,8 +1172,6 @@ def execute_restore(
                     + (f"; started again: {', '.join(restarted)}" if restarted else "")
                 )
             stopped.append(name)
-            journal.stopped.append(name)
-            journal.save(hb)
             out.write(f"stopped {name}\n")
     except (KeyboardInterrupt, Interrupted):
         raise BackupError(

@@ -10,6 +10,7 @@ from __future__ import annotations
 import io
 import json
 import os
+import re
 import subprocess
 import threading
 from collections.abc import Iterator
@@ -1073,10 +1074,11 @@ class FakeDocker(backups.DockerCli):
             out = self.leftover.encode()
         elif args[0] == "ps":
             out = "\n".join(self.users.get(args[-3].removeprefix("volume="), [])).encode()
-        elif args[0] == "run" and "df" in args:  # free_space, in df -P's layout
-            mounts = [a for a in args if a.startswith("/v")]
+        elif args[0] == "run" and args[-1].startswith("df -Pk"):  # probe_volumes: df -P, stat
+            mounts = [f"/v{i}" for i in range(sum(a.endswith(",readonly") for a in args))]
             lines = ["Filesystem 1024-blocks Used Available Capacity Mounted on"]
             lines += [f"/dev/x 99999999 0 {self.free_kib} 0% {m}" for m in mounts]
+            lines += [f"{m} 2049 {100 + i}" for i, m in enumerate(mounts)]
             out = "\n".join(lines).encode()
         elif args[0] == "stop" and args[1] in self.unstoppable:
             code = 1
@@ -1085,6 +1087,8 @@ class FakeDocker(backups.DockerCli):
     def feed(self, args: Any, write: Any) -> tuple[int, bytes]:
         self.calls.append(list(args))
         write(io.BytesIO())
+        if self.free_kib < 1000:
+            return 1, b"tar: write: No space left on device"
         return 0, b""
 
 
@@ -1100,13 +1104,18 @@ def tiny_archive(path: Path, volumes: dict[str, bytes]) -> Path:
     return path
 
 
+def swaps(docker: FakeDocker) -> list[list[str]]:
+    """The helper runs that swap staged files in (HelperStager.swap)."""
+    return [c for c in docker.calls if c[0] == "run" and 'mv "$f"' in c[-1]]
+
+
 def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path: Path) -> None:
     hb = host_backup(example("multi-host.yaml"), "ops")
     volumes = {e.volume: b"x" for e in hb.entries}
     archive = tiny_archive(tmp_path / "a.tar.gz", volumes)
     users = {e.volume: [e.container, "homelab-backup"] for e in hb.entries}
     docker = FakeDocker(users, unstoppable=("homelab-portainer",))
-    plan = backups.plan_restore(hb, archive, None, docker)
+    plan = backups.plan_restore(hb, archive.name, backups.read_archive(archive), None, docker)
     assert plan.stop == [
         "homelab-alertmanager",
         "homelab-backup",
@@ -1114,9 +1123,10 @@ def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path
         "homelab-portainer",
         "homelab-prometheus",
     ]
+    stager = backups.HelperStager(hb, docker, "helper:1")
     with pytest.raises(BackupError, match="refusing to restore: could not stop homelab-portainer"):
-        backups.execute_restore(plan, archive, docker, io.StringIO())
-    verbs = [(c[0], c[1]) for c in docker.calls if c[0] in ("stop", "start", "run")]
+        backups.execute_restore(plan, stager, docker, io.StringIO())
+    verbs = [(c[0], c[1]) for c in docker.calls if c[0] in ("stop", "start")]
     assert verbs[-7:] == [
         ("stop", "homelab-alertmanager"),
         ("stop", "homelab-backup"),
@@ -1126,58 +1136,149 @@ def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path
         ("start", "homelab-backup"),
         ("start", "homelab-grafana"),
     ]
-    assert not refills(docker)
-
-
-def refills(docker: FakeDocker) -> list[list[str]]:
-    """The helper runs that change a volume (not the read-only free-space check)."""
-    return [c for c in docker.calls if c[0] == "run" and "df" not in c]
+    assert not swaps(docker)
+    (discard,) = [c for c in docker.calls if c[0] == "run"]  # the staged files are removed
+    assert discard[-1].startswith("rm -rf ") and backups.NEW_DIR in discard[-1]
+    assert not backups.Journal.path(hb).exists()  # everything it stopped runs again
 
 
 def test_restore_refuses_a_leftover_helper_before_stopping_anything(tmp_path: Path) -> None:
     hb = host_backup(example("multi-host.yaml"), "ops")
-    archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" for e in hb.entries})
     docker = FakeDocker({e.volume: [e.container] for e in hb.entries}, leftover="homelab-restore")
     with pytest.raises(
         BackupError, match=r"homelab-restore is left .*docker rm -f homelab-restore.* nothing was stopped"
     ):
-        backups.plan_restore(hb, archive, None, docker)
-    assert not [c for c in docker.calls if c[0] in ("stop", "start")] and not refills(docker)
+        backups.preflight(hb, [e.volume for e in hb.entries], docker)
+    assert not [c for c in docker.calls if c[0] in ("stop", "start", "run")]
 
 
 def test_restore_refuses_a_volume_without_room_for_old_and_new(tmp_path: Path) -> None:
+    """The extracting tar fails; the archive's sizes against the free space found before say
+    why, and what was staged is removed."""
     hb = host_backup(example("multi-host.yaml"), "ops")
     archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" * 5000 for e in hb.entries})
     docker = FakeDocker({e.volume: [e.container] for e in hb.entries}, free_kib=4)
-    with pytest.raises(BackupError) as caught:
-        backups.plan_restore(hb, archive, "grafana", docker)
-    assert "homelab_grafana_data has 4.0 KiB free" in str(caught.value)
-    assert "nothing was stopped or changed" in str(caught.value)
-    assert not [c for c in docker.calls if c[0] in ("stop", "start")] and not refills(docker)
+    volumes = [e.volume for e in hb.select("grafana")]
+    probe = backups.probe_volumes(hb, volumes, docker)
+    assert probe.free == {"homelab_grafana_data": 4096} and probe.ident == {
+        "homelab_grafana_data": (2049, 100)
+    }
     # One helper checks every chosen volume at once, read-only.
     (check,) = [c for c in docker.calls if c[0] == "run"]
     assert "type=volume,source=homelab_grafana_data,target=/v0,readonly" in check
-    # With room (5 KiB free for 5000 bytes), the same plan goes ahead.
-    assert backups.plan_restore(hb, archive, "grafana", FakeDocker({}, free_kib=5)).stop == []
+    with pytest.raises(BackupError) as caught:
+        backups.stage(backups.HelperStager(hb, docker), archive, volumes, probe)
+    assert "homelab_grafana_data has 4.0 KiB free, and the archive's files need 4.9 KiB" in str(caught.value)
+    assert "nothing was stopped or changed" in str(caught.value)
+    assert not [c for c in docker.calls if c[0] in ("stop", "start")] and not swaps(docker)
+    assert docker.calls[-1][-1].startswith("rm -rf ")  # the staged files removed
+    # A failure with room to spare says what the tar said.
+    roomy = backups.Probe({"homelab_grafana_data": 10_000}, {})
+    with pytest.raises(BackupError, match="failed: tar: write: No space left on device; nothing was stopped"):
+        backups.stage(backups.HelperStager(hb, docker), archive, volumes, roomy)
 
 
-def test_restore_runs_one_helper_for_all_volumes_between_stop_and_start(tmp_path: Path) -> None:
+def test_restore_stages_with_the_services_running_and_swaps_between_stop_and_start(tmp_path: Path) -> None:
     hb = host_backup(example("multi-host.yaml"), "ops")
     archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" for e in hb.entries})
     docker = FakeDocker({e.volume: [e.container] for e in hb.entries})
-    plan = backups.plan_restore(hb, archive, None, docker)
+    out = io.StringIO()
+    plan = backups.restore(hb, str(archive), docker, out, image="helper:1", via="helper")
     assert len(plan.volumes) > 1
-    backups.execute_restore(plan, archive, docker, io.StringIO(), image="helper:1")
     verbs = [c[0] for c in docker.calls if c[0] in ("stop", "start", "run")]
-    # The free-space check comes before the stops; one refill for every volume in between.
-    assert verbs == ["run", *["stop"] * len(plan.stop), "run", *["start"] * len(plan.stop)]
-    (run,) = refills(docker)
-    assert run[:4] == ["run", "-i", "--name", "homelab-restore"]
-    mounts = [run[i + 1] for i, a in enumerate(run) if a == "--mount"]
-    assert mounts == [
-        f"type=volume,source={entry.volume},target=/restore/v{i}" for i, (entry, _) in enumerate(plan.volumes)
+    # The probe and the staging before the stops; one swap for every volume in between.
+    assert verbs == ["run", "run", *["stop"] * len(plan.stop), "run", *["start"] * len(plan.stop)]
+    stage_run = docker.calls[
+        [c[0] for c in docker.calls].index("run", 1 + [c[0] for c in docker.calls].index("run"))
     ]
-    assert run[run.index("--entrypoint") + 1 :][:3] == ["sh", "helper:1", "-c"]
+    assert stage_run[:4] == ["run", "-i", "--name", "homelab-restore"]
+    (swap,) = swaps(docker)
+    assert swap[:3] == ["run", "--name", "homelab-restore"]
+    for run in (stage_run, swap):
+        mounts = [run[i + 1] for i, a in enumerate(run) if a == "--mount"]
+        assert mounts == [
+            f"type=volume,source={entry.volume},target=/restore/v{i}"
+            for i, (entry, _) in enumerate(plan.volumes)
+        ]
+        assert run[run.index("--entrypoint") + 1 :][:3] == ["sh", "helper:1", "-c"]
+    assert "staged beside the old data by a helper container" in out.getvalue()
+
+
+def test_host_staging_only_where_this_machine_writes_the_engine_s_own_directories(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """HostStager needs a local engine, root, and a plain local volume whose Mountpoint here
+    is what the engine mounts; otherwise auto takes the helper, and --via host says why."""
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    volume = "homelab_grafana_data"
+    data = tmp_path / "volumes" / volume / "_data"
+    data.mkdir(parents=True)
+    here = data.stat()
+
+    class Inspecting(FakeDocker):
+        def __init__(self, options: str = "null") -> None:
+            super().__init__({})
+            self.options = options
+
+        def text(self, args: Any, what: str) -> str:
+            return f"{volume}\tlocal\t{self.options}\t{data}\n"
+
+    probe = backups.Probe({volume: 1 << 30}, {volume: (here.st_dev, here.st_ino)})
+    local = backups.HostBackup(**{**hb.__dict__, "docker_host": "unix:///var/run/docker.sock", "dial": None})
+    monkeypatch.setattr(os, "geteuid", lambda: 0)
+    assert backups.host_volumes_root(local, Inspecting(), [volume], probe) == (tmp_path / "volumes", "")
+    assert isinstance(
+        backups.choose_stager(local, Inspecting(), None, [volume], probe, "auto"), backups.HostStager
+    )
+    cases = [
+        (hb, Inspecting(), probe, "the engine of host ops is not on this machine"),
+        (local, Inspecting('{"type":"tmpfs"}'), probe, f"{volume} is not a plain local volume"),
+        (
+            local,
+            Inspecting(),
+            backups.Probe({}, {volume: (here.st_dev, here.st_ino + 1)}),
+            "is not the directory the engine mounts",
+        ),
+    ]
+    for host, docker, seen, why in cases:
+        assert why in backups.host_volumes_root(host, docker, [volume], seen)[1]
+        assert isinstance(
+            backups.choose_stager(host, docker, None, [volume], seen, "auto"), backups.HelperStager
+        )
+        with pytest.raises(BackupError, match=f"--via host: .*{re.escape(why)}"):
+            backups.choose_stager(host, docker, None, [volume], seen, "host")
+    monkeypatch.setattr(os, "geteuid", lambda: 1000)
+    assert "needs root" in backups.host_volumes_root(local, Inspecting(), [volume], probe)[1]
+
+
+@pytest.mark.parametrize(
+    "entries, why",
+    [
+        ([("l", "sym", "/etc"), ("l/passwd", "file", "")], "lies under a symbolic link of the archive"),
+        ([("d", "dir", ""), ("d", "sym", "/")], "is in the archive twice"),
+        ([("l", "sym", "/etc/shadow"), ("h", "lnk", "/backup/v/l")], "does not point to a file before it"),
+        ([("h", "lnk", "/backup/v/later"), ("later", "file", "")], "does not point to a file before it"),
+        ([("null", "chr", "")], "is a device node"),
+    ],
+)
+def test_the_host_s_tar_gets_nothing_that_leads_out_of_the_staging_directory(
+    tmp_path: Path, entries: list[tuple[str, str, str]], why: str
+) -> None:
+    """What root's tar on the host is given (scan with host=True); a helper container may take
+    the same archive (it extracts inside the container)."""
+    import tarfile
+
+    kinds = {"file": tarfile.REGTYPE, "dir": tarfile.DIRTYPE, "sym": tarfile.SYMTYPE, "lnk": tarfile.LNKTYPE}
+    path = tmp_path / "odd.tar"
+    with tarfile.open(path, "w") as tar:
+        for name, kind, link in entries:
+            info = tarfile.TarInfo(f"/backup/v/{name}")
+            info.type, info.linkname = kinds.get(kind, tarfile.CHRTYPE), link
+            tar.addfile(info, io.BytesIO(b""))
+    with pytest.raises(BackupError, match=re.escape(why)):
+        backups.scan(path, {"v": "v/"}, io.BytesIO(), host=True)
+    if "device" not in why and "twice" not in why:
+        backups.scan(path, {"v": "v/"}, io.BytesIO())
 
 
 def test_archive_entries_outside_backup_are_refused(tmp_path: Path) -> None:

@@ -32,7 +32,7 @@ import yaml
 from engine import ssh_age_key
 from harness import cli_here, cli_process
 
-from automation.backup import NEW_DIR, RESTORE_MOUNT, SPACE_EXIT, Refill, restore_script
+from automation.backup import HOST_NEW, HOST_OLD, NEW_DIR, RESTORE_MOUNT, stage_script, swap_script
 
 # A service's process: it ends on SIGTERM as real services do (a bare `sleep` as PID 1 ignores
 # SIGTERM, so every `docker stop` waited out the whole stop timeout).
@@ -401,7 +401,21 @@ def running(lab: Lab, name: str) -> bool:
 # ---- the tests ----------------------------------------------------------------------------------
 
 
-def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
+def staging_left(lab: Lab) -> list[str]:
+    """What a restore staged and did not clean up: beside the volumes' directories (HostStager)
+    or inside them (HelperStager: then the snapshot shows it too)."""
+    left = []
+    for name, (vol, _) in SERVICES.items():
+        mountpoint = docker("volume", "inspect", "-f", "{{.Mountpoint}}", lab.volume(name, vol), check=False)
+        base = Path(mountpoint.stdout.decode().strip()).parent
+        left += [str(base / d) for d in (HOST_NEW, HOST_OLD) if (base / d).exists()]
+    return left
+
+
+@pytest.mark.parametrize("via", ["host", "helper"])
+def test_restore_brings_every_file_back_byte_for_byte(lab: Lab, via: str) -> None:
+    """Both ways of staging: the files are written beside the old ones while the services
+    run; the services are down only for the swap."""
     notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
     trees = {notes: known_files("notes"), ledger: known_files("ledger")}
     fill_volumes(lab, trees)
@@ -414,24 +428,30 @@ def test_restore_brings_every_file_back_byte_for_byte(lab: Lab) -> None:
     since = time.time()
 
     # By name: fetched from the host's backup directory; through `python -m automation`.
-    result = restore(lab, archive.name, process=True)
+    result = restore(lab, archive.name, "--via", via, process=True)
 
     assert result.returncode == 0, result.stdout + result.stderr
     after = read_volumes(lab, list(trees))
     for volume, tree in trees.items():
         restored, root = after[volume]
-        assert restored == tree  # content, modes, numeric owners, symlinks
+        assert restored == tree  # content, modes, numeric owners, symlinks; nothing staged left
         assert root == (0o750, 70, 70)
+    assert staging_left(lab) == []
     for name in ("notes", "ledger", "frontend"):
         assert running(lab, name), name
+    how = "this machine's tar" if via == "host" else "a helper container"
+    assert f"staged beside the old data by {how} in " in result.stdout
     seen = events(lab, since)
     restorer = lab.container("restore")
-    for owner in (lab.container("notes"), lab.container("ledger")):
-        stopped = seen.index((owner, "stop"))
-        started = seen.index((owner, "start"))
-        helper_runs = [i for i, (name, action) in enumerate(seen) if name == restorer and action == "start"]
-        assert len(helper_runs) == 1, seen  # one throwaway container for all the volumes
-        assert stopped < helper_runs[0] and helper_runs[-1] < started, seen
+    helper_runs = [i for i, (name, action) in enumerate(seen) if name == restorer and action == "start"]
+    owners = (lab.container("notes"), lab.container("ledger"))
+    first_stop = min(seen.index((owner, "stop")) for owner in owners)
+    last_start = max(seen.index((owner, "start")) for owner in owners)
+    if via == "host":
+        assert helper_runs == [], seen  # no container in the way: renames between stop and start
+    else:  # one helper stages every volume with the services running, one swaps them stopped
+        assert len(helper_runs) == 2, seen
+        assert helper_runs[0] < first_stop < helper_runs[1] < last_start, seen
     assert not [e for e in seen if e[0] == lab.container("frontend")], "a stateless service was touched"
     assert f"restored {notes}: 8 file(s)" in result.stdout
 
@@ -448,7 +468,7 @@ def test_restore_of_one_service_leaves_the_others_alone(lab: Lab) -> None:
 
     assert result.returncode == 0, result.stdout + result.stderr
     assert snapshot(lab) == {notes: old[notes], ledger: current_ledger}
-    assert {name for name, _ in events(lab, since)} == {lab.container("notes"), lab.container("restore")}
+    assert {name for name, _ in events(lab, since)} == {lab.container("notes")}  # staged by the host's tar
 
 
 def snapshot(lab: Lab, volumes: list[str] | None = None) -> dict[str, Tree]:
@@ -480,7 +500,10 @@ def test_restore_refuses_an_archive_it_cannot_decrypt(lab: Lab, tmp_path: Path) 
     assert running(lab, "notes") and running(lab, "ledger")
 
 
-def test_restore_refuses_a_damaged_archive(lab: Lab) -> None:
+@pytest.mark.parametrize("via", ["host", "helper"])
+def test_restore_refuses_a_damaged_archive(lab: Lab, via: str) -> None:
+    """The damage is found part way through staging: what was staged is removed, nothing is
+    stopped."""
     archive = engine_archive(
         lab, {lab.volume("notes", "data"): known_files("x")}, "t10-damaged", encrypt=False
     )
@@ -490,11 +513,12 @@ def test_restore_refuses_a_damaged_archive(lab: Lab) -> None:
     before = snapshot(lab)
     since = time.time()
 
-    result = restore(lab, str(archive))
+    result = restore(lab, str(archive), "--via", via)
 
     assert result.returncode == 1
     assert "is not a readable backup archive" in result.stderr, result.stderr
-    assert snapshot(lab) == before and events(lab, since) == []
+    assert snapshot(lab) == before and staging_left(lab) == []
+    assert [e for e in events(lab, since) if e[0] != lab.container("restore")] == []
 
 
 def test_restore_refuses_when_a_container_cannot_be_stopped(lab: Lab, tmp_path: Path) -> None:
@@ -666,8 +690,13 @@ def test_restore_refuses_a_volume_without_room_for_old_and_new(lab: Lab, small_l
     assert f"{small_ledger} has " in result.stderr and "KiB free" in result.stderr, result.stderr
     assert "nothing was stopped or changed" in result.stderr
     assert read_volume(lab, small_ledger)[0] == current
-    assert not [e for e in events(lab, since) if e[1] in ("stop", "start", "die")]
+    services = [e for e in events(lab, since) if e[0] != lab.container("restore")]  # not the helper
+    assert not [e for e in services if e[1] in ("stop", "start", "die")]
     assert running(lab, "ledger")
+    # A volume with a file system of its own cannot be staged beside it by the host's tar.
+    forced = restore(lab, str(archive), "--service", "ledger", "--via", "host")
+    assert forced.returncode == 1
+    assert f"--via host: {small_ledger} is not a plain local volume" in forced.stderr, forced.stderr
 
 
 def run_restore_script(lab: Lab, volumes: list[str], script: str, data: bytes) -> subprocess.CompletedProcess:
@@ -677,11 +706,12 @@ def run_restore_script(lab: Lab, volumes: list[str], script: str, data: bytes) -
     return docker(*command, input=data, check=False)
 
 
-def test_the_helper_script_keeps_the_old_data_when_extraction_fails(lab: Lab, small_ledger: str) -> None:
-    """The helper's own script (automation/backup.py restore_script) in busybox sh, for two
-    volumes at once: a stream cut short (the first volume's files all in, the second's not),
-    or a volume filled after the plan checked it, leave every volume's old data whole and no
-    half-extracted directory behind; a whole stream replaces every entry, dot files included."""
+def test_the_helper_scripts_keep_the_old_data_until_the_swap(lab: Lab, small_ledger: str) -> None:
+    """The helper's own scripts (automation/backup.py stage_script, swap_script) in busybox sh,
+    for two volumes at once: a stream cut short (the first volume's files all in, the second's
+    not), or a volume too full for the new files, leave every volume's old data whole and no
+    staging directory behind; a whole stream is staged beside the old data, and the swap
+    replaces every entry, dot files included, and refuses when nothing is staged."""
     notes = lab.volume("notes", "data")
     current = {notes: known_files("notes, current"), small_ledger: big_files("current", 300 * 1024)}
     fill_volumes(lab, current)
@@ -689,42 +719,49 @@ def test_the_helper_script_keeps_the_old_data_when_extraction_fails(lab: Lab, sm
     new[small_ledger][".dot"] = ("file", b"dot\n", 0o644, 0, 0)
     volumes = [notes, small_ledger]
     named = {f"v{i}/{NEW_DIR}/{path}": e for i, v in enumerate(volumes) for path, e in new[v].items()}
-    stream = tar_of(named, names=False)  # numeric owners, as refill_stream writes them
-    sizes = [sum(len(content) for kind, content, *_ in new[v].values() if kind == "file") for v in volumes]
+    stream = tar_of(named, names=False)  # numeric owners, as scan writes them
+    news = " ".join(f'"{RESTORE_MOUNT}/v{i}/{NEW_DIR}"' for i in range(len(volumes)))
 
-    def script(ledger_size: int) -> str:
-        refills = [
-            Refill(notes, f"{RESTORE_MOUNT}/v0", sizes[0]),
-            Refill(small_ledger, f"{RESTORE_MOUNT}/v1", ledger_size),
-        ]
-        return restore_script(refills)
-
-    cut = run_restore_script(lab, volumes, script(sizes[1]), stream[: len(stream) * 3 // 4])
-    assert cut.returncode not in (0, SPACE_EXIT), cut.stderr
+    cut = run_restore_script(lab, volumes, stage_script(news), stream[: len(stream) * 3 // 4])
+    assert cut.returncode != 0, cut.stderr
     assert snapshot(lab, volumes) == current
 
-    full = run_restore_script(lab, volumes, script(900 * 1024), stream)
-    assert full.returncode == SPACE_EXIT
-    assert f"{small_ledger} has " in full.stderr.decode() and "bytes free" in full.stderr.decode()
+    nothing = run_restore_script(lab, volumes, swap_script(volumes, [None, None]), b"")
+    assert nothing.returncode == 4 and "nothing is staged in" in nothing.stderr.decode()
     assert snapshot(lab, volumes) == current
 
-    whole = run_restore_script(lab, volumes, script(sizes[1]), stream)
-    assert whole.returncode == 0, whole.stderr
+    fuller = big_files("fuller", 900 * 1024)
+    fill_volume(lab, small_ledger, fuller)
+    full = run_restore_script(lab, volumes, stage_script(news), stream)
+    assert full.returncode != 0 and "No space left on device" in full.stderr.decode(), full.stderr
+    assert snapshot(lab, volumes) == {notes: current[notes], small_ledger: fuller}
+
+    fill_volume(lab, small_ledger, current[small_ledger])
+    staged = run_restore_script(lab, volumes, stage_script(news), stream)
+    assert staged.returncode == 0, staged.stderr
+    seen = snapshot(lab, volumes)
+    assert {p: e for p, e in seen[notes].items() if not p.startswith(NEW_DIR)} == current[notes]
+    assert {p.removeprefix(NEW_DIR + "/") for p in seen[notes] if p.startswith(NEW_DIR + "/")} == set(
+        new[notes]
+    )
+
+    swapped = run_restore_script(lab, volumes, swap_script(volumes, [None, None]), b"")
+    assert swapped.returncode == 0, swapped.stderr
     assert snapshot(lab, volumes) == new  # NEW_DIR gone, old entries gone
 
 
 def restore_process(
-    lab: Lab, tmp: Path, *args: str, wrapper: str | None = None
+    lab: Lab, tmp: Path, *args: str, wrapper: str | None = None, tool: str = "docker"
 ) -> subprocess.CompletedProcess[str]:
     """`python -m automation restore ...` with its own temp directory (to see what it leaves)
-    and, given `wrapper` (a shell fragment run before the real docker CLI), a `docker` in
-    front of the real one."""
+    and, given `wrapper` (a shell fragment run before the real `tool`: the docker CLI, or the
+    tar the host stages with), a `tool` in front of the real one."""
     env = dict(os.environ, TMPDIR=str(tmp))
     if wrapper is not None:
         bin_dir = tmp.parent / "bin"
         bin_dir.mkdir(exist_ok=True)
-        script = bin_dir / "docker"
-        script.write_text(f'#!/bin/sh\n{wrapper}\nexec {shutil.which("docker")} "$@"\n')
+        script = bin_dir / tool
+        script.write_text(f'#!/bin/sh\n{wrapper}\nexec {shutil.which(tool)} "$@"\n')
         script.chmod(0o755)
         env["PATH"] = f"{bin_dir}:{env['PATH']}"
     argv = ["restore", *args, "--identity", str(lab.key), "--helper-image", lab.image]
@@ -739,15 +776,19 @@ def helper_gone(lab: Lab) -> None:
     raise AssertionError("the restore helper container is still there")
 
 
-# The restore helper's `docker run -i --name <stack>-restore ...`: $1 $2 are the CLI's --host.
+# The staging helper's `docker run -i --name <stack>-restore ...`, the swapping helper's
+# `docker run --name <stack>-restore ...`, a `docker stop`: $1 $2 are the CLI's --host.
 HELPER_RUN = '[ "$3" = run ] && [ "$4" = -i ]'
+SWAP_RUN = '[ "$3" = run ] && [ "$4" = --name ]'
+STOP = '[ "$3" = stop ]'
 
 
-def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
-    """SIGKILL while the first volume is extracted (its stream cut short): the services stay
-    stopped, the volumes keep their old data; the same command again restores everything,
-    starts both services, and removes the temp directory the killed run left (which holds no
-    plaintext: the archive is decrypted as a stream)."""
+@pytest.mark.parametrize("via", ["host", "helper"])
+def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_path: Path, via: str) -> None:
+    """SIGKILL while the files are staged (the stream cut short): the services were never
+    stopped and the volumes keep their old data; the same command again restores everything
+    and removes what the killed run left: its temp directory (which holds no plaintext: the
+    archive is decrypted as a stream) and its staging directories."""
     notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
     current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
     fill_volumes(lab, current)
@@ -755,35 +796,60 @@ def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_pa
     archive = engine_archive(lab, old, "t10-killed")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
-    kill = (
-        f'if {HELPER_RUN}; then head -c 100000 | {shutil.which("docker")} "$@"; kill -KILL $PPID; exit 1; fi'
-    )
+    tool = "tar" if via == "host" else "docker"
+    guard = "true" if via == "host" else HELPER_RUN
+    kill = f'if {guard}; then head -c 100000 | {shutil.which(tool)} "$@"; kill -KILL $PPID; exit 1; fi'
 
-    killed = restore_process(lab, tmp, "--archive", str(archive), wrapper=kill)
+    killed = restore_process(lab, tmp, "--archive", str(archive), "--via", via, wrapper=kill, tool=tool)
 
     assert killed.returncode == -9, killed.stderr
-    assert not running(lab, "notes") and not running(lab, "ledger")  # the fault as users met it
+    assert running(lab, "notes") and running(lab, "ledger")  # down only for the swap
     assert snapshot(lab) == current  # the cut stream changed nothing
     left = list(tmp.glob("homelab-restore-*"))
     assert [f.name for f in left[0].iterdir()] == ["pid"]  # no plaintext, even when killed
     helper_gone(lab)
 
+    rerun = restore_process(lab, tmp, "--archive", str(archive), "--via", via)
+
+    assert rerun.returncode == 0, rerun.stdout + rerun.stderr
+    assert f"removed {left[0]}, left by an interrupted restore" in rerun.stdout
+    assert snapshot(lab) == old and staging_left(lab) == []
+    assert running(lab, "notes") and running(lab, "ledger")
+    assert not list(tmp.iterdir())  # no plaintext, no temp directory
+    assert not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*"))  # the journal is done
+
+
+def test_a_restore_killed_with_the_services_stopped_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
+    """SIGKILL after the first `docker stop` (the files staged, nothing swapped): that service
+    stays stopped, as users met it; the rerun restores and starts it again, and says so."""
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
+    fill_volumes(lab, current)
+    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
+    archive = engine_archive(lab, old, "t10-killed-stopped")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    kill = f'if {STOP}; then {shutil.which("docker")} "$@"; kill -KILL $PPID; exit 1; fi'
+
+    killed = restore_process(lab, tmp, "--archive", str(archive), wrapper=kill)
+
+    assert killed.returncode == -9, killed.stderr
+    assert [running(lab, "notes"), running(lab, "ledger")].count(False) == 1
+    assert snapshot(lab) == current
+
     rerun = restore_process(lab, tmp, "--archive", str(archive))
 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert "stopped by an earlier restore that did not finish, started again at the end" in rerun.stdout
-    assert f"removed {left[0]}, left by an interrupted restore" in rerun.stdout
-    assert snapshot(lab) == old
+    assert snapshot(lab) == old and staging_left(lab) == []
     assert running(lab, "notes") and running(lab, "ledger")
-    assert not list(tmp.iterdir())  # no plaintext, no temp directory
-    assert not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*"))  # the journal is done
 
 
 @pytest.mark.parametrize("signal_name", ["INT", "TERM"])
 def test_an_interrupted_restore_says_what_it_left_and_resume_finishes(
     lab: Lab, tmp_path: Path, signal_name: str
 ) -> None:
-    """Ctrl-C (SIGINT) or SIGTERM while a volume is refilled: one clean message with the
+    """Ctrl-C (SIGINT) or SIGTERM while the services are stopped: one clean message with the
     containers left stopped and the command that finishes; `--resume` finishes."""
     notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
     fill_volumes(lab, {notes: known_files("notes, current"), ledger: known_files("ledger, current")})
@@ -793,29 +859,55 @@ def test_an_interrupted_restore_says_what_it_left_and_resume_finishes(
     tmp.mkdir()
 
     stopped = restore_process(
-        lab, tmp, "--archive", str(archive), wrapper=f"if {HELPER_RUN}; then kill -{signal_name} $PPID; fi"
+        lab,
+        tmp,
+        "--archive",
+        str(archive),
+        wrapper=f'if {STOP}; then {shutil.which("docker")} "$@"; kill -{signal_name} $PPID; exit 0; fi',
     )
 
     assert stopped.returncode == 1
     assert "Traceback" not in stopped.stderr, stopped.stderr
-    assert stopped.stderr.startswith("interrupted."), stopped.stderr
+    assert stopped.stderr.startswith("interrupted while stopping the containers."), stopped.stderr
     assert (
         f"left stopped: {lab.container('notes')}" in stopped.stderr
         or f"left stopped: {lab.container('ledger')}" in stopped.stderr
     )
     assert "restore --resume --host local" in stopped.stderr
-    assert not running(lab, "notes") and not running(lab, "ledger")
+    assert not running(lab, "notes") or not running(lab, "ledger")
     assert not list(tmp.iterdir())  # the temp directory went on the way out
-    helper_gone(lab)
 
     resumed = restore_process(lab, tmp, "--resume")
 
     assert resumed.returncode == 0, resumed.stdout + resumed.stderr
     assert f"restore from {archive.name}" in resumed.stdout
-    assert snapshot(lab) == old
+    assert snapshot(lab) == old and staging_left(lab) == []
     assert running(lab, "notes") and running(lab, "ledger")
     nothing = restore_process(lab, tmp, "--resume")
     assert nothing.returncode == 1 and "no unfinished restore on host local" in nothing.stderr
+
+
+@pytest.mark.parametrize("signal_name", ["INT", "TERM"])
+def test_an_interrupted_staging_stops_nothing(lab: Lab, tmp_path: Path, signal_name: str) -> None:
+    """Ctrl-C or SIGTERM while the files are staged: nothing was stopped, and it says so."""
+    notes = lab.volume("notes", "data")
+    current = {notes: known_files("notes, current")}
+    fill_volumes(lab, current)
+    archive = engine_archive(lab, {notes: known_files("notes, old")}, f"t10-staging-{signal_name.lower()}")
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+
+    result = restore_process(
+        lab, tmp, "--archive", str(archive), "--via", "helper",
+        wrapper=f"if {HELPER_RUN}; then kill -{signal_name} $PPID; fi",
+    )  # fmt: skip
+
+    assert result.returncode == 1
+    assert result.stderr.startswith("interrupted before anything was stopped"), result.stderr
+    assert "Traceback" not in result.stderr
+    helper_gone(lab)
+    assert snapshot(lab, [notes]) == current and running(lab, "notes")
+    assert not list(tmp.iterdir()) and not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*"))
 
 
 def test_a_missing_named_archive_is_refused_and_its_reader_removed(lab: Lab) -> None:
@@ -836,23 +928,58 @@ def test_a_missing_named_archive_is_refused_and_its_reader_removed(lab: Lab) -> 
 
 
 def test_a_helper_that_dies_without_a_word_is_reported_with_its_exit_code(lab: Lab, tmp_path: Path) -> None:
-    """The engine going away mid-run (here: the helper's docker CLI ends with 137 and says
-    nothing): the message gives the exit code and what it usually means, and how to finish."""
+    """The engine going away mid-run (here: the docker CLI of a helper ends with 137 and says
+    nothing): the message gives the exit code and what it usually means; while staging,
+    nothing was stopped; during the swap, the service stays stopped and --resume finishes."""
     notes = lab.volume("notes", "data")
     current = known_files("notes, current")
     fill_volume(lab, notes, current)
-    archive = engine_archive(lab, {notes: known_files("notes, old")}, "t10-gone")
+    old = known_files("notes, old")
+    archive = engine_archive(lab, {notes: old}, "t10-gone")
     tmp = tmp_path / "tmp"
     tmp.mkdir()
+    args = ("--archive", str(archive), "--service", "notes", "--via", "helper")
 
-    gone = restore_process(
-        lab, tmp, "--archive", str(archive), "--service", "notes",
-        wrapper=f"if {HELPER_RUN}; then cat > /dev/null; exit 137; fi",
-    )  # fmt: skip
+    staging = restore_process(lab, tmp, *args, wrapper=f"if {HELPER_RUN}; then cat > /dev/null; exit 137; fi")
 
-    assert gone.returncode == 1
-    assert f"restoring {notes} failed: exit code 137, no message" in gone.stderr, gone.stderr
-    assert "Docker engine went away" in gone.stderr and "restore --resume --host local" in gone.stderr
-    assert read_volume(lab, notes)[0] == current and not running(lab, "notes")
+    assert staging.returncode == 1
+    assert f"extracting into {notes} failed: exit code 137, no message" in staging.stderr, staging.stderr
+    assert "Docker engine went away" in staging.stderr and "nothing was stopped or changed" in staging.stderr
+    assert read_volume(lab, notes)[0] == current and running(lab, "notes")
+
+    swapping = restore_process(lab, tmp, *args, wrapper=f"if {SWAP_RUN}; then exit 137; fi")
+
+    assert swapping.returncode == 1
+    assert f"swapping in the new files of {notes} failed: exit code 137" in swapping.stderr, swapping.stderr
+    assert "Docker engine went away" in swapping.stderr and "restore --resume --host local" in swapping.stderr
+    kept = {p: e for p, e in read_volume(lab, notes)[0].items() if not p.startswith(NEW_DIR)}
+    assert kept == current and not running(lab, "notes")  # the staged files wait beside the old
     assert restore_process(lab, tmp, "--resume").returncode == 0
-    assert running(lab, "notes")
+    assert running(lab, "notes") and read_volume(lab, notes)[0] == old
+
+
+def test_an_archive_that_would_lead_the_host_s_tar_out_of_the_volume_is_refused(
+    lab: Lab, tmp_path: Path
+) -> None:
+    """Staged by root's tar on the host: a symbolic link of the archive to a directory of the
+    host, then a file under it. Refused part way, nothing written through the link, the
+    volume and its service untouched, the staging directory removed."""
+    notes = lab.volume("notes", "data")
+    current = {notes: known_files("notes, current")}
+    fill_volumes(lab, current)
+    outside = tmp_path / "outside"
+    outside.mkdir()
+    tree: Tree = {
+        "a.txt": ("file", b"fine\n", 0o644, 0, 0),
+        "escape": ("link", str(outside).encode(), 0o777, 0, 0),
+        "escape/pwned": ("file", b"written on the host\n", 0o644, 0, 0),
+    }
+    archive = engine_archive(lab, {notes: tree}, "t10-escape")
+
+    result = restore(lab, str(archive), "--service", "notes", "--via", "host")
+
+    assert result.returncode == 1
+    assert "lies under a symbolic link of the archive" in result.stderr, result.stderr
+    assert "nothing was changed" in result.stderr
+    assert list(outside.iterdir()) == []
+    assert snapshot(lab, [notes]) == current and staging_left(lab) == [] and running(lab, "notes")
