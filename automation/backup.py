@@ -18,15 +18,17 @@ configured recipients and named `<file>.age` (cmd/backup/encrypt_archive.go).
 
 Decryption happens here, on the operator's machine, with the `age` tool and the identity the
 stack exported (`backup-identity`): the private key never goes to the server. The archive is
-decrypted as a stream each time it is read (ArchiveFile: no plaintext on disk), and read
-completely once (age's authentication, gzip's CRC, the tar) before any container is stopped. Each
-volume is then refilled by a throwaway container of a helper image (restore_script: the new
-files are extracted beside the old and swapped in once complete; default image: the
-engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2 is
-`FROM alpine:3.24`; Alpine's busybox also carries the df and awk the script uses, patched in
-alpinelinux/aports main/busybox, e.g. 0001-df-use-f_frsize-instead-of-f_bsize-for-correct-sizes.patch
-and 0001-awk-fix-use-after-free-CVE-2023-42363.patch) that reads a tar of the volumes on stdin,
-with numeric owners.
+decrypted as a stream each time it is read (ArchiveFile: no plaintext on disk). A restore
+reads it once (`scan`): its files are staged beside each volume's old data while the services
+run, and the services are stopped only when every volume is staged and the archive checked
+to its end (age's authentication, gzip's CRC, the tar); they are down for the swap alone
+(renames). Staging is done by this machine's tar next to the volume's `_data` (HostStager: a
+local engine, as root) or by a throwaway container of a helper image (HelperStager; default
+image: the engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2
+is `FROM alpine:3.24`; Alpine's busybox also carries the df and stat the probe uses, patched
+in alpinelinux/aports main/busybox, e.g.
+0001-df-use-f_frsize-instead-of-f_bsize-for-correct-sizes.patch) that reads a tar of the
+volumes on stdin, with numeric owners.
 """
 
 from __future__ import annotations
