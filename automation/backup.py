@@ -25,10 +25,10 @@ to its end (age's authentication, gzip's CRC, the tar); they are down for the sw
 (renames). Staging is done by this machine's tar next to the volume's `_data` (HostStager: a
 local engine, as root) or by a throwaway container of a helper image (HelperStager; default
 image: the engine image, which is Alpine-based and has sh and tar; its Dockerfile at v2.48.2
-is `FROM alpine:3.24`; Alpine's busybox also carries the df and stat the probe uses, patched
-in alpinelinux/aports main/busybox, e.g.
-0001-df-use-f_frsize-instead-of-f_bsize-for-correct-sizes.patch) that reads a tar of the
-volumes on stdin, with numeric owners.
+is `FROM alpine:3.24`; Alpine's busybox also carries the df and stat the probe uses:
+alpinelinux/aports main/busybox/busyboxconfig sets CONFIG_DF, CONFIG_STAT and
+CONFIG_FEATURE_STAT_FORMAT, and 0001-df-use-f_frsize-instead-of-f_bsize-for-correct-sizes.patch
+fixes df's sizes) that reads a tar of the volumes on stdin, with numeric owners.
 """
 
 from __future__ import annotations
