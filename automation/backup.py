@@ -691,12 +691,27 @@ class RestorePlan:
 
 
 def _fetch(hb: HostBackup, name: str, docker: DockerCli, image: str | None, workdir: Path) -> Path:
-    """Copy an archive of the host's backup directory to `workdir`."""
+    """An archive of the host's backup directory, here: read where it is on a local engine
+    (archive_here), else copied to `workdir`."""
     if not ARCHIVE_NAME.fullmatch(name):
         raise BackupError(f"{name}: no such file here, and not the name of an archive")
+    here = archive_here(hb, name)
+    if here is not None:
+        return here
     local = workdir / name
     copy_out(hb, docker, image or hb.image, name, local)
     return local
+
+
+def archive_here(hb: HostBackup, name: str) -> Path | None:
+    """The archive `name` in place, when the engine is on this machine (a unix socket, no SSH)
+    and this process can read it in the host's backup directory: nothing to copy. The
+    archive is only read (and checked to its end by every reader), so the path being the
+    engine's own matters less than for writing (HostStager checks that)."""
+    if hb.dial is not None or not hb.docker_host.startswith("unix://") or hb.directory is None:
+        return None
+    path = Path(hb.directory) / name
+    return path if path.is_file() and os.access(path, os.R_OK) else None
 
 
 def copy_out(hb: HostBackup, docker: DockerCli, image: str, name: str, dest: Path) -> None:

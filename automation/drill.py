@@ -53,6 +53,7 @@ from automation.backup import (
     HostBackup,
     VolumeContent,
     _message,
+    archive_here,
     copy_out,
     host_backup,
     list_archives,
@@ -375,8 +376,9 @@ def fetch_archive(
 ) -> tuple[str | None, Path | None]:
     """The archive to drill, copied to `workdir`: `archive` (a name in the host's backup
     directory), or the newest there (as `backups` lists them); (None, None) when there is
-    none. A named archive is copied without listing; the copy is `docker cp` out of a
-    container never started (automation/backup.py copy_out: at disk speed)."""
+    none. A named archive is copied without listing; on a local engine it is read where it
+    is (automation/backup.py archive_here), else copied with `docker cp` out of a container
+    never started (copy_out)."""
     if archive is not None and not ARCHIVE_NAME.fullmatch(archive):
         raise BackupError(f"{archive}: no such file here, and not the name of an archive")
     if archive is None:
@@ -384,6 +386,9 @@ def fetch_archive(
         if not newest:
             return None, None
         archive = newest[0].name
+    here = archive_here(hb, archive)
+    if here is not None:
+        return archive, here
     local = workdir / archive
     copy_out(hb, docker, image, archive, local)
     return archive, local

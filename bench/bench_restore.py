@@ -10,8 +10,9 @@ compression gains), then times, ROUNDS times each:
 
 - floor: `age --decrypt -i KEY ARCHIVE | tar -xz -C DIR` on this machine (decrypt, gunzip,
   write every file), into an empty directory;
-- restore: `python -m automation restore --archive ARCHIVE` (decrypt, check, plan, stop the
-  service, refill its volume, start it);
+- restore: `python -m automation restore --archive ARCHIVE [--via V]` (one pass: decrypt,
+  check and stage the files beside the old ones while the service runs; then stop it, swap,
+  start it);
 - down: the first service's `stop` to the last one's `start`, from the engine's events;
 - by name: `restore --archive NAME`, the archive fetched from the host's backup directory
   first (automation/backup.py copy_out), and the fetch's speed in MB/s.
@@ -23,6 +24,7 @@ floor.
     python bench/bench_restore.py                   # 200 MB in 4000 files, 3 rounds
     python bench/bench_restore.py --mb 1300 --files 22000 --json
     python bench/bench_restore.py --volumes 6         # a whole host: 6 services' volumes
+    python bench/bench_restore.py --via helper        # staged by a helper container (SSH hosts)
 """
 
 from __future__ import annotations
@@ -94,14 +96,14 @@ def floor(archive: Path, key: Path, folder: Path) -> float:
 
 
 def restore(
-    archive: Path | str, key: Path, stack_file: Path, image: str, containers: list[str]
+    archive: Path | str, key: Path, stack_file: Path, image: str, containers: list[str], via: str = "auto"
 ) -> tuple[float, float]:
     """(the restore's time, the time from the first service's stop to the last one's start)."""
     since = time.time()
     start = time.perf_counter()
     result = subprocess.run(
         [sys.executable, "-m", "automation", "restore", "--archive", str(archive), "--identity", str(key),
-         "--helper-image", image, "--host", "local", "--file", str(stack_file)],
+         "--helper-image", image, "--host", "local", "--file", str(stack_file), "--via", via],
         cwd=ROOT, capture_output=True, text=True, check=False,
     )  # fmt: skip
     elapsed = time.perf_counter() - start
@@ -126,6 +128,12 @@ def main() -> None:
     parser.add_argument("--files", type=int, default=4000)
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--volumes", type=int, default=1, help="services, one volume each, sharing the files")
+    parser.add_argument(
+        "--via",
+        choices=("auto", "host", "helper"),
+        default="auto",
+        help="restore --via (how files are staged)",
+    )
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args()
     problem = engine_problem() or (None if shutil.which("age") else "the age tool is not installed")
@@ -169,10 +177,10 @@ def main() -> None:
             floors, restores, downs, by_name = [], [], [], []
             for _ in range(args.rounds):
                 floors.append(floor(archive, key_file, folder))
-                elapsed, down = restore(archive, key_file, stack_file, image, containers)
+                elapsed, down = restore(archive, key_file, stack_file, image, containers, args.via)
                 restores.append(elapsed)
                 downs.append(down)
-                by_name.append(restore(archive.name, key_file, stack_file, image, containers)[0])
+                by_name.append(restore(archive.name, key_file, stack_file, image, containers, args.via)[0])
         finally:
             docker("rm", "-f", *containers, check=False)
             docker("volume", "rm", "-f", *volumes, check=False)
@@ -182,6 +190,7 @@ def main() -> None:
         "files": args.files,
         "volumes": args.volumes,
         "rounds": args.rounds,
+        "via": args.via,
         "floor_s": round(statistics.median(floors), 2),
         "restore_s": round(statistics.median(restores), 2),
         "down_s": round(statistics.median(downs), 2),
@@ -196,7 +205,7 @@ def main() -> None:
         return
     print(
         f"archive: {args.mb} MB in {args.files} files over {args.volumes} volume(s) (age, gzip), "
-        f"{args.rounds} rounds, medians"
+        f"{args.rounds} rounds, medians, --via {args.via}"
     )
     print(f"  floor   (age -d | tar -xz)  {result['floor_s']:7.2f} s")
     ratio = result["restore_over_floor"]

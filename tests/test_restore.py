@@ -983,3 +983,19 @@ def test_an_archive_that_would_lead_the_host_s_tar_out_of_the_volume_is_refused(
     assert "nothing was changed" in result.stderr
     assert list(outside.iterdir()) == []
     assert snapshot(lab, [notes]) == current and staging_left(lab) == [] and running(lab, "notes")
+
+
+def test_an_archive_the_engine_alone_can_read_is_copied_out_whole(lab: Lab, tmp_path: Path) -> None:
+    """By name, on a local engine the archive is read where it is (archive_here); on any
+    other (an SSH host) it is copied out with `docker cp` (copy_out): byte for byte."""
+    from automation import backup as backups
+    from automation import validate as offline
+
+    archive = engine_archive(lab, {lab.volume("notes", "data"): known_files("x")}, "t10-copied")
+    hb = backups.host_backup(offline.load(lab.stack_file.parent, "t10", lab.stack_file, False), "local")
+    assert backups.archive_here(hb, archive.name) == archive
+    remote = backups.HostBackup(**{**hb.__dict__, "docker_host": "ssh://lab@server"})
+    assert backups.archive_here(remote, archive.name) is None
+    copy = tmp_path / "copy"
+    backups.copy_out(hb, backups.DockerCli(hb.docker_host), lab.image, archive.name, copy)
+    assert copy.read_bytes() == archive.read_bytes()
