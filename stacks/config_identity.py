@@ -77,7 +77,7 @@ class OidcClientConfig(Model):
 
 # Which services sign in through OpenID Connect, and why the others do not (issue 24; each
 # verdict read upstream, sources in docs/concepts.md, "Identity").
-OIDC_SERVICES = ("grafana", "argocd", "kubernetes")
+OIDC_SERVICES = ("grafana", "argocd", "harbor", "kubernetes")
 NO_OIDC = {
     "portainer": "Portainer CE has OAuth sign-in, but it is set only through its settings API "
     "(no flag or variable), which the program does not drive yet: it keeps its own login",
@@ -107,10 +107,12 @@ class IdentityConfig(Model):
     users: list[IdentityUser] = Field(default_factory=list, description="Who may sign in.")
     oidc: dict[Label, OidcClientConfig] = Field(
         default_factory=dict,
-        description="Per service that speaks OpenID Connect (grafana, argocd, kubernetes): who signs "
-        "in to it through the identity provider. Default: each such service that is enabled and "
+        description="Per service that speaks OpenID Connect (grafana, argocd, harbor, kubernetes): who "
+        "signs in to it through the identity provider. Default: each such service that is enabled and "
         "routed, for any user, its admins from admin-groups (Argo CD: unless it signs in with GitHub); "
-        "`kubernetes` (kubectl through kubelogin) only when named here.",
+        "`harbor` only when named here (Harbor then keeps no local users: project access goes to the "
+        "projects' groups; its admin group is the first of admin-groups); `kubernetes` (kubectl "
+        "through kubelogin) only when named here.",
     )
     forward_auth: dict[Subdomain, RoutePolicy] = Field(
         default_factory=dict,

@@ -267,6 +267,25 @@ def argocd_client(config: StackConfig) -> identity.OidcClient | None:
     return _oidc_client(config, "argocd", "Argo CD", url, "auth/callback")
 
 
+HARBOR = "harbor"
+
+
+def harbor_client(config: StackConfig) -> identity.OidcClient | None:
+    """Harbor of the platform layer as a client of the homelab's identity provider: only when
+    identity.oidc names it, since Harbor then keeps no local users (its auth mode oidc_auth:
+    project access by group). Authelia's harbor guide @ v4.39.20: redirect `/c/oidc/callback`
+    (goharbor/harbor src/common/const.go @ v2.15.1), no PKCE, refresh tokens."""
+    p = config.platform
+    wanted = config.identity.oidc.get(HARBOR)
+    if wanted is None or not wanted.enabled or not config.layers.homelab or not config.layers.platform:
+        return None
+    if p is None or not p.components.harbor.enabled:
+        return None
+    url = f"https://{host_name(p.components.harbor.hostname, p.domain or config.domain)}/"
+    client = _oidc_client(config, HARBOR, "Harbor", url, "c/oidc/callback")
+    return dataclasses.replace(client, pkce=False, refresh=True) if client is not None else None
+
+
 def _acme_problems(plan: Plan) -> Problems:
     """With tls.mode acme, every routed name is covered by the domain's certificate (the domain
     or one label under it), or has a certificate of its own in tls.certificates."""
@@ -452,6 +471,11 @@ def _forward_auth_problems(plan: Plan) -> Problems:
                     "Argo CD signs in with GitHub (platform.components.argocd.sso): use one or the other",
                 )
             )
+    harbor = config.platform.components.harbor if config.platform else None
+    wanted_harbor = config.identity.oidc.get(HARBOR)
+    runs_harbor = config.layers.platform and harbor is not None and harbor.enabled
+    if wanted_harbor is not None and wanted_harbor.enabled and not runs_harbor:
+        problems.append(("identity.oidc.harbor", "the platform layer runs no Harbor: nothing signs in"))
     for key, wanted in config.identity.oidc.items():
         service = getattr(config.services, key.replace("-", "_"), None)
         if wanted.enabled and service is not None and not (service.enabled and service.hostname):
@@ -721,6 +745,9 @@ def _plan(config: StackConfig) -> Plan:
                 public=True,
             )
             clients += [argocd, cli]
+        harbor = harbor_client(config)
+        if harbor is not None:
+            clients.append(harbor)
         kube = config.identity.oidc.get(KUBERNETES)
         if kube is not None and kube.enabled:
             # kubectl through kubelogin: a confidential client whose callbacks are kubelogin's

@@ -17,7 +17,7 @@ from components.platform.access import ProjectAccess, ProjectArgs, Quota, gitops
 from components.platform.argocd import ArgoCd, ArgoCdArgs, GitHubSsoArgs, OidcSsoArgs
 from components.platform.cluster import ClusterArgs, KubernetesCluster
 from components.platform.gitops import GitOpsArgs, GitOpsRepository
-from components.platform.harbor import ExternalDatabase, Harbor, HarborArgs
+from components.platform.harbor import ExternalDatabase, Harbor, HarborArgs, HarborOidc
 from components.platform.ingress import AcmeIssuer, CaIssuer, CertManager, CertManagerArgs
 from components.platform.postgres import PlatformPostgres, PostgresArgs, ServiceDatabase
 from components.platform.routing import GatewayArgs, Listener, PlatformGateway, Route, route_certificate
@@ -192,6 +192,20 @@ def argocd_oidc(lab: object | None) -> OidcSsoArgs | None:
     return OidcSsoArgs(issuer, "argocd", secrets["argocd"], lab.issuer_ca(), admin_groups=admins)  # type: ignore[attr-defined]
 
 
+def harbor_oidc(lab: object | None) -> HarborOidc | None:
+    """Harbor's sign-in through the homelab's identity provider, when the plan made it a client
+    (stacks.plan.harbor_client); the provider's CA when the homelab's certificates are its own;
+    the first admin group as Harbor's admin group."""
+    secrets = getattr(lab, "oidc_client_secrets", {})
+    if lab is None or "harbor" not in secrets:
+        return None
+    issuer = lab.issuer()  # type: ignore[attr-defined]
+    assert issuer is not None, "a client exists only when the identity provider is routed"
+    admins = list(lab.plan.config.identity.admin_groups)  # type: ignore[attr-defined]
+    ca = lab.issuer_ca()  # type: ignore[attr-defined]
+    return HarborOidc(issuer, "harbor", secrets["harbor"], ca, admins[0] if admins else None)
+
+
 def build_platform(
     config: StackConfig, secrets: PlatformSecrets, homelab_ca: object | None = None, lab: object | None = None
 ) -> Platform:
@@ -354,6 +368,7 @@ def build_platform(
                 database_ready=database_ready,
                 api_url=api_url,
                 envoy_gateway=p.routing.mode == "gateway" and p.routing.gateway.install,
+                oidc=harbor_oidc(lab),
             ),
             cluster,
         )
@@ -408,6 +423,7 @@ def build_platform(
             harbor_provider=platform.harbor.provider if platform.harbor else None,
             argocd=platform.argocd.release if platform.argocd else None,
             harbor_users=platform.harbor.users if platform.harbor else None,
+            harbor_auth=platform.harbor.auth if platform.harbor else None,
         )
     if platform.gitops is not None:
         platform.gitops.grant(gitops_permissions({x.name: x.roles_of() for x in p.projects}))

@@ -325,11 +325,19 @@ def unknown_keys(values: dict[str, Any], defaults: dict[str, Any], chart: str) -
 ARGOCD_PARAMS = {"server.insecure": "str"}
 
 
+# harbor's top-level `caBundleSecretName` is a commented default (`# caBundleSecretName: ""`,
+# values.yaml @ harbor-helm v1.19.1) that the templates read (templates/core/core-dpl.yaml,
+# templates/_helpers.tpl `harbor.caBundleVolume` @ v1.19.1): absent from the key tree.
+HARBOR_COMMENTED = {"caBundleSecretName": "str"}
+
+
 def chart_defaults(chart: str) -> dict[str, Any]:
     # The key tree of the pinned version's values (tests/data, scripts/derive_test_data.py).
     keys = copy.deepcopy(chart_keys(chart))
     if chart == "argo-cd":
         keys["configs"]["params"].update(ARGOCD_PARAMS)
+    if chart == "harbor":
+        keys.update(HARBOR_COMMENTED)
     return keys
 
 

@@ -97,6 +97,12 @@ class OidcClient:
     # A public client (a command line tool on the user's machine): no secret, PKCE only, and
     # refresh tokens (the `argocd-cli` client of Authelia's argocd guide @ v4.39.20).
     public: bool = False
+    # PKCE required (S256); off for a client that does not send it (Harbor: `require_pkce:
+    # false` in Authelia's harbor guide @ v4.39.20).
+    pkce: bool = True
+    # Refresh tokens (`offline_access`, grant `refresh_token`), as a public client always has
+    # them (Harbor's guide asks for them too).
+    refresh: bool = False
 
 
 @dataclass(frozen=True)
@@ -172,19 +178,20 @@ def authorization_policy(client: OidcClient, admin_groups: tuple[str, ...]) -> d
 
 def client_entry(c: OidcClient, digests: dict[str, str]) -> dict:
     """One client: confidential (a secret digest, client_secret_basic) or public (no secret,
-    `none`, refresh tokens for a command line tool); PKCE with S256 for both."""
+    `none`, refresh tokens for a command line tool); PKCE with S256 unless the client says not."""
     entry: dict = {"client_id": c.client_id, "client_name": c.name}
     if not c.public:
         entry["client_secret"] = digests[c.client_id]
+    refresh = c.public or c.refresh
     entry |= {
         "public": c.public,
         "authorization_policy": c.client_id,
-        "require_pkce": True,
-        "pkce_challenge_method": "S256",
+        "require_pkce": c.pkce,
+        "pkce_challenge_method": "S256" if c.pkce else "",
         "redirect_uris": list(c.redirect_uris),
-        "scopes": [*SCOPES, "offline_access"] if c.public else list(SCOPES),
+        "scopes": [*SCOPES, "offline_access"] if refresh else list(SCOPES),
         "response_types": ["code"],
-        "grant_types": ["authorization_code", "refresh_token"] if c.public else ["authorization_code"],
+        "grant_types": ["authorization_code", "refresh_token"] if refresh else ["authorization_code"],
         "access_token_signed_response_alg": "none",
         "userinfo_signed_response_alg": "none",
         "token_endpoint_auth_method": "none" if c.public else "client_secret_basic",

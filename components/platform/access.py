@@ -274,9 +274,13 @@ class ProjectAccess(pulumi.ComponentResource):
         argocd: pulumi.Resource | None = None,
         opts: pulumi.ResourceOptions | None = None,
         harbor_users: Mapping[str, harbor.User] | None = None,
+        harbor_auth: pulumi.Resource | None = None,
     ):
         """`harbor_users`: the Harbor user of each member, by lower-cased login (members must
-        exist in Harbor before they can be added to a project)."""
+        exist in Harbor before they can be added to a project). `harbor_auth`: Harbor signs in
+        through OpenID Connect (its ConfigAuth): the project's groups are its members instead,
+        as OIDC groups (type `oidc`: terraform-provider-harbor docs/resources/
+        project_member_group.md @ v3.10.21), and no member is a local user."""
         super().__init__("homelab:platform:ProjectAccess", name, None, opts)
         ns = namespace_manifest(args)
         self.namespace = k8s.core.v1.Namespace(
@@ -316,8 +320,19 @@ class ProjectAccess(pulumi.ComponentResource):
             self.harbor_project = harbor.Project(
                 f"{name}-registry", name=args.name, public=False, vulnerability_scanning=True, opts=hb
             )
-            users = harbor_users or {}
-            for login, role in sorted(args.members.items()):
+            if harbor_auth is not None:
+                after = pulumi.ResourceOptions.merge(hb, pulumi.ResourceOptions(depends_on=[harbor_auth]))
+                for group, role in sorted(args.groups.items()):
+                    harbor.ProjectMemberGroup(
+                        f"{name}-registry-group-{group}",
+                        project_id=self.harbor_project.id,
+                        group_name=group,
+                        type="oidc",
+                        role=HARBOR_ROLES[role],
+                        opts=after,
+                    )
+            users = {} if harbor_auth is not None else harbor_users or {}
+            for login, role in sorted(args.members.items()) if harbor_auth is None else []:
                 user = users.get(login.lower())
                 if user is None:
                     raise ValueError(f"project {args.name}: no Harbor user for member {login!r}")

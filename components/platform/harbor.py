@@ -7,7 +7,12 @@ once the real certificate is served. With a private CA the portal offers that CA
 Project members are local Harbor users the program creates (auth mode db_auth), with
 generated passwords: a member exists before anyone logs in (Harbor's member API only finds
 users already in its database: goharbor/harbor src/controller/member/controller.go @ v2.15.1,
-SearchAndOnBoardUser)."""
+SearchAndOnBoardUser). With an OpenID Connect provider (HarborOidc), Harbor's auth mode is
+oidc_auth instead: no local users (the mode cannot be set while there are any), project access
+goes to the identity groups (OIDC group members, onboarded by name: the same controller's
+Create, SearchAndOnBoardGroup), and the admin still signs in with its password (the API
+provider's account and the break-glass: src/core/auth/authenticator.go @ v2.15.1, Login uses
+db_auth for the super user whatever the mode)."""
 
 from __future__ import annotations
 
@@ -27,6 +32,24 @@ ADMIN_SECRET = "harbor-admin"
 SECRET_KEY_SECRET = "harbor-secret-key"
 TLS_SECRET = "harbor-tls"
 CA_SECRET = "harbor-ca"
+OIDC_CA_SECRET = "harbor-oidc-ca"
+
+
+@dataclass(frozen=True)
+class HarborOidc:
+    """Harbor signs in through an OpenID Connect provider (harbor_config_auth's oidc fields,
+    goharbor/terraform-provider-harbor client/config.go @ v3.10.21; their values from Authelia's
+    harbor guide @ v4.39.20)."""
+
+    issuer: str  # the provider's URL, no trailing slash (the guide's "OIDC Provider Endpoint")
+    client_id: str
+    client_secret: pulumi.Input[str]
+    # The provider's CA when Harbor's system roots do not know it: given to Harbor core's trust
+    # store through the chart's caBundleSecretName (templates/core/core-dpl.yaml @ v1.19.1
+    # mounts its ca.crt at /harbor_cust_cert/custom-ca.crt).
+    ca_cert_pem: pulumi.Input[str] | None = None
+    # Its members are Harbor admins (one group: oidc_admin_group is a single name).
+    admin_group: str | None = None
 
 
 @dataclass(frozen=True)
@@ -61,6 +84,7 @@ class HarborArgs:
     # running Pulumi); default: https://<host>.
     api_url: pulumi.Input[str] | None = None
     envoy_gateway: bool = False  # the platform installed Envoy Gateway (its policies exist)
+    oidc: HarborOidc | None = None
 
 
 def harbor_values(args: HarborArgs) -> dict[str, Any]:
@@ -101,6 +125,10 @@ def harbor_values(args: HarborArgs) -> dict[str, Any]:
     if args.ca_cert_pem is not None:
         # The portal's "download CA" link serves ca.crt of this Secret (values.yaml @ v1.19.1).
         values["caSecretName"] = CA_SECRET
+    if args.oidc is not None and args.oidc.ca_cert_pem is not None:
+        # "The custom ca bundle secret ... injected into the trust store for core, jobservice,
+        # registry, trivy components" (values.yaml @ v1.19.1, a commented default).
+        values["caBundleSecretName"] = OIDC_CA_SECRET
     return values
 
 
@@ -198,6 +226,16 @@ class Harbor(pulumi.ComponentResource):
                     opts=in_ns,
                 )
             )
+        if args.oidc is not None and args.oidc.ca_cert_pem is not None:
+            secrets.append(
+                k8s.core.v1.Secret(
+                    f"{name}-{OIDC_CA_SECRET}",
+                    metadata={"name": OIDC_CA_SECRET, "namespace": namespace},
+                    type="Opaque",
+                    string_data={"ca.crt": args.oidc.ca_cert_pem},
+                    opts=in_ns,
+                )
+            )
         self.release = helm_release(
             name,
             "harbor",
@@ -238,12 +276,33 @@ class Harbor(pulumi.ComponentResource):
         # oidc_auth and ldap_auth) and would write ldap_scope=0, enforcing nothing (issue 22).
         self.users: dict[str, harbor.User] = {}
         self.user_passwords: dict[str, pulumi.Output[str]] = {}
+        self.auth: harbor.ConfigAuth | None = None
+        if args.oidc is not None:
+            o = args.oidc
+            self.auth = harbor.ConfigAuth(
+                f"{name}-auth",
+                auth_mode="oidc_auth",
+                oidc_name="Authelia",
+                oidc_endpoint=o.issuer,
+                oidc_client_id=o.client_id,
+                oidc_client_secret=pulumi.Output.secret(o.client_secret),
+                oidc_scope="openid,profile,email,groups,offline_access",
+                oidc_groups_claim="groups",
+                oidc_admin_group=o.admin_group,
+                oidc_user_claim="preferred_username",
+                oidc_verify_cert=True,
+                oidc_auto_onboard=True,
+                opts=pulumi.ResourceOptions(parent=self, provider=self.provider, depends_on=[self.release]),
+            )
         self.register_outputs({"url": self.url})
 
     def add_users(self, logins: list[str], emails: dict[str, str]) -> None:
         """A local Harbor user per login (lower-cased, once), with a generated password that meets
         Harbor's policy (8-128 characters, an upper- and lower-case letter and a digit:
-        requireValidSecret, user.go @ v2.15.1)."""
+        requireValidSecret, user.go @ v2.15.1). None in oidc_auth (self.auth): users are made
+        by their first sign-in."""
+        if self.auth is not None:
+            return
         for login in logins:
             username = login.lower()
             if username in self.users:
