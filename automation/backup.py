@@ -35,6 +35,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import fcntl
 import gzip
 import hashlib
 import io
@@ -1024,6 +1025,19 @@ class HostStager:
         for volume in volumes:
             shutil.rmtree(self._dirs(volume)[1], ignore_errors=True)
 
+    def sweep(self, volumes: list[str], out: TextIO) -> None:
+        """Remove what killed restores left beside these volumes (no restore of the host runs:
+        the caller holds its lock): files staged and never swapped in, and old data swapped
+        out and never removed (only while `_data` is there: without it, it is the data)."""
+        for volume in volumes:
+            data, new, old = self._dirs(volume)
+            for left in (new, old) if data.exists() else (new,):
+                if left.is_dir():
+                    files = [f for f in left.rglob("*") if f.is_file() and not f.is_symlink()]
+                    size = sum(f.stat().st_size for f in files)
+                    shutil.rmtree(left, ignore_errors=True)
+                    out.write(f"removed {left}, left by an interrupted restore ({human_size(size)})\n")
+
     def swap(self, volumes: list[tuple[str, VolumeContent]]) -> None:
         for volume, _ in volumes:
             if not self._dirs(volume)[1].is_dir():
@@ -1305,6 +1319,30 @@ class Journal:
 TEMP_PREFIX = "homelab-restore-"
 
 
+@contextlib.contextmanager
+def host_lock(hb: HostBackup) -> Iterator[None]:
+    """One restore of a host at a time from this machine: an exclusive lock (flock) on
+    `<state dir>/restore-<stack>-<host>.lock`, released when the process ends, however it
+    ends. (The helper container's fixed name guards the engine the same way; staging by this
+    machine's tar has no container to guard it.)"""
+    path = state_dir() / f"restore-{hb.prefix}-{hb.host}.lock"
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with path.open("a+") as handle:
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            raise BackupError(
+                f"another restore of host {hb.host} is running ({holder}); nothing was stopped or changed"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        yield
+
+
 def sweep_temp(out: TextIO) -> None:
     """Remove what killed restores left in the temp directory (an archive fetched from the
     host, still encrypted if the stack encrypts): each run writes its pid in its directory;
@@ -1381,7 +1419,7 @@ def restore(
         archive, service = archive or earlier.archive, earlier.service
     if archive is None:
         raise BackupError("give --archive FILE, or --resume to finish an interrupted restore")
-    with _signals_raise(), tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
+    with host_lock(hb), _signals_raise(), tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         workdir = Path(tmp)
         (workdir / "pid").write_text(str(os.getpid()))
         stager: Stager | None = None
@@ -1401,6 +1439,8 @@ def restore(
             volumes = preflight(hb, chosen, docker)
             probe = probe_volumes(hb, volumes, docker, image)
             stager = choose_stager(hb, docker, image, volumes, probe, via)
+            if isinstance(stager, HostStager):
+                stager.sweep([e.volume for e in hb.entries], out)
             began = time.monotonic()
             staged = volumes
             contents = stage(stager, plain, volumes, probe) if volumes else read_archive(plain)

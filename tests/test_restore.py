@@ -808,15 +808,19 @@ def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_pa
     left = list(tmp.glob("homelab-restore-*"))
     assert [f.name for f in left[0].iterdir()] == ["pid"]  # no plaintext, even when killed
     helper_gone(lab)
+    staged = staging_left(lab)  # the host's tar leaves what it wrote beside the volume (unseen)
+    assert (len(staged) == 2) if via == "host" else (staged == []), staged  # both volumes
 
     rerun = restore_process(lab, tmp, "--archive", str(archive), "--via", via)
 
     assert rerun.returncode == 0, rerun.stdout + rerun.stderr
     assert f"removed {left[0]}, left by an interrupted restore" in rerun.stdout
+    for path in staged:
+        assert f"removed {path}, left by an interrupted restore" in rerun.stdout
     assert snapshot(lab) == old and staging_left(lab) == []
     assert running(lab, "notes") and running(lab, "ledger")
     assert not list(tmp.iterdir())  # no plaintext, no temp directory
-    assert not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*"))  # the journal is done
+    assert not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*.json"))  # the journal is done
 
 
 def test_a_restore_killed_with_the_services_stopped_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
@@ -907,7 +911,7 @@ def test_an_interrupted_staging_stops_nothing(lab: Lab, tmp_path: Path, signal_n
     assert "Traceback" not in result.stderr
     helper_gone(lab)
     assert snapshot(lab, [notes]) == current and running(lab, "notes")
-    assert not list(tmp.iterdir()) and not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*"))
+    assert not list(tmp.iterdir()) and not list(Path(os.environ["HOMELAB_STATE_DIR"]).glob("restore-*.json"))
 
 
 def test_a_missing_named_archive_is_refused_and_its_reader_removed(lab: Lab) -> None:
@@ -999,3 +1003,28 @@ def test_an_archive_the_engine_alone_can_read_is_copied_out_whole(lab: Lab, tmp_
     copy = tmp_path / "copy"
     backups.copy_out(hb, backups.DockerCli(hb.docker_host), lab.image, archive.name, copy)
     assert copy.read_bytes() == archive.read_bytes()
+
+
+def test_one_restore_of_a_host_at_a_time(lab: Lab, tmp_path: Path) -> None:
+    """A restore of the same host already running from this machine (its lock held) is named,
+    and nothing is read, stopped or changed."""
+    import fcntl
+
+    notes = lab.volume("notes", "data")
+    current = {notes: known_files("notes, current")}
+    fill_volumes(lab, current)
+    archive = engine_archive(lab, {notes: known_files("notes, old")}, "t10-locked")
+    lock = Path(os.environ["HOMELAB_STATE_DIR"]) / f"restore-{lab.prefix}-local.lock"
+    lock.parent.mkdir(parents=True, exist_ok=True)
+    since = time.time()
+    with lock.open("a+") as held:
+        fcntl.flock(held, fcntl.LOCK_EX)
+        held.write("pid 4242\n")
+        held.flush()
+        tmp = tmp_path / "tmp"
+        tmp.mkdir()
+        result = restore_process(lab, tmp, "--archive", str(archive))
+    assert result.returncode == 1
+    assert "another restore of host local is running (pid 4242)" in result.stderr, result.stderr
+    assert snapshot(lab, [notes]) == current and events(lab, since) == []
+    assert restore_process(lab, tmp, "--archive", str(archive)).returncode == 0  # once it is free
