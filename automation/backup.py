@@ -873,6 +873,7 @@ def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
 #   (any engine, an SSH host too); the swap moves the entries within the volume.
 
 NEW_DIR = ".homelab-restore-new"  # HelperStager: inside the volume
+OLD_DIR = ".homelab-restore-old"
 HOST_NEW, HOST_OLD = "homelab-restore-new", "homelab-restore-old"  # HostStager: beside `_data`
 VIAS = ("auto", "host", "helper")
 
@@ -955,22 +956,26 @@ class HelperStager:
             raise BackupError(f"swapping in the new files of {', '.join(names)} failed: {said}")
 
     def finish(self, volumes: list[str]) -> None:
-        """Nothing left: the swap removed the old entries."""
+        """The old entries, moved aside by the swap, removed with the owners running again."""
+        if volumes:
+            olds = " ".join(f'"{RESTORE_MOUNT}/v{i}/{OLD_DIR}"' for i in range(len(volumes)))
+            self.docker.run(self._args(volumes, f"rm -rf {olds}"))
 
 
 def stage_script(news: str) -> str:
-    """The staging helper's script: empty staging directories, then the tar on stdin; a failed
-    extraction removes them again."""
+    """The staging helper's script: empty staging directories (and no old entries an earlier
+    swap left aside), then the tar on stdin; a failed extraction removes them again."""
     return (
-        f'set -e; for d in {news}; do rm -rf "$d"; mkdir "$d"; done; '
+        f'set -e; for d in {news}; do rm -rf "$d" "${{d%/*}}/{OLD_DIR}"; mkdir "$d"; done; '
         f'if ! tar -xf - -C {RESTORE_MOUNT}; then for d in {news}; do rm -rf "$d"; done; exit 1; fi'
     )
 
 
 def swap_script(volumes: list[str], roots: list[tarfile.TarInfo | None]) -> str:
-    """The swapping helper's script, the owners stopped: in each volume, every old entry
-    removed and the staged ones moved up, the root given the archive's owner and mode. Refused
-    before any change when a volume has nothing staged."""
+    """The swapping helper's script, the owners stopped: in each volume, every old entry moved
+    aside into `.homelab-restore-old` (removed by `finish`, once the owners run again: renames
+    only while they are down) and the staged ones moved up, the root given the archive's owner
+    and mode. Refused before any change when a volume has nothing staged."""
     lines = ["set -e"]
     for i, volume in enumerate(volumes):
         new = f"{RESTORE_MOUNT}/v{i}/{NEW_DIR}"
@@ -979,9 +984,11 @@ def swap_script(volumes: list[str], roots: list[tarfile.TarInfo | None]) -> str:
         )
     for i, root in enumerate(roots):
         mount, new = f"{RESTORE_MOUNT}/v{i}", f"{RESTORE_MOUNT}/v{i}/{NEW_DIR}"
+        old = f"{mount}/{OLD_DIR}"
         lines.append(
-            f'for f in {mount}/..?* {mount}/.[!.]* {mount}/*; do if [ "$f" != "{new}" ] && '
-            f'{{ [ -e "$f" ] || [ -L "$f" ]; }}; then rm -rf "$f"; fi; done'
+            f'rm -rf "{old}"; mkdir "{old}"; for f in {mount}/..?* {mount}/.[!.]* {mount}/*; do '
+            f'if [ "$f" != "{new}" ] && [ "$f" != "{old}" ] && {{ [ -e "$f" ] || [ -L "$f" ]; }}; then '
+            f'mv "$f" "{old}/"; fi; done'
         )
         lines.append(
             f'for f in "{new}"/..?* "{new}"/.[!.]* "{new}"/*; do if [ -e "$f" ] || [ -L "$f" ]; then '

@@ -180,30 +180,43 @@ def harbor_api_url(url: str, ca: PlatformCa) -> pulumi.Output[str]:
     return pulumi.Output.from_input(asyncio.ensure_future(checked()))
 
 
-def argocd_oidc(lab: object | None) -> OidcSsoArgs | None:
-    """Argo CD's sign-in through the homelab's identity provider, when the plan made it a
-    client (stacks.plan.argocd_client); its CA when the homelab's certificates are its own."""
+@dataclass(frozen=True)
+class IdentityClient:
+    """A platform service's sign-in through the homelab's identity provider: its issuer, the
+    client's secret, the provider's CA when the homelab's certificates are its own (None:
+    trusted by the system's roots), the admin groups."""
+
+    issuer: str
+    secret: pulumi.Output[str]
+    ca: pulumi.Output[str] | None
+    admin_groups: tuple[str, ...]
+
+
+def identity_client(lab: object | None, client_id: str) -> IdentityClient | None:
+    """`client_id`'s sign-in, when the plan made it a client of the homelab's identity
+    provider (stacks.plan: argocd_client, harbor_client)."""
     secrets = getattr(lab, "oidc_client_secrets", {})
-    if lab is None or "argocd" not in secrets:
+    if lab is None or client_id not in secrets:
         return None
     issuer = lab.issuer()  # type: ignore[attr-defined]
     assert issuer is not None, "a client exists only when the identity provider is routed"
     admins = tuple(lab.plan.config.identity.admin_groups)  # type: ignore[attr-defined]
-    return OidcSsoArgs(issuer, "argocd", secrets["argocd"], lab.issuer_ca(), admin_groups=admins)  # type: ignore[attr-defined]
+    return IdentityClient(issuer, secrets[client_id], lab.issuer_ca(), admins)  # type: ignore[attr-defined]
+
+
+def argocd_oidc(lab: object | None) -> OidcSsoArgs | None:
+    """Argo CD's sign-in through the homelab's identity provider."""
+    c = identity_client(lab, "argocd")
+    return OidcSsoArgs(c.issuer, "argocd", c.secret, c.ca, admin_groups=c.admin_groups) if c else None
 
 
 def harbor_oidc(lab: object | None) -> HarborOidc | None:
-    """Harbor's sign-in through the homelab's identity provider, when the plan made it a client
-    (stacks.plan.harbor_client); the provider's CA when the homelab's certificates are its own;
-    the first admin group as Harbor's admin group."""
-    secrets = getattr(lab, "oidc_client_secrets", {})
-    if lab is None or "harbor" not in secrets:
+    """Harbor's sign-in through the homelab's identity provider; the first admin group is
+    Harbor's admin group (it takes one)."""
+    c = identity_client(lab, "harbor")
+    if c is None:
         return None
-    issuer = lab.issuer()  # type: ignore[attr-defined]
-    assert issuer is not None, "a client exists only when the identity provider is routed"
-    admins = list(lab.plan.config.identity.admin_groups)  # type: ignore[attr-defined]
-    ca = lab.issuer_ca()  # type: ignore[attr-defined]
-    return HarborOidc(issuer, "harbor", secrets["harbor"], ca, admins[0] if admins else None)
+    return HarborOidc(c.issuer, "harbor", c.secret, c.ca, c.admin_groups[0] if c.admin_groups else None)
 
 
 def build_platform(

@@ -1186,8 +1186,10 @@ def test_restore_stages_with_the_services_running_and_swaps_between_stop_and_sta
     plan = backups.restore(hb, str(archive), docker, out, image="helper:1", via="helper")
     assert len(plan.volumes) > 1
     verbs = [c[0] for c in docker.calls if c[0] in ("stop", "start", "run")]
-    # The probe and the staging before the stops; one swap for every volume in between.
-    assert verbs == ["run", "run", *["stop"] * len(plan.stop), "run", *["start"] * len(plan.stop)]
+    # The probe and the staging before the stops; one swap for every volume in between; the
+    # old entries removed once they run again.
+    assert verbs == ["run", "run", *["stop"] * len(plan.stop), "run", *["start"] * len(plan.stop), "run"]
+    assert docker.calls[-1][-1].startswith("rm -rf ") and backups.OLD_DIR in docker.calls[-1][-1]
     stage_run = docker.calls[
         [c[0] for c in docker.calls].index("run", 1 + [c[0] for c in docker.calls].index("run"))
     ]

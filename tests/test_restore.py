@@ -32,7 +32,7 @@ import yaml
 from engine import ssh_age_key
 from harness import cli_here, cli_process
 
-from automation.backup import HOST_NEW, HOST_OLD, NEW_DIR, RESTORE_MOUNT, stage_script, swap_script
+from automation.backup import HOST_NEW, HOST_OLD, NEW_DIR, OLD_DIR, RESTORE_MOUNT, stage_script, swap_script
 
 # A service's process: it ends on SIGTERM as real services do (a bare `sleep` as PID 1 ignores
 # SIGTERM, so every `docker stop` waited out the whole stop timeout).
@@ -449,9 +449,10 @@ def test_restore_brings_every_file_back_byte_for_byte(lab: Lab, via: str) -> Non
     last_start = max(seen.index((owner, "start")) for owner in owners)
     if via == "host":
         assert helper_runs == [], seen  # no container in the way: renames between stop and start
-    else:  # one helper stages every volume with the services running, one swaps them stopped
-        assert len(helper_runs) == 2, seen
-        assert helper_runs[0] < first_stop < helper_runs[1] < last_start, seen
+    else:  # one helper stages every volume with the services running, one swaps them stopped,
+        # one removes the old entries once they run again
+        assert len(helper_runs) == 3, seen
+        assert helper_runs[0] < first_stop < helper_runs[1] < last_start < helper_runs[2], seen
     assert not [e for e in seen if e[0] == lab.container("frontend")], "a stateless service was touched"
     assert f"restored {notes}: 8 file(s)" in result.stdout
 
@@ -747,7 +748,12 @@ def test_the_helper_scripts_keep_the_old_data_until_the_swap(lab: Lab, small_led
 
     swapped = run_restore_script(lab, volumes, swap_script(volumes, [None, None]), b"")
     assert swapped.returncode == 0, swapped.stderr
-    assert snapshot(lab, volumes) == new  # NEW_DIR gone, old entries gone
+    seen = snapshot(lab, volumes)
+    for v in volumes:  # NEW_DIR gone, every old entry moved aside (removed by `finish`)
+        assert {p: e for p, e in seen[v].items() if not p.startswith(OLD_DIR)} == new[v]
+        assert {p.removeprefix(OLD_DIR + "/") for p in seen[v] if p.startswith(OLD_DIR + "/")} == set(
+            current[v]
+        )
 
 
 def restore_process(
@@ -776,6 +782,27 @@ def helper_gone(lab: Lab) -> None:
     raise AssertionError("the restore helper container is still there")
 
 
+@dataclass
+class Refill:
+    """Both volumes filled with `current`, an archive of `old` ones, and a temp directory of
+    its own for the restore: where each fault test starts."""
+
+    current: dict[str, Tree]
+    old: dict[str, Tree]
+    archive: Path
+    tmp: Path
+
+
+def both_volumes(lab: Lab, tmp_path: Path, name: str) -> Refill:
+    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
+    current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
+    fill_volumes(lab, current)
+    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
+    tmp = tmp_path / "tmp"
+    tmp.mkdir()
+    return Refill(current, old, engine_archive(lab, old, name), tmp)
+
+
 # The staging helper's `docker run -i --name <stack>-restore ...`, the swapping helper's
 # `docker run --name <stack>-restore ...`, a `docker stop`: $1 $2 are the CLI's --host.
 HELPER_RUN = '[ "$3" = run ] && [ "$4" = -i ]'
@@ -789,13 +816,8 @@ def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_pa
     stopped and the volumes keep their old data; the same command again restores everything
     and removes what the killed run left: its temp directory (which holds no plaintext: the
     archive is decrypted as a stream) and its staging directories."""
-    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
-    current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
-    fill_volumes(lab, current)
-    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
-    archive = engine_archive(lab, old, "t10-killed")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    r = both_volumes(lab, tmp_path, "t10-killed")
+    current, old, archive, tmp = r.current, r.old, r.archive, r.tmp
     tool = "tar" if via == "host" else "docker"
     guard = "true" if via == "host" else HELPER_RUN
     kill = f'if {guard}; then head -c 100000 | {shutil.which(tool)} "$@"; kill -KILL $PPID; exit 1; fi'
@@ -826,13 +848,8 @@ def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_pa
 def test_a_restore_killed_with_the_services_stopped_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
     """SIGKILL after the first `docker stop` (the files staged, nothing swapped): that service
     stays stopped, as users met it; the rerun restores and starts it again, and says so."""
-    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
-    current = {notes: known_files("notes, current"), ledger: known_files("ledger, current")}
-    fill_volumes(lab, current)
-    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
-    archive = engine_archive(lab, old, "t10-killed-stopped")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    r = both_volumes(lab, tmp_path, "t10-killed-stopped")
+    current, old, archive, tmp = r.current, r.old, r.archive, r.tmp
     kill = f'if {STOP}; then {shutil.which("docker")} "$@"; kill -KILL $PPID; exit 1; fi'
 
     killed = restore_process(lab, tmp, "--archive", str(archive), wrapper=kill)
@@ -855,12 +872,8 @@ def test_an_interrupted_restore_says_what_it_left_and_resume_finishes(
 ) -> None:
     """Ctrl-C (SIGINT) or SIGTERM while the services are stopped: one clean message with the
     containers left stopped and the command that finishes; `--resume` finishes."""
-    notes, ledger = lab.volume("notes", "data"), lab.volume("ledger", "db")
-    fill_volumes(lab, {notes: known_files("notes, current"), ledger: known_files("ledger, current")})
-    old = {notes: known_files("notes, old"), ledger: known_files("ledger, old")}
-    archive = engine_archive(lab, old, f"t10-{signal_name.lower()}")
-    tmp = tmp_path / "tmp"
-    tmp.mkdir()
+    r = both_volumes(lab, tmp_path, f"t10-{signal_name.lower()}")
+    old, archive, tmp = r.old, r.archive, r.tmp
 
     stopped = restore_process(
         lab,
