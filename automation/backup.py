@@ -1087,6 +1087,18 @@ def host_volumes_root(
         return None, "writing into the engine's volume directories needs root on this machine"
     if shutil.which("tar") is None:
         return None, "there is no tar on this machine"
+    # Owners as the archive has them are right on the host only without user namespaces, and
+    # files written here carry no container label: moby daemon/info.go @ v28.5.2 names the
+    # engine's uid mapping `name=userns`, a rootless engine `name=rootless`, SELinux
+    # `name=selinux` among its SecurityOptions.
+    options = json.loads(
+        docker.text(["info", "--format", "{{json .SecurityOptions}}"], "asking the engine") or "[]"
+    )
+    remapped = [
+        o for o in options or [] if o.split(",")[0] in ("name=userns", "name=rootless", "name=selinux")
+    ]
+    if remapped:
+        return None, f"the engine runs with {', '.join(remapped)}: its containers' owners or labels differ"
     text = docker.text(
         [
             "volume",

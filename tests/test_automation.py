@@ -1218,11 +1218,13 @@ def test_host_staging_only_where_this_machine_writes_the_engine_s_own_directorie
     here = data.stat()
 
     class Inspecting(FakeDocker):
-        def __init__(self, options: str = "null") -> None:
+        def __init__(self, options: str = "null", security: str = '["name=seccomp,profile=default"]') -> None:
             super().__init__({})
-            self.options = options
+            self.options, self.security = options, security
 
         def text(self, args: Any, what: str) -> str:
+            if args[0] == "info":
+                return self.security + "\n"
             return f"{volume}\tlocal\t{self.options}\t{data}\n"
 
     probe = backups.Probe({volume: 1 << 30}, {volume: (here.st_dev, here.st_ino)})
@@ -1235,6 +1237,9 @@ def test_host_staging_only_where_this_machine_writes_the_engine_s_own_directorie
     cases = [
         (hb, Inspecting(), probe, "the engine of host ops is not on this machine"),
         (local, Inspecting('{"type":"tmpfs"}'), probe, f"{volume} is not a plain local volume"),
+        (local, Inspecting(security='["name=seccomp,profile=default","name=userns"]'), probe, "name=userns"),
+        (local, Inspecting(security='["name=rootless"]'), probe, "name=rootless"),
+        (local, Inspecting(security='["name=selinux"]'), probe, "owners or labels differ"),
         (
             local,
             Inspecting(),
