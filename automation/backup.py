@@ -1002,9 +1002,12 @@ def swap_script(volumes: list[str], roots: list[tarfile.TarInfo | None]) -> str:
 @dataclass
 class HostStager:
     """Staging by this machine's tar, as root, into `<volumes>/<name>/homelab-restore-new`,
-    beside the volume's `_data` (the local driver's layout: moby volume/local/local.go,
-    `<root>/volumes/<name>/_data`), which no container sees. The swap renames `_data` away and
-    the staged directory into its place; the old data is removed once the owners run again."""
+    beside the volume's `_data` (the local driver's layout: moby volume/local/local.go @
+    v28.5.2, `volumeDataPathName = "_data"`), which no container sees. The swap renames `_data`
+    away and the staged directory into its place: for a volume without options the driver
+    mounts nothing and hands each container that path, by name (`Mount` returns `v.path`;
+    `needsMount` only with a mount type or device, local_unix.go), so a container started
+    after the swap gets the new directory. The old data is removed once the owners run again."""
 
     root: Path  # the engine's volumes directory
     how: str = "this machine's tar"
