@@ -49,7 +49,7 @@ import tarfile
 import tempfile
 import threading
 import time
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Callable, Collection, Iterable, Iterator, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import IO, TextIO
@@ -760,10 +760,16 @@ def _running_users(docker: DockerCli, volume: str) -> list[str]:
     return [line.strip() for line in text.splitlines() if line.strip()]
 
 
-def preflight(hb: HostBackup, volumes: list[str], docker: DockerCli) -> list[str]:
+# A volume's driver, options (JSON) and Mountpoint, as `docker volume inspect` prints them.
+VolumeLayout = tuple[str, str, str]
+LAYOUT_FORMAT = "{{.Name}}\t{{.Driver}}\t{{json .Options}}\t{{.Mountpoint}}"
+
+
+def preflight(hb: HostBackup, volumes: list[str], docker: DockerCli) -> dict[str, VolumeLayout]:
     """The checks that need no archive, before anything is read or stopped: no helper left
     by a killed restore (it would make the refill fail with the services already down);
-    which of `volumes` exist on the host (those are the ones staged)."""
+    which of `volumes` exist on the host (those are the ones staged), with their layout, from
+    one `docker volume inspect` (it prints those it finds and exits 1 naming the others)."""
     helper = f"{hb.prefix}-restore"
     left = docker.text(
         ["ps", "-a", "--filter", f"name=^/{helper}$", "--format", "{{.Names}}"],
@@ -774,7 +780,20 @@ def preflight(hb: HostBackup, volumes: list[str], docker: DockerCli) -> list[str
             f"a container {helper} is left from an earlier restore: if no restore is running, remove it "
             f"(docker rm -f {helper}) and run again; nothing was stopped or changed"
         )
-    return [v for v in volumes if docker.run(["volume", "inspect", v]).returncode == 0]
+    if not volumes:
+        return {}
+    result = docker.run(["volume", "inspect", "--format", LAYOUT_FORMAT, *volumes])
+    found: dict[str, VolumeLayout] = {}
+    for line in result.stdout.decode(errors="replace").splitlines():
+        parts = line.split("\t")
+        if len(parts) == 4 and parts[0] in volumes:
+            found[parts[0]] = (parts[1], parts[2], parts[3])
+    said = result.stderr.decode(errors="replace").lower()
+    if result.returncode != 0 and "no such volume" not in said:
+        raise BackupError(
+            f"inspecting the volumes failed: {_message(result.stderr, result.returncode)}{docker.ssh_said()}"
+        )
+    return {v: found[v] for v in volumes if v in found}
 
 
 @dataclass
@@ -820,9 +839,11 @@ def plan_restore(
     service: str | None,
     docker: DockerCli,
     earlier: Journal | None = None,
+    known: Collection[str] = (),
 ) -> RestorePlan:
     """What the restore of `archive` (whose `contents` are known) does on the host: the volumes
-    it refills, those it leaves, the containers it stops and starts."""
+    it refills, those it leaves, the containers it stops and starts. `known`: volumes already
+    found on the host (preflight)."""
     chosen = hb.select(service)
     present = [(e, contents[e.volume]) for e in chosen if e.volume in contents]
     skipped = [e.volume for e in chosen if e.volume not in contents]
@@ -831,7 +852,11 @@ def plan_restore(
             f"{archive} does not hold {', '.join(skipped)} (it holds: {', '.join(sorted(contents))}); "
             "nothing was stopped or changed"
         )
-    missing = [e.volume for e, _ in present if docker.run(["volume", "inspect", e.volume]).returncode != 0]
+    missing = [
+        e.volume
+        for e, _ in present
+        if e.volume not in known and docker.run(["volume", "inspect", e.volume]).returncode != 0
+    ]
     if missing:
         raise BackupError(
             f"volume(s) {', '.join(missing)} do not exist on host {hb.host}: run `pulumi up` first "
@@ -1077,7 +1102,7 @@ Stager = HelperStager | HostStager
 
 
 def host_volumes_root(
-    hb: HostBackup, docker: DockerCli, volumes: list[str], probe: Probe
+    hb: HostBackup, docker: DockerCli, layout: dict[str, VolumeLayout], probe: Probe
 ) -> tuple[Path | None, str]:
     """The engine's volumes directory when this machine can stage into it (HostStager), else
     None and why not: the engine must be local (a unix socket, no SSH), this process root,
@@ -1102,19 +1127,8 @@ def host_volumes_root(
     ]
     if remapped:
         return None, f"the engine runs with {', '.join(remapped)}: its containers' owners or labels differ"
-    text = docker.text(
-        [
-            "volume",
-            "inspect",
-            "--format",
-            "{{.Name}}\t{{.Driver}}\t{{json .Options}}\t{{.Mountpoint}}",
-            *volumes,
-        ],
-        "inspecting the volumes",
-    )
     roots = set()
-    for line in text.splitlines():
-        name, driver, options, mountpoint = line.split("\t")
+    for name, (driver, options, mountpoint) in layout.items():
         data = Path(mountpoint)
         if driver != "local" or options not in ("null", "{}"):
             return None, f"{name} is not a plain local volume (driver {driver}, options {options})"
@@ -1127,18 +1141,23 @@ def host_volumes_root(
         if (here.st_dev, here.st_ino) != probe.ident.get(name) or here.st_dev != parent.st_dev:
             return None, f"{mountpoint} here is not the directory the engine mounts for {name}"
         roots.add(data.parent.parent)
-    if len(roots) != 1 or len(text.splitlines()) != len(volumes):
+    if len(roots) != 1:
         return None, "the volumes are not in one directory"
     return roots.pop(), ""
 
 
 def choose_stager(
-    hb: HostBackup, docker: DockerCli, image: str | None, volumes: list[str], probe: Probe, via: str
+    hb: HostBackup,
+    docker: DockerCli,
+    image: str | None,
+    layout: dict[str, VolumeLayout],
+    probe: Probe,
+    via: str,
 ) -> Stager:
-    """`via`: host, helper, or auto (host when it can)."""
-    if via == "helper" or not volumes:
+    """`via`: host, helper, or auto (host when it can), for the volumes of `layout`."""
+    if via == "helper" or not layout:
         return HelperStager(hb, docker, image)
-    root, why = host_volumes_root(hb, docker, volumes, probe)
+    root, why = host_volumes_root(hb, docker, layout, probe)
     if root is not None:
         return HostStager(root)
     if via == "host":
@@ -1458,15 +1477,16 @@ def restore(
             again = earlier is not None and earlier.shown == path.name and earlier.service == service
             done = earlier.restored if earlier is not None and again else []
             chosen = [e.volume for e in hb.select(service) if e.volume not in done]
-            volumes = preflight(hb, chosen, docker)
+            layout = preflight(hb, chosen, docker)
+            volumes = list(layout)
             probe = probe_volumes(hb, volumes, docker, image)
-            stager = choose_stager(hb, docker, image, volumes, probe, via)
+            stager = choose_stager(hb, docker, image, layout, probe, via)
             if isinstance(stager, HostStager):
                 stager.sweep([e.volume for e in hb.entries], out)
             began = time.monotonic()
             staged = volumes
             contents = stage(stager, plain, volumes, probe) if volumes else read_archive(plain)
-            plan = plan_restore(hb, path.name, contents, service, docker, earlier)
+            plan = plan_restore(hb, path.name, contents, service, docker, earlier, known=volumes)
         except (KeyboardInterrupt, Interrupted):
             if stager is not None:
                 stager.discard(staged)

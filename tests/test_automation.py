@@ -1080,6 +1080,8 @@ class FakeDocker(backups.DockerCli):
             lines += [f"/dev/x 99999999 0 {self.free_kib} 0% {m}" for m in mounts]
             lines += [f"{m} 2049 {100 + i}" for i, m in enumerate(mounts)]
             out = "\n".join(lines).encode()
+        elif args[:3] == ["volume", "inspect", "--format"]:  # preflight: each one exists, local
+            out = "".join(f"{v}\tlocal\tnull\t/var/lib/docker/volumes/{v}/_data\n" for v in args[4:]).encode()
         elif args[0] == "stop" and args[1] in self.unstoppable:
             code = 1
         return subprocess.CompletedProcess(args, code, out, b"permission denied" if code else b"")
@@ -1218,44 +1220,41 @@ def test_host_staging_only_where_this_machine_writes_the_engine_s_own_directorie
     here = data.stat()
 
     class Inspecting(FakeDocker):
-        def __init__(self, options: str = "null", security: str = '["name=seccomp,profile=default"]') -> None:
+        def __init__(self, security: str = '["name=seccomp,profile=default"]') -> None:
             super().__init__({})
-            self.options, self.security = options, security
+            self.security = security
 
         def text(self, args: Any, what: str) -> str:
-            if args[0] == "info":
-                return self.security + "\n"
-            return f"{volume}\tlocal\t{self.options}\t{data}\n"
+            assert args[0] == "info", args
+            return self.security + "\n"
 
+    plain = {volume: ("local", "null", str(data))}
     probe = backups.Probe({volume: 1 << 30}, {volume: (here.st_dev, here.st_ino)})
     local = backups.HostBackup(**{**hb.__dict__, "docker_host": "unix:///var/run/docker.sock", "dial": None})
     monkeypatch.setattr(os, "geteuid", lambda: 0)
-    assert backups.host_volumes_root(local, Inspecting(), [volume], probe) == (tmp_path / "volumes", "")
+    assert backups.host_volumes_root(local, Inspecting(), plain, probe) == (tmp_path / "volumes", "")
     assert isinstance(
-        backups.choose_stager(local, Inspecting(), None, [volume], probe, "auto"), backups.HostStager
+        backups.choose_stager(local, Inspecting(), None, plain, probe, "auto"), backups.HostStager
     )
+    tmpfs = {volume: ("local", '{"type":"tmpfs"}', str(data))}
+    other = backups.Probe({}, {volume: (here.st_dev, here.st_ino + 1)})
     cases = [
-        (hb, Inspecting(), probe, "the engine of host ops is not on this machine"),
-        (local, Inspecting('{"type":"tmpfs"}'), probe, f"{volume} is not a plain local volume"),
-        (local, Inspecting(security='["name=seccomp,profile=default","name=userns"]'), probe, "name=userns"),
-        (local, Inspecting(security='["name=rootless"]'), probe, "name=rootless"),
-        (local, Inspecting(security='["name=selinux"]'), probe, "owners or labels differ"),
-        (
-            local,
-            Inspecting(),
-            backups.Probe({}, {volume: (here.st_dev, here.st_ino + 1)}),
-            "is not the directory the engine mounts",
-        ),
+        (hb, Inspecting(), plain, probe, "the engine of host ops is not on this machine"),
+        (local, Inspecting(), tmpfs, probe, f"{volume} is not a plain local volume"),
+        (local, Inspecting('["name=seccomp,profile=default","name=userns"]'), plain, probe, "name=userns"),
+        (local, Inspecting('["name=rootless"]'), plain, probe, "name=rootless"),
+        (local, Inspecting('["name=selinux"]'), plain, probe, "owners or labels differ"),
+        (local, Inspecting(), plain, other, "is not the directory the engine mounts"),
     ]
-    for host, docker, seen, why in cases:
-        assert why in backups.host_volumes_root(host, docker, [volume], seen)[1]
+    for host, docker, layout, seen, why in cases:
+        assert why in backups.host_volumes_root(host, docker, layout, seen)[1]
         assert isinstance(
-            backups.choose_stager(host, docker, None, [volume], seen, "auto"), backups.HelperStager
+            backups.choose_stager(host, docker, None, layout, seen, "auto"), backups.HelperStager
         )
         with pytest.raises(BackupError, match=f"--via host: .*{re.escape(why)}"):
-            backups.choose_stager(host, docker, None, [volume], seen, "host")
+            backups.choose_stager(host, docker, None, layout, seen, "host")
     monkeypatch.setattr(os, "geteuid", lambda: 1000)
-    assert "needs root" in backups.host_volumes_root(local, Inspecting(), [volume], probe)[1]
+    assert "needs root" in backups.host_volumes_root(local, Inspecting(), plain, probe)[1]
 
 
 @pytest.mark.parametrize(
@@ -1324,3 +1323,29 @@ def test_archive_listing_renders_age_and_size() -> None:
     assert lines[2].split() == ["homelab-local-a.tar.gz.age", "3d", "2h", "512", "B"]
     assert lines[3] == "2 archive(s) in /opt/homelab/backups on host local"
     assert HostBackup.__name__ in repr(hb)
+
+
+def test_preflight_tells_a_missing_volume_from_an_engine_that_does_not_answer() -> None:
+    """One `docker volume inspect` for all the volumes: it prints those it finds and exits 1
+    naming the others (docker 28.2 here: "no such volume"); any other failure is the engine's."""
+    hb = host_backup(example("multi-host.yaml"), "ops")
+
+    class Inspect(FakeDocker):
+        def __init__(self, found: list[str], stderr: bytes) -> None:
+            super().__init__({})
+            self.found, self.stderr = found, stderr
+
+        def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
+            if args[:2] != ["volume", "inspect"]:
+                return super().run(args, stdout)
+            out = "".join(f"{v}\tlocal\tnull\t/v/{v}/_data\n" for v in self.found).encode()
+            return subprocess.CompletedProcess(args, 1 if self.stderr else 0, out, self.stderr)
+
+    volumes = [e.volume for e in hb.entries]
+    some = Inspect(volumes[:1], b"Error response from daemon: get x: no such volume")
+    assert list(backups.preflight(hb, volumes, some)) == volumes[:1]
+    gone = Inspect([], b"Cannot connect to the Docker daemon at unix:///var/run/docker.sock")
+    with pytest.raises(
+        BackupError, match="inspecting the volumes failed: Cannot connect to the Docker daemon"
+    ):
+        backups.preflight(hb, volumes, gone)
