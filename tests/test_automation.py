@@ -1065,6 +1065,7 @@ class FakeDocker(backups.DockerCli):
         self.users, self.unstoppable = users, unstoppable
         self.free_kib, self.leftover = free_kib, leftover
         self.calls: list[list[str]] = []
+        self.stopped: set[str] = set()
 
     def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
         args = list(args)
@@ -1072,8 +1073,12 @@ class FakeDocker(backups.DockerCli):
         code, out = 0, b""
         if args[0] == "ps" and args[-3].startswith("name="):  # a restore helper left behind
             out = self.leftover.encode()
-        elif args[0] == "ps":
-            out = "\n".join(self.users.get(args[-3].removeprefix("volume="), [])).encode()
+        elif args[0] == "ps":  # the users of any of the volumes filtered on
+            names = {n for a in args if a.startswith("volume=") for n in self.users.get(a[7:], [])}
+            out = "\n".join(sorted(names)).encode()
+        elif args[0] == "inspect":  # running: all but what `stop` stopped
+            names = [a for a in args[3:]]
+            out = "".join(f"/{n} {str(n not in self.stopped).lower()}\n" for n in names).encode()
         elif args[0] == "run" and args[-1].startswith("df -Pk"):  # probe_volumes: df -P, stat
             mounts = [f"/v{i}" for i in range(sum(a.endswith(",readonly") for a in args))]
             lines = ["Filesystem 1024-blocks Used Available Capacity Mounted on"]
@@ -1082,8 +1087,11 @@ class FakeDocker(backups.DockerCli):
             out = "\n".join(lines).encode()
         elif args[:3] == ["volume", "inspect", "--format"]:  # preflight: each one exists, local
             out = "".join(f"{v}\tlocal\tnull\t/var/lib/docker/volumes/{v}/_data\n" for v in args[4:]).encode()
-        elif args[0] == "stop" and args[1] in self.unstoppable:
-            code = 1
+        elif args[0] == "stop":  # side by side: those it can stop are stopped
+            self.stopped |= {n for n in args[1:] if n not in self.unstoppable}
+            code = 1 if set(args[1:]) & set(self.unstoppable) else 0
+        elif args[0] == "start":
+            self.stopped -= set(args[1:])
         return subprocess.CompletedProcess(args, code, out, b"permission denied" if code else b"")
 
     def feed(self, args: Any, write: Any) -> tuple[int, bytes]:
@@ -1128,16 +1136,13 @@ def test_a_container_that_does_not_stop_is_restarted_before_the_refusal(tmp_path
     stager = backups.HelperStager(hb, docker, "helper:1")
     with pytest.raises(BackupError, match="refusing to restore: could not stop homelab-portainer"):
         backups.execute_restore(plan, stager, docker, io.StringIO())
-    verbs = [(c[0], c[1]) for c in docker.calls if c[0] in ("stop", "start")]
-    assert verbs[-7:] == [
-        ("stop", "homelab-alertmanager"),
-        ("stop", "homelab-backup"),
-        ("stop", "homelab-grafana"),
-        ("stop", "homelab-portainer"),
-        ("start", "homelab-alertmanager"),
-        ("start", "homelab-backup"),
-        ("start", "homelab-grafana"),
+    verbs = [c for c in docker.calls if c[0] in ("stop", "start")]
+    # One stop for all (side by side); the ones it stopped are started again, with one start.
+    assert verbs == [
+        ["stop", *plan.stop],
+        ["start", "homelab-alertmanager", "homelab-backup", "homelab-grafana", "homelab-prometheus"],
     ]
+    assert docker.stopped == set()
     assert not swaps(docker)
     (discard,) = [c for c in docker.calls if c[0] == "run"]  # the staged files are removed
     assert discard[-1].startswith("rm -rf ") and backups.NEW_DIR in discard[-1]
@@ -1188,9 +1193,9 @@ def test_restore_stages_with_the_services_running_and_swaps_between_stop_and_sta
     plan = backups.restore(hb, str(archive), docker, out, image="helper:1", via="helper")
     assert len(plan.volumes) > 1
     verbs = [c[0] for c in docker.calls if c[0] in ("stop", "start", "run")]
-    # The probe and the staging before the stops; one swap for every volume in between; the
+    # The probe and the staging before the stop; one swap for every volume in between; the
     # old entries removed once they run again.
-    assert verbs == ["run", "run", *["stop"] * len(plan.stop), "run", *["start"] * len(plan.stop), "run"]
+    assert verbs == ["run", "run", "stop", "run", "start", "run"]
     assert docker.calls[-1][-1].startswith("rm -rf ") and backups.OLD_DIR in docker.calls[-1][-1]
     stage_run = docker.calls[
         [c[0] for c in docker.calls].index("run", 1 + [c[0] for c in docker.calls].index("run"))

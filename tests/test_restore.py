@@ -533,13 +533,22 @@ def test_restore_refuses_when_a_container_cannot_be_stopped(lab: Lab, tmp_path: 
     bin_dir.mkdir()
     wrapper = bin_dir / "docker"
     unstoppable = lab.container("notes")
+    real = shutil.which("docker")
+    refusal = f"Error response from daemon: cannot stop container: {unstoppable}: permission denied"
+    # `docker stop A B ...`: the others are stopped, this one refuses (as the engine says it).
     wrapper.write_text(
         "#!/bin/sh\n"
-        f'if [ "$3" = stop ] && [ "$4" = {unstoppable} ]; then\n'
-        f'  echo "Error response from daemon: cannot stop container: {unstoppable}: permission denied" >&2\n'
-        "  exit 1\n"
+        'if [ "$3" = stop ]; then\n'
+        '  host1=$1; host2=$2; shift 3; others=""; hit=0\n'
+        f'  for c in "$@"; do if [ "$c" = {unstoppable} ]; then hit=1; else others="$others $c"; fi; done\n'
+        "  if [ $hit = 1 ]; then\n"
+        f'    [ -n "$others" ] && {real} "$host1" "$host2" stop $others >/dev/null\n'
+        f'    echo "{refusal}" >&2\n'
+        "    exit 1\n"
+        "  fi\n"
+        f'  exec {real} "$host1" "$host2" stop "$@"\n'
         "fi\n"
-        f'exec {shutil.which("docker")} "$@"\n'
+        f'exec {real} "$@"\n'
     )
     wrapper.chmod(0o755)
     since = time.time()
@@ -846,8 +855,8 @@ def test_a_restore_killed_mid_extraction_is_finished_by_a_rerun(lab: Lab, tmp_pa
 
 
 def test_a_restore_killed_with_the_services_stopped_is_finished_by_a_rerun(lab: Lab, tmp_path: Path) -> None:
-    """SIGKILL after the first `docker stop` (the files staged, nothing swapped): that service
-    stays stopped, as users met it; the rerun restores and starts it again, and says so."""
+    """SIGKILL right after the `docker stop` (the files staged, nothing swapped): the services
+    stay stopped, as users met it; the rerun restores and starts them again, and says so."""
     r = both_volumes(lab, tmp_path, "t10-killed-stopped")
     current, old, archive, tmp = r.current, r.old, r.archive, r.tmp
     kill = f'if {STOP}; then {shutil.which("docker")} "$@"; kill -KILL $PPID; exit 1; fi'
@@ -855,7 +864,7 @@ def test_a_restore_killed_with_the_services_stopped_is_finished_by_a_rerun(lab: 
     killed = restore_process(lab, tmp, "--archive", str(archive), wrapper=kill)
 
     assert killed.returncode == -9, killed.stderr
-    assert [running(lab, "notes"), running(lab, "ledger")].count(False) == 1
+    assert not running(lab, "notes") and not running(lab, "ledger")
     assert snapshot(lab) == current
 
     rerun = restore_process(lab, tmp, "--archive", str(archive))
