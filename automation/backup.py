@@ -1274,6 +1274,10 @@ def execute_restore(
     cleaner.start()
     try:
         started, failed = _start(docker, journal.stopped)
+    except (KeyboardInterrupt, Interrupted):
+        raise BackupError(
+            _unfinished(plan, journal, None, "interrupted while starting the containers")
+        ) from None
     finally:
         cleaner.join()
     out.writelines(f"started {name}\n" for name in started)

@@ -1355,3 +1355,26 @@ def test_preflight_tells_a_missing_volume_from_an_engine_that_does_not_answer() 
         BackupError, match="inspecting the volumes failed: Cannot connect to the Docker daemon"
     ):
         backups.preflight(hb, volumes, gone)
+
+
+def test_an_interrupt_while_the_containers_start_says_how_to_finish(tmp_path: Path) -> None:
+    """Ctrl-C after the swap, while `docker start` runs: the volumes are restored, the journal
+    keeps the containers, and the message names them and `--resume` (no traceback)."""
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    archive = tiny_archive(tmp_path / "a.tar.gz", {e.volume: b"x" for e in hb.entries})
+
+    class Interrupting(FakeDocker):
+        def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:
+            if list(args)[:1] == ["start"]:
+                raise KeyboardInterrupt
+            return super().run(args, stdout)
+
+    docker = Interrupting({e.volume: [e.container] for e in hb.entries})
+    with pytest.raises(BackupError) as caught:
+        backups.restore(hb, str(archive), docker, io.StringIO(), image="helper:1", via="helper")
+    message = str(caught.value)
+    assert message.startswith("interrupted while starting the containers.")
+    assert "already restored:" in message and "restore --resume --host ops" in message
+    journal = backups.Journal.load(hb)
+    assert journal is not None and journal.stopped and journal.restored
+    backups.Journal.remove(hb)
