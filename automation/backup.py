@@ -973,6 +973,10 @@ class HelperStager:
 
     def discard(self, volumes: list[str]) -> None:
         if volumes:
+            # A staging helper whose stream was cut may still be extracting (its CLI is gone,
+            # the container is not: it ends on its own, at the end of its stdin, and may take
+            # a cut at an entry's boundary for the archive's end): it goes first.
+            self.docker.run(["rm", "-f", f"{self.hb.prefix}-restore"])
             self.docker.run(self._args(volumes, f"rm -rf {self._news(volumes)}"))
 
     def swap(self, volumes: list[tuple[str, VolumeContent]]) -> None:
