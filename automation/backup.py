@@ -768,7 +768,7 @@ LAYOUT_FORMAT = "{{.Name}}\t{{.Driver}}\t{{json .Options}}\t{{.Mountpoint}}"
 
 def preflight(hb: HostBackup, volumes: list[str], docker: DockerCli) -> dict[str, VolumeLayout]:
     """The checks that need no archive, before anything is read or stopped: no helper left
-    by a killed restore (it would make the refill fail with the services already down);
+    by a killed restore (it holds the name every helper of a restore takes);
     which of `volumes` exist on the host (those are the ones staged), with their layout, from
     one `docker volume inspect` (it prints those it finds and exits 1 naming the others)."""
     helper = f"{hb.prefix}-restore"
@@ -1339,10 +1339,11 @@ def state_dir() -> Path:
 
 @dataclass
 class Journal:
-    """What a restore has done so far: written before its first `docker stop`, updated after
-    each stop and each volume, removed once everything it stopped runs again. A restore that
+    """What a restore has done so far: written before its `docker stop`, naming every container
+    it stops, updated once the volumes are swapped in, removed once everything it stopped runs
+    again. A restore that
     finds one finishes that job: it starts what the earlier run stopped, and, for the same
-    archive, skips the volumes that run had already refilled."""
+    archive, skips the volumes that run had already swapped in."""
 
     archive: str  # as given (a file here or an archive name): what --resume restores
     shown: str  # the archive's name
