@@ -331,16 +331,17 @@ class ProjectAccess(pulumi.ComponentResource):
                         role=HARBOR_ROLES[role],
                         opts=after,
                     )
-            users = {} if harbor_auth is not None else harbor_users or {}
-            for login, role in sorted(args.members.items()) if harbor_auth is None else []:
-                user = users.get(login.lower())
-                if user is None:
-                    raise ValueError(f"project {args.name}: no Harbor user for member {login!r}")
-                harbor.ProjectMemberUser(
-                    f"{name}-registry-{login.lower()}",
-                    project_id=self.harbor_project.id,  # the API path, e.g. /projects/4
-                    user_name=user.username,
-                    role=HARBOR_ROLES[role],
-                    opts=pulumi.ResourceOptions.merge(hb, pulumi.ResourceOptions(depends_on=[user])),
-                )
+            else:
+                users = harbor_users or {}
+                for login, role in sorted(args.members.items()):
+                    user = users.get(login.lower())
+                    if user is None:
+                        raise ValueError(f"project {args.name}: no Harbor user for member {login!r}")
+                    harbor.ProjectMemberUser(
+                        f"{name}-registry-{login.lower()}",
+                        project_id=self.harbor_project.id,  # the API path, e.g. /projects/4
+                        user_name=user.username,
+                        role=HARBOR_ROLES[role],
+                        opts=pulumi.ResourceOptions.merge(hb, pulumi.ResourceOptions(depends_on=[user])),
+                    )
         self.register_outputs({"namespace": args.name})
