@@ -892,7 +892,7 @@ def _stopped_of(docker: DockerCli, names: list[str]) -> list[str]:
 # The archive is read once. While the services still run, its files are written beside each
 # volume's old data (staged); the owners are stopped only once every volume's files are
 # complete and the archive has checked out to its end (age's last chunk, gzip's CRC), and are
-# down only for the swap, which is renames. Two ways to stage, one protocol (stage, discard,
+# down only for the swap, which is renames. Two ways to stage, one protocol (sweep, stage, discard,
 # swap, finish):
 # - HostStager: this machine's tar writes into the engine's volume directory, beside `_data`
 #   (a local engine, as root, plain local volumes): at disk speed, and out of every container's
@@ -986,6 +986,10 @@ class HelperStager:
         if result.returncode != 0:
             said = _message(result.stderr, result.returncode)
             raise BackupError(f"swapping in the new files of {', '.join(names)} failed: {said}")
+
+    def sweep(self, volumes: list[str], out: TextIO) -> None:
+        """Nothing to do before staging: what a killed run left inside a volume is removed by
+        the next staging of that volume (stage_script), and is all this way ever leaves."""
 
     def finish(self, volumes: list[str]) -> None:
         """The old entries, moved aside by the swap, removed with the owners running again."""
@@ -1508,8 +1512,7 @@ def restore(
             volumes = list(layout)
             probe = probe_volumes(hb, volumes, docker, image)
             stager = choose_stager(hb, docker, image, layout, probe, via)
-            if isinstance(stager, HostStager):
-                stager.sweep([e.volume for e in hb.entries], out)
+            stager.sweep([e.volume for e in hb.entries], out)
             began = time.monotonic()
             staged = volumes
             contents = stage(stager, plain, volumes, probe) if volumes else read_archive(plain)
