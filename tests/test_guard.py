@@ -438,13 +438,19 @@ def test_preview_lists_the_stateful_changes_first(tmp_path: Path, opened: Any) -
 
 
 def test_preview_json_lines_start_with_the_guard(tmp_path: Path, opened: Any) -> None:
-    opened(RETAINED_VOLUME_DELETED)
+    # The delete step's end too: in --json mode a step prints a line only when it ends.
+    deleted = RETAINED_VOLUME_DELETED[1].resource_pre_event
+    assert deleted is not None
+    outputs = events.ResOutputsEvent(metadata=deleted.metadata, planning=True)
+    ended = events.EngineEvent(sequence=2, timestamp=0, res_outputs_event=outputs)
+    opened([*RETAINED_VOLUME_DELETED[:2], ended, RETAINED_VOLUME_DELETED[2]])
     out = io.StringIO()
     assert cli.run_operation("preview", project(tmp_path), out, json_lines=True) == 0
     first, *rest = out.getvalue().splitlines()
     [record] = json.loads(first)["guard"]
     assert record["action"] == "delete" and record["service"] == "grafana" and not record["allowed"]
-    assert all("guard" not in json.loads(line) for line in rest)
+    assert rest and all("guard" not in json.loads(line) for line in rest)
+    assert any(json.loads(line).get("op") == "delete" for line in rest)
 
 
 def test_the_markdown_comment_says_so_when_nothing_stateful_changes(tmp_path: Path, opened: Any) -> None:

@@ -247,10 +247,9 @@ def test_a_database_not_exposed_has_no_frontend_and_no_port(tmp_path):
         "services": {"postgres": {"enabled": True}, "mysql": {"enabled": True}},
     }
     lab = run_program(config, example_secrets(config), key_dir=str(tmp_path / "keys"))
-    proxy = proxies(lab).get("main")
-    if proxy is not None:
-        assert tcp_routes(uploads(proxy)[CFG_PATH]) == {}
-        assert {p["external"] for p in proxy.inputs["ports"]}.isdisjoint({3307, 5432})
+    proxy = proxies(lab)["local"]  # the default host (stacks/config.py)
+    assert tcp_routes(uploads(proxy)[CFG_PATH]) == {}
+    assert {p["external"] for p in proxy.inputs["ports"]}.isdisjoint({3307, 5432})
     published = [p for c in lab.of_type(CONTAINER) for p in c.inputs.get("ports") or []]
     assert {p["external"] for p in published}.isdisjoint({3306, 3307, 5432})
 
