@@ -1448,7 +1448,7 @@ class Interrupted(BaseException):
 
 
 @contextlib.contextmanager
-def _signals_raise() -> Iterator[None]:
+def signals_raise() -> Iterator[None]:
     """SIGTERM raises Interrupted (the default would end the process with no cleanup); SIGINT
     raises KeyboardInterrupt as always. Only in the main thread, where handlers can be set."""
     if threading.current_thread() is not threading.main_thread():
@@ -1491,7 +1491,7 @@ def restore(
         archive, service = archive or earlier.archive, earlier.service
     if archive is None:
         raise BackupError("give --archive FILE, or --resume to finish an interrupted restore")
-    with host_lock(hb), _signals_raise(), tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
+    with host_lock(hb), signals_raise(), tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
         workdir = Path(tmp)
         (workdir / "pid").write_text(str(os.getpid()))
         stager: Stager | None = None

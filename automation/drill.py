@@ -51,6 +51,7 @@ from automation.backup import (
     BackupError,
     DockerCli,
     HostBackup,
+    Interrupted,
     VolumeContent,
     _message,
     archive_here,
@@ -59,6 +60,7 @@ from automation.backup import (
     list_archives,
     open_archive,
     read_archive,
+    signals_raise,
     volume_stream,
 )
 from automation.guard import human_age
@@ -181,16 +183,27 @@ class Scratch:
         self.volumes.append(name)
         return name
 
-    def helper(self, mount: str, script: str, *extra: str) -> list[str]:
-        run = ["run", "--rm", "--network", "none", "--user", "0:0", "--label", "homelab.drill=true"]
+    def helper(self, name: str, mount: str, script: str, *extra: str) -> list[str]:
+        """A one-shot container named `name`: named so that cleanup removes it even when the
+        drill was stopped while it ran (it would hold its volume, which could not go)."""
+        self.containers.append(name)
+        run = ["run", "--rm", "--name", name, "--network", "none", "--user", "0:0"]
+        run += ["--label", "homelab.drill=true"]
         return [*run, *extra, "--mount", mount, "--entrypoint", "sh", self.image, "-c", script]
 
     def cleanup(self) -> list[str]:
         problems = []
-        for name in self.containers:
-            result = self.docker.run(["rm", "-f", "-v", name])
-            if result.returncode != 0 and b"No such container" not in result.stderr:
-                problems.append(f"could not remove container {name}: {_message(result.stderr)}")
+        if self.containers:  # one call for all: over SSH each call is a round trip
+            result = self.docker.run(["rm", "-f", "-v", *self.containers])
+            if result.returncode != 0:
+                left = [
+                    line
+                    for line in result.stderr.decode(errors="replace").splitlines()
+                    if line.strip() and "No such container" not in line
+                ]
+                if left:
+                    names = ", ".join(self.containers)
+                    problems.append(f"could not remove containers ({names}): {'; '.join(left)}")
         for name in self.volumes:
             result = self.docker.run(["volume", "rm", "-f", name])
             if result.returncode != 0:
@@ -216,7 +229,7 @@ def restore_and_check(
     script = f"tar -xf - -C {SCRATCH} || exit 3; cd {SCRATCH} && find . -type f | wc -l"
     if sums:
         script += " && { sha256sum -- " + " ".join(shlex.quote(n) for n in sorted(sums)) + " || true; }"
-    args = scratch.helper(f"type=volume,source={target},target={SCRATCH}", script, "-i")
+    args = scratch.helper(f"{target}-fill", f"type=volume,source={target},target={SCRATCH}", script, "-i")
     with tempfile.TemporaryFile() as printed:
         code, stderr = scratch.docker.feed(
             args, lambda sink: volume_stream(plain, entry.volume, sink), stdout=printed
@@ -426,8 +439,9 @@ def run_drill(
             r.fail(message)
 
     scratch = Scratch(docker, helper)
+    interrupted = False
     try:
-        with tempfile.TemporaryDirectory(prefix="homelab-drill-") as tmp:
+        with signals_raise(), tempfile.TemporaryDirectory(prefix="homelab-drill-") as tmp:
             local = Path(archive).expanduser() if archive is not None else None
             if local is not None and local.is_file():  # an archive on this machine
                 path: Path | None = local
@@ -454,9 +468,15 @@ def run_drill(
                         _drill_service(
                             spec, hb, scratch, plain, contents, results[spec.name], sample, sleep, db_timeout
                         )
+    except (KeyboardInterrupt, Interrupted):  # SIGINT, SIGTERM (a timer's timeout)
+        interrupted = True
     finally:
-        for problem in scratch.cleanup():
+        problems = scratch.cleanup()
+        for problem in problems:
             out.write(f"warning: {problem}\n")
+    if interrupted:
+        left = "" if problems else "; its scratch volumes and helper containers were removed"
+        raise BackupError(f"the drill of host {hb.host} was interrupted: no result recorded{left}")
     report.recorded = record(target, docker, helper, report.results, now())
     out.write(report.render())
     return report

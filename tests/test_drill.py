@@ -24,8 +24,11 @@ import hashlib
 import io
 import os
 import shutil
+import signal
 import subprocess
+import sys
 import tarfile
+import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -35,7 +38,7 @@ from typing import Any
 import pytest
 import yaml
 from engine import ssh_age_key
-from harness import cli_here, cli_process
+from harness import ROOT, cli_here, cli_process
 
 from automation import drill as drills
 from automation.backup import BackupError, DockerCli, read_archive
@@ -371,6 +374,54 @@ def test_an_encrypted_archive_without_the_identity_is_an_error_not_a_result(lab:
     assert "PASSED" not in result.stdout and "FAILED" not in result.stdout
 
 
+@pytest.mark.parametrize("signum", [signal.SIGTERM, signal.SIGINT], ids=["TERM", "INT"])
+def test_an_interrupted_drill_removes_its_scratch_volumes_and_helpers(
+    lab: Lab, tmp_path: Path, signum: int
+) -> None:
+    """Stopped while a helper fills a scratch volume (a timer's timeout sends SIGTERM): the
+    helper and the scratch volumes are removed, nothing is recorded, and it says so."""
+    engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00")
+    bin_dir = tmp_path / "bin"
+    bin_dir.mkdir()
+    filling = tmp_path / "filling"
+    # The fill helper gets, instead of the archive, a stdin that never ends (a FIFO opened for
+    # reading and writing): it waits in tar.
+    fifo = tmp_path / "never-ends"
+    os.mkfifo(fifo)
+    real = shutil.which("docker")
+    (bin_dir / "docker").write_text(
+        "#!/bin/sh\n"
+        f'case "$*" in *" run "*-fill*) touch {filling}; exec {real} "$@" 0<>{fifo};; esac\n'
+        f'exec {real} "$@"\n'
+    )
+    (bin_dir / "docker").chmod(0o755)
+    argv = ["drill", "--host", "local", "--file", str(lab.stack_file), "--helper-image", lab.image]
+    argv += ["--identity", str(lab.key)]
+    env = dict(os.environ, PATH=f"{bin_dir}:{os.environ['PATH']}")
+    process = subprocess.Popen(
+        [sys.executable, "-m", "automation", *argv],
+        cwd=ROOT, env=env, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+        text=True, start_new_session=True,
+    )  # fmt: skip
+    try:
+        for _ in range(300):
+            if filling.exists() and docker("ps", "-q", "--filter", "name=-fill$").stdout.strip():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the fill helper did not start")
+        process.send_signal(signum)
+        stdout, stderr = process.communicate(timeout=60)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(process.pid, signal.SIGKILL)
+    assert process.returncode == 1, stdout + stderr
+    assert "the drill of host local was interrupted: no result recorded" in stderr, stderr
+    assert "its scratch volumes and helper containers were removed" in stderr
+    assert "Traceback" not in stderr
+    assert lab.leftovers() == []
+
+
 def test_a_missing_backup_directory_fails_the_drill(lab: Lab) -> None:
     shutil.rmtree(lab.archives)
     result = cli(lab)
@@ -674,8 +725,35 @@ def test_restore_and_check_is_one_helper_container(tmp_path: Path) -> None:
     assert script.startswith("tar -xf - -C /drill || exit 3; cd /drill && find . -type f | wc -l")
     assert "sha256sum -- a.txt b.txt" in script
     assert "type=volume,source=scratch,target=/drill" in args
+    # Named after its volume, and left to the cleanup if the drill stops while it runs.
+    assert args[args.index("--name") + 1] == "scratch-fill"
     with tarfile.open(fileobj=io.BytesIO(streamed)) as tar:
         assert tar.getnames() == ["a.txt", "b.txt"]  # relative to the volume
+
+
+def test_the_cleanup_removes_a_helper_still_running_and_its_volume(image: str) -> None:
+    """A drill stopped while a helper fills its scratch volume: the helper is removed and the
+    volume with it (a running helper held the volume, and `volume rm` failed on it)."""
+    scratch = drills.Scratch(DockerCli(os.environ.get("DOCKER_HOST", "unix:///var/run/docker.sock")), image)
+    volume = scratch.volume(f"t16-{uuid.uuid4().hex[:8]}", "data")
+    args = scratch.helper(f"{volume}-fill", f"type=volume,source={volume},target=/drill", "sleep 60")
+    quiet = {"stdout": subprocess.DEVNULL, "stderr": subprocess.DEVNULL}
+    running = subprocess.Popen(scratch.docker.base + args, **quiet)
+    try:
+        for _ in range(100):
+            if docker("ps", "-q", "--filter", f"name=^{volume}-fill$").stdout.strip():
+                break
+            time.sleep(0.1)
+        else:
+            pytest.fail("the helper did not start")
+        assert scratch.cleanup() == []
+        assert docker("ps", "-aq", "--filter", f"name=^{volume}-fill$").stdout.strip() == b""
+        assert docker("volume", "inspect", volume, check=False).returncode != 0
+    finally:
+        running.kill()
+        running.wait(timeout=30)
+        docker("rm", "-f", f"{volume}-fill", check=False)
+        docker("volume", "rm", "-f", volume, check=False)
 
 
 @pytest.mark.parametrize(
