@@ -1360,14 +1360,31 @@ class Journal:
     def path(hb: HostBackup) -> Path:
         return state_dir() / f"restore-{hb.prefix}-{hb.host}.json"
 
+    def check(self) -> None:
+        """TypeError naming the first field whose value is not of its kind (a journal edited by
+        hand, or written by something else)."""
+        texts = {"archive": self.archive, "shown": self.shown}
+        for name, value in texts.items():
+            if not isinstance(value, str) or not value:
+                raise TypeError(f"{name} is not a non-empty text: {value!r}")
+        if self.service is not None and not isinstance(self.service, str):
+            raise TypeError(f"service is not a text or null: {self.service!r}")
+        for name, names in (("stopped", self.stopped), ("restored", self.restored)):
+            if not isinstance(names, list) or not all(isinstance(n, str) for n in names):
+                raise TypeError(f"{name} is not a list of names: {names!r}")
+        if isinstance(self.started, bool) or not isinstance(self.started, (int, float)):
+            raise TypeError(f"started is not a time: {self.started!r}")
+
     @classmethod
     def load(cls, hb: HostBackup) -> Journal | None:
         path = cls.path(hb)
         try:
             data = json.loads(path.read_text())
-            return cls(
+            journal = cls(
                 **{k: data[k] for k in ("archive", "shown", "service", "stopped", "restored", "started")}
             )
+            journal.check()
+            return journal
         except FileNotFoundError:
             return None
         except (ValueError, KeyError, TypeError) as error:

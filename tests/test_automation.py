@@ -1378,3 +1378,34 @@ def test_an_interrupt_while_the_containers_start_says_how_to_finish(tmp_path: Pa
     journal = backups.Journal.load(hb)
     assert journal is not None and journal.stopped and journal.restored
     backups.Journal.remove(hb)
+
+
+@pytest.mark.parametrize(
+    ("fields", "says"),
+    [
+        ({"archive": 123}, "archive is not a non-empty text: 123"),
+        ({"archive": None}, "archive is not a non-empty text: None"),
+        ({"archive": ["a"]}, "archive is not a non-empty text: ['a']"),
+        ({"service": 1}, "service is not a text or null: 1"),
+        ({"stopped": "homelab-mysql"}, "stopped is not a list of names: 'homelab-mysql'"),
+        ({"restored": [1]}, "restored is not a list of names: [1]"),
+        ({"started": "now"}, "started is not a time: 'now'"),
+    ],
+    ids=["archive-number", "archive-null", "archive-list", "service", "stopped", "restored", "started"],
+)
+def test_a_journal_with_a_field_of_the_wrong_kind_is_unreadable_not_a_crash(
+    fields: dict[str, Any], says: str
+) -> None:
+    """A journal edited by hand: `--resume` says which field is wrong and what to do, instead
+    of a traceback (archive 123) or "give --archive FILE, or --resume" (archive null)."""
+    hb = host_backup(example("multi-host.yaml"), "ops")
+    journal = {"archive": "a.tar.gz", "shown": "a.tar.gz", "service": None, "stopped": ["x"]}
+    journal |= {"restored": [], "started": 0, **fields}
+    path = backups.Journal.path(hb)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps(journal))
+    with pytest.raises(BackupError) as caught:
+        backups.restore(hb, None, FakeDocker({}), io.StringIO(), image="helper:1", resume=True)
+    message = str(caught.value)
+    assert f"the restore journal {path} is unreadable ({says})" in message, message
+    assert "start the containers it names yourself" in message
