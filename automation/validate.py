@@ -7,6 +7,7 @@ has to be there, and be a secret, which is all the config checks need.
 from __future__ import annotations
 
 import re
+import sys
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,10 @@ class StackFileLoader(yaml.SafeLoader):
     yaml_implicit_resolvers: dict[Any, Any] = {}
 
     def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict[Any, Any]:
+        if not isinstance(node, yaml.MappingNode):  # `!!map [1]`
+            raise yaml.constructor.ConstructorError(
+                None, None, f"{node.tag.rsplit(':', 1)[-1]}: expected a mapping here", node.start_mark
+            )
         lines: dict[Any, int] = {}
         for key_node, _ in node.value:
             if key_node.tag == "tag:yaml.org,2002:merge":
@@ -74,22 +79,81 @@ for _tag in _FOREIGN_TAGS:
     StackFileLoader.add_constructor(f"tag:yaml.org,2002:{_tag}", _refuse_tag)
 
 
-def _too_deep(text: str) -> str | None:
-    """Where the document nests deeper than MAX_DEPTH ("line L, column C: ..."), else None;
-    read as a stream of events, so a pathological file cannot exhaust the recursion limit."""
-    depth = 0
+def _checked(kind: str, construct: Any) -> Any:
+    """`construct`, with the ValueError, KeyError, ... PyYAML raises for a value its tag cannot
+    read (`!!int abc`, `!!bool maybe`, an integer of 5,000 digits) turned into an error at the
+    value's line."""
+
+    def checked(loader: yaml.SafeLoader, node: yaml.Node) -> Any:
+        try:
+            return construct(loader, node)
+        except (ValueError, KeyError, IndexError, TypeError) as error:
+            value = str(node.value)
+            shown = repr(value if len(value) <= 40 else value[:37] + "...")
+            why = f"not {kind}"
+            if "Exceeds the limit" in str(error):
+                why = f"a number of more than {sys.get_int_max_str_digits()} digits"
+            mark = node.start_mark
+            raise yaml.constructor.ConstructorError(None, None, f"{shown} is {why}", mark) from None
+
+    return checked
+
+
+for _tag, _kind in (("int", "an integer"), ("float", "a number"), ("bool", "true or false")):
+    StackFileLoader.add_constructor(
+        f"tag:yaml.org,2002:{_tag}",
+        _checked(_kind, yaml.SafeLoader.yaml_constructors[f"tag:yaml.org,2002:{_tag}"]),
+    )
+
+
+# How many values a stack file may expand to once its aliases (`*name`) are resolved: far
+# beyond any real config (a 20,000-service file is about 200,000), and a bound on what a few
+# lines of nested aliases ("billion laughs") would otherwise make the JSON encoder write out.
+MAX_VALUES = 1_000_000
+
+
+def _shape_problem(text: str) -> str | None:
+    """Where the document nests deeper than MAX_DEPTH, or where its aliases make it expand to
+    more than MAX_VALUES values ("line L, column C: ..."), else None. Read as a stream of
+    events, in one pass: a pathological file exhausts neither the recursion limit nor memory."""
+    sizes: dict[str, int] = {}  # anchor -> how many values its node expands to
+    frames: list[tuple[str | None, int]] = []  # open lists and mappings: (anchor, values so far)
+
+    def add(count: int, mark: yaml.Mark) -> str | None:
+        if frames:
+            anchor, values = frames[-1]
+            frames[-1] = (anchor, values + count)
+        if count > MAX_VALUES or (frames and frames[-1][1] > MAX_VALUES):
+            return (
+                f"line {mark.line + 1}, column {mark.column + 1}: its aliases expand the file to more "
+                f"than {MAX_VALUES:,} values"
+            )
+        return None
+
     try:
         for event in yaml.parse(text, Loader=StackFileLoader):
+            problem = None
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
-                depth += 1
-                if depth > MAX_DEPTH:
+                frames.append((event.anchor, 0))
+                if len(frames) > MAX_DEPTH:
                     mark = event.start_mark
                     return (
                         f"line {mark.line + 1}, column {mark.column + 1}: nested more than "
                         f"{MAX_DEPTH} levels deep"
                     )
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
-                depth -= 1
+                anchor, values = frames.pop()
+                if anchor is not None:
+                    sizes[anchor] = values + 1
+                problem = add(values + 1, event.start_mark)
+            elif isinstance(event, yaml.ScalarEvent):
+                if event.anchor is not None:
+                    sizes[event.anchor] = 1
+                problem = add(1, event.start_mark)
+            elif isinstance(event, yaml.AliasEvent):
+                problem = add(sizes.get(event.anchor, 1), event.start_mark)
+            if problem is not None:
+                return problem
     except yaml.YAMLError:
         return None  # the real load says what is wrong
     return None
@@ -116,9 +180,9 @@ def load_yaml(path: Path) -> Any:
     """The document of a stack file, read strictly (see `StackFileLoader`), or `StackFileError`."""
     try:
         text = path.read_text()
-        deep = _too_deep(text)
-        if deep is not None:
-            raise StackFileError(path, deep)
+        problem = _shape_problem(text)
+        if problem is not None:
+            raise StackFileError(path, problem)
         return yaml.load(text, Loader=StackFileLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as error:
         message = str(error.problem or error.context)
@@ -131,6 +195,8 @@ def load_yaml(path: Path) -> Any:
         raise StackFileError(path, str(error)) from None
     except UnicodeDecodeError as error:
         raise StackFileError(path, f"not UTF-8 text ({error.reason})") from None
+    except IsADirectoryError:
+        raise StackFileError(path, "a folder, not a stack file") from None
 
 
 def read_config_section(path: Path) -> dict[str, Any]:

@@ -222,7 +222,7 @@ def _decode(value: Any) -> Any:
     if isinstance(value, str) and value[:1] in ("{", "["):
         try:
             return json.loads(value)
-        except json.JSONDecodeError:
+        except ValueError:  # not JSON, or an integer of more than 4,300 digits: left as text
             return value
     return value
 

@@ -42,12 +42,22 @@ def join_key(path: str, key: str) -> str:
     return f"{path}[{json.dumps(key)}]"
 
 
+# A problem's message quotes the value it refuses: a value of a megabyte would fill the terminal.
+LONGEST_MESSAGE = 300
+
+
+def _shortened(message: str) -> str:
+    if len(message) <= LONGEST_MESSAGE:
+        return message
+    return f"{message[:LONGEST_MESSAGE]}... ({len(message) - LONGEST_MESSAGE:,} more characters)"
+
+
 class ConfigError(Exception):
     """The stack config is invalid. `problems` is a list of (key path, message)."""
 
     def __init__(self, problems: list[tuple[str, str]]):
         self.problems = problems
-        lines = "\n".join(f"  {path}: {message}" for path, message in problems)
+        lines = "\n".join(f"  {path}: {_shortened(message)}" for path, message in problems)
         super().__init__(f"invalid stack config ({len(problems)} problem(s)):\n{lines}")
 
 

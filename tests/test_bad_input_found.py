@@ -61,6 +61,63 @@ def test_the_program_reports_a_value_nested_too_deeply_by_its_key(levels):
     assert raised.value.problems == [("custom-services", "nested more than 64 levels deep")]
 
 
+@pytest.mark.parametrize(
+    ("value", "says"),
+    [
+        ("!!int abc", "'abc' is not an integer"),
+        ("!!int ''", "'' is not an integer"),
+        ("!!int 0x", "'0x' is not an integer"),
+        ("!!float abc", "'abc' is not a number"),
+        ("!!bool maybe", "'maybe' is not true or false"),
+        ("!!map [1]", "map: expected a mapping here"),
+        ("1" * 5000, f"'{'1' * 37}...' is a number of more than 4300 digits"),
+    ],
+    ids=["int", "int-empty", "int-0x", "float", "bool", "map-of-a-list", "int-of-5000-digits"],
+)
+def test_a_value_its_tag_cannot_read_is_an_error_at_its_line(tmp_path, value, says):
+    """PyYAML's constructors raise ValueError, KeyError, IndexError or TypeError for these:
+    they were tracebacks of `validate` and of every command that reads a stack file."""
+    path = stack_file(tmp_path, f"config:\n  homelab:domain: lab.example.com\n  homelab:name: {value}\n")
+    result = cli_here("validate", "--file", str(path))
+    assert result.returncode == 1
+    assert f"invalid stack file {path}: line 3, column 17: {says}" in result.stderr, result.stderr
+    assert "Traceback" not in result.stderr + result.stdout
+
+
+def test_aliases_that_expand_a_file_beyond_a_million_values_are_refused_at_their_line(tmp_path):
+    """Nine levels of nine aliases ("billion laughs"): 9**9 values from 12 lines, which took
+    36 s and 4 GB to end in MemoryError. Refused from the parse events, before any is built."""
+    lines = ["config:", "  homelab:name: lab", "  a0: &a0 [x, x, x, x, x, x, x, x, x]"]
+    lines += [f"  a{i}: &a{i} [{', '.join([f'*a{i - 1}'] * 9)}]" for i in range(1, 9)]
+    path = stack_file(tmp_path, "\n".join([*lines, "  homelab:custom-services: [*a8]", ""]))
+    result = cli_here("validate", "--file", str(path))
+    assert result.returncode == 1
+    assert "line 9, column 17: its aliases expand the file to more than 1,000,000 values" in result.stderr
+    # Aliases as people use them are fine.
+    path.write_text("config:\n  other:a: &tags [x, y]\n  homelab:domain: lab.example.com\n  other:b: *tags\n")
+    assert cli_here("validate", "--file", str(path)).returncode == 0
+
+
+def test_a_folder_given_as_the_stack_file_says_so(tmp_path):
+    result = cli_here("validate", "--file", str(tmp_path))
+    assert result.returncode == 1
+    assert result.stderr == f"invalid stack file {tmp_path}: a folder, not a stack file\n"
+
+
+def test_an_integer_too_long_for_python_inside_a_json_value_is_a_config_error():
+    """The Pulumi CLI hands `[1111...]` (5,000 digits) as text; json.loads refuses it with a
+    ValueError that is no JSONDecodeError: it was a traceback of the program."""
+    with pytest.raises(ConfigError) as raised:
+        validate(raw_from_pulumi_config([("homelab:backup", "[" + "1" * 5000 + "]")], [])[0])
+    assert [p for p, _ in raised.value.problems] == ["backup"]
+
+
+def test_a_problem_quoting_a_huge_value_is_shortened():
+    message = str(ConfigError([("domain", f"{'a' * 1_000_000!r} is not a valid DNS domain name")]))
+    assert len(message) < 400
+    assert message.endswith("... (999,733 more characters)")
+
+
 # ---- accepted, but broken --------------------------------------------------------------------
 
 
