@@ -262,7 +262,8 @@ def run_drill_command(
     from automation.drill import drill, drill_due
 
     err = err if err is not None else sys.stderr
-    if (args.due or args.rules) and (args.service or args.archive or args.sample is not None):
+    given = (args.service, args.archive, args.sample)
+    if (args.due or args.rules) and any(v is not None for v in given):  # '' is given too
         which = "--due drills every due host's newest archive" if args.due else "--rules prints the rules"
         err.write(f"{which}: no --service, --archive or --sample\n")
         return 1

@@ -172,6 +172,7 @@ def init_stack(
         if not source.is_file():
             raise FileNotFoundError(f"no stack file {source.name} in {source.parent}")
         offline.load(project_dir, stack, path=source, require_secrets=False)  # a valid template
+        need_passphrase(passphrase)  # before anything is written: a rerun must not find the file
         target.write_text(source.read_text())  # as written: its comments say what to change
     elif not target.exists():
         raise FileNotFoundError(

@@ -204,8 +204,14 @@ def test_drill_sample_is_bounded_like_the_setting(value, capsys):
 
 
 @pytest.mark.parametrize("which", ["--due", "--rules"])
-def test_drill_due_or_rules_with_a_service_is_an_error_on_stderr(which):
-    ran = cli_here("drill", which, "--service", "grafana")
+@pytest.mark.parametrize(
+    "option",
+    [("--service", "grafana"), ("--service", ""), ("--archive", "")],
+    ids=["service", "empty", "archive"],
+)
+def test_drill_due_or_rules_with_a_service_is_an_error_on_stderr(which, option):
+    """An empty --archive '' is given too: it was ignored, and --due went on to drill."""
+    ran = cli_here("drill", which, *option)
     code, out, err = ran.returncode, ran.stdout, ran.stderr
     assert (code, out) == (1, "")
     assert "no --service, --archive or --sample" in err

@@ -408,6 +408,8 @@ def test_init_without_a_passphrase_says_where_it_comes_from(
     assert result.returncode == 1
     assert "set PULUMI_CONFIG_PASSPHRASE" in result.stderr
     assert opened == []
+    # Nothing written: the same command, with the passphrase, then creates the stack.
+    assert not (project / "Pulumi.lab.yaml").exists()
 
 
 def test_a_stack_the_cli_cannot_open_is_one_line_not_a_traceback(
