@@ -651,7 +651,8 @@ def open_archive(archive: Path, identity: Path | None) -> ArchiveFile:
             "(pulumi stack output backup-identity --show-secrets > backup.key); nothing was changed"
         )
     if not identity.is_file():
-        raise BackupError(f"identity file {identity} does not exist; nothing was changed")
+        what = "is not a file" if identity.exists() else "does not exist"
+        raise BackupError(f"identity file {identity} {what}; nothing was changed")
     if shutil.which("age") is None:
         raise BackupError(
             "decrypting needs the age tool (Debian/Ubuntu: apt install age; macOS: brew install age)"

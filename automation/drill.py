@@ -438,6 +438,11 @@ def run_drill(
         for r in results.values():
             r.fail(message)
 
+    # A path mistyped is no failed drill: refused before anything runs or is recorded.
+    named = archive is not None and ARCHIVE_NAME.fullmatch(archive) is not None
+    if archive is not None and not named and not Path(archive).expanduser().is_file():
+        raise DrillError(f"{archive}: no such file here, and not the name of an archive; nothing was checked")
+
     scratch = Scratch(docker, helper)
     interrupted = False
     try:

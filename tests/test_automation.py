@@ -1409,3 +1409,16 @@ def test_a_journal_with_a_field_of_the_wrong_kind_is_unreadable_not_a_crash(
     message = str(caught.value)
     assert f"the restore journal {path} is unreadable ({says})" in message, message
     assert "start the containers it names yourself" in message
+
+
+def test_an_identity_that_is_a_folder_is_named_so(tmp_path: Path) -> None:
+    archive = tmp_path / "homelab-local-2026-11-25T04-00-00.tar.gz.age"
+    archive.write_bytes(b"age")
+    with pytest.raises(BackupError) as caught:
+        backups.open_archive(archive, tmp_path)
+    assert str(caught.value) == f"identity file {tmp_path} is not a file; nothing was changed"
+    with pytest.raises(BackupError) as caught:
+        backups.open_archive(archive, tmp_path / "missing.key")
+    assert (
+        str(caught.value) == f"identity file {tmp_path / 'missing.key'} does not exist; nothing was changed"
+    )

@@ -358,6 +358,18 @@ def test_a_missing_named_archive_fails(lab: Lab) -> None:
     )
 
 
+@pytest.mark.parametrize("archive", ["/nonexistent/x.tar.gz", "backups/", ""])
+def test_a_mistyped_archive_path_is_refused_and_records_nothing(lab: Lab, archive: str) -> None:
+    """Neither a file here nor an archive's name: refused like `restore` refuses it, not a
+    failed drill in the metrics (that would raise RestoreNotVerified for a typo)."""
+    with pytest.raises(drills.DrillError) as refused:
+        drill_with_metrics(lab, 2_000_000_000.0, archive=archive)
+    assert f"{archive}: no such file here, and not the name of an archive; nothing was checked" in str(
+        refused.value
+    )
+    assert textfile(lab) == "" and lab.leftovers() == []
+
+
 def test_an_archive_without_a_service_fails_that_service(lab: Lab) -> None:
     engine_archive(lab, f"{lab.prefix}-local-2026-11-25T04-00-00", volumes=("notes",))
     result = cli(lab)
