@@ -43,7 +43,8 @@ def join_key(path: str, key: str) -> str:
 
 
 # A problem's message quotes the value it refuses: a value of a megabyte would fill the terminal.
-LONGEST_MESSAGE = 300
+# The longest message of a real problem (a platform's private CA on the nodes) is about 720.
+LONGEST_MESSAGE = 2000
 
 
 def _shortened(message: str) -> str:
