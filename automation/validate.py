@@ -112,7 +112,12 @@ for _tag, _kind in (("int", "an integer"), ("float", "a number"), ("bool", "true
 MAX_VALUES = 1_000_000
 
 
-def _shape_problem(text: str) -> str | None:
+# The events alone (no tags resolved, no values built): libyaml's parser where PyYAML has it,
+# about ten times faster than the pure-Python one on a large file.
+_EVENTS: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+
+
+def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
     """Where the document nests deeper than MAX_DEPTH, or where its aliases make it expand to
     more than MAX_VALUES values ("line L, column C: ..."), else None. Read as a stream of
     events, in one pass: a pathological file exhausts neither the recursion limit nor memory."""
@@ -131,7 +136,7 @@ def _shape_problem(text: str) -> str | None:
         return None
 
     try:
-        for event in yaml.parse(text, Loader=StackFileLoader):
+        for event in yaml.parse(text, Loader=events):
             problem = None
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 frames.append((event.anchor, 0))
@@ -155,6 +160,8 @@ def _shape_problem(text: str) -> str | None:
             if problem is not None:
                 return problem
     except yaml.YAMLError:
+        if events is not yaml.SafeLoader:  # what libyaml refuses, the pure-Python parser may read
+            return _shape_problem(text, yaml.SafeLoader)
         return None  # the real load says what is wrong
     return None
 
