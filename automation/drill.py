@@ -60,6 +60,7 @@ from automation.backup import (
     list_archives,
     open_archive,
     read_archive,
+    signals_ignored,
     signals_raise,
     volume_stream,
 )
@@ -308,8 +309,8 @@ def check_database(
             "where table_schema not in ('mysql', 'information_schema', 'performance_schema', 'sys')",
         ]  # fmt: skip
         what = "MySQL answered"
+    scratch.containers.append(name)  # before: a run that created it and then failed leaves it
     scratch.docker.text(args, f"starting {c.image} on the restored data")
-    scratch.containers.append(name)
     waited = 0.0
     while scratch.docker.run(ready).returncode != 0:
         state = scratch.docker.run(["inspect", "-f", "{{.State.Running}}", name])
@@ -476,7 +477,8 @@ def run_drill(
     except (KeyboardInterrupt, Interrupted):  # SIGINT, SIGTERM (a timer's timeout)
         interrupted = True
     finally:
-        problems = scratch.cleanup()
+        with signals_ignored():
+            problems = scratch.cleanup()
         for problem in problems:
             out.write(f"warning: {problem}\n")
     if interrupted:

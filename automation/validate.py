@@ -93,6 +93,8 @@ def _checked(kind: str, construct: Any) -> Any:
             why = f"not {kind}"
             if "Exceeds the limit" in str(error):
                 why = f"a number of more than {sys.get_int_max_str_digits()} digits"
+            elif re.fullmatch(r"[-+]?0[0-9_]+", value):  # PyYAML reads 0... as octal
+                why = "an octal number (it starts with 0) with a digit 8 or 9: drop the 0, or quote it"
             mark = node.start_mark
             raise yaml.constructor.ConstructorError(None, None, f"{shown} is {why}", mark) from None
 
@@ -106,10 +108,13 @@ for _tag, _kind in (("int", "an integer"), ("float", "a number"), ("bool", "true
     )
 
 
-# How many values a stack file may expand to once its aliases (`*name`) are resolved: far
-# beyond any real config (a 20,000-service file is about 200,000), and a bound on what a few
-# lines of nested aliases ("billion laughs") would otherwise make the JSON encoder write out.
+# How many values a stack file may expand to once its aliases (`*name`) are resolved, a value
+# counted once more for each VALUE_CHARS characters of its text: far beyond any real config (a
+# 2.5 MB file of 20,000 services weighs about 240,000), and a bound on what a few lines of
+# nested aliases ("billion laughs", or a long string aliased again and again) would otherwise
+# make the JSON encoder write out: at most about 64 MB.
 MAX_VALUES = 1_000_000
+VALUE_CHARS = 64
 
 
 # The events alone (no tags resolved, no values built): libyaml's parser where PyYAML has it,
@@ -130,8 +135,8 @@ def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
             frames[-1] = (anchor, values + count)
         if count > MAX_VALUES or (frames and frames[-1][1] > MAX_VALUES):
             return (
-                f"line {mark.line + 1}, column {mark.column + 1}: its aliases expand the file to more "
-                f"than {MAX_VALUES:,} values"
+                f"line {mark.line + 1}, column {mark.column + 1}: its aliases expand the file past "
+                f"{MAX_VALUES:,} values (each {VALUE_CHARS} characters of text count as one more)"
             )
         return None
 
@@ -152,10 +157,17 @@ def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
                     sizes[anchor] = values + 1
                 problem = add(values + 1, event.start_mark)
             elif isinstance(event, yaml.ScalarEvent):
+                weight = 1 + len(event.value) // VALUE_CHARS
                 if event.anchor is not None:
-                    sizes[event.anchor] = 1
-                problem = add(1, event.start_mark)
+                    sizes[event.anchor] = weight
+                problem = add(weight, event.start_mark)
             elif isinstance(event, yaml.AliasEvent):
+                if any(anchor == event.anchor for anchor, _ in frames):  # `&a [*a]`: no JSON has it
+                    mark = event.start_mark
+                    return (
+                        f"line {mark.line + 1}, column {mark.column + 1}: the alias *{event.anchor} is "
+                        f"inside the value &{event.anchor} names"
+                    )
                 problem = add(sizes.get(event.anchor, 1), event.start_mark)
             if problem is not None:
                 return problem

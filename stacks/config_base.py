@@ -57,8 +57,8 @@ class ConfigError(Exception):
     """The stack config is invalid. `problems` is a list of (key path, message)."""
 
     def __init__(self, problems: list[tuple[str, str]]):
-        self.problems = problems
-        lines = "\n".join(f"  {path}: {_shortened(message)}" for path, message in problems)
+        self.problems = [(path, _shortened(message)) for path, message in problems]  # --json too
+        lines = "\n".join(f"  {path}: {message}" for path, message in self.problems)
         super().__init__(f"invalid stack config ({len(problems)} problem(s)):\n{lines}")
 
 

@@ -652,6 +652,19 @@ def test_a_database_that_does_not_start_fails_with_its_log() -> None:
         )
 
 
+def test_a_database_container_that_fails_to_start_is_left_to_the_cleanup() -> None:
+    """`docker run -d` can create the container and then fail to start it (or be stopped in
+    between): its name is known to the cleanup before the run, so it goes with its volume."""
+    name = "homelab-drill-t-db"
+    docker_ = RecordingDocker([(("run",), 125, "")])
+    scratch = drills.Scratch(docker_, "helper:1", token="t")
+    with pytest.raises(BackupError, match="starting postgres:17.6-alpine on the restored data failed"):
+        drills.check_database(
+            scratch, "homelab", POSTGRES, {"/var/lib/postgresql/data": "v"}, sleep=lambda s: None
+        )
+    assert scratch.containers == [name]
+
+
 def test_a_database_that_never_gets_ready_times_out() -> None:
     class NeverReady(RecordingDocker):
         def run(self, args: Any, stdout: Any = None) -> subprocess.CompletedProcess[bytes]:

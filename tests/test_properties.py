@@ -529,7 +529,7 @@ class Cases:
         # Every accepted config has a proxy and a Prometheus: if none was found, the files
         # moved where this test does not look (as they did once, into the stagers' uploads).
         if self.outcomes["accepted"]:
-            assert self.haproxy and self.prometheus and self.rules, self.outcomes
+            assert self.haproxy and self.prometheus and self.rules and self.alertmanager, self.outcomes
         for i, (cfg, crt_list, config) in enumerate(self.haproxy.values()):
             folder = tmp_path / f"haproxy-{i}"
             folder.mkdir()
