@@ -457,6 +457,8 @@ def _days(text: str) -> int:
 
 def _day(text: str) -> datetime.date:
     try:
+        if not re.fullmatch(r"\d{4}-\d{2}-\d{2}", text):  # fromisoformat takes 20260101 and 2026-W01-1
+            raise ValueError(text)
         return datetime.date.fromisoformat(text)
     except ValueError:
         raise argparse.ArgumentTypeError(f"{text!r} is not a date (YYYY-MM-DD)") from None

@@ -169,9 +169,10 @@ def test_bad_arguments_are_clear_errors(capsys):
     with pytest.raises(SystemExit):
         cli.main(["lifecycle", "--within", "soon"])
     assert "'soon' is not a whole number of days" in capsys.readouterr().err
-    with pytest.raises(SystemExit):
-        cli.main(["lifecycle", "--on", "07.12.2026"])
-    assert "'07.12.2026' is not a date (YYYY-MM-DD)" in capsys.readouterr().err
+    for day in ("07.12.2026", "20261207", "2026-W50-1", "2026-02-30"):
+        with pytest.raises(SystemExit):
+            cli.main(["lifecycle", "--on", day])
+        assert f"'{day}' is not a date (YYYY-MM-DD)" in capsys.readouterr().err
 
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.name)
