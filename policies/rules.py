@@ -124,12 +124,16 @@ def pinned_images(res: Res, config: Config) -> list[str]:
 DOCKER_SOCKET = "/var/run/docker.sock"
 # Portainer manages the host (full access); the backup engine and cAdvisor reach the API only
 # through their proxies (components/homelab/docker_api.py), which alone mount the socket.
-# cAdvisor may mount containerd's socket, on a host whose images are in containerd.
+# cAdvisor may mount containerd's socket, on a host whose images are in containerd, and it and
+# node-exporter read the host's root file system (`/` read-only, as their READMEs run them),
+# which holds the sockets: node-exporter runs as nobody (prometheus/node_exporter Dockerfile @
+# v1.12.1), whom the socket's mode refuses (0660 root:docker, as Debian's dockerd makes it).
 DEFAULT_SOCKET_ALLOWLIST = {
     "portainer": "rw",
     "backup-docker-api": "ro",
     "cadvisor-docker-api": "ro",
     "cadvisor": "ro",
+    "node-exporter": "ro",
 }
 # Sockets that are root on the host (and the directories that hold them).
 ROOT_SOCKETS = (
@@ -152,17 +156,31 @@ def docker_privileges(res: Res, config: Config) -> list[str]:
         out.append(f"{res.name}: privileged container; grant the single capability it needs instead")
     allow = {**DEFAULT_SOCKET_ALLOWLIST, **(config.get("docker-socket-allowlist") or {})}
     who = labels(res).get("homelab.container", props.get("name", res.name))
-    for mount in props.get("volumes") or []:
-        if mount.get("hostPath") in ROOT_SOCKETS:
-            allowed = allow.get(who)
-            if allowed is None:
-                out.append(
-                    f"{res.name}: mounts the Docker socket; only {', '.join(sorted(allow))} may "
-                    "(add it to docker-socket-allowlist in the pack config if it must)"
-                )
-            elif allowed == "ro" and not mount.get("readOnly"):
-                out.append(f"{res.name}: may mount the Docker socket read-only only")
+    # Host paths from both ways a container binds one: `volumes` and, for a bind with mount
+    # propagation, `mounts` (components/docker/service.py).
+    binds = [(m.get("hostPath"), m.get("readOnly")) for m in props.get("volumes") or []]
+    binds += [
+        (m.get("source"), m.get("readOnly")) for m in props.get("mounts") or [] if m.get("type") == "bind"
+    ]
+    for path, read_only in binds:
+        if not isinstance(path, str) or not _holds_root_socket(path):
+            continue
+        what = "the Docker socket" if path in ROOT_SOCKETS else f"{path} (it holds the Docker socket)"
+        allowed = allow.get(who)
+        if allowed is None:
+            out.append(
+                f"{res.name}: mounts {what}; only {', '.join(sorted(allow))} may "
+                "(add it to docker-socket-allowlist in the pack config if it must)"
+            )
+        elif allowed == "ro" and not read_only:
+            out.append(f"{res.name}: may mount {what} only read-only")
     return out
+
+
+def _holds_root_socket(path: str) -> bool:
+    """`path` is one of ROOT_SOCKETS or a directory above one (`/`, `/var`)."""
+    top = path.rstrip("/") + "/"
+    return path in ROOT_SOCKETS or any(s.startswith(top) for s in ROOT_SOCKETS)
 
 
 # What the image contracts of components/homelab/images.py give back after dropping ALL.

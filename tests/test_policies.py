@@ -1278,6 +1278,41 @@ def test_docker_socket_under_run_is_caught():
     assert messages["docker-privileges"]
 
 
+def test_a_bind_in_mounts_is_checked_like_one_in_volumes(example_run):
+    """A bind with mount propagation is registered in `mounts`, not `volumes`: node-exporter's
+    `/` (which holds the sockets) is allowed read-only, and nothing else is."""
+    import copy
+
+    resources = [as_res(r) for r in example_run(harness.EXAMPLES / "single-host.yaml")]
+    node = next(
+        r for r in resources if r.type == CONTAINER and labels(r).get("homelab.container") == "node-exporter"
+    )
+    others = [r for r in resources if r is not node]
+
+    def with_mounts(res: Res, change: Callable[[list[dict[str, Any]]], None]) -> Res:
+        props = copy.deepcopy(res.props)
+        change(props["mounts"] if "mounts" in props else props.setdefault("mounts", []))
+        return dataclasses.replace(res, props=props)
+
+    writable = with_mounts(node, lambda ms: ms[0].update(readOnly=False))
+    assert evaluate([*others, writable])["docker-privileges"] == [
+        f"{node.name}: may mount / (it holds the Docker socket) only read-only"
+    ]
+    unlisted = evaluate(
+        resources, {"docker-privileges": {"docker-socket-allowlist": {"node-exporter": None}}}
+    )
+    assert [m.split(";")[0] for m in unlisted["docker-privileges"]] == [
+        f"{node.name}: mounts / (it holds the Docker socket)"
+    ]
+    proxy = next(
+        r for r in resources if r.type == CONTAINER and labels(r).get("homelab.container") == "haproxy"
+    )
+    socket_bind = {"type": "bind", "source": "/var/run/docker.sock", "target": "/var/run/docker.sock"}
+    bound = with_mounts(proxy, lambda ms: ms.append(socket_bind))
+    [message] = evaluate([*[r for r in resources if r is not proxy], bound])["docker-privileges"]
+    assert message.startswith(f"{proxy.name}: mounts the Docker socket; only ")
+
+
 def test_committed_yml_manifest_is_checked():
     bad = committed("apps/web/deployment.yml", deployment(pod(k8s_container(image="nginx:latest"))))
     assert evaluate([bad])["pinned-images"]
