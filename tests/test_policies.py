@@ -41,7 +41,7 @@ from pulumi_policy.proxy import UNKNOWN_STRING_VALUE, unknown_checking_proxy
 
 from policies.adapter import to_res, wrap_secrets
 from policies.pack import build_policies
-from policies.rules import RULES, Res, SecretValue, evaluate, labels, uploads
+from policies.rules import RULES, Res, SecretValue, evaluate, labels, plain, uploads
 
 POLICIES = ROOT / "policies"
 DOCS = ROOT / "docs" / "policies.md"
@@ -1311,6 +1311,41 @@ def test_a_bind_in_mounts_is_checked_like_one_in_volumes(example_run):
     bound = with_mounts(proxy, lambda ms: ms.append(socket_bind))
     [message] = evaluate([*[r for r in resources if r is not proxy], bound])["docker-privileges"]
     assert message.startswith(f"{proxy.name}: mounts the Docker socket; only ")
+
+
+@EXAMPLES
+def test_with_the_secret_markers_stripped_the_labels_keep_secret_env_quiet(path, example_run):
+    """CrossGuard may hand the rules props without secret markers (pulumi_policy strips them):
+    then each container's `homelab.secret-env` label alone says which env entries are secret.
+    On every example's real resources it names all of them; a plain one added still fires."""
+    stripped = [dataclasses.replace(r, props=plain(r.props)) for r in map(as_res, example_run(path))]
+    assert evaluate(stripped)["secret-env"] == []
+    with_env = [
+        r for r in stripped if r.type == CONTAINER and any("=" in str(e) for e in r.props.get("envs") or [])
+    ]
+    assert with_env
+    target = with_env[0]
+    added = dataclasses.replace(
+        target, props={**target.props, "envs": [*target.props["envs"], "SMTP_PASSWORD=hunter2"]}
+    )
+    messages = evaluate([added if r is target else r for r in stripped])["secret-env"]
+    assert messages == [
+        f"{target.name}: env SMTP_PASSWORD is a plain value; pass it as a secret (or a *_FILE)"
+    ]
+
+
+def test_tcp_sources_reads_the_stagers_config_and_the_proxys_ports(example_run):
+    """The real shape: haproxy.cfg is in the stager's uploads, the ports on the proxy it stages
+    for (`served`). A database port published on every interface is caught there."""
+    resources = [as_res(r) for r in example_run(harness.EXAMPLES / "single-host.yaml")]
+    proxy = next(
+        r for r in resources if r.type == CONTAINER and labels(r).get("homelab.container") == "haproxy"
+    )
+    assert not any(str(k).endswith("haproxy.cfg") for k in uploads(proxy))  # it is staged
+    ports = [{k: v for k, v in p.items() if k != "ip"} for p in plain(proxy.props)["ports"]]
+    everywhere = dataclasses.replace(proxy, props={**proxy.props, "ports": ports})
+    messages = evaluate([everywhere if r is proxy else r for r in resources])["tcp-sources"]
+    assert len(messages) == 2 and all(m.startswith(f"{proxy.name}: ") for m in messages), messages
 
 
 def test_committed_yml_manifest_is_checked():
