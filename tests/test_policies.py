@@ -1348,6 +1348,67 @@ def test_tcp_sources_reads_the_stagers_config_and_the_proxys_ports(example_run):
     assert len(messages) == 2 and all(m.startswith(f"{proxy.name}: ") for m in messages), messages
 
 
+def edited_stage(resources: list[Res], stager: str, suffix: str, edit: Callable[[str], str]) -> list[Res]:
+    """`resources` with the file ending in `suffix` that the stager named `stager` stages edited:
+    the program's real shape, where a service's files are in its stager's uploads."""
+    out = []
+    for r in resources:
+        if r.name == stager:
+            items = []
+            for item in plain(r.props)["uploads"]:
+                if str(item["file"]).endswith(suffix):
+                    changed = edit(item["content"])
+                    assert changed != item["content"], f"{suffix}: the edit changed nothing"
+                    item = {**item, "content": changed}
+                items.append(item)
+            r = dataclasses.replace(r, props={**r.props, "uploads": items})
+        out.append(r)
+    return out
+
+
+@pytest.mark.parametrize(
+    ("rule", "stager", "suffix", "edit", "says"),
+    [
+        (
+            "metrics-scraped",
+            "prometheus-files",
+            "prometheus.yml",
+            lambda text: text.replace('job_name: "cadvisor"', 'job_name: "cadvisor-old"'),
+            "cadvisor",
+        ),
+        (
+            "admin-sign-in",
+            "haproxy-server-haproxy-files",
+            "haproxy.cfg",
+            lambda text: text.replace(" metrics.lab.example.com whoami", " whoami"),
+            "metrics.lab.example.com",
+        ),
+        (
+            "tls-routes",
+            "haproxy-server-haproxy-files",
+            "haproxy.cfg",
+            lambda text: text.replace("http-request redirect scheme https code 301", "# no redirect"),
+            "HTTP does not redirect",
+        ),
+        (
+            "tls-routes",
+            "haproxy-server-haproxy-files",
+            "crt-list.txt",
+            lambda text: "\n".join(line for line in text.splitlines() if "mattermost." not in line) + "\n",
+            "mattermost.lab.example.com",
+        ),
+    ],
+    ids=["metrics-job-dropped", "admin-route-not-signed-in", "no-redirect", "crt-list-line-dropped"],
+)
+def test_the_rules_that_read_files_fire_on_the_stagers_files(example_run, rule, stager, suffix, edit, says):
+    """The fixtures keep files in a container's own uploads; the program stages them. Each rule
+    that reads a file fires on an edit of the staged one too."""
+    resources = [as_res(r) for r in example_run(harness.EXAMPLES / "single-host.yaml")]
+    assert evaluate(resources)[rule] == []
+    messages = evaluate(edited_stage(resources, stager, suffix, edit))[rule]
+    assert any(says in m for m in messages), messages
+
+
 def test_committed_yml_manifest_is_checked():
     bad = committed("apps/web/deployment.yml", deployment(pod(k8s_container(image="nginx:latest"))))
     assert evaluate([bad])["pinned-images"]
