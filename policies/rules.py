@@ -542,12 +542,13 @@ def tls_routes(resources: list[Res], config: Config) -> list[str]:
         cfg = plain(cfg) if cfg is not None else None
         if not cfg or "frontend https" not in cfg:
             continue
+        name = served(c, resources).name  # the proxy, as tcp-sources names it; not its stager
         https = cfg.split("frontend https", 1)[1].split("\nfrontend ", 1)[0]
         http = (
             cfg.split("frontend http\n", 1)[1].split("\nfrontend ", 1)[0] if "frontend http\n" in cfg else ""
         )
         if "redirect scheme https" not in http:
-            out.append(f"{c.name}: HTTP does not redirect to HTTPS")
+            out.append(f"{name}: HTTP does not redirect to HTTPS")
         crt_list = plain(files.get("/usr/local/etc/haproxy/crt-list.txt") or "")
         listed = {
             line.split()[1]: line.split()[0] for line in crt_list.splitlines() if len(line.split()) >= 2
@@ -557,9 +558,9 @@ def tls_routes(resources: list[Res], config: Config) -> list[str]:
             if fqdn not in listed and from_acme and _covered(acme.get(c.provider, []), fqdn):
                 continue
             if fqdn not in listed:
-                out.append(f"{c.name}: {fqdn} is routed over HTTPS without a certificate")
+                out.append(f"{name}: {fqdn} is routed over HTTPS without a certificate")
             elif listed[fqdn] not in files:
-                out.append(f"{c.name}: the certificate of {fqdn} ({listed[fqdn]}) is not uploaded")
+                out.append(f"{name}: the certificate of {fqdn} ({listed[fqdn]}) is not uploaded")
     return out
 
 

@@ -1407,6 +1407,7 @@ def test_the_rules_that_read_files_fire_on_the_stagers_files(example_run, rule, 
     assert evaluate(resources)[rule] == []
     messages = evaluate(edited_stage(resources, stager, suffix, edit))[rule]
     assert any(says in m for m in messages), messages
+    assert not any(m.startswith(f"{stager}:") for m in messages), "name the service, not its stager"
 
 
 def test_committed_yml_manifest_is_checked():
