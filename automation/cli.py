@@ -293,8 +293,8 @@ def _sample(text: str) -> int:
 
 def _key_value(text: str) -> tuple[str, str]:
     key, sep, value = text.partition("=")
-    if not sep or not key:
-        raise argparse.ArgumentTypeError(f"{text!r} is not KEY=VALUE")
+    if not sep or not key:  # the text may hold a secret value: not quoted
+        raise argparse.ArgumentTypeError("expected KEY=VALUE (no '=' found, or no key before it)")
     return key, value
 
 

@@ -89,7 +89,7 @@ def _checked(kind: str, construct: Any) -> Any:
             return construct(loader, node)
         except (ValueError, KeyError, IndexError, TypeError) as error:
             value = str(node.value)
-            shown = repr(value if len(value) <= 40 else value[:37] + "...")
+            shown = "the value"  # not quoted: a secret's key may hold it
             why = f"not {kind}"
             if "Exceeds the limit" in str(error):
                 why = f"a number of more than {sys.get_int_max_str_digits()} digits"
@@ -195,6 +195,27 @@ for _tag, _pattern, _first in (
     )
 
 
+# PyYAML's messages that quote the user's text: a password written unquoted that starts with
+# `*` or `!` is read as an alias or a tag, and its text must not reach a terminal or a CI log.
+_QUOTING = (
+    (
+        "found undefined alias",
+        "an alias (*name) that no anchor (&name) defines: a text that starts with * must be quoted",
+    ),
+    (
+        "could not determine a constructor for the tag",
+        "an unknown tag (!name): a text that starts with ! must be quoted",
+    ),
+)
+
+
+def _unquoted(problem: str) -> str:
+    for start, instead in _QUOTING:
+        if problem.startswith(start):
+            return instead
+    return problem
+
+
 def load_yaml(path: Path) -> Any:
     """The document of a stack file, read strictly (see `StackFileLoader`), or `StackFileError`."""
     try:
@@ -204,7 +225,7 @@ def load_yaml(path: Path) -> Any:
             raise StackFileError(path, problem)
         return yaml.load(text, Loader=StackFileLoader)  # noqa: S506 - a SafeLoader
     except yaml.MarkedYAMLError as error:
-        message = str(error.problem or error.context)
+        message = _unquoted(str(error.problem or error.context))
         if error.problem_mark is not None:
             message = f"line {error.problem_mark.line + 1}, column {error.problem_mark.column + 1}: {message}"
         if error.problem and error.context and error.context_mark is not None:

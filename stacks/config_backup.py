@@ -146,6 +146,11 @@ def _ssh_key_ok(kind: str, blob: str) -> bool:
 
 def _age_recipient(value: str) -> str:
     value = value.strip()
+    if value.upper().startswith("AGE-SECRET-KEY-") or value.startswith("-----BEGIN"):
+        raise ValueError(  # never quoted
+            "this is a private key: give its public key instead (age-keygen -y KEYFILE, or "
+            "ssh-keygen -y -f KEYFILE)"
+        )
     if not _AGE_RECIPIENT_RE.fullmatch(value):
         raise ValueError(f"{value[:40]!r} is not an age public key (age1...) or an ssh-ed25519/ssh-rsa key")
     if value.startswith("age1") and not _bech32_ok(value):

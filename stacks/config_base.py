@@ -289,9 +289,26 @@ def duration_seconds(text: str) -> float:
     return _parse_duration(text, tuple(_UNITS_NS), "'24h' or '7d'") / 10**9
 
 
+# A `*-secret` field names the config key that holds a secret. A value that is a secret itself
+# (pasted in the wrong place) must not be quoted back into a terminal or a CI log: these look
+# like one, by the prefixes their issuers document (GitHub, GitLab, Slack, Stripe, Tailscale,
+# AWS, age) or by a length no key name has.
+_TOKEN_PREFIXES = (
+    "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xapp-",
+    "sk_live_", "sk_test_", "rk_live_", "tskey-", "AKIA", "ASIA", "AGE-SECRET-KEY-",
+)  # fmt: skip
+_LONGEST_KEY_NAME = 64
+_NOT_A_KEY = (
+    "is not a config key name (a letter, then letters, digits, '-' or '_'): name the key that "
+    "holds the secret (pulumi config set --secret KEY ...), not the secret itself"
+)
+
+
 def _secret_key(value: str) -> str:
     if not _SECRET_KEY_RE.fullmatch(value):
-        raise ValueError(f"{value!r} is not a config key name")
+        raise ValueError(f"the value {_NOT_A_KEY}")  # never quoted: it may be the secret
+    if len(value) > _LONGEST_KEY_NAME or value.startswith(_TOKEN_PREFIXES):
+        raise ValueError(f"the value looks like a token, not a key name; it {_NOT_A_KEY}")
     return value
 
 

@@ -64,16 +64,35 @@ def test_the_program_reports_a_value_nested_too_deeply_by_its_key(levels):
 @pytest.mark.parametrize(
     ("value", "says"),
     [
-        ("!!int abc", "'abc' is not an integer"),
-        ("!!int ''", "'' is not an integer"),
-        ("!!int 0x", "'0x' is not an integer"),
-        ("!!float abc", "'abc' is not a number"),
-        ("!!bool maybe", "'maybe' is not true or false"),
+        ("!!int abc", "the value is not an integer"),
+        ("!!int ''", "the value is not an integer"),
+        ("!!int 0x", "the value is not an integer"),
+        ("!!float abc", "the value is not a number"),
+        ("!!bool maybe", "the value is not true or false"),
         ("!!map [1]", "map: expected a mapping here"),
-        ("09", "'09' is an octal number (it starts with 0) with a digit 8 or 9: drop the 0, or quote it"),
-        ("1" * 5000, f"'{'1' * 37}...' is a number of more than 4300 digits"),
+        (
+            "09",
+            "the value is an octal number (it starts with 0) with a digit 8 or 9: drop the 0, or quote it",
+        ),
+        ("1" * 5000, "the value is a number of more than 4300 digits"),
+        (
+            "*hunter2",
+            "an alias (*name) that no anchor (&name) defines: a text that starts with * must be quoted",
+        ),
+        ("!hunter2 x", "an unknown tag (!name): a text that starts with ! must be quoted"),
     ],
-    ids=["int", "int-empty", "int-0x", "float", "bool", "map-of-a-list", "octal-09", "int-of-5000-digits"],
+    ids=[
+        "int",
+        "int-empty",
+        "int-0x",
+        "float",
+        "bool",
+        "map-of-a-list",
+        "octal-09",
+        "int-of-5000-digits",
+        "password-like-an-alias",
+        "password-like-a-tag",
+    ],  # fmt: skip
 )
 def test_a_value_its_tag_cannot_read_is_an_error_at_its_line(tmp_path, value, says):
     """PyYAML's constructors raise ValueError, KeyError, IndexError or TypeError for these:
@@ -83,6 +102,7 @@ def test_a_value_its_tag_cannot_read_is_an_error_at_its_line(tmp_path, value, sa
     assert result.returncode == 1
     assert f"invalid stack file {path}: line 3, column 17: {says}" in result.stderr, result.stderr
     assert "Traceback" not in result.stderr + result.stdout
+    assert "hunter2" not in result.stderr and "abc" not in result.stderr  # the value is never quoted
 
 
 def test_aliases_that_expand_a_file_beyond_a_million_values_are_refused_at_their_line(tmp_path):
@@ -252,3 +272,47 @@ def problems_or_none(config: dict[str, Any]) -> list[tuple[str, str]]:
     except ConfigError as error:
         return error.problems
     return []
+
+
+# ---- a secret pasted where its key's name belongs is never quoted back -------------------------
+
+MARKER = "S3CR3T-marker"
+
+
+@pytest.mark.parametrize(
+    "value",
+    [
+        f"-----BEGIN OPENSSH PRIVATE KEY-----\nb3BlbnNzaC1{MARKER}\n-----END OPENSSH PRIVATE KEY-----\n",
+        f"https://chat.example.com/hooks/{MARKER}",
+        f"hunter2!{MARKER}",
+        f"ghp_{MARKER}0123456789",  # a name by its characters, a GitHub token by its prefix
+        f"AGE-SECRET-KEY-1{MARKER}",
+        f"k{MARKER}" * 8,  # longer than any key name
+    ],
+    ids=["private-key", "webhook-url", "password", "github-token", "age-identity", "long"],
+)
+def test_a_secret_in_a_secret_key_field_is_refused_without_quoting_it(value):
+    """`*-secret` fields name the config key that holds a secret; a user who pastes the secret
+    itself there got it printed back (terminal, CI log, --json)."""
+    found = problems({"hosts": [{**SSH, "private-key-secret": value}]})
+    assert [p for p, _ in found] == ["hosts[0].private-key-secret"], found
+    [(_, message)] = found
+    assert MARKER not in message and "name the key that holds the secret" in message, message
+
+
+def test_an_age_private_key_given_as_a_recipient_is_named_so_without_quoting_it():
+    found = problems(
+        {"backup": {"age-recipients": [f"AGE-SECRET-KEY-1{MARKER}QQQQQQQQQQQQQQQQQQQQQQQQQQQQQQQ"]}}
+    )
+    [(path, message)] = found
+    assert path == "backup.age-recipients[0]" and MARKER not in message
+    assert message.startswith("this is a private key: give its public key instead"), message
+
+
+def test_a_config_option_without_an_equals_sign_is_not_quoted(capsys):
+    from automation import cli
+
+    with pytest.raises(SystemExit):
+        cli._parser().parse_args(["preview", "--config", f"homelab:alice-password:{MARKER}"])
+    err = capsys.readouterr().err
+    assert "expected KEY=VALUE" in err and MARKER not in err
