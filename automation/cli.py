@@ -16,7 +16,8 @@
     restore --host H --archive FILE | --resume [--service S] [--identity KEY] [--dry-run] [--via V]
     drill --host H [--service S] | --due | --rules  restore drills: scratch volumes, checks, metrics
 
-Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing.
+Exit codes: 0 success, 1 failure (config, operation), 2 the Pulumi CLI is missing,
+64 the command line is wrong (an unknown option, a bad value).
 Errors go to stderr; with --json, stdout also gets one JSON object {"error": {...}}.
 """
 
@@ -31,7 +32,7 @@ import re
 import sys
 import time
 from pathlib import Path
-from typing import Any, TextIO
+from typing import Any, NoReturn, TextIO
 
 from automation import validate as offline
 from automation.lifecycle import LifecycleError, current_config, refuse_secrets_in_plain_text
@@ -298,9 +299,28 @@ def _key_value(text: str) -> tuple[str, str]:
     return key, value
 
 
+# The command line is wrong (sysexits.h EX_USAGE): not argparse's 2, which says here that the
+# Pulumi CLI is missing, so a script can tell the two apart.
+USAGE_ERROR = 64
+
+
+class UsageError(Exception):
+    """argparse's error, raised instead of printed and exited, so `main` reports it like the
+    others (stderr, and a JSON object with --json)."""
+
+    def __init__(self, message: str, usage: str):
+        super().__init__(message)
+        self.usage = usage
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> NoReturn:
+        raise UsageError(message, self.format_usage())
+
+
 def _parser() -> argparse.ArgumentParser:
     first, _, rest = (__doc__ or "").partition("\n\n")
-    parser = argparse.ArgumentParser(
+    parser: argparse.ArgumentParser = _Parser(
         prog="python -m automation",
         description=first,
         epilog=rest,  # the commands at a glance, the exit codes, where errors go
@@ -511,7 +531,14 @@ def _config_value(args: argparse.Namespace, interactive: bool, err: TextIO) -> s
 
 def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
     err = err if err is not None else sys.stderr
-    args = _parser().parse_args(argv)
+    argv = list(sys.argv[1:] if argv is None else argv)
+    try:
+        args = _parser().parse_args(argv)
+    except UsageError as error:
+        err.write(f"{error.usage}python -m automation: error: {error}\n")
+        if "--json" in argv:
+            out.write(error_object("usage", str(error)))
+        return USAGE_ERROR
     as_json = getattr(args, "json", False)
     interactive = sys.stdin.isatty()
     try:

@@ -932,9 +932,9 @@ def test_due_without_a_textfile_directory_always_drills(lab: Lab) -> None:
 def test_drill_needs_a_host_or_due() -> None:
     from automation import cli as cli_module
 
-    with pytest.raises(SystemExit):
+    with pytest.raises(cli_module.UsageError):
         cli_module._parser().parse_args(["drill"])
-    with pytest.raises(SystemExit):
+    with pytest.raises(cli_module.UsageError):
         cli_module._parser().parse_args(["drill", "--host", "a", "--due"])
 
 

@@ -509,7 +509,7 @@ def test_the_cli_parses_the_guard_options() -> None:
     )
     args = cli._parser().parse_args(["preview", "--comment", "out.md"])
     assert preflight.guard_options_from(args).comment == Path("out.md")
-    with pytest.raises(SystemExit):
+    with pytest.raises(cli.UsageError):
         cli._parser().parse_args(["destroy", "--allow-replace", "mysql"])
 
 

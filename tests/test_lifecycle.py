@@ -165,14 +165,20 @@ def test_a_custom_image_on_an_ended_line_is_reported_and_an_unknown_one_is_liste
     assert "mine: example.org/team/tool:2.1.0: no support window known for this product" in text
 
 
-def test_bad_arguments_are_clear_errors(capsys):
-    with pytest.raises(SystemExit):
-        cli.main(["lifecycle", "--within", "soon"])
-    assert "'soon' is not a whole number of days" in capsys.readouterr().err
+def test_bad_arguments_are_clear_errors():
+    def run(*argv: str) -> tuple[int, str, str]:
+        out, err = io.StringIO(), io.StringIO()
+        return cli.main(list(argv), out=out, err=err), out.getvalue(), err.getvalue()
+
+    code, out, err = run("lifecycle", "--within", "soon")
+    assert (code, out) == (cli.USAGE_ERROR, "") and "'soon' is not a whole number of days" in err
     for day in ("07.12.2026", "20261207", "2026-W50-1", "2026-02-30"):
-        with pytest.raises(SystemExit):
-            cli.main(["lifecycle", "--on", day])
-        assert f"'{day}' is not a date (YYYY-MM-DD)" in capsys.readouterr().err
+        code, out, err = run("lifecycle", "--on", day, "--json")
+        assert code == 64 and f"'{day}' is not a date (YYYY-MM-DD)" in err
+        assert json.loads(out)["error"] == {
+            "kind": "usage",
+            "message": f"argument --on: '{day}' is not a date (YYYY-MM-DD)",
+        }
 
 
 @pytest.mark.parametrize("path", example_files(), ids=lambda p: p.name)
