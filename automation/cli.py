@@ -115,11 +115,17 @@ def run_operation(
             f"{', '.join(sorted(options.config))}\n"
         )
     guard_options = guard_options or GuardOptions()
+    comment = guard_options.comment
+    if comment is not None and not comment.parent.is_dir():  # before a whole preview, not after
+        raise FileNotFoundError(f"--comment {comment}: there is no folder {comment.parent}")
     if operation == "destroy" and not yes:
-        if not interactive:
-            err.write("destroy needs --yes when not run from a terminal\n")
+        if not interactive or json_lines:  # --json is for scripts: stdout holds JSON only
+            why = "destroy needs --yes when not run from a terminal" + (
+                " or with --json" if json_lines else ""
+            )
+            err.write(why + "\n")
             if json_lines:
-                out.write(error_object("refused", "destroy needs --yes when not run from a terminal"))
+                out.write(error_object("refused", why))
             return 1
         answer = input(
             f"Destroy every resource of stack {options.stack!r}? {volumes_on_destroy(config)} [y/N] "
@@ -132,7 +138,7 @@ def run_operation(
         values = {
             k: (v.value if show_secrets or not v.secret else "[secret]") for k, v in stack.outputs().items()
         }
-        out.write(json.dumps(values, indent=2, sort_keys=True, default=str) + "\n")
+        out.write(json.dumps(values, indent=None if json_lines else 2, sort_keys=True, default=str) + "\n")
         return 0
 
     from pulumi.automation import errors as auto_errors
@@ -166,8 +172,8 @@ def run_operation(
         discard_plan(extra)
         if not json_lines:
             out.write(progress.render_summary())
-        if operation == "destroy" and ok:
-            out.write(volumes_on_destroy(config, done=True) + "\n")
+        if operation == "destroy" and ok:  # with --json, a note for the reader: stderr
+            (err if json_lines else out).write(volumes_on_destroy(config, done=True) + "\n")
         if trace is not None and endpoint:
             from automation.traces import export
 
@@ -361,7 +367,10 @@ def _parser() -> argparse.ArgumentParser:
     )
     for operation in OPERATIONS:
         p = with_stack(sub.add_parser(operation, help=f"pulumi {operation}"))
-        p.add_argument("--json", action="store_true", help="one JSON object per step (CI logs)")
+        what = (
+            "the outputs as one JSON line" if operation == "outputs" else "one JSON object per step (CI logs)"
+        )
+        p.add_argument("--json", action="store_true", help=what + "; stdout holds JSON only")
         p.add_argument("--backend", help="backend URL (default: file://<project>/.pulumi-state)")
         p.add_argument(
             "--config",

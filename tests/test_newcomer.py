@@ -382,6 +382,24 @@ def test_destroy_says_what_happens_to_the_volumes(
     assert opened[0][2].calls == [("destroy", extra)]
 
 
+def test_destroy_with_json_keeps_stdout_json_only(
+    project: Path, opened: list[Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """--json is for scripts: no prompt on stdout (it needs --yes, even at a terminal), and the
+    note on the kept volumes goes to stderr; stdout parses line by line."""
+    (project / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {}}))
+    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail(f"asked: {prompt}"))
+    options = StackOptions("lab", project_dir=project)
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run_operation("destroy", options, out, interactive=True, json_lines=True, err=err) == 1
+    assert json.loads(out.getvalue())["error"]["kind"] == "refused" and opened == []
+    assert "--yes" in err.getvalue()
+    out, err = io.StringIO(), io.StringIO()
+    assert cli.run_operation("destroy", options, out, yes=True, json_lines=True, err=err) == 0
+    assert all(json.loads(line) is not None for line in out.getvalue().splitlines())
+    assert "Stateful volumes were retained" in err.getvalue()
+
+
 def test_the_readme_path_uses_commands_the_cli_has() -> None:
     """Every `python -m automation ...` line of the README's path parses (no drift)."""
     import shlex
@@ -426,3 +444,20 @@ def test_a_stack_the_cli_cannot_open_is_one_line_not_a_traceback(
     result = cli_here("init", "--stack", "lab", "--from", str(EXAMPLES / "single-host.yaml"))
     assert result.returncode == 1
     assert result.stderr == "pulumi could not open stack 'lab': error: incorrect passphrase\n"
+
+
+def test_a_comment_file_in_no_folder_is_refused_before_the_preview(project: Path, opened: list[Any]) -> None:
+    """It was written after the preview: a failed one then printed two error objects, a good
+    one lost its report."""
+    from automation.preflight import GuardOptions
+
+    (project / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {}}))
+    where = project / "no-such-folder" / "comment.md"
+    with pytest.raises(FileNotFoundError, match="there is no folder"):
+        cli.run_operation(
+            "preview",
+            StackOptions("lab", project_dir=project),
+            io.StringIO(),
+            guard_options=GuardOptions(comment=where),
+        )
+    assert opened == []
