@@ -182,6 +182,13 @@ class DockerCli:
         if self._bridge is not None:
             self._bridge.__exit__(None, None, None)
             self._bridge, self._url = None, None
+            atexit.unregister(self.close)
+
+    def __enter__(self) -> DockerCli:
+        return self
+
+    def __exit__(self, *_: object) -> None:
+        self.close()  # an SSH host's bridge: its thread and socket folder go with the call
 
     def run(self, args: Sequence[str], stdout: IO[bytes] | None = None) -> subprocess.CompletedProcess[bytes]:
         try:

@@ -94,7 +94,7 @@ def volumes_on_destroy(config: StackConfig, done: bool = False) -> str:
 def run_operation(
     operation: str,
     options: StackOptions,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     json_lines: bool = False,
     yes: bool = False,
     show_secrets: bool = False,
@@ -103,6 +103,7 @@ def run_operation(
     guard_options: GuardOptions | None = None,
 ) -> int:
     """Run one Pulumi operation on a stack; returns the exit code."""
+    out = out if out is not None else sys.stdout
     err = err if err is not None else sys.stderr
     if options.config:  # plain text in the stack file: never a secret
         current = current_config(options.project_dir, options.stack)
@@ -127,9 +128,10 @@ def run_operation(
             if json_lines:
                 out.write(error_object("refused", why))
             return 1
-        answer = input(
-            f"Destroy every resource of stack {options.stack!r}? {volumes_on_destroy(config)} [y/N] "
-        )
+        # The question on stderr (stdout may be a pipe of results); end of input is "no".
+        err.write(f"Destroy every resource of stack {options.stack!r}? {volumes_on_destroy(config)} [y/N] ")
+        err.flush()
+        answer = sys.stdin.readline()
         if answer.strip().lower() not in ("y", "yes"):
             err.write("nothing destroyed\n")
             return 1
@@ -228,25 +230,26 @@ def backup(
     host: str,
     stack: str = "dev",
     file: Path | None = None,
-    out: TextIO = sys.stdout,
+    out: TextIO | None = None,
     project_dir: Path = PROJECT_DIR,
     **options: Any,
 ) -> None:
     """`backup`, `backups` or `restore` on one host (see automation/backup.py)."""
     from automation import backup as backups
 
+    out = out if out is not None else sys.stdout
     config = offline.load(project_dir, stack, file, require_secrets=False)
     hb = backups.host_backup(config, host, stack)
-    docker = backups.DockerCli.for_host(hb)
-    if command == "backup":
-        backups.run_backup(hb, docker, out)
-        out.write(f"backup of host {host} done\n")
-    elif command == "backups":
-        out.write(backups.render_archives(hb, backups.list_archives(hb, docker, options.get("image"))))
-    else:
-        backups.restore(
-            hb, options["archive"], docker, out, **{k: v for k, v in options.items() if k != "archive"}
-        )
+    with backups.DockerCli.for_host(hb) as docker:
+        if command == "backup":
+            backups.run_backup(hb, docker, out)
+            out.write(f"backup of host {host} done\n")
+        elif command == "backups":
+            out.write(backups.render_archives(hb, backups.list_archives(hb, docker, options.get("image"))))
+        else:
+            backups.restore(
+                hb, options["archive"], docker, out, **{k: v for k, v in options.items() if k != "archive"}
+            )
 
 
 def drill_rules_of(config: StackConfig) -> str:
@@ -538,11 +541,15 @@ def _config_value(args: argparse.Namespace, interactive: bool, err: TextIO) -> s
     return text[:-1] if text.endswith("\n") and text.count("\n") == 1 else text
 
 
-def main(argv: list[str] | None = None, out: TextIO = sys.stdout, err: TextIO | None = None) -> int:
+def main(argv: list[str] | None = None, out: TextIO | None = None, err: TextIO | None = None) -> int:
+    out = out if out is not None else sys.stdout  # read at the call: redirect_stdout works
     err = err if err is not None else sys.stderr
     argv = list(sys.argv[1:] if argv is None else argv)
     try:
-        args = _parser().parse_args(argv)
+        with contextlib.redirect_stdout(out):  # --help writes to `out`, and returns
+            args = _parser().parse_args(argv)
+    except SystemExit as stop:  # --help
+        return int(stop.code or 0)
     except UsageError as error:
         err.write(f"{error.usage}python -m automation: error: {error}\n")
         if "--json" in argv:

@@ -538,7 +538,10 @@ def drill(
 ) -> DrillReport:
     target = drill_target(config, host)
     options.setdefault("sample", config.data.restore_drills.sample)
-    return run_drill(target, docker or DockerCli.for_host(target.hb), out, **options)  # type: ignore[arg-type]
+    if docker is not None:
+        return run_drill(target, docker, out, **options)  # type: ignore[arg-type]
+    with DockerCli.for_host(target.hb) as own:
+        return run_drill(target, own, out, **options)  # type: ignore[arg-type]
 
 
 # ---- on a schedule: which hosts are due ------------------------------------------------------
@@ -597,14 +600,14 @@ def drill_due(
         except BackupError as error:
             out.write(f"host {h.name}: skipped ({error})\n")
             continue
-        docker = DockerCli.for_host(target.hb)
-        helper = image or target.hb.image
-        when = due(config, target, docker, helper, now())
-        out.write(f"host {h.name}: {'due' if when.due else 'not due'}, {when.why}\n")
-        if when.due:
-            report = run_drill(
-                target, docker, out, identity=identity, image=image,
-                sample=config.data.restore_drills.sample, now=now,
-            )  # fmt: skip
-            ok = ok and report.ok
+        with DockerCli.for_host(target.hb) as docker:
+            helper = image or target.hb.image
+            when = due(config, target, docker, helper, now())
+            out.write(f"host {h.name}: {'due' if when.due else 'not due'}, {when.why}\n")
+            if when.due:
+                report = run_drill(
+                    target, docker, out, identity=identity, image=image,
+                    sample=config.data.restore_drills.sample, now=now,
+                )  # fmt: skip
+                ok = ok and report.ok
     return ok

@@ -26,7 +26,8 @@ class ArchiveLedger:
         if host not in self._newest:
             try:
                 hb = host_backup(self.config, host)
-                archives = list_archives(hb, DockerCli.for_host(hb))
+                with DockerCli.for_host(hb) as docker:
+                    archives = list_archives(hb, docker)
                 newest = float(archives[0].mtime) if archives else None
                 self._newest[host] = (newest, {e.service for e in hb.entries})
             except BackupError as error:

@@ -93,6 +93,7 @@ class DialStdioBridge:
         self.command = list(command)
         self._folder: Path | None = None
         self._server: socket.socket | None = None
+        self._acceptor: threading.Thread | None = None
         self._processes: list[subprocess.Popen[bytes]] = []
         self._lock = threading.Lock()
         self._closed = threading.Event()
@@ -104,13 +105,19 @@ class DialStdioBridge:
         self._server = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self._server.bind(str(path))
         self._server.listen(16)
-        threading.Thread(target=self._accept, daemon=True).start()
+        self._acceptor = threading.Thread(target=self._accept, daemon=True)
+        self._acceptor.start()
         return f"unix://{path}"
 
     def __exit__(self, *_: object) -> None:
         self._closed.set()
         if self._server is not None:
+            # close() alone does not wake a thread blocked in accept() (Linux): shutdown does.
+            with contextlib.suppress(OSError):
+                self._server.shutdown(socket.SHUT_RDWR)
             self._server.close()
+        if self._acceptor is not None:
+            self._acceptor.join(timeout=5)
         with self._lock:
             processes = list(self._processes)
         for process in processes:

@@ -456,10 +456,13 @@ def test_destroy_refusal_happens_before_opening_the_stack(monkeypatch: pytest.Mo
     out, err = io.StringIO(), io.StringIO()
     assert cli.run_operation("destroy", StackOptions("dev"), out, yes=False, interactive=False, err=err) == 1
     assert "destroy needs --yes" in err.getvalue() and out.getvalue() == ""
-    monkeypatch.setattr("builtins.input", lambda prompt: "n")
-    err = io.StringIO()
-    assert cli.run_operation("destroy", StackOptions("dev"), out, yes=False, interactive=True, err=err) == 1
-    assert "nothing destroyed" in err.getvalue()
+    for typed in ("n\n", ""):  # "no", and the end of input
+        monkeypatch.setattr("sys.stdin", io.StringIO(typed))
+        err = io.StringIO()
+        assert (
+            cli.run_operation("destroy", StackOptions("dev"), out, yes=False, interactive=True, err=err) == 1
+        )
+        assert "[y/N] nothing destroyed" in err.getvalue() and out.getvalue() == ""
 
 
 # ---- 3. progress --------------------------------------------------------------------------
@@ -1420,3 +1423,33 @@ def test_an_identity_that_is_a_folder_is_named_so(tmp_path: Path) -> None:
     assert (
         str(caught.value) == f"identity file {tmp_path / 'missing.key'} does not exist; nothing was changed"
     )
+
+
+def test_an_ssh_hosts_bridge_leaves_no_thread_socket_or_exit_handler_behind(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    """Scripts call backup, drill and restore many times in one process: each SSH host's
+    bridge (a local socket served by a thread) goes with its call. close() alone left the
+    thread blocked in accept(), and nothing closed the bridges of `backup`/`drill`."""
+    import atexit
+    import threading
+
+    registered: list[Any] = []
+    monkeypatch.setattr(backups.atexit, "register", registered.append)
+    monkeypatch.setattr(backups.atexit, "unregister", registered.remove)
+    before = threading.active_count()
+    folders = []
+    for _ in range(3):
+        with backups.DockerCli("ssh://nobody@192.0.2.1", dial=["true"]) as docker:
+            url = docker.base[-1]
+            folders.append(Path(url.removeprefix("unix://")).parent)
+            assert folders[-1].is_dir() and threading.active_count() > before and len(registered) == 1
+    assert threading.active_count() == before
+    assert not any(folder.exists() for folder in folders)
+    assert registered == [] and atexit is backups.atexit
+
+
+def test_help_goes_to_the_given_stream_and_returns() -> None:
+    out = io.StringIO()
+    assert cli.main(["validate", "--help"], out=out, err=io.StringIO()) == 0
+    assert out.getvalue().startswith("usage: python -m automation validate")

@@ -372,12 +372,13 @@ def test_destroy_says_what_happens_to_the_volumes(
     project: Path, opened: list[Any], monkeypatch: pytest.MonkeyPatch, data, before, after, extra
 ) -> None:
     (project / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {"homelab:data": data}}))
-    prompts: list[str] = []
-    monkeypatch.setattr("builtins.input", lambda prompt: prompts.append(prompt) or "y")
-    out = io.StringIO()
-    code = cli.run_operation("destroy", StackOptions("lab", project_dir=project), out, interactive=True)
+    monkeypatch.setattr("sys.stdin", io.StringIO("y\n"))
+    out, err = io.StringIO(), io.StringIO()
+    code = cli.run_operation(
+        "destroy", StackOptions("lab", project_dir=project), out, interactive=True, err=err
+    )
     assert code == 0
-    assert before in prompts[0]
+    assert before in err.getvalue()  # the question: on stderr, never in the results on stdout
     assert after in out.getvalue()
     assert opened[0][2].calls == [("destroy", extra)]
 
@@ -388,7 +389,7 @@ def test_destroy_with_json_keeps_stdout_json_only(
     """--json is for scripts: no prompt on stdout (it needs --yes, even at a terminal), and the
     note on the kept volumes goes to stderr; stdout parses line by line."""
     (project / "Pulumi.lab.yaml").write_text(yaml.safe_dump({"config": {}}))
-    monkeypatch.setattr("builtins.input", lambda prompt: pytest.fail(f"asked: {prompt}"))
+    monkeypatch.setattr("sys.stdin", None)  # never read: --json needs --yes
     options = StackOptions("lab", project_dir=project)
     out, err = io.StringIO(), io.StringIO()
     assert cli.run_operation("destroy", options, out, interactive=True, json_lines=True, err=err) == 1
