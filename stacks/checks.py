@@ -63,6 +63,7 @@ def check(config: StackConfig) -> list[tuple[str, str]]:
             problems += platform_problems(config.platform)
             problems += project_group_problems(config)
             problems += platform_tls_problems(config) + acme_zone_problems(config)
+            problems += platform_hostname_problems(config)
     if config.layers.apps:
         problems += apps_problems(config)
     local = [i for i, h in enumerate(config.hosts) if h.is_local]
@@ -236,6 +237,29 @@ def project_group_problems(config: StackConfig) -> list[tuple[str, str]]:
     ]
 
 
+def platform_hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """Each routed platform component has a host name of its own, which no homelab service
+    serves either (one name, one address)."""
+    p = config.platform
+    assert p is not None
+    domain = p.domain or config.domain
+    claimed: dict[str, str] = {}
+    if config.layers.homelab:
+        for spec, route in build_plan(config).routes:
+            claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
+    problems = []
+    for c in ("argocd", "harbor", "tracing"):
+        component = getattr(p.components, c)
+        if not component.enabled:
+            continue
+        fqdn = host_name(component.hostname, domain)
+        if fqdn in claimed:
+            path = f"platform.components.{c}.hostname"
+            problems.append((path, f"host name {fqdn!r} is already claimed by {claimed[fqdn]}"))
+        claimed.setdefault(fqdn, f"platform.components.{c}")
+    return problems
+
+
 def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
     """The apps layer: needs the platform, known projects, unique names and host names."""
     p = config.platform
@@ -257,8 +281,22 @@ def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
             claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
     seen: set[tuple[str, str]] = set()
     applications: dict[str, str] = {}
+    # Repositories the program creates: the GitOps one, and one per app with create: true.
+    created: dict[str, str] = {p.gitops.repository.lower(): "gitops.repository"} if p.gitops.create else {}
     for i, app in enumerate(config.apps):
         path = f"apps[{i}]"
+        if app.source.create:
+            repository = f"{p.github_owner}/{app.name}"
+            if repository.lower() in created:
+                also = created[repository.lower()]
+                problems.append(
+                    (
+                        f"{path}.source.create",
+                        f"repository {repository!r} would be created twice (also {also}): "
+                        "rename the app, or adopt the repository with source.repository",
+                    )
+                )
+            created.setdefault(repository.lower(), path)
         # Argo CD Applications share one namespace, named <project>-<app>.
         application = f"{app.project}-{app.name}"
         if application in applications and (app.project, app.name) not in seen:

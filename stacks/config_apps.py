@@ -87,6 +87,15 @@ class AppConfig(Model):
 
     @model_validator(mode="after")
     def _dockerfile(self) -> AppConfig:
+        # Each file is a key of the app's ConfigMap: its path with every other character as '_'
+        # (components/pipeline/manifests.py _file_key). Two paths with one key would both
+        # silently get one content.
+        keys: dict[str, str] = {}
+        for path in self.files:
+            key = re.sub(r"[^A-Za-z0-9._-]", "_", path.strip("/"))
+            if key in keys:
+                raise ValueError(f"files {keys[key]!r} and {path!r} would share one ConfigMap key ({key!r})")
+            keys[key] = path
         if self.dockerfile is not None and self.dockerfile_inline is not None:
             raise ValueError("give dockerfile (a path) or dockerfile-inline, not both")
         if ".." in self.context.split("/") or self.context.startswith("/"):

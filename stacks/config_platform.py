@@ -143,7 +143,14 @@ class AcmeConfig(Model):
     @classmethod
     def _server(cls, value: str) -> str:
         url = urlsplit(value)
-        if url.scheme != "https" or not url.hostname or _CONTROL_RE.search(value) or " " in value:
+        try:
+            port = url.port  # ValueError when out of 0..65535 or not a number
+        except ValueError:
+            port = 0
+        if port is None and ":" in url.netloc.rsplit("]", 1)[-1]:
+            port = 0  # "host:" with no port
+        bad = url.scheme != "https" or not url.hostname or _CONTROL_RE.search(value) or " " in value
+        if bad or port == 0:
             raise ValueError(f"{value!r} is not an https:// URL of an ACME directory")
         return value
 
@@ -550,7 +557,7 @@ def _tls_problems(platform: PlatformConfig, base: str) -> list[tuple[str, str]]:
     seen: dict[str, int] = {}
     for i, node in enumerate(tls.nodes):
         problems += node.problems(f"{base}.tls.nodes[{i}]")
-        host = node.ssh[1]
+        host = node.ssh[1].lower().rstrip(".")  # one machine, however its name is spelled
         if host in seen:
             problems.append((f"{base}.tls.nodes[{i}].address", f"node {host!r} is listed twice"))
         seen.setdefault(host, i)

@@ -65,6 +65,21 @@ def drop_stripe_key(config: dict[str, Any], secrets: dict[str, str]) -> None:
     del secrets["shop-stripe-key"]
 
 
+def platform(key: str, value: Any) -> Change:
+    def change(config: dict[str, Any], secrets: dict[str, str]) -> None:
+        section = config["platform"]
+        *parents, last = key.split(".")
+        for part in parents:
+            section = section.setdefault(part, {})
+        section[last] = value
+
+    return change
+
+
+def hello_in_another_project(config: dict[str, Any], secrets: dict[str, str]) -> None:
+    config["apps"].append({"name": "hello", "project": "team-b", "source": {"create": True}})
+
+
 # (id, change, key path, message fragment)
 INVALID: list[tuple[str, Change, str, str]] = [
     ("name-not-a-dns-label", app(0, "name", "Web_App"), "apps[0].name", "not a DNS label"),
@@ -94,6 +109,36 @@ INVALID: list[tuple[str, Change, str, str]] = [
     ("source-adopted-and-created", adopt_and_create, "apps[0].source", "either repository"),
     ("application-names-clash", application_names_clash, "apps[4].name", "'team-a-b-api' would clash"),
     ("apps-without-platform", apps_without_platform, "layers.apps", "needs the platform layer"),
+    (
+        "an-app-repository-created-twice",
+        both(hello_in_another_project, app(3, "hostname", "hello-b")),
+        "apps[3].source.create",
+        "repository 'acme-lab/hello' would be created twice (also apps[1])",
+    ),
+    (
+        "an-app-repository-that-is-the-gitops-one",
+        platform("gitops.repository", "acme-lab/hello"),
+        "apps[1].source.create",
+        "repository 'acme-lab/hello' would be created twice (also gitops.repository)",
+    ),
+    (
+        "two-components-one-host-name",
+        platform("components.tracing.hostname", "harbor"),
+        "platform.components.tracing.hostname",
+        "'harbor.idp.lab.example.com' is already claimed by platform.components.harbor",
+    ),
+    (
+        "a-component-on-a-homelab-route",
+        both(platform_on_the_homelab_domain, platform("components.argocd.hostname", "monitoring")),
+        "platform.components.argocd.hostname",
+        "'monitoring.lab.example.com' is already claimed by homelab service grafana",
+    ),
+    (
+        "two-files-one-configmap-key",
+        app(0, "files", {"/etc/a:b": "x", "/etc/a_b": "y"}),
+        "apps[0]",
+        "files '/etc/a:b' and '/etc/a_b' would share one ConfigMap key ('etc_a_b')",
+    ),
     (
         "secret-env-key-not-set",
         drop_stripe_key,

@@ -222,3 +222,23 @@ def test_backup_errors_are_on_stderr():
     code, out, err = ran.returncode, ran.stdout, ran.stderr
     assert code == 1 and out == ""
     assert "unknown host 'nowhere'" in err
+
+
+@pytest.mark.parametrize("second", ["ubuntu@NODE-1.lan", "ubuntu@node-1.lan."], ids=["case", "trailing-dot"])
+def test_a_node_listed_twice_is_found_however_its_name_is_spelled(second):
+    node = {"host-key": HOST_KEY}
+    config = tls_nodes({**node, "address": "ubuntu@node-1.lan"}, {**node, "address": second})
+    problems = problems_of(config, PLATFORM_SECRETS)
+    assert [(p, m) for p, m in problems if "twice" in m] == [
+        ("platform.tls.nodes[1].address", "node 'node-1.lan' is listed twice")
+    ], problems
+
+
+@pytest.mark.parametrize(
+    "server", ["https://[::1]:99999/dir", "https://acme.example.com:0/dir", "https://x:/d"]
+)
+def test_an_acme_server_with_no_usable_port_is_refused(server):
+    acme = {"email": "ops@example.com", "solver": "http01", "server": server}
+    config = {"layers": {"platform": True}, "platform": {**PLATFORM, "tls": {"mode": "acme", "acme": acme}}}
+    problems = problems_of(config, PLATFORM_SECRETS)
+    assert [p for p, _ in problems] == ["platform.tls.acme.server"], problems
