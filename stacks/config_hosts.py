@@ -240,7 +240,8 @@ class HostConfig(Model):
     scrape_address: Address | None = Field(
         default=None,
         description="Address other hosts' Prometheus uses to reach this host's exporters "
-        "(defaults to the SSH host name).",
+        "(defaults to the SSH host name). When it is an IP address, their ports are published "
+        "on it alone, not on every interface of the host.",
     )
 
     @field_validator("address")

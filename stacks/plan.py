@@ -10,6 +10,7 @@ every stateful volume). Being pure data, the plan is also what the config checks
 from __future__ import annotations
 
 import dataclasses
+import ipaddress
 from collections import defaultdict
 from dataclasses import dataclass, field
 from typing import Literal
@@ -572,14 +573,19 @@ def custom_spec(config: StackConfig, svc: CustomService) -> ServiceSpec:
     )
 
 
-def _publish_remote_metrics(spec: ServiceSpec, prometheus_host: str | None) -> ServiceSpec:
-    """Publish the metrics ports of a service that a Prometheus on another host scrapes."""
+def _publish_remote_metrics(
+    spec: ServiceSpec, prometheus_host: str | None, scraped_at: dict[str, str | None]
+) -> ServiceSpec:
+    """Publish the metrics ports of a service that a Prometheus on another host scrapes: on
+    the address it scrapes when that is an IP address (not every interface of the host, where
+    HAProxy's /stats and the exporters have no login), else on every address."""
     if prometheus_host is None or spec.host == prometheus_host or not spec.metrics:
         return spec
+    ip = _ip_literal(scraped_at.get(spec.host))
     containers = []
     for c in spec.containers:
         extra = tuple(
-            PublishedPort(m.port, m.host_port)
+            PublishedPort(m.port, m.host_port, host_ip=ip)
             for m in spec.metrics
             if m.container == c.name
             and m.host_port is not None
@@ -587,6 +593,16 @@ def _publish_remote_metrics(spec: ServiceSpec, prometheus_host: str | None) -> S
         )
         containers.append(dataclasses.replace(c, ports=c.ports + extra) if extra else c)
     return dataclasses.replace(spec, containers=tuple(containers))
+
+
+def _ip_literal(address: str | None) -> str | None:
+    """`address` when it is an IP address (brackets of IPv6 removed), else None."""
+    if address is None:
+        return None
+    try:
+        return str(ipaddress.ip_address(address.strip("[]")))
+    except ValueError:
+        return None
 
 
 def _dial(address: str | None) -> str | None:
@@ -830,7 +846,10 @@ def _plan(config: StackConfig) -> Plan:
             plan.add(alerting.blackbox_exporter(b), "services.blackbox-exporter")
 
     # Remote exporters publish their ports.
-    plan.services = [_publish_remote_metrics(spec, plan.prometheus_host) for spec in plan.services]
+    scraped_at = {h.name: h.reachable_address for h in config.hosts}
+    plan.services = [
+        _publish_remote_metrics(spec, plan.prometheus_host, scraped_at) for spec in plan.services
+    ]
 
     # One backup run per host with stateful volumes; it stops (only) their writers.
     if config.backup.enabled:

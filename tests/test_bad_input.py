@@ -230,6 +230,26 @@ def test_an_ipv6_scrape_address_is_bracketed_in_the_target(key_dir):
     assert "[fd00::5]:9100" in yml
 
 
+@pytest.mark.parametrize(
+    ("scrape", "published_on"),
+    [("192.168.1.21", "192.168.1.21"), ("fd00::5", "fd00::5"), ("server.lan", None)],
+    ids=["ipv4", "ipv6", "a-name"],
+)
+def test_remote_metrics_ports_are_published_on_the_address_prometheus_scrapes(key_dir, scrape, published_on):
+    """Not on every interface when the scrape address is an IP address: HAProxy's /stats and
+    the exporters have no login. A name may resolve to any address: every interface then."""
+    config = {"hosts": [{"name": "local"}, {**SSH, "scrape-address": scrape}]}
+    mocks = run_program(config, key_dir=key_dir)
+    remote = [
+        c
+        for c in mocks.of_type(CONTAINER)
+        if c.inputs["name"] == "homelab-node-exporter" and "local" not in c.provider
+    ]
+    [node_exporter] = remote
+    [port] = [p for p in node_exporter.inputs["ports"] if p["external"] == 9100]
+    assert port.get("ip") == published_on
+
+
 # ---- a full domain name as hostname ---------------------------------------------------------
 
 
