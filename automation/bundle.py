@@ -43,6 +43,7 @@ import gzip
 import hashlib
 import json
 import os
+import posixpath
 import re
 import shutil
 import subprocess
@@ -147,8 +148,9 @@ def _familiar(name: str) -> str:
 
 
 def _restores(tags: list[str], tag: str) -> bool:
-    """Whether an archive whose RepoTags are `tags` restores `tag` (spelled either way)."""
-    return _familiar(tag) in {_familiar(t) for t in tags}
+    """Whether an archive whose RepoTags are `tags` restores `tag` (spelled either way), and no
+    other tag: `docker load` would move any other one it names to this image."""
+    return {_familiar(t) for t in tags} == {_familiar(tag)}
 
 
 def archive_image(path: Path) -> tuple[str, list[str]]:
@@ -160,6 +162,12 @@ def archive_image(path: Path) -> tuple[str, list[str]]:
     """
     try:
         with tarfile.open(path, "r:") as archive:
+            # `docker load` unpacks to disk, where a later member of one name (or of `./name`)
+            # replaces an earlier one: the config read here would not be the one loaded.
+            names = [posixpath.normpath(m.name.lstrip("/")) for m in archive.getmembers()]
+            twice = sorted({n for n in names if names.count(n) > 1})
+            if twice:
+                raise BundleError(f"{path.name}: holds {', '.join(twice[:3])} more than once")
             index = json.load(_tar_member(archive, "manifest.json"))
             if not isinstance(index, list) or len(index) != 1 or not isinstance(index[0], dict):
                 count = len(index) if isinstance(index, list) else "no list of"
@@ -390,11 +398,20 @@ def _extract(bundle: Path, root: Path) -> dict[str, str]:
     return hashes
 
 
+def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
+    """A JSON object whose keys are each given once (json.loads would keep the last)."""
+    keys = [k for k, _ in pairs]
+    twice = sorted({k for k in keys if keys.count(k) > 1})
+    if twice:
+        raise ValueError(f"the key {twice[0]!r} is given more than once")
+    return dict(pairs)
+
+
 def _check_manifest(bundle: Path, root: Path, hashes: dict[str, str]) -> dict[str, Any]:
     if MANIFEST not in hashes:
         raise BundleError(f"bundle {bundle} has no {MANIFEST}")
     try:
-        manifest = json.loads((root / MANIFEST).read_text())
+        manifest = json.loads((root / MANIFEST).read_text(), object_pairs_hook=_no_repeated_keys)
     except (ValueError, UnicodeDecodeError) as e:
         raise BundleError(f"bundle {bundle}: {MANIFEST} is not valid JSON ({e})") from e
     if not isinstance(manifest, dict) or manifest.get("version") != VERSION:

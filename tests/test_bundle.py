@@ -888,3 +888,41 @@ def test_backup_and_drill_helpers_run_the_tag_on_such_a_host() -> None:
     assert apps.image == "offen/docker-volume-backup:v2.48.2" and ops.image == pin
     assert apps.image_on_host(IMAGES["postgres"]) == IMAGES["postgres"].split("@", 1)[0]
     assert ops.image_on_host(IMAGES["postgres"]) == IMAGES["postgres"]
+
+
+def image_archive(path: Path, members: list[tuple[str, bytes]]) -> Path:
+    with tarfile.open(path, "w") as archive:
+        for name, data in members:
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+    return path
+
+
+def test_an_image_archive_that_holds_a_name_twice_is_refused(tmp_path: Path) -> None:
+    """`docker load` unpacks to disk, where the later `./<config>.json` replaces the one whose
+    digest was checked: the image loaded would not be the image verified."""
+    config = b'{"config": {"Cmd": ["/bin/true"]}}'
+    name = hashlib.sha256(config).hexdigest() + ".json"
+    index = json.dumps([{"Config": name, "RepoTags": ["x:1"], "Layers": []}]).encode()
+    good = image_archive(tmp_path / "good.tar", [("manifest.json", index), (name, config)])
+    assert bundle.archive_image(good) == ("sha256:" + name.removesuffix(".json"), ["x:1"])
+    evil = [("manifest.json", index), (name, config), (f"./{name}", b'{"config": {"Cmd": ["/evil"]}}')]
+    with pytest.raises(BundleError, match=re.escape(f"holds {name} more than once")):
+        bundle.archive_image(image_archive(tmp_path / "evil.tar", evil))
+
+
+def test_an_image_archive_restores_its_recorded_tag_and_no_other() -> None:
+    """Another tag in RepoTags would move that tag, on the host, to this image."""
+    assert bundle._restores(["docker.io/library/x:1"], "x:1")
+    assert not bundle._restores(["x:1", "postgres:17.11-alpine"], "x:1")
+    assert not bundle._restores([], "x:1")
+
+
+def test_a_manifest_that_gives_a_key_twice_is_refused(plain_bundle: Path, tmp_path: Path) -> None:
+    """json.loads keeps the last value: a file listed twice, once with a wrong hash, passed."""
+    text = members(plain_bundle)["manifest.json"]
+    assert text is not None
+    twice = text.decode().replace('"files": {', '"files": {"plugins/x": "0", "plugins/x": "1", ', 1)
+    bad = members(plain_bundle) | {"manifest.json": twice.encode()}
+    assert_refused(write_tar_gz(tmp_path / "twice.tar.gz", bad), tmp_path / "w", "given more than once")
