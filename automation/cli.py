@@ -209,20 +209,28 @@ def setup(
     bundle_path: Path, stack: str = "dev", wheels: bool = True, project_dir: Path = PROJECT_DIR
 ) -> dict[str, Any]:
     from automation import bundle
+    from automation.backup import Interrupted, signals_raise
     from automation.transport import DialStdioBridge, dial_command, key_dir_from_env
     from components.docker.host import HostArgs, SshTarget
 
     config = offline.load(project_dir, stack)
-    with contextlib.ExitStack() as bridges:
-        hosts: dict[str, str] = {}
-        for h in config.hosts:
-            url = HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host
-            # An SSH host through the provider's own ssh command: its pinned host key.
-            command = dial_command(config, h.name, key_dir_from_env(), stack)
-            hosts[url] = bridges.enter_context(DialStdioBridge(command)) if command else url
-        return bundle.setup(
-            bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
-        )
+    # SIGTERM runs the cleanup too (as Ctrl-C does): the extracted bundle is as large as the bundle.
+    try:
+        with signals_raise(), contextlib.ExitStack() as bridges:
+            hosts: dict[str, str] = {}
+            for h in config.hosts:
+                url = HostArgs(h.name, SshTarget(*h.ssh) if h.ssh else None).docker_host
+                # An SSH host through the provider's own ssh command: its pinned host key.
+                command = dial_command(config, h.name, key_dir_from_env(), stack)
+                hosts[url] = bridges.enter_context(DialStdioBridge(command)) if command else url
+            return bundle.setup(
+                bundle_path, hosts, install_wheels=wheels, plugins_target=bundle.default_plugins_dir()
+            )
+    except (KeyboardInterrupt, Interrupted):
+        raise bundle.BundleError(
+            "setup was interrupted: what it had extracted is removed; images it had loaded stay "
+            "(run setup again to finish)"
+        ) from None
 
 
 def backup(

@@ -27,7 +27,15 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
-from harness import EXAMPLES, assert_one_problem, example_secrets, free_port, load_stack_file, run_program
+from harness import (
+    EXAMPLES,
+    ROOT,
+    assert_one_problem,
+    example_secrets,
+    free_port,
+    load_stack_file,
+    run_program,
+)
 
 from automation import bundle
 from automation.bundle import BundleError, images_for, release, setup, verify
@@ -926,3 +934,45 @@ def test_a_manifest_that_gives_a_key_twice_is_refused(plain_bundle: Path, tmp_pa
     twice = text.decode().replace('"files": {', '"files": {"plugins/x": "0", "plugins/x": "1", ', 1)
     bad = members(plain_bundle) | {"manifest.json": twice.encode()}
     assert_refused(write_tar_gz(tmp_path / "twice.tar.gz", bad), tmp_path / "w", "given more than once")
+
+
+def test_setup_stopped_by_sigterm_removes_what_it_extracted(plain_bundle: Path, tmp_path: Path) -> None:
+    """A timer's SIGTERM (or Ctrl-C) while the bundle is extracted: the extracted copy (as large
+    as the bundle) is removed and the command says so, instead of dying with it left in /tmp."""
+    import signal
+    import subprocess
+    import sys
+    import time
+
+    stack_file = tmp_path / "Pulumi.b.yaml"
+    stack_file.write_text("config:\n  homelab:domain: lab.example.com\n")
+    started = tmp_path / "extracting"
+    script = f"""
+import pathlib, sys, time
+sys.path.insert(0, {str(ROOT)!r})
+from automation import bundle, cli
+from automation import validate as offline
+def slow(path, root):
+    (root / "big").write_bytes(b"x" * 1000)
+    pathlib.Path({str(started)!r}).touch()
+    time.sleep(60)
+bundle._extract = slow
+original, stack_file = offline.load, pathlib.Path({str(stack_file)!r})
+offline.load = lambda project_dir, stack, *a, **k: original(project_dir, stack, path=stack_file)
+sys.exit(cli.main(["setup", {str(plain_bundle)!r}, "--stack", "b"]))
+"""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    env = {**os.environ, "TMPDIR": str(temp)}
+    process = subprocess.Popen([sys.executable, "-c", script], env=env, stderr=subprocess.PIPE, text=True)
+    for _ in range(200):
+        if started.exists():
+            break
+        time.sleep(0.05)
+    assert started.exists(), process.stderr.read() if process.poll() is not None and process.stderr else ""
+    assert [p.name for p in temp.iterdir() if p.name.startswith("homelab-bundle-")]
+    process.send_signal(signal.SIGTERM)
+    _, stderr = process.communicate(timeout=30)
+    assert process.returncode == 1, stderr
+    assert "setup was interrupted: what it had extracted is removed" in stderr
+    assert [p.name for p in temp.iterdir() if p.name.startswith("homelab-bundle-")] == []
