@@ -51,7 +51,8 @@ import sys
 import tarfile
 import tempfile
 import zlib
-from collections.abc import Mapping
+from collections import Counter
+from collections.abc import Iterable, Mapping
 from pathlib import Path, PurePosixPath
 from typing import IO, Any
 
@@ -164,8 +165,7 @@ def archive_image(path: Path) -> tuple[str, list[str]]:
         with tarfile.open(path, "r:") as archive:
             # `docker load` unpacks to disk, where a later member of one name (or of `./name`)
             # replaces an earlier one: the config read here would not be the one loaded.
-            names = [posixpath.normpath(m.name.lstrip("/")) for m in archive.getmembers()]
-            twice = sorted({n for n in names if names.count(n) > 1})
+            twice = _repeated(posixpath.normpath(m.name.lstrip("/")) for m in archive.getmembers())
             if twice:
                 raise BundleError(f"{path.name}: holds {', '.join(twice[:3])} more than once")
             index = json.load(_tar_member(archive, "manifest.json"))
@@ -398,10 +398,14 @@ def _extract(bundle: Path, root: Path) -> dict[str, str]:
     return hashes
 
 
+def _repeated(names: Iterable[str]) -> list[str]:
+    """The names given more than once, sorted."""
+    return sorted(name for name, n in Counter(names).items() if n > 1)
+
+
 def _no_repeated_keys(pairs: list[tuple[str, Any]]) -> dict[str, Any]:
     """A JSON object whose keys are each given once (json.loads would keep the last)."""
-    keys = [k for k, _ in pairs]
-    twice = sorted({k for k in keys if keys.count(k) > 1})
+    twice = _repeated(k for k, _ in pairs)
     if twice:
         raise ValueError(f"the key {twice[0]!r} is given more than once")
     return dict(pairs)

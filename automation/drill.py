@@ -439,17 +439,17 @@ def run_drill(
         for r in results.values():
             r.fail(message)
 
+    local = Path(archive).expanduser() if archive is not None else None
+    here = local is not None and local.is_file()  # an archive on this machine
     # A path mistyped is no failed drill: refused before anything runs or is recorded.
-    named = archive is not None and ARCHIVE_NAME.fullmatch(archive) is not None
-    if archive is not None and not named and not Path(archive).expanduser().is_file():
+    if archive is not None and not here and not ARCHIVE_NAME.fullmatch(archive):
         raise DrillError(f"{archive}: no such file here, and not the name of an archive; nothing was checked")
 
     scratch = Scratch(docker, helper)
     interrupted = False
     try:
         with signals_raise(), tempfile.TemporaryDirectory(prefix="homelab-drill-") as tmp:
-            local = Path(archive).expanduser() if archive is not None else None
-            if local is not None and local.is_file():  # an archive on this machine
+            if here:
                 path: Path | None = local
             else:
                 if archive is not None:

@@ -88,15 +88,15 @@ def _checked(kind: str, construct: Any) -> Any:
         try:
             return construct(loader, node)
         except (ValueError, KeyError, IndexError, TypeError) as error:
-            value = str(node.value)
-            shown = "the value"  # not quoted: a secret's key may hold it
             why = f"not {kind}"
             if "Exceeds the limit" in str(error):
                 why = f"a number of more than {sys.get_int_max_str_digits()} digits"
-            elif re.fullmatch(r"[-+]?0[0-9_]+", value):  # PyYAML reads 0... as octal
+            elif re.fullmatch(r"[-+]?0[0-9_]+", str(node.value)):  # PyYAML reads 0... as octal
                 why = "an octal number (it starts with 0) with a digit 8 or 9: drop the 0, or quote it"
-            mark = node.start_mark
-            raise yaml.constructor.ConstructorError(None, None, f"{shown} is {why}", mark) from None
+            # The value is not quoted: a secret's key may hold it.
+            raise yaml.constructor.ConstructorError(
+                None, None, f"the value is {why}", node.start_mark
+            ) from None
 
     return checked
 
@@ -122,6 +122,11 @@ VALUE_CHARS = 64
 _EVENTS: Any = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 
+def _at(mark: yaml.Mark) -> str:
+    """Where in the file: "line L, column C" (PyYAML counts from 0)."""
+    return f"line {mark.line + 1}, column {mark.column + 1}"
+
+
 def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
     """Where the document nests deeper than MAX_DEPTH, or where its aliases make it expand to
     more than MAX_VALUES values ("line L, column C: ..."), else None. Read as a stream of
@@ -135,8 +140,8 @@ def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
             frames[-1] = (anchor, values + count)
         if count > MAX_VALUES or (frames and frames[-1][1] > MAX_VALUES):
             return (
-                f"line {mark.line + 1}, column {mark.column + 1}: its aliases expand the file past "
-                f"{MAX_VALUES:,} values (each {VALUE_CHARS} characters of text count as one more)"
+                f"{_at(mark)}: its aliases expand the file past {MAX_VALUES:,} values "
+                f"(each {VALUE_CHARS} characters of text count as one more)"
             )
         return None
 
@@ -146,11 +151,7 @@ def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
             if isinstance(event, (yaml.MappingStartEvent, yaml.SequenceStartEvent)):
                 frames.append((event.anchor, 0))
                 if len(frames) > MAX_DEPTH:
-                    mark = event.start_mark
-                    return (
-                        f"line {mark.line + 1}, column {mark.column + 1}: nested more than "
-                        f"{MAX_DEPTH} levels deep"
-                    )
+                    return f"{_at(event.start_mark)}: nested more than {MAX_DEPTH} levels deep"
             elif isinstance(event, (yaml.MappingEndEvent, yaml.SequenceEndEvent)):
                 anchor, values = frames.pop()
                 if anchor is not None:
@@ -163,11 +164,8 @@ def _shape_problem(text: str, events: Any = _EVENTS) -> str | None:
                 problem = add(weight, event.start_mark)
             elif isinstance(event, yaml.AliasEvent):
                 if any(anchor == event.anchor for anchor, _ in frames):  # `&a [*a]`: no JSON has it
-                    mark = event.start_mark
-                    return (
-                        f"line {mark.line + 1}, column {mark.column + 1}: the alias *{event.anchor} is "
-                        f"inside the value &{event.anchor} names"
-                    )
+                    name = event.anchor
+                    return f"{_at(event.start_mark)}: the alias *{name} is inside the value &{name} names"
                 problem = add(sizes.get(event.anchor, 1), event.start_mark)
             if problem is not None:
                 return problem
@@ -227,7 +225,7 @@ def load_yaml(path: Path) -> Any:
     except yaml.MarkedYAMLError as error:
         message = _unquoted(str(error.problem or error.context))
         if error.problem_mark is not None:
-            message = f"line {error.problem_mark.line + 1}, column {error.problem_mark.column + 1}: {message}"
+            message = f"{_at(error.problem_mark)}: {message}"
         if error.problem and error.context and error.context_mark is not None:
             message += f" ({error.context} from line {error.context_mark.line + 1})"
         raise StackFileError(path, message) from None

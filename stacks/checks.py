@@ -237,12 +237,12 @@ def project_group_problems(config: StackConfig) -> list[tuple[str, str]]:
     ]
 
 
-def platform_hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
-    """Each routed platform component has a host name of its own, which no homelab service
-    serves either (one name, one address)."""
+def _claimed_names(config: StackConfig) -> tuple[dict[str, str], list[tuple[str, str]]]:
+    """The host names the homelab's routes and the platform's routed components claim (name ->
+    who), and the problems of a component whose name is already claimed (one name, one
+    address). The apps check the names of theirs against the same claims."""
     p = config.platform
     assert p is not None
-    domain = p.domain or config.domain
     claimed: dict[str, str] = {}
     if config.layers.homelab:
         for spec, route in build_plan(config).routes:
@@ -252,12 +252,18 @@ def platform_hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
         component = getattr(p.components, c)
         if not component.enabled:
             continue
-        fqdn = host_name(component.hostname, domain)
+        fqdn = host_name(component.hostname, p.domain or config.domain)
         if fqdn in claimed:
             path = f"platform.components.{c}.hostname"
             problems.append((path, f"host name {fqdn!r} is already claimed by {claimed[fqdn]}"))
         claimed.setdefault(fqdn, f"platform.components.{c}")
-    return problems
+    return claimed, problems
+
+
+def platform_hostname_problems(config: StackConfig) -> list[tuple[str, str]]:
+    """Each routed platform component has a host name of its own, which no homelab service
+    serves either."""
+    return _claimed_names(config)[1]
 
 
 def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
@@ -270,15 +276,7 @@ def apps_problems(config: StackConfig) -> list[tuple[str, str]]:
         if not getattr(p.components, component).enabled:
             problems.append((f"platform.components.{component}.enabled", "the apps layer needs it on"))
     projects = [project.name for project in p.projects]
-    domain = p.domain or config.domain
-    claimed: dict[str, str] = {
-        host_name(getattr(p.components, c).hostname, domain): f"platform.components.{c}"
-        for c in ("argocd", "harbor", "tracing")
-        if getattr(p.components, c).enabled
-    }
-    if config.layers.homelab:
-        for spec, route in build_plan(config).routes:
-            claimed.setdefault(route.fqdn, f"homelab service {spec.name}")
+    claimed = _claimed_names(config)[0]
     seen: set[tuple[str, str]] = set()
     applications: dict[str, str] = {}
     # Repositories the program creates: the GitOps one, and one per app with create: true.

@@ -87,12 +87,13 @@ class AppConfig(Model):
 
     @model_validator(mode="after")
     def _dockerfile(self) -> AppConfig:
-        # Each file is a key of the app's ConfigMap: its path with every other character as '_'
-        # (components/pipeline/manifests.py _file_key). Two paths with one key would both
-        # silently get one content.
+        # Each file is a key of the app's ConfigMap: two paths with one key would both silently
+        # get one content.
+        from components.pipeline.manifests import file_key
+
         keys: dict[str, str] = {}
         for path in self.files:
-            key = re.sub(r"[^A-Za-z0-9._-]", "_", path.strip("/"))
+            key = file_key(path)
             if key in keys:
                 raise ValueError(f"files {keys[key]!r} and {path!r} would share one ConfigMap key ({key!r})")
             keys[key] = path

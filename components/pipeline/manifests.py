@@ -250,7 +250,8 @@ class AppSpec:
         return f"{self.name}-files"
 
 
-def _file_key(path: str) -> str:
+def file_key(path: str) -> str:
+    """The ConfigMap key of an app file: its path with every other character as '_'."""
     return re.sub(r"[^A-Za-z0-9._-]", "_", path.strip("/"))
 
 
@@ -282,10 +283,10 @@ def app_manifests(a: AppSpec) -> dict[str, dict[str, Any]]:
             "apiVersion": "v1",
             "kind": "ConfigMap",
             "metadata": {**meta, "name": a.configmap_name},
-            "data": {_file_key(path): content for path, content in sorted(a.files.items())},
+            "data": {file_key(path): content for path, content in sorted(a.files.items())},
         }
         container["volumeMounts"] = [
-            {"name": "files", "mountPath": path, "subPath": _file_key(path), "readOnly": True}
+            {"name": "files", "mountPath": path, "subPath": file_key(path), "readOnly": True}
             for path in sorted(a.files)
         ]
         pod["volumes"] = [{"name": "files", "configMap": {"name": a.configmap_name}}]
