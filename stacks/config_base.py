@@ -291,8 +291,13 @@ def duration_seconds(text: str) -> float:
 
 # A `*-secret` field names the config key that holds a secret. A value that is a secret itself
 # (pasted in the wrong place) must not be quoted back into a terminal or a CI log: these look
-# like one, by the prefixes their issuers document (GitHub, GitLab, Slack, Stripe, Tailscale,
-# AWS, age) or by a length no key name has.
+# like one, by a token prefix or by a length no key name has. Sources of the prefixes: GitHub
+# ghp_/gho_/ghu_/ghs_/ghr_ (github.blog changelog 2021-03-31, "authentication token format
+# updates"), Tailscale tskey- (tailscale.com/kb/1277/key-prefixes), GitLab glpat- (gitlab-org/
+# gitlab issue 342327); github_pat_, Slack xoxb-/xoxp-/xapp-, Stripe sk_live_/sk_test_/rk_live_
+# and AWS AKIA/ASIA as secret scanners match them (GitLab secret-detection-rules MR 165 for
+# AWS), not read in the issuers' own docs; AGE-SECRET-KEY- is age's own identity prefix (the
+# refusal of such a recipient in config_backup.py). Only a refusal rides on this list.
 _TOKEN_PREFIXES = (
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xapp-",
     "sk_live_", "sk_test_", "rk_live_", "tskey-", "AKIA", "ASIA", "AGE-SECRET-KEY-",
