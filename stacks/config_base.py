@@ -296,8 +296,8 @@ def duration_seconds(text: str) -> float:
 # updates"), Tailscale tskey- (tailscale.com/kb/1277/key-prefixes), GitLab glpat- (gitlab-org/
 # gitlab issue 342327); github_pat_, Slack xoxb-/xoxp-/xapp-, Stripe sk_live_/sk_test_/rk_live_
 # and AWS AKIA/ASIA as secret scanners match them (GitLab secret-detection-rules MR 165 for
-# AWS), not read in the issuers' own docs; AGE-SECRET-KEY- is age's own identity prefix (the
-# refusal of such a recipient in config_backup.py). Only a refusal rides on this list.
+# AWS), not read in the issuers' own docs; AGE-SECRET-KEY- is the bech32 prefix of an age
+# identity (str4d/rage, age crate src/x25519.rs SECRET_KEY_PREFIX). Only a refusal rides on it.
 _TOKEN_PREFIXES = (
     "ghp_", "gho_", "ghu_", "ghs_", "ghr_", "github_pat_", "glpat-", "xoxb-", "xoxp-", "xapp-",
     "sk_live_", "sk_test_", "rk_live_", "tskey-", "AKIA", "ASIA", "AGE-SECRET-KEY-",
